@@ -1,0 +1,92 @@
+// Entry point: multi-call dispatch (the binary called as /bin/client_init.sh runs client-init),
+// the citty root command, and the single place where errors become exit codes.
+import { basename } from "node:path";
+import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
+import { commands, multiCallNames } from "./cli/commands.ts";
+import { ExitCode, PodGatewayError } from "./core/errors.ts";
+import { log } from "./sys/log.ts";
+import { versionString } from "./version.ts";
+
+function rootCommand(): CommandDef<any> {
+  const subCommands: Record<string, () => Promise<CommandDef<any>>> = {};
+  for (const [name, load] of Object.entries(commands)) subCommands[name] = load;
+  return defineCommand({
+    meta: {
+      name: "pod-gateway",
+      version: versionString,
+      description: "Route Kubernetes pods' traffic through a gateway pod over VXLAN",
+    },
+    subCommands,
+  });
+}
+
+/** The command a multi-call name stands for, or undefined when called as pod-gateway. */
+export function commandForInvocation(argv0: string): string | undefined {
+  return multiCallNames[basename(argv0)];
+}
+
+/** Find the command the help flag refers to: walks sub-commands up to the first flag or `--`. */
+async function resolveForHelp(root: CommandDef<any>, args: string[]): Promise<[CommandDef<any>, CommandDef<any> | undefined]> {
+  let cmd = root;
+  let parent: CommandDef<any> | undefined;
+  for (const a of args) {
+    if (a.startsWith("-")) break;
+    const subs = typeof cmd.subCommands === "function" ? await cmd.subCommands() : await cmd.subCommands;
+    const next = subs?.[a];
+    if (!next) break;
+    parent = cmd;
+    cmd = typeof next === "function" ? await (next as () => Promise<CommandDef<any>>)() : await next;
+  }
+  return [cmd, parent];
+}
+
+function beforeDoubleDash(args: string[]): string[] {
+  const i = args.indexOf("--");
+  return i < 0 ? args : args.slice(0, i);
+}
+
+export async function main(argv0: string, args: string[]): Promise<number> {
+  const root = rootCommand();
+  const multi = commandForInvocation(argv0);
+  // Called through a drop-in name: run that role with the arguments given (the chart gives none).
+  if (multi) args = [multi, ...args];
+  const head = beforeDoubleDash(args);
+  try {
+    if (head.includes("--help") || head.includes("-h")) {
+      const [cmd, parent] = await resolveForHelp(root, head);
+      await showUsage(cmd, parent);
+      return ExitCode.ok;
+    }
+    if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
+      process.stdout.write(`pod-gateway ${versionString}\n`);
+      return ExitCode.ok;
+    }
+    if (args.length === 0) {
+      await showUsage(root);
+      return ExitCode.config;
+    }
+    const res = await runCommand(root, { rawArgs: args });
+    return typeof res.result === "number" ? res.result : ExitCode.ok;
+  } catch (e) {
+    return reportError(e);
+  }
+}
+
+export function reportError(e: unknown): number {
+  const logger = log();
+  if (e instanceof PodGatewayError) {
+    logger.error(e.message);
+    return e.exitCode;
+  }
+  if (e instanceof Error && e.name === "CLIError") {
+    logger.error(`${e.message.replace(/\x1b\[[0-9;]*m/g, "")} (see pod-gateway --help)`);
+    return ExitCode.config;
+  }
+  logger.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+  return ExitCode.failure;
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv0, process.argv.slice(2));
+  process.exit(code);
+}
