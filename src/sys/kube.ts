@@ -1,0 +1,387 @@
+// Talking to the Kubernetes API with plain fetch: in-cluster configuration, GET our pod, and
+// the watch loop the client sidecar runs to exit once the rest of its pod has finished.
+// Decisions (is the pod done, what a failure means, backoff) live in src/core/kube.
+import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { hostname as osHostname } from "node:os";
+import { join } from "node:path";
+import { ConfigError } from "../core/errors.ts";
+import { resolveInClusterConfig, type KubeConfig } from "../core/kube/config.ts";
+import {
+  backoffDelay,
+  decideOnFailure,
+  DEFAULT_BACKOFF,
+  describeFailure,
+  failureFromFetchError,
+  forbiddenMessage,
+  KubeApiError,
+  type ApiFailure,
+  type BackoffPolicy,
+} from "../core/kube/failure.ts";
+import { decidePodDone, isNativeSidecar } from "../core/kube/pod-status.ts";
+import type { Pod } from "../core/kube/types.ts";
+import { podPath, podWatchPath } from "../core/kube/url.ts";
+import { parsePod, parseStatus, parseWatchEvent, splitLines } from "../core/kube/watch.ts";
+import type { TriState } from "../core/settings/types.ts";
+import { realClock, type Clock } from "./clock.ts";
+import { log as rootLog, type Logger } from "./log.ts";
+
+export type { KubeConfig } from "../core/kube/config.ts";
+export { KubeApiError } from "../core/kube/failure.ts";
+
+function readOptional(file: string): string | undefined {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+function readable(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * In-cluster configuration: KUBERNETES_SERVICE_HOST/_PORT, the service-account directory
+ * (token, ca.crt, namespace), POD_NAME/POD_NAMESPACE (downward API) or the hostname and the
+ * namespace file, CONTAINER_NAME or "gateway-sidecar". Throws ConfigError listing every
+ * missing piece.
+ */
+export function readInClusterConfig(opts: { saDir: string; env?: Record<string, string | undefined>; hostname?: string }): KubeConfig {
+  const env = opts.env ?? process.env;
+  const r = resolveInClusterConfig({
+    env,
+    saDir: opts.saDir,
+    tokenReadable: readable(join(opts.saDir, "token")),
+    ca: readOptional(join(opts.saDir, "ca.crt")),
+    namespaceFile: readOptional(join(opts.saDir, "namespace")),
+    hostname: opts.hostname ?? osHostname(),
+  });
+  if (!r.ok) throw new ConfigError(r.issues);
+  return r.config;
+}
+
+/**
+ * Whether the sidecar should watch its pod. auto = on when a service-account token is
+ * mounted (automountServiceAccountToken: false leaves none, and then asking would only fail).
+ */
+export function resolveCheckMode(setting: TriState, saDir: string): boolean {
+  if (setting === "on") return true;
+  if (setting === "off") return false;
+  return existsSync(join(saDir, "token"));
+}
+
+/** Thrown when the caller's signal aborted a request; never escapes watchUntilPodDone. */
+class Aborted extends Error {
+  override name = "Aborted";
+}
+
+/** A timer that aborts a request: first for the response headers, then per quiet stream gap. */
+class Deadline {
+  private readonly ctl = new AbortController();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  readonly signal: AbortSignal;
+  ms = 0;
+  constructor(ms: number, outer?: AbortSignal) {
+    this.signal = outer ? AbortSignal.any([this.ctl.signal, outer]) : this.ctl.signal;
+    this.reset(ms);
+  }
+  reset(ms: number): void {
+    this.clear();
+    this.ms = ms;
+    this.timer = setTimeout(() => this.ctl.abort(new DOMException("deadline", "TimeoutError")), ms);
+  }
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+async function readToken(cfg: KubeConfig): Promise<string> {
+  try {
+    return (await readFile(cfg.tokenFile, "utf8")).trim();
+  } catch (e) {
+    throw new RequestFailed({ kind: "token", detail: `${cfg.tokenFile}: ${(e as Error).message}` });
+  }
+}
+
+class RequestFailed extends Error {
+  constructor(readonly failure: ApiFailure) {
+    super(describeFailure(failure));
+  }
+}
+
+/** fetch with the token read now, the cluster CA, and a deadline; non-2xx becomes a failure. */
+async function apiFetch(cfg: KubeConfig, path: string, deadline: Deadline, outer: AbortSignal | undefined): Promise<Response> {
+  const token = await readToken(cfg);
+  let res: Response;
+  try {
+    res = await fetch(cfg.apiBase + path, {
+      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+      // Always verified against the service-account CA; there is deliberately no insecure mode.
+      tls: { ca: cfg.ca },
+      signal: deadline.signal,
+    });
+  } catch (e) {
+    if (outer?.aborted) throw new Aborted();
+    throw new RequestFailed(failureFromFetchError(e as Error, deadline.ms));
+  }
+  if (!res.ok) {
+    const body = await res.text().catch(() => "");
+    throw new RequestFailed({ kind: "http", code: res.status, status: parseStatus(body) });
+  }
+  return res;
+}
+
+export interface RequestOptions {
+  /** Deadline for the whole GET (default 10 s). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** GET our pod. Throws KubeApiError (exit code 4 for 401/403, 5 otherwise). */
+export async function fetchPod(cfg: KubeConfig, opts: RequestOptions = {}): Promise<Pod> {
+  try {
+    return await getPod(cfg, opts.timeoutMs ?? DEFAULT_TIMING.requestTimeoutMs, opts.signal);
+  } catch (e) {
+    if (e instanceof RequestFailed) throw new KubeApiError(`getting pod ${cfg.namespace}/${cfg.podName} from ${cfg.apiBase}`, e.failure);
+    throw e;
+  }
+}
+
+async function getPod(cfg: KubeConfig, timeoutMs: number, signal: AbortSignal | undefined): Promise<Pod> {
+  const deadline = new Deadline(timeoutMs, signal);
+  try {
+    const res = await apiFetch(cfg, podPath(cfg.namespace, cfg.podName), deadline, signal);
+    let body: string;
+    try {
+      body = await res.text();
+    } catch (e) {
+      if (signal?.aborted) throw new Aborted();
+      throw new RequestFailed(failureFromFetchError(e as Error, deadline.ms));
+    }
+    const p = parsePod(body);
+    if (!p.ok) throw new RequestFailed({ kind: "bad-response", detail: p.error });
+    return p.pod;
+  } finally {
+    deadline.clear();
+  }
+}
+
+/** One GET: has every container of our pod other than ours finished? */
+export async function checkPodDone(cfg: KubeConfig, opts: RequestOptions = {}): Promise<boolean> {
+  return decidePodDone(await fetchPod(cfg, opts), cfg.containerName).done;
+}
+
+export interface WatchTiming {
+  /** Deadline for a GET, and for a watch's response headers. */
+  requestTimeoutMs: number;
+  /** Asked of the server: end each watch stream after this long (then we resume). */
+  watchTimeoutSeconds: number;
+  /** A stream quiet for longer than this is dead (a vanished server sends no FIN). */
+  watchIdleTimeoutMs: number;
+  /** GET interval when watching is not allowed. */
+  pollIntervalMs: number;
+  backoff: BackoffPolicy;
+}
+
+export const DEFAULT_TIMING: WatchTiming = {
+  requestTimeoutMs: 10_000,
+  watchTimeoutSeconds: 290,
+  // The server ends the stream at watchTimeoutSeconds and sends bookmarks meanwhile.
+  watchIdleTimeoutMs: 320_000,
+  pollIntervalMs: 10_000,
+  backoff: DEFAULT_BACKOFF,
+};
+
+export type WatchResult = "done" | "native-sidecar" | "forbidden" | "aborted";
+
+export interface WatchUntilDoneOptions {
+  cfg: KubeConfig;
+  clock?: Clock;
+  signal?: AbortSignal;
+  log?: Logger;
+  timing?: Partial<WatchTiming>;
+  /** Jitter source in [0, 1) for the backoff (tests pass () => 1 for exact delays). */
+  random?: () => number;
+}
+
+type StreamEnd =
+  | { kind: "decided"; result: "done" | "native-sidecar" }
+  | { kind: "closed"; events: number }
+  | { kind: "failed"; failure: ApiFailure };
+
+/**
+ * Wait until every other container of our pod has finished. GET the pod (state and
+ * resourceVersion), then watch it from that resourceVersion, resuming from the last one seen
+ * when the stream ends and starting over with a GET on 410 Gone. When watching is not
+ * allowed (403) or not supported, poll with GET instead. Network and API errors never end
+ * this: they are logged and retried with capped backoff. Resolves:
+ *  - "done": the pod's other containers have terminated for good;
+ *  - "native-sidecar": our container is an init container with restartPolicy Always, the
+ *    kubelet will stop it, nothing to watch;
+ *  - "forbidden": GET was refused (401/403); one warning naming the Role needed was logged;
+ *  - "aborted": `signal` fired.
+ */
+export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<WatchResult> {
+  const { cfg, signal } = opts;
+  const clock = opts.clock ?? realClock;
+  const logger = opts.log ?? rootLog().withTag("kube");
+  const t: WatchTiming = { ...DEFAULT_TIMING, ...opts.timing };
+  const random = opts.random ?? Math.random;
+  const podRef = `${cfg.namespace}/${cfg.podName}`;
+
+  let failures = 0;
+  let lastSummary = "";
+  let warnedOwnMissing = false;
+  let polling = false;
+
+  const backoff = async (what: string, f: ApiFailure): Promise<void> => {
+    failures++;
+    const delay = backoffDelay(failures, t.backoff, random());
+    const msg = `${what}: ${describeFailure(f)}; retrying in ${delay} ms (attempt ${failures})`;
+    // The first failure of a streak is a warning; repeats stay at debug so an outage does not flood the log.
+    if (failures === 1) logger.warn(msg);
+    else logger.debug(msg);
+    await clock.sleep(delay, signal);
+  };
+  const succeeded = (): void => {
+    if (failures > 0) logger.info(`Kubernetes API answering again after ${failures} failed attempt(s)`);
+    failures = 0;
+  };
+  /** Apply the decision to a pod object; a result ends the wait. */
+  const evaluate = (pod: Pod): "done" | "native-sidecar" | undefined => {
+    if (pod.metadata?.name !== undefined && pod.metadata.name !== cfg.podName) return undefined;
+    if (isNativeSidecar(pod, cfg.containerName)) {
+      logger.info(`container ${cfg.containerName} is a native sidecar (init container with restartPolicy Always): the kubelet stops it when pod ${podRef} is done; not watching`);
+      return "native-sidecar";
+    }
+    const d = decidePodDone(pod, cfg.containerName);
+    if (d.ownMissing && !warnedOwnMissing) {
+      warnedOwnMissing = true;
+      const names = (pod.spec?.containers ?? []).map((c) => c.name).join(", ");
+      logger.warn(`container ${cfg.containerName} is not in pod ${podRef} (containers: ${names || "none"}): set CONTAINER_NAME to this container's name, or the pod never counts as done`);
+    }
+    if (d.summary !== lastSummary) {
+      lastSummary = d.summary;
+      if (d.done) logger.info(`pod ${podRef}: ${d.summary}`);
+      else logger.debug(`pod ${podRef}: ${d.summary}`);
+    }
+    return d.done ? "done" : undefined;
+  };
+
+  /** One watch stream from `rv`; events move `state.rv` forward. */
+  const watchStream = async (state: { rv: string }): Promise<StreamEnd> => {
+    const deadline = new Deadline(t.requestTimeoutMs, signal);
+    let events = 0;
+    try {
+      const path = podWatchPath(cfg.namespace, cfg.podName, { resourceVersion: state.rv, timeoutSeconds: t.watchTimeoutSeconds });
+      const res = await apiFetch(cfg, path, deadline, signal);
+      if (!res.body) return { kind: "failed", failure: { kind: "bad-response", detail: "watch response without a body" } };
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let carry = "";
+      try {
+        for (;;) {
+          deadline.reset(t.watchIdleTimeoutMs);
+          let chunk: Awaited<ReturnType<typeof reader.read>>;
+          try {
+            chunk = await reader.read();
+          } catch (e) {
+            if (signal?.aborted) throw new Aborted();
+            return { kind: "failed", failure: failureFromFetchError(e as Error, deadline.ms) };
+          }
+          if (chunk.done) return { kind: "closed", events };
+          const split = splitLines(carry, decoder.decode(chunk.value, { stream: true }));
+          carry = split.carry;
+          for (const line of split.lines) {
+            const p = parseWatchEvent(line);
+            if (!p.ok) return { kind: "failed", failure: { kind: "bad-response", detail: p.error } };
+            const ev = p.event;
+            if (ev.type === "ERROR") return { kind: "failed", failure: { kind: "watch-error", status: ev.object } };
+            events++;
+            const rv = ev.object.metadata?.resourceVersion;
+            if (rv) state.rv = rv;
+            if (ev.type === "BOOKMARK") continue;
+            // A deleted pod has nothing left to wait for here; the GET that follows says what it means.
+            if (ev.type === "DELETED") return { kind: "failed", failure: { kind: "http", code: 404 } };
+            const r = evaluate(ev.object);
+            if (r) return { kind: "decided", result: r };
+          }
+        }
+      } finally {
+        await reader.cancel().catch(() => {});
+      }
+    } catch (e) {
+      if (e instanceof Aborted || signal?.aborted) throw new Aborted();
+      if (e instanceof RequestFailed) return { kind: "failed", failure: e.failure };
+      throw e;
+    } finally {
+      deadline.clear();
+    }
+  };
+
+  try {
+    relist: for (;;) {
+      if (signal?.aborted) return "aborted";
+      let pod: Pod;
+      try {
+        pod = await getPod(cfg, t.requestTimeoutMs, signal);
+      } catch (e) {
+        if (e instanceof Aborted || signal?.aborted) return "aborted";
+        if (!(e instanceof RequestFailed)) throw e;
+        if (decideOnFailure("get", e.failure) === "forbidden") {
+          logger.warn(forbiddenMessage(cfg.namespace, cfg.podName, e.failure));
+          return "forbidden";
+        }
+        await backoff(`getting pod ${podRef}`, e.failure);
+        continue relist;
+      }
+      succeeded();
+      const r = evaluate(pod);
+      if (r) return r;
+      const rv = pod.metadata?.resourceVersion;
+      if (polling || !rv) {
+        await clock.sleep(t.pollIntervalMs, signal);
+        continue relist;
+      }
+      const state = { rv };
+      let emptyCloses = 0;
+      for (;;) {
+        if (signal?.aborted) return "aborted";
+        const end = await watchStream(state);
+        if (end.kind === "decided") return end.result;
+        if (end.kind === "closed") {
+          succeeded();
+          // The server ends streams at timeoutSeconds; resume at once. A server that keeps
+          // closing streams without sending anything gets the backoff instead of a hot loop.
+          emptyCloses = end.events > 0 ? 0 : emptyCloses + 1;
+          logger.debug(`watch on pod ${podRef} ended after ${end.events} event(s); resuming from resourceVersion ${state.rv}`);
+          if (emptyCloses > 1) await clock.sleep(backoffDelay(emptyCloses - 1, t.backoff, random()), signal);
+          continue;
+        }
+        const action = decideOnFailure("watch", end.failure);
+        if (action === "poll") {
+          polling = true;
+          logger.info(`watching pod ${podRef} is not possible (${describeFailure(end.failure)}); polling every ${Math.round(t.pollIntervalMs / 1000)} s instead (grant "watch" on pods to react at once)`);
+          continue relist;
+        }
+        if (action === "relist") {
+          const gone = end.failure.kind === "watch-error" && end.failure.status.code === 410;
+          if (gone) logger.debug(`watch on pod ${podRef}: resourceVersion ${state.rv} is too old (410 Gone); getting the pod again`);
+          else await backoff(`watching pod ${podRef}`, end.failure);
+          continue relist;
+        }
+        await backoff(`watching pod ${podRef}`, end.failure);
+      }
+    }
+  } catch (e) {
+    if (e instanceof Aborted || signal?.aborted) return "aborted";
+    throw e;
+  }
+}
