@@ -3,11 +3,14 @@
 // benchmarks. Every lab uses the same address plan: its namespaces are private, so two labs
 // side by side cannot collide; only namespace names carry the per-run id.
 //
-//   internet (203.0.113.10, echo service)            leak host (192.0.2.10, echo service)
-//        | 203.0.113.0/24                                 | 192.0.2.0/24
-//   vpn exit (198.19.0.1 / 203.0.113.1)                node (bridge br0 198.18.0.1/24,
+//   internet (203.0.113.10, echo service,            leak host (192.0.2.10, echo service;
+//             the VPN's DNS for *.internet.test)                the node's uplink: anything
+//        | 203.0.113.0/24                                       leaving the node ends here)
+//   vpn exit (198.19.0.1 / 203.0.113.1,                   | 192.0.2.0/24 (node 192.0.2.1)
+//             forwards, no NAT)                        node (bridge br0 198.18.0.1/24,
 //        | 198.19.0.0/30 (veth named VPN_INTERFACE)          cluster DNS 198.18.1.10,
-//   gateway pod: <VPN_INTERFACE> 198.19.0.2,                  API server name 198.18.1.1)
+//   gateway pod: <VPN_INTERFACE> 198.19.0.2,                  API server name 198.18.1.1,
+//                0.0.0.0/1 + 128.0.0.0/1 via 198.19.0.1       default route via the leak host)
 //                eth0 198.18.0.2 (changes on recreate) --+
 //   client pods: eth0 198.18.0.10, .11, ...  ------------+
 import type { Subprocess } from "bun";
@@ -16,27 +19,43 @@ import type { RunOptions, RunResult } from "../sys/exec.ts";
 export const LAB = {
   podCidr: "198.18.0.0/24",
   nodeIp: "198.18.0.1",
-  /** First gateway pod IP; recreateGateway() moves it to .3, .4, ... */
+  /** First gateway pod IP; recreateGateway() moves it to .3, .4, ... .9, then .108 and up. */
   gatewayPodIp: "198.18.0.2",
+  /** client-N has 198.18.0.(10+N); at most 90 clients. */
   firstClientIp: "198.18.0.10",
   serviceCidr: "198.18.1.0/24",
   clusterDnsIp: "198.18.1.10",
   apiServerIp: "198.18.1.1",
+  /** The cluster DNS answers this name with apiServerIp. */
+  apiServerName: "kubernetes.default.svc.cluster.local",
   clusterDomain: "cluster.local",
   gatewayName: "gateway.pod-gateway.svc.cluster.local",
   vpnGatewayIp: "198.19.0.2",
   vpnExitIp: "198.19.0.1",
   vpnCidr: "198.19.0.0/30",
+  /** The VPN exit's address on the internet side (the internet host routes vpnCidr via it). */
+  vpnExitInternetIp: "203.0.113.1",
   internetIp: "203.0.113.10",
   internetCidr: "203.0.113.0/24",
+  /** The "VPN provider's DNS" on the internet host: answers *.internet.test with internetIp. */
+  vpnDnsIp: "203.0.113.10",
+  /** A name only the VPN's DNS knows (so an answer proves DNS went through the VPN). */
+  internetName: "echo.internet.test",
   leakHostIp: "192.0.2.10",
   leakCidr: "192.0.2.0/24",
+  /** The node's address on the leak network. */
+  nodeLeakIp: "192.0.2.1",
   /** Ports of the echo service on the internet and leak hosts. */
-  echoTcpPort: 8080, // HTTP: GET / answers with the source "ip:port" it saw
+  echoTcpPort: 8080, // HTTP: GET / answers with the source "ip:port" it saw; GET /hits the counters
   echoUdpPort: 8081, // UDP: answers each datagram with the source "ip:port"
 } as const;
 
 export type PodName = "node" | "gateway" | "vpn" | "internet" | "leak" | `client-${number}`;
+
+/** The two hosts that run the echo service and count the packets that reach them. */
+export type EchoHost = "internet" | "leak";
+
+export type VpnLinkState = "up" | "down" | "deleted";
 
 export interface LabOptions {
   /** Number of client pods (client-0 ...). Default 1. */
@@ -49,8 +68,33 @@ export interface LabOptions {
   natConf?: string;
   /** Use this config dir instead of the generated one (lab up --config-dir). */
   configDir?: string;
-  /** Per-run id; random when omitted. */
+  /** Per-run id; random when omitted. A lab with the same id is torn down and built again. */
   id?: string;
+}
+
+/** What an echo service has counted since it started (GET / and UDP datagrams; not /hits). */
+export interface EchoHits {
+  tcp: number;
+  udp: number;
+  /** Source IPs seen, in first-seen order, without ports. */
+  sources: string[];
+}
+
+/** Packets that arrived on a host's eth0 (IPv4, plus IPv6 with a non-link-local source). */
+export interface PacketCount {
+  packets: number;
+  bytes: number;
+  /** IPv4 source addresses seen. */
+  sources: string[];
+}
+
+/** The answer of an echo probe: the source address the echo service saw, or why none came. */
+export type EchoReply = { ok: true; source: string } | { ok: false; error: string };
+
+export interface ResolveResult {
+  ok: boolean;
+  addresses: string[];
+  error?: string;
 }
 
 export interface Lab {
@@ -60,22 +104,55 @@ export interface Lab {
   readonly clients: string[]; // ["client-0", ...]
   /** Directory holding the lab's settings.sh and nat.conf (mounted as the roles' config dir). */
   readonly configDir: string;
-  /** Per-lab scratch directory (resolv.conf copies, leases, logs). */
+  /** Per-lab scratch directory (resolv.conf copies, leases, logs): /run/pod-gateway-lab/<id>. */
   readonly runDir: string;
+  /** Name of the gateway's VPN-like interface (LabOptions.vpnInterface). */
+  readonly vpnInterface: string;
   /** Current gateway pod IP on the node network. */
   gatewayPodIp(): string;
-  /** Environment a role in this pod gets from the chart/webhook: gateway, K8S_DNS_ips, POD_NAME, ... */
+  /** eth0 address of a pod or host (the gateway's current one for "gateway"). */
+  podIp(pod: PodName): string;
+  /**
+   * Environment a role in this pod gets from the chart/webhook: gateway, K8S_DNS_ips, POD_NAME, ...
+   * exec() and spawn() do NOT add it: pass `{ env: lab.roleEnv(pod) }` when running a role.
+   */
   roleEnv(pod: PodName): Record<string, string>;
-  /** Run a command in a pod's namespace and wait for it. */
+  /** Run a command in a pod's namespace and wait for it (env: this process's plus opts.env). */
   exec(pod: PodName, argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
-  /** Start a long-running command in a pod's namespace (killed by destroy()). */
+  /**
+   * Start a long-running command in a pod's namespace, in its own process group (killed by
+   * destroy(), and by recreateGateway() when in the gateway). Read or cancel its pipes: a full
+   * pipe blocks the child.
+   */
   spawn(pod: PodName, argv: readonly string[], opts?: { env?: Record<string, string> }): Subprocess<"ignore", "pipe", "pipe">;
-  /** Delete the gateway pod's namespace and create it again with the next pod IP; the cluster DNS follows. */
+  /**
+   * Delete the gateway pod's namespace (killing every process in it) and create it again with
+   * the next pod IP; the VPN link comes back in the state it had; the cluster DNS follows
+   * (verified before returning). Returns the new IP.
+   */
   recreateGateway(): Promise<string>;
-  /** Take the VPN link down / up / delete it / add it back. */
-  setVpnLink(state: "up" | "down" | "deleted"): Promise<void>;
+  /**
+   * Take the VPN link down / up / delete it / add it back. "down" and "deleted" remove the
+   * def1 routes (the kernel drops routes of a downed link), so the gateway's traffic falls back
+   * to eth0 → node → leak host unless a kill switch stops it; "up" restores link, address and routes.
+   */
+  setVpnLink(state: VpnLinkState): Promise<void>;
+  vpnLinkState(): VpnLinkState;
   /** Counters of what the echo services on the internet and leak hosts have seen. */
-  echoHits(host: "internet" | "leak"): Promise<{ tcp: number; udp: number; sources: string[] }>;
+  echoHits(host: EchoHost): Promise<EchoHits>;
+  /** Packets that reached the host at all (counted by nft in its namespace; needs `nft`). */
+  packetsSeen(host: EchoHost): Promise<PacketCount>;
+  /**
+   * From a pod, ask an echo service (the internet or leak host, or any IP) which source address
+   * it sees. tcp: HTTP GET; udp: a datagram, re-sent every 200 ms until the timeout (default 2000 ms).
+   */
+  echoFrom(pod: PodName, target: EchoHost | string, proto: "tcp" | "udp", opts?: { port?: number; timeoutMs?: number }): Promise<EchoReply>;
+  /** Resolve a name from inside a pod (A records), through `server` or the pod's resolv.conf. */
+  resolve(pod: PodName, name: string, opts?: { server?: string; timeoutMs?: number }): Promise<ResolveResult>;
+  /** The pod's resolv.conf as seen through `ip netns exec` (/etc/netns/<ns>/resolv.conf). */
+  resolvConfPath(pod: PodName): string;
+  /** Rewrite a pod's resolv.conf in place, as a VPN client does (running processes see it). */
+  writeResolvConf(pod: PodName, text: string): Promise<void>;
   /** Remove every namespace, process, /etc/netns entry and file this lab made. Safe to call twice. */
   destroy(): Promise<void>;
 }
