@@ -19,6 +19,7 @@ export interface Container {
 export interface ContainerStateTerminated {
   exitCode?: number;
   reason?: string;
+  startedAt?: string;
   finishedAt?: string;
 }
 
