@@ -1,0 +1,128 @@
+// Gateway liveness probes through the tunnel. The main one is a UDP DNS query to the gateway's
+// overlay address (<net>.1:53): it needs no privileges and exercises exactly what clients depend
+// on (the VXLAN path, the gateway's ARP entry for us, its DNS service). Any answer, whatever its
+// rcode, means "alive". A TCP connect to :53 tells "host up, DNS down" (refused at once) from
+// "path down" (no answer at all) for the logs.
+import { createSocket } from "node:dgram";
+import { connect } from "node:net";
+import { DNS_CLASS_CH, DNS_TYPE_TXT, decodeDnsReplyHeader, encodeDnsQuery, rcodeName } from "../core/client/dns-wire.ts";
+import type { Clock } from "./clock.ts";
+import { realClock } from "./clock.ts";
+
+/**
+ * The question asked: `version.bind` CHAOS TXT. dnsmasq answers it from its own state and never
+ * forwards it, so the probe stays cheap and does not fail when only the VPN (dnsmasq's upstream)
+ * is down — that is the gateway's business, not a reason for the client to re-resolve it.
+ */
+export const PROBE_QUESTION = { name: "version.bind", type: DNS_TYPE_TXT, class: DNS_CLASS_CH } as const;
+
+export type DnsProbeResult =
+  | { alive: true; rttMs: number; rcode: string }
+  | { alive: false; reason: "timeout" | "error" | "aborted"; detail: string };
+
+export interface DnsProbeOptions {
+  port?: number;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Query id source (tests pin it); random by default. */
+  randomId?: () => number;
+}
+
+/** One DNS query to ip:port; resolves (never rejects) with what happened. */
+export function probeDns(ip: string, opts: DnsProbeOptions = {}): Promise<DnsProbeResult> {
+  const port = opts.port ?? 53;
+  const timeoutMs = opts.timeoutMs ?? 1000;
+  const id = (opts.randomId ?? (() => crypto.getRandomValues(new Uint16Array(1))[0]!))() & 0xffff;
+  const query = encodeDnsQuery(id, PROBE_QUESTION);
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const sock = createSocket("udp4");
+    let done = false;
+    const finish = (r: DnsProbeResult) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+      try {
+        sock.close();
+      } catch {}
+      resolve(r);
+    };
+    const onAbort = () => finish({ alive: false, reason: "aborted", detail: "probe aborted" });
+    const timer = setTimeout(() => finish({ alive: false, reason: "timeout", detail: `no DNS answer from ${ip}:${port} within ${timeoutMs} ms` }), timeoutMs);
+    if (opts.signal?.aborted) return onAbort();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    sock.on("error", (e) => finish({ alive: false, reason: "error", detail: `DNS probe of ${ip}:${port}: ${e.message}` }));
+    sock.on("message", (msg) => {
+      const h = decodeDnsReplyHeader(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength));
+      if (!h || h.id !== id) return; // not our answer: keep waiting
+      finish({ alive: true, rttMs: performance.now() - started, rcode: rcodeName(h.rcode) });
+    });
+    // connect() makes the kernel drop datagrams from other sources and report ICMP errors
+    // (port unreachable: the gateway is up but nothing listens) as socket errors.
+    sock.connect(port, ip, () => {
+      sock.send(query, (e) => {
+        if (e) finish({ alive: false, reason: "error", detail: `sending DNS probe to ${ip}:${port}: ${e.message}` });
+      });
+    });
+  });
+}
+
+export type TcpProbeResult = "open" | "refused" | "timeout" | "error";
+
+/** TCP connect to ip:port: "refused" means the host answered (up, service down); "timeout" means no path. */
+export function probeTcp(ip: string, port: number, timeoutMs = 1000, signal?: AbortSignal): Promise<TcpProbeResult> {
+  return new Promise((resolve) => {
+    let done = false;
+    const s = connect({ host: ip, port });
+    const finish = (r: TcpProbeResult) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      s.destroy();
+      resolve(r);
+    };
+    const onAbort = () => finish("timeout");
+    const timer = setTimeout(() => finish("timeout"), timeoutMs);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    s.on("connect", () => finish("open"));
+    s.on("error", (e: NodeJS.ErrnoException) => finish(e.code === "ECONNREFUSED" ? "refused" : e.code === "ETIMEDOUT" || e.code === "EHOSTUNREACH" ? "timeout" : "error"));
+  });
+}
+
+export interface ProbeUntilOptions extends DnsProbeOptions {
+  /** Give up after this long (ms, by the clock). */
+  deadlineMs: number;
+  clock?: Clock;
+  /** First per-attempt timeout; doubles each attempt up to maxTimeoutMs. */
+  firstTimeoutMs?: number;
+  maxTimeoutMs?: number;
+}
+
+/**
+ * Probe until the gateway answers or the deadline passes. The first attempts are short: the very
+ * first packet waits for ARP through the tunnel, and a lost one should cost milliseconds, not a second.
+ */
+export async function probeDnsUntil(
+  ip: string,
+  opts: ProbeUntilOptions,
+): Promise<{ result: DnsProbeResult; attempts: number }> {
+  const clock = opts.clock ?? realClock;
+  const start = clock.now();
+  let timeout = opts.firstTimeoutMs ?? 200;
+  const maxTimeout = opts.maxTimeoutMs ?? 1000;
+  let attempts = 0;
+  for (;;) {
+    const left = opts.deadlineMs - (clock.now() - start);
+    attempts++;
+    const result = await probeDns(ip, { ...opts, timeoutMs: Math.max(1, Math.min(timeout, left)) });
+    if (result.alive || result.reason === "aborted") return { result, attempts };
+    const remaining = opts.deadlineMs - (clock.now() - start);
+    if (remaining <= 0) return { result, attempts };
+    // An error (e.g. ICMP port unreachable) returns at once: pause so we do not spin.
+    if (result.reason === "error") await clock.sleep(Math.min(timeout, remaining), opts.signal);
+    if (opts.signal?.aborted) return { result: { alive: false, reason: "aborted", detail: "probe aborted" }, attempts };
+    timeout = Math.min(timeout * 2, maxTimeout);
+  }
+}
