@@ -1,8 +1,11 @@
 #!/bin/sh
 # pod-gateway default settings. Read as data (never executed): KEY="value" lines, `export`,
-# quotes, $VAR / ${VAR} / ${VAR:-default} expanded from the environment and earlier keys.
+# quotes, $VAR / ${VAR} / ${VAR:-default} expanded from the environment and earlier keys
+# (also from lower layers: VPN_LOCAL_CIDRS="$VPN_LOCAL_CIDRS 172.20.0.0/16" appends).
 # Layers: these defaults (built into the binary), /default_config/settings.sh, then
 # /config/settings.sh (or --config-dir / POD_GATEWAY_CONFIG_DIR). Later keys win.
+# Lists take spaces and/or commas; booleans take true/false, yes/no, on/off, 1/0.
+# `pod-gateway config` prints the result and where each value came from.
 
 # DNS name of the gateway pod (its headless Service); the webhook passes it as $gateway
 GATEWAY_NAME="$gateway"

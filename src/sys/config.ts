@@ -1,0 +1,105 @@
+// Reads the configuration layers from disk and resolves them (src/core/settings/resolve.ts):
+// the defaults compiled into the binary, /default_config, then the config dir (/config, or
+// --config-dir, or $POD_GATEWAY_CONFIG_DIR). A missing file counts as empty; an unreadable one
+// is an error. Throws ConfigError carrying every problem of every layer.
+import { readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+// Imported as text so `bun build --compile` embeds them: the binary works with no files at all.
+import builtinSettingsText from "../../config/settings.sh" with { type: "text" };
+import builtinNatText from "../../config/nat.conf" with { type: "text" };
+import { ConfigError, type ConfigIssue } from "../core/errors.ts";
+import { resolveConfig, type ConfigText, type LoadedConfig } from "../core/settings/resolve.ts";
+import { log } from "./log.ts";
+
+export type { LoadedConfig } from "../core/settings/resolve.ts";
+
+export const BUILTIN_SETTINGS = "builtin:settings.sh";
+export const BUILTIN_NAT = "builtin:nat.conf";
+export const DEFAULT_CONFIG_DIR = "/config";
+export const DEFAULT_DEFAULTS_DIR = "/default_config";
+
+export interface LoadConfigOptions {
+  /** --config-dir; else env.POD_GATEWAY_CONFIG_DIR; else /config. */
+  configDir?: string;
+  /** Where the image keeps its own defaults layer; /default_config. */
+  defaultConfigDir?: string;
+  /** For $VAR expansion and POD_GATEWAY_CONFIG_DIR; process.env when omitted. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Receives each warning line; by default they are logged (also when loading fails, since a misspelt key often explains an error). */
+  onWarning?: (line: string) => void;
+}
+
+/** The config dir in effect and whether someone chose it (then its absence deserves a warning). */
+export function configDirFor(opts: Pick<LoadConfigOptions, "configDir" | "env">): { dir: string; chosen: boolean } {
+  const fromEnv = (opts.env ?? process.env).POD_GATEWAY_CONFIG_DIR;
+  if (opts.configDir) return { dir: opts.configDir, chosen: true };
+  if (fromEnv) return { dir: fromEnv, chosen: true };
+  return { dir: DEFAULT_CONFIG_DIR, chosen: false };
+}
+
+type Read = { kind: "missing" } | { kind: "text"; text: string } | { kind: "error"; issue: ConfigIssue };
+
+/** Read a config file; absent is not an error (ENOENT), anything else that stops reading is. */
+export function readConfigFile(path: string): Read {
+  try {
+    return { kind: "text", text: readFileSync(path, "utf8") };
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "ENOENT") return { kind: "missing" };
+    const why = err.code === "EISDIR" ? "is a directory" : err.code === "ENOTDIR" ? "its parent is not a directory" : (err.code ?? err.message);
+    return { kind: "error", issue: { file: path, message: `cannot read: ${why}${err.code && err.code !== "EISDIR" && err.code !== "ENOTDIR" ? ` (${err.message})` : ""}` } };
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
+  const env = opts.env ?? process.env;
+  const onWarning = opts.onWarning ?? ((w: string) => log().withTag("config").warn(w));
+  const { dir, chosen } = configDirFor({ configDir: opts.configDir, env });
+  const dirs = [opts.defaultConfigDir ?? DEFAULT_DEFAULTS_DIR, dir].filter((d, i, all) => all.findIndex((x) => resolve(x) === resolve(d)) === i);
+
+  const readIssues: ConfigIssue[] = [];
+  const readWarnings: string[] = [];
+  if (chosen && !isDirectory(dir)) readWarnings.push(`${dir}: config dir does not exist or is not a directory; using the defaults`);
+
+  const settings: ConfigText[] = [{ file: BUILTIN_SETTINGS, text: builtinSettingsText, builtin: true }];
+  for (const d of dirs) {
+    const path = join(d, "settings.sh");
+    const r = readConfigFile(path);
+    if (r.kind === "text") settings.push({ file: path, text: r.text });
+    else if (r.kind === "error") readIssues.push(r.issue);
+  }
+
+  // nat.conf is not merged: the highest layer holding nat.conf (or, failing that, nat.sh) wins.
+  let nat: ConfigText = { file: BUILTIN_NAT, text: builtinNatText, builtin: true };
+  for (const d of [...dirs].reverse()) {
+    const conf = join(d, "nat.conf");
+    const sh = join(d, "nat.sh");
+    const rc = readConfigFile(conf);
+    const rs = readConfigFile(sh);
+    if (rc.kind === "error") readIssues.push(rc.issue);
+    if (rc.kind === "text") {
+      if (rs.kind === "text") readWarnings.push(`${sh}: ignored because ${conf} exists`);
+      nat = { file: conf, text: rc.text };
+      break;
+    }
+    if (rs.kind === "error") readIssues.push(rs.issue);
+    if (rs.kind === "text") {
+      nat = { file: sh, text: rs.text };
+      break;
+    }
+    if (rc.kind === "error" || rs.kind === "error") break;
+  }
+
+  const res = resolveConfig({ settings, nat, env, readIssues, readWarnings });
+  for (const w of res.warnings) onWarning(w);
+  if (!res.config) throw new ConfigError(res.issues);
+  return res.config;
+}
