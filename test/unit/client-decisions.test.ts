@@ -1,0 +1,202 @@
+// Pure decisions of the client roles: isolation verdicts, lease timing, probe cadence, the DNS
+// probe's wire format; and the gateway resolver's retry logic with a fake lookup and clock.
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { decodeDnsReplyHeader, DNS_CLASS_CH, DNS_TYPE_TXT, encodeDnsQuery } from "../../src/core/client/dns-wire.ts";
+import { decideIsolation } from "../../src/core/client/isolation.ts";
+import { addressLifetime, INFINITE_LEASE, leaseFromAddress, planLeaseStep } from "../../src/core/client/lease.ts";
+import { nextProbeDelayMs } from "../../src/core/client/sidecar.ts";
+import type { Lease } from "../../src/core/dhcp/types.ts";
+import type { Clock } from "../../src/sys/clock.ts";
+import { GatewayResolveError, resolveGatewayAddress } from "../../src/sys/dns.ts";
+
+describe("decideIsolation", () => {
+  test("every lookup unreachable: isolated", () => {
+    const v = decideIsolation([
+      { dst: "1.1.1.1", ok: false, code: 2, stderr: "RTNETLINK answers: Network is unreachable\n" },
+      { dst: "2606:4700:4700::1111", ok: false, code: 2, stderr: "RTNETLINK answers: Network is unreachable\n" },
+    ]);
+    expect(v).toEqual({ isolated: true, leaks: [], details: ["1.1.1.1: Network is unreachable", "2606:4700:4700::1111: Network is unreachable"] });
+  });
+
+  test("through the tunnel (a re-run) or into a blackhole: isolated", () => {
+    expect(decideIsolation([{ dst: "1.1.1.1", ok: true, dev: "vxlan0", gateway: "172.16.0.1" }]).isolated).toBe(true);
+    expect(decideIsolation([{ dst: "1.1.1.1", ok: true, type: "blackhole" }]).isolated).toBe(true);
+  });
+
+  test("a route via eth0 is a leak, named in the verdict", () => {
+    const v = decideIsolation([
+      { dst: "1.1.1.1", ok: false, code: 2, stderr: "RTNETLINK answers: Network is unreachable" },
+      { dst: "208.67.222.222", ok: true, dev: "eth0", gateway: "198.18.0.1" },
+    ]);
+    expect(v.isolated).toBe(false);
+    expect(v.leaks).toEqual(["208.67.222.222 is reachable via 198.18.0.1 dev eth0"]);
+  });
+
+  test("a lookup failing for another reason proves nothing", () => {
+    expect(decideIsolation([{ dst: "1.1.1.1", ok: false, code: 1, stderr: "Object \"route\" is unknown" }]).isolated).toBe(false);
+  });
+});
+
+const lease = (over: Partial<Lease> = {}): Lease => ({
+  address: "172.16.0.23",
+  prefixLength: 24,
+  dns: [],
+  serverId: "172.16.0.1",
+  leaseSeconds: 120,
+  renewSeconds: 60,
+  rebindSeconds: 105,
+  obtainedAt: 1_000_000,
+  ...over,
+});
+
+describe("planLeaseStep", () => {
+  const t0 = 1_000_000;
+  test("bound: wait until T1; at T1 renew; at T2 rebind; at expiry expired", () => {
+    expect(planLeaseStep(lease(), t0)).toEqual({ kind: "wait", untilMs: t0 + 60_000 });
+    expect(planLeaseStep(lease(), t0 + 60_000)).toEqual({ kind: "renew" });
+    expect(planLeaseStep(lease(), t0 + 105_000)).toEqual({ kind: "rebind" });
+    expect(planLeaseStep(lease(), t0 + 120_000)).toEqual({ kind: "expired" });
+  });
+
+  test("after a failed renewal: half the time to T2, at least the floor; after a failed rebind: half the time to expiry", () => {
+    // failed at T1 (60 s): T2 at 105 s → next at 60 + 22.5 = 82.5 s
+    expect(planLeaseStep(lease(), t0 + 61_000, t0 + 60_000)).toEqual({ kind: "wait", untilMs: t0 + 82_500 });
+    expect(planLeaseStep(lease(), t0 + 82_500, t0 + 60_000)).toEqual({ kind: "renew" });
+    // failed at 100 s: half of 5 s is below the floor (120 s / 20 = 6 s) → 106 s, but T2 (105 s) comes first
+    expect(planLeaseStep(lease(), t0 + 101_000, t0 + 100_000)).toEqual({ kind: "wait", untilMs: t0 + 105_000 });
+    // a failure before T2 does not delay the first rebind
+    expect(planLeaseStep(lease(), t0 + 105_000, t0 + 100_000)).toEqual({ kind: "rebind" });
+    expect(planLeaseStep(lease(), t0 + 106_000, t0 + 105_000)).toEqual({ kind: "wait", untilMs: t0 + 112_500 });
+  });
+
+  test("property: the next wake is never in the past and never after expiry", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 10, max: 100_000 }), fc.double({ min: 0, max: 1, noNaN: true }), fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }), (secs, at, failedAt) => {
+        const l = lease({ leaseSeconds: secs, renewSeconds: secs / 2, rebindSeconds: (secs * 7) / 8, obtainedAt: 0 });
+        const now = at * secs * 1000;
+        const failed = failedAt === undefined ? undefined : Math.min(now, failedAt * secs * 1000);
+        const s = planLeaseStep(l, now, failed);
+        if (s.kind === "wait") {
+          expect(s.untilMs).toBeGreaterThan(now);
+          expect(s.untilMs).toBeLessThanOrEqual(secs * 1000);
+        }
+      }),
+    );
+  });
+
+  test("an infinite lease needs nothing", () => {
+    expect(planLeaseStep(lease({ leaseSeconds: INFINITE_LEASE }), 0).kind).toBe("none");
+    expect(addressLifetime(lease({ leaseSeconds: INFINITE_LEASE }), 0)).toBe("forever");
+  });
+
+  test("the lease is read back from the kernel's remaining lifetime; a permanent address has none", () => {
+    expect(leaseFromAddress({ local: "172.16.0.23", prefixlen: 24, validLft: 7000, preferredLft: 7000 }, "172.16.0.1", 5)).toEqual({
+      address: "172.16.0.23",
+      prefixLength: 24,
+      router: "172.16.0.1",
+      dns: ["172.16.0.1"],
+      serverId: "172.16.0.1",
+      leaseSeconds: 7000,
+      renewSeconds: 3500,
+      rebindSeconds: 6125,
+      obtainedAt: 5,
+    });
+    expect(leaseFromAddress({ local: "172.16.0.5", prefixlen: 24, validLft: Infinity, preferredLft: Infinity }, "172.16.0.1", 5)).toBeUndefined();
+    expect(addressLifetime(lease(), t0 + 30_000)).toBe(90);
+  });
+});
+
+describe("nextProbeDelayMs", () => {
+  const p = { intervalMs: 2000, retryCount: 3, backoffCapMs: 4000 };
+  test("healthy and below the retry count: one interval; after repairs: doubling, capped", () => {
+    expect(nextProbeDelayMs(p, 0, 0)).toBe(2000);
+    expect(nextProbeDelayMs(p, 2, 0)).toBe(2000);
+    expect([1, 2, 3, 10, 1000].map((h) => nextProbeDelayMs(p, 5, h))).toEqual([2000, 4000, 4000, 4000, 4000]);
+    expect(nextProbeDelayMs({ ...p, intervalMs: 10_000 }, 5, 5)).toBe(10_000);
+  });
+});
+
+describe("DNS probe wire format", () => {
+  test("version.bind CH TXT, id 0x1234, RD set (golden bytes)", () => {
+    const q = encodeDnsQuery(0x1234, { name: "version.bind", type: DNS_TYPE_TXT, class: DNS_CLASS_CH });
+    // prettier-ignore
+    expect([...q]).toEqual([
+      0x12, 0x34, // id
+      0x01, 0x00, // flags: RD
+      0, 1, 0, 0, 0, 0, 0, 0, // qd=1 an=0 ns=0 ar=0
+      7, ...Buffer.from("version"), 4, ...Buffer.from("bind"), 0, // qname
+      0, 16, // TXT
+      0, 3, // CH
+    ]);
+  });
+
+  test("reply header: id, rcode; a query (QR clear) or a short packet is not a reply; never throws", () => {
+    const reply = new Uint8Array([0x12, 0x34, 0x81, 0x85, 0, 1, 0, 0, 0, 0, 0, 0]);
+    expect(decodeDnsReplyHeader(reply)).toEqual({ id: 0x1234, rcode: 5, answers: 0 });
+    expect(decodeDnsReplyHeader(new Uint8Array([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]))).toBeUndefined();
+    expect(decodeDnsReplyHeader(new Uint8Array(11))).toBeUndefined();
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => void decodeDnsReplyHeader(b)));
+  });
+
+  test("a label over 63 bytes is refused", () => {
+    expect(() => encodeDnsQuery(1, { name: "a".repeat(64) + ".x", type: 1, class: 1 })).toThrow(/label too long/);
+  });
+});
+
+/** A clock whose sleeps return at once and move time forward (time only passes by sleeping). */
+function virtualClock(start = 0): Clock & { slept: number[] } {
+  let now = start;
+  const slept: number[] = [];
+  return {
+    slept,
+    now: () => now,
+    sleep: async (ms) => {
+      slept.push(ms);
+      now += ms;
+    },
+  };
+}
+
+describe("resolveGatewayAddress", () => {
+  test("an IP literal is used as is, without asking anyone", async () => {
+    const r = await resolveGatewayAddress("10.0.0.7", { servers: [], lookup: () => Promise.reject(new Error("must not be asked")) });
+    expect(r).toEqual({ address: "10.0.0.7", via: "literal", all: ["10.0.0.7"], attempts: 0 });
+  });
+
+  test("IPv6 servers are skipped, each IPv4 server is tried in turn, then rounds repeat with backoff", async () => {
+    const clock = virtualClock();
+    const asked: string[] = [];
+    const r = await resolveGatewayAddress("gw.svc", {
+      servers: ["fd00::a", "10.96.0.10", "10.96.0.11"],
+      clock,
+      lookup: async (name, server) => {
+        asked.push(server);
+        if (asked.length < 5) throw Object.assign(new Error("timeout"), { code: "ETIMEOUT" });
+        return ["10.244.1.9", "10.244.1.10"];
+      },
+    });
+    expect(asked).toEqual(["10.96.0.10", "10.96.0.11", "10.96.0.10", "10.96.0.11", "10.96.0.10"]);
+    expect(clock.slept).toEqual([100, 200]);
+    expect(r).toEqual({ address: "10.244.1.9", via: "10.96.0.10", all: ["10.244.1.9", "10.244.1.10"], attempts: 5 });
+  });
+
+  test("gives up at the deadline naming every server's last error", async () => {
+    const clock = virtualClock();
+    const p = resolveGatewayAddress("gw.svc", {
+      servers: ["10.96.0.10"],
+      clock,
+      deadlineMs: 1000,
+      lookup: async () => {
+        throw Object.assign(new Error("nx"), { code: "ENOTFOUND" });
+      },
+    });
+    await expect(p).rejects.toThrow(/resolving gw\.svc through 10\.96\.0\.10 failed after \d+ queries \(10\.96\.0\.10: ENOTFOUND\)/);
+    expect(clock.slept.reduce((a, b) => a + b, 0)).toBe(1000);
+  });
+
+  test("no IPv4 server at all: a clear error at once", async () => {
+    await expect(resolveGatewayAddress("gw.svc", { servers: ["fd00::a"] })).rejects.toThrow(GatewayResolveError);
+    await expect(resolveGatewayAddress("gw.svc", { servers: [] })).rejects.toThrow(/K8S_DNS_ips/);
+  });
+});

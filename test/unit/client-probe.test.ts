@@ -1,0 +1,99 @@
+// The gateway probe against small DNS responders on loopback (no root, no namespaces).
+import { afterAll, describe, expect, test } from "bun:test";
+import { createSocket, type Socket } from "node:dgram";
+import { createServer, type Server } from "node:net";
+import { probeDns, probeDnsUntil, probeTcp } from "../../src/sys/probe.ts";
+
+const sockets: Socket[] = [];
+const servers: Server[] = [];
+afterAll(() => {
+  for (const s of sockets) s.close();
+  for (const s of servers) s.close();
+});
+
+/** A UDP responder; `answer` returns the datagrams to send back for each query. */
+async function responder(answer: (q: Buffer) => Buffer[]): Promise<{ port: number; queries: Buffer[] }> {
+  const s = createSocket("udp4");
+  sockets.push(s);
+  const queries: Buffer[] = [];
+  s.on("message", (msg, rinfo) => {
+    queries.push(msg);
+    for (const a of answer(msg)) s.send(a, rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+  return { port: s.address().port, queries };
+}
+
+function replyTo(q: Buffer, rcode: number, id = q.readUInt16BE(0)): Buffer {
+  const r = Buffer.from(q);
+  r.writeUInt16BE(id, 0);
+  r.writeUInt16BE(0x8180 | rcode, 2);
+  return r;
+}
+
+describe("probeDns", () => {
+  test("any rcode counts as alive (REFUSED here); the question is version.bind CH TXT", async () => {
+    const srv = await responder((q) => [replyTo(q, 5)]);
+    const r = await probeDns("127.0.0.1", { port: srv.port, timeoutMs: 2000 });
+    expect(r).toMatchObject({ alive: true, rcode: "REFUSED" });
+    expect(srv.queries[0]!.subarray(12).toString("latin1")).toContain("version");
+  });
+
+  test("garbage and answers with another id are ignored until the real answer arrives", async () => {
+    const srv = await responder((q) => [Buffer.from([1, 2, 3]), replyTo(q, 0, q.readUInt16BE(0) ^ 0xffff), Buffer.from(q), replyTo(q, 0)]);
+    const r = await probeDns("127.0.0.1", { port: srv.port, timeoutMs: 2000 });
+    expect(r).toMatchObject({ alive: true, rcode: "NOERROR" });
+  });
+
+  test("only wrong answers: timeout", async () => {
+    const srv = await responder((q) => [replyTo(q, 0, q.readUInt16BE(0) ^ 1)]);
+    const r = await probeDns("127.0.0.1", { port: srv.port, timeoutMs: 150 });
+    expect(r).toEqual({ alive: false, reason: "timeout", detail: `no DNS answer from 127.0.0.1:${srv.port} within 150 ms` });
+  });
+
+  test("nobody listening: an error (ICMP port unreachable), not a hang", async () => {
+    const srv = await responder(() => []);
+    const port = srv.port;
+    sockets.pop()!.close();
+    const r = await probeDns("127.0.0.1", { port, timeoutMs: 2000 });
+    expect(r).toMatchObject({ alive: false, reason: "error" });
+  });
+
+  test("an aborted signal ends the probe at once", async () => {
+    const srv = await responder(() => []);
+    const ctl = new AbortController();
+    const p = probeDns("127.0.0.1", { port: srv.port, timeoutMs: 5000, signal: ctl.signal });
+    ctl.abort();
+    expect(await p).toMatchObject({ alive: false, reason: "aborted" });
+  });
+
+  test("probeDnsUntil retries until the responder starts answering", async () => {
+    let n = 0;
+    const srv = await responder((q) => (++n >= 3 ? [replyTo(q, 0)] : []));
+    const { result, attempts } = await probeDnsUntil("127.0.0.1", { port: srv.port, deadlineMs: 5000, firstTimeoutMs: 30 });
+    expect(result.alive).toBe(true);
+    expect(attempts).toBe(3);
+  });
+
+  test("probeDnsUntil gives up at the deadline", async () => {
+    const srv = await responder(() => []);
+    const { result, attempts } = await probeDnsUntil("127.0.0.1", { port: srv.port, deadlineMs: 200, firstTimeoutMs: 30, maxTimeoutMs: 60 });
+    expect(result).toMatchObject({ alive: false, reason: "timeout" });
+    expect(attempts).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe("probeTcp", () => {
+  test("open, and refused (host up, service down)", async () => {
+    const s = createServer((c) => c.end());
+    servers.push(s);
+    await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+    const port = (s.address() as { port: number }).port;
+    expect(await probeTcp("127.0.0.1", port)).toBe("open");
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", () => r()));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    expect(await probeTcp("127.0.0.1", closedPort)).toBe("refused");
+  });
+});
