@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
-import { resolveInClusterConfig, type KubeConfig } from "../core/kube/config.ts";
+import { pickServiceAccountDir, resolveInClusterConfig, type KubeConfig } from "../core/kube/config.ts";
 import {
   backoffDelay,
   decideOnFailure,
@@ -76,9 +76,12 @@ export function resolveCheckMode(setting: TriState, saDir: string): boolean {
   return existsSync(join(saDir, "token"));
 }
 
-/** Thrown when the caller's signal aborted a request; never escapes watchUntilPodDone. */
+/** Thrown when the caller's signal aborted a request (fetchPod rethrows it; watchUntilPodDone never does). */
 class Aborted extends Error {
-  override name = "Aborted";
+  override name = "AbortError";
+  constructor() {
+    super("aborted");
+  }
 }
 
 /** A timer that aborts a request: first for the response headers, then per quiet stream gap. */
@@ -219,7 +222,8 @@ type StreamEnd =
 /**
  * Wait until every other container of our pod has finished. GET the pod (state and
  * resourceVersion), then watch it from that resourceVersion, resuming from the last one seen
- * when the stream ends and starting over with a GET on 410 Gone. When watching is not
+ * when the stream ends; on 410 Gone watch from the current state (the server sends the pod
+ * as a synthetic ADDED event). When watching is not
  * allowed (403) or not supported, poll with GET instead. Network and API errors never end
  * this: they are logged and retried with capped backoff. Resolves:
  *  - "done": the pod's other containers have terminated for good;
@@ -268,15 +272,16 @@ export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<Wa
       logger.warn(`container ${cfg.containerName} is not in pod ${podRef} (containers: ${names || "none"}): set CONTAINER_NAME to this container's name, or the pod never counts as done`);
     }
     if (d.summary !== lastSummary) {
-      lastSummary = d.summary;
-      if (d.done) logger.info(`pod ${podRef}: ${d.summary}`);
+      // The first state and the end at info; the steps between at debug.
+      if (d.done || lastSummary === "") logger.info(`pod ${podRef}: ${d.summary}`);
       else logger.debug(`pod ${podRef}: ${d.summary}`);
+      lastSummary = d.summary;
     }
     return d.done ? "done" : undefined;
   };
 
-  /** One watch stream from `rv`; events move `state.rv` forward. */
-  const watchStream = async (state: { rv: string }): Promise<StreamEnd> => {
+  /** One watch stream from `state.rv` (undefined: from the current state); events move it forward. */
+  const watchStream = async (state: { rv: string | undefined }): Promise<StreamEnd> => {
     const deadline = new Deadline(t.requestTimeoutMs, signal);
     let events = 0;
     try {
@@ -327,7 +332,7 @@ export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<Wa
   };
 
   try {
-    relist: for (;;) {
+    restart: for (;;) {
       if (signal?.aborted) return "aborted";
       let pod: Pod;
       try {
@@ -340,7 +345,7 @@ export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<Wa
           return "forbidden";
         }
         await backoff(`getting pod ${podRef}`, e.failure);
-        continue relist;
+        continue restart;
       }
       succeeded();
       const r = evaluate(pod);
@@ -348,9 +353,9 @@ export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<Wa
       const rv = pod.metadata?.resourceVersion;
       if (polling || !rv) {
         await clock.sleep(t.pollIntervalMs, signal);
-        continue relist;
+        continue restart;
       }
-      const state = { rv };
+      const state: { rv: string | undefined } = { rv };
       let emptyCloses = 0;
       for (;;) {
         if (signal?.aborted) return "aborted";
@@ -369,13 +374,18 @@ export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<Wa
         if (action === "poll") {
           polling = true;
           logger.info(`watching pod ${podRef} is not possible (${describeFailure(end.failure)}); polling every ${Math.round(t.pollIntervalMs / 1000)} s instead (grant "watch" on pods to react at once)`);
-          continue relist;
+          continue restart;
         }
         if (action === "relist") {
-          const gone = end.failure.kind === "watch-error" && end.failure.status.code === 410;
-          if (gone) logger.debug(`watch on pod ${podRef}: resourceVersion ${state.rv} is too old (410 Gone); getting the pod again`);
-          else await backoff(`watching pod ${podRef}`, end.failure);
-          continue relist;
+          // A server that answers 410 even to a watch from the current state gets the backoff, not a hot loop.
+          if (state.rv === undefined) await backoff(`watching pod ${podRef}`, end.failure);
+          else logger.debug(`watch on pod ${podRef}: resourceVersion ${state.rv} is too old (410 Gone); watching from the current state`);
+          state.rv = undefined;
+          continue;
+        }
+        if (action === "restart") {
+          await backoff(`watching pod ${podRef}`, end.failure);
+          continue restart;
         }
         await backoff(`watching pod ${podRef}`, end.failure);
       }
@@ -384,4 +394,42 @@ export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<Wa
     if (e instanceof Aborted || signal?.aborted) return "aborted";
     throw e;
   }
+}
+
+export type PodDoneWatchResult = WatchResult | "off" | "unconfigured";
+
+/**
+ * What the client sidecar runs next to its routing loop: decide from the setting whether to
+ * watch at all (auto: when a token is mounted), read the in-cluster configuration (a missing
+ * piece is logged once and ends the watching, never the sidecar), then watchUntilPodDone.
+ * "off": the setting (or auto without a token) says not to watch; "unconfigured": the
+ * configuration is incomplete (e.g. KUBERNETES_SERVICE_HOST unset). On "done" the sidecar
+ * releases its DHCP lease and exits 0; on any other result it just keeps routing.
+ */
+export async function watchPodDoneIfEnabled(opts: {
+  setting: TriState;
+  /** Default: $POD_GATEWAY_SERVICEACCOUNT_DIR or the kubelet's mount point. */
+  saDir?: string;
+  env?: Record<string, string | undefined>;
+  clock?: Clock;
+  signal?: AbortSignal;
+  log?: Logger;
+  timing?: Partial<WatchTiming>;
+}): Promise<PodDoneWatchResult> {
+  const env = opts.env ?? process.env;
+  const logger = opts.log ?? rootLog().withTag("kube");
+  const saDir = opts.saDir ?? pickServiceAccountDir(undefined, env);
+  if (!resolveCheckMode(opts.setting, saDir)) {
+    logger.debug(`not watching the pod (SIDECAR_EXIT_WHEN_POD_DONE=${opts.setting}${opts.setting === "auto" ? `, no token in ${saDir}` : ""})`);
+    return "off";
+  }
+  let cfg: KubeConfig;
+  try {
+    cfg = readInClusterConfig({ saDir, env });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    logger.warn(`cannot ask the Kubernetes API whether the pod is done, so this sidecar will not exit on its own: ${e.message}`);
+    return "unconfigured";
+  }
+  return watchUntilPodDone({ cfg, clock: opts.clock, signal: opts.signal, log: logger, timing: opts.timing });
 }

@@ -336,9 +336,16 @@ export class FakeKube {
     const sel = /^metadata\.name=(.+)$/.exec(params.fieldSelector ?? "");
     if (!sel) return Response.json(status(400, "BadRequest", "this fake serves watches of one pod only (fieldSelector=metadata.name=...)"), { status: 400 });
     const key = `${namespace}/${sel[1]}`;
-    const from = Number(params.resourceVersion ?? "0");
-    const gone = typeof fault === "object" && "watchError" in fault ? fault.watchError : from < this.compactedBelow ? 410 : 0;
-    const backlog = this.history.filter((h) => h.key === key && h.rv > from);
+    // Without a resourceVersion (or with "0") the API starts at the current state: a synthetic
+    // ADDED event for the object, then changes. With one, it replays what came after it.
+    const rvParam = params.resourceVersion ?? "";
+    const fromNow = rvParam === "" || rvParam === "0";
+    const from = fromNow ? this.rv : Number(rvParam);
+    const gone = typeof fault === "object" && "watchError" in fault ? fault.watchError : !fromNow && from < this.compactedBelow ? 410 : 0;
+    const current = this.pods.get(key);
+    const backlog: { type: string; object: Pod }[] = fromNow
+      ? current ? [{ type: "ADDED", object: current }] : []
+      : this.history.filter((h) => h.key === key && h.rv > from);
     let watcher: Watcher | undefined;
     const body = new ReadableStream<Uint8Array>({
       start: (ctl) => {
@@ -348,6 +355,9 @@ export class FakeKube {
           ctl.close();
           return;
         }
+        // Bun.serve sends the response headers with the first non-empty chunk; the real API
+        // server flushes them at once. A blank line (ignored by JSON stream readers) does that.
+        ctl.enqueue(enc.encode("\n"));
         if (fault === "bad-json") ctl.enqueue(enc.encode('{"type":"MODIFIED","object":{"kind":"Pod"\n'));
         if (fault === "close") {
           ctl.close();

@@ -18,6 +18,8 @@ describe("URLs", () => {
     expect(podWatchPath("media", "job-x", { resourceVersion: "4821", timeoutSeconds: 290 })).toBe(
       "/api/v1/namespaces/media/pods?watch=1&fieldSelector=metadata.name%3Djob-x&resourceVersion=4821&allowWatchBookmarks=true&timeoutSeconds=290",
     );
+    // from the current state (after 410 Gone): no resourceVersion at all
+    expect(podWatchPath("media", "job-x", { resourceVersion: undefined })).toBe("/api/v1/namespaces/media/pods?watch=1&fieldSelector=metadata.name%3Djob-x&allowWatchBookmarks=true");
   });
 });
 

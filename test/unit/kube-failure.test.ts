@@ -22,15 +22,15 @@ describe("decideOnFailure", () => {
     }
   });
 
-  test("watch: 410 relists, 403/405/501 poll, 401/404 and ERROR events relist, the rest retry", () => {
+  test("watch: 410 relists, 403/405/501 poll, 401/404 and other ERROR events restart with a GET, the rest retry", () => {
     expect(decideOnFailure("watch", { kind: "watch-error", status: { kind: "Status", code: 410, reason: "Expired" } })).toBe("relist");
     expect(decideOnFailure("watch", http(410))).toBe("relist");
     expect(decideOnFailure("watch", http(403))).toBe("poll");
     expect(decideOnFailure("watch", http(405))).toBe("poll");
     expect(decideOnFailure("watch", http(501))).toBe("poll");
-    expect(decideOnFailure("watch", http(401))).toBe("relist");
-    expect(decideOnFailure("watch", http(404))).toBe("relist");
-    expect(decideOnFailure("watch", { kind: "watch-error", status: { kind: "Status", code: 500 } })).toBe("relist");
+    expect(decideOnFailure("watch", http(401))).toBe("restart");
+    expect(decideOnFailure("watch", http(404))).toBe("restart");
+    expect(decideOnFailure("watch", { kind: "watch-error", status: { kind: "Status", code: 500 } })).toBe("restart");
     expect(decideOnFailure("watch", http(500))).toBe("retry");
     expect(decideOnFailure("watch", { kind: "timeout", afterMs: 1 })).toBe("retry");
     expect(decideOnFailure("watch", { kind: "bad-response", detail: "x" })).toBe("retry");

@@ -25,8 +25,15 @@ export type FailureAction =
   | "forbidden"
   /** Try the same request again after a backoff delay. */
   | "retry"
-  /** Start over with a GET (fresh state and resourceVersion), then watch again. */
+  /**
+   * 410 Gone: our resourceVersion was compacted away. Watch again without one: the server
+   * then sends the pod's current state as a synthetic ADDED event (a LIST would need the
+   * "list" verb, which we deliberately do not ask for; a GET returns the pod's own, possibly
+   * just as old, resourceVersion).
+   */
   | "relist"
+  /** Start over with a GET after a backoff delay, then watch again. */
+  | "restart"
   /** Watching is not allowed or not supported, but GET works: poll instead. */
   | "poll";
 
@@ -45,9 +52,9 @@ export function decideOnFailure(request: ApiRequest, f: ApiFailure): FailureActi
     // 403: a Role with get but not watch. 405/501: a proxy or server without watch.
     if (f.kind === "http" && (code === 403 || code === 405 || code === 501)) return "poll";
     // 401 (token now refused) and 404 (pod gone): let the GET decide what it means.
-    if (code === 401 || code === 404) return "relist";
+    if (code === 401 || code === 404) return "restart";
     // An ERROR event other than 410 (e.g. 500 "internal error") ends the stream: start over.
-    if (f.kind === "watch-error") return "relist";
+    if (f.kind === "watch-error") return "restart";
   }
   return "retry";
 }

@@ -16,8 +16,11 @@ export function podPath(namespace: string, name: string): string {
 }
 
 export interface WatchOptions {
-  /** Resume after this resourceVersion; events newer than it are streamed. */
-  resourceVersion: string;
+  /**
+   * Resume after this resourceVersion; events newer than it are streamed. Undefined starts
+   * at the current state: the server first sends the pod as a synthetic ADDED event.
+   */
+  resourceVersion: string | undefined;
   /** Ask the server to end the stream after this long (it would pick 30–60 min otherwise). */
   timeoutSeconds?: number;
 }
@@ -29,12 +32,9 @@ export interface WatchOptions {
  * resumed watch is less likely to meet 410 Gone.
  */
 export function podWatchPath(namespace: string, name: string, opts: WatchOptions): string {
-  const q = new URLSearchParams({
-    watch: "1",
-    fieldSelector: `metadata.name=${name}`,
-    resourceVersion: opts.resourceVersion,
-    allowWatchBookmarks: "true",
-  });
+  const q = new URLSearchParams({ watch: "1", fieldSelector: `metadata.name=${name}` });
+  if (opts.resourceVersion !== undefined) q.set("resourceVersion", opts.resourceVersion);
+  q.set("allowWatchBookmarks", "true");
   if (opts.timeoutSeconds !== undefined) q.set("timeoutSeconds", String(opts.timeoutSeconds));
   return `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?${q.toString()}`;
 }
