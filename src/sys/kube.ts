@@ -223,9 +223,9 @@ type StreamEnd =
  * Wait until every other container of our pod has finished. GET the pod (state and
  * resourceVersion), then watch it from that resourceVersion, resuming from the last one seen
  * when the stream ends; on 410 Gone watch from the current state (the server sends the pod
- * as a synthetic ADDED event). When watching is not
- * allowed (403) or not supported, poll with GET instead. Network and API errors never end
- * this: they are logged and retried with capped backoff. Resolves:
+ * as a synthetic ADDED event). When watching is not allowed (403) or not supported, poll
+ * with GET instead. Network and API errors never end this: they are logged and retried with
+ * capped backoff. Resolves:
  *  - "done": the pod's other containers have terminated for good;
  *  - "native-sidecar": our container is an init container with restartPolicy Always, the
  *    kubelet will stop it, nothing to watch;
