@@ -1,0 +1,249 @@
+// The gateway's firewall as a value: every rule we own, in order, tagged with its purpose.
+// Pure: planFirewall() derives it from the settings and nat.conf; render-iptables.ts and
+// render-nft.ts turn the same value into an iptables-restore or nft script, so both backends
+// enforce exactly the same policy.
+import type { NatEntry, Settings } from "../settings/types.ts";
+import { effectiveVxlanPort, overlayAddress, VXLAN_IF } from "../net/vxlan.ts";
+
+/** The pod's own interface: the VXLAN underlay and the route to the cluster. */
+export const POD_IF = "eth0";
+
+export type Family = 4 | 6;
+export type Hook = "input" | "forward" | "output" | "prerouting" | "postrouting";
+export type Table = "filter" | "nat" | "mangle";
+
+/** Why a rule exists; the summary counts rules by purpose and the nft verifier checks them. */
+export type Purpose =
+  | "client-input" // VXLAN, DHCP, DNS and ping from clients: accepted whatever the pod's firewall does
+  | "mss-clamp" // TCP MSS clamped to the path MTU on forwarded SYNs
+  | "nat" // MASQUERADE / SNAT of the overlay
+  | "port-forward" // DNAT from the VPN to a static client, and the FORWARD accept for it
+  | "replies" // replies to clients, and to connections opened to the gateway pod itself
+  | "vpn-ingress" // nothing else comes in from the VPN
+  | "kill-switch" // traffic may leave only through the VPN (and to VPN_LOCAL_CIDRS)
+  | "ipv6-block"; // the overlay is IPv4 only: never forward IPv6 from or to it
+
+export interface Match {
+  in?: string;
+  out?: string;
+  notOut?: string;
+  src?: string; // CIDR
+  dst?: string; // CIDR
+  proto?: "tcp" | "udp" | "icmp";
+  dport?: number;
+  icmpEchoRequest?: true;
+  /** TCP SYN without RST (SYN and SYN/ACK): the packets that carry the MSS option. */
+  tcpSyn?: true;
+  ctState?: readonly ("established" | "related")[];
+  /** Connection was DNATed (by our port forward): iptables `--ctstate DNAT`, nft `ct status dnat`. */
+  ctDnat?: true;
+  /** Packet flows in the reply direction of its connection (the connection was opened towards us). */
+  ctReply?: true;
+}
+
+export type Target =
+  | { kind: "accept" }
+  | { kind: "drop" }
+  | { kind: "reject" }
+  | { kind: "masquerade" }
+  | { kind: "snat"; to: string }
+  | { kind: "dnat"; to: string; port: number }
+  | { kind: "clamp-mss" };
+
+export interface FwRule {
+  table: Table;
+  hook: Hook;
+  families: readonly Family[];
+  match: Match;
+  target: Target;
+  purpose: Purpose;
+  /** Short human text, shown by `iptables -L` / `nft list` next to the rule. */
+  comment: string;
+}
+
+export interface PortForward {
+  name: string;
+  address: string;
+  proto: "tcp" | "udp";
+  port: number;
+}
+
+export interface FirewallPlan {
+  rules: FwRule[];
+  killSwitch: boolean;
+  vpnInterface: string;
+  nat: { kind: "masquerade" } | { kind: "snat"; to: string };
+  portForwards: PortForward[];
+  /** Settings that have no effect in this combination (logged, not fatal). */
+  warnings: string[];
+}
+
+export type FirewallSettings = Pick<
+  Settings,
+  "VXLAN_IP_NETWORK" | "VXLAN_PORT" | "VPN_INTERFACE" | "VPN_BLOCK_OTHER_TRAFFIC" | "VPN_TRAFFIC_PORT" | "VPN_LOCAL_CIDRS" | "SNAT_IP"
+>;
+
+export type FirewallNatEntry = Pick<NatEntry, "name" | "octet" | "ports">;
+
+/**
+ * Comments end up quoted in iptables-restore input and in nft scripts: keep them to a safe
+ * alphabet (nat.conf names are pod names, but nothing else guarantees that) and iptables'
+ * 256-byte limit.
+ */
+export function safeComment(text: string): string {
+  return text.replace(/[^A-Za-z0-9 ._:\/,=+-]/g, "_").slice(0, 200);
+}
+
+/** "10.1.2.3/8" → "10.0.0.0/8", "10.1.2.3" → "10.1.2.3/32": the form iptables-save prints. */
+export function canonicalCidr(cidr: string): string {
+  if (cidr.includes(":")) return cidr.includes("/") ? cidr.toLowerCase() : `${cidr.toLowerCase()}/128`;
+  const [addr = "", lenText] = cidr.split("/");
+  const len = lenText === undefined ? 32 : Number(lenText);
+  const parts = addr.split(".").map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255) || !Number.isInteger(len) || len < 0 || len > 32)
+    throw new Error(`invalid IPv4 CIDR ${JSON.stringify(cidr)}`);
+  const n = ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  const m = (n & mask) >>> 0;
+  return `${m >>> 24}.${(m >>> 16) & 255}.${(m >>> 8) & 255}.${m & 255}/${len}`;
+}
+
+export function cidrFamily(cidr: string): Family {
+  return cidr.includes(":") ? 6 : 4;
+}
+
+const V4: readonly Family[] = [4];
+const V6: readonly Family[] = [6];
+const BOTH: readonly Family[] = [4, 6];
+
+export function planFirewall(s: FirewallSettings, nat: readonly FirewallNatEntry[]): FirewallPlan {
+  const rules: FwRule[] = [];
+  const warnings: string[] = [];
+  const add = (table: Table, hook: Hook, families: readonly Family[], purpose: Purpose, comment: string, match: Match, target: Target) =>
+    rules.push({ table, hook, families, match, target, purpose, comment: safeComment(comment) });
+  const accept: Target = { kind: "accept" };
+  const drop: Target = { kind: "drop" };
+  const vpn = s.VPN_INTERFACE;
+  const killSwitch = s.VPN_BLOCK_OTHER_TRAFFIC && vpn !== "";
+  if (s.VPN_BLOCK_OTHER_TRAFFIC && vpn === "")
+    warnings.push("VPN_BLOCK_OTHER_TRAFFIC has no effect without VPN_INTERFACE (plain NAT gateway: no kill switch)");
+  if (s.SNAT_IP !== "" && vpn === "") warnings.push("SNAT_IP has no effect without VPN_INTERFACE (MASQUERADE is used)");
+  if (nat.some((e) => e.ports.length > 0) && vpn === "") warnings.push("nat.conf port forwards have no effect without VPN_INTERFACE");
+  const overlay = `${s.VXLAN_IP_NETWORK}.0/24`;
+  const vxlanPort = effectiveVxlanPort(s.VXLAN_PORT);
+  const localCidrs = s.VPN_LOCAL_CIDRS;
+
+  // ---- INPUT: what clients need from the gateway. Our jump sits at position 1 of the built-in
+  // INPUT chain, so these accepts win over a VPN container's INPUT policy DROP (iptables backends).
+  add("filter", "input", BOTH, "client-input", "vxlan from client pods", { in: POD_IF, proto: "udp", dport: vxlanPort }, accept);
+  add("filter", "input", V4, "client-input", "dhcp from clients", { in: VXLAN_IF, proto: "udp", dport: 67 }, accept);
+  add("filter", "input", V4, "client-input", "dns from clients", { in: VXLAN_IF, proto: "udp", dport: 53 }, accept);
+  add("filter", "input", V4, "client-input", "dns from clients", { in: VXLAN_IF, proto: "tcp", dport: 53 }, accept);
+  add("filter", "input", V4, "client-input", "ping from clients", { in: VXLAN_IF, proto: "icmp", icmpEchoRequest: true }, accept);
+
+  // ---- MSS clamp: a VPN tunnel's MTU is below the overlay's; without clamping, TCP peers
+  // send full-size segments that the tunnel drops when PMTU discovery is blocked somewhere
+  // (the classic "TLS handshake hangs over WireGuard").
+  add("mangle", "forward", V4, "mss-clamp", "clamp mss to path mtu", { proto: "tcp", tcpSyn: true }, { kind: "clamp-mss" });
+
+  // ---- FORWARD.
+  // IPv6: the overlay is IPv4 only; forwarding IPv6 from it would bypass the IPv4 kill switch.
+  add("filter", "forward", V6, "ipv6-block", "no ipv6 from the overlay", { in: VXLAN_IF }, drop);
+  add("filter", "forward", V6, "ipv6-block", "no ipv6 to the overlay", { out: VXLAN_IF }, drop);
+  // Replies to clients (from the VPN or from VPN_LOCAL_CIDRS). Only towards vxlan0: a general
+  // ESTABLISHED accept would let a client's connection continue out of eth0 once the VPN route
+  // disappears (the connection is already established), which is exactly a leak.
+  add("filter", "forward", V4, "replies", "replies to clients", { out: VXLAN_IF, ctState: ["related", "established"] }, accept);
+  const portForwards: PortForward[] = [];
+  if (vpn !== "") {
+    for (const e of nat)
+      for (const p of e.ports) portForwards.push({ name: e.name, address: overlayAddress(s.VXLAN_IP_NETWORK, e.octet), proto: p.proto, port: p.port });
+    for (const f of portForwards)
+      add("filter", "forward", V4, "port-forward", `port forward ${f.name} ${f.proto}/${f.port}`,
+        { dst: `${f.address}/32`, in: vpn, out: VXLAN_IF, proto: f.proto, dport: f.port, ctDnat: true }, accept);
+    add("filter", "forward", BOTH, "vpn-ingress", "nothing else in from the vpn", { in: vpn }, { kind: "reject" });
+  }
+  if (killSwitch) {
+    add("filter", "forward", BOTH, "kill-switch", "out through the vpn", { out: vpn }, accept);
+    for (const c of localCidrs) add("filter", "forward", [cidrFamily(c)], "kill-switch", "to VPN_LOCAL_CIDRS", { dst: c }, accept);
+    add("filter", "forward", BOTH, "kill-switch", "kill switch", {}, drop);
+  }
+
+  // ---- OUTPUT (the gateway's own traffic): only with the kill switch. Interfaces are matched
+  // by name, so the rules hold while the VPN interface does not exist yet, is down or deleted.
+  if (killSwitch) {
+    add("filter", "output", BOTH, "kill-switch", "loopback", { out: "lo" }, accept);
+    add("filter", "output", BOTH, "kill-switch", "out through the vpn", { out: vpn }, accept);
+    add("filter", "output", BOTH, "kill-switch", "to clients", { out: VXLAN_IF }, accept);
+    add("filter", "output", BOTH, "kill-switch", "vxlan to client pods", { out: POD_IF, proto: "udp", dport: vxlanPort }, accept);
+    // Replies only (never new connections): kubelet probes and connections opened to the pod.
+    add("filter", "output", BOTH, "replies", "replies to connections opened to the gateway", { out: POD_IF, ctState: ["established"], ctReply: true }, accept);
+    for (const c of localCidrs) add("filter", "output", [cidrFamily(c)], "kill-switch", "to VPN_LOCAL_CIDRS", { dst: c }, accept);
+    for (const port of s.VPN_TRAFFIC_PORT) {
+      add("filter", "output", BOTH, "kill-switch", "vpn transport", { proto: "udp", dport: port }, accept);
+      add("filter", "output", BOTH, "kill-switch", "vpn transport", { proto: "tcp", dport: port }, accept);
+    }
+    add("filter", "output", BOTH, "kill-switch", "kill switch", {}, drop);
+  }
+
+  // ---- NAT: port forwards in, the overlay out. Only the overlay is translated (never the
+  // gateway's own traffic), and never towards the overlay itself.
+  for (const f of portForwards)
+    add("nat", "prerouting", V4, "port-forward", `port forward ${f.name} ${f.proto}/${f.port}`,
+      { in: vpn, proto: f.proto, dport: f.port }, { kind: "dnat", to: f.address, port: f.port });
+  const snat = s.SNAT_IP !== "" && vpn !== "";
+  if (snat) add("nat", "postrouting", V4, "nat", "snat out of the vpn", { src: overlay, out: vpn }, { kind: "snat", to: s.SNAT_IP });
+  add("nat", "postrouting", V4, "nat", "masquerade the overlay", { src: overlay, notOut: VXLAN_IF }, { kind: "masquerade" });
+
+  return {
+    rules,
+    killSwitch,
+    vpnInterface: vpn,
+    nat: snat ? { kind: "snat", to: s.SNAT_IP } : { kind: "masquerade" },
+    portForwards,
+    warnings,
+  };
+}
+
+/**
+ * The fail-closed fallback: applied when applying the real plan failed with the kill switch
+ * on. Forwarding stops completely and the gateway's own traffic only reaches loopback; the
+ * client input rules stay so a later re-run (or the sidecar) can repair things.
+ */
+export function planBlockingFirewall(s: FirewallSettings): FirewallPlan {
+  const full = planFirewall({ ...s, VPN_BLOCK_OTHER_TRAFFIC: false }, []);
+  const rules: FwRule[] = full.rules.filter((r) => r.purpose === "client-input");
+  rules.push(
+    { table: "filter", hook: "forward", families: BOTH, match: {}, target: { kind: "drop" }, purpose: "kill-switch", comment: "fail closed" },
+    { table: "filter", hook: "output", families: BOTH, match: { out: "lo" }, target: { kind: "accept" }, purpose: "kill-switch", comment: "loopback" },
+    { table: "filter", hook: "output", families: BOTH, match: {}, target: { kind: "drop" }, purpose: "kill-switch", comment: "fail closed" },
+  );
+  return { rules, killSwitch: true, vpnInterface: s.VPN_INTERFACE, nat: { kind: "masquerade" }, portForwards: [], warnings: [] };
+}
+
+/** The rules of one family (iptables renders each family separately). */
+export function rulesOf(plan: FirewallPlan, family: Family): FwRule[] {
+  return plan.rules.filter((r) => r.families.includes(family));
+}
+
+/** Rules counted by purpose, for the summary: "client-input 5, kill-switch 12, ...". */
+export function countByPurpose(plan: FirewallPlan): Record<Purpose, number> {
+  const out: Record<Purpose, number> = {
+    "client-input": 0, "mss-clamp": 0, nat: 0, "port-forward": 0, replies: 0, "vpn-ingress": 0, "kill-switch": 0, "ipv6-block": 0,
+  };
+  for (const r of plan.rules) out[r.purpose]++;
+  return out;
+}
+
+/** A few lines a person reads in the init log. */
+export function summarizeFirewall(plan: FirewallPlan): string[] {
+  const counts = countByPurpose(plan);
+  const lines = [
+    `rules by purpose: ${Object.entries(counts).filter(([, n]) => n > 0).map(([p, n]) => `${p} ${n}`).join(", ")}`,
+    `nat: ${plan.nat.kind === "snat" ? `SNAT to ${plan.nat.to} out of ${plan.vpnInterface}, MASQUERADE elsewhere` : "MASQUERADE"}`,
+    `kill switch: ${plan.killSwitch ? `on (traffic leaves only through ${plan.vpnInterface})` : "off"}`,
+  ];
+  if (plan.portForwards.length)
+    lines.push(`port forwards: ${plan.portForwards.map((f) => `${plan.vpnInterface}:${f.proto}/${f.port} -> ${f.address} (${f.name})`).join(", ")}`);
+  return lines;
+}

@@ -1,0 +1,158 @@
+// Plans the gateway pod's links, addresses, policy rule and routes: compares the facts read
+// with `ip -j` against what gateway-init wants and returns only the `ip` commands needed,
+// so a second run on a correct pod plans nothing (and vxlan0 is never re-created needlessly).
+import type { IpAddr, IpRoute, IpRule } from "../net/ip-json.ts";
+import { routeDst } from "../net/ip-json.ts";
+import type { Settings } from "../settings/types.ts";
+import { effectiveVxlanPort, gatewayMac, gatewayOverlayIp, planVxlanMtu, VXLAN_IF } from "../net/vxlan.ts";
+import { canonicalCidr, POD_IF } from "../firewall/model.ts";
+
+/**
+ * Why preference 50: a VPN client such as wg-quick routes everything through its own table
+ * with a rule at a preference above 50 (`not fwmark X lookup T`). Looking up `main` first,
+ * but ignoring main's default route (`suppress_prefixlength 0`), keeps the overlay /24 and
+ * the VPN_LOCAL_CIDRS routes in main winning over the VPN's catch-all, so replies to clients
+ * go back into vxlan0 and local traffic stays on eth0.
+ */
+export const SUPPRESS_RULE_PREF = 50;
+
+export interface GatewayFacts {
+  /** `ip -j -d addr show`: every link with its linkinfo and addresses. */
+  links: IpAddr[];
+  /** `ip -j -4 route show table main`. */
+  routes: IpRoute[];
+  /** `ip -j -4 rule show`. */
+  rules: IpRule[];
+}
+
+export type GatewayNetSettings = Pick<
+  Settings,
+  "VXLAN_ID" | "VXLAN_PORT" | "VXLAN_IP_NETWORK" | "VPN_INTERFACE" | "VPN_INTERFACE_MTU" | "VPN_LOCAL_CIDRS"
+>;
+
+/** One `ip` command (arguments after "ip") and why it is needed. */
+export interface NetAction {
+  args: string[];
+  why: string;
+}
+
+export interface GatewayNetPlan {
+  actions: NetAction[];
+  vxlan: { name: string; vni: number; port: number; mac: string; mtu: number; mtuWhy: string; address: string };
+  /** The pod's original default gateway on eth0 (VPN_LOCAL_CIDRS go via it). */
+  defaultGateway: string | undefined;
+  localRoutes: { dst: string; via: string; dev: string }[];
+  warnings: string[];
+}
+
+/** Facts that make the plan impossible (no eth0, no default gateway for the local routes). */
+export class GatewayPlanError extends Error {
+  override name = "GatewayPlanError";
+}
+
+function vxlanMismatch(link: IpAddr, want: { vni: number; port: number; mac: string }): string[] {
+  const d = link.linkinfo?.info_data ?? {};
+  const out: string[] = [];
+  if (link.linkinfo?.info_kind !== "vxlan") out.push(`kind ${link.linkinfo?.info_kind ?? "unknown"}, not vxlan`);
+  else {
+    if (d.id !== want.vni) out.push(`VNI ${String(d.id)}, want ${want.vni}`);
+    if (d.port !== want.port) out.push(`port ${String(d.port)}, want ${want.port}`);
+    if (d.link !== POD_IF) out.push(`device ${String(d.link ?? "none")}, want ${POD_IF}`);
+    // The gateway learns clients' addresses from their packets: it has no FDB entries of its own.
+    if (d.learning === false) out.push("learning off");
+  }
+  if ((link.address ?? "").toLowerCase() !== want.mac) out.push(`MAC ${link.address ?? "none"}, want ${want.mac}`);
+  return out;
+}
+
+function isSuppressRule(r: IpRule): boolean {
+  const x = r as IpRule & Record<string, unknown>;
+  // iproute2 prints the selector as "suppress_prefixlen" in JSON.
+  const spl = x.suppress_prefixlen ?? x.suppress_prefixlength;
+  const selectors = ["iif", "oif", "fwmark", "dst", "tos", "uidrange", "ipproto", "sport", "dport", "l3mdev", "not"];
+  return (
+    r.priority === SUPPRESS_RULE_PREF &&
+    (r.table ?? "main") === "main" &&
+    spl === 0 &&
+    (r.src === undefined || r.src === "all") &&
+    !selectors.some((k) => x[k] !== undefined)
+  );
+}
+
+export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts): GatewayNetPlan {
+  const actions: NetAction[] = [];
+  const warnings: string[] = [];
+  const eth0 = f.links.find((l) => l.ifname === POD_IF);
+  if (!eth0) throw new GatewayPlanError(`${POD_IF} not found: the gateway needs the pod's ${POD_IF} as the VXLAN underlay`);
+  const { mtu, why: mtuWhy } = planVxlanMtu(eth0.mtu, s.VPN_INTERFACE_MTU);
+  const vni = s.VXLAN_ID;
+  const port = effectiveVxlanPort(s.VXLAN_PORT);
+  const mac = gatewayMac(vni);
+  const address = `${gatewayOverlayIp(s.VXLAN_IP_NETWORK)}/24`;
+  const v = VXLAN_IF;
+
+  // ---- vxlan0
+  let link = f.links.find((l) => l.ifname === v);
+  if (link) {
+    const bad = vxlanMismatch(link, { vni, port, mac });
+    if (bad.length) {
+      actions.push({ args: ["link", "del", "dev", v], why: `existing ${v} does not match (${bad.join("; ")})` });
+      link = undefined;
+    }
+  }
+  if (!link) {
+    // VNI, port, device and MAC at creation: a stable MAC (derived from the VNI) keeps clients'
+    // ARP caches valid across gateway restarts.
+    actions.push({
+      args: ["link", "add", v, "address", mac, "mtu", String(mtu), "type", "vxlan", "id", String(vni), "dev", POD_IF, "dstport", String(port)],
+      why: `create ${v} (VNI ${vni}, port ${port}, MTU ${mtu})`,
+    });
+    actions.push({ args: ["addr", "add", address, "dev", v], why: `overlay address ${address}` });
+    actions.push({ args: ["link", "set", "dev", v, "up"], why: `${v} up` });
+  } else {
+    if (link.mtu !== mtu) actions.push({ args: ["link", "set", "dev", v, "mtu", String(mtu)], why: `${v} MTU ${link.mtu} -> ${mtu}` });
+    const inet = link.addr_info.filter((a) => a.family === "inet");
+    for (const a of inet)
+      if (`${a.local}/${a.prefixlen}` !== address) actions.push({ args: ["addr", "del", `${a.local}/${a.prefixlen}`, "dev", v], why: `stale address on ${v}` });
+    if (!inet.some((a) => `${a.local}/${a.prefixlen}` === address)) actions.push({ args: ["addr", "add", address, "dev", v], why: `overlay address ${address}` });
+    if (!link.flags.includes("UP")) actions.push({ args: ["link", "set", "dev", v, "up"], why: `${v} up` });
+  }
+
+  // ---- policy rule, exactly once
+  const ruleArgs = ["from", "all", "lookup", "main", "suppress_prefixlength", "0", "pref", String(SUPPRESS_RULE_PREF)];
+  const n = f.rules.filter(isSuppressRule).length;
+  if (n === 0) actions.push({ args: ["rule", "add", ...ruleArgs], why: "main table before the VPN's catch-all" });
+  for (let i = 1; i < n; i++) actions.push({ args: ["rule", "del", ...ruleArgs], why: "duplicate policy rule" });
+
+  // ---- VPN_LOCAL_CIDRS via the pod's original default gateway
+  const localRoutes: GatewayNetPlan["localRoutes"] = [];
+  let defaultGateway: string | undefined;
+  if (s.VPN_INTERFACE !== "") {
+    const v4 = s.VPN_LOCAL_CIDRS.filter((c) => !c.includes(":")).map(canonicalCidr);
+    const v6 = s.VPN_LOCAL_CIDRS.filter((c) => c.includes(":"));
+    if (v6.length) warnings.push(`VPN_LOCAL_CIDRS ${v6.join(" ")}: IPv6 routes are not managed (the overlay is IPv4)`);
+    defaultGateway = f.routes.find((r) => r.dst === "default" && r.dev === POD_IF && r.gateway)?.gateway;
+    // A re-run after a VPN client replaced the default route: our earlier routes still know it.
+    defaultGateway ??= f.routes.find((r) => r.dev === POD_IF && r.gateway && v4.includes(routeDst(r)))?.gateway;
+    if (v4.length && !defaultGateway)
+      throw new GatewayPlanError(`no default route via ${POD_IF}: cannot route VPN_LOCAL_CIDRS (${v4.join(" ")}) via the pod's own gateway`);
+    for (const dst of v4) {
+      const via = defaultGateway!;
+      localRoutes.push({ dst, via, dev: POD_IF });
+      const have = f.routes.find((r) => routeDst(r) === dst && (r.type === undefined || r.type === "unicast"));
+      if (have && have.gateway === via && have.dev === POD_IF) continue;
+      actions.push({ args: ["route", "replace", dst, "via", via, "dev", POD_IF], why: `VPN_LOCAL_CIDRS ${dst} stays on ${POD_IF}` });
+    }
+  }
+
+  return { actions, vxlan: { name: v, vni, port, mac, mtu, mtuWhy, address }, defaultGateway, localRoutes, warnings };
+}
+
+/** Human summary of the network part, for the init log. */
+export function summarizeGatewayNetwork(p: GatewayNetPlan): string[] {
+  const x = p.vxlan;
+  const lines = [`${x.name}: VNI ${x.vni}, port ${x.port}, MAC ${x.mac}, MTU ${x.mtu} (${x.mtuWhy}), ${x.address}`];
+  lines.push(`policy rule: from all lookup main suppress_prefixlength 0 pref ${SUPPRESS_RULE_PREF}`);
+  if (p.localRoutes.length) lines.push(`routes: ${p.localRoutes.map((r) => `${r.dst} via ${r.via} dev ${r.dev}`).join(", ")}`);
+  return lines;
+}
