@@ -1,0 +1,345 @@
+// DHCP transports. PacketTransport works on an interface with no address (the client's
+// vxlan0 before its first lease): an AF_PACKET socket through bun:ffi, IPv4/UDP built by hand.
+// UdpTransport is for renew/rebind/release once the address is configured.
+//
+// Why not UDP for the first exchange (measured, see PLATFORM.md): the DISCOVER leaves through
+// eth0 (or with eth0's source), and the unicast OFFER to our MAC is never delivered to a UDP
+// socket while the address is not local.
+import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { createSocket, type Socket } from "node:dgram";
+import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DecodeError, decodeIpUdp, encodeIpUdp } from "../core/dhcp/codec.ts";
+import { DHCP_REPLY_FILTER, encodeBpfProgram } from "../core/dhcp/bpf.ts";
+import type { Destination } from "../core/dhcp/machine.ts";
+import { PodGatewayError } from "../core/errors.ts";
+
+/** What the DHCP driver needs from a transport: send a BOOTP payload, wait for replies. */
+export interface DhcpTransport {
+  /** Send `payload` (a BOOTP message) from `from`:68 to `to`:67. */
+  send(payload: Uint8Array, from: string, to: Destination): Promise<void>;
+  /** The next BOOTP payload that arrived for port 68, or undefined once `waitMs` has passed. */
+  receive(waitMs: number, signal?: AbortSignal): Promise<Uint8Array | undefined>;
+  close(): void;
+}
+
+/** A socket call failed; says which call, on which interface, and errno. */
+export class DhcpSocketError extends PodGatewayError {
+  override name = "DhcpSocketError";
+  constructor(
+    message: string,
+    readonly errno?: number,
+  ) {
+    super(message);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// libc through bun:ffi (works inside compiled binaries).
+
+const AF_PACKET = 17;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0o2000000;
+const ETH_P_IP = 0x0800;
+const SOL_SOCKET = 1;
+const SO_ATTACH_FILTER = 26;
+const MSG_DONTWAIT = 0x40;
+const SOCKADDR_LL_SIZE = 20;
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM", 4: "EINTR", 6: "ENXIO", 11: "EAGAIN", 13: "EACCES", 19: "ENODEV", 22: "EINVAL", 90: "EMSGSIZE",
+  93: "EPROTONOSUPPORT", 97: "EAFNOSUPPORT", 100: "ENETDOWN", 101: "ENETUNREACH", 105: "ENOBUFS",
+};
+const EINTR = 4;
+const EAGAIN = 11;
+const EPERM = 1;
+const EACCES = 13;
+
+function openLibc() {
+  const symbols = {
+    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+    setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+    sendto: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i64_fast },
+    recvfrom: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i64_fast },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
+    if_nametoindex: { args: [FFIType.ptr], returns: FFIType.u32 },
+    __errno_location: { args: [], returns: FFIType.ptr },
+    strerror: { args: [FFIType.i32], returns: FFIType.cstring },
+  } as const;
+  const errors: string[] = [];
+  // glibc first (the release binary), then musl's names.
+  for (const name of ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
+    try {
+      return dlopen(name, symbols).symbols;
+    } catch (e) {
+      errors.push(`${name}: ${(e as Error).message}`);
+    }
+  }
+  throw new DhcpSocketError(`loading libc for the DHCP packet socket failed: ${errors.join("; ")}`);
+}
+
+type Libc = ReturnType<typeof openLibc>;
+let libcCache: Libc | undefined;
+function libc(): Libc {
+  libcCache ??= openLibc();
+  return libcCache;
+}
+
+/** errno of the call just made; read at once, before anything else can touch it. */
+function errno(): number {
+  const p = libc().__errno_location();
+  return p === null ? 0 : read.i32(p as number as import("bun:ffi").Pointer, 0);
+}
+
+function describeErrno(e: number): string {
+  const text = libc().strerror(e) ?? `errno ${e}`;
+  return `${text} (${ERRNO_NAMES[e] ?? `errno ${e}`})`;
+}
+
+function sockaddrLl(ifindex: number, broadcastDest: boolean): Uint8Array {
+  const b = new Uint8Array(SOCKADDR_LL_SIZE);
+  const dv = new DataView(b.buffer);
+  dv.setUint16(0, AF_PACKET, true); // sll_family, host order
+  dv.setUint16(2, ETH_P_IP, false); // sll_protocol, network order
+  dv.setInt32(4, ifindex, true); // sll_ifindex
+  if (broadcastDest) {
+    b[11] = 6; // sll_halen
+    b.fill(0xff, 12, 18); // sll_addr: ff:ff:ff:ff:ff:ff
+  }
+  return b;
+}
+
+/**
+ * A raw AF_PACKET/SOCK_DGRAM socket bound to one interface, for IPv4 packets. The kernel adds
+ * the Ethernet header on send (to the link broadcast) and strips it on receive.
+ */
+export class PacketSocket {
+  private fd: number;
+  private readonly dest: Uint8Array;
+  private readonly buf = new Uint8Array(4096);
+
+  private constructor(
+    readonly ifname: string,
+    readonly ifindex: number,
+    fd: number,
+  ) {
+    this.fd = fd;
+    this.dest = sockaddrLl(ifindex, true);
+  }
+
+  static open(ifname: string): PacketSocket {
+    const c = libc();
+    const name = new TextEncoder().encode(ifname + "\0");
+    const ifindex = c.if_nametoindex(name);
+    if (ifindex === 0) {
+      const e = errno();
+      throw new DhcpSocketError(`DHCP on ${ifname}: looking up the interface index: ${describeErrno(e)}`, e);
+    }
+    const fd = c.socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, ((ETH_P_IP & 0xff) << 8) | (ETH_P_IP >> 8));
+    if (fd < 0) {
+      const e = errno();
+      const hint = e === EPERM || e === EACCES ? ": the container needs the NET_RAW capability (securityContext.capabilities.add: [NET_RAW])" : "";
+      throw new DhcpSocketError(`DHCP on ${ifname}: opening an AF_PACKET socket: ${describeErrno(e)}${hint}`, e);
+    }
+    const s = new PacketSocket(ifname, ifindex, fd);
+    try {
+      s.attachFilter();
+      const addr = sockaddrLl(ifindex, false);
+      if (c.bind(fd, addr, SOCKADDR_LL_SIZE) < 0) {
+        const e = errno();
+        throw new DhcpSocketError(`DHCP on ${ifname}: binding the packet socket to ifindex ${ifindex}: ${describeErrno(e)}`, e);
+      }
+      // Packets queued between socket() and bind() may come from any interface: drop them.
+      while (s.recv() !== undefined);
+    } catch (e) {
+      s.close();
+      throw e;
+    }
+    return s;
+  }
+
+  private attachFilter(): void {
+    const prog = encodeBpfProgram(DHCP_REPLY_FILTER);
+    // struct sock_fprog { unsigned short len; struct sock_filter *filter; } — 16 bytes on 64-bit.
+    const fprog = new Uint8Array(16);
+    const dv = new DataView(fprog.buffer);
+    dv.setUint16(0, DHCP_REPLY_FILTER.length, true);
+    dv.setBigUint64(8, BigInt(ptr(prog)), true);
+    if (libc().setsockopt(this.fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, 16) < 0) {
+      const e = errno();
+      throw new DhcpSocketError(`DHCP on ${this.ifname}: attaching the BPF filter: ${describeErrno(e)}`, e);
+    }
+    // `prog` must stay alive until the kernel copied it, which setsockopt does before returning.
+    void prog.length;
+  }
+
+  /** Send one IPv4 packet to the link broadcast address. */
+  send(packet: Uint8Array): void {
+    if (this.fd < 0) throw new DhcpSocketError(`DHCP on ${this.ifname}: send on a closed socket`);
+    for (;;) {
+      const n = libc().sendto(this.fd, packet, packet.length, 0, this.dest, SOCKADDR_LL_SIZE);
+      if (Number(n) >= 0) return;
+      const e = errno();
+      if (e === EINTR) continue;
+      throw new DhcpSocketError(`DHCP on ${this.ifname}: sending ${packet.length} bytes: ${describeErrno(e)}`, e);
+    }
+  }
+
+  /** One queued IPv4 packet (a copy), or undefined when none is waiting. Never blocks. */
+  recv(): Uint8Array | undefined {
+    if (this.fd < 0) return undefined;
+    for (;;) {
+      const n = Number(libc().recvfrom(this.fd, this.buf, this.buf.length, MSG_DONTWAIT, null, null));
+      if (n >= 0) return this.buf.slice(0, n);
+      const e = errno();
+      if (e === EINTR) continue;
+      if (e === EAGAIN) return undefined;
+      throw new DhcpSocketError(`DHCP on ${this.ifname}: receiving: ${describeErrno(e)}`, e);
+    }
+  }
+
+  close(): void {
+    if (this.fd >= 0) libc().close(this.fd);
+    this.fd = -1;
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+  });
+}
+
+/**
+ * The first exchange, on an interface without an address. Sends from 0.0.0.0:68 to
+ * 255.255.255.255:67 at the link broadcast; receives through the BPF filter. A packet socket
+ * cannot join Bun's event loop, so receive() polls a non-blocking recvfrom with short sleeps
+ * (only while an exchange is in flight: tens of milliseconds in practice).
+ */
+export class PacketTransport implements DhcpTransport {
+  private ipId = 0;
+  constructor(
+    private readonly sock: PacketSocket,
+    private readonly pollMs = 2,
+  ) {}
+
+  static open(ifname: string): PacketTransport {
+    return new PacketTransport(PacketSocket.open(ifname));
+  }
+
+  async send(payload: Uint8Array, from: string, to: Destination): Promise<void> {
+    // The link destination is always broadcast (we know no MAC yet); a unicast IP destination is
+    // still honoured in the IPv4 header.
+    const dst = to.kind === "broadcast" ? "255.255.255.255" : to.ip;
+    this.ipId = (this.ipId + 1) & 0xffff;
+    this.sock.send(encodeIpUdp({ src: from, dst, srcPort: DHCP_CLIENT_PORT, dstPort: DHCP_SERVER_PORT, payload }, { id: this.ipId }));
+  }
+
+  async receive(waitMs: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    const end = performance.now() + Math.max(0, waitMs);
+    for (;;) {
+      for (let raw = this.sock.recv(); raw !== undefined; raw = this.sock.recv()) {
+        try {
+          const d = decodeIpUdp(raw);
+          if (d.dstPort === DHCP_CLIENT_PORT && d.srcPort === DHCP_SERVER_PORT) return d.payload;
+        } catch (e) {
+          if (!(e instanceof DecodeError)) throw e;
+        }
+      }
+      const left = end - performance.now();
+      if (left <= 0 || signal?.aborted) return undefined;
+      await sleep(Math.min(this.pollMs, left), signal);
+    }
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}
+
+/**
+ * Renew/rebind/release once `address` is configured: an ordinary UDP socket bound to
+ * <address>:68. Sending to 255.255.255.255 from a socket bound to a local address leaves through
+ * the interface that owns the address (Linux picks it for limited broadcast), so REBINDING needs
+ * no SO_BINDTODEVICE.
+ */
+export class UdpTransport implements DhcpTransport {
+  private readonly queue: Uint8Array[] = [];
+  private wake: (() => void) | undefined;
+  private error: Error | undefined;
+
+  private constructor(
+    private readonly sock: Socket,
+    readonly address: string,
+  ) {
+    sock.on("message", (msg) => {
+      this.queue.push(new Uint8Array(msg));
+      this.wake?.();
+    });
+    sock.on("error", (e) => {
+      this.error = e;
+      this.wake?.();
+    });
+  }
+
+  static async open(address: string): Promise<UdpTransport> {
+    // reuseAddr: the keeper's socket and a release from another code path may overlap briefly.
+    const sock = createSocket({ type: "udp4", reuseAddr: true });
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: Error) => reject(new DhcpSocketError(`DHCP: binding a UDP socket to ${address}:${DHCP_CLIENT_PORT}: ${e.message}`));
+      sock.once("error", onError);
+      sock.bind({ address, port: DHCP_CLIENT_PORT }, () => {
+        sock.off("error", onError);
+        resolve();
+      });
+    }).catch((e) => {
+      try {
+        sock.close();
+      } catch {}
+      throw e;
+    });
+    sock.setBroadcast(true);
+    return new UdpTransport(sock, address);
+  }
+
+  async send(payload: Uint8Array, _from: string, to: Destination): Promise<void> {
+    const ip = to.kind === "broadcast" ? "255.255.255.255" : to.ip;
+    await new Promise<void>((resolve, reject) =>
+      this.sock.send(payload, DHCP_SERVER_PORT, ip, (e) =>
+        e ? reject(new DhcpSocketError(`DHCP: sending to ${ip}:${DHCP_SERVER_PORT} from ${this.address}:${DHCP_CLIENT_PORT}: ${e.message}`)) : resolve(),
+      ),
+    );
+  }
+
+  async receive(waitMs: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    const next = () => {
+      if (this.error) {
+        const e = this.error;
+        this.error = undefined;
+        throw new DhcpSocketError(`DHCP: UDP socket on ${this.address}:${DHCP_CLIENT_PORT}: ${e.message}`);
+      }
+      return this.queue.shift();
+    };
+    const now = next();
+    if (now !== undefined || waitMs <= 0 || signal?.aborted) return now;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, waitMs);
+      function done() {
+        clearTimeout(t);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      }
+      this.wake = done;
+      signal?.addEventListener("abort", done, { once: true });
+    });
+    this.wake = undefined;
+    return next();
+  }
+
+  close(): void {
+    try {
+      this.sock.close();
+    } catch {}
+  }
+}
