@@ -1,9 +1,115 @@
+// `pod-gateway client-init` (and /bin/client_init.sh): the routed pod's init container.
+// Loads and validates the configuration, checks it runs in a pod, then runs the role.
+// Also exports what client-sidecar shares with it: the real deps and the role input.
 import { defineCommand } from "citty";
-import { NotImplementedError } from "../core/errors.ts";
+import { isIPv4 } from "node:net";
+import { hostname } from "node:os";
+import { ConfigError, type ConfigIssue } from "../core/errors.ts";
+import type { ResolvedConfig } from "../core/settings/types.ts";
+import { runClientInit, IpClientHost, type ClientDeps, type ClientInput, type DhcpClient } from "../roles/client-init.ts";
+import { realClock } from "../sys/clock.ts";
+import { loadConfig } from "../sys/config.ts";
+import { resolveGatewayAddress } from "../sys/dns.ts";
+import { ProcessRunner } from "../sys/exec.ts";
+import { assertSafeToChangeNetwork } from "../sys/host-safety.ts";
+import { Ip } from "../sys/ip.ts";
+import { log, type Logger } from "../sys/log.ts";
+import { probeDns, probeDnsUntil } from "../sys/probe.ts";
+import { roleArgs } from "./args.ts";
+
+/** The DHCP client, loaded only in DHCP mode (static-mode pods never pay for it). */
+export const dhcpClient: DhcpClient = {
+  async acquire(id, o) {
+    const m = await import("../sys/dhcp-client.ts");
+    return m.acquireLease({ ...id, requestedAddress: o.requestedAddress, deadlineMs: o.deadlineMs, signal: o.signal });
+  },
+  async renew(lease, id, o) {
+    const m = await import("../sys/dhcp-client.ts");
+    return m.renewLease(lease, { ...id, broadcast: o.broadcast, deadlineMs: o.deadlineMs, signal: o.signal });
+  },
+  async release(lease, id) {
+    const m = await import("../sys/dhcp-client.ts");
+    return m.releaseLease(lease, id);
+  },
+};
+
+export function realClientDeps(logger: Logger): ClientDeps & { probeOnce: (ip: string, o: { timeoutMs: number; signal?: AbortSignal }) => Promise<{ alive: boolean; detail: string }> } {
+  return {
+    host: new IpClientHost(new Ip(new ProcessRunner())),
+    dhcp: dhcpClient,
+    clock: realClock,
+    log: logger,
+    resolveGateway: (name, servers, o) => resolveGatewayAddress(name, { servers, deadlineMs: o.deadlineMs, signal: o.signal, log: logger }),
+    async probeGateway(ip, o) {
+      const { result, attempts } = await probeDnsUntil(ip, { deadlineMs: o.deadlineMs, signal: o.signal });
+      return { alive: result.alive, attempts, detail: result.alive ? `DNS ${result.rcode} in ${result.rttMs.toFixed(1)} ms` : result.detail };
+    },
+    async probeOnce(ip, o) {
+      const r = await probeDns(ip, { timeoutMs: o.timeoutMs, signal: o.signal });
+      return { alive: r.alive, detail: r.alive ? `DNS ${r.rcode} in ${r.rttMs.toFixed(1)} ms` : r.detail };
+    },
+  };
+}
+
+/** POD_NAME (downward API) when set, else the hostname (which Kubernetes sets to the pod name). */
+export function podNameFrom(env: Record<string, string | undefined>): string {
+  return env.POD_NAME?.trim() || hostname();
+}
+
+/**
+ * What the client roles need beyond the generic validation, checked before any change so a
+ * missing $gateway or $K8S_DNS_ips is a configuration error (exit 2), not a failed step.
+ */
+export function clientConfigIssues(cfg: ResolvedConfig): ConfigIssue[] {
+  const s = cfg.settings;
+  const where = (k: "GATEWAY_NAME" | "K8S_DNS_IPS") => {
+    const src = cfg.sources[k];
+    return src.kind === "file" ? { file: src.file, line: src.line } : { file: src.kind === "env" ? `$${src.name}` : "defaults" };
+  };
+  const issues: ConfigIssue[] = [];
+  if (s.GATEWAY_NAME.trim() === "")
+    issues.push({ ...where("GATEWAY_NAME"), key: "GATEWAY_NAME", message: "is empty: set it, or pass the gateway's DNS name as $gateway (the admission webhook does)" });
+  else if (!isIPv4(s.GATEWAY_NAME.trim()) && !s.K8S_DNS_IPS.some((d) => isIPv4(d)))
+    issues.push({ ...where("K8S_DNS_IPS"), key: "K8S_DNS_IPS", message: `has no IPv4 server to resolve ${s.GATEWAY_NAME} with (the webhook passes them as $K8S_DNS_ips)` });
+  return issues;
+}
+
+export function clientInput(cfg: ResolvedConfig, env: Record<string, string | undefined> = process.env): ClientInput {
+  return {
+    settings: cfg.settings,
+    nat: cfg.nat,
+    podName: podNameFrom(env),
+    kubernetesServiceHost: env.KUBERNETES_SERVICE_HOST?.trim() || undefined,
+  };
+}
+
+/** Steps 1 and 2 of both client roles: configuration (exit 2 on error) and host safety (exit 3). */
+export function prepareClient(args: { "config-dir"?: string; "allow-host-network"?: boolean }): ResolvedConfig {
+  const cfg = loadConfig({ configDir: args["config-dir"] });
+  const issues = clientConfigIssues(cfg);
+  if (issues.length > 0) throw new ConfigError(issues);
+  assertSafeToChangeNetwork(args["allow-host-network"] ?? false);
+  return cfg;
+}
 
 export default defineCommand({
-  meta: { name: "client-init", description: "client-init (not implemented yet)" },
-  run() {
-    throw new NotImplementedError("client-init is not implemented yet");
+  meta: {
+    name: "client-init",
+    description:
+      "Route this pod's traffic through the gateway pod: keep cluster traffic on eth0, remove the default routes, " +
+      "create vxlan0, take the static (nat.conf) or DHCP address, and wait until the gateway answers. Needs NET_ADMIN and NET_RAW.",
+  },
+  args: { ...roleArgs },
+  async run({ args }) {
+    const logger = log().withTag("client-init");
+    const started = performance.now();
+    const cfg = prepareClient(args);
+    const input = clientInput(cfg);
+    const r = await runClientInit(realClientDeps(logger), input);
+    logger.info(
+      `${r.address} (${r.mode}) via gateway pod ${r.gatewayPodIp}, ${r.changed} change(s), ${Math.round(performance.now() - started)} ms`,
+    );
+    logger.info("Gateway ready and reachable");
+    return 0;
   },
 });

@@ -1,9 +1,55 @@
+// `pod-gateway client-sidecar` (and /bin/client_sidecar.sh): the routed pod's long-running
+// container. Keeps the tunnel healthy and the lease renewed; SIGTERM/SIGINT release the lease and
+// exit 0 at once; with SIDECAR_EXIT_WHEN_POD_DONE it also exits when the rest of the pod finished.
 import { defineCommand } from "citty";
-import { NotImplementedError } from "../core/errors.ts";
+import { pickServiceAccountDir } from "../core/kube/config.ts";
+import { runClientSidecar, type SidecarDeps } from "../roles/client-sidecar.ts";
+import { log, type Logger } from "../sys/log.ts";
+import { roleArgs } from "./args.ts";
+import { clientInput, prepareClient, realClientDeps } from "./client-init.ts";
+import type { Settings } from "../core/settings/types.ts";
+
+/** The Jobs check, when SIDECAR_EXIT_WHEN_POD_DONE asks for it; undefined when off or impossible. */
+async function podDoneWatcher(settings: Settings, logger: Logger): Promise<SidecarDeps["watchPodDone"]> {
+  if (settings.SIDECAR_EXIT_WHEN_POD_DONE === "off") return undefined;
+  const kube = await import("../sys/kube.ts");
+  const saDir = pickServiceAccountDir(undefined, process.env);
+  if (!kube.resolveCheckMode(settings.SIDECAR_EXIT_WHEN_POD_DONE, saDir)) {
+    logger.debug(`no service-account token in ${saDir}: not watching for the pod to finish`);
+    return undefined;
+  }
+  let cfg;
+  try {
+    cfg = kube.readInClusterConfig({ saDir });
+  } catch (e) {
+    // Never end routing over this: the pod keeps working, only Jobs will not complete on their own.
+    logger.warn(`cannot watch for the pod to finish (SIDECAR_EXIT_WHEN_POD_DONE=${settings.SIDECAR_EXIT_WHEN_POD_DONE}): ${(e as Error).message}`);
+    return undefined;
+  }
+  return (signal) => kube.watchUntilPodDone({ cfg, signal, log: log().withTag("kube") });
+}
 
 export default defineCommand({
-  meta: { name: "client-sidecar", description: "client-sidecar (not implemented yet)" },
-  run() {
-    throw new NotImplementedError("client-sidecar is not implemented yet");
+  meta: {
+    name: "client-sidecar",
+    description:
+      "Keep this pod's tunnel to the gateway healthy: probe it every CLIENT_PROBE_INTERVAL seconds, follow a gateway that moved, " +
+      "re-initialise a lost tunnel, renew the DHCP lease, release it on SIGTERM. Needs NET_ADMIN and NET_RAW.",
+  },
+  args: { ...roleArgs },
+  async run({ args }) {
+    const logger = log().withTag("client-sidecar");
+    const cfg = prepareClient(args);
+    const ctl = new AbortController();
+    const onSignal = (sig: string) => () => {
+      logger.info(`${sig}: stopping`);
+      ctl.abort();
+    };
+    process.on("SIGTERM", onSignal("SIGTERM"));
+    process.on("SIGINT", onSignal("SIGINT"));
+    const deps: SidecarDeps = { ...realClientDeps(logger), watchPodDone: await podDoneWatcher(cfg.settings, logger) };
+    const r = await runClientSidecar(deps, { ...clientInput(cfg), signal: ctl.signal });
+    logger.info(`exiting (${r.reason === "pod-done" ? "the pod's other containers finished" : "signal"}${r.released ? ", lease released" : ""})`);
+    return 0;
   },
 });

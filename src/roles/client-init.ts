@@ -1,0 +1,269 @@
+// client-init: route this pod's traffic through the gateway pod. Resolve the gateway first (while
+// the cluster DNS is still reachable), read the pod's network, plan, apply in one `ip -batch`,
+// prove isolation, take the address (static from nat.conf or DHCP), set the default route, and
+// prove the gateway answers through the tunnel. The client sidecar runs the same function to
+// re-initialise, so every step converges when repeated.
+import { isIPv4 } from "node:net";
+import { StepError } from "../core/errors.ts";
+import { ISOLATION_PROBES_V4, ISOLATION_PROBES_V6, POD_IF } from "../core/client/constants.ts";
+import { parseClientFacts, type ClientFacts } from "../core/client/facts.ts";
+import { decideIsolation, type RouteGetResult } from "../core/client/isolation.ts";
+import { addressLifetime } from "../core/client/lease.ts";
+import {
+  describeRoute,
+  planClientAddress,
+  planClientNetwork,
+  stateChanges,
+  type AddressWanted,
+  type Change,
+  type ClientNetworkInput,
+  type ClientNetworkPlan,
+} from "../core/client/plan.ts";
+import { describeChanges, renderIpBatch } from "../core/client/render.ts";
+import type { Lease } from "../core/dhcp/types.ts";
+import type { IpAddr, IpRoute } from "../core/net/ip-json.ts";
+import { clientMac, gatewayOverlayIp, overlayAddress, VXLAN_IF } from "../core/net/vxlan.ts";
+import { matchNatEntry } from "../core/natconf/match.ts";
+import type { NatEntry, Settings } from "../core/settings/types.ts";
+import type { Clock } from "../sys/clock.ts";
+import type { Ip } from "../sys/ip.ts";
+import type { Logger } from "../sys/log.ts";
+
+// ---------------------------------------------------------------- deps
+
+/** The pod's network as the client roles touch it: read facts, apply planned changes, look up routes. */
+export interface ClientHost {
+  readFacts(): Promise<ClientFacts>;
+  apply(changes: readonly Change[], what: string): Promise<void>;
+  routeGet(dst: string): Promise<RouteGetResult>;
+}
+
+/** The real host: `ip -j` reads (in parallel) and one `ip -batch -` per apply. Runs nothing but `ip`. */
+export class IpClientHost implements ClientHost {
+  constructor(readonly ip: Ip) {}
+
+  async readFacts(): Promise<ClientFacts> {
+    const [links, routes4, routes6] = await Promise.all([
+      this.ip.json<IpAddr>(["-d", "addr", "show"]),
+      this.ip.json<IpRoute>(["-4", "route", "show", "table", "main"]),
+      this.ip.json<IpRoute>(["-6", "route", "show", "table", "main"]),
+    ]);
+    return parseClientFacts(links, routes4, routes6);
+  }
+
+  apply(changes: readonly Change[], what: string): Promise<void> {
+    return this.ip.batch(renderIpBatch(changes), what);
+  }
+
+  async routeGet(dst: string): Promise<RouteGetResult> {
+    const family = dst.includes(":") ? "-6" : "-4";
+    // exit 2 is how ip reports an RTNETLINK error ("Network is unreachable"): the answer we hope for
+    const r = await this.ip.run(["-j", family, "route", "get", dst], { okCodes: [1, 2], what: `looking up the route to ${dst}` });
+    if (r.code !== 0) return { dst, ok: false, code: r.code, stderr: r.stderr };
+    const [route] = JSON.parse(r.stdout.trim() || "[]") as IpRoute[];
+    return { dst, ok: true, dev: route?.dev, gateway: route?.gateway, type: route?.type };
+  }
+}
+
+/** What the client roles need from the DHCP client (src/sys/dhcp-client.ts implements it). */
+export interface DhcpIdentity {
+  ifname: string;
+  mac: string;
+  /** Option 61; the pod name, so a re-created interface (same name, same MAC) keeps its lease. */
+  clientId: string;
+  /** Option 12. */
+  hostname: string;
+}
+
+export interface DhcpClient {
+  acquire(id: DhcpIdentity, opts: { requestedAddress?: string; deadlineMs: number; signal?: AbortSignal }): Promise<Lease>;
+  /** Unicast REQUEST to lease.serverId (renewing) or broadcast (rebinding). */
+  renew(lease: Lease, id: DhcpIdentity, opts: { broadcast: boolean; deadlineMs: number; signal?: AbortSignal }): Promise<Lease>;
+  release(lease: Lease, id: DhcpIdentity): Promise<void>;
+}
+
+export interface GatewayProbeOutcome {
+  alive: boolean;
+  detail: string;
+  attempts: number;
+}
+
+export interface ClientDeps {
+  host: ClientHost;
+  dhcp: DhcpClient;
+  clock: Clock;
+  log: Logger;
+  resolveGateway(name: string, servers: readonly string[], opts: { deadlineMs: number; signal?: AbortSignal }): Promise<{ address: string; via: string }>;
+  /** Probe <net>.1 through the tunnel until it answers or the deadline passes. */
+  probeGateway(ip: string, opts: { deadlineMs: number; signal?: AbortSignal }): Promise<GatewayProbeOutcome>;
+}
+
+// ---------------------------------------------------------------- input
+
+export interface ClientTiming {
+  resolveDeadlineMs: number;
+  dhcpDeadlineMs: number;
+  probeDeadlineMs: number;
+}
+
+export const DEFAULT_CLIENT_TIMING: ClientTiming = {
+  // The cluster DNS may still be starting when the first pods of a node start.
+  resolveDeadlineMs: 30_000,
+  dhcpDeadlineMs: 15_000,
+  probeDeadlineMs: 10_000,
+};
+
+export interface ClientInput {
+  settings: Settings;
+  nat: readonly NatEntry[];
+  podName: string;
+  /** KUBERNETES_SERVICE_HOST: pinned to eth0 when IPv4, so the API stays reachable (Jobs check). */
+  kubernetesServiceHost: string | undefined;
+  signal?: AbortSignal;
+  timing?: Partial<ClientTiming>;
+  /** An address held before (the sidecar re-initialising after vxlan0 vanished): asked for again. */
+  requestedAddress?: string;
+}
+
+export type AddressMode = { kind: "static"; entry: NatEntry; how: "exact" | "workload" | "prefix"; address: string } | { kind: "dhcp" };
+
+export interface ClientInitResult {
+  gatewayPodIp: string;
+  mode: "static" | "dhcp";
+  address: string;
+  lease: Lease | undefined;
+  /** Number of state changes applied (0 on a converged re-run). */
+  changed: number;
+  /** Milliseconds per step, by the clock. */
+  timings: Record<string, number>;
+}
+
+// ---------------------------------------------------------------- helpers shared with the sidecar
+
+export function networkInput(input: ClientInput, gatewayPodIp: string): ClientNetworkInput {
+  const s = input.settings;
+  return {
+    podName: input.podName,
+    vni: s.VXLAN_ID,
+    port: s.VXLAN_PORT,
+    network: s.VXLAN_IP_NETWORK,
+    vpnInterfaceMtu: s.VPN_INTERFACE_MTU,
+    notRoutedCidrs: s.NOT_ROUTED_TO_GATEWAY_CIDRS,
+    dnsServers: s.K8S_DNS_IPS,
+    gatewayPodIp,
+    kubernetesServiceHost: input.kubernetesServiceHost && isIPv4(input.kubernetesServiceHost) ? input.kubernetesServiceHost : undefined,
+  };
+}
+
+export function dhcpIdentity(input: Pick<ClientInput, "podName" | "settings">): DhcpIdentity {
+  return { ifname: VXLAN_IF, mac: clientMac(input.podName, input.settings.VXLAN_ID), clientId: input.podName, hostname: input.podName };
+}
+
+/** Static address from nat.conf when this pod has an entry, else DHCP. */
+export function addressMode(input: Pick<ClientInput, "nat" | "podName" | "settings">): AddressMode {
+  const m = matchNatEntry([...input.nat], input.podName);
+  if (!m) return { kind: "dhcp" };
+  return { kind: "static", entry: m.entry, how: m.how, address: overlayAddress(input.settings.VXLAN_IP_NETWORK, m.entry.octet) };
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Run one step; any error becomes a StepError naming it. */
+async function step<T>(name: string, timings: Record<string, number>, clock: Clock, fn: () => Promise<T>): Promise<T> {
+  const t0 = clock.now();
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof StepError) throw e;
+    throw new StepError(name, messageOf(e), { cause: e });
+  } finally {
+    timings[name] = clock.now() - t0;
+  }
+}
+
+export async function applyLogged(deps: Pick<ClientDeps, "host" | "log">, changes: readonly Change[], what: string): Promise<void> {
+  if (changes.length === 0) return;
+  for (const line of describeChanges(changes)) deps.log.debug(line);
+  await deps.host.apply(changes, what);
+}
+
+export function logNetworkPlan(log: Logger, plan: ClientNetworkPlan): void {
+  if (plan.original) log.debug(`original default gateway: ${plan.original.via ?? `dev ${POD_IF}`}${plan.original.onlink ? " onlink" : ""} (from the ${plan.original.source})`);
+  for (const p of plan.pins) log.debug(`kept on ${POD_IF}: ${describeRoute(p)}`);
+  for (const s of plan.skipped) log.debug(`not pinned: ${s.target} (${s.reason}): ${s.why}`);
+  log.debug(`${VXLAN_IF}: VNI ${plan.vxlan.vni}, port ${plan.vxlan.port}, remote ${plan.vxlan.remote}, MAC ${plan.vxlan.mac}, MTU ${plan.vxlan.mtu} (${plan.vxlan.mtuWhy})`);
+}
+
+/** Prove that no route leads to the internet except through the tunnel (nothing is sent). */
+export async function checkIsolation(host: ClientHost): Promise<void> {
+  const results = await Promise.all([...ISOLATION_PROBES_V4, ...ISOLATION_PROBES_V6].map((d) => host.routeGet(d)));
+  const v = decideIsolation(results);
+  if (!v.isolated)
+    throw new Error(
+      `the pod is not isolated after removing the default routes: ${v.leaks.join("; ")}. ` +
+        `A route this tool does not own (another table with a policy rule, a split default such as 0.0.0.0/1, a default route that came back) ` +
+        `still leads around the tunnel; refusing to continue`,
+    );
+}
+
+// ---------------------------------------------------------------- the role
+
+export async function runClientInit(deps: ClientDeps, input: ClientInput): Promise<ClientInitResult> {
+  const { host, clock, log } = deps;
+  const timing = { ...DEFAULT_CLIENT_TIMING, ...input.timing };
+  const s = input.settings;
+  const timings: Record<string, number> = {};
+  const overlayGw = gatewayOverlayIp(s.VXLAN_IP_NETWORK);
+  let changed = 0;
+
+  // Before any route is touched: with the default route gone, an off-link cluster DNS that is not
+  // pinned yet could not be asked (the reference's most reported failure).
+  const gw = await step("resolve gateway", timings, clock, () => deps.resolveGateway(s.GATEWAY_NAME, s.K8S_DNS_IPS, { deadlineMs: timing.resolveDeadlineMs, signal: input.signal }));
+  log.debug(`gateway ${s.GATEWAY_NAME} is ${gw.address} (${gw.via === "literal" ? "IP literal" : `answered by ${gw.via}`})`);
+
+  const facts = await step("read network state", timings, clock, () => host.readFacts());
+  const plan = await step("plan", timings, clock, async () => planClientNetwork(facts, networkInput(input, gw.address)));
+  logNetworkPlan(log, plan);
+
+  await step("route cluster traffic and create the tunnel", timings, clock, async () => {
+    await applyLogged(deps, plan.changes, "keeping cluster traffic on eth0, removing default routes, creating vxlan0");
+    changed += stateChanges(plan.changes).length;
+  });
+
+  await step("isolation check", timings, clock, () => checkIsolation(host));
+
+  const mode = addressMode(input);
+  const after = await step("read tunnel state", timings, clock, () => host.readFacts());
+  let want: AddressWanted;
+  let lease: Lease | undefined;
+  if (mode.kind === "static") {
+    if (mode.how === "prefix")
+      log.warn(
+        `nat.conf entry "${mode.entry.name}" (${mode.entry.file}:${mode.entry.line}) matched pod ${input.podName} only by the text before the first dash, ` +
+          `as the reference scripts did; name the pod or its workload exactly in nat.conf`,
+      );
+    log.debug(`static address ${mode.address} from nat.conf entry "${mode.entry.name}" (${mode.how} match)`);
+    want = { local: mode.address, prefixlen: 24, lifetime: "forever" };
+  } else {
+    const current = after.vxlan?.addresses.find((a) => a.local.startsWith(`${s.VXLAN_IP_NETWORK}.`) && a.validLft !== Infinity);
+    lease = await step("DHCP", timings, clock, () =>
+      deps.dhcp.acquire(dhcpIdentity(input), { requestedAddress: current?.local ?? input.requestedAddress, deadlineMs: timing.dhcpDeadlineMs, signal: input.signal }),
+    );
+    log.debug(`DHCP lease ${lease.address}/${lease.prefixLength} from ${lease.serverId} for ${lease.leaseSeconds} s`);
+    want = { local: lease.address, prefixlen: lease.prefixLength, lifetime: addressLifetime(lease, clock.now()) };
+  }
+
+  await step("address and default route", timings, clock, async () => {
+    const changes = planClientAddress(after, s.VXLAN_IP_NETWORK, want);
+    await applyLogged(deps, changes, `setting ${want.local}/${want.prefixlen} on ${VXLAN_IF} and the default route via ${overlayGw}`);
+    changed += stateChanges(changes).length;
+  });
+
+  const probe = await step("probe gateway", timings, clock, () => deps.probeGateway(overlayGw, { deadlineMs: timing.probeDeadlineMs, signal: input.signal }));
+  if (!probe.alive) throw new StepError("probe gateway", `the gateway ${overlayGw} did not answer through the tunnel (${probe.attempts} attempts): ${probe.detail}`);
+
+  return { gatewayPodIp: gw.address, mode: mode.kind, address: want.local, lease, changed, timings };
+}
+

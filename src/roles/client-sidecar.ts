@@ -1,0 +1,349 @@
+// client-sidecar: keep the pod's tunnel healthy for the pod's lifetime. Probe the gateway every
+// CLIENT_PROBE_INTERVAL seconds; after CONNECTION_RETRY_COUNT consecutive failures heal in place
+// (re-resolve the gateway; if it moved, point vxlan0's remote and the pinned route at the new pod
+// IP and flush vxlan0's neighbours — same MAC, same lease); re-initialise fully only when the
+// tunnel itself is gone. Renew the DHCP lease at T1/T2, release it on SIGTERM/SIGINT or when the
+// rest of the pod has finished (Jobs). Never exits on failure: a crash-looping sidecar heals nothing.
+import { leaseFromAddress, addressLifetime, planLeaseStep } from "../core/client/lease.ts";
+import { planClientAddress, planClientNetwork, stateChanges, type Change } from "../core/client/plan.ts";
+import { nextProbeDelayMs, type ProbePolicy } from "../core/client/sidecar.ts";
+import type { Lease } from "../core/dhcp/types.ts";
+import { gatewayOverlayIp, VXLAN_IF } from "../core/net/vxlan.ts";
+import type { ClientFacts } from "../core/client/facts.ts";
+import {
+  addressMode,
+  applyLogged,
+  dhcpIdentity,
+  networkInput,
+  runClientInit,
+  type AddressMode,
+  type ClientDeps,
+  type ClientInput,
+} from "./client-init.ts";
+
+export type PodDoneResult = "done" | "native-sidecar" | "forbidden" | "aborted";
+
+export interface SidecarDeps extends ClientDeps {
+  /** One probe of the gateway through the tunnel. */
+  probeOnce(ip: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<{ alive: boolean; detail: string }>;
+  /** Resolves when every other container of the pod has finished (Jobs); absent when not watching. */
+  watchPodDone?: (signal: AbortSignal) => Promise<PodDoneResult>;
+}
+
+export interface SidecarPolicy extends ProbePolicy {
+  probeTimeoutMs: number;
+  /** Re-resolving the gateway while healing: short, the loop tries again anyway. */
+  resolveDeadlineMs: number;
+  renewDeadlineMs: number;
+  /** SIGTERM must end the sidecar within a second, release included. */
+  releaseTimeoutMs: number;
+}
+
+export function sidecarPolicy(input: Pick<ClientInput, "settings">, over: Partial<SidecarPolicy> = {}): SidecarPolicy {
+  const intervalMs = Math.max(100, input.settings.CLIENT_PROBE_INTERVAL * 1000);
+  return {
+    intervalMs,
+    retryCount: Math.max(1, input.settings.CONNECTION_RETRY_COUNT),
+    // Backoff while the gateway stays down, capped so a gateway that comes back is found again
+    // within a few seconds (the recovery target is 3 s after it is ready).
+    backoffCapMs: Math.max(intervalMs, 4000),
+    probeTimeoutMs: Math.min(1000, intervalMs),
+    resolveDeadlineMs: 2000,
+    renewDeadlineMs: 5000,
+    releaseTimeoutMs: 500,
+    ...over,
+  };
+}
+
+export interface SidecarInput extends ClientInput {
+  /** Aborted on SIGTERM/SIGINT. */
+  signal: AbortSignal;
+  policy?: Partial<SidecarPolicy>;
+}
+
+export interface SidecarStats {
+  probes: number;
+  failedProbes: number;
+  heals: number;
+  gatewayMoves: number;
+  reinits: number;
+  renewals: number;
+  failedRenewals: number;
+  leasesAcquired: number;
+}
+
+export interface SidecarExit {
+  reason: "signal" | "pod-done";
+  released: boolean;
+  stats: SidecarStats;
+}
+
+interface State {
+  mode: AddressMode;
+  gatewayIp: string | undefined;
+  lease: Lease | undefined;
+  leaseFailedAt: number | undefined;
+  /** The address of the last lease, asked for again when a new lease is needed. */
+  lastAddress: string | undefined;
+  /** DHCP mode without a lease (it expired, or re-acquiring failed): when to try again. */
+  reacquireAt: number | undefined;
+  failures: number;
+  heals: number;
+  downSince: number | undefined;
+  nextProbeAt: number;
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, stats: SidecarStats = newStats()): Promise<SidecarExit> {
+  const { clock, log } = deps;
+  const policy = sidecarPolicy(input, input.policy);
+  const s = input.settings;
+  const overlayGw = gatewayOverlayIp(s.VXLAN_IP_NETWORK);
+  const id = dhcpIdentity(input);
+
+  const podDone = new AbortController();
+  const signal = AbortSignal.any([input.signal, podDone.signal]);
+  let exitReason: SidecarExit["reason"] = "signal";
+  if (deps.watchPodDone) {
+    deps
+      .watchPodDone(signal)
+      .then((r) => {
+        if (r === "done") {
+          log.info("every other container of this pod has finished: releasing the lease and exiting");
+          exitReason = "pod-done";
+          podDone.abort();
+        } else if (r === "native-sidecar") log.info("running as a native sidecar: the kubelet stops this container when the pod is done");
+      })
+      .catch((e) => log.warn(`watching the pod for completion failed: ${messageOf(e)}; routing continues`));
+  }
+
+  const st: State = {
+    mode: addressMode(input),
+    gatewayIp: undefined,
+    lease: undefined,
+    lastAddress: undefined,
+    leaseFailedAt: undefined,
+    reacquireAt: undefined,
+    failures: 0,
+    heals: 0,
+    downSince: undefined,
+    nextProbeAt: clock.now() + policy.intervalMs,
+  };
+
+  const ourAddress = (f: ClientFacts) =>
+    f.vxlan?.addresses.find((a) => (st.mode.kind === "static" ? a.local === st.mode.address : a.local.startsWith(`${s.VXLAN_IP_NETWORK}.`)));
+
+  /** Full client-init. Returns false (logged) when it failed; the loop tries again later. */
+  const reinit = async (why: string): Promise<boolean> => {
+    log.warn(`${why}: re-initialising the tunnel`);
+    stats.reinits++;
+    try {
+      const r = await runClientInit(deps, { ...input, requestedAddress: st.lease?.address ?? st.lastAddress ?? input.requestedAddress, timing: { resolveDeadlineMs: policy.resolveDeadlineMs, probeDeadlineMs: policy.probeTimeoutMs * 3, ...input.timing } });
+      st.gatewayIp = r.gatewayPodIp;
+      if (r.lease) {
+        st.lease = r.lease;
+        st.leaseFailedAt = undefined;
+        st.reacquireAt = undefined;
+        stats.leasesAcquired++;
+      }
+      log.info(`tunnel re-initialised: ${r.address} (${r.mode}) via gateway pod ${r.gatewayPodIp}`);
+      return true;
+    } catch (e) {
+      log.warn(`re-initialising failed: ${messageOf(e)}`);
+      return false;
+    }
+  };
+
+  // ---- start: take over what client-init left in the kernel
+  try {
+    const f = await deps.host.readFacts();
+    const addr = ourAddress(f);
+    if (!f.vxlan || !addr) await reinit(f.vxlan ? `${VXLAN_IF} has no overlay address` : `${VXLAN_IF} does not exist`);
+    else {
+      st.gatewayIp = f.vxlan.remote;
+      if (st.mode.kind === "dhcp") {
+        st.lease = leaseFromAddress(addr, overlayGw, clock.now());
+        if (st.lease) log.info(`took over the DHCP lease of ${addr.local}: ${st.lease.leaseSeconds} s left, renewing in ${Math.round(st.lease.renewSeconds)} s`);
+        else log.info(`${addr.local} does not expire: nothing to renew`);
+      }
+      log.info(`watching gateway ${overlayGw} through ${VXLAN_IF} (gateway pod ${st.gatewayIp ?? "unknown"}) every ${policy.intervalMs / 1000} s`);
+    }
+  } catch (e) {
+    log.warn(`reading the network state failed: ${messageOf(e)}`);
+  }
+
+  // ---- lease upkeep
+  const writeLease = async (lease: Lease, what: string) => {
+    const f = await deps.host.readFacts();
+    const changes = planClientAddress(f, s.VXLAN_IP_NETWORK, { local: lease.address, prefixlen: lease.prefixLength, lifetime: addressLifetime(lease, clock.now()) });
+    await applyLogged(deps, changes, what);
+  };
+
+  const leaseUpkeep = async (): Promise<number | undefined> => {
+    if (st.mode.kind !== "dhcp") return undefined;
+    const now = clock.now();
+    if (!st.lease) {
+      if (st.reacquireAt !== undefined && now < st.reacquireAt) return st.reacquireAt;
+      try {
+        const cur = ourAddress(await deps.host.readFacts());
+        const lease = await deps.dhcp.acquire(id, { requestedAddress: cur?.local ?? st.lastAddress, deadlineMs: policy.renewDeadlineMs, signal });
+        await writeLease(lease, `setting the new lease ${lease.address} on ${VXLAN_IF}`);
+        st.lease = lease;
+        st.leaseFailedAt = undefined;
+        st.reacquireAt = undefined;
+        stats.leasesAcquired++;
+        log.info(`new DHCP lease ${lease.address} for ${lease.leaseSeconds} s`);
+      } catch (e) {
+        if (signal.aborted) return undefined;
+        st.reacquireAt = clock.now() + policy.backoffCapMs;
+        log.warn(`getting a new DHCP lease failed: ${messageOf(e)}; trying again in ${policy.backoffCapMs / 1000} s`);
+      }
+      return undefined;
+    }
+    const step = planLeaseStep(st.lease, now, st.leaseFailedAt);
+    if (step.kind === "none") return undefined;
+    if (step.kind === "wait") return step.untilMs;
+    if (step.kind === "expired") {
+      log.warn(`the DHCP lease of ${st.lease.address} expired without a renewal; asking for a new one`);
+      st.lastAddress = st.lease.address;
+      st.lease = undefined;
+      return undefined;
+    }
+    const rebind = step.kind === "rebind";
+    try {
+      const lease = await deps.dhcp.renew(st.lease, id, { broadcast: rebind, deadlineMs: policy.renewDeadlineMs, signal });
+      if (lease.address !== st.lease.address) log.warn(`the DHCP server moved us from ${st.lease.address} to ${lease.address}`);
+      await writeLease(lease, `renewing ${lease.address} on ${VXLAN_IF}`);
+      st.lease = lease;
+      st.leaseFailedAt = undefined;
+      stats.renewals++;
+      log.debug(`DHCP lease of ${lease.address} ${rebind ? "rebound" : "renewed"} for ${lease.leaseSeconds} s`);
+    } catch (e) {
+      if (signal.aborted) return undefined;
+      st.leaseFailedAt = clock.now();
+      stats.failedRenewals++;
+      log.warn(`${rebind ? "rebinding" : "renewing"} the DHCP lease of ${st.lease.address} failed: ${messageOf(e)}`);
+    }
+    return undefined;
+  };
+
+  // ---- healing
+  const heal = async (): Promise<void> => {
+    stats.heals++;
+    let facts: ClientFacts;
+    try {
+      facts = await deps.host.readFacts();
+    } catch (e) {
+      log.warn(`reading the network state failed: ${messageOf(e)}`);
+      return;
+    }
+    if (!facts.vxlan || facts.vxlan.kind !== "vxlan") {
+      await reinit(`${VXLAN_IF} is gone`);
+      return;
+    }
+    const addr = ourAddress(facts);
+    if (!addr) {
+      await reinit(`${VXLAN_IF} lost its overlay address`);
+      return;
+    }
+    let gw = st.gatewayIp ?? facts.vxlan.remote;
+    try {
+      gw = (await deps.resolveGateway(s.GATEWAY_NAME, s.K8S_DNS_IPS, { deadlineMs: policy.resolveDeadlineMs, signal })).address;
+    } catch (e) {
+      if (signal.aborted) return;
+      if (st.heals <= 1) log.warn(`re-resolving the gateway failed: ${messageOf(e)}; keeping ${gw ?? "the current remote"}`);
+    }
+    if (!gw) return;
+    let changes: Change[];
+    try {
+      const plan = planClientNetwork(facts, networkInput(input, gw));
+      if (plan.changes.some((c) => c.op === "vxlan-add")) {
+        await reinit(`${VXLAN_IF} no longer matches the settings`);
+        return;
+      }
+      const want =
+        st.mode.kind === "static"
+          ? { local: st.mode.address, prefixlen: 24, lifetime: "forever" as const }
+          : { local: addr.local, prefixlen: addr.prefixlen, lifetime: st.lease ? addressLifetime(st.lease, clock.now()) : addr.validLft };
+      const addrChanges = stateChanges(planClientAddress(facts, s.VXLAN_IP_NETWORK, want));
+      // Flushing makes us ARP for .1 again: our broadcast reaches the gateway through the flood
+      // entry, and that is how a re-created gateway (empty neighbour table, no flood entry of its
+      // own) learns where we are.
+      changes = [...plan.changes, ...addrChanges, { op: "neigh-flush", dev: VXLAN_IF, why: "make the gateway learn us again" }];
+    } catch (e) {
+      log.warn(`planning the repair failed: ${messageOf(e)}`);
+      return;
+    }
+    try {
+      await applyLogged(deps, changes, `repairing the tunnel to gateway pod ${gw}`);
+    } catch (e) {
+      log.warn(`repairing the tunnel failed: ${messageOf(e)}`);
+      return;
+    }
+    if (gw !== st.gatewayIp) {
+      stats.gatewayMoves++;
+      log.info(`gateway pod moved from ${st.gatewayIp ?? "unknown"} to ${gw}: tunnel remote and pinned route updated, neighbours flushed (address kept)`);
+      st.gatewayIp = gw;
+    } else if (st.heals <= 1) log.info(`gateway pod still at ${gw}: neighbours flushed, waiting for it to answer`);
+  };
+
+  // ---- the loop
+  while (!signal.aborted) {
+    const leaseWake = await leaseUpkeep();
+    if (signal.aborted) break;
+    const now = clock.now();
+    const wake = Math.min(st.nextProbeAt, leaseWake ?? Infinity, st.reacquireAt ?? Infinity);
+    if (wake > now) {
+      await clock.sleep(wake - now, signal);
+      continue;
+    }
+    if (now < st.nextProbeAt) continue;
+    stats.probes++;
+    const r = await deps.probeOnce(overlayGw, { timeoutMs: policy.probeTimeoutMs, signal });
+    if (signal.aborted) break;
+    log.trace(`probe ${overlayGw}: ${r.alive ? "alive" : "failed"} (${r.detail})`);
+    if (r.alive) {
+      if (st.failures > 0) log.info(`gateway ${overlayGw} answers again after ${st.failures} failed probe(s) (${Math.round((clock.now() - (st.downSince ?? clock.now())) / 100) / 10} s)`);
+      st.failures = 0;
+      st.heals = 0;
+      st.downSince = undefined;
+      st.nextProbeAt = clock.now() + policy.intervalMs;
+      continue;
+    }
+    stats.failedProbes++;
+    st.failures++;
+    st.downSince ??= now;
+    if (st.failures === 1) log.warn(`gateway ${overlayGw} did not answer: ${r.detail}`);
+    else if (st.failures % 10 === 0) log.warn(`gateway ${overlayGw} still not answering after ${st.failures} probes (${Math.round((clock.now() - st.downSince) / 1000)} s)`);
+    if (st.failures >= policy.retryCount) {
+      st.heals++;
+      await heal();
+    }
+    st.nextProbeAt = clock.now() + nextProbeDelayMs(policy, st.failures, st.heals);
+  }
+
+  // ---- shutdown: release within the second Kubernetes users expect
+  let released = false;
+  if (st.mode.kind === "dhcp" && st.lease && planLeaseStep(st.lease, clock.now()).kind !== "expired") {
+    const lease = st.lease;
+    const timeout = new AbortController();
+    const ok = await Promise.race([
+      deps.dhcp.release(lease, id).then(
+        () => true,
+        (e) => (log.warn(`releasing the DHCP lease of ${lease.address} failed: ${messageOf(e)}`), false),
+      ),
+      clock.sleep(policy.releaseTimeoutMs, timeout.signal).then(() => (log.warn(`releasing the DHCP lease of ${lease.address} took too long`), false)),
+    ]);
+    timeout.abort();
+    released = ok;
+    if (ok) log.info(`released the DHCP lease of ${lease.address}`);
+  }
+  return { reason: exitReason, released, stats };
+}
+
+export function newStats(): SidecarStats {
+  return { probes: 0, failedProbes: 0, heals: 0, gatewayMoves: 0, reinits: 0, renewals: 0, failedRenewals: 0, leasesAcquired: 0 };
+}

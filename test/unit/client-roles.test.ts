@@ -1,0 +1,434 @@
+// client-init and client-sidecar against a fake world: the pod's network is a ClientFacts value
+// changed by the kernel simulator, the gateway/DNS/DHCP server are a few fields, and time is a
+// virtual clock whose sleeps advance it (scheduled world events fire as it passes them).
+import { describe, expect, test } from "bun:test";
+import { ROUTE_PROTO } from "../../src/core/client/constants.ts";
+import { parseClientFacts, type ClientFacts } from "../../src/core/client/facts.ts";
+import type { RouteGetResult } from "../../src/core/client/isolation.ts";
+import { parsePrefix4, prefixContains } from "../../src/core/client/ipv4.ts";
+import type { Change } from "../../src/core/client/plan.ts";
+import { simulateChanges } from "../../src/core/client/simulate.ts";
+import type { Lease } from "../../src/core/dhcp/types.ts";
+import { StepError } from "../../src/core/errors.ts";
+import type { IpRoute } from "../../src/core/net/ip-json.ts";
+import type { NatEntry, Settings } from "../../src/core/settings/types.ts";
+import { runClientInit, type ClientDeps, type ClientInput, type DhcpIdentity } from "../../src/roles/client-init.ts";
+import { newStats, runClientSidecar, type PodDoneResult, type SidecarDeps } from "../../src/roles/client-sidecar.ts";
+import { createConsola } from "consola/basic";
+
+const silent = createConsola({ level: -999 });
+
+function settings(over: Partial<Settings> = {}): Settings {
+  return {
+    GATEWAY_NAME: "gateway.pod-gateway.svc.cluster.local",
+    K8S_DNS_IPS: ["198.18.1.10"],
+    NOT_ROUTED_TO_GATEWAY_CIDRS: ["10.0.0.0/8"],
+    VXLAN_ID: 42,
+    VXLAN_PORT: 0,
+    VXLAN_IP_NETWORK: "172.16.0",
+    VXLAN_GATEWAY_FIRST_DYNAMIC_IP: 20,
+    VPN_INTERFACE: "tun0",
+    VPN_BLOCK_OTHER_TRAFFIC: true,
+    VPN_TRAFFIC_PORT: [443],
+    VPN_LOCAL_CIDRS: [],
+    DNS_LOCAL_CIDRS: ["local"],
+    DNS_LOCAL_SERVER: "",
+    RESOLV_CONF_COPY: "/etc/resolv_copy.conf",
+    CONNECTION_RETRY_COUNT: 1,
+    GATEWAY_ENABLE_DNSSEC: true,
+    IPTABLES_NFT: false,
+    SNAT_IP: "",
+    VPN_INTERFACE_MTU: undefined,
+    DHCP_LEASE_TIME: "12h",
+    GATEWAY_LOG_QUERIES: false,
+    FIREWALL_BACKEND: "auto",
+    CLIENT_PROBE_INTERVAL: 2,
+    SIDECAR_EXIT_WHEN_POD_DONE: "off",
+    ...over,
+  };
+}
+
+const natEntry = (name: string, octet: number): NatEntry => ({ name, octet, ports: [], file: "/config/nat.conf", line: 1 });
+
+function freshPod(): ClientFacts {
+  return parseClientFacts(
+    [{ ifindex: 2, ifname: "eth0", flags: ["UP"], mtu: 1500, operstate: "UP", addr_info: [{ family: "inet", local: "198.18.0.10", prefixlen: 24 }] }],
+    [
+      { dst: "default", gateway: "198.18.0.1", dev: "eth0", flags: [] },
+      { dst: "198.18.0.0/24", dev: "eth0", protocol: "kernel", scope: "link", flags: [] },
+    ],
+    [{ dst: "default", gateway: "fe80::1", dev: "eth0", metric: 1024, flags: [] }],
+  );
+}
+
+/** Time passes only by sleeping; world events fire as time passes them; `stopAt` aborts the run. */
+class VirtualClock {
+  t = 0;
+  private events: { at: number; fn: () => void }[] = [];
+  constructor(private readonly stop?: { at: number; ctl: AbortController }) {}
+  now = () => this.t;
+  at(ms: number, fn: () => void): void {
+    this.events.push({ at: ms, fn });
+    this.events.sort((a, b) => a.at - b.at);
+  }
+  private advanceTo(target: number): void {
+    while (this.events.length && this.events[0]!.at <= target) {
+      const e = this.events.shift()!;
+      this.t = Math.max(this.t, e.at);
+      e.fn();
+    }
+    this.t = Math.max(this.t, target);
+  }
+  sleep = async (ms: number, signal?: AbortSignal): Promise<void> => {
+    if (signal?.aborted) return;
+    let target = this.t + ms;
+    if (this.stop && target >= this.stop.at) target = this.stop.at;
+    this.advanceTo(target);
+    if (this.stop && this.t >= this.stop.at) this.stop.ctl.abort();
+    await Promise.resolve();
+  };
+}
+
+/** The pod, the cluster DNS, the gateway and its DHCP server. */
+class World {
+  facts = freshPod();
+  /** What the cluster DNS answers for the gateway name; undefined = DNS down. */
+  dnsAnswer: string | undefined = "198.18.0.2";
+  /** The gateway pod that exists (undefined = none running). */
+  gatewayAt: string | undefined = "198.18.0.2";
+  /** A re-created gateway cannot reach us until we ARP for it (learning-VXLAN side effect). */
+  gatewayNeedsArp = false;
+  dhcpUp = true;
+  nextOctet = 20;
+  leases = new Map<string, string>();
+  log: string[] = [];
+  applied: Change[][] = [];
+  probes = 0;
+  acquires: { requestedAddress?: string }[] = [];
+  renewals = 0;
+  renewFails = 0;
+  released: Lease[] = [];
+  leaseSeconds = 120;
+  constructor(readonly clock: VirtualClock) {}
+
+  recreateGateway(ip: string): void {
+    this.gatewayAt = ip;
+    this.dnsAnswer = ip;
+    this.gatewayNeedsArp = true;
+  }
+
+  tunnelWorks(): boolean {
+    const vx = this.facts.vxlan;
+    return (
+      this.gatewayAt !== undefined &&
+      !this.gatewayNeedsArp &&
+      vx !== undefined &&
+      vx.up &&
+      vx.remote === this.gatewayAt &&
+      vx.addresses.some((a) => a.local.startsWith("172.16.0.")) &&
+      this.facts.routes4.some((r) => r.dst === "default" && r.dev === "vxlan0" && r.gateway === "172.16.0.1")
+    );
+  }
+
+  lease(id: DhcpIdentity): Lease {
+    let addr = this.leases.get(id.clientId);
+    if (!addr) this.leases.set(id.clientId, (addr = `172.16.0.${this.nextOctet++}`));
+    return { address: addr, prefixLength: 24, router: "172.16.0.1", dns: ["172.16.0.1"], serverId: "172.16.0.1", leaseSeconds: this.leaseSeconds, renewSeconds: this.leaseSeconds / 2, rebindSeconds: (this.leaseSeconds * 7) / 8, obtainedAt: this.clock.now() };
+  }
+
+  routeGet(dst: string): RouteGetResult {
+    if (dst.includes(":")) {
+      const d = this.facts.defaults6[0];
+      return d ? { dst, ok: true, dev: d.dev, gateway: d.gateway } : { dst, ok: false, code: 2, stderr: "RTNETLINK answers: Network is unreachable\n" };
+    }
+    const target = parsePrefix4(dst)!;
+    const best = this.facts.routes4
+      .map((r) => ({ r, p: parsePrefix4(r.dst)! }))
+      .filter((x) => x.p && prefixContains(x.p, target))
+      .sort((a, b) => b.p.len - a.p.len)[0];
+    return best ? { dst, ok: true, dev: best.r.dev, gateway: best.r.gateway } : { dst, ok: false, code: 2, stderr: "RTNETLINK answers: Network is unreachable\n" };
+  }
+
+  deps(): SidecarDeps {
+    return {
+      clock: this.clock,
+      log: silent,
+      host: {
+        readFacts: async () => structuredClone(this.facts),
+        apply: async (changes) => {
+          this.facts = simulateChanges(this.facts, changes);
+          this.applied.push([...changes]);
+          if (changes.some((c) => c.op === "neigh-flush")) this.gatewayNeedsArp = false;
+        },
+        routeGet: async (dst) => this.routeGet(dst),
+      },
+      resolveGateway: async (name) => {
+        this.log.push(`resolve ${name}`);
+        if (!this.dnsAnswer) throw new Error("ETIMEOUT");
+        return { address: this.dnsAnswer, via: "198.18.1.10" };
+      },
+      probeGateway: async () => {
+        this.log.push("probe-until");
+        return this.tunnelWorks() ? { alive: true, detail: "ok", attempts: 1 } : { alive: false, detail: "timeout", attempts: 5 };
+      },
+      probeOnce: async () => {
+        this.probes++;
+        // a probe that gets no answer takes its timeout
+        if (!this.tunnelWorks()) await this.clock.sleep(1000);
+        return this.tunnelWorks() ? { alive: true, detail: "ok" } : { alive: false, detail: "timeout" };
+      },
+      dhcp: {
+        acquire: async (id, o) => {
+          this.acquires.push({ requestedAddress: o.requestedAddress });
+          if (!this.dhcpUp || !this.tunnelWorksForDhcp()) throw new Error("DHCP: no answer");
+          return this.lease(id);
+        },
+        renew: async (_lease, id) => {
+          if (!this.dhcpUp) {
+            this.renewFails++;
+            throw new Error("DHCP: no answer");
+          }
+          this.renewals++;
+          return this.lease(id);
+        },
+        release: async (lease) => {
+          this.released.push(lease);
+        },
+      },
+    };
+  }
+
+  private tunnelWorksForDhcp(): boolean {
+    return this.gatewayAt !== undefined && this.facts.vxlan?.remote === this.gatewayAt;
+  }
+}
+
+function clientInput(over: Partial<ClientInput> = {}): ClientInput {
+  return { settings: settings(), nat: [], podName: "web-7d9f8b6c4d-x2x4z", kubernetesServiceHost: "198.18.1.1", ...over };
+}
+
+describe("runClientInit", () => {
+  test("DHCP mode on a fresh pod: resolve before any change, then routes, tunnel, lease, default route, probe", async () => {
+    const w = new World(new VirtualClock());
+    const order: string[] = [];
+    const deps = w.deps();
+    const origApply = deps.host.apply;
+    deps.host.apply = async (c, what) => (order.push("apply"), origApply(c, what));
+    const origResolve = deps.resolveGateway;
+    deps.resolveGateway = async (...a) => (order.push("resolve"), origResolve(...a));
+    const r = await runClientInit(deps, clientInput());
+    expect(order[0]).toBe("resolve");
+    expect(r).toMatchObject({ gatewayPodIp: "198.18.0.2", mode: "dhcp", address: "172.16.0.20" });
+    expect(w.tunnelWorks()).toBe(true);
+    expect(w.facts.vxlan!.addresses).toEqual([{ local: "172.16.0.20", prefixlen: 24, validLft: 120, preferredLft: 120 }]);
+    expect(w.facts.defaults6).toEqual([]);
+    expect(w.facts.routes4.filter((x) => x.protocol === String(ROUTE_PROTO)).map((x) => x.dst).sort()).toEqual(["10.0.0.0/8", "198.18.1.1", "198.18.1.10", "default"]);
+    expect(w.applied).toHaveLength(2); // one ip -batch per phase
+  });
+
+  test("static mode: a Deployment pod matches its workload's nat.conf entry; DHCP is never asked", async () => {
+    const w = new World(new VirtualClock());
+    const r = await runClientInit(w.deps(), clientInput({ nat: [natEntry("web", 7)] }));
+    expect(r).toMatchObject({ mode: "static", address: "172.16.0.7", lease: undefined });
+    expect(w.acquires).toEqual([]);
+    expect(w.facts.vxlan!.addresses[0]).toMatchObject({ local: "172.16.0.7", validLft: Infinity });
+  });
+
+  test("a second run changes nothing (static) and asks DHCP for the same address (DHCP)", async () => {
+    for (const nat of [[natEntry("web", 7)], []]) {
+      const w = new World(new VirtualClock());
+      await runClientInit(w.deps(), clientInput({ nat }));
+      const before = JSON.stringify(w.facts.routes4);
+      const again = await runClientInit(w.deps(), clientInput({ nat }));
+      expect(again.changed).toBe(0);
+      expect(JSON.stringify(w.facts.routes4)).toBe(before);
+      if (nat.length === 0) expect(w.acquires.at(-1)).toEqual({ requestedAddress: "172.16.0.20" });
+    }
+  });
+
+  test("resolving fails: StepError naming the step, and nothing was changed", async () => {
+    const w = new World(new VirtualClock());
+    w.dnsAnswer = undefined;
+    const before = structuredClone(w.facts);
+    const e = await runClientInit(w.deps(), clientInput()).catch((x) => x);
+    expect(e).toBeInstanceOf(StepError);
+    expect(e.step).toBe("resolve gateway");
+    expect(w.facts).toEqual(before);
+  });
+
+  test("a route around the tunnel that the tool does not own fails the isolation check before any address is set", async () => {
+    const w = new World(new VirtualClock());
+    w.facts.routes4.push({ dst: "0.0.0.0/1", gateway: "198.18.0.1", dev: "eth0", flags: [] } as IpRoute);
+    const e = await runClientInit(w.deps(), clientInput()).catch((x) => x);
+    expect(e).toBeInstanceOf(StepError);
+    expect(e.step).toBe("isolation check");
+    expect(e.message).toContain("1.1.1.1 is reachable via 198.18.0.1 dev eth0");
+    expect(w.acquires).toEqual([]);
+  });
+
+  test("a gateway that does not answer through the tunnel fails the init at the probe step", async () => {
+    const w = new World(new VirtualClock());
+    w.gatewayNeedsArp = true; // stays unreachable: nothing flushes during init
+    const e = await runClientInit(w.deps(), clientInput()).catch((x) => x);
+    expect(e.step).toBe("probe gateway");
+    expect(e.message).toContain("did not answer through the tunnel");
+  });
+
+  test("DHCP failing: StepError DHCP", async () => {
+    const w = new World(new VirtualClock());
+    w.dhcpUp = false;
+    const e = await runClientInit(w.deps(), clientInput()).catch((x) => x);
+    expect(e.step).toBe("DHCP");
+  });
+});
+
+async function initThenSidecar(w: World, stopAt: number, ctl: AbortController, over: Partial<ClientInput> = {}, deps: Partial<SidecarDeps> = {}) {
+  await runClientInit(w.deps(), clientInput(over));
+  w.applied = [];
+  const stats = newStats();
+  const r = await runClientSidecar({ ...w.deps(), ...deps }, { ...clientInput(over), signal: ctl.signal }, stats);
+  return r;
+}
+
+describe("runClientSidecar", () => {
+  test("healthy: one probe per interval, nothing else", async () => {
+    const ctl = new AbortController();
+    const w = new World(new VirtualClock({ at: 20_000, ctl }));
+    w.leaseSeconds = 3600;
+    const r = await initThenSidecar(w, 20_000, ctl);
+    expect(r.stats.probes).toBe(9); // t = 2, 4, ... 18 s (20 s is the stop)
+    expect(r.stats.heals).toBe(0);
+    expect(w.applied).toEqual([]);
+  });
+
+  test("the gateway comes back with a new IP: remote and pinned route follow, neighbours flushed, same lease, no re-init", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 30_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    const settingsOver = { settings: settings({ NOT_ROUTED_TO_GATEWAY_CIDRS: [] }) };
+    // the gateway pod lives off-link (another node), so it has a pinned /32
+    w.dnsAnswer = w.gatewayAt = "10.244.1.5";
+    clock.at(10_000, () => (w.gatewayAt = undefined)); // deleted
+    clock.at(12_500, () => w.recreateGateway("10.244.2.9")); // back with a new IP, DNS follows
+    const r = await initThenSidecar(w, 30_000, ctl, settingsOver);
+    expect(r.stats.gatewayMoves).toBe(1);
+    expect(r.stats.reinits).toBe(0);
+    expect(w.acquires).toHaveLength(1); // only client-init's
+    expect(w.facts.vxlan!.remote).toBe("10.244.2.9");
+    const pinned = w.facts.routes4.filter((x) => x.protocol === String(ROUTE_PROTO) && x.dev === "eth0").map((x) => x.dst);
+    expect(pinned).toContain("10.244.2.9");
+    expect(pinned).not.toContain("10.244.1.5");
+    expect(w.tunnelWorks()).toBe(true);
+    expect(w.facts.vxlan!.addresses[0]!.local).toBe("172.16.0.20");
+  });
+
+  test("a gateway re-created at the same IP: the neighbour flush alone heals it", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 20_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    clock.at(5_000, () => w.recreateGateway("198.18.0.2"));
+    const r = await initThenSidecar(w, 20_000, ctl);
+    expect(r.stats.gatewayMoves).toBe(0);
+    expect(r.stats.heals).toBe(1);
+    expect(w.tunnelWorks()).toBe(true);
+  });
+
+  test("gateway down for 30 s: the sidecar keeps going, probes back off (no spinning), recovers when it returns", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 60_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    let probesAtDown = 0;
+    let probesAtUp = 0;
+    clock.at(10_000, () => ((w.gatewayAt = undefined), (probesAtDown = w.probes)));
+    clock.at(40_000, () => ((probesAtUp = w.probes), w.recreateGateway("198.18.0.2")));
+    const r = await initThenSidecar(w, 60_000, ctl);
+    const duringOutage = probesAtUp - probesAtDown;
+    // at most one probe per interval (2 s) plus its 1 s timeout, and the backoff makes it fewer
+    expect(duringOutage).toBeLessThanOrEqual(10);
+    expect(duringOutage).toBeGreaterThanOrEqual(5);
+    expect(r.stats.reinits).toBe(0);
+    expect(w.tunnelWorks()).toBe(true);
+    expect(r.reason).toBe("signal");
+  });
+
+  test("vxlan0 deleted under it: full re-init, asking for the same address", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 20_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    clock.at(5_000, () => (w.facts = simulateChanges(w.facts, [{ op: "link-del", dev: "vxlan0", why: "test" }])));
+    const r = await initThenSidecar(w, 20_000, ctl);
+    expect(r.stats.reinits).toBe(1);
+    expect(w.acquires.at(-1)).toEqual({ requestedAddress: "172.16.0.20" });
+    expect(w.tunnelWorks()).toBe(true);
+  });
+
+  test("a short lease is taken over from the kernel and renewed before it runs out; the kernel lifetime follows", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 300_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 120;
+    const r = await initThenSidecar(w, 300_000, ctl);
+    expect(r.stats.renewals).toBeGreaterThanOrEqual(4); // every ~60 s over 300 s
+    expect(w.facts.vxlan!.addresses[0]!.local).toBe("172.16.0.20");
+    expect(w.facts.vxlan!.addresses[0]!.validLft).toBeGreaterThan(0);
+  });
+
+  test("renewals failing until the lease expires: a new lease is acquired (same address asked for)", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 200_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 120;
+    clock.at(1, () => (w.dhcpUp = false));
+    clock.at(125_000, () => {
+      w.dhcpUp = true;
+      // the kernel dropped the expired address
+      w.facts = simulateChanges(w.facts, [{ op: "addr-del", dev: "vxlan0", local: "172.16.0.20", prefixlen: 24, why: "expired" }]);
+    });
+    const r = await initThenSidecar(w, 200_000, ctl);
+    expect(w.renewFails).toBeGreaterThanOrEqual(3);
+    expect(r.stats.leasesAcquired + r.stats.reinits).toBeGreaterThanOrEqual(1);
+    expect(w.acquires.slice(1).every((a) => a.requestedAddress === "172.16.0.20")).toBe(true);
+    expect(w.tunnelWorks()).toBe(true);
+  });
+
+  test("SIGTERM: the lease is released and the sidecar returns", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 7_000, ctl });
+    const w = new World(clock);
+    const r = await initThenSidecar(w, 7_000, ctl);
+    expect(r).toMatchObject({ reason: "signal", released: true });
+    expect(w.released.map((l) => l.address)).toEqual(["172.16.0.20"]);
+  });
+
+  test("a release that hangs does not hold the exit (bounded by releaseTimeoutMs)", async () => {
+    const ctl = new AbortController();
+    const w = new World(new VirtualClock({ at: 3_000, ctl }));
+    const hanging = { ...w.deps().dhcp, release: () => new Promise<void>(() => {}) };
+    const r = await initThenSidecar(w, 3_000, ctl, {}, { dhcp: hanging });
+    expect(r.released).toBe(false);
+  });
+
+  test("static mode: nothing to release", async () => {
+    const ctl = new AbortController();
+    const w = new World(new VirtualClock({ at: 5_000, ctl }));
+    const r = await initThenSidecar(w, 5_000, ctl, { nat: [natEntry("web", 7)] });
+    expect(r.released).toBe(false);
+    expect(w.released).toEqual([]);
+  });
+
+  test("the rest of the pod finished (Jobs): lease released, exit reason pod-done", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 60_000, ctl });
+    const w = new World(clock);
+    let finish!: (r: PodDoneResult) => void;
+    clock.at(9_000, () => finish("done"));
+    const r = await initThenSidecar(w, 60_000, ctl, {}, { watchPodDone: () => new Promise((res) => (finish = res)) });
+    expect(r.reason).toBe("pod-done");
+    expect(r.released).toBe(true);
+    expect(clock.t).toBeLessThan(12_000);
+  });
+});
