@@ -3,7 +3,7 @@
 import { basename } from "node:path";
 import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
 import { commands, multiCallNames } from "./cli/commands.ts";
-import { ExitCode, PodGatewayError } from "./core/errors.ts";
+import { ExitCode, PodGatewayError, UsageError } from "./core/errors.ts";
 import { log } from "./sys/log.ts";
 import { versionString } from "./version.ts";
 
@@ -31,13 +31,37 @@ async function resolveForHelp(root: CommandDef<any>, args: string[]): Promise<[C
   let parent: CommandDef<any> | undefined;
   for (const a of args) {
     if (a.startsWith("-")) break;
-    const subs = typeof cmd.subCommands === "function" ? await cmd.subCommands() : await cmd.subCommands;
-    const next = subs?.[a];
+    const next = (await subCommandsOf(cmd))?.[a];
     if (!next) break;
     parent = cmd;
     cmd = typeof next === "function" ? await (next as () => Promise<CommandDef<any>>)() : await next;
   }
   return [cmd, parent];
+}
+
+async function subCommandsOf(cmd: CommandDef<any>): Promise<Record<string, unknown> | undefined> {
+  return (typeof cmd.subCommands === "function" ? await cmd.subCommands() : await cmd.subCommands) as Record<string, unknown> | undefined;
+}
+
+/** Descend through sub-command names at the head of args; returns the leaf and its arguments. */
+async function resolveLeaf(root: CommandDef<any>, args: string[]): Promise<[CommandDef<any>, string[]]> {
+  let cmd = root;
+  let rest = args;
+  let path = "pod-gateway";
+  for (;;) {
+    const subs = await subCommandsOf(cmd);
+    if (!subs || Object.keys(subs).length === 0) return [cmd, rest];
+    const name = rest[0];
+    if (name === undefined || name.startsWith("-")) {
+      if (cmd.run) return [cmd, rest];
+      throw new UsageError(`${path}: a command is required (one of ${Object.keys(subs).join(", ")})`);
+    }
+    const next = subs[name];
+    if (!next) throw new UsageError(`Unknown command ${name} for ${path} (see ${path} --help)`);
+    cmd = typeof next === "function" ? await (next as () => Promise<CommandDef<any>>)() : await (next as CommandDef<any>);
+    path += ` ${name}`;
+    rest = rest.slice(1);
+  }
 }
 
 function beforeDoubleDash(args: string[]): string[] {
@@ -65,7 +89,10 @@ export async function main(argv0: string, args: string[]): Promise<number> {
       await showUsage(root);
       return ExitCode.config;
     }
-    const res = await runCommand(root, { rawArgs: args });
+    // citty's runCommand drops a sub-command's result, so walk to the leaf command ourselves
+    // and run it directly: a numeric result of run() is the exit code (check-done, lab exec).
+    const [leaf, rest] = await resolveLeaf(root, args);
+    const res = await runCommand(leaf, { rawArgs: rest });
     return typeof res.result === "number" ? res.result : ExitCode.ok;
   } catch (e) {
     return reportError(e);
