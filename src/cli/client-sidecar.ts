@@ -34,7 +34,7 @@ export default defineCommand({
     name: "client-sidecar",
     description:
       "Keep this pod's tunnel to the gateway healthy: probe it every CLIENT_PROBE_INTERVAL seconds, follow a gateway that moved, " +
-      "re-initialise a lost tunnel, renew the DHCP lease, release it on SIGTERM. Needs NET_ADMIN and NET_RAW.",
+      "re-initialise a lost tunnel, renew the DHCP lease (now on SIGUSR1), release it on SIGTERM. Needs NET_ADMIN and NET_RAW.",
   },
   args: { ...roleArgs },
   async run({ args }) {
@@ -47,8 +47,11 @@ export default defineCommand({
     };
     process.on("SIGTERM", onSignal("SIGTERM"));
     process.on("SIGINT", onSignal("SIGINT"));
+    // SIGUSR1: renew the DHCP lease now (udhcpc's convention).
+    const events = new EventTarget();
+    process.on("SIGUSR1", () => events.dispatchEvent(new Event("renew")));
     const deps: SidecarDeps = { ...realClientDeps(logger), watchPodDone: await podDoneWatcher(cfg.settings, logger) };
-    const r = await runClientSidecar(deps, { ...clientInput(cfg), signal: ctl.signal });
+    const r = await runClientSidecar(deps, { ...clientInput(cfg), signal: ctl.signal, events });
     logger.info(`exiting (${r.reason === "pod-done" ? "the pod's other containers finished" : "signal"}${r.released ? ", lease released" : ""})`);
     return 0;
   },

@@ -58,6 +58,11 @@ export function sidecarPolicy(input: Pick<ClientInput, "settings">, over: Partia
 export interface SidecarInput extends ClientInput {
   /** Aborted on SIGTERM/SIGINT. */
   signal: AbortSignal;
+  /**
+   * "renew" events ask for a renewal now (the command sends one on SIGUSR1, as udhcpc does): for
+   * operators, and for tests that cannot wait for T1 of a real lease.
+   */
+  events?: EventTarget;
   policy?: Partial<SidecarPolicy>;
 }
 
@@ -85,6 +90,7 @@ interface State {
   leaseFailedAt: number | undefined;
   /** The address of the last lease, asked for again when a new lease is needed. */
   lastAddress: string | undefined;
+  renewRequested: boolean;
   /** DHCP mode without a lease (it expired, or re-acquiring failed): when to try again. */
   reacquireAt: number | undefined;
   failures: number;
@@ -125,6 +131,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     gatewayIp: undefined,
     lease: undefined,
     lastAddress: undefined,
+    renewRequested: false,
     leaseFailedAt: undefined,
     reacquireAt: undefined,
     failures: 0,
@@ -132,6 +139,13 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     downSince: undefined,
     nextProbeAt: clock.now() + policy.intervalMs,
   };
+
+  // A "renew" event cuts the current sleep short.
+  let wake = new AbortController();
+  input.events?.addEventListener("renew", () => {
+    st.renewRequested = true;
+    wake.abort();
+  });
 
   const ourAddress = (f: ClientFacts) =>
     f.vxlan?.addresses.find((a) => (st.mode.kind === "static" ? a.local === st.mode.address : a.local.startsWith(`${s.VXLAN_IP_NETWORK}.`)));
@@ -203,7 +217,14 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
       }
       return undefined;
     }
-    const step = planLeaseStep(st.lease, now, st.leaseFailedAt);
+    let step = planLeaseStep(st.lease, now, st.leaseFailedAt);
+    if (st.renewRequested) {
+      st.renewRequested = false;
+      if (step.kind === "wait" || step.kind === "none") {
+        log.info(`renewing the DHCP lease of ${st.lease.address} now, as asked`);
+        step = { kind: "renew" };
+      }
+    }
     if (step.kind === "none") return undefined;
     if (step.kind === "wait") return step.untilMs;
     if (step.kind === "expired") {
@@ -295,9 +316,10 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     const leaseWake = await leaseUpkeep();
     if (signal.aborted) break;
     const now = clock.now();
-    const wake = Math.min(st.nextProbeAt, leaseWake ?? Infinity, st.reacquireAt ?? Infinity);
-    if (wake > now) {
-      await clock.sleep(wake - now, signal);
+    const wakeAt = Math.min(st.nextProbeAt, leaseWake ?? Infinity, st.reacquireAt ?? Infinity);
+    if (wakeAt > now) {
+      if (wake.signal.aborted) wake = new AbortController();
+      await clock.sleep(wakeAt - now, AbortSignal.any([signal, wake.signal]));
       continue;
     }
     if (now < st.nextProbeAt) continue;

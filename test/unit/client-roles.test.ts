@@ -432,3 +432,18 @@ describe("runClientSidecar", () => {
     expect(clock.t).toBeLessThan(12_000);
   });
 });
+
+describe("runClientSidecar: renew on request", () => {
+  test("a renew event renews at once, long before T1", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 20_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    const events = new EventTarget();
+    clock.at(5_000, () => events.dispatchEvent(new Event("renew")));
+    await runClientInit(w.deps(), clientInput());
+    const r = await runClientSidecar(w.deps(), { ...clientInput(), signal: ctl.signal, events });
+    expect(r.stats.renewals).toBe(1);
+    expect(w.renewals).toBe(1);
+  });
+});
