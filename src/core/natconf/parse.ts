@@ -1,7 +1,7 @@
 // Reads nat.conf: static overlay addresses and port forwards, one pod per line:
 //   <pod name> <host octet> [proto:port[,proto:port...]] ...   # comment
 // As in the reference (which reads a line with `read NAME IP PORTS` and splits PORTS on commas),
-// ports may be separated by commas and/or spaces. Every problem is reported with file, line and
+// ports may be separated by commas and/or spaces, and empty items between commas are skipped. Every problem is reported with file, line and
 // column. nat.conf is not merged across layers: the caller passes the one file that wins.
 import type { ConfigIssue } from "../errors.ts";
 import type { NatEntry } from "../settings/types.ts";
@@ -28,14 +28,16 @@ interface Token {
 /** Pod names: hostnames (RFC 1123 labels, dot-separated); compared without regard to case. */
 const NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
-function tokens(line: string): Token[] {
+/** The line without its comment: '#' starts one at the start of a word, as in sh. */
+function stripComment(line: string): string {
+  const m = /(^|[\s])#/.exec(line);
+  return m ? line.slice(0, m.index + m[1]!.length) : line;
+}
+
+function tokens(text: string, re: RegExp, from = 0): Token[] {
   const out: Token[] = [];
-  const re = /\S+/g;
-  for (let m = re.exec(line); m; m = re.exec(line)) {
-    // '#' starts a comment at the start of a word, as in sh (and so `name#1` is not cut short).
-    if (m[0].startsWith("#")) break;
-    out.push({ text: m[0], column: m.index + 1 });
-  }
+  re.lastIndex = from;
+  for (let m = re.exec(text); m; m = re.exec(text)) out.push({ text: m[0], column: m.index + 1 });
   return out;
 }
 
@@ -53,9 +55,12 @@ export function parseNatConf(text: string, file: string, ctx: NatContext = {}): 
   lines.forEach((rawLine, index) => {
     const lineNo = index + 1;
     const line = rawLine.endsWith("\r") ? rawLine.slice(0, -1) : rawLine;
-    const toks = tokens(line);
-    if (toks.length === 0) return;
-    const [nameTok, octetTok, ...portToks] = toks as [Token, Token | undefined, ...Token[]];
+    const content = stripComment(line);
+    const [nameTok, octetTok] = tokens(content, /\S+/g) as [Token | undefined, Token | undefined];
+    if (!nameTok) return;
+    // After the octet: proto:port items separated by commas and/or blanks (the reference turned
+    // commas into spaces and split on blanks, so empty items were harmless there, and are here).
+    const portToks = octetTok ? tokens(content, /[^\s,]+/g, octetTok.column - 1 + octetTok.text.length) : [];
     let okLine = true;
 
     if (nameTok.text.length > 253 || !NAME_RE.test(nameTok.text)) {
@@ -73,17 +78,13 @@ export function parseNatConf(text: string, file: string, ctx: NatContext = {}): 
 
     const ports: NatEntry["ports"] = [];
     for (const tok of portToks) {
-      let col = tok.column;
-      for (const item of tok.text.split(",")) {
-        const p = parsePortItem(item);
-        if (typeof p === "string") {
-          err(lineNo, col, p);
-          okLine = false;
-        } else if (ports.some((q) => q.proto === p.proto && q.port === p.port)) {
-          warnings.push({ file, line: lineNo, column: col, message: `${p.proto}:${p.port} is listed twice for ${nameTok.text}; using it once` });
-        } else ports.push(p);
-        col += item.length + 1;
-      }
+      const p = parsePortItem(tok.text);
+      if (typeof p === "string") {
+        err(lineNo, tok.column, p);
+        okLine = false;
+      } else if (ports.some((q) => q.proto === p.proto && q.port === p.port)) {
+        warnings.push({ file, line: lineNo, column: tok.column, message: `${p.proto}:${p.port} is listed twice for ${nameTok.text}; using it once` });
+      } else ports.push(p);
     }
     if (!okLine || octet === undefined) return;
 
@@ -149,7 +150,6 @@ function parseOctet(
 
 /** "tcp:80" → {proto, port}; a message saying what is wrong otherwise. */
 function parsePortItem(item: string): NatEntry["ports"][number] | string {
-  if (item === "") return "empty port entry (two commas in a row, or a trailing comma?)";
   const colon = item.indexOf(":");
   if (colon < 0) return `expected proto:port (for example tcp:${/^[0-9]+$/.test(item) ? item : "80"}), found ${show(item)}`;
   const proto = item.slice(0, colon).toLowerCase();

@@ -79,12 +79,18 @@ export function resolveConfig(input: ResolveInput): Resolution {
 
   const fd = raw.VXLAN_GATEWAY_FIRST_DYNAMIC_IP;
   const nat = parseNatConf(input.nat.text, input.nat.file, {
-    firstDynamic: v.settings?.VXLAN_GATEWAY_FIRST_DYNAMIC_IP,
+    firstDynamic: v.values.VXLAN_GATEWAY_FIRST_DYNAMIC_IP,
     firstDynamicFrom: fd ? sourceText(fd.source) : undefined,
   });
   issues.push(...nat.issues);
   warnings.push(...nat.warnings);
 
+  // Report in reading order: layer by layer, line by line (validation walks keys, not lines).
+  const fileOrder = [...input.settings.map((l) => l.file), input.nat.file];
+  const byPlace = (a: ConfigIssue, b: ConfigIssue): number =>
+    rank(fileOrder, a.file) - rank(fileOrder, b.file) || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
+  issues.sort(byPlace);
+  warnings.sort(byPlace);
   const warningLines = [...(input.readWarnings ?? []), ...warnings.map(formatIssue)];
   if (issues.length || !v.settings) return { config: undefined, issues, warnings: warningLines };
 
@@ -109,6 +115,11 @@ export function resolveConfig(input: ResolveInput): Resolution {
     issues,
     warnings: warningLines,
   };
+}
+
+/** Position of a file in layer order; files not in a layer (read errors, "settings") come first. */
+function rank(order: readonly string[], file: string): number {
+  return order.indexOf(file);
 }
 
 function envRefs(refs: readonly ExpansionRef[]): { name: string; set: boolean }[] {

@@ -38,6 +38,8 @@ export interface RawSetting {
 export interface SettingsValidation {
   /** Present when there are no issues. */
   settings: Settings | undefined;
+  /** The keys that are valid on their own (so nat.conf can be checked while another key is bad). */
+  values: Partial<Settings>;
   issues: ConfigIssue[];
   warnings: ConfigIssue[];
 }
@@ -217,10 +219,10 @@ export function validateSettings(raw: Readonly<Record<string, RawSetting>>): Set
     warnings.push(at(r, k, `unknown setting, ignored${s ? `; did you mean ${s}?` : ""} (a name like this is only used in $${k} expansions)`));
   }
 
-  if (issues.length) return { settings: undefined, issues, warnings };
+  if (issues.length) return { settings: undefined, values: values as Partial<Settings>, issues, warnings };
   const settings = values as Settings;
   warnings.push(...crossChecks(settings, raw));
-  return { settings, issues, warnings };
+  return { settings, values: settings, issues, warnings };
 }
 
 /** Checks between keys. They warn: each case is a setting that does nothing, not one that breaks. */
