@@ -1,0 +1,177 @@
+// The gateway network planner against a stateful fake host: what a fresh pod needs, that a
+// second plan is empty, that vxlan0 is re-created only when an immutable attribute differs,
+// and that any sequence of configurations converges.
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { GatewayPlanError, planGatewayNetwork, summarizeGatewayNetwork, type GatewayNetSettings } from "../../src/core/gateway/plan.ts";
+import { gatewayMac } from "../../src/core/net/vxlan.ts";
+import { FakeHost } from "../fixtures/gateway/fake-host.ts";
+
+const base: GatewayNetSettings = {
+  VXLAN_ID: 42,
+  VXLAN_PORT: 0,
+  VXLAN_IP_NETWORK: "172.16.0",
+  VPN_INTERFACE: "tun0",
+  VPN_INTERFACE_MTU: undefined,
+  VPN_LOCAL_CIDRS: ["10.0.0.0/8", "192.168.0.0/16"],
+};
+
+const facts = (h: FakeHost) => ({ links: structuredClone(h.links), routes: structuredClone(h.routes), rules: structuredClone(h.rules) });
+
+/** Plan and apply until nothing is left; returns the number of rounds that changed something. */
+function converge(h: FakeHost, s: GatewayNetSettings): number {
+  for (let round = 0; round < 3; round++) {
+    const p = planGatewayNetwork(s, facts(h));
+    if (p.actions.length === 0) return round;
+    for (const a of p.actions) {
+      const err = h.apply(a.args);
+      if (err) throw new Error(`ip ${a.args.join(" ")}: ${err}`);
+    }
+  }
+  throw new Error("did not converge in 3 rounds");
+}
+
+describe("planGatewayNetwork", () => {
+  test("a fresh pod: create vxlan0 with VNI, port, stable MAC and MTU; address; up; rule; local routes", () => {
+    const p = planGatewayNetwork(base, facts(FakeHost.pod()));
+    expect(p.actions.map((a) => a.args.join(" "))).toEqual([
+      `link add vxlan0 address ${gatewayMac(42)} mtu 1450 type vxlan id 42 dev eth0 dstport 8472`,
+      "addr add 172.16.0.1/24 dev vxlan0",
+      "link set dev vxlan0 up",
+      "rule add from all lookup main suppress_prefixlength 0 pref 50",
+      "route replace 10.0.0.0/8 via 198.18.0.1 dev eth0",
+      "route replace 192.168.0.0/16 via 198.18.0.1 dev eth0",
+    ]);
+    expect(p.defaultGateway).toBe("198.18.0.1");
+    expect(summarizeGatewayNetwork(p)).toEqual([
+      `vxlan0: VNI 42, port 8472, MAC ${gatewayMac(42)}, MTU 1450 (eth0 MTU 1500 - 50), 172.16.0.1/24`,
+      "policy rule: from all lookup main suppress_prefixlength 0 pref 50",
+      "routes: 10.0.0.0/8 via 198.18.0.1 dev eth0, 192.168.0.0/16 via 198.18.0.1 dev eth0",
+    ]);
+  });
+
+  test("applied once, the second plan is empty (the fake keeps state like the kernel)", () => {
+    const h = FakeHost.pod();
+    expect(converge(h, base)).toBe(1);
+    expect(planGatewayNetwork(base, facts(h)).actions).toEqual([]);
+    expect(h.print()).toContain(`link vxlan0 vxlan id 42 dev eth0 port 8472 mac ${gatewayMac(42)} mtu 1450 up addr 172.16.0.1/24`);
+  });
+
+  test("MTU: eth0 - 50, bounded by VPN_INTERFACE_MTU; a changed MTU is set in place (vxlan0 not re-created)", () => {
+    const h = FakeHost.pod({ mtu: 9001 });
+    converge(h, base);
+    const index = h.link("vxlan0")!.ifindex;
+    expect(h.link("vxlan0")!.mtu).toBe(8951);
+    const p = planGatewayNetwork({ ...base, VPN_INTERFACE_MTU: 1380 }, facts(h));
+    expect(p.actions.map((a) => a.args.join(" "))).toEqual(["link set dev vxlan0 mtu 1380"]);
+    expect(p.vxlan.mtuWhy).toBe("VPN_INTERFACE_MTU 1380 < eth0 MTU 9001 - 50");
+    converge(h, { ...base, VPN_INTERFACE_MTU: 1380 });
+    expect(h.link("vxlan0")!.ifindex).toBe(index);
+    // A VPN MTU above eth0 - 50 does not raise it.
+    expect(planGatewayNetwork({ ...base, VPN_INTERFACE_MTU: 9500 }, facts(h)).vxlan.mtu).toBe(8951);
+  });
+
+  test("a vxlan0 with another VNI, port, lower device or MAC is deleted and re-created", () => {
+    for (const [what, change] of [
+      ["VNI", { VXLAN_ID: 43 }],
+      ["port", { VXLAN_PORT: 4789 }],
+    ] as const) {
+      const h = FakeHost.pod();
+      converge(h, base);
+      const p = planGatewayNetwork({ ...base, ...change }, facts(h));
+      expect(p.actions[0]!.args).toEqual(["link", "del", "dev", "vxlan0"]);
+      expect(p.actions[0]!.why).toContain(what);
+      expect(p.actions[1]!.args.slice(0, 3)).toEqual(["link", "add", "vxlan0"]);
+    }
+    const h = FakeHost.pod();
+    converge(h, base);
+    h.link("vxlan0")!.address = "02:00:00:00:00:01";
+    expect(planGatewayNetwork(base, facts(h)).actions[0]!.why).toBe(`existing vxlan0 does not match (MAC 02:00:00:00:00:01, want ${gatewayMac(42)})`);
+    const other = FakeHost.pod();
+    other.addLink({ ifname: "vxlan0", linkinfo: { info_kind: "veth" } });
+    expect(planGatewayNetwork(base, facts(other)).actions[0]!.why).toContain("kind veth, not vxlan");
+  });
+
+  test("stale overlay addresses are removed, a down vxlan0 is brought up", () => {
+    const h = FakeHost.pod();
+    converge(h, { ...base, VXLAN_IP_NETWORK: "172.17.0" });
+    h.link("vxlan0")!.flags = ["BROADCAST"];
+    const p = planGatewayNetwork(base, facts(h));
+    expect(p.actions.map((a) => a.args.join(" "))).toEqual([
+      "addr del 172.17.0.1/24 dev vxlan0",
+      "addr add 172.16.0.1/24 dev vxlan0",
+      "link set dev vxlan0 up",
+    ]);
+  });
+
+  test("the policy rule exactly once: duplicates left by someone else are deleted", () => {
+    const h = FakeHost.pod();
+    converge(h, base);
+    const r = h.rules.find((x) => x.priority === 50)!;
+    h.rules.push(structuredClone(r), structuredClone(r));
+    expect(planGatewayNetwork(base, facts(h)).actions.map((a) => a.args.join(" "))).toEqual([
+      "rule del from all lookup main suppress_prefixlength 0 pref 50",
+      "rule del from all lookup main suppress_prefixlength 0 pref 50",
+    ]);
+    // A different rule at preference 50 is not ours and is left alone.
+    const g = FakeHost.pod();
+    g.rules.push({ priority: 50, src: "10.0.0.0/8", table: "main" });
+    expect(planGatewayNetwork(base, facts(g)).actions.filter((a) => a.args[0] === "rule").map((a) => a.args[1])).toEqual(["add"]);
+  });
+
+  test("local routes: only with a VPN interface; a wrong next hop is replaced; IPv6 CIDRs only warned about", () => {
+    expect(planGatewayNetwork({ ...base, VPN_INTERFACE: "" }, facts(FakeHost.pod())).actions.some((a) => a.args[0] === "route")).toBe(false);
+    const h = FakeHost.pod();
+    h.routes.push({ dst: "10.0.0.0/8", gateway: "198.18.0.99", dev: "eth0" });
+    const p = planGatewayNetwork({ ...base, VPN_LOCAL_CIDRS: ["10.0.0.0/8", "fd00::/8", "192.168.7.9/16"] }, facts(h));
+    expect(p.actions.filter((a) => a.args[0] === "route").map((a) => a.args.join(" "))).toEqual([
+      "route replace 10.0.0.0/8 via 198.18.0.1 dev eth0",
+      "route replace 192.168.0.0/16 via 198.18.0.1 dev eth0",
+    ]);
+    expect(p.warnings).toEqual(["VPN_LOCAL_CIDRS fd00::/8: IPv6 routes are not managed (the overlay is IPv4)"]);
+  });
+
+  test("a re-run after a VPN client replaced the default route finds the gateway in our earlier routes", () => {
+    const h = FakeHost.pod();
+    converge(h, base);
+    h.routes = h.routes.filter((r) => r.dst !== "default");
+    h.routes.push({ dst: "default", dev: "tun0" });
+    expect(planGatewayNetwork(base, facts(h)).actions).toEqual([]);
+  });
+
+  test("impossible facts are errors naming what is missing", () => {
+    expect(() => planGatewayNetwork(base, { links: [], routes: [], rules: [] })).toThrow(GatewayPlanError);
+    expect(() => planGatewayNetwork(base, { links: [], routes: [], rules: [] })).toThrow("eth0 not found");
+    expect(() => planGatewayNetwork(base, facts(FakeHost.pod({ gateway: "" })))).toThrow(
+      "no default route via eth0: cannot route VPN_LOCAL_CIDRS (10.0.0.0/8 192.168.0.0/16) via the pod's own gateway",
+    );
+    // Without local CIDRs no default gateway is needed.
+    expect(planGatewayNetwork({ ...base, VPN_LOCAL_CIDRS: [] }, facts(FakeHost.pod({ gateway: "" }))).actions).toHaveLength(4);
+  });
+});
+
+describe("property: any sequence of configurations converges in one round each, and re-planning is empty", () => {
+  const settings = fc.record({
+    VXLAN_ID: fc.constantFrom(1, 42, 16777215),
+    VXLAN_PORT: fc.constantFrom(0, 4789, 8472),
+    VXLAN_IP_NETWORK: fc.constantFrom("172.16.0", "10.250.1"),
+    VPN_INTERFACE: fc.constantFrom("", "tun0"),
+    VPN_INTERFACE_MTU: fc.constantFrom(undefined, 1280, 1420, 9000),
+    VPN_LOCAL_CIDRS: fc.subarray(["10.0.0.0/8", "192.168.0.0/16", "172.20.0.0/14"]),
+  });
+  test("holds", () => {
+    fc.assert(
+      fc.property(fc.array(settings, { minLength: 1, maxLength: 5 }), fc.constantFrom(1500, 9001, 1450), (seq, mtu) => {
+        const h = FakeHost.pod({ mtu });
+        for (const s of seq) {
+          expect(converge(h, s)).toBeLessThanOrEqual(1);
+          const st = planGatewayNetwork(s, facts(h));
+          expect(st.actions).toEqual([]);
+          expect(h.rules.filter((r) => r.priority === 50)).toHaveLength(1);
+          expect(h.link("vxlan0")!.address).toBe(gatewayMac(s.VXLAN_ID));
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
