@@ -343,6 +343,9 @@ describe("rejected input: exact location and message", () => {
       's.sh:2:7: A: unterminated double quote (no closing "); the quoted string opened at 1:3 spans 2 lines: is its closing quote missing?',
     ]);
     expect(r.assignments.map((a) => a.key)).toEqual(["C"]);
+    // a finished multi-line string of an earlier statement is not blamed
+    const r2 = parseSettings('A="one\ntwo"\nB="x\n', F);
+    expect(r2.issues.map(formatIssue)).toEqual(['s.sh:3:3: B: unterminated double quote (no closing ")']);
   });
 
   test("nothing is ever executed", () => {

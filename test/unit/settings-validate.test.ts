@@ -271,10 +271,10 @@ describe("warnings", () => {
 
   test("unknown keys warn with the nearest known key", () => {
     expect(warnings(["VXLAN_IDD=5", "vxlan_port=1", "gateway=x", "FOO=1"])).toEqual([
-      `${CONFIG}:2: VXLAN_IDD: unknown setting, ignored; did you mean VXLAN_ID? (a name like this is only used in $VXLAN_IDD expansions)`,
-      `${CONFIG}:3: vxlan_port: unknown setting, ignored; did you mean VXLAN_PORT? (a name like this is only used in $vxlan_port expansions)`,
-      `${CONFIG}:4: gateway: unknown setting, ignored (a name like this is only used in $gateway expansions)`,
-      `${CONFIG}:5: FOO: unknown setting, ignored (a name like this is only used in $FOO expansions)`,
+      `${CONFIG}:2: VXLAN_IDD: unknown setting, ignored; did you mean VXLAN_ID?`,
+      `${CONFIG}:3: vxlan_port: unknown setting, ignored; did you mean VXLAN_PORT?`,
+      `${CONFIG}:4: gateway: unknown setting, ignored (it can still be used as $gateway in later values)`,
+      `${CONFIG}:5: FOO: unknown setting, ignored (it can still be used as $FOO in later values)`,
     ]);
   });
 

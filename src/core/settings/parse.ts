@@ -77,7 +77,7 @@ class Parser {
   private readonly lineStarts: number[] = [0];
   private readonly vars: Record<string, string>;
   private readonly out: SettingsParse = { assignments: [], issues: [], warnings: [] };
-  /** Opening offset of the most recent quoted string that spanned lines (for unterminated-quote hints). */
+  /** Opening offset of the latest quoted string of this statement that spanned lines (for unterminated-quote hints). */
   private lastMultiline: number | undefined;
 
   constructor(
@@ -231,6 +231,7 @@ class Parser {
   // ---- statements ---------------------------------------------------------------------------
 
   private statement(): void {
+    this.lastMultiline = undefined; // hints only point within the statement that failed
     let exported = false;
     const start = this.i;
     if (this.src.startsWith("export", start) && this.atWordEnd(start + 6)) {

@@ -216,7 +216,7 @@ export function validateSettings(raw: Readonly<Record<string, RawSetting>>): Set
   for (const [k, r] of Object.entries(raw)) {
     if (isSettingKey(k)) continue;
     const s = suggestKey(k);
-    warnings.push(at(r, k, `unknown setting, ignored${s ? `; did you mean ${s}?` : ""} (a name like this is only used in $${k} expansions)`));
+    warnings.push(at(r, k, s ? `unknown setting, ignored; did you mean ${s}?` : `unknown setting, ignored (it can still be used as $${k} in later values)`));
   }
 
   if (issues.length) return { settings: undefined, values: values as Partial<Settings>, issues, warnings };
