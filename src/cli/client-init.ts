@@ -109,6 +109,7 @@ export default defineCommand({
     logger.info(
       `${r.address} (${r.mode}) via gateway pod ${r.gatewayPodIp}, ${r.changed} change(s), ${Math.round(performance.now() - started)} ms`,
     );
+    logger.debug(`step times (ms): ${Object.entries(r.timings).map(([k, v]) => `${k} ${Math.round(v)}`).join(", ")}`);
     logger.info("Gateway ready and reachable");
     return 0;
   },

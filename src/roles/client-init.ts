@@ -21,7 +21,7 @@ import {
 } from "../core/client/plan.ts";
 import { describeChanges, renderIpBatch } from "../core/client/render.ts";
 import type { Lease } from "../core/dhcp/types.ts";
-import type { IpAddr, IpRoute } from "../core/net/ip-json.ts";
+import { parseReadBatch, renderReadBatch, type ReadCommand } from "../core/client/read-batch.ts";
 import { clientMac, gatewayOverlayIp, overlayAddress, VXLAN_IF } from "../core/net/vxlan.ts";
 import { matchNatEntry } from "../core/natconf/match.ts";
 import type { NatEntry, Settings } from "../core/settings/types.ts";
@@ -31,37 +31,43 @@ import type { Logger } from "../sys/log.ts";
 
 // ---------------------------------------------------------------- deps
 
-/** The pod's network as the client roles touch it: read facts, apply planned changes, look up routes. */
+/** The pod's network as the client roles touch it: read facts (and route lookups), apply planned changes. */
 export interface ClientHost {
   readFacts(): Promise<ClientFacts>;
+  /** The facts plus `ip route get` for each destination, read together. */
+  readFactsAndRoutes(dsts: readonly string[]): Promise<{ facts: ClientFacts; routes: RouteGetResult[] }>;
   apply(changes: readonly Change[], what: string): Promise<void>;
-  routeGet(dst: string): Promise<RouteGetResult>;
 }
 
-/** The real host: `ip -j` reads (in parallel) and one `ip -batch -` per apply. Runs nothing but `ip`. */
+/**
+ * The real host: every read is one `ip -j -d -force -batch -` process, every apply one
+ * `ip -batch -` process (process start-up is most of client-init's time). Runs nothing but `ip`.
+ */
 export class IpClientHost implements ClientHost {
   constructor(readonly ip: Ip) {}
 
+  private async read(cmds: ReadCommand[], what: string) {
+    const r = await this.ip.runner.run([this.ip.bin, "-j", "-d", "-force", "-batch", "-"], {
+      input: renderReadBatch(cmds).map((c) => c.join(" ")).join("\n") + "\n",
+      // 1: some command failed (a route lookup that finds no route, which is what we hope for)
+      okCodes: [1],
+      what,
+    });
+    return parseReadBatch(cmds, r.stdout, r.stderr);
+  }
+
   async readFacts(): Promise<ClientFacts> {
-    const [links, routes4, routes6] = await Promise.all([
-      this.ip.json<IpAddr>(["-d", "addr", "show"]),
-      this.ip.json<IpRoute>(["-4", "route", "show", "table", "main"]),
-      this.ip.json<IpRoute>(["-6", "route", "show", "table", "main"]),
-    ]);
-    return parseClientFacts(links, routes4, routes6);
+    const r = await this.read([{ kind: "addrs" }, { kind: "routes" }], "reading links, addresses and routes");
+    return parseClientFacts(r.links, r.routes4, r.routes6);
+  }
+
+  async readFactsAndRoutes(dsts: readonly string[]): Promise<{ facts: ClientFacts; routes: RouteGetResult[] }> {
+    const r = await this.read([...dsts.map((dst) => ({ kind: "route-get" as const, dst })), { kind: "addrs" }, { kind: "routes" }], "reading routes and looking up public addresses");
+    return { facts: parseClientFacts(r.links, r.routes4, r.routes6), routes: r.routeGets };
   }
 
   apply(changes: readonly Change[], what: string): Promise<void> {
     return this.ip.batch(renderIpBatch(changes), what);
-  }
-
-  async routeGet(dst: string): Promise<RouteGetResult> {
-    const family = dst.includes(":") ? "-6" : "-4";
-    // exit 2 is how ip reports an RTNETLINK error ("Network is unreachable"): the answer we hope for
-    const r = await this.ip.run(["-j", family, "route", "get", dst], { okCodes: [1, 2], what: `looking up the route to ${dst}` });
-    if (r.code !== 0) return { dst, ok: false, code: r.code, stderr: r.stderr };
-    const [route] = JSON.parse(r.stdout.trim() || "[]") as IpRoute[];
-    return { dst, ok: true, dev: route?.dev, gateway: route?.gateway, type: route?.type };
   }
 }
 
@@ -196,16 +202,20 @@ export function logNetworkPlan(log: Logger, plan: ClientNetworkPlan): void {
   log.debug(`${VXLAN_IF}: VNI ${plan.vxlan.vni}, port ${plan.vxlan.port}, remote ${plan.vxlan.remote}, MAC ${plan.vxlan.mac}, MTU ${plan.vxlan.mtu} (${plan.vxlan.mtuWhy})`);
 }
 
-/** Prove that no route leads to the internet except through the tunnel (nothing is sent). */
-export async function checkIsolation(host: ClientHost): Promise<void> {
-  const results = await Promise.all([...ISOLATION_PROBES_V4, ...ISOLATION_PROBES_V6].map((d) => host.routeGet(d)));
-  const v = decideIsolation(results);
+/**
+ * Prove that no route leads to the internet except through the tunnel (nothing is sent), and read
+ * the state after phase 1 in the same `ip` process.
+ */
+export async function checkIsolation(host: ClientHost): Promise<ClientFacts> {
+  const { facts, routes } = await host.readFactsAndRoutes([...ISOLATION_PROBES_V4, ...ISOLATION_PROBES_V6]);
+  const v = decideIsolation(routes);
   if (!v.isolated)
     throw new Error(
       `the pod is not isolated after removing the default routes: ${v.leaks.join("; ")}. ` +
         `A route this tool does not own (another table with a policy rule, a split default such as 0.0.0.0/1, a default route that came back) ` +
         `still leads around the tunnel; refusing to continue`,
     );
+  return facts;
 }
 
 // ---------------------------------------------------------------- the role
@@ -232,10 +242,8 @@ export async function runClientInit(deps: ClientDeps, input: ClientInput): Promi
     changed += stateChanges(plan.changes).length;
   });
 
-  await step("isolation check", timings, clock, () => checkIsolation(host));
-
+  const after = await step("isolation check", timings, clock, () => checkIsolation(host));
   const mode = addressMode(input);
-  const after = await step("read tunnel state", timings, clock, () => host.readFacts());
   let want: AddressWanted;
   let lease: Lease | undefined;
   if (mode.kind === "static") {

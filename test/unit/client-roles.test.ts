@@ -160,7 +160,7 @@ class World {
           this.applied.push([...changes]);
           if (changes.some((c) => c.op === "neigh-flush")) this.gatewayNeedsArp = false;
         },
-        routeGet: async (dst) => this.routeGet(dst),
+        readFactsAndRoutes: async (dsts) => ({ facts: structuredClone(this.facts), routes: dsts.map((d) => this.routeGet(d)) }),
       },
       resolveGateway: async (name) => {
         this.log.push(`resolve ${name}`);
