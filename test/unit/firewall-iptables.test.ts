@@ -38,6 +38,7 @@ const GOLDEN_V4 = `*filter
 -A POD-GATEWAY-INPUT -i vxlan0 -p udp -m udp --dport 53 -m comment --comment "dns from clients" -j ACCEPT
 -A POD-GATEWAY-INPUT -i vxlan0 -p tcp -m tcp --dport 53 -m comment --comment "dns from clients" -j ACCEPT
 -A POD-GATEWAY-INPUT -i vxlan0 -p icmp -m icmp --icmp-type 8 -m comment --comment "ping from clients" -j ACCEPT
+-A POD-GATEWAY-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "replies to the gateway" -j ACCEPT
 -A POD-GATEWAY-FORWARD -o vxlan0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "replies to clients" -j ACCEPT
 -A POD-GATEWAY-FORWARD -d 172.16.0.10/32 -i tun0 -o vxlan0 -p tcp -m tcp --dport 8080 -m conntrack --ctstate DNAT -m comment --comment "port forward web tcp/8080" -j ACCEPT
 -A POD-GATEWAY-FORWARD -i tun0 -m comment --comment "nothing else in from the vpn" -j REJECT --reject-with icmp-port-unreachable
@@ -84,6 +85,7 @@ const GOLDEN_V6 = `*filter
 -F POD-GATEWAY-FORWARD
 -F POD-GATEWAY-OUTPUT
 -A POD-GATEWAY-INPUT -i eth0 -p udp -m udp --dport 8472 -m comment --comment "vxlan from client pods" -j ACCEPT
+-A POD-GATEWAY-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "replies to the gateway" -j ACCEPT
 -A POD-GATEWAY-FORWARD -i vxlan0 -m comment --comment "no ipv6 from the overlay" -j DROP
 -A POD-GATEWAY-FORWARD -o vxlan0 -m comment --comment "no ipv6 to the overlay" -j DROP
 -A POD-GATEWAY-FORWARD -i tun0 -m comment --comment "nothing else in from the vpn" -j REJECT --reject-with icmp6-port-unreachable
@@ -152,6 +154,7 @@ COMMIT
 -A POD-GATEWAY-INPUT -i vxlan0 -p udp -m udp --dport 53 -m comment --comment "dns from clients" -j ACCEPT
 -A POD-GATEWAY-INPUT -i vxlan0 -p tcp -m tcp --dport 53 -m comment --comment "dns from clients" -j ACCEPT
 -A POD-GATEWAY-INPUT -i vxlan0 -p icmp -m icmp --icmp-type 8 -m comment --comment "ping from clients" -j ACCEPT
+-A POD-GATEWAY-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "replies to the gateway" -j ACCEPT
 -D INPUT -j POD-GATEWAY-INPUT
 -I INPUT 1 -j POD-GATEWAY-INPUT
 COMMIT

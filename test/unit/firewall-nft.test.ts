@@ -28,6 +28,7 @@ table inet pod_gateway {
 		meta nfproto ipv4 iifname "vxlan0" udp dport 53 accept comment "dns from clients"
 		meta nfproto ipv4 iifname "vxlan0" tcp dport 53 accept comment "dns from clients"
 		meta nfproto ipv4 iifname "vxlan0" icmp type echo-request accept comment "ping from clients"
+		ct state established,related accept comment "replies to the gateway"
 	}
 
 	chain forward {

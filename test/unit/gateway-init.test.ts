@@ -97,7 +97,7 @@ describe("runGatewayInit", () => {
   test("order: firewall, then links/rule/routes in one ip process, then forwarding; then a summary", async () => {
     const t = setup({}, [{ name: "web", octet: 10, ports: [{ proto: "tcp", port: 8080 }], file: "nat.conf", line: 1 }]);
     const r = await runGatewayInit(t.cfg, t.deps);
-    expect(t.events).toEqual(["firewall apply (27 rules)", "ip batch (6 commands)", "sysctl net.ipv4.ip_forward=1"]);
+    expect(t.events).toEqual(["firewall apply (28 rules)", "ip batch (6 commands)", "sysctl net.ipv4.ip_forward=1"]);
     expect(r.networkChanges).toBe(6);
     expect(r.forwardingChanged).toBe(true);
     expect(r.firewall.killSwitch).toBe(true);
@@ -114,7 +114,7 @@ describe("runGatewayInit", () => {
     const r = await runGatewayInit(t.cfg, t.deps);
     expect(r.networkChanges).toBe(0);
     expect(r.forwardingChanged).toBe(false);
-    expect(t.events).toEqual(["firewall apply (25 rules)"]);
+    expect(t.events).toEqual(["firewall apply (26 rules)"]);
     expect(t.host.print()).toBe(state);
     expect(t.host.link("vxlan0")!.ifindex).toBe(vxlanIndex);
     expect(t.fw.applied[0]).toEqual(t.fw.applied[1]!);
@@ -130,7 +130,7 @@ describe("runGatewayInit", () => {
     expect(t.fw.applied).toHaveLength(1);
     const block = t.fw.applied[0]!;
     expect(block.rules.filter((r) => r.hook === "forward").map((r) => r.target.kind)).toEqual(["drop"]);
-    expect(t.events).toEqual(["firewall apply (25 rules)", "firewall apply (8 rules)"]);
+    expect(t.events).toEqual(["firewall apply (26 rules)", "firewall apply (8 rules)"]);
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
     expect(t.host.print()).toBe(before);
     expect(t.lines).toContain("error: firewall could not be applied: all forwarded and outgoing traffic is blocked (fail closed)");
@@ -155,7 +155,7 @@ describe("runGatewayInit", () => {
     const t = setup({ VPN_BLOCK_OTHER_TRAFFIC: false });
     t.fw.failApplies = 1;
     await expect(runGatewayInit(t.cfg, t.deps)).rejects.toThrow("applying the firewall (nft)");
-    expect(t.events).toEqual(["firewall apply (11 rules)"]);
+    expect(t.events).toEqual(["firewall apply (12 rules)"]);
   });
 
   test("a read-only /proc/sys is an error naming the privilege gateway-init needs", async () => {

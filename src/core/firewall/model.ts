@@ -140,6 +140,9 @@ export function planFirewall(s: FirewallSettings, nat: readonly FirewallNatEntry
   add("filter", "input", V4, "client-input", "dns from clients", { in: VXLAN_IF, proto: "udp", dport: 53 }, accept);
   add("filter", "input", V4, "client-input", "dns from clients", { in: VXLAN_IF, proto: "tcp", dport: 53 }, accept);
   add("filter", "input", V4, "client-input", "ping from clients", { in: VXLAN_IF, proto: "icmp", icmpEchoRequest: true }, accept);
+  // Replies to what the gateway itself sent: without them a VPN container's INPUT DROP would
+  // also drop the upstream answers dnsmasq forwards to clients.
+  add("filter", "input", BOTH, "replies", "replies to the gateway", { ctState: ["related", "established"] }, accept);
 
   // ---- MSS clamp: a VPN tunnel's MTU is below the overlay's; without clamping, TCP peers
   // send full-size segments that the tunnel drops when PMTU discovery is blocked somewhere
