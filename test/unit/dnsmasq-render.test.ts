@@ -1,5 +1,9 @@
 // The gateway's dnsmasq configuration (golden) and the shipped DNSSEC trust anchors.
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { which } from "../../src/sys/exec.ts";
 import { dhcpRange, renderDnsmasqConfig, renderLocalServer, type DnsmasqInputs } from "../../src/core/dnsmasq/render.ts";
 import { parseTrustAnchors, renderTrustAnchor, ROOT_TRUST_ANCHORS } from "../../src/core/dnsmasq/trust-anchors.ts";
 
@@ -121,5 +125,23 @@ describe("root trust anchors", () => {
     expect(() => parseTrustAnchors("trust-anchor=.,1,8,2,ABCD")).toThrow(/2-byte digest/);
     expect(() => parseTrustAnchors("server=1.1.1.1")).toThrow(/not a trust-anchor= line/);
     expect(parseTrustAnchors("# only a comment\n\n")).toEqual([]);
+  });
+});
+
+describe("the real dnsmasq accepts what we render", () => {
+  const dir = mkdtempSync(join(tmpdir(), "pgw-dnsmasq-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  test.each([
+    ["shipped defaults (DNSSEC with the embedded anchors)", inputs],
+    ["everything on", { ...inputs, settings: { ...inputs.settings, GATEWAY_LOG_QUERIES: true, DNS_LOCAL_CIDRS: ["local", "10.0.0.0/8"] } }],
+    ["everything off", { ...inputs, localServer: undefined, settings: { ...inputs.settings, GATEWAY_ENABLE_DNSSEC: false, DNS_LOCAL_CIDRS: [] } }],
+  ])("dnsmasq --test: %s", (_name, i) => {
+    const dnsmasq = which("dnsmasq");
+    if (!dnsmasq) throw new Error("dnsmasq is missing: apt-get install dnsmasq-base");
+    const conf = join(dir, "dnsmasq.conf");
+    writeFileSync(conf, renderDnsmasqConfig({ ...i, leaseFile: join(dir, "leases") }));
+    const r = Bun.spawnSync([dnsmasq, "--test", `--conf-file=${conf}`], { stderr: "pipe", stdout: "pipe" });
+    expect(`${r.stdout.toString()}${r.stderr.toString()}`.trim()).toBe("dnsmasq: syntax check OK.");
+    expect(r.exitCode).toBe(0);
   });
 });
