@@ -227,4 +227,29 @@ describe("gateway roles in the lab", () => {
     expect(() => process.kill(pid, 0)).toThrow();
     expect(sidecarOut.text()).toContain("dnsmasq stopped (exit 0)");
   });
+
+  test("restarted with DNSSEC on (the shipped default): the embedded root anchors load, cluster names still resolve, the saved original is kept", async () => {
+    const lab = t.lab;
+    const cfg = join(lab.runDir, "config-dnssec");
+    cpSync(lab.configDir, cfg, { recursive: true });
+    appendFileSync(join(cfg, "settings.sh"), "GATEWAY_ENABLE_DNSSEC=true\n");
+    const p = lab.spawn("gateway", [bin, "gateway-sidecar", "--config-dir", cfg, "--run-dir", join(lab.runDir, "gateway", "sidecar")], { env: env(lab) });
+    others.push(p);
+    const out = collect(p);
+    try {
+      await waitFor("dnsmasq to bind vxlan0", () => out.text().includes("sockets bound exclusively to interface vxlan0"), 10_000);
+      expect(out.text()).toContain("DNSSEC validation enabled");
+      expect(out.text()).toContain("configured with trust anchor for <root> keytag 20326");
+      expect(out.text()).toContain("configured with trust anchor for <root> keytag 38696");
+      expect(out.text()).not.toContain("saved the original");
+      // Cluster-local names are not validated (the cluster DNS signs nothing).
+      expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
+      // The client's lease survives the restart (dhcp-authoritative, leases kept in the run dir).
+      const again = await udhcpc(lab, "client-0");
+      expect(readFileSync(join(lab.runDir, "gateway", "sidecar", "dnsmasq.leases"), "utf8")).toContain(again.ip!);
+    } finally {
+      p.kill("SIGTERM");
+      expect(await p.exited).toBe(0);
+    }
+  }, 20_000);
 });
