@@ -93,8 +93,13 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   }
   const localServer = s.DNS_LOCAL_SERVER || parseResolvConf(original).ipv4[0];
   if (s.DNS_LOCAL_SERVER && !isIpv4(s.DNS_LOCAL_SERVER)) log.warn(`DNS_LOCAL_SERVER ${s.DNS_LOCAL_SERVER} is not an IPv4 address`);
-  const ns = syncResolvCopy(paths.resolvConf, copy, log);
-  log.info(`upstream DNS: ${(ns ?? parseResolvConf(readFileSync(copy, "utf8")).ipv4).join(" ") || "none"}; cluster DNS for ${s.DNS_LOCAL_CIDRS.join(" ") || "(no local domains)"}: ${localServer ?? "unknown"}`);
+  let upstreams: string[];
+  try {
+    upstreams = syncResolvCopy(paths.resolvConf, copy, log) ?? parseResolvConf(readFileSync(copy, "utf8")).ipv4;
+  } catch (e) {
+    throw new StepError("writing RESOLV_CONF_COPY", `${copy}: ${(e as Error).message}`, { cause: e });
+  }
+  log.info(`upstream DNS: ${upstreams.join(" ") || "none"}; cluster DNS for ${s.DNS_LOCAL_CIDRS.join(" ") || "(no local domains)"}: ${localServer ?? "unknown"}`);
 
   // 2. dnsmasq configuration (vxlan0 must exist: gateway-init made it).
   const link = await ip.link(VXLAN_IF);
