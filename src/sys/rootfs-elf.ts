@@ -30,6 +30,7 @@ const DT_RUNPATH = 29;
 const MAX_PHNUM = 4096;
 const MAX_DYN_ENTRIES = 65536;
 const MAX_STRING = 4096;
+const MAX_SHNUM = 65536;
 
 export interface ElfInfo {
   bits: 32 | 64;
@@ -45,6 +46,14 @@ export interface ElfInfo {
   soname?: string;
   runpath: string[];
   rpath: string[];
+  /** Section headers by name (empty when the file has none, e.g. after sstrip). */
+  sections: ElfSection[];
+}
+
+export interface ElfSection {
+  name: string;
+  offset: number;
+  size: number;
 }
 
 export class ElfError extends Error {
@@ -130,7 +139,8 @@ export function decodeElf(read: ByteSource, size: number): ElfInfo {
   const phnum = eh.u16(bits === 64 ? 56 : 44);
   const wantPhent = bits === 64 ? 56 : 32;
 
-  const info: ElfInfo = { bits, endian: little ? "little" : "big", type, machine, needed: [], runpath: [], rpath: [] };
+  const info: ElfInfo = { bits, endian: little ? "little" : "big", type, machine, needed: [], runpath: [], rpath: [], sections: [] };
+  info.sections = decodeSections(read, size, eh, bits, little);
   if (phnum === 0) return info;
   if (phentsize < wantPhent) throw new ElfError(`program header entry size ${phentsize} is smaller than ${wantPhent}`);
   if (phnum > MAX_PHNUM) throw new ElfError(`${phnum} program headers is implausible`);
@@ -188,6 +198,36 @@ export function decodeElf(read: ByteSource, size: number): ElfInfo {
     else if (e.tag === DT_RPATH) info.rpath.push(...str(e.val, "DT_RPATH").split(":").filter(Boolean));
   }
   return info;
+}
+
+function decodeSections(read: ByteSource, size: number, eh: Reader, bits: 32 | 64, little: boolean): ElfSection[] {
+  const shoff = eh.addr(bits === 64 ? 40 : 32);
+  const shentsize = eh.u16(bits === 64 ? 58 : 46);
+  const shnum = eh.u16(bits === 64 ? 60 : 48);
+  const shstrndx = eh.u16(bits === 64 ? 62 : 50);
+  if (shoff === 0 || shnum === 0) return [];
+  const want = bits === 64 ? 64 : 40;
+  if (shentsize < want) throw new ElfError(`section header entry size ${shentsize} is smaller than ${want}`);
+  if (shnum > MAX_SHNUM || shoff + shnum * shentsize > size) throw new ElfError("section headers run past the end of the file");
+  if (shstrndx >= shnum) throw new ElfError(`section name table index ${shstrndx} is out of range`);
+  const sh = makeReader(exact(read, shoff, shnum * shentsize, "section headers"), bits, little);
+  const raw = [];
+  for (let i = 0; i < shnum; i++) {
+    const o = i * shentsize;
+    raw.push(
+      bits === 64
+        ? { nameOff: sh.u32(o), type: sh.u32(o + 4), offset: sh.addr(o + 24), size: sh.addr(o + 32) }
+        : { nameOff: sh.u32(o), type: sh.u32(o + 4), offset: sh.addr(o + 16), size: sh.addr(o + 20) },
+    );
+  }
+  const names = raw[shstrndx]!;
+  if (names.offset + names.size > size) throw new ElfError("section name table runs past the end of the file");
+  const SHT_NOBITS = 8; // .bss and friends occupy no file bytes
+  return raw.map((r) => {
+    if (r.nameOff >= names.size) throw new ElfError(`section name offset ${r.nameOff} is outside the name table`);
+    const name = cString(read, names.offset + r.nameOff, names.size - r.nameOff, "section name");
+    return { name, offset: r.offset, size: r.type === SHT_NOBITS ? 0 : r.size };
+  });
 }
 
 /** decodeElf over a file, reading only the few regions it needs. */
