@@ -1,9 +1,18 @@
+// `pod-gateway lab`: the namespace lab for trying the roles on one machine (see src/lab/lab.ts).
+// Each subcommand lives in src/cli/lab/<name>.ts and is loaded only when used.
 import { defineCommand } from "citty";
-import { NotImplementedError } from "../core/errors.ts";
 
 export default defineCommand({
-  meta: { name: "lab", description: "lab (not implemented yet)" },
-  run() {
-    throw new NotImplementedError("lab is not implemented yet");
+  meta: { name: "lab", description: "A Kubernetes-like network of network namespaces to try pod-gateway in (needs root)" },
+  subCommands: {
+    up: () => import("./lab/up.ts").then((m) => m.default),
+    down: () => import("./lab/down.ts").then((m) => m.default),
+    status: () => import("./lab/status.ts").then((m) => m.default),
+    exec: () => import("./lab/exec.ts").then((m) => m.default),
+    demo: () => import("./lab/demo.ts").then((m) => m.default),
+    // Hidden helpers run inside the lab's namespaces by the lab itself.
+    echo: () => import("./lab/echo.ts").then((m) => m.default),
+    probe: () => import("./lab/probe.ts").then((m) => m.default),
+    resolve: () => import("./lab/resolve.ts").then((m) => m.default),
   },
 });

@@ -1,0 +1,31 @@
+// Pieces shared by the lab subcommands.
+import { PodGatewayError } from "../../core/errors.ts";
+
+export const idArg = {
+  id: { type: "string", description: "Lab id (default: the only lab running)", valueHint: "ID" },
+} as const;
+
+/**
+ * citty drops a subcommand's return value, so a nested command reports a non-zero exit code
+ * by throwing this; main.ts logs the message and exits with the code.
+ */
+export class ExitStatus extends PodGatewayError {
+  override name = "ExitStatus";
+  constructor(override readonly exitCode: number, message: string) {
+    super(message);
+  }
+}
+
+export function parseIntArg(name: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw new ExitStatus(2, `--${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** "host:port" → parts; exits 2 on anything else. */
+export function parseHostPort(name: string, value: string): { host: string; port: number } {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(value);
+  if (!m || Number(m[2]) > 65535) throw new ExitStatus(2, `--${name} must be IPv4:port, not ${JSON.stringify(value)}`);
+  return { host: m[1]!, port: Number(m[2]) };
+}

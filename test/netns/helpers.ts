@@ -1,0 +1,52 @@
+// Test wrapper over the lab: one fresh lab per describe block (or file), always torn down.
+//
+//   import { withLab } from "./helpers.ts";
+//   const t = withLab({ clients: 2, extraSettings: "VPN_BLOCK_OTHER_TRAFFIC=true" });
+//   test("...", async () => { const r = await t.lab.exec("client-0", ["ip", "route"]); ... });
+//
+// beforeAll builds the lab (failing every test with a clear message when the machine is not
+// root or lacks ip/dnsmasq/sysctl/iptables-or-nft); afterAll destroys it even when tests
+// failed or timed out; a process exit before afterAll still removes the namespaces.
+import { afterAll, beforeAll } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { checkLabPrerequisites, createLab, type Lab, type LabOptions } from "../../src/lab/lab.ts";
+
+export { LAB, selfCommand } from "../../src/lab/lab.ts";
+
+export interface LabFixture {
+  /** The lab; only valid inside tests (after beforeAll). */
+  readonly lab: Lab;
+}
+
+const live = new Set<string>();
+let exitHookInstalled = false;
+
+/** Last resort when the test process exits without afterAll: synchronous, best effort. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once("exit", () => {
+    for (const id of live) spawnSync(process.execPath, [`${import.meta.dir}/../../src/main.ts`, "lab", "down", "--id", id], { stdio: "ignore" });
+  });
+}
+
+export function withLab(opts: LabOptions = {}, timeouts: { buildMs?: number; destroyMs?: number } = {}): LabFixture {
+  let lab: Lab | undefined;
+  beforeAll(async () => {
+    checkLabPrerequisites();
+    installExitHook();
+    lab = await createLab(opts);
+    live.add(lab.id);
+  }, timeouts.buildMs ?? 60_000);
+  afterAll(async () => {
+    if (!lab) return;
+    await lab.destroy();
+    live.delete(lab.id);
+  }, timeouts.destroyMs ?? 30_000);
+  return {
+    get lab(): Lab {
+      if (!lab) throw new Error("the lab is not built (its beforeAll failed, see the first error)");
+      return lab;
+    },
+  };
+}
