@@ -40,7 +40,8 @@ export interface IpRule {
   priority: number;
   src?: string;
   table?: string;
-  suppress_prefixlength?: number;
+  // iproute2 prints this key (not "suppress_prefixlength") in `ip -j rule`
+  suppress_prefixlen?: number;
 }
 
 export interface FdbEntry {
