@@ -103,6 +103,8 @@ export const MANIFEST_PATH = join(import.meta.dir, "..", "..", "image", "rootfs.
 export const REPO_ROOT = join(import.meta.dir, "..", "..");
 
 const ROLES: readonly Role[] = ["client", "gateway"];
+/** Stands in for a path already reported as invalid (kept out of the duplicate check). */
+const INVALID = "\0invalid";
 
 /** Validates the manifest's shape and reports every problem at once. Pure. */
 export function parseRootfsManifest(text: string, file = "image/rootfs.json"): RootfsManifest {
@@ -127,7 +129,7 @@ export function parseRootfsManifest(text: string, file = "image/rootfs.json"): R
   const absPath = (v: unknown, where: string): string => {
     if (typeof v !== "string" || !v.startsWith("/") || v.split("/").includes("..") || v.endsWith("/") || v.includes("//")) {
       at(where, `must be a normalized absolute path (got ${JSON.stringify(v)})`);
-      return "/invalid";
+      return INVALID;
     }
     return v;
   };
@@ -230,6 +232,7 @@ export function parseRootfsManifest(text: string, file = "image/rootfs.json"): R
   // One path, one owner: two entries writing the same path would make the tree depend on order.
   const seen = new Map<string, string>();
   const claim = (p: string, who: string) => {
+    if (p.includes(INVALID)) return;
     const prev = seen.get(p);
     if (prev) at(who, `path ${p} is also written by ${prev}`);
     else seen.set(p, who);
@@ -406,6 +409,19 @@ export function readRootfsPlan(opts: RootfsOptions): RootfsPlan {
   const profile = m.profiles[opts.profile];
   if (!profile) throw new Error(`unknown root filesystem profile ${JSON.stringify(opts.profile)} (have: ${Object.keys(m.profiles).join(", ")})`);
   if (!existsSync(sysroot)) throw new Error(`sysroot ${sysroot} does not exist`);
+
+  const checkArch = (who: string, file: string): ElfInfo => {
+    const elf = readElf(file);
+    if (elf.machine !== arch.machine || elf.bits !== 64) {
+      throw new Error(`${who} (${file}) is ${machineName(elf.machine)} ${elf.bits}-bit, not ${machineName(arch.machine)}: wrong build or sysroot for ${arch.name}`);
+    }
+    return elf;
+  };
+
+  // The binary itself, first: the wrong build is the likeliest mistake.
+  if (!existsSync(opts.binary)) throw new Error(`compiled binary ${opts.binary} does not exist: run build.ts first`);
+  const binElf = checkArch("pod-gateway binary", opts.binary);
+  if (binElf.interp !== arch.loader) throw new Error(`pod-gateway binary ${opts.binary} asks for loader ${binElf.interp ?? "(none)"}, not ${arch.loader}: is it the musl build?`);
   checkPackages(sysroot, m, arch);
 
   const wanted = (roles: Role[]) => roles.some((r) => profile.roles.includes(r));
@@ -416,18 +432,7 @@ export function readRootfsPlan(opts: RootfsOptions): RootfsPlan {
 
   // ELF objects whose DT_NEEDED we follow: [name in the tree, host file, info].
   const queue: { who: string; file: string; dirInSysroot?: string; elf: ElfInfo }[] = [];
-  const checkArch = (who: string, file: string): ElfInfo => {
-    const elf = readElf(file);
-    if (elf.machine !== arch.machine || elf.bits !== 64) {
-      throw new Error(`${who} (${file}) is ${machineName(elf.machine)} ${elf.bits}-bit, not ${machineName(arch.machine)}: wrong build or sysroot for ${arch.name}`);
-    }
-    return elf;
-  };
 
-  // The binary itself.
-  if (!existsSync(opts.binary)) throw new Error(`compiled binary ${opts.binary} does not exist: run build.ts first`);
-  const binElf = checkArch("pod-gateway binary", opts.binary);
-  if (binElf.interp !== arch.loader) throw new Error(`pod-gateway binary ${opts.binary} asks for loader ${binElf.interp ?? "(none)"}, not ${arch.loader}: is it the musl build?`);
   entries.push({ kind: "file", path: m.binary, source: opts.binary, mode: 0o755, why: "pod-gateway" });
   queue.push({ who: m.binary, file: opts.binary, elf: binElf });
 
