@@ -10,6 +10,8 @@ export interface DemoOptions {
   clients?: number;
   /** Leave the lab up afterwards. */
   keep?: boolean;
+  /** Appended to the lab's settings.sh (e.g. to show what a disabled kill switch lets through). */
+  extraSettings?: string;
   /** Called as each step finishes (progress output). */
   onStep?: (s: StepResult) => void;
 }
@@ -45,7 +47,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ labId: string; 
   const clients = Math.max(1, opts.clients ?? 2);
   let lab: Lab | undefined;
   await timed("lab up", async () => {
-    lab = await createLab({ clients, natConf: `# the demo: client-0 has a static address and a port forward\nclient-0 ${DEMO_STATIC_OCTET} tcp:${DEMO_FORWARD_PORT}\n` });
+    lab = await createLab({ clients, extraSettings: opts.extraSettings, natConf: `# the demo: client-0 has a static address and a port forward\nclient-0 ${DEMO_STATIC_OCTET} tcp:${DEMO_FORWARD_PORT}\n` });
     return { status: "ok", detail: `lab ${lab.id}: ${clients} client pod(s), VPN interface ${lab.vpnInterface}` };
   });
   if (!lab) return { labId: "-", steps };

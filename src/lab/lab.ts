@@ -16,7 +16,7 @@
 // gateway and client pods), /run/pod-gateway-lab/<id>/ (state.json, config/, logs/, scratch),
 // and the processes inside its namespaces (cluster DNS, VPN DNS, echo services, whatever
 // exec()/spawn() started). The host's own network namespace is never changed.
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { PodGatewayError } from "../core/errors.ts";
@@ -255,17 +255,19 @@ class RealLab implements Lab {
     return p;
   }
 
-  /** A lab daemon: own process group, output to logs/<name>.log, does not keep this process alive. */
-  spawnDaemon(pod: PodName, name: string, argv: readonly string[]): { proc: Subprocess; logFile: string } {
+  /**
+   * A lab daemon, started through `sh -c 'cmd &'` so that it is orphaned at once: no parent
+   * holds it, so `bun test` (which kills the children still running when a test times out)
+   * cannot take the lab's DNS and echo services down with a single slow test. Output goes to
+   * logs/<name>.log; teardown finds it by namespace.
+   */
+  async spawnDaemon(pod: PodName, name: string, argv: readonly string[]): Promise<{ pid: number; logFile: string }> {
     const logFile = join(this.runDir, "logs", `${name}.log`);
-    const fd = openSync(logFile, "a");
-    try {
-      const proc = Bun.spawn(["ip", "netns", "exec", this.ns(pod), ...argv], { stdin: "ignore", stdout: fd, stderr: fd, detached: true });
-      proc.unref();
-      return { proc, logFile };
-    } finally {
-      closeSync(fd);
-    }
+    const script = '"$@" </dev/null >>"$0" 2>&1 & echo $!';
+    const r = await this.exec(pod, ["sh", "-c", script, logFile, ...argv], { what: `starting ${name} in ${this.ns(pod)}` });
+    const pid = Number(r.stdout.trim());
+    if (!Number.isInteger(pid) || pid <= 1) throw new LabError(`starting ${name} in ${this.ns(pod)}: no pid (got ${JSON.stringify(r.stdout)})`);
+    return { pid, logFile };
   }
 
   resolvConfPath(pod: PodName): string {
@@ -360,20 +362,17 @@ class RealLab implements Lab {
       this.spawnDaemon(h, `echo-${h}`, [...self, "lab", "echo", "--tcp", String(LAB.echoTcpPort), "--udp", String(LAB.echoUdpPort), "--state", join(this.runDir, h, "echo.json")]);
     const dns = (pod: PodName, dir: string, name: string) => this.spawnDaemon(pod, name, ["dnsmasq", "-k", `--conf-file=${dir}/dnsmasq.conf`]);
 
-    const daemons = [
-      { ...dns("node", node, "cluster-dns"), what: "cluster DNS (node)" },
-      { ...dns("internet", inet, "vpn-dns"), what: "VPN DNS (internet)" },
-      { ...echo("internet"), what: "echo service (internet)" },
-      { ...echo("leak"), what: "echo service (leak)" },
-    ];
+    const started = await Promise.all([dns("node", node, "cluster-dns"), dns("internet", inet, "vpn-dns"), echo("internet"), echo("leak")]);
+    const names = ["cluster DNS (node)", "VPN DNS (internet)", "echo service (internet)", "echo service (leak)"];
+    const daemons = started.map((d, i) => ({ ...d, what: names[i]! }));
     // A daemon that exits during start-up fails the build with its log, instead of a timeout.
-    const died = Promise.race(
-      daemons.map((d) =>
-        d.proc.exited.then((code) => {
-          throw new LabError(`starting the ${d.what}: exited with ${code} before it was ready:\n${tail(d.logFile)}`);
-        }),
-      ),
-    );
+    let settled = false;
+    const died = (async () => {
+      while (!settled) {
+        for (const d of daemons) if (!isAlive(d.pid)) throw new LabError(`starting the ${d.what}: it exited before it was ready:\n${tail(d.logFile)}`);
+        await Bun.sleep(20);
+      }
+    })();
     died.catch(() => {}); // observed only through the race below
     const ready = Promise.all([
       ...(["internet", "leak"] as const).map((h) => poll(`starting the echo service on ${h}`, 10_000, () => (existsSync(join(this.runDir, h, "echo.json")) ? true : undefined))),
@@ -383,7 +382,11 @@ class RealLab implements Lab {
       }),
     ]);
     ready.catch(() => {}); // when a daemon died first, the race below already reported it
-    await Promise.race([ready, died]);
+    try {
+      await Promise.race([ready, died]);
+    } finally {
+      settled = true;
+    }
   }
 
   /** Ask the cluster DNS (from the node) until it answers the gateway name with `ip`. */
