@@ -2,8 +2,9 @@
 // built with iproute2, torn down completely, used by `pod-gateway lab` and by the tests.
 //
 // API (stable; other tests build on it):
-//   createLab(opts?: LabOptions): Promise<Lab>       build a fresh lab (needs root, ip, dnsmasq,
-//                                                    sysctl, iptables or nft); same id ⇒ rebuilt
+//   createLab(opts?: LabOptions): Promise<Lab & { buildMs }>
+//                                                    build a fresh lab (needs root, ip, dnsmasq, sysctl,
+//                                                    sh, iptables or nft; nft for packetsSeen); same id ⇒ rebuilt
 //   openLab(id?: string): Promise<Lab>               attach to a running lab (the only one when no id)
 //   destroyLabById(id: string): Promise<void>        remove everything of a lab, also half-built ones
 //   listLabs(): LabInfo[]                            labs found by namespace name or state dir
@@ -11,6 +12,17 @@
 //   selfCommand(): string[]                          argv prefix that re-runs this program
 //   LAB                                              the address plan (src/lab/types.ts)
 // In tests prefer withLab() from test/netns/helpers.ts, which destroys the lab in afterAll.
+//
+// Worth knowing when writing tests against it:
+// - The VPN link is up from the start, with def1 routes: until gateway-init routes
+//   VPN_LOCAL_CIDRS via eth0, the gateway pod reaches the cluster DNS only through the VPN
+//   (i.e. not at all), as in a pod whose VPN container connected first.
+// - exec()/spawn() do not add roleEnv(pod): pass { env: lab.roleEnv(pod) } to run a role.
+// - The node's default route points at the leak host, so anything the node forwards that is
+//   not for a pod or a service is counted there (packetsSeen("leak")); the internet host is
+//   reachable only through the VPN exit, which routes back to 198.19.0.0/30 only (un-NATed
+//   client sources get no answer).
+// - The lab's daemons are orphans (see spawnDaemon): a `bun test` timeout does not kill them.
 //
 // What a lab owns: namespaces pgw-<id>-<pod>, /etc/netns/pgw-<id>-<pod>/ (resolv.conf of the
 // gateway and client pods), /run/pod-gateway-lab/<id>/ (state.json, config/, logs/, scratch),

@@ -5,7 +5,7 @@ import { which } from "../sys/exec.ts";
 export interface PrereqFacts {
   root: boolean;
   /** Path of each tool, undefined when not found. */
-  tools: Record<"ip" | "dnsmasq" | "sysctl" | "iptables" | "nft", string | undefined>;
+  tools: Record<"ip" | "dnsmasq" | "sysctl" | "sh" | "iptables" | "nft", string | undefined>;
 }
 
 /** Debian/Ubuntu package of each tool. */
@@ -13,6 +13,7 @@ export const PACKAGES: Record<keyof PrereqFacts["tools"], string> = {
   ip: "iproute2",
   dnsmasq: "dnsmasq-base",
   sysctl: "procps",
+  sh: "dash", // starts the lab's daemons detached
   iptables: "iptables",
   nft: "nftables",
 };
@@ -24,6 +25,7 @@ export function readLabPrerequisites(): PrereqFacts {
       ip: which("ip"),
       dnsmasq: which("dnsmasq"),
       sysctl: which("sysctl"),
+      sh: which("sh"),
       iptables: which("iptables"),
       nft: which("nft"),
     },
@@ -34,7 +36,7 @@ export function readLabPrerequisites(): PrereqFacts {
 export function describeMissing(f: PrereqFacts): string | undefined {
   const missing: string[] = [];
   const pkgs: string[] = [];
-  for (const t of ["ip", "dnsmasq", "sysctl"] as const) {
+  for (const t of ["ip", "dnsmasq", "sysctl", "sh"] as const) {
     if (!f.tools[t]) {
       missing.push(`${t} (package ${PACKAGES[t]})`);
       pkgs.push(PACKAGES[t]);

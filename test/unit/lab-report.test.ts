@@ -257,7 +257,7 @@ describe("plan", () => {
 });
 
 describe("prerequisites", () => {
-  const all = { ip: "/usr/sbin/ip", dnsmasq: "/usr/sbin/dnsmasq", sysctl: "/usr/sbin/sysctl", iptables: undefined, nft: "/usr/sbin/nft" };
+  const all = { ip: "/usr/sbin/ip", dnsmasq: "/usr/sbin/dnsmasq", sysctl: "/usr/sbin/sysctl", sh: "/bin/sh", iptables: undefined, nft: "/usr/sbin/nft" };
   test("nothing missing: no message; one firewall tool is enough", () => {
     expect(describeMissing({ root: true, tools: all })).toBeUndefined();
     expect(describeMissing({ root: true, tools: { ...all, nft: undefined, iptables: "/usr/sbin/iptables" } })).toBeUndefined();
