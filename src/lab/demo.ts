@@ -47,7 +47,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ labId: string; 
   const clients = Math.max(1, opts.clients ?? 2);
   let lab: Lab | undefined;
   await timed("lab up", async () => {
-    lab = await createLab({ clients, extraSettings: opts.extraSettings, natConf: `# the demo: client-0 has a static address and a port forward\nclient-0 ${DEMO_STATIC_OCTET} tcp:${DEMO_FORWARD_PORT}\n` });
+    lab = await createLab({ clients, createdBy: "lab demo", extraSettings: opts.extraSettings, natConf: `# the demo: client-0 has a static address and a port forward\nclient-0 ${DEMO_STATIC_OCTET} tcp:${DEMO_FORWARD_PORT}\n` });
     return { status: "ok", detail: `lab ${lab.id}: ${clients} client pod(s), VPN interface ${lab.vpnInterface}` };
   });
   if (!lab) return { labId: "-", steps };

@@ -38,6 +38,7 @@ import {
   NODE_BRIDGE,
   RUN_ROOT,
   STATE_VERSION,
+  pickCliLabs,
   MAX_CLIENTS,
   checkVpnInterface,
   clientName,
@@ -539,6 +540,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab & { buildMs:
     configDir: opts.configDir ?? join(runDir, "config"),
     runDir,
     createdAt: new Date().toISOString(),
+    createdBy: opts.createdBy ?? "library",
   };
   const lab = new RealLab(state);
   try {
@@ -550,14 +552,21 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab & { buildMs:
   return lab;
 }
 
-/** Attach to a running lab (built by another process, e.g. `lab up`). Without id: the only one. */
+/**
+ * The lab a command without --id means: the only one built by `lab up`. Labs of tests and
+ * demos are never picked implicitly (a `lab down` must not pull a running test's lab away).
+ */
+export function defaultLabId(): string {
+  const { mine, others } = pickCliLabs(listLabs());
+  const note = others.length ? ` (other labs, of tests or demos or half-built: ${others.join(", ")}; name one with --id)` : "";
+  if (mine.length === 0) throw new LabError(`no lab started with \`pod-gateway lab up\` is running${note}`);
+  if (mine.length > 1) throw new LabError(`several labs started with \`lab up\` are running (${mine.join(", ")}): pass --id`);
+  return mine[0]!;
+}
+
+/** Attach to a running lab (built by another process, e.g. `lab up`). Without id: see defaultLabId. */
 export async function openLab(id?: string): Promise<Lab> {
-  if (id === undefined) {
-    const labs = listLabs();
-    if (labs.length === 0) throw new LabError("no lab is running (start one with: pod-gateway lab up)");
-    if (labs.length > 1) throw new LabError(`several labs are running (${labs.map((l) => l.id).join(", ")}): pass --id`);
-    id = labs[0]!.id;
-  }
+  id ??= defaultLabId();
   if (!isValidLabId(id)) throw new LabError(`opening lab ${JSON.stringify(id)}: not a lab id`);
   let state: LabState;
   try {

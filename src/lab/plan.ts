@@ -25,6 +25,20 @@ export interface LabState extends LabShape {
   configDir: string;
   runDir: string;
   createdAt: string;
+  /** "lab up", "lab demo", "library" (tests): commands without --id only pick "lab up" labs. */
+  createdBy?: string;
+}
+
+export const CLI_OWNER = "lab up";
+
+/**
+ * Which labs a command without --id may mean: those `lab up` built. Labs of tests, demos, or
+ * half-built ones (no state) are only ever named explicitly, so a bare `lab down` cannot pull
+ * a running test's lab away.
+ */
+export function pickCliLabs(labs: readonly { id: string; state?: { createdBy?: string } }[]): { mine: string[]; others: string[] } {
+  const mine = labs.filter((l) => l.state?.createdBy === CLI_OWNER).map((l) => l.id);
+  return { mine, others: labs.map((l) => l.id).filter((id) => !mine.includes(id)) };
 }
 
 export type Cmd = string[];

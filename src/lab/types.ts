@@ -70,6 +70,11 @@ export interface LabOptions {
   configDir?: string;
   /** Per-run id; random when omitted. A lab with the same id is torn down and built again. */
   id?: string;
+  /**
+   * Who builds it, recorded in its state: `lab up`/`lab down`/`lab exec` without --id only pick
+   * labs built by "lab up", never a test's lab. Default "library".
+   */
+  createdBy?: string;
 }
 
 /** What an echo service has counted since it started (GET / and UDP datagrams; not /hits). */

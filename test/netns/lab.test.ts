@@ -3,7 +3,7 @@
 // addresses, the VPN link can go down / away / up, and half-built leftovers are removed.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { createLab, destroyLabById, listLabs, openLab, type Lab } from "../../src/lab/lab.ts";
+import { createLab, destroyLabById, listLabs, openLab, readLabState, type Lab } from "../../src/lab/lab.ts";
 import { isAlive, readNetnsInode, readNetnsNames, readPidsInNetns } from "../../src/lab/procs.ts";
 import { makeLabId, runDirOf } from "../../src/lab/plan.ts";
 import { binPath } from "../helpers/bin.ts";
@@ -270,6 +270,9 @@ describe("the lab command (compiled binary)", () => {
       expect(up.code).toBe(0);
       expect(up.out).toContain(`lab ${id} is up`);
       expect(up.out).toContain(`pgw-${id}-client-0`);
+      // Commands without --id pick only labs `lab up` built, never a test's (like this file's fixture).
+      expect(readLabState(id).createdBy).toBe("lab up");
+      expect(readLabState(t.lab.id).createdBy).toBe("library");
       const status = run(["status", "--id", id]);
       expect(status.code).toBe(0);
       expect(status.out).toContain("cluster DNS: answers");

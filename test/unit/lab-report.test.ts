@@ -11,6 +11,7 @@ import {
   parseCounters,
   parseNsName,
   parseState,
+  pickCliLabs,
   planPodConfig,
   planSysctls,
   planVeths,
@@ -247,6 +248,18 @@ describe("plan", () => {
     expect(checkVpnInterface("tun 0")).toBeDefined();
   });
 
+  test("commands without --id only pick labs that `lab up` built", () => {
+    const labs = [
+      { id: "t1", state: { createdBy: "library" } },
+      { id: "u1", state: { createdBy: "lab up" } },
+      { id: "h1" },
+      { id: "d1", state: { createdBy: "lab demo" } },
+      { id: "o1", state: {} },
+    ];
+    expect(pickCliLabs(labs)).toEqual({ mine: ["u1"], others: ["t1", "h1", "d1", "o1"] });
+    expect(pickCliLabs([{ id: "t1", state: { createdBy: "library" } }]).mine).toEqual([]);
+  });
+
   test("state file round-trips and rejects what it cannot trust", () => {
     expect(parseState(renderState(state), "s.json")).toEqual(state);
     expect(() => parseState("{", "s.json")).toThrow(/reading lab state s.json/);
@@ -271,6 +284,8 @@ describe("prerequisites", () => {
     expect(notRoot).toContain("root (network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN: run it with sudo)");
     expect(notRoot).toContain("ip (package iproute2)");
     expect(notRoot).toEndWith("sudo apt-get install -y --no-install-recommends iproute2");
+    const offPath = describeMissing({ root: true, tools: { ...all, ip: undefined }, offPath: { ip: "/usr/sbin/ip" } });
+    expect(offPath).toBe("the lab cannot start: missing ip on PATH (it is installed as /usr/sbin/ip: add /usr/sbin to PATH)");
     expect(describeMissing({ root: false, tools: all })).toBe("the lab cannot start: missing root (network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN: run it with sudo)");
   });
 });

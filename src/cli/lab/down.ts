@@ -1,6 +1,7 @@
 // lab down: remove a lab (or all of them), including half-built leftovers of a crash.
 import { defineCommand } from "citty";
 import { destroyLabById, listLabs } from "../../lab/lab.ts";
+import { pickCliLabs } from "../../lab/plan.ts";
 import { log } from "../../sys/log.ts";
 import { ExitStatus, idArg } from "./common.ts";
 
@@ -11,12 +12,17 @@ export default defineCommand({
     all: { type: "boolean", description: "Remove every lab on this machine (also other users' and tests' labs)", default: false },
   },
   async run({ args }) {
-    const labs = listLabs();
     let ids: string[];
-    if (args.all) ids = labs.map((l) => l.id);
+    if (args.all) ids = listLabs().map((l) => l.id);
     else if (args.id !== undefined) ids = [args.id];
-    else if (labs.length <= 1) ids = labs.map((l) => l.id);
-    else throw new ExitStatus(2, `several labs are running (${labs.map((l) => l.id).join(", ")}): pass --id ID or --all`);
+    else {
+      // Only a lab `lab up` built: never a running test's or demo's.
+      const { mine, others } = pickCliLabs(listLabs());
+      if (mine.length > 1) throw new ExitStatus(2, `several labs started with \`lab up\` are running (${mine.join(", ")}): pass --id ID or --all`);
+      ids = mine;
+      if (ids.length === 0 && others.length) log().withTag("lab").info(`other labs (tests, demos, half-built) are left alone: ${others.join(", ")}; name one with --id`);
+    }
+
     if (ids.length === 0) log().withTag("lab").info("no lab to remove");
     const failures: string[] = [];
     for (const id of ids) {

@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { configDirArg } from "../args.ts";
 import { createLab, listLabs, readLabState } from "../../lab/lab.ts";
-import { MAX_CLIENTS } from "../../lab/plan.ts";
+import { CLI_OWNER, MAX_CLIENTS, pickCliLabs } from "../../lab/plan.ts";
 import { renderLabMap } from "../../lab/report.ts";
 import { log } from "../../sys/log.ts";
 import { ExitStatus, idArg, parseIntArg } from "./common.ts";
@@ -27,13 +27,14 @@ export default defineCommand({
       if (!existsSync(settings) || !/^\s*(export\s+)?RESOLV_CONF_COPY=/m.test(readFileSync(settings, "utf8")))
         log().withTag("lab").warn(`${settings} does not set RESOLV_CONF_COPY: the gateway sidecar would write the host's /etc/resolv_copy.conf (ip netns exec does not isolate /etc)`);
     }
-    // Without --id, `up` again rebuilds the one lab that is running instead of adding a second.
+    // Without --id, `up` again rebuilds the lab an earlier `lab up` built instead of adding a
+    // second one; labs of tests and demos are never touched.
     let id = args.id;
     if (id === undefined) {
-      const labs = listLabs();
-      if (labs.length === 1) id = labs[0]!.id;
+      const { mine } = pickCliLabs(listLabs());
+      if (mine.length === 1) id = mine[0];
     }
-    const lab = await createLab({ clients, configDir, id, vpnInterface: args["vpn-interface"] });
+    const lab = await createLab({ clients, configDir, id, vpnInterface: args["vpn-interface"], createdBy: CLI_OWNER });
     process.stdout.write(renderLabMap(readLabState(lab.id), lab.buildMs));
   },
 });
