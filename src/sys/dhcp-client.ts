@@ -423,3 +423,13 @@ export class LeaseKeeper {
     }
   }
 }
+
+/**
+ * The three one-shot calls in the (identity, options) shape the client roles' `DhcpClient`
+ * interface uses (src/roles/client-init.ts): `deps.dhcp = systemDhcpClient`.
+ */
+export const systemDhcpClient = {
+  acquire: (id: DhcpIdentity, opts: { requestedAddress?: string; deadlineMs: number; signal?: AbortSignal }): Promise<Lease> => acquireLease({ ...id, ...opts }),
+  renew: (lease: Lease, id: DhcpIdentity, opts: { broadcast: boolean; deadlineMs: number; signal?: AbortSignal }): Promise<Lease> => renewLease(lease, { ...id, ...opts }),
+  release: (lease: Lease, id: DhcpIdentity): Promise<void> => releaseLease(lease, id),
+};

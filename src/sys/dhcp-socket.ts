@@ -11,6 +11,7 @@ import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DecodeError, decodeIpUdp, encodeIpU
 import { DHCP_REPLY_FILTER, encodeBpfProgram } from "../core/dhcp/bpf.ts";
 import type { Destination } from "../core/dhcp/machine.ts";
 import { PodGatewayError } from "../core/errors.ts";
+import { log } from "./log.ts";
 
 /** What the DHCP driver needs from a transport: send a BOOTP payload, wait for replies. */
 export interface DhcpTransport {
@@ -267,7 +268,6 @@ export class PacketTransport implements DhcpTransport {
 export class UdpTransport implements DhcpTransport {
   private readonly queue: Uint8Array[] = [];
   private wake: (() => void) | undefined;
-  private error: Error | undefined;
 
   private constructor(
     private readonly sock: Socket,
@@ -277,15 +277,17 @@ export class UdpTransport implements DhcpTransport {
       this.queue.push(new Uint8Array(msg));
       this.wake?.();
     });
-    sock.on("error", (e) => {
-      this.error = e;
-      this.wake?.();
-    });
+    // Bun sets IP_RECVERR, so an ICMP error (port unreachable while the gateway's dnsmasq
+    // restarts) arrives here. It says no more than silence would: the machine retransmits until
+    // its deadline, so it is only logged.
+    sock.on("error", (e) => log().withTag("dhcp").debug(`UDP socket on ${address}:${DHCP_CLIENT_PORT}: ${e.message}`));
   }
 
   static async open(address: string): Promise<UdpTransport> {
     // reuseAddr: the keeper's socket and a release from another code path may overlap briefly.
     const sock = createSocket({ type: "udp4", reuseAddr: true });
+    // Listeners first: an 'error' event with no listener would throw out of the event loop.
+    const transport = new UdpTransport(sock, address);
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error) => reject(new DhcpSocketError(`DHCP: binding a UDP socket to ${address}:${DHCP_CLIENT_PORT}: ${e.message}`));
       sock.once("error", onError);
@@ -300,7 +302,7 @@ export class UdpTransport implements DhcpTransport {
       throw e;
     });
     sock.setBroadcast(true);
-    return new UdpTransport(sock, address);
+    return transport;
   }
 
   async send(payload: Uint8Array, _from: string, to: Destination): Promise<void> {
@@ -313,14 +315,7 @@ export class UdpTransport implements DhcpTransport {
   }
 
   async receive(waitMs: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
-    const next = () => {
-      if (this.error) {
-        const e = this.error;
-        this.error = undefined;
-        throw new DhcpSocketError(`DHCP: UDP socket on ${this.address}:${DHCP_CLIENT_PORT}: ${e.message}`);
-      }
-      return this.queue.shift();
-    };
+    const next = () => this.queue.shift();
     const now = next();
     if (now !== undefined || waitMs <= 0 || signal?.aborted) return now;
     await new Promise<void>((resolve) => {

@@ -3,7 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import { MessageType } from "../../src/core/dhcp/codec.ts";
 import type { Lease } from "../../src/core/dhcp/types.ts";
-import { DhcpError, LeaseKeeper, acquireLease, releaseLease, renewLease } from "../../src/sys/dhcp-client.ts";
+import type { DhcpClient } from "../../src/roles/client-init.ts";
+import { DhcpError, LeaseKeeper, acquireLease, releaseLease, renewLease, systemDhcpClient } from "../../src/sys/dhcp-client.ts";
 import type { DhcpTransport } from "../../src/sys/dhcp-socket.ts";
 import { FakeServer, FakeTransport, ManualClock, seededRandom } from "../fixtures/dhcp/fake-server.ts";
 
@@ -121,6 +122,11 @@ describe("acquireLease / renewLease / releaseLease", () => {
     expect(err).toBeInstanceOf(DhcpError);
     expect(err.message).toBe("DHCP on vxlan0: release: releasing 172.16.0.20 to 172.16.0.1: Network is unreachable");
   });
+});
+
+test("systemDhcpClient is the client roles' DhcpClient (checked by the typecheck)", () => {
+  const c: DhcpClient = systemDhcpClient;
+  expect(Object.keys(c).sort()).toEqual(["acquire", "release", "renew"]);
 });
 
 describe("LeaseKeeper", () => {
