@@ -36,7 +36,7 @@ export interface Sizes {
 
 function sized(file: string): Sized {
   const bytes = statSync(file).size;
-  return { bytes, gzip: Bun.gzipSync(readFileSync(file), { level: GZIP_LEVEL }).length };
+  return { bytes, gzip: Bun.gzipSync(new Uint8Array(readFileSync(file)), { level: GZIP_LEVEL }).length };
 }
 
 function tarGzip(dir: string): number {
