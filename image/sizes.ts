@@ -43,7 +43,7 @@ function tarGzip(dir: string): number {
   // --sort/--numeric-owner keep the archive independent of this machine's users and readdir order.
   const r = Bun.spawnSync(["tar", "--sort=name", "--numeric-owner", "-C", dir, "-cf", "-", "."], { stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`tar of ${dir} failed: ${r.stderr.toString().trim()}`);
-  return Bun.gzipSync(r.stdout, { level: GZIP_LEVEL }).length;
+  return Bun.gzipSync(new Uint8Array(r.stdout), { level: GZIP_LEVEL }).length;
 }
 
 async function compileHello(dir: string, target: string): Promise<string> {
