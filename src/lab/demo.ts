@@ -2,7 +2,9 @@
 // the webhook do, checks what a user cares about (address, exit address, DNS, port forward,
 // kill switch) and gathers one StepResult per step for renderDemoReport. Roles that are not
 // written yet report "not implemented yet"; checks that depend on them are skipped.
-import { createLab, selfCommand, type Lab } from "./lab.ts";
+import { readFileSync } from "node:fs";
+import { createLab, selfCommand, startDaemon, type Lab } from "./lab.ts";
+import { isAlive } from "./procs.ts";
 import { classifyRoleExit, type StepResult, type StepStatus } from "./report.ts";
 import { LAB, type EchoHost, type PodName } from "./types.ts";
 
@@ -56,8 +58,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ labId: string; 
 
   try {
     // The port forward's target: a service in client-0 that reports who connected.
-    const forwardTarget = l.spawn("client-0", [...self, "lab", "echo", "--tcp", String(DEMO_FORWARD_PORT)]);
-    drain(forwardTarget);
+    await startDaemon(l, "client-0", "echo-client-0", [...self, "lab", "echo", "--tcp", String(DEMO_FORWARD_PORT)]);
 
     const gwInit = await timed("gateway-init", () => runRole(l, "gateway", "gateway-init"));
     let gwSidecar: StepStatus = "skipped";
@@ -130,10 +131,6 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ labId: string; 
   return { labId: l.id, steps };
 }
 
-function drain(p: { stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array> }): Promise<[string, string]> {
-  return Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
-}
-
 function timeout<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   let t: Timer | undefined;
   return Promise.race([p, new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: no result after ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
@@ -145,24 +142,25 @@ async function runRole(lab: Lab, pod: PodName, command: string): Promise<Outcome
   return classifyRoleExit(r.code, r.stderr);
 }
 
-/** A long-running role: started in the background; ok once `ready` says so while it still runs. */
+/**
+ * A long-running role, started as a lab daemon (it keeps running after `lab demo --keep`
+ * exits; its log is <runDir>/logs/<pod>-<command>.log); ok once `ready` says so while it runs.
+ */
 async function startRole(lab: Lab, pod: PodName, command: string, ready: () => Promise<boolean>, ms = 10_000): Promise<Outcome> {
-  const p = lab.spawn(pod, [...selfCommand(), command], { env: lab.roleEnv(pod) });
-  const output = drain(p);
-  let exited: number | undefined;
-  void p.exited.then((c) => (exited = c));
+  const { pid, logFile } = await startDaemon(lab, pod, `${pod}-${command}`, [...selfCommand(), command], { env: lab.roleEnv(pod) });
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     await Bun.sleep(100);
-    if (exited !== undefined) {
-      const [, stderr] = await output;
-      const c = classifyRoleExit(exited, stderr);
-      // A sidecar that exits, even with 0, is not running: that is a failure here.
-      return c.status === "ok" ? { status: "failed", detail: "exited 0 right after starting" } : c;
+    if (!isAlive(pid)) {
+      // An orphan's exit code is not ours to read: judge by what it logged. A sidecar that
+      // exits at all is not running, which is a failure here.
+      const log = readFileSync(logFile, "utf8");
+      const c = classifyRoleExit(1, log);
+      return c.status === "not-implemented" ? c : { status: "failed", detail: `exited${c.detail.replace(/^exit 1/, "")}` };
     }
-    if (await ready()) return { status: "ok", detail: `running (pid ${p.pid})` };
+    if (await ready()) return { status: "ok", detail: `running (pid ${pid})` };
   }
-  return { status: "failed", detail: `still not ready after ${ms} ms` };
+  return { status: "failed", detail: `still not ready after ${ms} ms (log: ${logFile})` };
 }
 
 interface IpAddrJson {

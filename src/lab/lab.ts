@@ -10,6 +10,7 @@
 //   listLabs(): LabInfo[]                            labs found by namespace name or state dir
 //   checkLabPrerequisites(): void                    throws LabPrerequisiteError naming what is missing
 //   selfCommand(): string[]                          argv prefix that re-runs this program
+//   startDaemon(lab, pod, name, argv, {env}?)        a long-running command that outlives this process
 //   LAB                                              the address plan (src/lab/types.ts)
 // In tests prefer withLab() from test/netns/helpers.ts, which destroys the lab in afterAll.
 //
@@ -22,7 +23,7 @@
 //   not for a pod or a service is counted there (packetsSeen("leak")); the internet host is
 //   reachable only through the VPN exit, which routes back to 198.19.0.0/30 only (un-NATed
 //   client sources get no answer).
-// - The lab's daemons are orphans (see spawnDaemon): a `bun test` timeout does not kill them.
+// - The lab's daemons are orphans (see startDaemon): a `bun test` timeout does not kill them.
 //
 // What a lab owns: namespaces pgw-<id>-<pod>, /etc/netns/pgw-<id>-<pod>/ (resolv.conf of the
 // gateway and client pods), /run/pod-gateway-lab/<id>/ (state.json, config/, logs/, scratch),
@@ -60,6 +61,7 @@ import {
   planVpnLinkUpGateway,
   planVpnVeth,
   podIpOf,
+  podRunDir,
   renderClusterDnsConf,
   renderClusterHosts,
   renderCounters,
@@ -206,6 +208,22 @@ export async function destroyLabById(id: string): Promise<void> {
   logger().debug(`lab ${id} destroyed in ${Math.round(performance.now() - t0)} ms`);
 }
 
+/**
+ * Start a long-running command in a pod as a daemon: through `sh -c 'cmd &'`, so it is
+ * orphaned at once and no parent holds it — `bun test` (which kills the children still running
+ * when a test times out) cannot take it down, and a `lab demo --keep` can exit and leave it
+ * running. Output is appended to <runDir>/logs/<name>.log; destroy() finds it by namespace.
+ * Returns its pid (watch it with isAlive from src/lab/procs.ts).
+ */
+export async function startDaemon(lab: Lab, pod: PodName, name: string, argv: readonly string[], opts: { env?: Record<string, string> } = {}): Promise<{ pid: number; logFile: string }> {
+  const logFile = join(lab.runDir, "logs", `${name}.log`);
+  const script = '"$@" </dev/null >>"$0" 2>&1 & echo $!';
+  const r = await lab.exec(pod, ["sh", "-c", script, logFile, ...argv], { env: opts.env, what: `starting ${name} in ${lab.ns(pod)}` });
+  const pid = Number(r.stdout.trim());
+  if (!Number.isInteger(pid) || pid <= 1) throw new LabError(`starting ${name} in ${lab.ns(pod)}: no pid (got ${JSON.stringify(r.stdout)})`);
+  return { pid, logFile };
+}
+
 // ---- the lab ----
 
 class RealLab implements Lab {
@@ -247,7 +265,7 @@ class RealLab implements Lab {
   }
 
   roleEnv(pod: PodName): Record<string, string> {
-    return renderRoleEnv(pod, this.state.configDir);
+    return renderRoleEnv(pod, this.state.configDir, this.state.runDir);
   }
 
   vpnLinkState(): VpnLinkState {
@@ -266,21 +284,6 @@ class RealLab implements Lab {
     this.children.set(p, pod);
     void p.exited.then(() => this.children.delete(p));
     return p;
-  }
-
-  /**
-   * A lab daemon, started through `sh -c 'cmd &'` so that it is orphaned at once: no parent
-   * holds it, so `bun test` (which kills the children still running when a test times out)
-   * cannot take the lab's DNS and echo services down with a single slow test. Output goes to
-   * logs/<name>.log; teardown finds it by namespace.
-   */
-  async spawnDaemon(pod: PodName, name: string, argv: readonly string[]): Promise<{ pid: number; logFile: string }> {
-    const logFile = join(this.runDir, "logs", `${name}.log`);
-    const script = '"$@" </dev/null >>"$0" 2>&1 & echo $!';
-    const r = await this.exec(pod, ["sh", "-c", script, logFile, ...argv], { what: `starting ${name} in ${this.ns(pod)}` });
-    const pid = Number(r.stdout.trim());
-    if (!Number.isInteger(pid) || pid <= 1) throw new LabError(`starting ${name} in ${this.ns(pod)}: no pid (got ${JSON.stringify(r.stdout)})`);
-    return { pid, logFile };
   }
 
   resolvConfPath(pod: PodName): string {
@@ -339,7 +342,7 @@ class RealLab implements Lab {
     };
     const st = this.state;
     const pods = labPods(st);
-    for (const d of ["config", "node", "internet", "leak", "gateway", "logs"]) mkdirSync(join(st.runDir, d), { recursive: true });
+    for (const d of ["config", "node", "internet", "leak", "gateway", "logs", ...this.clients]) mkdirSync(join(st.runDir, d), { recursive: true });
     this.saveState();
     if (!opts.configDir) {
       writeFileSync(join(st.configDir, "settings.sh"), renderSettings({ id: st.id, vpnInterface: st.vpnInterface, runDir: st.runDir, extra: opts.extraSettings }));
@@ -372,8 +375,8 @@ class RealLab implements Lab {
     writeFileSync(join(inet, "dnsmasq.conf"), renderVpnDnsConf(inet));
     const self = selfCommand();
     const echo = (h: EchoHost) =>
-      this.spawnDaemon(h, `echo-${h}`, [...self, "lab", "echo", "--tcp", String(LAB.echoTcpPort), "--udp", String(LAB.echoUdpPort), "--state", join(this.runDir, h, "echo.json")]);
-    const dns = (pod: PodName, dir: string, name: string) => this.spawnDaemon(pod, name, ["dnsmasq", "-k", `--conf-file=${dir}/dnsmasq.conf`]);
+      startDaemon(this, h, `echo-${h}`, [...self, "lab", "echo", "--tcp", String(LAB.echoTcpPort), "--udp", String(LAB.echoUdpPort), "--state", join(this.runDir, h, "echo.json")]);
+    const dns = (pod: PodName, dir: string, name: string) => startDaemon(this, pod, name, ["dnsmasq", "-k", `--conf-file=${dir}/dnsmasq.conf`]);
 
     const started = await Promise.all([dns("node", node, "cluster-dns"), dns("internet", inet, "vpn-dns"), echo("internet"), echo("leak")]);
     const names = ["cluster DNS (node)", "VPN DNS (internet)", "echo service (internet)", "echo service (leak)"];
@@ -431,6 +434,11 @@ class RealLab implements Lab {
     this.state = { ...st, gatewayGeneration: st.gatewayGeneration + 1 };
     const next = this.state;
     this.saveState();
+    // A new pod starts with an empty /run: nothing of the old pod's state (saved resolv.conf,
+    // dnsmasq leases) survives, unlike a container restart.
+    const podDir = podRunDir(this.runDir, "gateway");
+    rmSync(podDir, { recursive: true, force: true });
+    mkdirSync(podDir, { recursive: true });
     await this.writeResolvConf("gateway", renderResolvConf("gateway"));
     await sysctls(gw, planSysctls("gateway"));
     const veths: Cmd[] = [planGatewayEthVeth(next)];

@@ -415,9 +415,17 @@ function compareIp(a: string, b: string): number {
 
 // ---- the environment the chart and the webhook give each role ----
 
-export function renderRoleEnv(pod: PodName, configDir: string): Record<string, string> {
+/** A pod's own writable directory in the lab (what /run is in its containers). */
+export function podRunDir(runDir: string, pod: PodName): string {
+  return `${runDir}/${pod}`;
+}
+
+export function renderRoleEnv(pod: PodName, configDir: string, runDir: string): Record<string, string> {
   const common = {
     POD_GATEWAY_CONFIG_DIR: configDir,
+    // The roles' state (dnsmasq config, leases) stays in the lab, never the host's /run/pod-gateway
+    // that every lab (and the host) would share.
+    POD_GATEWAY_RUN_DIR: podRunDir(runDir, pod),
     // Every pod sees the API server Service; it also satisfies the host-safety check, which is
     // right here: the role does run in its own network namespace.
     KUBERNETES_SERVICE_HOST: LAB.apiServerIp,

@@ -109,7 +109,11 @@ export interface Lab {
   readonly clients: string[]; // ["client-0", ...]
   /** Directory holding the lab's settings.sh and nat.conf (mounted as the roles' config dir). */
   readonly configDir: string;
-  /** Per-lab scratch directory (resolv.conf copies, leases, logs): /run/pod-gateway-lab/<id>. */
+  /**
+   * Per-lab scratch directory (resolv.conf copies, leases, logs): /run/pod-gateway-lab/<id>.
+   * Each pod has <runDir>/<pod>/ (roleEnv gives it as POD_GATEWAY_RUN_DIR; the gateway's is
+   * emptied by recreateGateway, like a new pod's /run); daemon logs are in <runDir>/logs/.
+   */
   readonly runDir: string;
   /** Name of the gateway's VPN-like interface (LabOptions.vpnInterface). */
   readonly vpnInterface: string;

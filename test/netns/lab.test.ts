@@ -163,7 +163,9 @@ describe("one lab", () => {
     const lab = t.lab;
     const old = lab.gatewayPodIp();
     const sleeper = lab.spawn("gateway", ["sleep", "300"]);
+    writeFileSync(`${lab.roleEnv("gateway").POD_GATEWAY_RUN_DIR}/old-pod-state`, "leases of the old pod\n");
     const ip = await lab.recreateGateway();
+    expect(readdirSync(lab.roleEnv("gateway").POD_GATEWAY_RUN_DIR!)).toEqual([]); // a new pod's /run is empty
     expect(ip).not.toBe(old);
     expect(ip).toBe(lab.gatewayPodIp());
     expect(await sleeper.exited).not.toBe(0);

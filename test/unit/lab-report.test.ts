@@ -209,8 +209,9 @@ describe("plan", () => {
   });
 
   test("role environment as the webhook (clients) and the chart (gateway) give it", () => {
-    expect(renderRoleEnv("client-3", "/cfg")).toEqual({
+    expect(renderRoleEnv("client-3", "/cfg", "/run/lab")).toEqual({
       POD_GATEWAY_CONFIG_DIR: "/cfg",
+      POD_GATEWAY_RUN_DIR: "/run/lab/client-3",
       KUBERNETES_SERVICE_HOST: LAB.apiServerIp,
       KUBERNETES_SERVICE_PORT: "443",
       K8S_DNS_ips: LAB.clusterDnsIp,
@@ -221,9 +222,9 @@ describe("plan", () => {
       POD_NAME: "client-3",
       POD_NAMESPACE: "default",
     });
-    expect(renderRoleEnv("gateway", "/cfg")).toMatchObject({ POD_NAME: "gateway", POD_NAMESPACE: "pod-gateway" });
-    expect(renderRoleEnv("gateway", "/cfg").gateway).toBeUndefined();
-    expect(renderRoleEnv("leak", "/cfg")).toEqual({});
+    expect(renderRoleEnv("gateway", "/cfg", "/run/lab")).toMatchObject({ POD_NAME: "gateway", POD_NAMESPACE: "pod-gateway", POD_GATEWAY_RUN_DIR: "/run/lab/gateway" });
+    expect(renderRoleEnv("gateway", "/cfg", "/run/lab").gateway).toBeUndefined();
+    expect(renderRoleEnv("leak", "/cfg", "/run/lab")).toEqual({});
   });
 
   test("nft counters are read from `nft -j list table` (fixture from nftables 1.0.6)", () => {
