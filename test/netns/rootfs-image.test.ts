@@ -99,9 +99,10 @@ function mountedUnder(dir: string): string[] {
 
 /** The environment of a role's container: the chart's/webhook's variables and the image's PATH, nothing of ours. */
 function containerEnv(lab: Lab, pod: PodName): Record<string, string> {
-  const env = { ...lab.roleEnv(pod), PATH: IMAGE_PATH };
-  delete (env as Record<string, string | undefined>).POD_GATEWAY_CONFIG_DIR; // the image's default, /config, is what we prove
-  return env;
+  // The lab points POD_GATEWAY_CONFIG_DIR, POD_GATEWAY_RUN_DIR ... at host paths; the chart and
+  // the webhook set none of them, and the image's defaults (/config, /run/pod-gateway) are what we prove.
+  const env = Object.fromEntries(Object.entries(lab.roleEnv(pod)).filter(([k]) => !k.startsWith("POD_GATEWAY_")));
+  return { ...env, PATH: IMAGE_PATH };
 }
 
 function inContainer(lab: Lab, pod: PodName, root: string, argv: string[]): string[] {
