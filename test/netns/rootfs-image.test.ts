@@ -49,9 +49,18 @@ function sh(argv: string[], what: string): string {
   return r.stdout.toString();
 }
 
+let exitHook = false;
 function mount(args: string[], target: string): void {
   sh([tools.mount, ...args, target], `mounting ${target}`);
   mounts.push(target);
+  if (!exitHook) {
+    exitHook = true;
+    // If the run dies before afterAll (a timeout kill), detach whatever is still mounted; the
+    // files stay, so nothing is ever deleted through a mount.
+    process.once("exit", () => {
+      for (const m of [...mounts].reverse()) if (mountedUnder(m).length) Bun.spawnSync([tools.umount, "-l", m]);
+    });
+  }
 }
 
 /** Assembles a tree with the Dockerfile's script (plus --with-base: the test has no base image). */
