@@ -5,6 +5,7 @@ import { defineCommand } from "citty";
 import { isIPv4 } from "node:net";
 import { hostname } from "node:os";
 import { ConfigError, type ConfigIssue } from "../core/errors.ts";
+import { summarizeConfig } from "../core/settings/summary.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
 import { runClientInit, IpClientHost, type ClientDeps, type ClientInput, type DhcpClient } from "../roles/client-init.ts";
 import { realClock } from "../sys/clock.ts";
@@ -84,8 +85,9 @@ export function clientInput(cfg: ResolvedConfig, env: Record<string, string | un
 }
 
 /** Steps 1 and 2 of both client roles: configuration (exit 2 on error) and host safety (exit 3). */
-export function prepareClient(args: { "config-dir"?: string; "allow-host-network"?: boolean }): ResolvedConfig {
+export function prepareClient(args: { "config-dir"?: string; "allow-host-network"?: boolean }, logger: Logger): ResolvedConfig {
   const cfg = loadConfig({ configDir: args["config-dir"] });
+  for (const line of summarizeConfig(cfg)) logger.info(line);
   const issues = clientConfigIssues(cfg);
   if (issues.length > 0) throw new ConfigError(issues);
   assertSafeToChangeNetwork(args["allow-host-network"] ?? false);
@@ -103,7 +105,7 @@ export default defineCommand({
   async run({ args }) {
     const logger = log().withTag("client-init");
     const started = performance.now();
-    const cfg = prepareClient(args);
+    const cfg = prepareClient(args, logger);
     const input = clientInput(cfg);
     const r = await runClientInit(realClientDeps(logger), input);
     logger.info(

@@ -352,13 +352,18 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   if (st.mode.kind === "dhcp" && st.lease && planLeaseStep(st.lease, clock.now()).kind !== "expired") {
     const lease = st.lease;
     const timeout = new AbortController();
+    let settled = false;
     const ok = await Promise.race([
       deps.dhcp.release(lease, id).then(
         () => true,
         (e) => (log.warn(`releasing the DHCP lease of ${lease.address} failed: ${messageOf(e)}`), false),
       ),
-      clock.sleep(policy.releaseTimeoutMs, timeout.signal).then(() => (log.warn(`releasing the DHCP lease of ${lease.address} took too long`), false)),
+      clock.sleep(policy.releaseTimeoutMs, timeout.signal).then(() => {
+        if (!settled) log.warn(`releasing the DHCP lease of ${lease.address} took longer than ${policy.releaseTimeoutMs} ms; exiting anyway`);
+        return false;
+      }),
     ]);
+    settled = true;
     timeout.abort();
     released = ok;
     if (ok) log.info(`released the DHCP lease of ${lease.address}`);

@@ -249,8 +249,12 @@ async function nftCounters(lab: Lab, pod: PodName): Promise<{ probes: number; lo
 
 describe("client-sidecar in the lab", () => {
   let side: Subprocess<"ignore", "pipe", "pipe">;
-  let out: { text: () => string };
+  let out: { text: () => string } = { text: () => "" };
   let address = "";
+  // The sidecar's log explains any failure below.
+  afterAll(() => {
+    if (process.env.PGW_TEST_SHOW_SIDECAR_LOG) console.log(out.text());
+  });
 
   test("starts, takes the lease over from the kernel, and renews it on SIGUSR1", async () => {
     const lab = t.lab;
