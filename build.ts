@@ -89,16 +89,21 @@ export async function sha256File(file: string): Promise<string> {
   return h.digest("hex");
 }
 
+/** `bun build` flags of every build (image/sizes.ts compiles its hello world with the same). */
+export const COMPILE_FLAGS: readonly string[] = [
+  "--compile", "--minify", "--sourcemap=none",
+  // bytecode cuts start-up; it needs ESM (plain --bytecode is CJS and breaks on top-level await)
+  "--bytecode", "--format=esm",
+  "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
+];
+
 async function compile(outfile: string, commit: string, target?: string): Promise<void> {
   // Compile next to the final name and rename: other processes (tests) may be running the
   // previous binary, and a half-written file must never carry the final name.
   const tmp = `${outfile}.tmp-${process.pid}`;
   const argv = [
     process.execPath, "build", join(root, "src/main.ts"),
-    "--compile", "--minify", "--sourcemap=none",
-    // bytecode cuts start-up; it needs ESM (plain --bytecode is CJS and breaks on top-level await)
-    "--bytecode", "--format=esm",
-    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
+    ...COMPILE_FLAGS,
     "--define", `POD_GATEWAY_VERSION=${JSON.stringify(pkg.version)}`,
     "--define", `POD_GATEWAY_COMMIT=${JSON.stringify(commit)}`,
     "--outfile", tmp,

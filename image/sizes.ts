@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { build, targets, type TargetName } from "../build.ts";
+import { build, COMPILE_FLAGS, targets, type TargetName } from "../build.ts";
 import { assembleRootfs, hostArch, measureTree, readRootfsManifest, REPO_ROOT } from "../src/sys/rootfs.ts";
 
 // Registries store layers gzip-compressed at the default level; measure the same way.
@@ -51,7 +51,7 @@ async function compileHello(dir: string, target: string): Promise<string> {
   writeFileSync(src, 'console.log("hello");\n');
   const out = join(dir, `hello-${target}`);
   const p = Bun.spawn(
-    [process.execPath, "build", src, "--compile", "--minify", "--sourcemap=none", "--bytecode", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--target", target, "--outfile", out],
+    [process.execPath, "build", src, ...COMPILE_FLAGS, "--target", target, "--outfile", out],
     { stdout: "ignore", stderr: "inherit" },
   );
   if ((await p.exited) !== 0) throw new Error(`compiling hello world for ${target} failed`);
