@@ -37,6 +37,8 @@ ARG VCS_REF=""
 RUN POD_GATEWAY_COMMIT="${VCS_REF}" node_modules/.bin/bun build.ts --target "${TARGETARCH}"
 
 # ---- debian: the tools and their libraries for the target architecture ----------------------
+# For a foreign architecture this RUN executes under emulation (buildx with QEMU binfmt), as in
+# any multi-arch Debian image build; it is the only step that does.
 FROM ${DEBIAN_IMAGE} AS debian
 COPY --from=tools /packages.txt /tmp/packages.txt
 RUN apt-get update \
