@@ -1,0 +1,215 @@
+// Group 4: footprint. In a lab of its own: gateway-init + gateway-sidecar (with its dnsmasq) and
+// client-init + client-sidecar in client-0, all the compiled binary with default settings (the
+// client probes the gateway every 2 s, the gateway re-checks its firewall every 5 s). RSS and
+// private memory (Private_Clean + Private_Dirty from /proc/<pid>/smaps_rollup) every second
+// over the first minute (steady state) and every 5 s after that for the rest of the soak;
+// growth = median of the last minute − median of the first. The soak runs while the other
+// groups do (see run.ts). Start-up: `pod-gateway version` against a hello world compiled with
+// the flags build.ts uses, alternated, after the other groups are done.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import type { Lab } from "../../../src/lab/types.ts";
+import { benchLab, destroyBenchLab, inNs, OVERLAY_GW, roleEnv, startGateway, type BenchContext } from "../lib/context.ts";
+import { childPids, collect, exeOf, mustRun, readMem, timed, waitFor, type Collected, type MemSample } from "../lib/proc.ts";
+import { summarize, type Figure, type GroupResult } from "../lib/stats.ts";
+
+interface Sample {
+  /** Seconds since sampling started. */
+  t: number;
+  client: MemSample;
+  gateway: MemSample;
+  /** dnsmasq (the gateway sidecar's child), summed if several. */
+  dnsmasq: MemSample;
+}
+
+/** The pid of the binary itself: `ip netns exec` execs it in place, but wait until it has. */
+async function binaryPid(p: Subprocess, bin: string): Promise<number> {
+  let pid = 0;
+  await waitFor(`${bin} to be exec'ed by ip netns exec (pid ${p.pid})`, () => {
+    if (exeOf(p.pid) === bin) pid = p.pid;
+    else pid = childPids(p.pid).find((c) => exeOf(c) === bin) ?? 0;
+    return pid !== 0;
+  }, 5000, 10);
+  return pid;
+}
+
+function sumMem(ms: MemSample[]): MemSample {
+  return ms.reduce((a, m) => ({ rss: a.rss + m.rss, pss: a.pss + m.pss, private: a.private + m.private, anon: a.anon + m.anon }), { rss: 0, pss: 0, private: 0, anon: 0 });
+}
+
+/** Memory growth: median of the last `windowS` seconds minus median of the first. Pure. */
+export function growth(samples: readonly { t: number; v: number }[], windowS: number): number {
+  if (samples.length === 0) return 0;
+  const end = samples[samples.length - 1]!.t;
+  const first = samples.filter((s) => s.t <= windowS).map((s) => s.v);
+  const last = samples.filter((s) => s.t >= end - windowS).map((s) => s.v);
+  return summarize(last).median - summarize(first).median;
+}
+
+interface Running {
+  lab: Lab;
+  clientSidecar: Subprocess<"ignore", "pipe", "pipe">;
+  clientOut: Collected;
+  gatewayOut: Collected;
+  gatewaySidecar: Subprocess<"ignore", "pipe", "pipe">;
+  pids: { client: number; gateway: number };
+}
+
+async function probeCount(lab: Lab): Promise<number> {
+  const r = await mustRun("reading the probe counter", inNs(lab, "client-0", ["nft", "-j", "list", "table", "inet", "pgwbench_count"]));
+  const rule = (JSON.parse(r.stdout).nftables as { rule?: { expr: { counter?: { packets: number } }[] } }[]).find((x) => x.rule);
+  return rule?.rule!.expr.find((e) => e.counter)?.counter!.packets ?? 0;
+}
+
+export async function startFootprint(ctx: BenchContext): Promise<{ finish(): Promise<GroupResult>; abort(): Promise<void> }> {
+  const t0 = performance.now();
+  const lab = await benchLab(ctx, { clients: 1 });
+  let running: Running;
+  try {
+    const gw = await startGateway(ctx, lab, "gw");
+    await mustRun("client-init", inNs(lab, "client-0", [ctx.bin, "client-init"]), { env: roleEnv(ctx, lab, "client-0") });
+    // Count the sidecar's probes (DNS to .1), to show the probe loop ran through the soak.
+    await mustRun("adding a probe counter", inNs(lab, "client-0", ["nft", "-f", "-"]), {
+      input: `table inet pgwbench_count {\n  chain out {\n    type filter hook output priority 0;\n    ip daddr ${OVERLAY_GW} udp dport 53 counter\n  }\n}\n`,
+    });
+    const clientSidecar = lab.spawn("client-0", [ctx.bin, "client-sidecar"], { env: roleEnv(ctx, lab, "client-0") as Record<string, string> });
+    const clientOut = collect(clientSidecar);
+    await waitFor("client-sidecar to start watching", () => clientOut.text().includes("watching gateway") || clientSidecar.exitCode !== null, 10_000);
+    if (clientSidecar.exitCode !== null) throw new Error(`client-sidecar exited ${clientSidecar.exitCode}:\n${clientOut.text()}`);
+    running = {
+      lab,
+      clientSidecar,
+      clientOut,
+      gatewayOut: gw.out,
+      gatewaySidecar: gw.sidecar,
+      pids: { client: await binaryPid(clientSidecar, ctx.bin), gateway: await binaryPid(gw.sidecar, ctx.bin) },
+    };
+  } catch (e) {
+    await destroyBenchLab(ctx, lab);
+    throw e;
+  }
+
+  const { pids } = running;
+  const samples: Sample[] = [];
+  // Let start-up allocations settle before the steady-state minute.
+  const warmupS = ctx.opts.quick ? 2 : 5;
+  await Bun.sleep(warmupS * 1000);
+  const probesAtStart = await probeCount(lab);
+  const start = performance.now();
+  let stop = false;
+  let samplerError: unknown;
+  const sampler = (async () => {
+    while (!stop) {
+      const t = (performance.now() - start) / 1000;
+      if (t > ctx.opts.soakSeconds) break;
+      try {
+        const dns = childPids(pids.gateway);
+        samples.push({ t, client: readMem(pids.client), gateway: readMem(pids.gateway), dnsmasq: sumMem(dns.map(readMem)) });
+      } catch (e) {
+        samplerError = new Error(`sampling memory at ${t.toFixed(0)} s: ${(e as Error).message} (did a sidecar exit?)`);
+        return;
+      }
+      const every = t < ctx.opts.steadySeconds ? 1000 : 5000;
+      const next = start + Math.ceil((performance.now() - start + 1) / every) * every;
+      await Bun.sleep(Math.max(0, next - performance.now()));
+    }
+  })();
+  ctx.log(`footprint: soak of ${(ctx.opts.soakSeconds / 60).toFixed(1)} min started (client-sidecar pid ${pids.client}, gateway-sidecar pid ${pids.gateway}); it runs alongside the other groups`);
+
+  const stopAll = async () => {
+    stop = true;
+    await sampler;
+    await destroyBenchLab(ctx, lab);
+  };
+
+  return {
+    abort: stopAll,
+    async finish(): Promise<GroupResult> {
+      const startup = await measureStartup(ctx);
+      const left = ctx.opts.soakSeconds - (performance.now() - start) / 1000;
+      if (left > 1) ctx.log(`footprint: waiting ${left.toFixed(0)} s for the soak to end`);
+      await sampler;
+      const probesAtEnd = await probeCount(lab);
+      const exited = [running.clientSidecar, running.gatewaySidecar].filter((p) => p.exitCode !== null);
+      const clientLog = running.clientOut.text();
+      await stopAll();
+      if (samplerError) throw samplerError;
+      if (exited.length) throw new Error(`a sidecar exited during the soak:\n${clientLog.slice(-2000)}\n${running.gatewayOut.text().slice(-2000)}`);
+      const soakS = samples.at(-1)!.t;
+      const steady = samples.filter((s) => s.t <= ctx.opts.steadySeconds);
+      const windowS = Math.min(60, soakS / 4);
+      const of = (pick: (s: Sample) => number) => summarize(steady.map(pick));
+      const grow = (pick: (s: Sample) => number) => growth(samples.map((s) => ({ t: s.t, v: pick(s) })), windowS);
+      const steadyLabel = `${steady.length} samples over ${Math.round(ctx.opts.steadySeconds)} s`;
+      const figures: Figure[] = [
+        { key: "footprint.client.rss", label: `client-sidecar RSS (${steadyLabel})`, unit: "MB", ours: of((s) => s.client.rss), target: { op: "<=", value: 32 }, reference: "~5 MB (bash + sleep)" },
+        { key: "footprint.client.private", label: "client-sidecar private memory", unit: "MB", ours: of((s) => s.client.private), target: { op: "<=", value: 8 } },
+        { key: "footprint.client.pss", label: "client-sidecar PSS (shared pages divided among their users)", unit: "MB", ours: of((s) => s.client.pss) },
+        { key: "footprint.gateway.rss", label: "gateway-sidecar RSS (without dnsmasq)", unit: "MB", ours: of((s) => s.gateway.rss), reference: "~9 MB whole tree (bash, dnsmasq, inotifyd)" },
+        { key: "footprint.gateway.private", label: "gateway-sidecar private memory", unit: "MB", ours: of((s) => s.gateway.private) },
+        { key: "footprint.dnsmasq.rss", label: "its dnsmasq RSS", unit: "MB", ours: of((s) => s.dnsmasq.rss) },
+        { key: "footprint.startup", label: "start-up: `pod-gateway version`", unit: "ms", ours: startup.ours, baseline: { label: "hello world compiled with the same flags", summary: startup.hello } },
+      ];
+      const g = (pick: (s: Sample) => number) => `${grow(pick) >= 0 ? "+" : ""}${grow(pick).toFixed(2)} MB`;
+      const flat = (pick: (s: Sample) => number) => Math.abs(grow(pick)) <= 1;
+      return {
+        id: "footprint",
+        title: "Footprint",
+        figures,
+        facts: [
+          {
+            label: `growth over the ${(soakS / 60).toFixed(1)}-min soak (median of the last ${Math.round(windowS)} s − median of the first ${Math.round(windowS)} s)`,
+            value: `client-sidecar RSS ${g((s) => s.client.rss)}, private ${g((s) => s.client.private)}; gateway-sidecar RSS ${g((s) => s.gateway.rss)}, private ${g((s) => s.gateway.private)}; dnsmasq RSS ${g((s) => s.dnsmasq.rss)}`,
+          },
+          {
+            label: "flat over the soak (target: |growth| ≤ 1 MB, our criterion)",
+            value: [flat((s) => s.client.rss) && flat((s) => s.client.private) ? "client-sidecar ✅" : "client-sidecar ❌", flat((s) => s.gateway.rss) && flat((s) => s.gateway.private) ? "gateway-sidecar ✅" : "gateway-sidecar ❌"].join(", "),
+          },
+          {
+            label: "what RSS is made of (steady-state medians): anonymous memory / the rest (mapped binary and libraries)",
+            value: `client-sidecar ${of((s) => s.client.anon).median.toFixed(1)} / ${(of((s) => s.client.rss).median - of((s) => s.client.anon).median).toFixed(1)} MB, gateway-sidecar ${of((s) => s.gateway.anon).median.toFixed(1)} / ${(of((s) => s.gateway.rss).median - of((s) => s.gateway.anon).median).toFixed(1)} MB`,
+          },
+          { label: "probes the client-sidecar sent to the gateway during the soak", value: `${probesAtEnd - probesAtStart} (${((probesAtEnd - probesAtStart) / (soakS / 60)).toFixed(0)} a minute)` },
+          { label: "pod-gateway binary size", value: `${(Bun.file(ctx.bin).size / 2 ** 20).toFixed(0)} MiB (hello world: ${(startup.helloSize / 2 ** 20).toFixed(0)} MiB)` },
+        ],
+        notes: [
+          `The soak (${(soakS / 60).toFixed(1)} min${ctx.opts.soakSeconds < 600 ? ", shorter than the issue's 10 min: --soak-min" : ""}) runs alongside the other groups in a lab of its own, so that it fits the 15-minute budget; both sides of every other ratio ran with it in the background.`,
+          "RSS counts the pages of the 100 MB binary the process touched; they are shared by every process running the same file, which is why private memory is the per-pod cost.",
+          `Start-up: ${startup.ours.n} runs of each, alternated, spawn to exit, after the other groups.`,
+        ],
+        durationMs: performance.now() - t0,
+        data: { samples, probes: probesAtEnd - probesAtStart },
+      };
+    },
+  };
+}
+
+/** `pod-gateway version` against a compiled hello world, alternated. */
+async function measureStartup(ctx: BenchContext): Promise<{ ours: ReturnType<typeof summarize>; hello: ReturnType<typeof summarize>; helloSize: number }> {
+  const dir = ctx.cleanup.addDir(mkdtempSync(join(tmpdir(), "pgw-bench-hello-")));
+  writeFileSync(join(dir, "hello.ts"), 'console.log("hello");\n');
+  const hello = join(dir, "hello");
+  // The flags build.ts compiles pod-gateway with (minus the --define of the version).
+  await mustRun("compiling hello world", [
+    ctx.bun, "build", join(dir, "hello.ts"), "--compile", "--minify", "--sourcemap=none", "--bytecode", "--format=esm",
+    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--outfile", hello,
+  ]);
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
+  const ours: number[] = [];
+  const base: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    await timed([ctx.bin, "version"], { env });
+    await timed([hello], { env });
+  }
+  for (let i = 0; i < ctx.opts.startupRuns; i++) {
+    const a = await timed([ctx.bin, "version"], { env });
+    if (a.code !== 0) throw new Error(`pod-gateway version: exit ${a.code}: ${a.stderr}`);
+    const b = await timed([hello], { env });
+    if (b.code !== 0 || b.stdout !== "hello\n") throw new Error(`hello world: exit ${b.code}: ${b.stdout}${b.stderr}`);
+    ours.push(a.ms);
+    base.push(b.ms);
+  }
+  return { ours: summarize(ours), hello: summarize(base), helloSize: Bun.file(hello).size };
+}
