@@ -488,7 +488,13 @@ describe("robustness", () => {
           }
         }
       }),
-      { numRuns: 300, examples: [[[["discover", 0], ["junk", 2107], ["reply", 2894]], 0, new Uint8Array(240)]] }, // a reply after the deadline
+      {
+        numRuns: 300,
+        examples: [
+          [[["discover", 0], ["junk", 2107], ["reply", 2894]], 0, new Uint8Array(240)], // a reply after the deadline
+          [[["reply", 0], ["reply", 0], ["timer", 0], ["renew", 0], ["timer", 2000]], 0, new Uint8Array(240)], // a one-shot renew failing past T1
+        ],
+      },
     );
   });
 

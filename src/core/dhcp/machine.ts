@@ -240,7 +240,7 @@ export class DhcpMachine {
         this.onTimer(ev.now, out);
         break;
     }
-    this.updateTimer(out);
+    this.updateTimer(out, ev.now);
     return out;
   }
 
@@ -550,7 +550,7 @@ export class DhcpMachine {
     }
   }
 
-  private updateTimer(out: MachineAction[]): void {
+  private updateTimer(out: MachineAction[], now: number): void {
     let at: number | undefined;
     const min = (x: number | undefined) => {
       if (x !== undefined && (at === undefined || x < at)) at = x;
@@ -565,6 +565,9 @@ export class DhcpMachine {
       case "bound": {
         const t = leaseTimes(this._lease!);
         if (t) [t.t1, t.t2, t.expiry].forEach(min);
+        // Back in bound after a failed one-shot renew past T1: the renewal is due now, not at a
+        // time already gone (a timer in the past is reserved for an overdue exchange).
+        if (at !== undefined && at < now) at = now;
         break;
       }
       case "renewing":
