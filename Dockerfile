@@ -5,7 +5,7 @@
 #   docker buildx build --platform linux/amd64,linux/arm64 \
 #     --build-arg VCS_REF=$(git rev-parse --short=12 HEAD) --build-arg VERSION=0.1.0 -t pod-gateway .
 #
-# What goes into the image is listed once, in image/rootfs.json. image/assemble.ts turns it into a
+# What goes into the image is listed once, in config/image/rootfs.json. src/image/assemble.ts turns it into a
 # directory tree from the Debian packages of the target architecture; test/netns/rootfs-image.test.ts
 # runs the same script on the build machine and runs the roles inside the result.
 
@@ -24,9 +24,9 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json build.ts ./
 COPY src/ src/
 COPY config/ config/
-COPY image/ image/
+
 # The Debian packages to install, from the manifest (the Debian stage has no Bun to read it).
-RUN node_modules/.bin/bun image/assemble.ts --print-packages > /packages.txt
+RUN node_modules/.bin/bun src/image/assemble.ts --print-packages > /packages.txt
 
 # ---- build: cross-compiles for the target (Bun fetches the target's runtime) ----------------
 FROM tools AS build
@@ -51,7 +51,7 @@ RUN apt-get update \
 FROM build AS rootfs
 COPY --from=debian / /sysroot/
 ARG TARGETARCH
-RUN node_modules/.bin/bun image/assemble.ts --sysroot /sysroot --arch "${TARGETARCH}" --out /rootfs
+RUN node_modules/.bin/bun src/image/assemble.ts --sysroot /sysroot --arch "${TARGETARCH}" --out /rootfs
 
 # ---- the image ------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}

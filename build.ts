@@ -89,7 +89,7 @@ export async function sha256File(file: string): Promise<string> {
   return h.digest("hex");
 }
 
-/** `bun build` flags of every build (image/sizes.ts compiles its hello world with the same). */
+/** `bun build` flags of every build (src/image/sizes.ts compiles its hello world with the same). */
 export const COMPILE_FLAGS: readonly string[] = [
   "--compile", "--minify", "--sourcemap=none",
   // bytecode cuts start-up; it needs ESM (plain --bytecode is CJS and breaks on top-level await)

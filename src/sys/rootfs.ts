@@ -1,5 +1,5 @@
-// Assembles pod-gateway's runtime root filesystem from image/rootfs.json and a Debian sysroot.
-// The Dockerfile runs this (through image/assemble.ts) to build the image layer; the rootfs tests
+// Assembles pod-gateway's runtime root filesystem from config/image/rootfs.json and a Debian sysroot.
+// The Dockerfile runs this (through src/image/assemble.ts) to build the image layer; the rootfs tests
 // run the very same code against this machine's packages and then run the roles inside the tree,
 // which proves the roles need nothing the image does not hold.
 //
@@ -49,7 +49,7 @@ export function hostArch(): ArchInfo {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The manifest (image/rootfs.json)
+// The manifest (config/image/rootfs.json)
 
 export type Role = "client" | "gateway";
 
@@ -99,7 +99,7 @@ export interface RootfsManifest {
   profiles: Record<string, ManifestProfile>;
 }
 
-export const MANIFEST_PATH = join(import.meta.dir, "..", "..", "image", "rootfs.json");
+export const MANIFEST_PATH = join(import.meta.dir, "..", "..", "config", "image", "rootfs.json");
 export const REPO_ROOT = join(import.meta.dir, "..", "..");
 
 const ROLES: readonly Role[] = ["client", "gateway"];
@@ -107,7 +107,7 @@ const ROLES: readonly Role[] = ["client", "gateway"];
 const INVALID = "\0invalid";
 
 /** Validates the manifest's shape and reports every problem at once. Pure. */
-export function parseRootfsManifest(text: string, file = "image/rootfs.json"): RootfsManifest {
+export function parseRootfsManifest(text: string, file = "config/image/rootfs.json"): RootfsManifest {
   let raw: any;
   try {
     raw = JSON.parse(text);
@@ -564,7 +564,7 @@ function describeEntry(e: RootfsEntry): string {
   return "directory";
 }
 
-/** One line per entry: the listing printed by image/assemble.ts and compared by tests. Pure. */
+/** One line per entry: the listing printed by src/image/assemble.ts and compared by tests. Pure. */
 export function renderRootfsListing(plan: RootfsPlan): string {
   return plan.entries
     .map((e) => {

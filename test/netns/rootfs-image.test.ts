@@ -1,4 +1,4 @@
-// The roles run from exactly the files the image holds. image/assemble.ts (the script the
+// The roles run from exactly the files the image holds. src/image/assemble.ts (the script the
 // Dockerfile runs) builds the image's root filesystem from this machine's Debian packages, with
 // the distroless base emulated (glibc at its package paths, /etc/passwd, /tmp); each pod of the
 // lab gets its own copy, mounted the way a container runtime and the kubelet would (/proc, a
@@ -65,7 +65,7 @@ function mount(args: string[], target: string): void {
 
 /** Assembles a tree with the Dockerfile's script (plus --with-base: the test has no base image). */
 function assemble(out: string, profile: "image" | "client-copy"): string {
-  const argv = [process.execPath, join(REPO_ROOT, "image/assemble.ts"), "--sysroot", "/", "--arch", arch.name, "--binary", bin, "--out", out, "--profile", profile];
+  const argv = [process.execPath, join(REPO_ROOT, "src/image/assemble.ts"), "--sysroot", "/", "--arch", arch.name, "--binary", bin, "--out", out, "--profile", profile];
   if (profile === "image") argv.push("--with-base");
   return sh(argv, `assembling the ${profile} root filesystem`);
 }

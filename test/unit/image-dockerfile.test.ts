@@ -1,6 +1,6 @@
 // The Dockerfile cannot be built here (no Docker engine), so its promises are checked as text
-// against the things they depend on: the manifest (image/rootfs.json), the repository's files,
-// build.ts and image/assemble.ts. The rootfs netns test runs the same assembly script.
+// against the things they depend on: the manifest (config/image/rootfs.json), the repository's files,
+// build.ts and src/image/assemble.ts. The rootfs netns test runs the same assembly script.
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -90,20 +90,20 @@ describe("Dockerfile", () => {
     }
   });
 
-  test("the tools stage copies what build.ts and image/assemble.ts read, and installs from the lockfile", () => {
+  test("the tools stage copies what build.ts and src/image/assemble.ts read, and installs from the lockfile", () => {
     const copies = stage("tools").instrs.filter((i) => i.op === "COPY").flatMap((i) => i.args.split(/\s+/).slice(0, -1));
     for (const c of copies) expect({ c, exists: existsSync(join(REPO_ROOT, c)) }).toEqual({ c, exists: true });
-    for (const f of ["package.json", "package-lock.json", "tsconfig.json", "build.ts", "src/", "config/", "image/"]) expect(copies).toContain(f);
+    for (const f of ["package.json", "package-lock.json", "tsconfig.json", "build.ts", "src/", "config/"]) expect(copies).toContain(f);
     for (const src of Object.values(manifest.files)) expect(copies.some((c) => c.endsWith("/") && src.startsWith(c))).toBe(true);
     expect(runs(stage("tools"))).toContain("npm ci --no-audit --no-fund");
   });
 
   test("Debian packages come from the manifest, never typed into the Dockerfile", () => {
-    expect(runs(stage("tools"))).toContain("node_modules/.bin/bun image/assemble.ts --print-packages > /packages.txt");
+    expect(runs(stage("tools"))).toContain("node_modules/.bin/bun src/image/assemble.ts --print-packages > /packages.txt");
     const apt = runs(stage("debian")).join(" ");
     expect(apt).toContain("xargs -a /tmp/packages.txt apt-get install -y --no-install-recommends");
     for (const p of manifest.debian.packages) expect(apt.split(/\s+/)).not.toContain(p);
-    const r = Bun.spawnSync([process.execPath, join(REPO_ROOT, "image/assemble.ts"), "--print-packages"], { stdout: "pipe" });
+    const r = Bun.spawnSync([process.execPath, join(REPO_ROOT, "src/image/assemble.ts"), "--print-packages"], { stdout: "pipe" });
     expect(r.exitCode).toBe(0);
     expect(r.stdout.toString()).toBe(manifest.debian.packages.join("\n") + "\n");
   });
@@ -115,7 +115,7 @@ describe("Dockerfile", () => {
     const r = stage("rootfs").instrs;
     expect(r.some((i) => i.op === "COPY" && i.args === "--from=debian / /sysroot/")).toBe(true);
     expect(r.some((i) => i.op === "ARG" && i.args === "TARGETARCH")).toBe(true);
-    expect(runs(stage("rootfs"))).toEqual(['node_modules/.bin/bun image/assemble.ts --sysroot /sysroot --arch "${TARGETARCH}" --out /rootfs']);
+    expect(runs(stage("rootfs"))).toEqual(['node_modules/.bin/bun src/image/assemble.ts --sysroot /sysroot --arch "${TARGETARCH}" --out /rootfs']);
   });
 
   test("the image: no RUN (there is no shell), one COPY of the tree, exec-form CMD of the binary, no ENTRYPOINT, root", () => {

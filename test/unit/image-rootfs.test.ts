@@ -60,7 +60,7 @@ describe("the shipped manifest", () => {
 });
 
 describe("parseRootfsManifest", () => {
-  const good = readFileSync(join(REPO_ROOT, "image/rootfs.json"), "utf8");
+  const good = readFileSync(join(REPO_ROOT, "config/image/rootfs.json"), "utf8");
   test("accepts the shipped file", () => {
     expect(parseRootfsManifest(good).programs.length).toBeGreaterThan(3);
   });

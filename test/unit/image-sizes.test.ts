@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { targets } from "../../build.ts";
 import { REPO_ROOT } from "../../src/sys/rootfs.ts";
-import { renderSizesTable, type Sizes } from "../../image/sizes.ts";
+import { renderSizesTable, type Sizes } from "../../src/image/sizes.ts";
 
 const M = 1048576;
 
@@ -35,8 +35,8 @@ describe("renderSizesTable", () => {
   });
 });
 
-describe("image/sizes.json (written by bun image/sizes.ts)", () => {
-  const s = JSON.parse(readFileSync(join(REPO_ROOT, "image/sizes.json"), "utf8")) as Sizes;
+describe("test/bench/results/sizes.json (written by bun src/image/sizes.ts)", () => {
+  const s = JSON.parse(readFileSync(join(REPO_ROOT, "test/bench/results/sizes.json"), "utf8")) as Sizes;
   test("covers every build target, each above its runtime floor", () => {
     expect(Object.keys(s.binaries).sort()).toEqual(Object.keys(targets).sort());
     for (const t of Object.keys(targets)) {

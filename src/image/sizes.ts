@@ -1,16 +1,16 @@
 // Measures what users download: each build's size and gzip size against the Bun runtime floor
 // (a compiled hello world with the same flags), and the runtime root filesystem the Dockerfile
 // adds on top of distroless (assembled from this machine's Debian packages, as the rootfs test
-// does). Prints a markdown table and writes image/sizes.json.
+// does). Prints a markdown table and writes test/bench/results/sizes.json.
 //
-//   bun image/sizes.ts                 build everything into a temporary directory first
-//   bun image/sizes.ts --dist dist     measure binaries already built with `bun build.ts --all`
+//   bun src/image/sizes.ts                 build everything into a temporary directory first
+//   bun src/image/sizes.ts --dist dist     measure binaries already built with `bun build.ts --all`
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { build, COMPILE_FLAGS, targets, type TargetName } from "../build.ts";
-import { assembleRootfs, hostArch, measureTree, readRootfsManifest, REPO_ROOT } from "../src/sys/rootfs.ts";
+import { build, COMPILE_FLAGS, targets, type TargetName } from "../../build.ts";
+import { assembleRootfs, hostArch, measureTree, readRootfsManifest, REPO_ROOT } from "../sys/rootfs.ts";
 
 // Registries store layers gzip-compressed at the default level; measure the same way.
 const GZIP_LEVEL = 6;
@@ -122,7 +122,7 @@ if (import.meta.main) {
   const { values } = parseArgs({ args: process.argv.slice(2), options: { dist: { type: "string" } }, strict: true });
   try {
     const s = await measureSizes({ dist: values.dist });
-    writeFileSync(join(REPO_ROOT, "image", "sizes.json"), JSON.stringify(s, null, 2) + "\n");
+    writeFileSync(join(REPO_ROOT, "test", "bench", "results", "sizes.json"), JSON.stringify(s, null, 2) + "\n");
     process.stdout.write(renderSizesTable(s) + "\n");
   } catch (e) {
     process.stderr.write(`sizes: ${(e as Error).message}\n`);
