@@ -4,34 +4,24 @@
 import { defineCommand } from "citty";
 import { isIPv4 } from "node:net";
 import { hostname } from "node:os";
-import { ConfigError, type ConfigIssue } from "../core/errors.ts";
-import { summarizeConfig } from "../core/settings/summary.ts";
+import type { ConfigIssue } from "../core/errors.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
 import { runClientInit, IpClientHost, type ClientDeps, type ClientInput, type DhcpClient } from "../roles/client-init.ts";
 import { realClock } from "../sys/clock.ts";
-import { loadConfig } from "../sys/config.ts";
 import { resolveGatewayAddress } from "../sys/dns.ts";
 import { ProcessRunner } from "../sys/exec.ts";
-import { assertSafeToChangeNetwork } from "../sys/host-safety.ts";
 import { Ip } from "../sys/ip.ts";
 import { log, type Logger } from "../sys/log.ts";
 import { probeDns, probeDnsUntil } from "../sys/probe.ts";
 import { roleArgs } from "./args.ts";
+import { prepareRole, type RoleArgs } from "./role.ts";
 
 /** The DHCP client, loaded only in DHCP mode (static-mode pods never pay for it). */
+const loadDhcp = () => import("../sys/dhcp-client.ts").then((m) => m.systemDhcpClient);
 export const dhcpClient: DhcpClient = {
-  async acquire(id, o) {
-    const m = await import("../sys/dhcp-client.ts");
-    return m.acquireLease({ ...id, requestedAddress: o.requestedAddress, deadlineMs: o.deadlineMs, signal: o.signal });
-  },
-  async renew(lease, id, o) {
-    const m = await import("../sys/dhcp-client.ts");
-    return m.renewLease(lease, { ...id, broadcast: o.broadcast, deadlineMs: o.deadlineMs, signal: o.signal });
-  },
-  async release(lease, id) {
-    const m = await import("../sys/dhcp-client.ts");
-    return m.releaseLease(lease, id);
-  },
+  acquire: async (id, o) => (await loadDhcp()).acquire(id, o),
+  renew: async (lease, id, o) => (await loadDhcp()).renew(lease, id, o),
+  release: async (lease, id) => (await loadDhcp()).release(lease, id),
 };
 
 export function realClientDeps(logger: Logger): ClientDeps & { probeOnce: (ip: string, o: { timeoutMs: number; signal?: AbortSignal }) => Promise<{ alive: boolean; detail: string }> } {
@@ -85,13 +75,8 @@ export function clientInput(cfg: ResolvedConfig, env: Record<string, string | un
 }
 
 /** Steps 1 and 2 of both client roles: configuration (exit 2 on error) and host safety (exit 3). */
-export function prepareClient(args: { "config-dir"?: string; "allow-host-network"?: boolean }, logger: Logger): ResolvedConfig {
-  const cfg = loadConfig({ configDir: args["config-dir"] });
-  for (const line of summarizeConfig(cfg)) logger.info(line);
-  const issues = clientConfigIssues(cfg);
-  if (issues.length > 0) throw new ConfigError(issues);
-  assertSafeToChangeNetwork(args["allow-host-network"] ?? false);
-  return cfg;
+export function prepareClient(args: RoleArgs, logger: Logger): ResolvedConfig {
+  return prepareRole(args, logger, clientConfigIssues);
 }
 
 export default defineCommand({

@@ -1,14 +1,12 @@
 // gateway-init: the gateway pod's init container (/bin/gateway_init.sh in the chart).
 import { defineCommand } from "citty";
-import { summarizeConfig } from "../core/settings/summary.ts";
 import { runGatewayInit } from "../roles/gateway-init.ts";
-import { loadConfig } from "../sys/config.ts";
 import { ProcessRunner } from "../sys/exec.ts";
-import { assertSafeToChangeNetwork } from "../sys/host-safety.ts";
 import { Ip } from "../sys/ip.ts";
 import { log } from "../sys/log.ts";
 import { ProcSysctl } from "../sys/sysctl.ts";
 import { roleArgs } from "./args.ts";
+import { prepareRole } from "./role.ts";
 
 export default defineCommand({
   meta: {
@@ -19,9 +17,7 @@ export default defineCommand({
   async run({ args }) {
     const logger = log().withTag("gateway-init");
     // Configuration first: any error exits 2 before anything is changed.
-    const config = loadConfig({ configDir: args["config-dir"] });
-    for (const line of summarizeConfig(config)) logger.info(line);
-    assertSafeToChangeNetwork(args["allow-host-network"]);
+    const config = prepareRole(args, logger);
     const runner = new ProcessRunner();
     await runGatewayInit(config, { runner, ip: new Ip(runner), sysctl: new ProcSysctl(), log: logger });
     return 0;

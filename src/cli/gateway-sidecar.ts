@@ -1,14 +1,12 @@
 // gateway-sidecar: the gateway pod's main container (/bin/gateway_sidecar.sh in the chart).
 import { defineCommand } from "citty";
 import { UsageError } from "../core/errors.ts";
-import { summarizeConfig } from "../core/settings/summary.ts";
 import { runGatewaySidecar } from "../roles/gateway-sidecar.ts";
-import { loadConfig } from "../sys/config.ts";
 import { ProcessRunner } from "../sys/exec.ts";
-import { assertSafeToChangeNetwork } from "../sys/host-safety.ts";
 import { Ip } from "../sys/ip.ts";
 import { log } from "../sys/log.ts";
 import { roleArgs } from "./args.ts";
+import { prepareRole } from "./role.ts";
 
 export const DEFAULT_RUN_DIR = "/run/pod-gateway";
 
@@ -37,14 +35,12 @@ export default defineCommand({
   },
   async run({ args }) {
     const logger = log().withTag("gateway-sidecar");
-    const config = loadConfig({ configDir: args["config-dir"] });
-    for (const line of summarizeConfig(config)) logger.info(line);
     const env = process.env;
     const checkText = args["firewall-check-interval"] ?? env.POD_GATEWAY_FIREWALL_CHECK_INTERVAL ?? "5";
     const check = Number(checkText);
     if (!Number.isFinite(check) || check <= 0) throw new UsageError(`firewall check interval ${JSON.stringify(checkText)} is not a positive number of seconds`);
-    // The sidecar re-asserts firewall rules: it changes network state too.
-    assertSafeToChangeNetwork(args["allow-host-network"]);
+    // The sidecar re-asserts firewall rules: it changes network state too, so it is checked like init.
+    const config = prepareRole(args, logger);
     const runner = new ProcessRunner();
     return await runGatewaySidecar(
       config,

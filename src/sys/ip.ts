@@ -1,6 +1,6 @@
 // Thin wrapper over the `ip` command: reads state as JSON, applies changes either one by
 // one or as one `ip -batch` process (one fork for many changes).
-import { parseIpJson, type FdbEntry, type IpAddr, type IpLink, type IpRoute, type IpRule } from "../core/net/ip-json.ts";
+import { parseIpJson, type IpAddr, type IpLink, type IpRoute, type IpRule } from "../core/net/ip-json.ts";
 import type { Runner, RunOptions } from "./exec.ts";
 
 export class Ip {
@@ -29,10 +29,6 @@ export class Ip {
 
   rules(family: 4 | 6 = 4): Promise<IpRule[]> {
     return this.json<IpRule>([`-${family}`, "rule", "show"]);
-  }
-
-  fdb(dev: string): Promise<FdbEntry[]> {
-    return this.json<FdbEntry>(["fdb", "show", "dev", dev]).catch(() => []);
   }
 
   /** Run one ip command (argument array without the leading "ip"). */

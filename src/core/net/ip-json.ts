@@ -44,14 +44,6 @@ export interface IpRule {
   suppress_prefixlen?: number;
 }
 
-export interface FdbEntry {
-  mac: string;
-  dst?: string;
-  ifname?: string;
-  flags?: string[];
-  state?: string;
-}
-
 /** `ip -j` prints nothing (not "[]") for some empty listings; treat that as an empty array. */
 export function parseIpJson<T>(text: string): T[] {
   const t = text.trim();

@@ -1,0 +1,23 @@
+// What every role command does before its first change: load and validate the whole
+// configuration (exit 2, nothing changed), log the one-screen summary, run role-specific
+// checks (also exit 2), then the host-safety check (exit 3).
+import { ConfigError, type ConfigIssue } from "../core/errors.ts";
+import { summarizeConfig } from "../core/settings/summary.ts";
+import type { ResolvedConfig } from "../core/settings/types.ts";
+import { loadConfig } from "../sys/config.ts";
+import { assertSafeToChangeNetwork } from "../sys/host-safety.ts";
+import type { Logger } from "../sys/log.ts";
+
+export interface RoleArgs {
+  "config-dir"?: string;
+  "allow-host-network"?: boolean;
+}
+
+export function prepareRole(args: RoleArgs, logger: Logger, extraChecks?: (cfg: ResolvedConfig) => ConfigIssue[]): ResolvedConfig {
+  const cfg = loadConfig({ configDir: args["config-dir"] });
+  for (const line of summarizeConfig(cfg)) logger.info(line);
+  const issues = extraChecks?.(cfg) ?? [];
+  if (issues.length > 0) throw new ConfigError(issues);
+  assertSafeToChangeNetwork(args["allow-host-network"] ?? false);
+  return cfg;
+}
