@@ -443,6 +443,9 @@ export function renderRoleEnv(pod: PodName, configDir: string, runDir: string): 
       DNS: "172.16.0.1",
       POD_NAME: pod,
       POD_NAMESPACE: "default",
+      // The name the webhook gives the sidecar container; set explicitly so a CONTAINER_NAME in
+      // the caller's own environment (some CI sandboxes set one) never reaches the roles.
+      CONTAINER_NAME: "gateway-sidecar",
     };
   return {};
 }

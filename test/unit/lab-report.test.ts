@@ -221,6 +221,7 @@ describe("plan", () => {
       DNS: "172.16.0.1",
       POD_NAME: "client-3",
       POD_NAMESPACE: "default",
+      CONTAINER_NAME: "gateway-sidecar",
     });
     expect(renderRoleEnv("gateway", "/cfg", "/run/lab")).toMatchObject({ POD_NAME: "gateway", POD_NAMESPACE: "pod-gateway", POD_GATEWAY_RUN_DIR: "/run/lab/gateway" });
     expect(renderRoleEnv("gateway", "/cfg", "/run/lab").gateway).toBeUndefined();
