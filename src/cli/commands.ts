@@ -12,6 +12,7 @@ export const commands: Record<string, Lazy> = {
   "check-done": () => import("./check-done.ts").then((m) => m.default),
   config: () => import("./config.ts").then((m) => m.default),
   lab: () => import("./lab.ts").then((m) => m.default),
+  install: () => import("./install.ts").then((m) => m.default),
   version: () => import("./version.ts").then((m) => m.default),
 };
 
