@@ -6,7 +6,6 @@ import { StepError } from "../core/errors.ts";
 import type { BackendName } from "../core/firewall/backend.ts";
 import { planBlockingFirewall, planFirewall, summarizeFirewall, type FirewallPlan } from "../core/firewall/model.ts";
 import { GatewayPlanError, planGatewayNetwork, summarizeGatewayNetwork, type GatewayFacts, type GatewayNetPlan, type NetAction } from "../core/gateway/plan.ts";
-import type { IpAddr, IpRoute, IpRule } from "../core/net/ip-json.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
 import type { Runner } from "../sys/exec.ts";
 import { chooseFirewallBackend, createFirewallBackend, type FirewallBackend } from "../sys/firewall.ts";
@@ -35,11 +34,7 @@ export interface GatewayInitResult {
 export const IP_FORWARD = "net.ipv4.ip_forward";
 
 export async function readGatewayFacts(ip: Ip): Promise<GatewayFacts> {
-  const [links, routes, rules] = await Promise.all([
-    ip.json<IpAddr>(["-d", "addr", "show"]),
-    ip.json<IpRoute>(["-4", "route", "show", "table", "main"]),
-    ip.json<IpRule>(["-4", "rule", "show"]),
-  ]);
+  const [links, routes, rules] = await Promise.all([ip.addrs(), ip.routes(4, "main"), ip.rules(4)]);
   return { links, routes, rules };
 }
 

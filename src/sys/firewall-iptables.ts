@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import type { BackendName } from "../core/firewall/backend.ts";
 import type { Family, FirewallPlan } from "../core/firewall/model.ts";
-import { diffIptables, normalizeIptablesSave, parseIptablesSave, renderIptablesRestore, type IptHookChain, type IptSave } from "../core/firewall/render-iptables.ts";
+import { diffIptables, normalizeIptablesSave, parseIptablesSave, renderIptablesRestore, type IptSave } from "../core/firewall/render-iptables.ts";
 import { which, type Runner } from "./exec.ts";
 import type { FirewallBackend } from "./firewall.ts";
 
@@ -51,10 +51,10 @@ export class IptablesBackend implements FirewallBackend {
     return parseIptablesSave(r.stdout);
   }
 
-  async apply(plan: FirewallPlan, only?: (c: IptHookChain) => boolean): Promise<void> {
+  async apply(plan: FirewallPlan): Promise<void> {
     for (const family of this.families) {
       const current = await this.readSave(family);
-      const text = renderIptablesRestore(plan, family, current, only);
+      const text = renderIptablesRestore(plan, family, current);
       // -w: another container of the pod (the VPN client) may be changing rules right now.
       await this.runner.run([this.tools.restore[family], "-w", "5", "--noflush"], {
         input: text,
@@ -63,9 +63,9 @@ export class IptablesBackend implements FirewallBackend {
     }
   }
 
-  async verify(plan: FirewallPlan, only?: (c: IptHookChain) => boolean): Promise<string[]> {
+  async verify(plan: FirewallPlan): Promise<string[]> {
     const problems: string[] = [];
-    for (const family of this.families) problems.push(...diffIptables(plan, family, await this.readSave(family), only));
+    for (const family of this.families) problems.push(...diffIptables(plan, family, await this.readSave(family)));
     return problems;
   }
 

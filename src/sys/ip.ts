@@ -1,7 +1,7 @@
 // Thin wrapper over the `ip` command: reads state as JSON, applies changes either one by
 // one or as one `ip -batch` process (one fork for many changes).
 import { parseIpJson, type IpAddr, type IpLink, type IpRoute, type IpRule } from "../core/net/ip-json.ts";
-import type { Runner, RunOptions } from "./exec.ts";
+import type { Runner } from "./exec.ts";
 
 export class Ip {
   constructor(readonly runner: Runner, readonly bin = "ip") {}
@@ -19,8 +19,9 @@ export class Ip {
     return (await this.links()).find((l) => l.ifname === name);
   }
 
-  addrs(dev?: string): Promise<IpAddr[]> {
-    return this.json<IpAddr>(dev ? ["addr", "show", "dev", dev] : ["addr", "show"]);
+  /** Every link with its details (-d) and addresses. */
+  addrs(): Promise<IpAddr[]> {
+    return this.json<IpAddr>(["-d", "addr", "show"]);
   }
 
   routes(family: 4 | 6 = 4, table = "main"): Promise<IpRoute[]> {
@@ -29,11 +30,6 @@ export class Ip {
 
   rules(family: 4 | 6 = 4): Promise<IpRule[]> {
     return this.json<IpRule>([`-${family}`, "rule", "show"]);
-  }
-
-  /** Run one ip command (argument array without the leading "ip"). */
-  run(args: readonly string[], opts?: RunOptions) {
-    return this.runner.run([this.bin, ...args], opts);
   }
 
   /**

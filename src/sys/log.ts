@@ -54,6 +54,3 @@ export function log(): Logger {
   root ??= createLogger();
   return root;
 }
-export function setLogger(l: Logger): void {
-  root = l;
-}

@@ -1,10 +1,8 @@
-// Gateway liveness probes through the tunnel. The main one is a UDP DNS query to the gateway's
+// The gateway liveness probe through the tunnel: a UDP DNS query to the gateway's
 // overlay address (<net>.1:53): it needs no privileges and exercises exactly what clients depend
 // on (the VXLAN path, the gateway's ARP entry for us, its DNS service). Any answer, whatever its
-// rcode, means "alive". A TCP connect to :53 tells "host up, DNS down" (refused at once) from
-// "path down" (no answer at all) for the logs.
+// rcode, means "alive".
 import { createSocket } from "node:dgram";
-import { connect } from "node:net";
 import { DNS_CLASS_CH, DNS_TYPE_TXT, decodeDnsReplyHeader, encodeDnsQuery, rcodeName } from "../core/client/dns-wire.ts";
 import type { Clock } from "./clock.ts";
 import { realClock } from "./clock.ts";
@@ -65,29 +63,6 @@ export function probeDns(ip: string, opts: DnsProbeOptions = {}): Promise<DnsPro
         if (e) finish({ alive: false, reason: "error", detail: `sending DNS probe to ${ip}:${port}: ${e.message}` });
       });
     });
-  });
-}
-
-export type TcpProbeResult = "open" | "refused" | "timeout" | "error";
-
-/** TCP connect to ip:port: "refused" means the host answered (up, service down); "timeout" means no path. */
-export function probeTcp(ip: string, port: number, timeoutMs = 1000, signal?: AbortSignal): Promise<TcpProbeResult> {
-  return new Promise((resolve) => {
-    let done = false;
-    const s = connect({ host: ip, port });
-    const finish = (r: TcpProbeResult) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      s.destroy();
-      resolve(r);
-    };
-    const onAbort = () => finish("timeout");
-    const timer = setTimeout(() => finish("timeout"), timeoutMs);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    s.on("connect", () => finish("open"));
-    s.on("error", (e: NodeJS.ErrnoException) => finish(e.code === "ECONNREFUSED" ? "refused" : e.code === "ETIMEDOUT" || e.code === "EHOSTUNREACH" ? "timeout" : "error"));
   });
 }
 

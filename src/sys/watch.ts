@@ -4,7 +4,7 @@
 // fs.watch(file) sees in-place writes at once but goes deaf after a rename-over; fs.watchFile
 // (stat polling) catches every case within its interval. We use both, and re-arm fs.watch
 // when polling sees a new inode.
-import { closeSync, fsyncSync, openSync, renameSync, statSync, unwatchFile, watch, watchFile as pollFile, writeSync, type FSWatcher, type Stats } from "node:fs";
+import { closeSync, fsyncSync, openSync, renameSync, unwatchFile, watch, watchFile as pollFile, writeSync, type FSWatcher, type Stats } from "node:fs";
 import { dirname, basename, join } from "node:path";
 
 export interface FileWatcher {
@@ -77,13 +77,4 @@ export function writeFileAtomic(path: string, content: string, mode = 0o644): vo
     closeSync(fd);
   }
   renameSync(tmp, path);
-}
-
-/** The file's inode and size, or undefined when it does not exist. */
-export function statOrUndefined(path: string): Stats | undefined {
-  try {
-    return statSync(path);
-  } catch {
-    return undefined;
-  }
 }

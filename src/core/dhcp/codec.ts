@@ -130,11 +130,6 @@ export function bytesToIpv4(b: Uint8Array, offset = 0): string {
   return `${b[offset]}.${b[offset + 1]}.${b[offset + 2]}.${b[offset + 3]}`;
 }
 
-export function isIpv4(s: string): boolean {
-  const m = IPV4_RE.exec(s);
-  return !!m && m.slice(1).every((x) => Number(x) <= 255);
-}
-
 /** "02:aa:bb:cc:dd:ee" (or with dashes) → 6 bytes; throws RangeError otherwise. */
 export function macToBytes(mac: string): Uint8Array {
   const parts = mac.split(/[:-]/);

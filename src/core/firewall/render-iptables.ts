@@ -25,8 +25,8 @@ export const IPT_CHAINS: readonly IptHookChain[] = [
   { table: "mangle", hook: "forward", builtin: "FORWARD", chain: IPT_CHAIN.forward, families: [4] },
 ];
 
-export function chainsOf(family: Family, only?: (c: IptHookChain) => boolean): IptHookChain[] {
-  return IPT_CHAINS.filter((c) => c.families.includes(family) && (only ? only(c) : true));
+export function chainsOf(family: Family): IptHookChain[] {
+  return IPT_CHAINS.filter((c) => c.families.includes(family));
 }
 
 /**
@@ -82,10 +82,10 @@ export function renderIptablesRule(r: FwRule, family: Family): string {
 }
 
 /** The rules each of our chains should hold, in iptables-save form. */
-export function planIptablesChains(plan: FirewallPlan, family: Family, only?: (c: IptHookChain) => boolean): Map<IptHookChain, string[]> {
+export function planIptablesChains(plan: FirewallPlan, family: Family): Map<IptHookChain, string[]> {
   const out = new Map<IptHookChain, string[]>();
   const rules = rulesOf(plan, family);
-  for (const c of chainsOf(family, only))
+  for (const c of chainsOf(family))
     out.set(c, rules.filter((r) => r.table === c.table && r.hook === c.hook).map((r) => renderIptablesRule(r, family)));
   return out;
 }
@@ -137,13 +137,6 @@ export function normalizeIptablesSave(text: string): string {
     .join("\n");
 }
 
-/** Number of rules in a save (all tables), e.g. to see whether a backend is in use. */
-export function countIptablesRules(save: IptSave): number {
-  let n = 0;
-  for (const t of save.values()) for (const r of t.rules.values()) n += r.length;
-  return n;
-}
-
 /** Does this save hold any of our chains? */
 export function hasOurIptablesChains(save: IptSave): boolean {
   for (const c of IPT_CHAINS) if (save.get(c.table)?.chains.has(c.chain)) return true;
@@ -178,8 +171,8 @@ function jumpPositions(save: IptSave | undefined, c: IptHookChain): number[] {
  * from each built-in chain made to be exactly one, at position 1 — using the current state
  * to emit only the jump changes that are needed, so a re-run changes nothing else.
  */
-export function renderIptablesRestore(plan: FirewallPlan, family: Family, current: IptSave | undefined, only?: (c: IptHookChain) => boolean): string {
-  const chains = planIptablesChains(plan, family, only);
+export function renderIptablesRestore(plan: FirewallPlan, family: Family, current: IptSave | undefined): string {
+  const chains = planIptablesChains(plan, family);
   const tables: Table[] = [];
   for (const c of chains.keys()) if (!tables.includes(c.table)) tables.push(c.table);
   const lines: string[] = [];
@@ -204,10 +197,10 @@ export function renderIptablesRestore(plan: FirewallPlan, family: Family, curren
  * Differences between the plan and a state read back: an empty list means the state is
  * exactly ours. Each line names the table and chain.
  */
-export function diffIptables(plan: FirewallPlan, family: Family, save: IptSave, only?: (c: IptHookChain) => boolean): string[] {
+export function diffIptables(plan: FirewallPlan, family: Family, save: IptSave): string[] {
   const problems: string[] = [];
   const cmd = family === 4 ? "iptables" : "ip6tables";
-  for (const [c, want] of planIptablesChains(plan, family, only)) {
+  for (const [c, want] of planIptablesChains(plan, family)) {
     const t = save.get(c.table);
     const where = `${cmd} ${c.table} ${c.chain}`;
     if (!t?.chains.has(c.chain)) {

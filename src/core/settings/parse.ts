@@ -66,11 +66,6 @@ export function parseSettings(text: string, file: string, scope: ParseScope = {}
   return new Parser(text, file, scope).run();
 }
 
-/** Is this a valid sh variable name (letters, digits, '_', not starting with a digit)? */
-export function isVariableName(s: string): boolean {
-  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(s);
-}
-
 class Parser {
   private i = 0;
   private readonly n: number;

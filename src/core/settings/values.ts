@@ -83,10 +83,6 @@ export function isIP(text: string): boolean {
   return isIPv4(text) || isIPv6(text);
 }
 
-export function formatIPv4(n: readonly number[]): string {
-  return n.join(".");
-}
-
 /**
  * An IPv4 CIDR "a.b.c.d/len"; a bare address means /32 (as `ip route` reads it). Host bits set
  * below the prefix ("10.1.2.3/8") are cleared with a warning: the writer's intent (that network)
