@@ -1,6 +1,7 @@
 // The DHCP client the client roles call: ties the pure machine (core/dhcp/machine.ts) to a
-// transport (sys/dhcp-socket.ts) and a clock. acquireLease for client-init, LeaseKeeper for the
-// sidecar (renew at T1, rebind at T2, "lost" at expiry, release on stop).
+// transport (sys/dhcp-socket.ts) and a clock. One exchange per call: acquire (client-init, or the
+// sidecar after a lost lease), renew/rebind and release; when to renew is the sidecar's decision
+// (core/client/lease.ts), since it must work from what the kernel remembers of the lease.
 //
 // What the client role passes (the same values in client-init and client-sidecar, so dnsmasq
 // sees one client):
@@ -11,7 +12,7 @@
 //            and the lease file shows which pod holds it.
 //   hostname POD_NAME (option 12: dnsmasq registers it as a DNS name on the overlay)
 import { randomFillSync } from "node:crypto";
-import { DecodeError, MessageType, clientIdFromName, decodeMessage, encodeMessage, messageTypeName } from "../core/dhcp/codec.ts";
+import { DecodeError, clientIdFromName, decodeMessage, encodeMessage, messageTypeName } from "../core/dhcp/codec.ts";
 import { DhcpMachine, type DhcpStep, type MachineAction, type RetryPolicy } from "../core/dhcp/machine.ts";
 import type { Lease } from "../core/dhcp/types.ts";
 import { PodGatewayError } from "../core/errors.ts";
@@ -245,182 +246,6 @@ export async function releaseLease(lease: Lease, opts: DhcpIdentity & Pick<DhcpR
     throw new DhcpError(opts.ifname, "release", `releasing ${lease.address} to ${lease.serverId}: ${(e as Error).message}`, { cause: e });
   } finally {
     transport?.close();
-  }
-}
-
-export interface KeeperOptions extends DhcpIdentity {
-  clock?: Clock;
-  random?: () => number;
-  retry?: Partial<RetryPolicy>;
-  /** A renewal (T1, unicast) or rebinding (T2, broadcast) succeeded. */
-  onRenewed?: (lease: Lease, how: "renewed" | "rebound") => void;
-  /**
-   * The lease expired or the server refused it (NAK): the address must no longer be used. The
-   * keeper has stopped; the caller acquires a new lease (and starts a new keeper).
-   */
-  onLost?: (lease: Lease, reason: string) => void;
-  /** Opens the socket for renewals (default: UdpTransport bound to <address>:68). */
-  openTransport?: (address: string) => Promise<DhcpTransport>;
-}
-
-/**
- * Keeps a lease alive in the background: sleeps until T1, renews by unicast, rebinds by
- * broadcast at T2, reports "lost" at expiry, and releases on stop(). Never throws from its loop:
- * socket errors are logged and retried at the next retransmission.
- *
- *   const keeper = new LeaseKeeper(lease, { ifname, mac, clientId: podName, hostname: podName, onLost });
- *   keeper.start();
- *   ...on SIGTERM: await keeper.stop();   // sends DHCPRELEASE
- */
-export class LeaseKeeper {
-  private readonly machine: DhcpMachine;
-  private readonly clock: Clock;
-  private readonly abort = new AbortController();
-  private transport: DhcpTransport | undefined;
-  private transportAddress: string | undefined;
-  private loop: Promise<void> | undefined;
-  private _lease: Lease | undefined;
-  private readonly log = log().withTag("dhcp");
-
-  constructor(
-    lease: Lease,
-    private readonly opts: KeeperOptions,
-  ) {
-    this.clock = opts.clock ?? realClock;
-    this.machine = newMachine(opts, opts);
-    this._lease = lease;
-  }
-
-  /** The lease as last renewed; undefined once lost or released. */
-  get lease(): Lease | undefined {
-    return this._lease;
-  }
-  /** The machine's state: "bound", "renewing", "rebinding", "init" (lost) or "released". */
-  get state(): string {
-    return this.machine.state;
-  }
-
-  start(): void {
-    if (this.loop) return;
-    this.loop = this.run().catch((e) => this.log.error(`${this.opts.ifname}: lease keeper stopped: ${(e as Error).message}`));
-  }
-
-  /**
-   * Stop renewing; with release (the default) send DHCPRELEASE for the current lease. Resolves
-   * quickly (one datagram); rejects with DhcpError when the release could not be sent.
-   */
-  async stop(opts: { release?: boolean } = {}): Promise<void> {
-    this.abort.abort();
-    await this.loop;
-    try {
-      if ((opts.release ?? true) && this._lease && (this.machine.state === "bound" || this.machine.state === "renewing" || this.machine.state === "rebinding")) {
-        const lease = this._lease;
-        try {
-          const t = await this.transportFor(lease.address);
-          await perform(this.machine.handle({ type: "release", now: this.clock.now() }), t, this.opts.ifname);
-          this.log.info(`${this.opts.ifname}: released ${lease.address} to ${lease.serverId}`);
-        } catch (e) {
-          throw new DhcpError(this.opts.ifname, "release", `releasing ${lease.address} to ${lease.serverId}: ${(e as Error).message}`, { cause: e });
-        }
-        this._lease = undefined;
-      }
-    } finally {
-      this.closeTransport();
-    }
-  }
-
-  private async transportFor(address: string): Promise<DhcpTransport> {
-    if (this.transport && this.transportAddress === address) return this.transport;
-    this.closeTransport();
-    this.transport = await (this.opts.openTransport ?? UdpTransport.open)(address);
-    this.transportAddress = address;
-    return this.transport;
-  }
-
-  private closeTransport(): void {
-    this.transport?.close();
-    this.transport = undefined;
-    this.transportAddress = undefined;
-  }
-
-  private async handleActions(actions: MachineAction[]): Promise<boolean> {
-    const id = this.opts.ifname;
-    for (const a of actions) {
-      switch (a.type) {
-        case "send":
-          try {
-            const t = await this.transportFor(a.from);
-            this.log.debug(`${id}: sending ${describeSend(a)}`);
-            await t.send(encodeMessage(a.message), a.from, a.to);
-          } catch (e) {
-            // The machine retransmits on its timer; a transient error (no route yet) heals itself.
-            this.log.warn(`${id}: ${a.message.options.messageType === MessageType.request ? "renewal" : "DHCP"} send failed, will retry: ${(e as Error).message}`);
-            this.closeTransport();
-          }
-          break;
-        case "bound":
-          this._lease = a.lease;
-          this.closeTransport();
-          this.log.info(`${id}: ${a.how} ${a.lease.address} for ${a.lease.leaseSeconds} s`);
-          if (a.how === "renewed" || a.how === "rebound") this.opts.onRenewed?.(a.lease, a.how);
-          break;
-        case "lost":
-          this._lease = undefined;
-          this.closeTransport();
-          this.log.warn(`${id}: lease lost: ${a.reason}`);
-          this.opts.onLost?.(a.lease, a.reason);
-          return false;
-        case "failed":
-          this.log.warn(`${id}: ${a.step}: ${a.reason}`);
-          break;
-        case "ignored":
-          this.log.debug(`${id}: ignored: ${a.reason}`);
-          break;
-        case "timer":
-          break;
-      }
-    }
-    return true;
-  }
-
-  private async run(): Promise<void> {
-    const signal = this.abort.signal;
-    if (!(await this.handleActions(this.machine.handle({ type: "bind", now: this.clock.now(), lease: this._lease! })))) return;
-    while (!signal.aborted) {
-      const at = this.machine.timerAt;
-      if (at === undefined && this.machine.state === "bound") {
-        // Infinite lease: nothing to do until stop().
-        await this.clock.sleep(2 ** 31 - 1, signal);
-        continue;
-      }
-      const wait = at === undefined ? 1000 : Math.max(0, at - this.clock.now());
-      const exchanging = this.machine.state === "renewing" || this.machine.state === "rebinding";
-      let actions: MachineAction[] = [];
-      if (exchanging && this.transport) {
-        let bytes: Uint8Array | undefined;
-        try {
-          bytes = await this.transport.receive(wait, signal);
-        } catch (e) {
-          this.log.warn(`${this.opts.ifname}: receiving renewal replies: ${(e as Error).message}`);
-          this.closeTransport();
-          continue;
-        }
-        if (signal.aborted) break;
-        if (bytes !== undefined) {
-          try {
-            actions = this.machine.handle({ type: "packet", now: this.clock.now(), message: decodeMessage(bytes) });
-          } catch (e) {
-            if (!(e instanceof DecodeError)) throw e;
-            this.log.debug(`${this.opts.ifname}: undecodable reply ignored: ${e.message}`);
-          }
-        }
-      } else {
-        await this.clock.sleep(wait, signal);
-        if (signal.aborted) break;
-      }
-      if (actions.length === 0 && at !== undefined && this.clock.now() >= at) actions = this.machine.handle({ type: "timer", now: this.clock.now() });
-      if (!(await this.handleActions(actions))) return;
-    }
   }
 }
 

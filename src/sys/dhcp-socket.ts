@@ -284,7 +284,7 @@ export class UdpTransport implements DhcpTransport {
   }
 
   static async open(address: string): Promise<UdpTransport> {
-    // reuseAddr: the keeper's socket and a release from another code path may overlap briefly.
+    // reuseAddr: a renewal being cancelled at shutdown and the release that follows may overlap briefly.
     const sock = createSocket({ type: "udp4", reuseAddr: true });
     // Listeners first: an 'error' event with no listener would throw out of the event loop.
     const transport = new UdpTransport(sock, address);

@@ -222,20 +222,9 @@ describe("DHCP client on an address-less vxlan0 against dnsmasq", () => {
     expect(other.lease!.address).not.toBe(lease.address);
   }, 20_000);
 
-  test("LeaseKeeper renews over UDP at (a shortened) T1 and releases on stop", async () => {
-    await ip("-n", NS_C, "addr", "add", `${lease.address}/24`, "dev", "vxlan0");
-    expect(leaseFile().some((l) => l.address === lease.address)).toBe(true);
-    const r = await client({ op: "keep", ...ID, lease, renewSeconds: 1.2 });
-    expect(r).toMatchObject({ ok: true, state: "released", lease: { address: lease.address, leaseSeconds: 43200 } });
-    expect(r.lease!.obtainedAt).toBeGreaterThan(lease.obtainedAt);
-    const log = readFileSync(join(dir, "dnsmasq.log"), "utf8");
-    // The renewal reached dnsmasq as a REQUEST from the address (before the RELEASE removed it).
-    expect(log).toMatch(new RegExp(`DHCPACK\\(vxlan0\\) ${lease.address.replaceAll(".", "\\.")} ${CLIENT_MAC} pod-a[\\s\\S]*DHCPRELEASE\\(vxlan0\\) ${lease.address.replaceAll(".", "\\.")}`));
-    const lines = await waitForLeaseFile((l) => !l.some((x) => x.address === lease.address));
-    expect(lines.map((l) => l.address)).not.toContain(lease.address);
-  }, 20_000);
-
   test("release removes the lease from dnsmasq's lease file", async () => {
+    // The RELEASE leaves from the address (the re-created vxlan0 has none yet).
+    await ip("-n", NS_C, "addr", "add", `${lease.address}/24`, "dev", "vxlan0");
     const again = await client({ op: "acquire", ...ID, deadlineMs: 5000 });
     expect(again).toMatchObject({ ok: true, lease: { address: lease.address } });
     await waitForLeaseFile((l) => l.some((x) => x.address === lease.address));

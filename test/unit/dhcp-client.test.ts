@@ -1,10 +1,10 @@
-// The DHCP driver (acquire/renew/release) and the LeaseKeeper, with a fake server and a manual
-// clock: T1/T2/expiry timing is checked without waiting.
+// The DHCP driver (acquire/renew/release) with a fake server and a manual clock: retransmission
+// and deadlines are checked without waiting.
 import { describe, expect, test } from "bun:test";
 import { MessageType } from "../../src/core/dhcp/codec.ts";
 import type { Lease } from "../../src/core/dhcp/types.ts";
 import type { DhcpClient } from "../../src/roles/client-init.ts";
-import { DhcpError, LeaseKeeper, acquireLease, releaseLease, renewLease, systemDhcpClient } from "../../src/sys/dhcp-client.ts";
+import { DhcpError, acquireLease, releaseLease, renewLease, systemDhcpClient } from "../../src/sys/dhcp-client.ts";
 import type { DhcpTransport } from "../../src/sys/dhcp-socket.ts";
 import { FakeServer, FakeTransport, ManualClock, seededRandom } from "../fixtures/dhcp/fake-server.ts";
 
@@ -127,119 +127,4 @@ describe("acquireLease / renewLease / releaseLease", () => {
 test("systemDhcpClient is the client roles' DhcpClient (checked by the typecheck)", () => {
   const c: DhcpClient = systemDhcpClient;
   expect(Object.keys(c).sort()).toEqual(["acquire", "release", "renew"]);
-});
-
-describe("LeaseKeeper", () => {
-  // dnsmasq's shortest lease: 120 s → T1 60 s, T2 105 s.
-  function keeperSetup() {
-    const s = setup(0);
-    s.server.leaseSeconds = 120;
-    const events: string[] = [];
-    const opened: string[] = [];
-    const lease: Lease = { address: "172.16.0.20", prefixLength: 24, dns: [], serverId: "172.16.0.1", leaseSeconds: 120, renewSeconds: 60, rebindSeconds: 105, obtainedAt: 0 };
-    const keeper = new LeaseKeeper(lease, {
-      ...ID,
-      clock: s.clock,
-      random: s.random,
-      openTransport: async (address) => {
-        opened.push(address);
-        return new FakeTransport(s.server, s.clock);
-      },
-      onRenewed: (l, how) => events.push(`${how} at ${s.clock.now()} until ${l.obtainedAt + l.leaseSeconds * 1000}`),
-      onLost: (_l, reason) => events.push(`lost at ${s.clock.now()}: ${reason}`),
-    });
-    return { ...s, keeper, events, opened, lease };
-  }
-
-  test("renews at T1 and again at the next T1", async () => {
-    const { clock, server, keeper, events, opened } = keeperSetup();
-    keeper.start();
-    await clock.advance(59_999);
-    expect(server.received).toEqual([]);
-    await clock.advance(1);
-    expect(events).toEqual(["renewed at 60000 until 180000"]);
-    expect(server.received.map((r) => [r.at, r.to.kind, r.message.ciaddr])).toEqual([[60_000, "unicast", "172.16.0.20"]]);
-    expect(opened).toEqual(["172.16.0.20"]);
-    await clock.advance(60_000);
-    expect(events).toEqual(["renewed at 60000 until 180000", "renewed at 120000 until 240000"]);
-    expect(keeper.lease?.obtainedAt).toBe(120_000);
-    await keeper.stop({ release: false });
-  });
-
-  test("unicast unanswered → rebinds by broadcast at T2", async () => {
-    const { clock, server, keeper, events } = keeperSetup();
-    server.ignoreUnicast = true;
-    keeper.start();
-    await clock.advance(104_999);
-    expect(events).toEqual([]);
-    expect(server.received.every((r) => r.to.kind === "unicast")).toBe(true);
-    expect(server.received.length).toBeGreaterThan(3); // retransmitted with backoff
-    await clock.advance(1);
-    expect(events).toEqual(["rebound at 105000 until 225000"]);
-    expect(server.received.at(-1)!.to).toEqual({ kind: "broadcast" });
-    await keeper.stop({ release: false });
-  });
-
-  test("no server at all → lost exactly at expiry, then idle", async () => {
-    const { clock, server, keeper, events } = keeperSetup();
-    server.requestMode = "silent";
-    keeper.start();
-    await clock.advance(119_999);
-    expect(events).toEqual([]);
-    await clock.advance(1);
-    expect(events).toEqual(["lost at 120000: lease on 172.16.0.20 expired"]);
-    expect(keeper.lease).toBeUndefined();
-    expect(keeper.state).toBe("init");
-    const sent = server.received.length;
-    await clock.advance(600_000);
-    expect(server.received.length).toBe(sent);
-    expect(clock.pending).toBe(0);
-    await keeper.stop(); // nothing to release
-    expect(server.received.length).toBe(sent);
-  });
-
-  test("NAK on renewal → lost at once", async () => {
-    const { clock, server, keeper, events } = keeperSetup();
-    server.requestMode = "nak";
-    keeper.start();
-    await clock.advance(60_000);
-    expect(events).toEqual(["lost at 60000: server 172.16.0.1 refused to renew 172.16.0.20 (NAK)"]);
-  });
-
-  test("stop() releases the current lease and ends the loop", async () => {
-    const { clock, server, keeper } = keeperSetup();
-    keeper.start();
-    await clock.advance(70_000); // renewed once
-    await keeper.stop();
-    const last = server.received.at(-1)!;
-    expect(last.message.options.messageType).toBe(MessageType.release);
-    expect(last.to).toEqual({ kind: "unicast", ip: "172.16.0.1" });
-    expect(keeper.lease).toBeUndefined();
-    expect(keeper.state).toBe("released");
-    expect(clock.pending).toBe(0);
-  });
-
-  test("a socket that cannot be opened at T1 is retried at the next retransmission", async () => {
-    const s = setup(0);
-    let failures = 2;
-    const events: string[] = [];
-    const keeper = new LeaseKeeper(
-      { address: "172.16.0.20", prefixLength: 24, dns: [], serverId: "172.16.0.1", leaseSeconds: 120, renewSeconds: 60, rebindSeconds: 105, obtainedAt: 0 },
-      {
-        ...ID,
-        clock: s.clock,
-        random: s.random,
-        openTransport: async () => {
-          if (failures-- > 0) throw new Error("bind: Cannot assign requested address");
-          return new FakeTransport(s.server, s.clock);
-        },
-        onRenewed: (_l, how) => events.push(`${how} at ${s.clock.now()}`),
-      },
-    );
-    keeper.start();
-    await s.clock.advance(62_000);
-    expect(events.length).toBe(1);
-    expect(events[0]).toMatch(/^renewed at 60\d\d\d$/);
-    await keeper.stop({ release: false });
-  });
 });
