@@ -1,5 +1,6 @@
 // resolv.conf: parsing (tolerant: a VPN client may write anything) and the copy dnsmasq reads.
 // Pure; the sidecar reads and writes the files.
+import { isIPv4 } from "./settings/values.ts";
 
 export interface ResolvConf {
   /** Every nameserver line's address, as written (IPv4 and IPv6). */
@@ -9,11 +10,6 @@ export interface ResolvConf {
   search: string[];
   /** Lines that were skipped, with why (IPv6 servers, garbage), for a debug log. */
   skipped: { line: number; text: string; why: string }[];
-}
-
-export function isIpv4(s: string): boolean {
-  const p = s.split(".");
-  return p.length === 4 && p.every((x) => /^\d{1,3}$/.test(x) && Number(x) <= 255 && (x === "0" || !x.startsWith("0")));
 }
 
 export function parseResolvConf(text: string): ResolvConf {
@@ -28,7 +24,7 @@ export function parseResolvConf(text: string): ResolvConf {
       out.nameservers.push(addr);
       // dnsmasq only reaches IPv4 upstreams here: the gateway's IPv6 path would bypass the
       // IPv4 kill switch design, and an IPv6 scope id (fe80::1%eth0) is meaningless to clients.
-      if (isIpv4(addr)) {
+      if (isIPv4(addr)) {
         if (!out.ipv4.includes(addr)) out.ipv4.push(addr);
       } else out.skipped.push({ line: i + 1, text: raw, why: addr.includes(":") ? "IPv6 nameserver" : "not an IP address" });
     } else if (key === "search" || key === "domain") {

@@ -5,7 +5,7 @@
 // re-initialise, so every step converges when repeated.
 import { isIPv4 } from "node:net";
 import { StepError } from "../core/errors.ts";
-import { ISOLATION_PROBES_V4, ISOLATION_PROBES_V6, POD_IF } from "../core/client/constants.ts";
+import { ISOLATION_PROBES_V4, ISOLATION_PROBES_V6 } from "../core/client/constants.ts";
 import { parseClientFacts, type ClientFacts } from "../core/client/facts.ts";
 import { decideIsolation, type RouteGetResult } from "../core/client/isolation.ts";
 import { addressLifetime } from "../core/client/lease.ts";
@@ -22,7 +22,7 @@ import {
 import { describeChanges, renderIpBatch } from "../core/client/render.ts";
 import type { Lease } from "../core/dhcp/types.ts";
 import { parseReadBatch, renderReadBatch, type ReadCommand } from "../core/client/read-batch.ts";
-import { clientMac, gatewayOverlayIp, overlayAddress, VXLAN_IF } from "../core/net/vxlan.ts";
+import { clientMac, gatewayOverlayIp, overlayAddress, POD_IF, VXLAN_IF } from "../core/net/vxlan.ts";
 import { matchNatEntry } from "../core/natconf/match.ts";
 import type { NatEntry, Settings } from "../core/settings/types.ts";
 import type { Clock } from "../sys/clock.ts";
@@ -172,7 +172,7 @@ export function addressMode(input: Pick<ClientInput, "nat" | "podName" | "settin
   return { kind: "static", entry: m.entry, how: m.how, address: overlayAddress(input.settings.VXLAN_IP_NETWORK, m.entry.octet) };
 }
 
-function messageOf(e: unknown): string {
+export function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 

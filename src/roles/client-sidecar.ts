@@ -14,6 +14,7 @@ import {
   addressMode,
   applyLogged,
   dhcpIdentity,
+  messageOf,
   networkInput,
   runClientInit,
   type AddressMode,
@@ -97,10 +98,6 @@ interface State {
   heals: number;
   downSince: number | undefined;
   nextProbeAt: number;
-}
-
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, stats: SidecarStats = newStats()): Promise<SidecarExit> {

@@ -8,7 +8,8 @@ import { StepError } from "../core/errors.ts";
 import { planFirewall } from "../core/firewall/model.ts";
 import { renderDnsmasqConfig } from "../core/dnsmasq/render.ts";
 import { VXLAN_IF } from "../core/net/vxlan.ts";
-import { isIpv4, parseResolvConf, renderResolvCopy } from "../core/resolv.ts";
+import { parseResolvConf, renderResolvCopy } from "../core/resolv.ts";
+import { isIPv4 } from "../core/settings/values.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
 import type { Runner } from "../sys/exec.ts";
 import type { FirewallBackend } from "../sys/firewall.ts";
@@ -92,7 +93,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     throw new StepError("preparing the sidecar's files", (e as Error).message, { cause: e });
   }
   const localServer = s.DNS_LOCAL_SERVER || parseResolvConf(original).ipv4[0];
-  if (s.DNS_LOCAL_SERVER && !isIpv4(s.DNS_LOCAL_SERVER)) log.warn(`DNS_LOCAL_SERVER ${s.DNS_LOCAL_SERVER} is not an IPv4 address`);
+  if (s.DNS_LOCAL_SERVER && !isIPv4(s.DNS_LOCAL_SERVER)) log.warn(`DNS_LOCAL_SERVER ${s.DNS_LOCAL_SERVER} is not an IPv4 address`);
   let upstreams: string[];
   try {
     upstreams = syncResolvCopy(paths.resolvConf, copy, log) ?? parseResolvConf(readFileSync(copy, "utf8")).ipv4;

@@ -115,7 +115,7 @@ async function drive(machine: DhcpMachine, transport: DhcpTransport, clock: Cloc
   for (;;) {
     const outcome = await perform(actions, transport, ifname);
     if (outcome) return outcome;
-    if (signal?.aborted) throw new DhcpError(ifname, stepOf(machine), "cancelled");
+    if (signal?.aborted) throw new DhcpError(ifname, machine.step, "cancelled");
     const at = machine.timerAt;
     const wait = at === undefined ? 60_000 : Math.max(0, at - clock.now());
     const bytes = await transport.receive(wait, signal);
@@ -130,21 +130,6 @@ async function drive(machine: DhcpMachine, transport: DhcpTransport, clock: Cloc
     } else if (at !== undefined && clock.now() >= at) {
       actions = machine.handle({ type: "timer", now: clock.now() });
     }
-  }
-}
-
-function stepOf(m: DhcpMachine): DhcpStep {
-  switch (m.state) {
-    case "requesting":
-      return "request";
-    case "rebooting":
-      return "reboot";
-    case "renewing":
-      return "renew";
-    case "rebinding":
-      return "rebind";
-    default:
-      return "discover";
   }
 }
 

@@ -1,7 +1,8 @@
 // resolv.conf parsing: what the VPN client writes, including garbage, and the copy for dnsmasq.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { isIpv4, parseResolvConf, renderResolvCopy } from "../../src/core/resolv.ts";
+import { parseResolvConf, renderResolvCopy } from "../../src/core/resolv.ts";
+import { isIPv4 } from "../../src/core/settings/values.ts";
 
 describe("parseResolvConf", () => {
   test("a pod's resolv.conf: nameservers, search, options", () => {
@@ -43,9 +44,9 @@ describe("parseResolvConf", () => {
     expect(parseResolvConf("").ipv4).toEqual([]);
   });
 
-  test("isIpv4 is strict (no leading zeros, four octets, 0-255)", () => {
-    for (const ok of ["0.0.0.0", "10.96.0.10", "255.255.255.255"]) expect(isIpv4(ok)).toBe(true);
-    for (const bad of ["010.1.1.1", "1.1.1", "1.1.1.1.1", "1.1.1.256", "a.b.c.d", "", "1..1.1"]) expect(isIpv4(bad)).toBe(false);
+  test("IPv4 nameservers are read strictly (no leading zeros, four octets, 0-255)", () => {
+    for (const ok of ["0.0.0.0", "10.96.0.10", "255.255.255.255"]) expect(isIPv4(ok)).toBe(true);
+    for (const bad of ["010.1.1.1", "1.1.1", "1.1.1.1.1", "1.1.1.256", "a.b.c.d", "", "1..1.1"]) expect(isIPv4(bad)).toBe(false);
   });
 
   test("property: never throws, and every IPv4 result appears as a nameserver line", () => {
@@ -54,7 +55,7 @@ describe("parseResolvConf", () => {
         const text = ls.join("\n");
         const r = parseResolvConf(text);
         for (const a of r.ipv4) {
-          expect(isIpv4(a)).toBe(true);
+          expect(isIPv4(a)).toBe(true);
           expect(r.nameservers).toContain(a);
         }
         expect(new Set(r.ipv4).size).toBe(r.ipv4.length);

@@ -18,9 +18,6 @@ export function isOurProto(protocol: string | undefined): boolean {
   return protocol !== undefined && ROUTE_PROTO_NAMES.includes(protocol);
 }
 
-/** The pod's interface towards the node: vxlan0's lower device and where cluster traffic stays. */
-export const POD_IF = "eth0";
-
 /**
  * Public addresses whose route lookup proves isolation once the default routes are gone. One in
  * each half of the IPv4 space, so a split default (0.0.0.0/1 + 128.0.0.0/1, as VPN clients add)

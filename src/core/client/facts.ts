@@ -1,8 +1,7 @@
 // The client pod's network as the planner sees it, decoded from `ip -j` output. Pure: the
 // role reads the JSON (src/roles/client-init.ts) and hands it here.
 import type { IpAddr, IpRoute } from "../net/ip-json.ts";
-import { VXLAN_IF } from "../net/vxlan.ts";
-import { POD_IF } from "./constants.ts";
+import { POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 
 export interface AddressFact {
   local: string;

@@ -2,10 +2,8 @@
 // lease is recovered from the kernel: client-init writes the lease time into the address's
 // valid/preferred lifetimes, so the sidecar — a different container, started later — reads what
 // is left of it with `ip -j addr` instead of sharing a file.
-import type { Lease } from "../dhcp/types.ts";
+import { leaseTimes, type Lease } from "../dhcp/types.ts";
 import type { AddressFact } from "./facts.ts";
-
-export const INFINITE_LEASE = 0xffffffff;
 
 export type LeaseStep =
   | { kind: "none"; why: string }
@@ -13,20 +11,6 @@ export type LeaseStep =
   | { kind: "renew" } // unicast REQUEST to the server that granted it
   | { kind: "rebind" } // broadcast REQUEST to any server
   | { kind: "expired" };
-
-export interface LeaseTimes {
-  renewAt: number;
-  rebindAt: number;
-  expiresAt: number;
-}
-
-export function leaseTimes(l: Lease): LeaseTimes {
-  return {
-    renewAt: l.obtainedAt + l.renewSeconds * 1000,
-    rebindAt: l.obtainedAt + l.rebindSeconds * 1000,
-    expiresAt: l.obtainedAt + l.leaseSeconds * 1000,
-  };
-}
 
 /**
  * Shortest wait between failed renewal attempts. RFC 2131 suggests half the remaining time with a
@@ -43,14 +27,14 @@ export function retryFloorMs(l: Lease): number {
  * next attempt waits half the time left until the next boundary (T2 or expiry), at least the floor.
  */
 export function planLeaseStep(l: Lease, now: number, lastAttemptAt?: number): LeaseStep {
-  if (l.leaseSeconds >= INFINITE_LEASE) return { kind: "none", why: "infinite lease" };
   const t = leaseTimes(l);
-  if (now >= t.expiresAt) return { kind: "expired" };
-  const phase: "bound" | "renewing" | "rebinding" = now >= t.rebindAt ? "rebinding" : now >= t.renewAt ? "renewing" : "bound";
-  if (phase === "bound") return { kind: "wait", untilMs: t.renewAt };
+  if (!t) return { kind: "none", why: "infinite lease" };
+  if (now >= t.expiry) return { kind: "expired" };
+  const phase: "bound" | "renewing" | "rebinding" = now >= t.t2 ? "rebinding" : now >= t.t1 ? "renewing" : "bound";
+  if (phase === "bound") return { kind: "wait", untilMs: t.t1 };
   const kind = phase === "renewing" ? "renew" : "rebind";
-  if (lastAttemptAt === undefined || lastAttemptAt < (phase === "renewing" ? t.renewAt : t.rebindAt)) return { kind };
-  const boundary = phase === "renewing" ? t.rebindAt : t.expiresAt;
+  if (lastAttemptAt === undefined || lastAttemptAt < (phase === "renewing" ? t.t1 : t.t2)) return { kind };
+  const boundary = phase === "renewing" ? t.t2 : t.expiry;
   const next = Math.min(boundary, lastAttemptAt + Math.max(retryFloorMs(l), (boundary - lastAttemptAt) / 2));
   return now >= next ? { kind } : { kind: "wait", untilMs: next };
 }
@@ -79,6 +63,6 @@ export function leaseFromAddress(a: AddressFact, serverId: string, now: number):
 
 /** Lifetime to write into the kernel for a lease, counted from `now`. */
 export function addressLifetime(l: Lease, now: number): number | "forever" {
-  if (l.leaseSeconds >= INFINITE_LEASE) return "forever";
-  return Math.max(1, Math.floor((leaseTimes(l).expiresAt - now) / 1000));
+  const t = leaseTimes(l);
+  return t ? Math.max(1, Math.floor((t.expiry - now) / 1000)) : "forever";
 }

@@ -7,8 +7,8 @@
 // deletes, so applying a plan twice makes the second plan empty, and a re-run after a container
 // restart converges instead of duplicating or losing anything.
 import { routeDst, type IpRoute } from "../net/ip-json.ts";
-import { clientMac, effectiveVxlanPort, gatewayOverlayIp, planVxlanMtu, VXLAN_IF } from "../net/vxlan.ts";
-import { isOurProto, POD_IF, ROUTE_PROTO } from "./constants.ts";
+import { clientMac, effectiveVxlanPort, gatewayOverlayIp, planVxlanMtu, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
+import { isOurProto, ROUTE_PROTO } from "./constants.ts";
 import type { AddressFact, ClientFacts } from "./facts.ts";
 import { formatPrefix4, parsePrefix4, prefixContains, type Prefix4 } from "./ipv4.ts";
 

@@ -23,7 +23,6 @@ export const DHCP_MIN_LENGTH = BOOTP_FIXED_LENGTH + 4;
 export const FLAG_BROADCAST = 0x8000;
 /** RFC 2131 §2: a client must accept messages of up to 576 bytes of IP datagram, 548 of DHCP. */
 export const DHCP_MIN_MESSAGE_SIZE = 548;
-export const INFINITE_LEASE = 0xffffffff;
 
 export const MessageType = {
   discover: 1,

@@ -10,7 +10,6 @@ import {
   BOOTREPLY,
   BOOTREQUEST,
   HTYPE_ETHERNET,
-  INFINITE_LEASE,
   MessageType,
   Opt,
   bytesToMac,
@@ -20,7 +19,7 @@ import {
   type DhcpMessage,
   type DhcpOptions,
 } from "./codec.ts";
-import type { Lease } from "./types.ts";
+import { INFINITE_LEASE, leaseTimes, type Lease } from "./types.ts";
 
 export type MachineState = "init" | "selecting" | "requesting" | "rebooting" | "bound" | "renewing" | "rebinding" | "released";
 
@@ -101,12 +100,6 @@ const ZERO = "0.0.0.0";
 
 function hex(n: number): string {
   return "0x" + (n >>> 0).toString(16).padStart(8, "0");
-}
-
-/** T1/T2/expiry of a lease as clock times (ms); undefined for an infinite lease. */
-export function leaseTimes(l: Lease): { t1: number; t2: number; expiry: number } | undefined {
-  if (l.leaseSeconds === INFINITE_LEASE) return undefined;
-  return { t1: l.obtainedAt + l.renewSeconds * 1000, t2: l.obtainedAt + l.rebindSeconds * 1000, expiry: l.obtainedAt + l.leaseSeconds * 1000 };
 }
 
 /**
@@ -192,6 +185,21 @@ export class DhcpMachine {
   }
   get xid(): number {
     return this._xid;
+  }
+  /** The exchange under way, as errors name it (a machine at rest counts as discover). */
+  get step(): DhcpStep {
+    switch (this._state) {
+      case "requesting":
+        return "request";
+      case "rebooting":
+        return "reboot";
+      case "renewing":
+        return "renew";
+      case "rebinding":
+        return "rebind";
+      default:
+        return "discover";
+    }
   }
 
   handle(ev: MachineEvent): MachineAction[] {
@@ -405,21 +413,6 @@ export class DhcpMachine {
     this._state = this._lease ? "bound" : "init";
   }
 
-  private step(): DhcpStep {
-    switch (this._state) {
-      case "requesting":
-        return "request";
-      case "rebooting":
-        return "reboot";
-      case "renewing":
-        return "renew";
-      case "rebinding":
-        return "rebind";
-      default:
-        return "discover";
-    }
-  }
-
   private waitingFor(): string {
     switch (this._state) {
       case "selecting":
@@ -443,7 +436,7 @@ export class DhcpMachine {
       case "requesting":
       case "rebooting": {
         if (this.deadlineAt !== undefined && now >= this.deadlineAt) {
-          this.fail(this.step(), `${this.waitingFor()} in ${now - this.acquisitionStart} ms`, out);
+          this.fail(this.step, `${this.waitingFor()} in ${now - this.acquisitionStart} ms`, out);
           return;
         }
         if (this.retransmitAt !== undefined && now >= this.retransmitAt) {
@@ -468,7 +461,7 @@ export class DhcpMachine {
       case "rebinding": {
         if (!this.checkLeaseTimes(now, out)) return;
         if (this.renewDeadlineAt !== undefined && now >= this.renewDeadlineAt) {
-          this.fail(this.step(), `${this.waitingFor()} in ${now - this.exchangeStart} ms`, out);
+          this.fail(this.step, `${this.waitingFor()} in ${now - this.exchangeStart} ms`, out);
           return;
         }
         const t = leaseTimes(this._lease!);

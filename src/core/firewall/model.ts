@@ -3,10 +3,7 @@
 // render-nft.ts turn the same value into an iptables-restore or nft script, so both backends
 // enforce exactly the same policy.
 import type { NatEntry, Settings } from "../settings/types.ts";
-import { effectiveVxlanPort, overlayAddress, VXLAN_IF } from "../net/vxlan.ts";
-
-/** The pod's own interface: the VXLAN underlay and the route to the cluster. */
-export const POD_IF = "eth0";
+import { effectiveVxlanPort, overlayAddress, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 
 export type Family = 4 | 6;
 export type Hook = "input" | "forward" | "output" | "prerouting" | "postrouting";

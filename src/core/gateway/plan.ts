@@ -4,8 +4,8 @@
 import type { IpAddr, IpRoute, IpRule } from "../net/ip-json.ts";
 import { routeDst } from "../net/ip-json.ts";
 import type { Settings } from "../settings/types.ts";
-import { effectiveVxlanPort, gatewayMac, gatewayOverlayIp, planVxlanMtu, VXLAN_IF } from "../net/vxlan.ts";
-import { canonicalCidr, POD_IF } from "../firewall/model.ts";
+import { effectiveVxlanPort, gatewayMac, gatewayOverlayIp, planVxlanMtu, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
+import { canonicalCidr } from "../firewall/model.ts";
 
 /**
  * Why preference 50: a VPN client such as wg-quick routes everything through its own table

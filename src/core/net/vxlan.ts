@@ -3,6 +3,8 @@
 import { createHash } from "node:crypto";
 
 export const VXLAN_IF = "vxlan0";
+/** The pod's interface towards the node: vxlan0's lower device (underlay), and where cluster traffic stays. */
+export const POD_IF = "eth0";
 /** Linux's default VXLAN port when none is given (IANA's is 4789; the kernel keeps 8472). */
 export const KERNEL_DEFAULT_VXLAN_PORT = 8472;
 /**
