@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { ROUTE_PROTO } from "../../src/core/client/constants.ts";
 import { parseClientFacts, type ClientFacts } from "../../src/core/client/facts.ts";
-import { formatIpv4, parsePrefix4, prefixContains } from "../../src/core/client/ipv4.ts";
+import { formatIpv4, parsePrefix4, prefixContains } from "../../src/core/net/ipv4.ts";
 import {
   findOriginalGateway,
   planClientAddress,

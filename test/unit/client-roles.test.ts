@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { ROUTE_PROTO } from "../../src/core/client/constants.ts";
 import { parseClientFacts, type ClientFacts } from "../../src/core/client/facts.ts";
 import type { RouteGetResult } from "../../src/core/client/isolation.ts";
-import { parsePrefix4, prefixContains } from "../../src/core/client/ipv4.ts";
+import { parsePrefix4, prefixContains } from "../../src/core/net/ipv4.ts";
 import type { Change } from "../../src/core/client/plan.ts";
 import { simulateChanges } from "../../src/core/client/simulate.ts";
 import type { Lease } from "../../src/core/dhcp/types.ts";

@@ -10,7 +10,7 @@ import { routeDst, type IpRoute } from "../net/ip-json.ts";
 import { clientMac, effectiveVxlanPort, gatewayOverlayIp, planVxlanMtu, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 import { isOurProto, ROUTE_PROTO } from "./constants.ts";
 import type { AddressFact, ClientFacts } from "./facts.ts";
-import { formatPrefix4, parsePrefix4, prefixContains, type Prefix4 } from "./ipv4.ts";
+import { formatPrefix4, parsePrefix4, prefixContains, type Prefix4 } from "../net/ipv4.ts";
 
 export interface RouteSpec {
   family: 4 | 6;

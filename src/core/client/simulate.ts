@@ -5,7 +5,7 @@
 // what does not).
 import type { IpRoute } from "../net/ip-json.ts";
 import type { ClientFacts } from "./facts.ts";
-import { formatPrefix4, parsePrefix4, prefixContains } from "./ipv4.ts";
+import { formatPrefix4, parsePrefix4, prefixContains } from "../net/ipv4.ts";
 import type { Change, RouteSpec } from "./plan.ts";
 import { routeDst } from "../net/ip-json.ts";
 

@@ -3,6 +3,7 @@
 // render-nft.ts turn the same value into an iptables-restore or nft script, so both backends
 // enforce exactly the same policy.
 import type { NatEntry, Settings } from "../settings/types.ts";
+import { formatPrefix4, parsePrefix4 } from "../net/ipv4.ts";
 import { effectiveVxlanPort, overlayAddress, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 
 export type Family = 4 | 6;
@@ -94,15 +95,9 @@ export function safeComment(text: string): string {
 /** "10.1.2.3/8" → "10.0.0.0/8", "10.1.2.3" → "10.1.2.3/32": the form iptables-save prints. */
 export function canonicalCidr(cidr: string): string {
   if (cidr.includes(":")) return cidr.includes("/") ? cidr.toLowerCase() : `${cidr.toLowerCase()}/128`;
-  const [addr = "", lenText] = cidr.split("/");
-  const len = lenText === undefined ? 32 : Number(lenText);
-  const parts = addr.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255) || !Number.isInteger(len) || len < 0 || len > 32)
-    throw new Error(`invalid IPv4 CIDR ${JSON.stringify(cidr)}`);
-  const n = ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
-  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  const m = (n & mask) >>> 0;
-  return `${m >>> 24}.${(m >>> 16) & 255}.${(m >>> 8) & 255}.${m & 255}/${len}`;
+  const p = cidr === "default" ? undefined : parsePrefix4(cidr);
+  if (!p) throw new Error(`invalid IPv4 CIDR ${JSON.stringify(cidr)}`);
+  return formatPrefix4(p);
 }
 
 export function cidrFamily(cidr: string): Family {

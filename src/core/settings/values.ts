@@ -1,6 +1,7 @@
 // Pure readers for the value types settings use: numbers, booleans, IPv4/IPv6 addresses, CIDRs,
 // interface names, DNS names, lists. Each returns a value or a message that says what is wrong
 // with the text and what is accepted instead; the caller adds the key and the location.
+import { formatPrefix4, parsePrefix4 } from "../net/ipv4.ts";
 
 export type Checked<T> = { ok: true; value: T; warnings?: string[] } | { ok: false; error: string };
 
@@ -98,12 +99,10 @@ export function parseCidr4(text: string): Checked<string> {
     return bad(`${show(text)} is not an IPv4 CIDR (a.b.c.d/len)`);
   }
   if (!/^(0|[1-9][0-9]?)$/.test(lenText) || Number(lenText) > 32) return bad(`${show(text)} has an invalid prefix length (0..32)`);
-  const len = Number(lenText);
-  const v = ((addr.value[0] << 24) | (addr.value[1] << 16) | (addr.value[2] << 8) | addr.value[3]) >>> 0;
-  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  const net = (v & mask) >>> 0;
-  const canonical = `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${len}`;
-  if (net !== v) return ok(canonical, [`${text} has host bits set; using ${canonical}`]);
+  // Validated above (no leading zeros), so the text differs from the canonical form exactly when host bits are set.
+  const written = `${addrText}/${lenText}`;
+  const canonical = formatPrefix4(parsePrefix4(written)!);
+  if (canonical !== written) return ok(canonical, [`${text} has host bits set; using ${canonical}`]);
   return ok(canonical);
 }
 

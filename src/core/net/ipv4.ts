@@ -1,5 +1,5 @@
-// Minimal IPv4 prefix arithmetic for the route planner (which destinations are already covered
-// by a route the CNI installed).
+// Minimal IPv4 prefix arithmetic: the client's route planner (which destinations a route the CNI
+// installed already covers), and the canonical "network/length" form every CIDR is written in.
 
 export interface Prefix4 {
   net: number; // unsigned 32-bit network address
