@@ -11,42 +11,13 @@ import { simulateChanges } from "../../src/core/client/simulate.ts";
 import type { Lease } from "../../src/core/dhcp/types.ts";
 import { StepError } from "../../src/core/errors.ts";
 import type { IpRoute } from "../../src/core/net/ip-json.ts";
-import type { NatEntry, Settings } from "../../src/core/settings/types.ts";
+import type { NatEntry } from "../../src/core/settings/types.ts";
 import { runClientInit, type ClientDeps, type ClientInput, type DhcpIdentity } from "../../src/roles/client-init.ts";
 import { newStats, runClientSidecar, type PodDoneResult, type SidecarDeps } from "../../src/roles/client-sidecar.ts";
 import { createConsola } from "consola/basic";
+import { testSettings } from "../helpers/settings.ts";
 
 const silent = createConsola({ level: -999 });
-
-function settings(over: Partial<Settings> = {}): Settings {
-  return {
-    GATEWAY_NAME: "gateway.pod-gateway.svc.cluster.local",
-    K8S_DNS_IPS: ["198.18.1.10"],
-    NOT_ROUTED_TO_GATEWAY_CIDRS: ["10.0.0.0/8"],
-    VXLAN_ID: 42,
-    VXLAN_PORT: 0,
-    VXLAN_IP_NETWORK: "172.16.0",
-    VXLAN_GATEWAY_FIRST_DYNAMIC_IP: 20,
-    VPN_INTERFACE: "tun0",
-    VPN_BLOCK_OTHER_TRAFFIC: true,
-    VPN_TRAFFIC_PORT: [443],
-    VPN_LOCAL_CIDRS: [],
-    DNS_LOCAL_CIDRS: ["local"],
-    DNS_LOCAL_SERVER: "",
-    RESOLV_CONF_COPY: "/etc/resolv_copy.conf",
-    CONNECTION_RETRY_COUNT: 1,
-    GATEWAY_ENABLE_DNSSEC: true,
-    IPTABLES_NFT: false,
-    SNAT_IP: "",
-    VPN_INTERFACE_MTU: undefined,
-    DHCP_LEASE_TIME: "12h",
-    GATEWAY_LOG_QUERIES: false,
-    FIREWALL_BACKEND: "auto",
-    CLIENT_PROBE_INTERVAL: 2,
-    SIDECAR_EXIT_WHEN_POD_DONE: "off",
-    ...over,
-  };
-}
 
 const natEntry = (name: string, octet: number): NatEntry => ({ name, octet, ports: [], file: "/config/nat.conf", line: 1 });
 
@@ -204,7 +175,7 @@ class World {
 }
 
 function clientInput(over: Partial<ClientInput> = {}): ClientInput {
-  return { settings: settings(), nat: [], podName: "web-7d9f8b6c4d-x2x4z", kubernetesServiceHost: "198.18.1.1", ...over };
+  return { settings: testSettings(), nat: [], podName: "web-7d9f8b6c4d-x2x4z", kubernetesServiceHost: "198.18.1.1", ...over };
 }
 
 describe("runClientInit", () => {
@@ -306,7 +277,7 @@ describe("runClientSidecar", () => {
     const clock = new VirtualClock({ at: 30_000, ctl });
     const w = new World(clock);
     w.leaseSeconds = 3600;
-    const settingsOver = { settings: settings({ NOT_ROUTED_TO_GATEWAY_CIDRS: [] }) };
+    const settingsOver = { settings: testSettings({ NOT_ROUTED_TO_GATEWAY_CIDRS: [] }) };
     // the gateway pod lives off-link (another node), so it has a pinned /32
     w.dnsAnswer = w.gatewayAt = "10.244.1.5";
     clock.at(10_000, () => (w.gatewayAt = undefined)); // deleted

@@ -6,17 +6,10 @@ import { join } from "node:path";
 import { which } from "../../src/sys/exec.ts";
 import { dhcpRange, renderDnsmasqConfig, renderLocalServer, type DnsmasqInputs } from "../../src/core/dnsmasq/render.ts";
 import { parseTrustAnchors, renderTrustAnchor, ROOT_TRUST_ANCHORS } from "../../src/core/dnsmasq/trust-anchors.ts";
+import { testSettings } from "../helpers/settings.ts";
 
 const inputs: DnsmasqInputs = {
-  settings: {
-    VXLAN_IP_NETWORK: "172.16.0",
-    VXLAN_GATEWAY_FIRST_DYNAMIC_IP: 20,
-    DHCP_LEASE_TIME: "12h",
-    DNS_LOCAL_CIDRS: ["local"],
-    GATEWAY_ENABLE_DNSSEC: true,
-    GATEWAY_LOG_QUERIES: false,
-    RESOLV_CONF_COPY: "/etc/resolv_copy.conf",
-  },
+  settings: testSettings({ VXLAN_IP_NETWORK: "172.16.0", VXLAN_GATEWAY_FIRST_DYNAMIC_IP: 20, DHCP_LEASE_TIME: "12h", DNS_LOCAL_CIDRS: ["local"] }),
   nat: [{ name: "web", octet: 10 }],
   mtu: 1450,
   localServer: "10.96.0.10",

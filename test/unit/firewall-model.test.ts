@@ -13,16 +13,9 @@ import {
   type FirewallSettings,
   type FwRule,
 } from "../../src/core/firewall/model.ts";
+import { testSettings } from "../helpers/settings.ts";
 
-const base: FirewallSettings = {
-  VXLAN_IP_NETWORK: "172.16.0",
-  VXLAN_PORT: 0,
-  VPN_INTERFACE: "tun0",
-  VPN_BLOCK_OTHER_TRAFFIC: true,
-  VPN_TRAFFIC_PORT: [443],
-  VPN_LOCAL_CIDRS: ["10.0.0.0/8", "192.168.0.0/16"],
-  SNAT_IP: "",
-};
+const base: FirewallSettings = testSettings({ VPN_LOCAL_CIDRS: ["10.0.0.0/8", "192.168.0.0/16"], SNAT_IP: "" });
 const web: FirewallNatEntry = { name: "web", octet: 10, ports: [{ proto: "tcp", port: 8080 }, { proto: "udp", port: 8081 }] };
 
 const of = (rules: FwRule[], table: string, hook: string) => rules.filter((r) => r.table === table && r.hook === hook);

@@ -5,16 +5,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { planFirewall, type FirewallNatEntry, type FirewallSettings } from "../../src/core/firewall/model.ts";
 import { diffNft, parseNftTableJson, renderNftRule, renderNftScript } from "../../src/core/firewall/render-nft.ts";
+import { testSettings } from "../helpers/settings.ts";
 
-const base: FirewallSettings = {
-  VXLAN_IP_NETWORK: "172.16.0",
-  VXLAN_PORT: 0,
-  VPN_INTERFACE: "tun0",
-  VPN_BLOCK_OTHER_TRAFFIC: true,
-  VPN_TRAFFIC_PORT: [443],
-  VPN_LOCAL_CIDRS: ["10.0.0.0/8"],
-  SNAT_IP: "198.19.0.2",
-};
+const base: FirewallSettings = testSettings({ VPN_LOCAL_CIDRS: ["10.0.0.0/8"], SNAT_IP: "198.19.0.2" });
 const web: FirewallNatEntry = { name: "web", octet: 10, ports: [{ proto: "tcp", port: 8080 }] };
 const captured = readFileSync(join(import.meta.dir, "../fixtures/gateway/nft-list-table.json"), "utf8");
 

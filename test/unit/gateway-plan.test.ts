@@ -6,15 +6,9 @@ import fc from "fast-check";
 import { GatewayPlanError, planGatewayNetwork, summarizeGatewayNetwork, type GatewayNetSettings } from "../../src/core/gateway/plan.ts";
 import { gatewayMac } from "../../src/core/net/vxlan.ts";
 import { FakeHost } from "../fixtures/gateway/fake-host.ts";
+import { testSettings } from "../helpers/settings.ts";
 
-const base: GatewayNetSettings = {
-  VXLAN_ID: 42,
-  VXLAN_PORT: 0,
-  VXLAN_IP_NETWORK: "172.16.0",
-  VPN_INTERFACE: "tun0",
-  VPN_INTERFACE_MTU: undefined,
-  VPN_LOCAL_CIDRS: ["10.0.0.0/8", "192.168.0.0/16"],
-};
+const base: GatewayNetSettings = testSettings({ VPN_LOCAL_CIDRS: ["10.0.0.0/8", "192.168.0.0/16"] });
 
 const facts = (h: FakeHost) => ({ links: structuredClone(h.links), routes: structuredClone(h.routes), rules: structuredClone(h.rules) });
 
