@@ -14,7 +14,7 @@ import { ROUTE_PROTO } from "../../src/core/client/constants.ts";
 import { which } from "../../src/sys/exec.ts";
 import type { Lab, PodName } from "../../src/lab/types.ts";
 import { binPath, requireRoot } from "../helpers/bin.ts";
-import { LAB, withLab } from "./helpers.ts";
+import { collect, LAB, waitFor, withLab } from "./helpers.ts";
 
 const OVERLAY_GW = "172.16.0.1";
 const STATIC_POD = "web-7d9f8b6c4d-x2x4z"; // a Deployment's pod; nat.conf names the Deployment "web"
@@ -43,27 +43,6 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
   console.log("client-init timings (ms, wall clock incl. process start):", JSON.stringify(measured));
 });
-
-/** Keeps reading a child's output (a full pipe would block it) and lets tests look at it. */
-function collect(p: Subprocess<"ignore", "pipe", "pipe">): { text: () => string } {
-  let buf = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    const dec = new TextDecoder();
-    for await (const chunk of s) buf += dec.decode(chunk, { stream: true });
-  };
-  void pump(p.stdout);
-  void pump(p.stderr);
-  return { text: () => buf };
-}
-
-async function waitFor(what: string, cond: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 200): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await Bun.sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
 
 function clientEnv(lab: Lab, pod: PodName, extra: Record<string, string> = {}): Record<string, string> {
   return { ...lab.roleEnv(pod), PATH: dir, ...extra };
@@ -288,7 +267,7 @@ describe("client-sidecar in the lab", () => {
     const newIp = await lab.recreateGateway();
     expect(newIp).not.toBe(oldIp);
     gateway = await startGateway(lab, "gw2");
-    await waitFor("client-1's traffic to flow again", async () => (await lab.echoFrom("client-1", "internet", "udp", { timeoutMs: 500 })).ok, 20_000, 100);
+    await waitFor("client-1's traffic to flow again", async () => (await lab.echoFrom("client-1", "internet", "udp", { timeoutMs: 500 })).ok, 20_000, { everyMs: 100 });
     const link = (await json<{ linkinfo: { info_data: { remote: string } } }>(lab, "client-1", ["-d", "link", "show", "dev", "vxlan0"]))[0]!;
     expect(link.linkinfo.info_data.remote).toBe(newIp);
     expect((await overlayAddr(lab, "client-1"))!.local).toBe(address);
@@ -319,7 +298,7 @@ describe("client-sidecar in the lab", () => {
     expect(lookups).toBeGreaterThanOrEqual(3);
     expect(lookups).toBeLessThanOrEqual(17);
     expect(out.text()).toContain("did not answer");
-    await waitFor("client-1's traffic to flow again", async () => (await lab.echoFrom("client-1", "internet", "udp", { timeoutMs: 500 })).ok, 20_000, 100);
+    await waitFor("client-1's traffic to flow again", async () => (await lab.echoFrom("client-1", "internet", "udp", { timeoutMs: 500 })).ok, 20_000, { everyMs: 100 });
     expect(side.exitCode).toBeNull();
   }, 60_000);
 
@@ -336,7 +315,7 @@ describe("client-sidecar in the lab", () => {
         return renewed;
       },
       90_000,
-      1000,
+      { everyMs: 1000 },
     );
     expect((await overlayAddr(lab, "client-1"))!.local).toBe(address);
   }, 100_000);

@@ -11,7 +11,7 @@ import { clientMac } from "../../src/core/net/vxlan.ts";
 import type { EchoReply, Lab, PodName } from "../../src/lab/types.ts";
 import { which } from "../../src/sys/exec.ts";
 import { binPath, REPO, requireRoot } from "../helpers/bin.ts";
-import { LAB, withLab } from "./helpers.ts";
+import { collect, LAB, waitFor, withLab } from "./helpers.ts";
 
 const GW = "172.16.0.1";
 const STATIC = "172.16.0.10";
@@ -22,27 +22,6 @@ let bin = "";
 let sidecar: Subprocess<"ignore", "pipe", "pipe"> | undefined;
 let sidecarOut = { text: () => "" };
 const others: Subprocess[] = [];
-
-function collect(p: Subprocess<"ignore", "pipe", "pipe">): { text: () => string } {
-  let buf = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    const dec = new TextDecoder();
-    for await (const chunk of s) buf += dec.decode(chunk, { stream: true });
-  };
-  void pump(p.stdout);
-  void pump(p.stderr);
-  return { text: () => buf };
-}
-
-/** Wait until cond() holds (bounded, never a timing assertion by itself). */
-async function waitFor(what: string, cond: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 50): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (true) {
-    if (await cond()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(everyMs);
-  }
-}
 
 /** The source address an echo service saw ("ip:port" → "ip"), or the probe's error. */
 const ip = (r: EchoReply) => (r.ok ? r.source.replace(/:\d+$/, "") : `no answer: ${r.error}`);
@@ -150,10 +129,10 @@ describe("gateway roles in the lab", () => {
     // The original was saved once, next to the copy.
     expect(readFileSync(`${copy}.original`, "utf8")).toContain(`nameserver ${LAB.clusterDnsIp}`);
     await lab.writeResolvConf("gateway", `# written by the VPN client\nnameserver fd00::53\nnameserver ${LAB.vpnDnsIp}\n`);
-    await waitFor("the copy to follow /etc/resolv.conf", () => readFileSync(copy, "utf8").includes(`nameserver ${LAB.vpnDnsIp}`), 1000, 20);
+    await waitFor("the copy to follow /etc/resolv.conf", () => readFileSync(copy, "utf8").includes(`nameserver ${LAB.vpnDnsIp}`), 1000, { everyMs: 20 });
     expect(readFileSync(copy, "utf8")).not.toContain("fd00::53");
     let answer;
-    await waitFor("dnsmasq to use the new upstream", async () => (answer = await lab.resolve("client-0", LAB.internetName, { server: GW, timeoutMs: 500 })).ok, 1000, 0);
+    await waitFor("dnsmasq to use the new upstream", async () => (answer = await lab.resolve("client-0", LAB.internetName, { server: GW, timeoutMs: 500 })).ok, 1000, { everyMs: 0 });
     expect(answer).toMatchObject({ ok: true, addresses: [LAB.internetIp] });
     // The VPN's DNS does not know cluster names: this answer can only come from the cluster DNS.
     expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
@@ -201,10 +180,10 @@ describe("gateway roles in the lab", () => {
     try {
       await lab.exec("gateway", ["iptables", "-P", "INPUT", "DROP"]);
       await lab.exec("gateway", ["iptables", "-F", "INPUT"]);
-      await waitFor("the jump to POD-GATEWAY-INPUT to come back", jumpFirst, 5000, 100);
+      await waitFor("the jump to POD-GATEWAY-INPUT to come back", jumpFirst, 5000, { everyMs: 100 });
       expect(sidecarOut.text()).toContain("firewall changed by someone else, re-asserting (iptables-nft): iptables filter INPUT: no jump to POD-GATEWAY-INPUT");
       await lab.exec("gateway", ["iptables", "-I", "INPUT", "1", "-i", "vxlan0", "-j", "DROP"]);
-      await waitFor("our jump to be first again", jumpFirst, 5000, 100);
+      await waitFor("our jump to be first again", jumpFirst, 5000, { everyMs: 100 });
       // With INPUT policy DROP and a foreign DROP for vxlan0, clients still get DNS and DHCP.
       expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
       const lease = await udhcpc(lab, "client-0");

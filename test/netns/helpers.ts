@@ -1,4 +1,5 @@
-// Test wrapper over the lab: one fresh lab per describe block (or file), always torn down.
+// Test wrapper over the lab: one fresh lab per describe block (or file), always torn down; and
+// the two things every netns test does with the processes it starts (collect, waitFor).
 //
 //   import { withLab } from "./helpers.ts";
 //   const t = withLab({ clients: 2, extraSettings: "VPN_BLOCK_OTHER_TRAFFIC=true" });
@@ -49,4 +50,38 @@ export function withLab(opts: LabOptions = {}, timeouts: { buildMs?: number; des
       return lab;
     },
   };
+}
+
+/** Keeps reading a child's output (a full pipe would block it) and lets tests look at it. */
+export function collect(p: { stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array> }): { text: () => string } {
+  let buf = "";
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    const dec = new TextDecoder();
+    for await (const chunk of s) buf += dec.decode(chunk, { stream: true });
+  };
+  void pump(p.stdout);
+  void pump(p.stderr);
+  return { text: () => buf };
+}
+
+/**
+ * Wait until cond() holds, checking every `everyMs` (default 50) and once more at the end. The
+ * bound only keeps a broken test from hanging: it is not a timing assertion. `detail` (a log,
+ * say) is added to the error.
+ */
+export async function waitFor(
+  what: string,
+  cond: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  opts: { everyMs?: number; detail?: () => string } = {},
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (true) {
+    if (await cond()) return;
+    if (Date.now() > end) {
+      const detail = opts.detail?.() ?? "";
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? `\n${detail}` : ""}`);
+    }
+    await Bun.sleep(opts.everyMs ?? 50);
+  }
 }

@@ -7,7 +7,7 @@ import { createLab, destroyLabById, listLabs, openLab, readLabState, type Lab } 
 import { isAlive, readNetnsInode, readNetnsNames, readPidsInNetns } from "../../src/lab/procs.ts";
 import { makeLabId, runDirOf } from "../../src/lab/plan.ts";
 import { binPath } from "../helpers/bin.ts";
-import { LAB, selfCommand, withLab } from "./helpers.ts";
+import { LAB, selfCommand, waitFor, withLab } from "./helpers.ts";
 
 function labNamespaces(id: string): string[] {
   return readNetnsNames().filter((n) => n.startsWith(`pgw-${id}-`)).sort();
@@ -24,15 +24,6 @@ function etcNetns(id: string): string[] {
 function pidsOf(id: string): number[] {
   const inodes = new Set(labNamespaces(id).map((n) => readNetnsInode(n)!));
   return readPidsInNetns(inodes);
-}
-
-/** `ip netns exec` joins the namespace a moment after spawn returns. */
-async function waitFor(cond: () => boolean, what = "condition", ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not true after ${ms} ms`);
-    await Bun.sleep(10);
-  }
 }
 
 async function hostLinks(): Promise<string[]> {
@@ -213,7 +204,8 @@ describe("teardown", () => {
     expect(firstPids.filter(isAlive)).toEqual([]);
     expect(labNamespaces(id)).toHaveLength(7);
     const sleeper = lab.spawn("client-1", ["sleep", "300"]);
-    await waitFor(() => pidsOf(id).includes(sleeper.pid));
+    // `ip netns exec` joins the namespace a moment after spawn returns.
+    await waitFor("the sleeper to be in the lab", () => pidsOf(id).includes(sleeper.pid), 5000, { everyMs: 10 });
     const pids = pidsOf(id);
     expect(etcNetns(id).sort()).toEqual([`pgw-${id}-client-0`, `pgw-${id}-client-1`, `pgw-${id}-gateway`]);
     expect(existsSync(runDirOf(id))).toBe(true);
@@ -239,7 +231,7 @@ describe("teardown", () => {
     mkdirSync(`${runDirOf(id)}/logs`, { recursive: true });
     const orphan = Bun.spawn(["ip", "netns", "exec", ns[0]!, "sleep", "300"], { detached: true, stdio: ["ignore", "ignore", "ignore"] });
     try {
-      await waitFor(() => pidsOf(id).includes(orphan.pid));
+      await waitFor("the orphan to be in the namespace", () => pidsOf(id).includes(orphan.pid), 5000, { everyMs: 10 });
       const info = listLabs().find((l) => l.id === id);
       expect(info?.namespaces.sort()).toEqual([...ns].sort());
       expect(info?.stateError).toBe("no state.json");

@@ -17,7 +17,7 @@ import { isElfFile } from "../../src/sys/rootfs-elf.ts";
 import { hostArch, readRootfsManifest, REPO_ROOT } from "../../src/sys/rootfs.ts";
 import type { Lab, PodName } from "../../src/lab/types.ts";
 import { binPath, requireRoot } from "../helpers/bin.ts";
-import { LAB, withLab } from "./helpers.ts";
+import { collect, LAB, waitFor, withLab } from "./helpers.ts";
 
 // The PATH distroless images set (and the kubelet passes on).
 const IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -133,23 +133,7 @@ async function run(lab: Lab, pod: PodName, root: string, argv: string[], opts: {
 function start(lab: Lab, pod: PodName, root: string, argv: string[]): { proc: Subprocess; text: () => string } {
   const proc = Bun.spawn(inContainer(lab, pod, root, argv), { env: containerEnv(lab, pod), stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true });
   procs.push(proc);
-  let buf = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    const dec = new TextDecoder();
-    for await (const chunk of s) buf += dec.decode(chunk, { stream: true });
-  };
-  void pump(proc.stdout as ReadableStream<Uint8Array>);
-  void pump(proc.stderr as ReadableStream<Uint8Array>);
-  return { proc, text: () => buf };
-}
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, detail: () => string = () => ""): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await Bun.sleep(100);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${detail()}`);
+  return { proc, text: collect(proc).text };
 }
 
 async function stop(p: { proc: Subprocess; text: () => string }, what: string): Promise<number> {
@@ -285,7 +269,7 @@ describe("the roles from the image, in the lab", () => {
     const init = await run(lab, "gateway", roots.gateway, ["/bin/gateway_init.sh"]);
     if (init.code !== 0) throw new Error(`gateway_init.sh exited ${init.code}:\n${init.stderr}`);
     gwSidecar = start(lab, "gateway", roots.gateway, ["/bin/gateway_sidecar.sh"]);
-    await waitFor("the gateway's dnsmasq", () => gwSidecar!.text().includes("dnsmasq running") || gwSidecar!.proc.exitCode !== null, 15_000, () => gwSidecar!.text());
+    await waitFor("the gateway's dnsmasq", () => gwSidecar!.text().includes("dnsmasq running") || gwSidecar!.proc.exitCode !== null, 15_000, { everyMs: 100, detail: () => gwSidecar!.text() });
     if (gwSidecar.proc.exitCode !== null) throw new Error(`gateway_sidecar.sh exited ${gwSidecar.proc.exitCode}:\n${gwSidecar.text()}`);
     // Its state is inside the container's root: the resolv.conf copy and dnsmasq's run dir.
     expect(existsSync(join(roots.gateway, "etc/resolv_copy.conf"))).toBe(true);
@@ -304,7 +288,7 @@ describe("the roles from the image, in the lab", () => {
   test("client_sidecar.sh watches the gateway and exits 0 on SIGTERM, releasing its lease", async () => {
     const lab = t.lab;
     clientSidecar = start(lab, "client-0", roots.client, ["/bin/client_sidecar.sh"]);
-    await waitFor("the client sidecar to watch the gateway", () => clientSidecar!.text().includes("watching gateway") || clientSidecar!.proc.exitCode !== null, 10_000, () => clientSidecar!.text());
+    await waitFor("the client sidecar to watch the gateway", () => clientSidecar!.text().includes("watching gateway") || clientSidecar!.proc.exitCode !== null, 10_000, { everyMs: 100, detail: () => clientSidecar!.text() });
     expect(clientSidecar.proc.exitCode).toBeNull();
     expect(await stop(clientSidecar, "client_sidecar.sh")).toBe(0);
     expect(clientSidecar.text()).toContain("released the DHCP lease");
@@ -335,7 +319,7 @@ describe("the binary copied into an existing image: only pod-gateway, ip and the
     expect(r.stderr).toContain("Gateway ready and reachable");
     expect(await lab.echoFrom("client-1", "internet", "udp", { timeoutMs: 5000 })).toEqual({ ok: true, source: expect.stringMatching(viaVpn) });
     const side = start(lab, "client-1", roots.copy, ["/usr/local/bin/pod-gateway", "client-sidecar"]);
-    await waitFor("the client sidecar to watch the gateway", () => side.text().includes("watching gateway") || side.proc.exitCode !== null, 10_000, () => side.text());
+    await waitFor("the client sidecar to watch the gateway", () => side.text().includes("watching gateway") || side.proc.exitCode !== null, 10_000, { everyMs: 100, detail: () => side.text() });
     expect(side.proc.exitCode).toBeNull();
     expect(await stop(side, "client-sidecar")).toBe(0);
     // The gateway tools are not there: the client roles never needed them.
