@@ -23,7 +23,7 @@ import { describeChanges, renderIpBatch } from "../core/client/render.ts";
 import type { Lease } from "../core/dhcp/types.ts";
 import { parseReadBatch, renderReadBatch, type ReadCommand } from "../core/client/read-batch.ts";
 import { clientMac, gatewayOverlayIp, overlayAddress, POD_IF, VXLAN_IF } from "../core/net/vxlan.ts";
-import { matchNatEntry } from "../core/natconf/match.ts";
+import { matchNatEntry, type NatMatchHow } from "../core/natconf/match.ts";
 import type { NatEntry, Settings } from "../core/settings/types.ts";
 import type { Clock } from "../sys/clock.ts";
 import type { Ip } from "../sys/ip.ts";
@@ -131,7 +131,9 @@ export interface ClientInput {
   requestedAddress?: string;
 }
 
-export type AddressMode = { kind: "static"; entry: NatEntry; how: "exact" | "workload" | "prefix"; address: string } | { kind: "dhcp" };
+export type AddressMode =
+  | { kind: "static"; entry: NatEntry; how: NatMatchHow; address: string; /** Set for the reference's prefix rule. */ warning?: string }
+  | { kind: "dhcp" };
 
 export interface ClientInitResult {
   gatewayPodIp: string;
@@ -169,7 +171,7 @@ export function dhcpIdentity(input: Pick<ClientInput, "podName" | "settings">): 
 export function addressMode(input: Pick<ClientInput, "nat" | "podName" | "settings">): AddressMode {
   const m = matchNatEntry([...input.nat], input.podName);
   if (!m) return { kind: "dhcp" };
-  return { kind: "static", entry: m.entry, how: m.how, address: overlayAddress(input.settings.VXLAN_IP_NETWORK, m.entry.octet) };
+  return { kind: "static", entry: m.entry, how: m.how, address: overlayAddress(input.settings.VXLAN_IP_NETWORK, m.entry.octet), ...(m.warning ? { warning: m.warning } : {}) };
 }
 
 export function messageOf(e: unknown): string {
@@ -247,11 +249,7 @@ export async function runClientInit(deps: ClientDeps, input: ClientInput): Promi
   let want: AddressWanted;
   let lease: Lease | undefined;
   if (mode.kind === "static") {
-    if (mode.how === "prefix")
-      log.warn(
-        `nat.conf entry "${mode.entry.name}" (${mode.entry.file}:${mode.entry.line}) matched pod ${input.podName} only by the text before the first dash, ` +
-          `as the reference scripts did; name the pod or its workload exactly in nat.conf`,
-      );
+    if (mode.warning) log.warn(mode.warning);
     log.debug(`static address ${mode.address} from nat.conf entry "${mode.entry.name}" (${mode.how} match)`);
     want = { local: mode.address, prefixlen: 24, lifetime: "forever" };
   } else {

@@ -205,6 +205,16 @@ describe("runClientInit", () => {
     expect(w.facts.vxlan!.addresses[0]).toMatchObject({ local: "172.16.0.7", validLft: Infinity });
   });
 
+  test("static mode by the reference's first-dash rule: the address is taken, and the match is warned about", async () => {
+    const w = new World(new VirtualClock());
+    const warnings: string[] = [];
+    const log = createConsola({ level: 5 });
+    log.setReporters([{ log: (o) => void (o.type === "warn" && warnings.push(o.args.join(" "))) }]);
+    const r = await runClientInit({ ...w.deps(), log }, clientInput({ podName: "db-main", nat: [natEntry("db", 8)] }));
+    expect(r).toMatchObject({ mode: "static", address: "172.16.0.8" });
+    expect(warnings).toEqual([expect.stringContaining('matches pod "db-main" only by the text before its first dash')]);
+  });
+
   test("a second run changes nothing (static) and asks DHCP for the same address (DHCP)", async () => {
     for (const nat of [[natEntry("web", 7)], []]) {
       const w = new World(new VirtualClock());
