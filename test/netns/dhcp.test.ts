@@ -254,7 +254,9 @@ describe("DHCP client on an address-less vxlan0 against dnsmasq", () => {
     const r = await client({ op: "acquire", ...ID, deadlineMs: 1500 });
     expect(r.ok).toBe(false);
     expect(r.name).toBe("DhcpError");
-    expect(r.message).toMatch(/^DHCP on vxlan0: discover: no OFFER after \d+ DISCOVER\(s\) in 15\d\d ms$/);
+    expect(r.message).toMatch(/^DHCP on vxlan0: discover: no OFFER after \d+ DISCOVER\(s\) in \d+ ms$/);
+    // Never before the deadline; how late a busy machine fires the timer is not asserted.
+    expect(Number(/in (\d+) ms$/.exec(r.message!)![1])).toBeGreaterThanOrEqual(1500);
     console.log(`no-server failure reported after ${r.ms.toFixed(0)} ms (deadline 1500 ms)`);
   }, 20_000);
 });
