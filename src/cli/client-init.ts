@@ -6,13 +6,14 @@ import { isIPv4 } from "node:net";
 import { hostname } from "node:os";
 import type { ConfigIssue } from "../core/errors.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
-import { runClientInit, IpClientHost, type ClientDeps, type ClientInput, type DhcpClient } from "../roles/client-init.ts";
+import { runClientInit, IpClientHost, type ClientInput, type DhcpClient } from "../roles/client-init.ts";
+import type { SidecarDeps } from "../roles/client-sidecar.ts";
 import { realClock } from "../sys/clock.ts";
 import { resolveGatewayAddress } from "../sys/dns.ts";
 import { ProcessRunner } from "../sys/exec.ts";
 import { Ip } from "../sys/ip.ts";
 import { log, type Logger } from "../sys/log.ts";
-import { probeDns, probeDnsUntil } from "../sys/probe.ts";
+import { probeDns, probeDnsUntil, type DnsProbeResult } from "../sys/probe.ts";
 import { roleArgs } from "./args.ts";
 import { prepareRole, type RoleArgs } from "./role.ts";
 
@@ -24,7 +25,10 @@ export const dhcpClient: DhcpClient = {
   release: async (lease, id) => (await loadDhcp()).release(lease, id),
 };
 
-export function realClientDeps(logger: Logger): ClientDeps & { probeOnce: (ip: string, o: { timeoutMs: number; signal?: AbortSignal }) => Promise<{ alive: boolean; detail: string }> } {
+const describeProbe = (r: DnsProbeResult): string => (r.alive ? `DNS ${r.rcode} in ${r.rttMs.toFixed(1)} ms` : r.detail);
+
+/** What both client roles run against: the pod's `ip`, the DHCP client, DNS and the gateway probe. */
+export function realClientDeps(logger: Logger): Omit<SidecarDeps, "watchPodDone"> {
   return {
     host: new IpClientHost(new Ip(new ProcessRunner())),
     dhcp: dhcpClient,
@@ -33,11 +37,11 @@ export function realClientDeps(logger: Logger): ClientDeps & { probeOnce: (ip: s
     resolveGateway: (name, servers, o) => resolveGatewayAddress(name, { servers, deadlineMs: o.deadlineMs, signal: o.signal, log: logger }),
     async probeGateway(ip, o) {
       const { result, attempts } = await probeDnsUntil(ip, { deadlineMs: o.deadlineMs, signal: o.signal });
-      return { alive: result.alive, attempts, detail: result.alive ? `DNS ${result.rcode} in ${result.rttMs.toFixed(1)} ms` : result.detail };
+      return { alive: result.alive, attempts, detail: describeProbe(result) };
     },
     async probeOnce(ip, o) {
       const r = await probeDns(ip, { timeoutMs: o.timeoutMs, signal: o.signal });
-      return { alive: r.alive, detail: r.alive ? `DNS ${r.rcode} in ${r.rttMs.toFixed(1)} ms` : r.detail };
+      return { alive: r.alive, detail: describeProbe(r) };
     },
   };
 }
