@@ -1,3 +1,4 @@
+// `pod-gateway version` (also --version/-v, handled in main.ts): the version compiled in by build.ts.
 import { defineCommand } from "citty";
 import { versionString } from "../version.ts";
 

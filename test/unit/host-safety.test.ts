@@ -1,3 +1,4 @@
+// The host-safety decision: which facts let a role change network state, and the refusal's wording.
 import { describe, expect, test } from "bun:test";
 import { decideHostSafety, type HostFacts } from "../../src/core/host-safety.ts";
 

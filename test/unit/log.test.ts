@@ -1,3 +1,4 @@
+// The logger's pure parts: LOG_LEVEL parsing and the JSON line format (LOG_FORMAT=json).
 import { describe, expect, test } from "bun:test";
 import { parseLogLevel, renderJsonLine } from "../../src/sys/log.ts";
 

@@ -6,8 +6,8 @@ export const idArg = {
 } as const;
 
 /**
- * citty drops a subcommand's return value, so a nested command reports a non-zero exit code
- * by throwing this; main.ts logs the message and exits with the code.
+ * A lab subcommand that ends with a given exit code and a reason throws this; main.ts logs the
+ * message and exits with the code (a plain numeric return, as check-done uses, would say nothing).
  */
 export class ExitStatus extends PodGatewayError {
   override name = "ExitStatus";
