@@ -2,7 +2,8 @@
 // subcommands of this binary (`lab echo`, `lab probe`, `lab resolve`). The echo service
 // reports the source address it sees, so a test can tell a NATed VPN exit from a leak.
 import { renameSync, writeFileSync } from "node:fs";
-import { lookup, Resolver } from "node:dns/promises";
+import { lookup } from "node:dns/promises";
+import { lookupA } from "../sys/dns.ts";
 import type { EchoHits, EchoReply, ResolveResult } from "./types.ts";
 
 export interface EchoOptions {
@@ -164,12 +165,6 @@ export function runProbe(t: ProbeTarget, timeoutMs: number): Promise<EchoReply> 
   return t.proto === "tcp" ? probeTcp(t, timeoutMs) : probeUdp(t, timeoutMs);
 }
 
-async function askServer(name: string, server: string, timeoutMs: number): Promise<string[]> {
-  const r = new Resolver({ timeout: timeoutMs, tries: 1 });
-  r.setServers([server]);
-  return r.resolve4(name);
-}
-
 /** Through the pod's resolv.conf with its search list, as an application would (getaddrinfo). */
 async function askSystem(name: string): Promise<string[]> {
   return (await lookup(name, { family: 4, all: true })).map((a) => a.address);
@@ -185,7 +180,7 @@ export async function runResolve(name: string, opts: { server?: string; timeoutM
   do {
     const left = Math.max(50, deadline - Date.now());
     try {
-      const addresses = opts.server ? await askServer(name, opts.server, Math.min(left, 1000)) : await askSystem(name);
+      const addresses = opts.server ? await lookupA(name, opts.server, Math.min(left, 1000)) : await askSystem(name);
       last = { ok: true, addresses };
       if (!opts.expect || addresses.includes(opts.expect)) return last;
       last = { ok: false, addresses, error: `${name} resolves to ${addresses.join(", ")}, not ${opts.expect}` };
