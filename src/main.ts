@@ -8,15 +8,13 @@ import { log } from "./sys/log.ts";
 import { versionString } from "./version.ts";
 
 function rootCommand(): CommandDef<any> {
-  const subCommands: Record<string, () => Promise<CommandDef<any>>> = {};
-  for (const [name, load] of Object.entries(commands)) subCommands[name] = load;
   return defineCommand({
     meta: {
       name: "pod-gateway",
       version: versionString,
       description: "Route Kubernetes pods' traffic through a gateway pod over VXLAN",
     },
-    subCommands,
+    subCommands: commands,
   });
 }
 
@@ -34,13 +32,18 @@ async function resolveForHelp(root: CommandDef<any>, args: string[]): Promise<[C
     const next = (await subCommandsOf(cmd))?.[a];
     if (!next) break;
     parent = cmd;
-    cmd = typeof next === "function" ? await (next as () => Promise<CommandDef<any>>)() : await next;
+    cmd = await loadCommand(next);
   }
   return [cmd, parent];
 }
 
 async function subCommandsOf(cmd: CommandDef<any>): Promise<Record<string, unknown> | undefined> {
   return (typeof cmd.subCommands === "function" ? await cmd.subCommands() : await cmd.subCommands) as Record<string, unknown> | undefined;
+}
+
+/** citty lets a sub-command be a definition, a promise of one or a function returning one (our lazy loaders). */
+async function loadCommand(sub: unknown): Promise<CommandDef<any>> {
+  return typeof sub === "function" ? await (sub as () => Promise<CommandDef<any>>)() : await (sub as CommandDef<any>);
 }
 
 /** Descend through sub-command names at the head of args; returns the leaf and its arguments. */
@@ -58,7 +61,7 @@ async function resolveLeaf(root: CommandDef<any>, args: string[]): Promise<[Comm
     }
     const next = subs[name];
     if (!next) throw new UsageError(`Unknown command ${name} for ${path} (see ${path} --help)`);
-    cmd = typeof next === "function" ? await (next as () => Promise<CommandDef<any>>)() : await (next as CommandDef<any>);
+    cmd = await loadCommand(next);
     path += ` ${name}`;
     rest = rest.slice(1);
   }
