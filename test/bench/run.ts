@@ -12,20 +12,21 @@
 // The footprint soak runs alongside the other groups (its sidecars idle in a lab of their own,
 // probing every 2 s) so that a 10-minute soak fits the 15-minute budget; start-up is measured
 // once the other groups are done. Every lab, namespace and process is removed at the end, on
-// failure and on SIGINT/SIGTERM.
+// failure and on SIGINT/SIGTERM. After a SIGKILL: the next run removes the throwaway
+// namespaces; `pod-gateway lab status` / `lab down --id <id>` the labs (their ids are logged).
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { which } from "../../src/sys/exec.ts";
-import { Cleanup } from "./lib/cleanup.ts";
+import { Cleanup, sweepStaleNamespaces } from "./lib/cleanup.ts";
 import { makeIpOnlyPath, type BenchContext, type BenchOptions } from "./lib/context.ts";
 import { readMachine } from "./lib/machine.ts";
 import { renderConsole, renderMarkdown, type BenchResults } from "./lib/report.ts";
 import { GROUPS, type GroupId, type GroupResult } from "./lib/stats.ts";
 import { clientGroup } from "./groups/client.ts";
 import { recoveryGroup } from "./groups/recovery.ts";
-import { gatewayGroup } from "./groups/gateway.ts";
+import { gatewayGroup, NS_PREFIX } from "./groups/gateway.ts";
 import { startFootprint } from "./groups/footprint.ts";
 import { datapathGroup } from "./groups/datapath.ts";
 
@@ -103,6 +104,8 @@ async function main(): Promise<number> {
   checkPrerequisites(only);
   const cleanup = new Cleanup();
   cleanup.installSignalHandlers(log);
+  const stale = await sweepStaleNamespaces(NS_PREFIX);
+  if (stale.length) log(`removed ${stale.length} namespace(s) a killed bench left behind: ${stale.join(", ")}`);
 
   const scratch = cleanup.addDir(mkdtempSync(join(tmpdir(), "pgw-bench-")));
   const src = process.env.POD_GATEWAY_BIN ?? join(REPO, "dist", "pod-gateway");

@@ -129,6 +129,15 @@ export async function clientGroup(ctx: BenchContext): Promise<GroupResult> {
       }
       ctx.log(`client: run ${i + 1}/${ctx.opts.runs}: ${variants.map((v) => `${v.key} ${samples[v.key]!.at(-1)!.toFixed(0)} ms`).join(", ")}`);
     }
+    // Where client-init's time goes: one more run of each mode at debug level (not counted).
+    const steps: Record<string, string> = {};
+    for (const [pod, mode] of [["client-0", "dhcp"], ["client-1", "static"]] as const) {
+      const r = await mustRun(`client-init (${mode}, debug)`, inNs(lab, pod, [ctx.bin, "client-init"]), { env: roleEnv(ctx, lab, pod, { LOG_LEVEL: "debug" }) });
+      const line = /step times \(ms\): (.*)$/m.exec(r.stderr)?.[1]?.trim();
+      const sum = line ? [...line.matchAll(/ (\d+)(?:,|$)/g)].reduce((n, m) => n + Number(m[1]), 0) : 0;
+      steps[mode] = line ? `${line} (sum ${sum} ms, against ${r.ms.toFixed(0)} ms from spawn to exit: the rest is start-up and loading the configuration)` : "(not logged)";
+      await restore(pod);
+    }
     notes.push(
       "Measured from spawn to exit of `ip netns exec <pod> …` (both sides pay the same `ip netns exec`). One unmeasured warm-up run of each side first.",
       `The floor replays client-init's own ${callCounts.dhcp} (DHCP) / ${callCounts.static} (static) \`ip\` processes, recorded through a wrapper on PATH, back to back from sh; DHCP adds one busybox udhcpc exchange (-q -n -f, no-op script). It leaves out what only client-init does: resolving the gateway name, the runtime's start-up, and probing the gateway through the tunnel.`,
@@ -158,6 +167,8 @@ export async function clientGroup(ctx: BenchContext): Promise<GroupResult> {
       ],
       facts: [
         { label: "ip processes per client-init (DHCP / static)", value: `${callCounts.dhcp} / ${callCounts.static}` },
+        { label: "client-init's own step times, one debug run (DHCP)", value: steps.dhcp! },
+        { label: "client-init's own step times, one debug run (static)", value: steps.static! },
       ],
       notes,
       durationMs: performance.now() - t0,

@@ -82,7 +82,9 @@ async function snapshot(ns: string): Promise<string> {
 }
 
 let podSeq = 0;
-const PREFIX = `pgwbench-${Math.random().toString(36).slice(2, 7)}`;
+/** Throwaway namespaces carry the bench's pid, so a later run can remove what a killed one left. */
+export const NS_PREFIX = "pgwbench-";
+const PREFIX = `${NS_PREFIX}${process.pid}`;
 
 /** A namespace shaped like a fresh gateway pod: eth0 (a veth whose peer stays inside) with an address and a default route. */
 async function makePod(ctx: BenchContext): Promise<string> {

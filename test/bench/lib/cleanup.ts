@@ -130,6 +130,31 @@ export class Cleanup {
   }
 }
 
+/**
+ * Namespaces named <prefix><pid>-<n> whose bench process is gone (it was SIGKILLed, or the
+ * machine's OOM killer struck): removed at the start of the next run. Returns their names.
+ */
+export async function sweepStaleNamespaces(prefix: string): Promise<string[]> {
+  let names: string[] = [];
+  try {
+    names = readdirSync("/run/netns");
+  } catch {
+    return [];
+  }
+  const stale = names.filter((n) => {
+    const m = new RegExp(`^${prefix}(\\d+)-\\d+$`).exec(n);
+    if (!m) return false;
+    try {
+      process.kill(Number(m[1]), 0);
+      return false; // its bench is still running
+    } catch {
+      return true;
+    }
+  });
+  for (const ns of stale) await deleteNamespace(ns);
+  return stale;
+}
+
 /** Kill the processes of a namespace, then delete it. A namespace that is gone is success. */
 export async function deleteNamespace(ns: string): Promise<void> {
   const survivors = await killNamespaceProcesses([ns], 500);
