@@ -7,7 +7,7 @@
 import { leaseFromAddress, addressLifetime, planLeaseStep } from "../core/client/lease.ts";
 import { planClientAddress, planClientNetwork, stateChanges, type Change } from "../core/client/plan.ts";
 import { nextProbeDelayMs, type ProbePolicy } from "../core/client/sidecar.ts";
-import type { Lease } from "../core/dhcp/types.ts";
+import { leaseTimes, type Lease } from "../core/dhcp/types.ts";
 import { gatewayOverlayIp, VXLAN_IF } from "../core/net/vxlan.ts";
 import type { ClientFacts } from "../core/client/facts.ts";
 import {
@@ -177,8 +177,8 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
       st.gatewayIp = f.vxlan.remote;
       if (st.mode.kind === "dhcp") {
         st.lease = leaseFromAddress(addr, overlayGw, clock.now());
-        if (st.lease) log.info(`took over the DHCP lease of ${addr.local}: ${st.lease.leaseSeconds} s left, renewing in ${Math.round(st.lease.renewSeconds)} s`);
-        else log.info(`${addr.local} does not expire: nothing to renew`);
+        if (leaseTimes(st.lease)) log.info(`took over the DHCP lease of ${addr.local}: ${st.lease.leaseSeconds} s left, renewing in ${Math.round(st.lease.renewSeconds)} s`);
+        else log.info(`took over the DHCP lease of ${addr.local}: it does not expire, nothing to renew`);
       }
       log.info(`watching gateway ${overlayGw} through ${VXLAN_IF} (gateway pod ${st.gatewayIp ?? "unknown"}) every ${policy.intervalMs / 1000} s`);
     }
@@ -285,7 +285,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
       const want =
         st.mode.kind === "static"
           ? { local: st.mode.address, prefixlen: 24, lifetime: "forever" as const }
-          : { local: addr.local, prefixlen: addr.prefixlen, lifetime: st.lease ? addressLifetime(st.lease, clock.now()) : addr.validLft };
+          : { local: addr.local, prefixlen: addr.prefixlen, lifetime: st.lease ? addressLifetime(st.lease, clock.now()) : addr.validLft === Infinity ? ("forever" as const) : addr.validLft };
       const addrChanges = stateChanges(planClientAddress(facts, s.VXLAN_IP_NETWORK, want));
       // Flushing makes us ARP for .1 again: our broadcast reaches the gateway through the flood
       // entry, and that is how a re-created gateway (empty neighbour table, no flood entry of its

@@ -92,7 +92,7 @@ describe("planLeaseStep", () => {
     expect(addressLifetime(lease({ leaseSeconds: INFINITE_LEASE }), 0)).toBe("forever");
   });
 
-  test("the lease is read back from the kernel's remaining lifetime; a permanent address has none", () => {
+  test("the lease is read back from the kernel's remaining lifetime; a permanent address is an infinite lease", () => {
     expect(leaseFromAddress({ local: "172.16.0.23", prefixlen: 24, validLft: 7000, preferredLft: 7000 }, "172.16.0.1", 5)).toEqual({
       address: "172.16.0.23",
       prefixLength: 24,
@@ -104,7 +104,10 @@ describe("planLeaseStep", () => {
       rebindSeconds: 6125,
       obtainedAt: 5,
     });
-    expect(leaseFromAddress({ local: "172.16.0.5", prefixlen: 24, validLft: Infinity, preferredLft: Infinity }, "172.16.0.1", 5)).toBeUndefined();
+    const forever = leaseFromAddress({ local: "172.16.0.5", prefixlen: 24, validLft: Infinity, preferredLft: Infinity }, "172.16.0.1", 5);
+    expect(forever).toMatchObject({ address: "172.16.0.5", leaseSeconds: INFINITE_LEASE, renewSeconds: INFINITE_LEASE, rebindSeconds: INFINITE_LEASE });
+    expect(planLeaseStep(forever, 10 ** 12).kind).toBe("none");
+    expect(addressLifetime(forever, 10 ** 12)).toBe("forever");
     expect(addressLifetime(lease(), t0 + 30_000)).toBe(90);
   });
 });

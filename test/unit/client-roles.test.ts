@@ -8,7 +8,7 @@ import type { RouteGetResult } from "../../src/core/client/isolation.ts";
 import { parsePrefix4, prefixContains } from "../../src/core/net/ipv4.ts";
 import type { Change } from "../../src/core/client/plan.ts";
 import { simulateChanges } from "../../src/core/client/simulate.ts";
-import type { Lease } from "../../src/core/dhcp/types.ts";
+import { INFINITE_LEASE, type Lease } from "../../src/core/dhcp/types.ts";
 import { StepError } from "../../src/core/errors.ts";
 import type { IpRoute } from "../../src/core/net/ip-json.ts";
 import type { NatEntry } from "../../src/core/settings/types.ts";
@@ -411,6 +411,21 @@ describe("runClientSidecar", () => {
     expect(r.reason).toBe("pod-done");
     expect(r.released).toBe(true);
     expect(clock.t).toBeLessThan(12_000);
+  });
+});
+
+describe("runClientSidecar: an infinite lease", () => {
+  test("is taken over as it is: no new lease is asked for, nothing is renewed, and it is released at the end", async () => {
+    const ctl = new AbortController();
+    const w = new World(new VirtualClock({ at: 20_000, ctl }));
+    w.leaseSeconds = INFINITE_LEASE;
+    const r = await initThenSidecar(w, 20_000, ctl);
+    expect(w.facts.vxlan!.addresses).toEqual([{ local: "172.16.0.20", prefixlen: 24, validLft: Infinity, preferredLft: Infinity }]);
+    expect(w.acquires).toHaveLength(1); // client-init's
+    expect(r.stats).toMatchObject({ leasesAcquired: 0, renewals: 0, reinits: 0 });
+    expect(w.applied).toEqual([]);
+    expect(r.released).toBe(true);
+    expect(w.released.map((l) => l.address)).toEqual(["172.16.0.20"]);
   });
 });
 

@@ -2,7 +2,7 @@
 // lease is recovered from the kernel: client-init writes the lease time into the address's
 // valid/preferred lifetimes, so the sidecar — a different container, started later — reads what
 // is left of it with `ip -j addr` instead of sharing a file.
-import { leaseTimes, type Lease } from "../dhcp/types.ts";
+import { INFINITE_LEASE, leaseTimes, type Lease } from "../dhcp/types.ts";
 import type { AddressFact } from "./facts.ts";
 
 export type LeaseStep =
@@ -42,12 +42,13 @@ export function planLeaseStep(l: Lease, now: number, lastAttemptAt?: number): Le
 /**
  * The lease as the kernel remembers it: the address and the seconds left of its lifetime. We do
  * not know when it was granted, so it is treated as granted now for the time left — renewal then
- * comes at half of what is left, earlier than strictly needed, never later. serverId is the
- * gateway's overlay address, the only DHCP server on vxlan0.
+ * comes at half of what is left, earlier than strictly needed, never later. An address that
+ * never expires is an infinite lease (client-init writes one as "forever"): never renewed, still
+ * released at the end. serverId is the gateway's overlay address, the only DHCP server on vxlan0.
  */
-export function leaseFromAddress(a: AddressFact, serverId: string, now: number): Lease | undefined {
-  if (a.validLft === Infinity) return undefined; // static (or forever): nothing to renew
-  const left = Math.max(0, Math.floor(a.validLft));
+export function leaseFromAddress(a: AddressFact, serverId: string, now: number): Lease {
+  const left = a.validLft === Infinity ? INFINITE_LEASE : Math.max(0, Math.floor(a.validLft));
+  const infinite = left === INFINITE_LEASE;
   return {
     address: a.local,
     prefixLength: a.prefixlen,
@@ -55,8 +56,8 @@ export function leaseFromAddress(a: AddressFact, serverId: string, now: number):
     dns: [serverId],
     serverId,
     leaseSeconds: left,
-    renewSeconds: left / 2,
-    rebindSeconds: (left * 7) / 8,
+    renewSeconds: infinite ? INFINITE_LEASE : left / 2,
+    rebindSeconds: infinite ? INFINITE_LEASE : (left * 7) / 8,
     obtainedAt: now,
   };
 }
