@@ -2,6 +2,7 @@
 // checks that involve several keys. Every problem found is reported, each at the file and line
 // where the value was set; unknown keys are warnings (a typo must not stop a pod, but it must
 // be visible), with the nearest known key suggested.
+import { parsePrefix4, prefixContains } from "../net/ipv4.ts";
 import type { ConfigIssue } from "../errors.ts";
 import type { ExpansionRef } from "./parse.ts";
 import type { FirewallBackendSetting, SettingKey, SettingSource, Settings, TriState } from "./types.ts";
@@ -248,16 +249,9 @@ function crossChecks(s: Settings, raw: Readonly<Record<string, RawSetting>>): Co
   return w;
 }
 
-function cidrRange(c: string): [number, number] {
-  const [addr, len] = c.split("/") as [string, string];
-  const o = addr.split(".").map(Number) as [number, number, number, number];
-  const v = ((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3]) >>> 0;
-  const size = 2 ** (32 - Number(len));
-  return [v, v + size - 1];
-}
-
-export function cidrsOverlap(a: string, b: string): boolean {
-  const [a0, a1] = cidrRange(a);
-  const [b0, b1] = cidrRange(b);
-  return a0 <= b1 && b0 <= a1;
+/** Two prefixes overlap exactly when one contains the other. */
+function cidrsOverlap(a: string, b: string): boolean {
+  const p = parsePrefix4(a);
+  const q = parsePrefix4(b);
+  return p !== undefined && q !== undefined && (prefixContains(p, q) || prefixContains(q, p));
 }
