@@ -76,7 +76,15 @@ export function renderMarkdown(r: BenchResults): string {
   for (const g of r.groups) {
     out.push("", `### ${g.title}`, "");
     if (g.error) out.push(`**This group failed:** ${escapeCell(g.error.split("\n")[0] ?? g.error)}`, "");
-    if (g.figures.length) {
+    if (g.tables?.length) {
+      for (const t of g.tables) {
+        if (t.title) out.push(`**${t.title}**`, "");
+        out.push(`| ${t.head.map(escapeCell).join(" | ")} |`, `|${t.head.map(() => "---").join("|")}|`);
+        for (const r of t.rows) out.push(`| ${r.map(escapeCell).join(" | ")} |`);
+        out.push("");
+      }
+      out.pop();
+    } else if (g.figures.length) {
       out.push(`| ${HEAD.join(" | ")} |`, `|${HEAD.map(() => "---").join("|")}|`);
       for (const f of g.figures) out.push(`| ${row(f).map(escapeCell).join(" | ")} |`);
     }
@@ -101,11 +109,12 @@ export function renderConsole(r: BenchResults): string {
   for (const g of r.groups) {
     out.push("", `== ${g.title}${g.error ? "  [FAILED]" : ""}`);
     if (g.error) out.push(`   ${g.error}`);
-    const rows = g.figures.map(row);
-    if (rows.length) {
-      const table = [HEAD, ...rows];
-      const widths = HEAD.map((_, i) => Math.min(60, Math.max(...table.map((t) => t[i]!.length))));
-      for (const t of table) out.push(t.map((c, i) => (c.length > widths[i]! ? c.slice(0, widths[i]! - 1) + "…" : c.padEnd(widths[i]!))).join("  ").trimEnd());
+    const tables = g.tables?.length ? g.tables : g.figures.length ? [{ title: undefined, head: HEAD, rows: g.figures.map(row) }] : [];
+    for (const t of tables) {
+      if (t.title) out.push(`-- ${t.title}`);
+      const all = [t.head, ...t.rows];
+      const widths = t.head.map((_, i) => Math.min(60, Math.max(...all.map((r) => (r[i] ?? "").length))));
+      for (const r of all) out.push(r.map((c, i) => (c.length > widths[i]! ? c.slice(0, widths[i]! - 1) + "…" : c.padEnd(widths[i]!))).join("  ").trimEnd());
     }
     for (const f of g.facts) out.push(`   ${f.label}: ${f.value}`);
   }

@@ -49,6 +49,11 @@ export interface GroupResult {
   id: GroupId;
   title: string;
   figures: Figure[];
+  /**
+   * Tables that show this group's figures more compactly than one row per figure (the figures
+   * stay in the JSON). Cells are final text.
+   */
+  tables?: { title?: string; head: string[]; rows: string[][] }[];
   /** Facts that are not distributions: process counts, rules before/after, fragment counters. */
   facts: { label: string; value: string }[];
   notes: string[];
