@@ -9,7 +9,7 @@ import { GatewayPlanError, planGatewayNetwork, summarizeGatewayNetwork, type Gat
 import type { ResolvedConfig } from "../core/settings/types.ts";
 import type { Runner } from "../sys/exec.ts";
 import { chooseFirewallBackend, createFirewallBackend, type FirewallBackend } from "../sys/firewall.ts";
-import type { Ip } from "../sys/ip.ts";
+import { IpBatchError, type Ip } from "../sys/ip.ts";
 import type { Logger } from "../sys/log.ts";
 import { ensureSysctl, type Sysctl } from "../sys/sysctl.ts";
 
@@ -77,12 +77,10 @@ export async function applyFirewall(backend: FirewallBackend, plan: FirewallPlan
   throw new StepError(`applying the firewall (${backend.name})`, failure);
 }
 
-/** `ip -batch` stops at the first failing line and names it "-:N": report which action that was. */
+/** The action a failed batch stopped at, with why it was planned. */
 function batchError(actions: NetAction[], e: unknown): string {
-  const msg = (e as Error).message;
-  const m = /Command failed -:(\d+)/.exec(msg);
-  const a = m ? actions[Number(m[1]) - 1] : undefined;
-  return a ? `ip ${a.args.join(" ")} (${a.why}): ${msg}` : msg;
+  const a = e instanceof IpBatchError ? actions[e.index] : undefined;
+  return a ? `ip ${a.args.join(" ")} (${a.why}): ${(e as IpBatchError).detail}` : (e as Error).message;
 }
 
 export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDeps): Promise<GatewayInitResult> {

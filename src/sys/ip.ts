@@ -1,7 +1,22 @@
-// Thin wrapper over the `ip` command: reads state as JSON, applies changes either one by
-// one or as one `ip -batch` process (one fork for many changes).
+// Thin wrapper over the `ip` command: reads state as JSON, applies many changes as one
+// `ip -batch` process (one fork for many changes), and names the command a batch stopped at.
+import { CommandError, PodGatewayError } from "../core/errors.ts";
 import { parseIpJson, type IpAddr, type IpLink, type IpRoute, type IpRule } from "../core/net/ip-json.ts";
 import type { Runner } from "./exec.ts";
+
+/** `ip -batch` stopped at a command: which one (its index in the batch) and what the kernel said. */
+export class IpBatchError extends PodGatewayError {
+  override name = "IpBatchError";
+  constructor(
+    readonly index: number,
+    readonly command: readonly string[],
+    readonly detail: string,
+    what: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${what}: ip ${command.join(" ")} failed: ${detail}`, options);
+  }
+}
 
 export class Ip {
   constructor(readonly runner: Runner, readonly bin = "ip") {}
@@ -35,10 +50,20 @@ export class Ip {
   /**
    * Apply many commands in one process. Each command is an argument array; `ip -batch`
    * reads one command per line, split on whitespace, so arguments must not contain spaces.
+   * ip stops at the first command that fails and says "Command failed -:<line>" after the
+   * kernel's answer: that becomes an IpBatchError naming the command.
    */
   async batch(cmds: readonly (readonly string[])[], what = "applying network changes"): Promise<void> {
     if (cmds.length === 0) return;
     for (const c of cmds) for (const a of c) if (/\s/.test(a) || a === "") throw new Error(`ip batch argument ${JSON.stringify(a)} is empty or has whitespace`);
-    await this.runner.run([this.bin, "-batch", "-"], { input: cmds.map((c) => c.join(" ")).join("\n") + "\n", what });
+    try {
+      await this.runner.run([this.bin, "-batch", "-"], { input: cmds.map((c) => c.join(" ")).join("\n") + "\n", what });
+    } catch (e) {
+      const m = e instanceof CommandError ? /^Command failed -:(\d+)\s*$/m.exec(e.stderr) : null;
+      const cmd = m ? cmds[Number(m[1]) - 1] : undefined;
+      if (!m || !cmd) throw e;
+      const detail = (e as CommandError).stderr.slice(0, m.index).trim() || "no error message";
+      throw new IpBatchError(Number(m[1]) - 1, cmd, detail, what, { cause: e });
+    }
   }
 }
