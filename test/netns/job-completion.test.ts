@@ -16,7 +16,7 @@ import type { Lab } from "../../src/lab/types.ts";
 import { which } from "../../src/sys/exec.ts";
 import { binPath, REPO, requireRoot } from "../helpers/bin.ts";
 import { loadFixture, makeCerts, writeServiceAccount } from "../helpers/fake-kube.ts";
-import { LAB, withLab } from "./helpers.ts";
+import { LAB, collect, waitFor, withLab } from "./helpers.ts";
 
 const TOKEN = "job-completion-test-token";
 const APP = "backup"; // the app container of the job-one-app fixture
@@ -29,28 +29,6 @@ let dir = "";
 let pod: Pod;
 let podRef = "";
 const procs: Subprocess[] = [];
-
-/** Keeps reading a child's output (a full pipe would block it) and lets the test look at it. */
-function collect(p: { stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array> }): { text: () => string } {
-  let buf = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    const dec = new TextDecoder();
-    for await (const chunk of s) buf += dec.decode(chunk, { stream: true });
-  };
-  void pump(p.stdout);
-  void pump(p.stderr);
-  return { text: () => buf };
-}
-
-/** Wait until cond() holds (a bound for the test, not a timing assertion). */
-async function waitFor(what: string, cond: () => Promise<boolean> | boolean, timeoutMs: number, detail: () => string = () => ""): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail() ? `\n${detail()}` : ""}`);
-    await Bun.sleep(50);
-  }
-}
 
 function openssl(args: string[], cwd: string): void {
   const r = Bun.spawnSync(["openssl", ...args], { cwd, stdout: "pipe", stderr: "pipe" });
@@ -90,7 +68,7 @@ class FakeKubeProcess {
         return port > 0;
       },
       15_000,
-      () => this.log(),
+      { detail: () => this.log() },
     );
     return port;
   }
@@ -99,7 +77,7 @@ class FakeKubeProcess {
     const want = ++this.acks;
     this.proc.stdin.write(JSON.stringify(cmd) + "\n");
     this.proc.stdin.flush();
-    await waitFor(`the fake API server to acknowledge ${JSON.stringify(cmd.op)}`, () => this.out.text().split("\n").filter((l) => l.startsWith('{"ok":')).length >= want, 5000, () => this.log());
+    await waitFor(`the fake API server to acknowledge ${JSON.stringify(cmd.op)}`, () => this.out.text().split("\n").filter((l) => l.startsWith('{"ok":')).length >= want, 5000, { detail: () => this.log() });
   }
   async stop(): Promise<void> {
     if (this.proc.exitCode !== null) return;
@@ -206,9 +184,9 @@ describe("a routed Job pod in the lab", () => {
     side = lab.spawn("client-0", [bin, "client-sidecar"], { env: clientEnv(lab) });
     procs.push(side);
     sideOut = collect(side);
-    await waitFor("the sidecar to take the lease over", () => sideOut.text().includes(`took over the DHCP lease of ${address}`) || side!.exitCode !== null, 10_000, sidecarLog);
+    await waitFor("the sidecar to take the lease over", () => sideOut.text().includes(`took over the DHCP lease of ${address}`) || side!.exitCode !== null, 10_000, { detail: sidecarLog });
     // Its first answer from the API server (over TLS, with the token) is logged: the app is running.
-    await waitFor(`the sidecar to see pod ${podRef}`, () => sideOut.text().includes(`pod ${podRef}: waiting for ${APP}`) || side!.exitCode !== null, 10_000, sidecarLog);
+    await waitFor(`the sidecar to see pod ${podRef}`, () => sideOut.text().includes(`pod ${podRef}: waiting for ${APP}`) || side!.exitCode !== null, 10_000, { detail: sidecarLog });
     // Give the watch time to act on the running app (it must not), then look again.
     await Bun.sleep(2000);
     expect(side.exitCode, sidecarLog()).toBeNull();
