@@ -99,11 +99,14 @@ export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDe
       throw e;
     }
   };
-  const net = await plan();
+  // Reading the pod's network and choosing the firewall backend are independent reads: overlap them.
+  const [net, backend] = await Promise.all([
+    plan(),
+    deps.firewall ? deps.firewall() : selectFirewallBackend(config, deps.runner, log),
+  ]);
   for (const w of net.warnings) log.warn(w);
 
   // 2. Firewall first: forwarding must never be on without the kill switch in place.
-  const backend = deps.firewall ? await deps.firewall() : await selectFirewallBackend(config, deps.runner, log);
   await applyFirewall(backend, fwPlan, config, log);
 
   // 3. Links, addresses, policy rule, routes: only what differs, in one ip process.

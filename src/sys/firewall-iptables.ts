@@ -51,22 +51,25 @@ export class IptablesBackend implements FirewallBackend {
     return parseIptablesSave(r.stdout);
   }
 
+  // IPv4 and IPv6 are separate tables and separate transactions, so the two families are read
+  // and applied side by side: the processes' start-up dominates gateway-init's time.
   async apply(plan: FirewallPlan): Promise<void> {
-    for (const family of this.families) {
-      const current = await this.readSave(family);
-      const text = renderIptablesRestore(plan, family, current);
-      // -w: another container of the pod (the VPN client) may be changing rules right now.
-      await this.runner.run([this.tools.restore[family], "-w", "5", "--noflush"], {
-        input: text,
-        what: `applying ${family === 4 ? "IPv4" : "IPv6"} firewall rules (${this.name})`,
-      });
-    }
+    await Promise.all(
+      this.families.map(async (family) => {
+        const current = await this.readSave(family);
+        const text = renderIptablesRestore(plan, family, current);
+        // -w: another container of the pod (the VPN client) may be changing rules right now.
+        await this.runner.run([this.tools.restore[family], "-w", "5", "--noflush"], {
+          input: text,
+          what: `applying ${family === 4 ? "IPv4" : "IPv6"} firewall rules (${this.name})`,
+        });
+      }),
+    );
   }
 
   async verify(plan: FirewallPlan): Promise<string[]> {
-    const problems: string[] = [];
-    for (const family of this.families) problems.push(...diffIptables(plan, family, await this.readSave(family)));
-    return problems;
+    const saves = await Promise.all(this.families.map((family) => this.readSave(family)));
+    return this.families.flatMap((family, i) => diffIptables(plan, family, saves[i]!));
   }
 
   /** Every table of every family as iptables-save prints it, minus comments and counters. */

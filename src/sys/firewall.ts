@@ -30,27 +30,25 @@ export function createFirewallBackend(name: BackendName, runner: Runner, opts: {
 
 /** Installed backends, where our objects are, and whether iptables flavours hold others' rules. */
 export async function readBackendFacts(runner: Runner): Promise<BackendFacts> {
-  const available: BackendName[] = [];
-  const ours: BackendName[] = [];
-  let foreignLegacy = false;
-  let foreignNft = false;
-  for (const flavour of ["nft", "legacy"] as const) {
-    const t = iptablesTools(flavour);
-    if (!which(t.save[4]) || !which(t.restore[4])) continue;
-    const name: BackendName = flavour === "nft" ? "iptables-nft" : "iptables-legacy";
-    available.push(name);
-    const save = parseIptablesSave((await runner.run([t.save[4]], { what: `reading rules (${name})` })).stdout);
-    if (hasOurIptablesChains(save)) ours.push(name);
-    const foreign = hasForeignIptablesRules(save);
-    if (flavour === "nft") foreignNft = foreign;
-    else foreignLegacy = foreign;
-  }
-  if (which("nft")) {
+  // Three independent reads, run side by side; the facts are assembled in a fixed order.
+  const flavours = (["nft", "legacy"] as const).filter((f) => which(iptablesTools(f).save[4]) && which(iptablesTools(f).restore[4]));
+  const name = (f: "nft" | "legacy"): BackendName => (f === "nft" ? "iptables-nft" : "iptables-legacy");
+  const haveNft = !!which("nft");
+  const [saves, nftTable] = await Promise.all([
+    Promise.all(flavours.map(async (f) => parseIptablesSave((await runner.run([iptablesTools(f).save[4]], { what: `reading rules (${name(f)})` })).stdout))),
+    haveNft ? runner.run(["nft", "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: "looking for our nft table" }) : undefined,
+  ]);
+  const available: BackendName[] = flavours.map(name);
+  const ours: BackendName[] = flavours.filter((_, i) => hasOurIptablesChains(saves[i]!)).map(name);
+  const foreign = (f: "nft" | "legacy") => {
+    const i = flavours.indexOf(f);
+    return i >= 0 && hasForeignIptablesRules(saves[i]!);
+  };
+  if (haveNft) {
     available.push("nft");
-    const r = await runner.run(["nft", "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: "looking for our nft table" });
-    if (r.code === 0) ours.push("nft");
+    if (nftTable?.code === 0) ours.push("nft");
   }
-  return { available, ours, foreignLegacy, foreignNft };
+  return { available, ours, foreignLegacy: foreign("legacy"), foreignNft: foreign("nft") };
 }
 
 /** Decide the backend: explicit settings need no facts (and start no processes). */
