@@ -7,7 +7,7 @@ import { decideIsolation } from "../../src/core/client/isolation.ts";
 import { addressLifetime, leaseFromAddress, planLeaseStep } from "../../src/core/client/lease.ts";
 import { INFINITE_LEASE } from "../../src/core/dhcp/types.ts";
 import { parseReadBatch, ReadBatchError, type ReadCommand } from "../../src/core/client/read-batch.ts";
-import { nextProbeDelayMs } from "../../src/core/client/sidecar.ts";
+import { planLookupWithProbe, planNextTickAt, planRepair, repairDelayMs, type OutageState, type ProbePolicy } from "../../src/core/client/sidecar.ts";
 import type { Lease } from "../../src/core/dhcp/types.ts";
 import type { Clock } from "../../src/sys/clock.ts";
 import { GatewayResolveError, resolveGatewayAddress } from "../../src/sys/dns.ts";
@@ -112,13 +112,74 @@ describe("planLeaseStep", () => {
   });
 });
 
-describe("nextProbeDelayMs", () => {
-  const p = { intervalMs: 2000, retryCount: 3, backoffCapMs: 4000 };
-  test("healthy and below the retry count: one interval; after repairs: doubling, capped", () => {
-    expect(nextProbeDelayMs(p, 0, 0)).toBe(2000);
-    expect(nextProbeDelayMs(p, 2, 0)).toBe(2000);
-    expect([1, 2, 3, 10, 1000].map((h) => nextProbeDelayMs(p, 5, h))).toEqual([2000, 4000, 4000, 4000, 4000]);
-    expect(nextProbeDelayMs({ ...p, intervalMs: 10_000 }, 5, 5)).toBe(10_000);
+describe("probe cadence and repair schedule", () => {
+  const p: ProbePolicy = { intervalMs: 2000, retryCount: 1, repairBackoffCapMs: 30_000 };
+
+  test("ticks: one interval from the start of the last one (a probe's timeout does not stretch the cadence), never in the past", () => {
+    expect(planNextTickAt(p, 10_000, 10_500)).toBe(12_000);
+    expect(planNextTickAt(p, 10_000, 13_100)).toBe(13_100); // a long repair: the next tick at once
+  });
+
+  test("the name is looked up with the probe only once the sidecar acts on failures", () => {
+    expect([0, 1, 5].map((f) => planLookupWithProbe(p, f))).toEqual([false, true, true]);
+    expect([0, 1, 2, 3].map((f) => planLookupWithProbe({ ...p, retryCount: 3 }, f))).toEqual([false, false, false, true]);
+  });
+
+  test("repair delay: interval × 2^(k-1), capped, never below the interval", () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 1000].map((k) => repairDelayMs(p, k))).toEqual([2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000, 30_000]);
+    expect(repairDelayMs({ ...p, intervalMs: 60_000 }, 3)).toBe(60_000);
+  });
+
+  test("repair: not below the retry count; the first at once; then by the backoff; a move always and at once", () => {
+    const st = (failures: number, repairs: number, lastRepairTickAt?: number): OutageState => ({ failures, repairs, lastRepairTickAt });
+    const p3 = { ...p, retryCount: 3 };
+    expect(planRepair(p3, st(2, 0), 0, false)).toBe(false);
+    expect(planRepair(p3, st(3, 0), 0, false)).toBe(true);
+    expect(planRepair(p, st(4, 2, 10_000), 12_000, false)).toBe(false); // 2nd repair → wait 4 s
+    expect(planRepair(p, st(4, 2, 10_000), 14_000, false)).toBe(true);
+    expect(planRepair(p, st(4, 2, 10_000), 12_000, true)).toBe(true);
+  });
+
+  test("property: over any outage, one probe per interval, a lookup with each once acting, and repairs spread by the backoff", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 100, max: 10_000 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 1500 }),
+        fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 50 }),
+        (intervalMs, retryCount, ticks, delays) => {
+          const pol: ProbePolicy = { intervalMs, retryCount, repairBackoffCapMs: Math.max(intervalMs, 30_000) };
+          const s: OutageState = { failures: 0, repairs: 0, lastRepairTickAt: undefined };
+          const starts: number[] = [];
+          const repairTicks: number[] = [];
+          let lookups = 0;
+          let t = 0;
+          for (let i = 0; i < ticks; i++) {
+            starts.push(t);
+            if (planLookupWithProbe(pol, s.failures)) lookups++;
+            s.failures++; // every probe fails
+            if (planRepair(pol, s, t, false)) {
+              s.repairs++;
+              s.lastRepairTickAt = t;
+              repairTicks.push(i);
+            }
+            // the probe, lookup and repair took some time; the timer fires a few ms late
+            const d = delays[i % delays.length]!;
+            t = planNextTickAt(pol, t, t + d) + (d % 7);
+          }
+          for (let i = 1; i < starts.length; i++) expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(intervalMs);
+          expect(lookups).toBe(Math.max(0, ticks - retryCount));
+          if (ticks >= retryCount) expect(repairTicks[0]).toBe(retryCount - 1);
+          else expect(repairTicks).toEqual([]);
+          const at = repairTicks.map((i) => starts[i]!);
+          for (let k = 1; k < at.length; k++) expect(at[k]! - at[k - 1]!).toBeGreaterThanOrEqual(repairDelayMs(pol, k));
+          // gaps from the (n0+1)-th on are at least the cap: at most 1 + n0 + span/cap repairs
+          const n0 = Math.ceil(Math.log2(pol.repairBackoffCapMs / intervalMs));
+          const span = at.length ? at.at(-1)! - at[0]! : 0;
+          expect(at.length).toBeLessThanOrEqual(1 + n0 + Math.floor(span / pol.repairBackoffCapMs));
+        },
+      ),
+    );
   });
 });
 

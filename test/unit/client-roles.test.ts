@@ -15,6 +15,7 @@ import type { NatEntry } from "../../src/core/settings/types.ts";
 import { runClientInit, type ClientDeps, type ClientInput, type DhcpIdentity } from "../../src/roles/client-init.ts";
 import { newStats, runClientSidecar, type PodDoneResult, type SidecarDeps } from "../../src/roles/client-sidecar.ts";
 import { createConsola } from "consola/basic";
+import { realClock } from "../../src/sys/clock.ts";
 import { testSettings } from "../helpers/settings.ts";
 
 const silent = createConsola({ level: -999 });
@@ -74,6 +75,8 @@ class World {
   leases = new Map<string, string>();
   log: string[] = [];
   applied: Change[][] = [];
+  /** When each apply() happened (virtual ms). */
+  appliedAt: number[] = [];
   probes = 0;
   acquires: { requestedAddress?: string }[] = [];
   renewals = 0;
@@ -129,6 +132,7 @@ class World {
         apply: async (changes) => {
           this.facts = simulateChanges(this.facts, changes);
           this.applied.push([...changes]);
+          this.appliedAt.push(this.clock.now());
           if (changes.some((c) => c.op === "neigh-flush")) this.gatewayNeedsArp = false;
         },
         readFactsAndRoutes: async (dsts) => ({ facts: structuredClone(this.facts), routes: dsts.map((d) => this.routeGet(d)) }),
@@ -142,10 +146,14 @@ class World {
         this.log.push("probe-until");
         return this.tunnelWorks() ? { alive: true, detail: "ok", attempts: 1 } : { alive: false, detail: "timeout", attempts: 5 };
       },
-      probeOnce: async () => {
+      probeOnce: async (_ip, o) => {
         this.probes++;
-        // a probe that gets no answer takes its timeout
-        if (!this.tunnelWorks()) await this.clock.sleep(1000);
+        if (this.tunnelWorks()) return { alive: true, detail: "ok" };
+        // A probe that gets no answer takes its timeout, unless it is cut short first: a lookup
+        // that went out with it answers within this turn of the event loop.
+        await new Promise((r) => setImmediate(r));
+        if (o.signal?.aborted) return { alive: false, detail: "aborted" };
+        await this.clock.sleep(o.timeoutMs);
         return this.tunnelWorks() ? { alive: true, detail: "ok" } : { alive: false, detail: "timeout" };
       },
       dhcp: {
@@ -266,6 +274,8 @@ describe("runClientInit", () => {
 async function initThenSidecar(w: World, stopAt: number, ctl: AbortController, over: Partial<ClientInput> = {}, deps: Partial<SidecarDeps> = {}) {
   await runClientInit(w.deps(), clientInput(over));
   w.applied = [];
+  w.appliedAt = [];
+  w.log = [];
   const stats = newStats();
   const r = await runClientSidecar({ ...w.deps(), ...deps }, { ...clientInput(over), signal: ctl.signal }, stats);
   return r;
@@ -280,6 +290,7 @@ describe("runClientSidecar", () => {
     expect(r.stats.probes).toBe(9); // t = 2, 4, ... 18 s (20 s is the stop)
     expect(r.stats.heals).toBe(0);
     expect(w.applied).toEqual([]);
+    expect(w.log).toEqual([]); // a gateway that answers is not looked up
   });
 
   test("the gateway comes back with a new IP: remote and pinned route follow, neighbours flushed, same lease, no re-init", async () => {
@@ -316,23 +327,55 @@ describe("runClientSidecar", () => {
     expect(w.tunnelWorks()).toBe(true);
   });
 
-  test("gateway down for 30 s: the sidecar keeps going, probes back off (no spinning), recovers when it returns", async () => {
+  test("gateway down for 30 s: the sidecar keeps going, one probe and one lookup per interval, repairs back off, recovers when it returns", async () => {
     const ctl = new AbortController();
     const clock = new VirtualClock({ at: 60_000, ctl });
     const w = new World(clock);
     w.leaseSeconds = 3600;
-    let probesAtDown = 0;
-    let probesAtUp = 0;
-    clock.at(10_000, () => ((w.gatewayAt = undefined), (probesAtDown = w.probes)));
-    clock.at(40_000, () => ((probesAtUp = w.probes), w.recreateGateway("198.18.0.2")));
+    const at = { probes: 0, lookups: 0, repairs: 0 };
+    clock.at(10_000, () => ((w.gatewayAt = undefined), (at.probes = w.probes), (at.lookups = w.log.length), (at.repairs = w.applied.length)));
+    let during = { probes: 0, lookups: 0, repairs: 0 };
+    clock.at(39_900, () => (during = { probes: w.probes - at.probes, lookups: w.log.length - at.lookups, repairs: w.applied.length - at.repairs }));
+    clock.at(40_000, () => w.recreateGateway("198.18.0.2"));
     const r = await initThenSidecar(w, 60_000, ctl);
-    const duringOutage = probesAtUp - probesAtDown;
-    // at most one probe per interval (2 s) plus its 1 s timeout, and the backoff makes it fewer
-    expect(duringOutage).toBeLessThanOrEqual(10);
-    expect(duringOutage).toBeGreaterThanOrEqual(5);
+    // ticks every 2 s from t = 10 s to 38 s: 15 probes, each with a lookup of the name
+    expect(during.probes).toBe(15);
+    expect(during.lookups).toBe(15);
+    // repairs (two `ip` processes each) at 10, 12, 16, 24 s: the backoff, not one per probe
+    expect(during.repairs).toBe(4);
     expect(r.stats.reinits).toBe(0);
     expect(w.tunnelWorks()).toBe(true);
     expect(r.reason).toBe("signal");
+  });
+
+  test("after a 30 s outage the gateway comes back at a new IP: repointed at the first tick after its name follows, without waiting out a probe", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 60_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    clock.at(10_000, () => (w.gatewayAt = undefined));
+    clock.at(40_300, () => w.recreateGateway("198.18.0.7"));
+    const r = await initThenSidecar(w, 60_000, ctl);
+    const moveAt = w.appliedAt[w.applied.findIndex((c) => c.some((x) => x.op === "vxlan-set-remote" && x.remote === "198.18.0.7"))];
+    expect(moveAt).toBe(42_000); // the tick itself, not its probe's timeout later
+    expect(w.facts.vxlan!.remote).toBe("198.18.0.7");
+    expect(r.stats.gatewayMoves).toBe(1);
+    expect(r.stats.reinits).toBe(0);
+    expect(w.tunnelWorks()).toBe(true);
+  });
+
+  test("a 10-minute outage: probes and lookups stay at one per interval, repairs settle at one per 30 s", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 610_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = INFINITE_LEASE;
+    clock.at(10_000, () => (w.gatewayAt = undefined));
+    const r = await initThenSidecar(w, 610_000, ctl);
+    expect(r.stats.failedProbes).toBe(300); // t = 10, 12, ... 608 s
+    expect(w.log.length).toBe(300);
+    // 10, 12, 16, 24, 40, 70, 100, ... 580 s
+    expect(r.stats.heals).toBe(4 + 19);
+    expect(w.applied).toHaveLength(23);
   });
 
   test("vxlan0 deleted under it: full re-init, asking for the same address", async () => {
@@ -442,4 +485,47 @@ describe("runClientSidecar: renew on request", () => {
     expect(r.stats.renewals).toBe(1);
     expect(w.renewals).toBe(1);
   });
+});
+
+describe("runClientSidecar: memory", () => {
+  // The soak of issue 8 saw the sidecar's anonymous memory grow: each turn of the loop left an
+  // AbortSignal, its abort listener and a timer reachable from the sidecar's lifelong signal. Here
+  // the loop runs on the real clock (1 ms interval) through a healthy phase and an outage, and a
+  // census of the heap after a full GC must not grow with the number of probes.
+  test("the probe loop keeps nothing per probe, healthy or down", async () => {
+    const { heapStats } = await import("bun:jsc");
+    const w = new World(new VirtualClock());
+    w.leaseSeconds = INFINITE_LEASE;
+    await runClientInit(w.deps(), clientInput());
+    const facts = w.facts;
+    let up = true;
+    let probes = 0;
+    const deps: SidecarDeps = {
+      ...w.deps(),
+      clock: realClock,
+      host: { readFacts: async () => facts, readFactsAndRoutes: async () => ({ facts, routes: [] }), apply: async () => {} },
+      resolveGateway: async () => ({ address: "198.18.0.2", via: "198.18.1.10" }),
+      probeOnce: async () => (probes++, { alive: up, detail: up ? "ok" : "timeout" }),
+    };
+    const ctl = new AbortController();
+    const run = runClientSidecar(deps, { ...clientInput(), signal: ctl.signal, events: new EventTarget(), policy: { intervalMs: 1, repairBackoffCapMs: 4 } });
+    const until = async (n: number) => {
+      while (probes < n) await Bun.sleep(10);
+    };
+    const census = () => {
+      Bun.gc(true);
+      const c = heapStats().objectTypeCounts as Record<string, number>;
+      return { AbortSignal: c.AbortSignal ?? 0, Timeout: c.Timeout ?? 0, Promise: c.Promise ?? 0 };
+    };
+    await until(200);
+    const first = census();
+    await until(1000);
+    up = false;
+    await until(2000);
+    const last = census();
+    ctl.abort();
+    await run;
+    // 1800 probes later (half of them failed, each with a lookup, with repairs between)
+    for (const k of ["AbortSignal", "Timeout", "Promise"] as const) expect(last[k] - first[k]).toBeLessThan(20);
+  }, 30_000);
 });
