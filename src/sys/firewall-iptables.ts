@@ -1,11 +1,13 @@
-// iptables backends (nf_tables flavour and legacy): one iptables-save to learn where the jumps
-// are, one iptables-restore --noflush per family to apply, one iptables-save to verify.
+// iptables backends (nf_tables flavour and legacy): one iptables-save per family to compare our
+// chains and jumps with the plan, one iptables-restore --noflush per family that differs, and
+// one iptables-save per restored family to verify. A family already exactly the plan is left
+// alone: its save was the verification.
 import { existsSync } from "node:fs";
 import type { BackendName } from "../core/firewall/backend.ts";
 import type { Family, FirewallPlan } from "../core/firewall/model.ts";
-import { diffIptables, normalizeIptablesSave, parseIptablesSave, renderIptablesRestore, type IptSave } from "../core/firewall/render-iptables.ts";
+import { diffIptables, normalizeIptablesSave, parseIptablesSave, planIptablesChains, renderIptablesRestore, type IptSave } from "../core/firewall/render-iptables.ts";
 import { which, type Runner } from "./exec.ts";
-import type { FirewallBackend } from "./firewall.ts";
+import type { FirewallBackend, FirewallCheck, FirewallPart, KnownReads } from "./firewall.ts";
 
 export interface IptablesTools {
   save: Record<Family, string>;
@@ -22,6 +24,16 @@ export function iptablesTools(flavour: "nft" | "legacy"): IptablesTools {
 /** IPv6 is usable in this network namespace (not disabled on the kernel command line or by sysctl). */
 export function ipv6Enabled(): boolean {
   return existsSync("/proc/net/if_inet6");
+}
+
+const PART: Record<Family, FirewallPart> = { 4: "ipv4", 6: "ipv6" };
+
+/** A check that keeps the saves it was made from: the restore needs them to place our jumps. */
+class IptablesCheck implements FirewallCheck {
+  constructor(
+    readonly parts: ReadonlyMap<FirewallPart, readonly string[]>,
+    readonly saves: ReadonlyMap<Family, IptSave>,
+  ) {}
 }
 
 export class IptablesBackend implements FirewallBackend {
@@ -53,11 +65,29 @@ export class IptablesBackend implements FirewallBackend {
 
   // IPv4 and IPv6 are separate tables and separate transactions, so the two families are read
   // and applied side by side: the processes' start-up dominates gateway-init's time.
-  async apply(plan: FirewallPlan): Promise<void> {
+  async check(plan: FirewallPlan, opts: { parts?: readonly FirewallPart[]; known?: KnownReads } = {}): Promise<IptablesCheck> {
+    const families = this.families.filter((f) => !opts.parts || opts.parts.includes(PART[f]));
+    const reads = families.map((f) => {
+      const known = opts.known?.get(PART[f]);
+      return typeof known === "string" ? parseIptablesSave(known) : this.readSave(f);
+    });
+    // The saves are running: render the plan meanwhile (kept with the plan for the diff and the restore).
+    for (const f of families) planIptablesChains(plan, f);
+    const saves = await Promise.all(reads);
+    return new IptablesCheck(
+      new Map(families.map((f, i) => [PART[f], diffIptables(plan, f, saves[i]!)])),
+      new Map(families.map((f, i) => [f, saves[i]!])),
+    );
+  }
+
+  async apply(plan: FirewallPlan, check?: FirewallCheck): Promise<FirewallPart[]> {
+    if (check && !(check instanceof IptablesCheck)) throw new Error(`${this.name}: a check made by another backend`);
+    // Without a check every family is restored, from saves read now (our jumps are placed from them).
+    const c = check ?? (await this.check(plan));
+    const todo = check ? this.families.filter((f) => (check.parts.get(PART[f])?.length ?? 0) > 0) : this.families;
     await Promise.all(
-      this.families.map(async (family) => {
-        const current = await this.readSave(family);
-        const text = renderIptablesRestore(plan, family, current);
+      todo.map(async (family) => {
+        const text = renderIptablesRestore(plan, family, c.saves.get(family));
         // -w: another container of the pod (the VPN client) may be changing rules right now.
         await this.runner.run([this.tools.restore[family], "-w", "5", "--noflush"], {
           input: text,
@@ -65,11 +95,11 @@ export class IptablesBackend implements FirewallBackend {
         });
       }),
     );
+    return todo.map((f) => PART[f]);
   }
 
   async verify(plan: FirewallPlan): Promise<string[]> {
-    const saves = await Promise.all(this.families.map((family) => this.readSave(family)));
-    return this.families.flatMap((family, i) => diffIptables(plan, family, saves[i]!));
+    return [...(await this.check(plan)).parts.values()].flat();
   }
 
   /** Every table of every family as iptables-save prints it, minus comments and counters. */

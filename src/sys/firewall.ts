@@ -8,12 +8,45 @@ import { which, type Runner } from "./exec.ts";
 import { IptablesBackend, iptablesTools } from "./firewall-iptables.ts";
 import { NftBackend } from "./firewall-nft.ts";
 
+/** What a backend applies atomically and reads in one go: an iptables family, or the nft table. */
+export type FirewallPart = "ipv4" | "ipv6" | "table";
+
+/**
+ * Output of reads already made (by the automatic backend choice), by part: a backend's check
+ * uses it instead of reading again. null: the read found nothing (no nft table of ours).
+ */
+export type KnownReads = ReadonlyMap<FirewallPart, string | null>;
+
+/** Our objects as read from the kernel, compared with a plan. */
+export interface FirewallCheck {
+  /** Every part read → its differences from the plan (none: the part is exactly the plan). */
+  readonly parts: ReadonlyMap<FirewallPart, readonly string[]>;
+}
+
+/** A check's differences as one list (empty: every part read is exactly the plan). */
+export function checkProblems(c: FirewallCheck): string[] {
+  return [...c.parts.values()].flat();
+}
+
+/** The parts of a check that differ from the plan. */
+export function partsToApply(c: FirewallCheck): FirewallPart[] {
+  return [...c.parts].filter(([, p]) => p.length > 0).map(([part]) => part);
+}
+
 export interface FirewallBackend {
   readonly name: BackendName;
   /** Things the backend could not do (e.g. no ip6tables), to be logged once. */
   readonly warnings: readonly string[];
-  /** Replace our objects with the plan, atomically per family (iptables) or as one transaction (nft). */
-  apply(plan: FirewallPlan): Promise<void>;
+  /**
+   * Read our objects (every part, or `parts`; side by side) and compare them with the plan. A
+   * read in `known` is used instead of reading that part again.
+   */
+  check(plan: FirewallPlan, opts?: { parts?: readonly FirewallPart[]; known?: KnownReads }): Promise<FirewallCheck>;
+  /**
+   * Replace our objects with the plan, atomically per part: the parts that differ in `check`
+   * (a check made just before), or every part without one. Returns the parts applied.
+   */
+  apply(plan: FirewallPlan, check?: FirewallCheck): Promise<FirewallPart[]>;
   /** Differences between the kernel's state and the plan; empty when our objects are exactly the plan. */
   verify(plan: FirewallPlan): Promise<string[]>;
   /** The backend's whole ruleset as text, counters left out (tests compare it across runs). */
@@ -28,18 +61,24 @@ export function createFirewallBackend(name: BackendName, runner: Runner, opts: {
   }
 }
 
-/** Installed backends, where our objects are, and whether iptables flavours hold others' rules. */
-export async function readBackendFacts(runner: Runner): Promise<BackendFacts> {
+/**
+ * Installed backends, where our objects are, and whether iptables flavours hold others' rules;
+ * with the reads themselves, so that the chosen backend's first check need not repeat them.
+ */
+export async function readBackendFacts(runner: Runner): Promise<BackendFacts & { reads: Map<BackendName, KnownReads> }> {
   // Three independent reads, run side by side; the facts are assembled in a fixed order.
   const flavours = (["nft", "legacy"] as const).filter((f) => which(iptablesTools(f).save[4]) && which(iptablesTools(f).restore[4]));
   const name = (f: "nft" | "legacy"): BackendName => (f === "nft" ? "iptables-nft" : "iptables-legacy");
   const haveNft = !!which("nft");
-  const [saves, nftTable] = await Promise.all([
-    Promise.all(flavours.map(async (f) => parseIptablesSave((await runner.run([iptablesTools(f).save[4]], { what: `reading rules (${name(f)})` })).stdout))),
-    haveNft ? runner.run(["nft", "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: "looking for our nft table" }) : undefined,
+  const [texts, nftTable] = await Promise.all([
+    Promise.all(flavours.map(async (f) => (await runner.run([iptablesTools(f).save[4]], { what: `reading rules (${name(f)})` })).stdout)),
+    // JSON, as the nft backend's check reads it: when our table is there, this is that read.
+    haveNft ? runner.run(["nft", "-j", "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: "looking for our nft table" }) : undefined,
   ]);
+  const saves = texts.map(parseIptablesSave);
   const available: BackendName[] = flavours.map(name);
   const ours: BackendName[] = flavours.filter((_, i) => hasOurIptablesChains(saves[i]!)).map(name);
+  const reads = new Map<BackendName, KnownReads>(flavours.map((f, i) => [name(f), new Map([["ipv4", texts[i]!]])]));
   const foreign = (f: "nft" | "legacy") => {
     const i = flavours.indexOf(f);
     return i >= 0 && hasForeignIptablesRules(saves[i]!);
@@ -47,18 +86,24 @@ export async function readBackendFacts(runner: Runner): Promise<BackendFacts> {
   if (haveNft) {
     available.push("nft");
     if (nftTable?.code === 0) ours.push("nft");
+    reads.set("nft", new Map([["table", nftTable?.code === 0 ? nftTable.stdout : null]]));
   }
-  return { available, ours, foreignLegacy: foreign("legacy"), foreignNft: foreign("nft") };
+  return { available, ours, foreignLegacy: foreign("legacy"), foreignNft: foreign("nft"), reads };
 }
 
 /** Decide the backend: explicit settings need no facts (and start no processes). */
-export async function chooseFirewallBackend(setting: FirewallBackendSetting, iptablesNft: boolean, runner: Runner): Promise<BackendChoice & { facts?: BackendFacts }> {
+export async function chooseFirewallBackend(
+  setting: FirewallBackendSetting,
+  iptablesNft: boolean,
+  runner: Runner,
+): Promise<BackendChoice & { facts?: BackendFacts; known?: KnownReads }> {
   if (setting !== "auto") {
     const available = (["iptables-nft", "iptables-legacy", "nft"] as const).filter((b) =>
       b === "nft" ? !!which("nft") : !!which(iptablesTools(b === "iptables-nft" ? "nft" : "legacy").restore[4]),
     );
     return decideFirewallBackend(setting, iptablesNft, { available, ours: [], foreignLegacy: false, foreignNft: false });
   }
-  const facts = await readBackendFacts(runner);
-  return { ...decideFirewallBackend(setting, iptablesNft, facts), facts };
+  const { reads, ...facts } = await readBackendFacts(runner);
+  const choice = decideFirewallBackend(setting, iptablesNft, facts);
+  return { ...choice, facts, known: reads.get(choice.backend) };
 }

@@ -48,16 +48,30 @@ export class Ip {
   }
 
   /**
-   * Apply many commands in one process. Each command is an argument array; `ip -batch`
-   * reads one command per line, split on whitespace, so arguments must not contain spaces.
-   * ip stops at the first command that fails and says "Command failed -:<line>" after the
-   * kernel's answer: that becomes an IpBatchError naming the command.
+   * Apply many commands in one process. Each command is an argument array; `ip -batch` reads
+   * one command per line, split on whitespace, so arguments must not contain spaces. ip stops
+   * at the first command that fails and says "Command failed -:<line>" after the kernel's
+   * answer: that becomes an IpBatchError naming the command.
    */
   async batch(cmds: readonly (readonly string[])[], what = "applying network changes"): Promise<void> {
     if (cmds.length === 0) return;
+    await this.runBatch([], cmds, what);
+  }
+
+  /**
+   * Apply `cmds`, then run `reads` (show commands) in the same `ip -j -d -batch -` process: the
+   * reads see the state the commands left (a read back without a second process). Returns
+   * stdout: the commands print nothing, each read one JSON array on a line of its own. A failure
+   * stops the batch; IpBatchError's index counts the commands, then the reads.
+   */
+  async batchRead(cmds: readonly (readonly string[])[], reads: readonly (readonly string[])[], what: string): Promise<string> {
+    return (await this.runBatch(["-j", "-d"], [...cmds, ...reads], what)).stdout;
+  }
+
+  private async runBatch(flags: readonly string[], cmds: readonly (readonly string[])[], what: string) {
     for (const c of cmds) for (const a of c) if (/\s/.test(a) || a === "") throw new Error(`ip batch argument ${JSON.stringify(a)} is empty or has whitespace`);
     try {
-      await this.runner.run([this.bin, "-batch", "-"], { input: cmds.map((c) => c.join(" ")).join("\n") + "\n", what });
+      return await this.runner.run([this.bin, ...flags, "-batch", "-"], { input: cmds.map((c) => c.join(" ")).join("\n") + "\n", what });
     } catch (e) {
       const m = e instanceof CommandError ? /^Command failed -:(\d+)\s*$/m.exec(e.stderr) : null;
       const cmd = m ? cmds[Number(m[1]) - 1] : undefined;

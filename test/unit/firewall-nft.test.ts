@@ -1,115 +1,257 @@
-// Native nftables: the script (golden), and verification of a table read back with `nft -j`
-// (fixture captured from nft 1.0.6 after applying exactly the golden script).
+// Native nftables: the script (golden), the port forwards as sets, the comment tags, and the
+// comparison of a table read back with `nft -j` (CAPTURED: nft 1.0.6's listing after applying
+// the script for `base` with web and mail, each rule's expressions cut down to their kind, the
+// only part of them the parser reads).
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { planFirewall, type FirewallNatEntry, type FirewallSettings } from "../../src/core/firewall/model.ts";
-import { diffNft, parseNftTableJson, renderNftRule, renderNftScript } from "../../src/core/firewall/render-nft.ts";
+import { diffNft, nftComment, parseNftTableJson, planNftTable, renderNftRule, renderNftScript } from "../../src/core/firewall/render-nft.ts";
 import { testSettings } from "../helpers/settings.ts";
 
 const base: FirewallSettings = testSettings({ VPN_LOCAL_CIDRS: ["10.0.0.0/8"], SNAT_IP: "198.19.0.2" });
 const web: FirewallNatEntry = { name: "web", octet: 10, ports: [{ proto: "tcp", port: 8080 }] };
-const captured = readFileSync(join(import.meta.dir, "../fixtures/gateway/nft-list-table.json"), "utf8");
+const web2: FirewallNatEntry = { name: "web", octet: 10, ports: [{ proto: "tcp", port: 8080 }, { proto: "udp", port: 8081 }] };
+const mail: FirewallNatEntry = { name: "mail", octet: 11, ports: [{ proto: "tcp", port: 25 }] };
 
 const GOLDEN = `table inet pod_gateway
 delete table inet pod_gateway
 table inet pod_gateway {
+	set pf_fwd_tcp {
+		type ipv4_addr . inet_service
+		elements = { 172.16.0.10 . 8080 }
+	}
+
+	map pf_dnat_tcp {
+		type inet_service : ipv4_addr
+		elements = { 8080 : 172.16.0.10 }
+	}
+
 	chain input {
 		type filter hook input priority filter - 10; policy accept;
-		iifname "eth0" udp dport 8472 accept comment "vxlan from client pods"
-		meta nfproto ipv4 iifname "vxlan0" udp dport 67 accept comment "dhcp from clients"
-		meta nfproto ipv4 iifname "vxlan0" udp dport 53 accept comment "dns from clients"
-		meta nfproto ipv4 iifname "vxlan0" tcp dport 53 accept comment "dns from clients"
-		meta nfproto ipv4 iifname "vxlan0" icmp type echo-request accept comment "ping from clients"
-		ct state established,related accept comment "replies to the gateway"
+		iifname "eth0" udp dport 8472 accept comment "vxlan from client pods #89f0f621"
+		meta nfproto ipv4 iifname "vxlan0" udp dport 67 accept comment "dhcp from clients #c76aa2b6"
+		meta nfproto ipv4 iifname "vxlan0" udp dport 53 accept comment "dns from clients #87af32a5"
+		meta nfproto ipv4 iifname "vxlan0" tcp dport 53 accept comment "dns from clients #ef8347d1"
+		meta nfproto ipv4 iifname "vxlan0" icmp type echo-request accept comment "ping from clients #141d6296"
+		ct state established,related accept comment "replies to the gateway #d715fd9a"
 	}
 
 	chain forward {
 		type filter hook forward priority filter - 10; policy accept;
-		meta nfproto ipv4 tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu comment "clamp mss to path mtu"
-		meta nfproto ipv6 iifname "vxlan0" counter drop comment "no ipv6 from the overlay"
-		meta nfproto ipv6 oifname "vxlan0" counter drop comment "no ipv6 to the overlay"
-		meta nfproto ipv4 oifname "vxlan0" ct state established,related accept comment "replies to clients"
-		iifname "tun0" oifname "vxlan0" ip daddr 172.16.0.10 tcp dport 8080 ct status dnat accept comment "port forward web tcp/8080"
-		iifname "tun0" reject comment "nothing else in from the vpn"
-		oifname "tun0" accept comment "out through the vpn"
-		ip daddr 10.0.0.0/8 accept comment "to VPN_LOCAL_CIDRS"
-		counter drop comment "kill switch"
+		meta nfproto ipv4 tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu comment "clamp mss to path mtu #86c9f66b"
+		meta nfproto ipv6 iifname "vxlan0" counter drop comment "no ipv6 from the overlay #e9e61d2b"
+		meta nfproto ipv6 oifname "vxlan0" counter drop comment "no ipv6 to the overlay #8aa42d8c"
+		meta nfproto ipv4 oifname "vxlan0" ct state established,related accept comment "replies to clients #75b4927e"
+		iifname "tun0" oifname "vxlan0" ip daddr . tcp dport @pf_fwd_tcp ct status dnat accept comment "port forwards tcp #b064f0ab"
+		iifname "tun0" reject comment "nothing else in from the vpn #8c9d9f61"
+		oifname "tun0" accept comment "out through the vpn #8b663572"
+		ip daddr 10.0.0.0/8 accept comment "to VPN_LOCAL_CIDRS #4e082bee"
+		counter drop comment "kill switch #31e1ec47"
 	}
 
 	chain output {
 		type filter hook output priority filter - 10; policy accept;
-		oifname "lo" accept comment "loopback"
-		oifname "tun0" accept comment "out through the vpn"
-		oifname "vxlan0" accept comment "to clients"
-		oifname "eth0" udp dport 8472 accept comment "vxlan to client pods"
-		oifname "eth0" ct state established ct direction reply accept comment "replies to connections opened to the gateway"
-		ip daddr 10.0.0.0/8 accept comment "to VPN_LOCAL_CIDRS"
-		udp dport 443 accept comment "vpn transport"
-		tcp dport 443 accept comment "vpn transport"
-		counter drop comment "kill switch"
+		oifname "lo" accept comment "loopback #f0172de0"
+		oifname "tun0" accept comment "out through the vpn #8b663572"
+		oifname "vxlan0" accept comment "to clients #5b39b5b3"
+		oifname "eth0" udp dport 8472 accept comment "vxlan to client pods #bd8d37ca"
+		oifname "eth0" ct state established ct direction reply accept comment "replies to connections opened to the gateway #bc3b2bff"
+		ip daddr 10.0.0.0/8 accept comment "to VPN_LOCAL_CIDRS #4e082bee"
+		udp dport 443 accept comment "vpn transport #25bbf3b4"
+		tcp dport 443 accept comment "vpn transport #954f93ff"
+		counter drop comment "kill switch #31e1ec47"
 	}
 
 	chain prerouting {
 		type nat hook prerouting priority dstnat - 10; policy accept;
-		meta nfproto ipv4 iifname "tun0" tcp dport 8080 dnat ip to 172.16.0.10:8080 comment "port forward web tcp/8080"
+		meta nfproto ipv4 iifname "tun0" dnat ip to tcp dport map @pf_dnat_tcp comment "port forwards tcp #33a3de01"
 	}
 
 	chain postrouting {
 		type nat hook postrouting priority srcnat - 10; policy accept;
-		oifname "tun0" ip saddr 172.16.0.0/24 snat ip to 198.19.0.2 comment "snat out of the vpn"
-		oifname != "vxlan0" ip saddr 172.16.0.0/24 masquerade comment "masquerade the overlay"
+		oifname "tun0" ip saddr 172.16.0.0/24 snat ip to 198.19.0.2 comment "snat out of the vpn #1046fe4d"
+		oifname != "vxlan0" ip saddr 172.16.0.0/24 masquerade comment "masquerade the overlay #084fd9e3"
 	}
 }
 `;
 
+const CAPTURED = `{"nftables":[
+{"metainfo":{"version":"1.0.6","release_name":"Lester Gooch #5","json_schema_version":1}},
+{"table":{"family":"inet","name":"pod_gateway","handle":5}},
+{"set":{"family":"inet","name":"pf_fwd_tcp","table":"pod_gateway","type":["ipv4_addr","inet_service"],"handle":6,"elem":[{"concat":["172.16.0.11",25]},{"concat":["172.16.0.10",8080]}]}},
+{"set":{"family":"inet","name":"pf_fwd_udp","table":"pod_gateway","type":["ipv4_addr","inet_service"],"handle":7,"elem":[{"concat":["172.16.0.10",8081]}]}},
+{"map":{"family":"inet","name":"pf_dnat_tcp","table":"pod_gateway","type":"inet_service","handle":8,"map":"ipv4_addr","elem":[[25,"172.16.0.11"],[8080,"172.16.0.10"]]}},
+{"map":{"family":"inet","name":"pf_dnat_udp","table":"pod_gateway","type":"inet_service","handle":9,"map":"ipv4_addr","elem":[[8081,"172.16.0.10"]]}},
+{"chain":{"family":"inet","table":"pod_gateway","name":"input","handle":1,"type":"filter","hook":"input","prio":-10,"policy":"accept"}},
+{"chain":{"family":"inet","table":"pod_gateway","name":"forward","handle":2,"type":"filter","hook":"forward","prio":-10,"policy":"accept"}},
+{"chain":{"family":"inet","table":"pod_gateway","name":"output","handle":3,"type":"filter","hook":"output","prio":-10,"policy":"accept"}},
+{"chain":{"family":"inet","table":"pod_gateway","name":"prerouting","handle":4,"type":"nat","hook":"prerouting","prio":-110,"policy":"accept"}},
+{"chain":{"family":"inet","table":"pod_gateway","name":"postrouting","handle":5,"type":"nat","hook":"postrouting","prio":90,"policy":"accept"}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"input","handle":10,"comment":"vxlan from client pods #89f0f621","expr":[{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"input","handle":11,"comment":"dhcp from clients #c76aa2b6","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"input","handle":12,"comment":"dns from clients #87af32a5","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"input","handle":13,"comment":"dns from clients #ef8347d1","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"input","handle":14,"comment":"ping from clients #141d6296","expr":[{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"input","handle":15,"comment":"replies to the gateway #d715fd9a","expr":[{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"forward","handle":16,"comment":"clamp mss to path mtu #86c9f66b","expr":[{"match":null},{"match":null},{"mangle":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"forward","handle":17,"comment":"no ipv6 from the overlay #e9e61d2b","expr":[{"match":null},{"match":null},{"counter":null},{"drop":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"forward","handle":18,"comment":"no ipv6 to the overlay #8aa42d8c","expr":[{"match":null},{"match":null},{"counter":null},{"drop":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"forward","handle":19,"comment":"replies to clients #75b4927e","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"forward","handle":20,"comment":"port forwards tcp #b064f0ab","expr":[{"match":null},{"match":null},{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"forward","handle":21,"comment":"port forwards udp #e3b1fbb3","expr":[{"match":null},{"match":null},{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"forward","handle":22,"comment":"nothing else in from the vpn #8c9d9f61","expr":[{"match":null},{"reject":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"forward","handle":23,"comment":"out through the vpn #8b663572","expr":[{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"forward","handle":24,"comment":"to VPN_LOCAL_CIDRS #4e082bee","expr":[{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"forward","handle":25,"comment":"kill switch #31e1ec47","expr":[{"counter":null},{"drop":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":26,"comment":"loopback #f0172de0","expr":[{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":27,"comment":"out through the vpn #8b663572","expr":[{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":28,"comment":"to clients #5b39b5b3","expr":[{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":29,"comment":"vxlan to client pods #bd8d37ca","expr":[{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":30,"comment":"replies to connections opened to the gateway #bc3b2bff","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":31,"comment":"to VPN_LOCAL_CIDRS #4e082bee","expr":[{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":32,"comment":"vpn transport #25bbf3b4","expr":[{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":33,"comment":"vpn transport #954f93ff","expr":[{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":34,"comment":"kill switch #31e1ec47","expr":[{"counter":null},{"drop":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"prerouting","handle":35,"comment":"port forwards tcp #33a3de01","expr":[{"match":null},{"match":null},{"dnat":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"prerouting","handle":36,"comment":"port forwards udp #ede0a51d","expr":[{"match":null},{"match":null},{"dnat":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"postrouting","handle":37,"comment":"snat out of the vpn #1046fe4d","expr":[{"match":null},{"match":null},{"snat":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"postrouting","handle":38,"comment":"masquerade the overlay #084fd9e3","expr":[{"match":null},{"match":null},{"masquerade":null}]}}
+]}`;
+
+/** A table made by an earlier version (one rule per port forward, comments without tags). */
+const EARLIER = readFileSync(join(import.meta.dir, "../fixtures/gateway/nft-list-table.json"), "utf8");
+
 describe("renderNftScript", () => {
-  test("golden: one transaction that creates, deletes and re-creates our table whole", () => {
+  test("golden: one transaction that creates, deletes and re-creates our table whole; port forwards as sets", () => {
     expect(renderNftScript(planFirewall(base, [web]))).toBe(GOLDEN);
   });
 
-  test("kill switch off and no VPN: every chain still exists, none drops", () => {
+  test("kill switch off and no VPN: every chain still exists, none drops, no sets", () => {
     const text = renderNftScript(planFirewall({ ...base, VPN_INTERFACE: "", VPN_BLOCK_OTHER_TRAFFIC: false }, [web]));
     for (const c of ["input", "forward", "output", "prerouting", "postrouting"]) expect(text).toContain(`\tchain ${c} {`);
     expect(text.split("\n").filter((l) => l.includes("drop")).every((l) => l.includes("ipv6"))).toBe(true);
     expect(text).not.toContain("dnat");
+    expect(text).not.toMatch(/\t(set|map) /);
   });
 
   test("rules touching only one family say so unless an address implies it", () => {
     const p = planFirewall({ ...base, VPN_LOCAL_CIDRS: ["fd00::/8"] }, []);
     const v6 = p.rules.filter((r) => r.match.dst === "fd00::/8").map(renderNftRule);
-    expect(v6).toEqual(['ip6 daddr fd00::/8 accept comment "to VPN_LOCAL_CIDRS"', 'ip6 daddr fd00::/8 accept comment "to VPN_LOCAL_CIDRS"']);
+    expect(v6).toEqual(['ip6 daddr fd00::/8 accept comment "to VPN_LOCAL_CIDRS #70d47280"', 'ip6 daddr fd00::/8 accept comment "to VPN_LOCAL_CIDRS #70d47280"']);
+  });
+});
+
+describe("port forwards as sets", () => {
+  test("200 entries with a tcp and a udp port each: four rules and 200 elements per set, whatever the count", () => {
+    const nat = Array.from({ length: 200 }, (_, i): FirewallNatEntry => ({ name: `p${i}`, octet: 2 + (i % 250), ports: [{ proto: "tcp", port: 10000 + i }, { proto: "udp", port: 10000 + i }] }));
+    const plan = planFirewall(base, nat);
+    const t = planNftTable(plan);
+    const forwards = t.chains.flatMap((c) => c.rules).filter((r) => r.comment.startsWith("port forwards"));
+    expect(forwards.map((r) => r.statement)).toEqual([
+      'iifname "tun0" oifname "vxlan0" ip daddr . tcp dport @pf_fwd_tcp ct status dnat accept',
+      'iifname "tun0" oifname "vxlan0" ip daddr . udp dport @pf_fwd_udp ct status dnat accept',
+      'meta nfproto ipv4 iifname "tun0" dnat ip to tcp dport map @pf_dnat_tcp',
+      'meta nfproto ipv4 iifname "tun0" dnat ip to udp dport map @pf_dnat_udp',
+    ]);
+    expect(t.sets.map((s) => [s.name, s.kind, s.type, s.elements.length])).toEqual([
+      ["pf_fwd_tcp", "set", "ipv4_addr . inet_service", 200],
+      ["pf_fwd_udp", "set", "ipv4_addr . inet_service", 200],
+      ["pf_dnat_tcp", "map", "inet_service : ipv4_addr", 200],
+      ["pf_dnat_udp", "map", "inet_service : ipv4_addr", 200],
+    ]);
+    expect(t.sets[2]!.elements[3]).toBe("10003 : 172.16.0.5");
+    expect(t.sets[0]!.elements[3]).toBe("172.16.0.5 . 10003");
+    expect(plan.rules.filter((r) => r.purpose === "port-forward")).toHaveLength(800);
+    expect(t.chains.reduce((n, c) => n + c.rules.length, 0)).toBe(plan.rules.length - 800 + 4);
+  });
+
+  test("the group rule sits where the first port forward was: after the replies, before the VPN reject", () => {
+    const forward = planNftTable(planFirewall(base, [web2, mail])).chains.find((c) => c.def.name === "forward")!;
+    expect(forward.rules.map((r) => r.comment.replace(/ #[0-9a-f]{8}$/, ""))).toEqual([
+      "clamp mss to path mtu", "no ipv6 from the overlay", "no ipv6 to the overlay", "replies to clients",
+      "port forwards tcp", "port forwards udp", "nothing else in from the vpn", "out through the vpn", "to VPN_LOCAL_CIDRS", "kill switch",
+    ]);
+  });
+
+  test("a port given twice keeps its first target, as iptables' first match would", () => {
+    const t = planNftTable(planFirewall(base, [web, { name: "other", octet: 12, ports: [{ proto: "tcp", port: 8080 }] }]));
+    expect(t.sets.find((s) => s.name === "pf_dnat_tcp")!.elements).toEqual(["8080 : 172.16.0.10"]);
+    expect(t.sets.find((s) => s.name === "pf_fwd_tcp")!.elements).toEqual(["172.16.0.10 . 8080", "172.16.0.12 . 8080"]);
+  });
+
+  test("a port-forward rule of another shape is refused, not rendered differently from iptables", () => {
+    const p = planFirewall(base, [web]);
+    const dnat = p.rules.find((r) => r.target.kind === "dnat")!;
+    const odd = { ...p, rules: p.rules.map((r) => (r === dnat ? { ...r, target: { kind: "dnat" as const, to: "172.16.0.10", port: 80 } } : r)) };
+    expect(() => renderNftScript(odd)).toThrow("port forward rule of an unexpected shape: meta nfproto ipv4 iifname \"tun0\" tcp dport 8080 dnat ip to 172.16.0.10:80");
+  });
+});
+
+describe("comment tags", () => {
+  test("the tag is the rule's statements' hash: same statements, same tag; other statements, another", () => {
+    expect(nftComment("vpn transport", "udp dport 443 accept")).toBe("vpn transport #25bbf3b4");
+    expect(nftComment("vpn transport", "udp dport 444 accept")).not.toBe("vpn transport #25bbf3b4");
+    expect(nftComment("x".repeat(300), "accept")).toHaveLength(128);
   });
 });
 
 describe("parseNftTableJson / diffNft", () => {
-  const plan = planFirewall(base, [web]);
+  const plan = planFirewall(base, [web2, mail]);
 
-  test("the table nft printed after applying the golden script matches the plan", () => {
-    const state = parseNftTableJson(captured);
-    expect([...state.keys()]).toEqual(["input", "forward", "output", "prerouting", "postrouting"]);
-    expect(state.get("forward")!.rules.map((r) => r.verdict)).toEqual(["mangle", "drop", "drop", "accept", "accept", "reject", "accept", "accept", "drop"]);
-    expect(state.get("postrouting")).toMatchObject({ type: "nat", hook: "postrouting", prio: 90, policy: "accept" });
+  test("the table nft printed after applying the script matches the plan", () => {
+    const state = parseNftTableJson(CAPTURED);
+    expect([...state.chains.keys()]).toEqual(["input", "forward", "output", "prerouting", "postrouting"]);
+    expect(state.chains.get("forward")!.rules.map((r) => r.verdict)).toEqual(["mangle", "drop", "drop", "accept", "accept", "accept", "reject", "accept", "accept", "drop"]);
+    expect(state.chains.get("postrouting")).toMatchObject({ type: "nat", hook: "postrouting", prio: 90, policy: "accept" });
+    expect(state.sets.get("pf_dnat_tcp")).toEqual({ kind: "map", type: "inet_service : ipv4_addr", elements: ["25 : 172.16.0.11", "8080 : 172.16.0.10"] });
+    expect(state.sets.get("pf_fwd_tcp")).toEqual({ kind: "set", type: "ipv4_addr . inet_service", elements: ["172.16.0.11 . 25", "172.16.0.10 . 8080"] });
+    expect(state.flags).toEqual([]);
     expect(diffNft(plan, state)).toEqual([]);
   });
 
-  test("a missing table, a deleted rule, a different plan, a chain with another priority", () => {
+  test("a missing table, a deleted rule, a chain with another priority, a dormant table", () => {
     expect(diffNft(plan, undefined)).toEqual(["nft table inet pod_gateway: missing"]);
-    const state = parseNftTableJson(captured);
-    state.get("output")!.rules.pop();
+    const state = parseNftTableJson(CAPTURED);
+    state.chains.get("output")!.rules.pop();
     expect(diffNft(plan, state)).toEqual([
-      'nft table inet pod_gateway: chain output has 8 rules, expected 9 (first difference at rule 9: none instead of drop "kill switch")',
+      'nft table inet pod_gateway: chain output has 8 rules, expected 9 (first difference at rule 9: none instead of drop "kill switch #31e1ec47")',
     ]);
-    const other = planFirewall({ ...base, VPN_BLOCK_OTHER_TRAFFIC: false }, [web]);
-    expect(diffNft(other, parseNftTableJson(captured)).map((l) => l.slice(0, 60))).toEqual([
-      "nft table inet pod_gateway: chain forward has 9 rules, expec",
-      "nft table inet pod_gateway: chain output has 9 rules, expect",
-    ]);
-    const prio = parseNftTableJson(captured.replace('"hook":"input","prio":-10', '"hook":"input","prio":0'));
+    const prio = parseNftTableJson(CAPTURED.replace('"hook":"input","prio":-10', '"hook":"input","prio":0'));
     expect(diffNft(plan, prio)).toEqual(["nft table inet pod_gateway: chain input is type filter hook input priority 0 policy accept, expected filter input -10 accept"]);
+    const dormant = parseNftTableJson(CAPTURED.replace('"name":"pod_gateway","handle":5}', '"name":"pod_gateway","handle":5,"flags":["dormant"]}'));
+    expect(diffNft(plan, dormant)).toEqual(["nft table inet pod_gateway: flags dormant (expected none)"]);
+  });
+
+  test("a plan that differs only in a value (VPN_TRAFFIC_PORT) differs from the table: the tags see it", () => {
+    const other = planFirewall({ ...base, VPN_TRAFFIC_PORT: [444] }, [web2, mail]);
+    expect(diffNft(other, parseNftTableJson(CAPTURED))).toEqual([
+      'nft table inet pod_gateway: chain output rule 7 is accept "vpn transport #25bbf3b4", expected accept "vpn transport #6ba47919"',
+    ]);
+  });
+
+  test("a changed, a missing and an extra port forward show in the sets' elements", () => {
+    const moved = planFirewall(base, [web2, { ...mail, octet: 12 }]);
+    expect(diffNft(moved, parseNftTableJson(CAPTURED))).toEqual([
+      "nft table inet pod_gateway: set pf_fwd_tcp has 2 elements, expected 2 (1 missing, first 172.16.0.12 . 25; 1 unexpected, first 172.16.0.11 . 25)",
+      "nft table inet pod_gateway: map pf_dnat_tcp has 2 elements, expected 2 (1 missing, first 25 : 172.16.0.12; 1 unexpected, first 25 : 172.16.0.11)",
+    ]);
+    const fewer = planFirewall(base, [web2]);
+    expect(diffNft(fewer, parseNftTableJson(CAPTURED))).toEqual([
+      "nft table inet pod_gateway: set pf_fwd_tcp has 2 elements, expected 1 (1 unexpected, first 172.16.0.11 . 25)",
+      "nft table inet pod_gateway: map pf_dnat_tcp has 2 elements, expected 1 (1 unexpected, first 25 : 172.16.0.11)",
+    ]);
+    const none = planFirewall(base, []);
+    expect(diffNft(none, parseNftTableJson(CAPTURED))).toContain("nft table inet pod_gateway: unexpected map pf_dnat_udp");
+  });
+
+  test("a table made by an earlier version (a rule per port forward, no tags) differs: it is replaced", () => {
+    const d = diffNft(planFirewall(base, [web]), parseNftTableJson(EARLIER));
+    expect(d[0]).toStartWith('nft table inet pod_gateway: chain input rule 1 is accept "vxlan from client pods", expected accept "vxlan from client pods #');
+    expect(d).toContain("nft table inet pod_gateway: set pf_fwd_tcp missing");
   });
 
   test("an empty listing (table exists, chains gone) reports each chain", () => {
-    expect(diffNft(plan, parseNftTableJson('{"nftables":[{"metainfo":{}},{"table":{"family":"inet","name":"pod_gateway"}}]}'))).toHaveLength(5);
+    expect(diffNft(plan, parseNftTableJson('{"nftables":[{"metainfo":{}},{"table":{"family":"inet","name":"pod_gateway"}}]}'))).toHaveLength(9);
   });
 });

@@ -5,12 +5,14 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createConsola } from "consola/basic";
-import { StepError } from "../../src/core/errors.ts";
+import { CommandError, StepError } from "../../src/core/errors.ts";
 import type { FirewallPlan } from "../../src/core/firewall/model.ts";
 import type { ResolvedConfig, Settings } from "../../src/core/settings/types.ts";
+import { parseGatewayReads, renderGatewayReads } from "../../src/core/gateway/plan.ts";
 import { runGatewayInit } from "../../src/roles/gateway-init.ts";
 import { loadConfig } from "../../src/sys/config.ts";
-import type { FirewallBackend } from "../../src/sys/firewall.ts";
+import type { RunOptions, RunResult, Runner } from "../../src/sys/exec.ts";
+import type { FirewallBackend, FirewallCheck, FirewallPart } from "../../src/sys/firewall.ts";
 import { Ip } from "../../src/sys/ip.ts";
 import type { Sysctl } from "../../src/sys/sysctl.ts";
 import { FakeHost } from "../fixtures/gateway/fake-host.ts";
@@ -43,44 +45,83 @@ class MemSysctl implements Sysctl {
   }
 }
 
-/** Records applied plans; verify() compares against the last successful apply. */
+/**
+ * A backend whose "kernel" holds the last plan applied. check() compares it with the plan (one
+ * part, "table"); apply() with a check applies only when that check found differences. `lie`
+ * makes every read report a difference (a ruleset that never reads back as applied).
+ */
 class RecordingBackend implements FirewallBackend {
   readonly name = "nft" as const;
   readonly warnings: string[] = [];
   applied: FirewallPlan[] = [];
+  kernel: FirewallPlan | undefined;
   failApplies = 0;
   lie = false;
   events: string[];
   constructor(events: string[]) {
     this.events = events;
   }
-  async apply(plan: FirewallPlan) {
+  async check(plan: FirewallPlan, opts: { parts?: readonly FirewallPart[] } = {}): Promise<FirewallCheck> {
+    this.events.push(`firewall read${opts.parts ? ` (${opts.parts.join(", ")})` : ""}`);
+    if (this.lie) return { parts: new Map([["table", ["nft table inet pod_gateway: chain output missing"]]]) };
+    return { parts: new Map([["table", JSON.stringify(this.kernel) === JSON.stringify(plan) ? [] : ["differs"]]]) };
+  }
+  async apply(plan: FirewallPlan, check?: FirewallCheck): Promise<FirewallPart[]> {
+    if (check && !check.parts.get("table")?.length) return [];
     this.events.push(`firewall apply (${plan.rules.length} rules)`);
     if (this.failApplies > 0) {
       this.failApplies--;
       throw new Error("nft: Error: Could not process rule: No such file or directory");
     }
     this.applied.push(plan);
+    this.kernel = plan;
+    return ["table"];
   }
   async verify(plan: FirewallPlan) {
-    if (this.lie) return ["nft table inet pod_gateway: chain output missing"];
-    return JSON.stringify(this.applied.at(-1)) === JSON.stringify(plan) ? [] : ["differs"];
+    return [...(await this.check(plan)).parts.values()].flat();
   }
   async read() {
-    return JSON.stringify(this.applied.at(-1));
+    return JSON.stringify(this.kernel);
   }
 }
 
-/** A host whose `ip -batch` is recorded in the shared event list (to check the order of effects). */
+const READS = new Set(["addr show", "route show table all", "rule show"]);
+
+/**
+ * A runner over the fake host that also answers `ip -j -d -batch -`: apply lines go to the
+ * host (failing like ip -batch does: the kernel's answer, then "Command failed -:<line>"), read
+ * lines print the host's state as one JSON array each. Every ip process is an event.
+ */
+function hostRunner(host: FakeHost, events: string[]): Runner {
+  return {
+    run: async (argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> => {
+      if (argv.join(" ") !== "ip -j -d -batch -") {
+        if (argv.includes("-batch")) events.push(`ip batch (${(opts.input ?? "").trim().split("\n").length} commands)`);
+        return host.run(argv, opts);
+      }
+      const lines = (opts.input ?? "").split("\n").filter((l) => l.trim() !== "");
+      const writes = lines.filter((l) => !READS.has(l)).length;
+      events.push(writes ? `ip batch (${writes} commands, then ${lines.length - writes} reads)` : `ip read (${lines.length} reads)`);
+      host.calls.push([...argv]);
+      let stdout = "";
+      for (const [i, line] of lines.entries()) {
+        if (line === "addr show") stdout += JSON.stringify(host.links) + "\n";
+        else if (line === "route show table all") stdout += JSON.stringify(host.routes.map((r) => ({ ...r, table: "main" }))) + "\n";
+        else if (line === "rule show") stdout += JSON.stringify(host.rules) + "\n";
+        else {
+          const err = host.apply(line.split(/\s+/));
+          if (err) throw new CommandError(argv, 1, `${err}\nCommand failed -:${i + 1}\n`, opts.what);
+        }
+      }
+      return { code: 0, stdout, stderr: "" };
+    },
+  };
+}
+
 function setup(over: Partial<Settings> = {}, nat: ResolvedConfig["nat"] = []) {
   const events: string[] = [];
   const host = FakeHost.pod();
-  const runner = {
-    run: async (argv: readonly string[], opts?: { input?: string }) => {
-      if (argv.includes("-batch")) events.push(`ip batch (${(opts?.input ?? "").trim().split("\n").length} commands)`);
-      return host.run(argv, opts);
-    },
-  };
+  const runner = hostRunner(host, events);
   const sysctl = new MemSysctl();
   const origWrite = sysctl.write.bind(sysctl);
   sysctl.write = (k, v) => {
@@ -94,30 +135,63 @@ function setup(over: Partial<Settings> = {}, nat: ResolvedConfig["nat"] = []) {
 }
 
 describe("runGatewayInit", () => {
-  test("order: firewall, then links/rule/routes in one ip process, then forwarding; then a summary", async () => {
+  test("order: reads side by side, firewall, then its read back with links/rule/routes (applied and read in one ip process), then forwarding", async () => {
     const t = setup({}, [{ name: "web", octet: 10, ports: [{ proto: "tcp", port: 8080 }], file: "nat.conf", line: 1 }]);
     const r = await runGatewayInit(t.cfg, t.deps);
-    expect(t.events).toEqual(["firewall apply (28 rules)", "ip batch (6 commands)", "sysctl net.ipv4.ip_forward=1"]);
+    expect(t.events).toEqual([
+      "ip read (3 reads)",
+      "firewall read",
+      "firewall apply (28 rules)",
+      "firewall read (table)",
+      "ip batch (6 commands, then 3 reads)",
+      "sysctl net.ipv4.ip_forward=1",
+    ]);
     expect(r.networkChanges).toBe(6);
+    expect(r.firewallApplied).toEqual(["table"]);
     expect(r.forwardingChanged).toBe(true);
     expect(r.firewall.killSwitch).toBe(true);
     expect(t.lines.filter((l) => l.startsWith("info:"))).toContain("info: port forwards: tun0:tcp/8080 -> 172.16.0.10 (web)");
-    expect(t.lines.some((l) => l.includes("gateway ready (6 network changes, firewall nft)"))).toBe(true);
+    expect(t.lines).toContain("info: gateway ready (6 network changes, firewall nft applied table)");
+    // Two ip processes in all: the read, and the changes with their read back.
+    expect(t.host.calls.filter((c) => c[0] === "ip")).toHaveLength(2);
   });
 
-  test("a second run changes no link, rule or route and leaves the same state", async () => {
+  test("a second run only reads: no firewall apply, no ip batch, the same state", async () => {
     const t = setup();
     await runGatewayInit(t.cfg, t.deps);
     const state = t.host.print();
     const vxlanIndex = t.host.link("vxlan0")!.ifindex;
     t.events.length = 0;
     const r = await runGatewayInit(t.cfg, t.deps);
+    expect(t.events).toEqual(["ip read (3 reads)", "firewall read"]);
     expect(r.networkChanges).toBe(0);
+    expect(r.firewallApplied).toEqual([]);
     expect(r.forwardingChanged).toBe(false);
-    expect(t.events).toEqual(["firewall apply (26 rules)"]);
     expect(t.host.print()).toBe(state);
     expect(t.host.link("vxlan0")!.ifindex).toBe(vxlanIndex);
-    expect(t.fw.applied[0]).toEqual(t.fw.applied[1]!);
+    expect(t.fw.applied).toHaveLength(1);
+    expect(t.lines).toContain("info: gateway ready (network already as planned, firewall nft already as planned)");
+  });
+
+  test("a firewall changed by someone else on a correct network: only the firewall is applied and read back", async () => {
+    const t = setup();
+    await runGatewayInit(t.cfg, t.deps);
+    t.fw.kernel = undefined; // flushed
+    t.events.length = 0;
+    const r = await runGatewayInit(t.cfg, t.deps);
+    expect(t.events).toEqual(["ip read (3 reads)", "firewall read", "firewall apply (26 rules)", "firewall read (table)"]);
+    expect(r.networkChanges).toBe(0);
+    expect(r.firewallApplied).toEqual(["table"]);
+  });
+
+  test("another plan (a port forward added) is applied on a re-run", async () => {
+    const t = setup();
+    await runGatewayInit(t.cfg, t.deps);
+    t.events.length = 0;
+    const nat: ResolvedConfig["nat"] = [{ name: "web", octet: 10, ports: [{ proto: "tcp", port: 8080 }], file: "nat.conf", line: 1 }];
+    await runGatewayInit({ ...t.cfg, nat }, t.deps);
+    expect(t.events).toContain("firewall apply (28 rules)");
+    expect(t.fw.kernel!.portForwards).toHaveLength(1);
   });
 
   test("fail closed: when the firewall cannot be applied with the kill switch on, a blocking ruleset goes in and nothing else changes", async () => {
@@ -130,18 +204,20 @@ describe("runGatewayInit", () => {
     expect(t.fw.applied).toHaveLength(1);
     const block = t.fw.applied[0]!;
     expect(block.rules.filter((r) => r.hook === "forward").map((r) => r.target.kind)).toEqual(["drop"]);
-    expect(t.events).toEqual(["firewall apply (26 rules)", "firewall apply (8 rules)"]);
+    expect(t.events).toEqual(["ip read (3 reads)", "firewall read", "firewall apply (26 rules)", "firewall apply (8 rules)"]);
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
     expect(t.host.print()).toBe(before);
     expect(t.lines).toContain("error: firewall could not be applied: all forwarded and outgoing traffic is blocked (fail closed)");
   });
 
-  test("fail closed also when the rules read back differ from the plan", async () => {
+  test("fail closed also when the rules read back differ from the plan: blocking ruleset in, forwarding never turned on", async () => {
     const t = setup();
     t.fw.lie = true;
     const err = await runGatewayInit(t.cfg, t.deps).catch((e) => e);
     expect(err.message).toContain("rules read back differ from the plan:\n  nft table inet pod_gateway: chain output missing");
     expect(t.fw.applied.at(-1)!.rules.some((r) => r.comment === "fail closed")).toBe(true);
+    expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
+    expect(t.events.at(-1)).toBe("firewall apply (8 rules)");
   });
 
   test("when even the blocking ruleset fails, the error says so", async () => {
@@ -155,7 +231,14 @@ describe("runGatewayInit", () => {
     const t = setup({ VPN_BLOCK_OTHER_TRAFFIC: false });
     t.fw.failApplies = 1;
     await expect(runGatewayInit(t.cfg, t.deps)).rejects.toThrow("applying the firewall (nft)");
-    expect(t.events).toEqual(["firewall apply (12 rules)"]);
+    expect(t.events.filter((e) => e.startsWith("firewall apply"))).toEqual(["firewall apply (12 rules)"]);
+  });
+
+  test("kill switch off: rules that read back wrong are an error, without the blocking fallback", async () => {
+    const t = setup({ VPN_BLOCK_OTHER_TRAFFIC: false });
+    t.fw.lie = true;
+    await expect(runGatewayInit(t.cfg, t.deps)).rejects.toThrow("applying the firewall (nft): rules read back differ from the plan");
+    expect(t.fw.applied).toHaveLength(1);
   });
 
   test("a read-only /proc/sys is an error naming the privilege gateway-init needs", async () => {
@@ -174,11 +257,12 @@ describe("runGatewayInit", () => {
     expect(r.forwardingChanged).toBe(false);
   });
 
-  test("no eth0: planning fails before anything is changed", async () => {
+  test("no eth0: planning fails after the reads, before anything is changed", async () => {
     const t = setup();
     t.host.links = t.host.links.filter((l) => l.ifname !== "eth0");
     await expect(runGatewayInit(t.cfg, t.deps)).rejects.toThrow("planning the gateway network: eth0 not found");
-    expect(t.events).toEqual([]);
+    expect(t.events).toEqual(["ip read (3 reads)", "firewall read"]);
+    expect(t.fw.applied).toHaveLength(0);
   });
 
   test("a failing ip command is named with what it was for", async () => {
@@ -189,5 +273,39 @@ describe("runGatewayInit", () => {
     t.host.apply = (args) => (args[0] === "link" && args[1] === "del" ? "RTNETLINK answers: Device or resource busy" : apply(args));
     const e = await runGatewayInit(t.cfg, t.deps).catch((x) => x);
     expect(e.message).toMatch(/^configuring the gateway network: ip link del dev vxlan0 \(existing vxlan0 does not match \(MAC 02:00:00:00:00:09.*\)\): RTNETLINK answers: Device or resource busy$/);
+  });
+
+  test("a network that still differs after applying (a change the kernel ignored) is an error", async () => {
+    const t = setup();
+    const apply = t.host.apply.bind(t.host);
+    // The kernel takes the policy rule without error but does not keep it.
+    t.host.apply = (args) => (args[0] === "rule" ? undefined : apply(args));
+    const e = await runGatewayInit(t.cfg, t.deps).catch((x) => x);
+    expect(e.message).toBe("verifying the gateway network: still differs after applying: main table before the VPN's catch-all (ip rule add from all lookup main suppress_prefixlength 0 pref 50)");
+    expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
+  });
+});
+
+describe("parseGatewayReads", () => {
+  test("one JSON array per read, in order; routes of other tables and of IPv6 left out", () => {
+    const out = [
+      JSON.stringify([{ ifindex: 1, ifname: "lo", flags: ["UP"], mtu: 65536, operstate: "UNKNOWN", addr_info: [] }]),
+      JSON.stringify([
+        { type: "unicast", dst: "default", gateway: "198.18.0.1", dev: "eth0", table: "main" },
+        { type: "local", dst: "127.0.0.1", dev: "lo", table: "local" },
+        { type: "unicast", dst: "fe80::/64", dev: "eth0", table: "main", pref: "medium" },
+      ]),
+      JSON.stringify([{ priority: 0, src: "all", table: "local" }]),
+    ].join("\n");
+    const f = parseGatewayReads(out + "\n");
+    expect(f.links.map((l) => l.ifname)).toEqual(["lo"]);
+    expect(f.routes.map((r) => r.dst)).toEqual(["default"]);
+    expect(f.rules).toEqual([{ priority: 0, src: "all", table: "local" }]);
+    expect(renderGatewayReads()).toEqual([["addr", "show"], ["route", "show", "table", "all"], ["rule", "show"]]);
+  });
+
+  test("a missing answer or garbage is an error", () => {
+    expect(() => parseGatewayReads("[]\n[]\n")).toThrow("ip -batch printed 2 answers for 3 reads");
+    expect(() => parseGatewayReads("[]\n[]\nnot json\n")).toThrow("ip rule show printed something that is not JSON");
   });
 });

@@ -26,6 +26,15 @@ export const NFT_CHAIN = {
 } as const;
 
 /**
+ * nft sets and maps of the port forwards, per protocol (`pf_dnat_tcp`, `pf_fwd_udp`, ...): the
+ * DNAT map (destination port → client address) and the FORWARD set (client address . port).
+ */
+export const NFT_SET = {
+  dnat: (proto: "tcp" | "udp") => `pf_dnat_${proto}`,
+  forward: (proto: "tcp" | "udp") => `pf_fwd_${proto}`,
+} as const;
+
+/**
  * nft base chain priorities: 10 before the standard ones, so the kill switch drops before
  * another table's filter chains spend time on a packet and our DNAT runs before anyone else's.
  * (In nftables an accept only ends the packet's trip through *this* base chain; a drop in any

@@ -81,12 +81,22 @@ export function renderIptablesRule(r: FwRule, family: Family): string {
   return out.join(" ");
 }
 
+// A plan is a value: rendered once per family, whether for the check before applying, the
+// restore or the read back (800 port-forward rules take milliseconds to render each time, and
+// gateway-init's time is the product).
+const rendered = new WeakMap<FirewallPlan, Partial<Record<Family, ReadonlyMap<IptHookChain, readonly string[]>>>>();
+
 /** The rules each of our chains should hold, in iptables-save form. */
-export function planIptablesChains(plan: FirewallPlan, family: Family): Map<IptHookChain, string[]> {
+export function planIptablesChains(plan: FirewallPlan, family: Family): ReadonlyMap<IptHookChain, readonly string[]> {
+  const memo = rendered.get(plan) ?? {};
+  const known = memo[family];
+  if (known) return known;
   const out = new Map<IptHookChain, string[]>();
-  const rules = rulesOf(plan, family);
-  for (const c of chainsOf(family))
-    out.set(c, rules.filter((r) => r.table === c.table && r.hook === c.hook).map((r) => renderIptablesRule(r, family)));
+  const byChain = new Map<string, string[]>(chainsOf(family).map((c) => [`${c.table}/${c.hook}`, []]));
+  for (const r of rulesOf(plan, family)) byChain.get(`${r.table}/${r.hook}`)?.push(renderIptablesRule(r, family));
+  for (const c of chainsOf(family)) out.set(c, byChain.get(`${c.table}/${c.hook}`)!);
+  memo[family] = out;
+  rendered.set(plan, memo);
   return out;
 }
 

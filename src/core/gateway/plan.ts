@@ -2,7 +2,8 @@
 // with `ip -j` against what gateway-init wants and returns only the `ip` commands needed,
 // so a second run on a correct pod plans nothing (and vxlan0 is never re-created needlessly).
 import type { IpAddr, IpRoute, IpRule } from "../net/ip-json.ts";
-import { routeDst } from "../net/ip-json.ts";
+import { parseIpJson, routeDst } from "../net/ip-json.ts";
+import { parseReadBatch, renderReadBatch, type ReadCommand } from "../client/read-batch.ts";
 import type { Settings } from "../settings/types.ts";
 import { effectiveVxlanPort, gatewayMac, gatewayOverlayIp, planVxlanMtu, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 import { canonicalCidr } from "../firewall/model.ts";
@@ -19,10 +20,36 @@ export const SUPPRESS_RULE_PREF = 50;
 export interface GatewayFacts {
   /** `ip -j -d addr show`: every link with its linkinfo and addresses. */
   links: IpAddr[];
-  /** `ip -j -4 route show table main`. */
+  /** IPv4 routes of table main. */
   routes: IpRoute[];
-  /** `ip -j -4 rule show`. */
+  /** IPv4 policy rules. */
   rules: IpRule[];
+}
+
+// The facts as ONE `ip -j -d -batch -` process (process start-up is most of gateway-init's
+// time), after the apply commands when there are any: links with addresses and the routes as
+// client-init reads them (core/client/read-batch.ts), then the rules. A batch line cannot carry
+// -4, but `ip rule show` without a family lists IPv4 rules (iproute2 picks AF_INET for rules).
+const NET_READS: readonly ReadCommand[] = [{ kind: "addrs" }, { kind: "routes" }];
+
+/** The read commands (arguments after `ip -j -d`) whose answers parseGatewayReads takes. */
+export function renderGatewayReads(): string[][] {
+  return [...renderReadBatch(NET_READS), ["rule", "show"]];
+}
+
+/** The facts from the batch's stdout: one JSON array per read, one per line, in renderGatewayReads' order. */
+export function parseGatewayReads(stdout: string): GatewayFacts {
+  const lines = stdout.split("\n").filter((l) => l.trim() !== "");
+  const want = NET_READS.length + 1;
+  if (lines.length !== want) throw new Error(`ip -batch printed ${lines.length} answers for ${want} reads`);
+  const { links, routes4 } = parseReadBatch(NET_READS, lines.slice(0, NET_READS.length).join("\n"), "");
+  let rules: IpRule[];
+  try {
+    rules = parseIpJson<IpRule>(lines[NET_READS.length]!);
+  } catch {
+    throw new Error("ip rule show printed something that is not JSON");
+  }
+  return { links, routes: routes4, rules };
 }
 
 export type GatewayNetSettings = Pick<
