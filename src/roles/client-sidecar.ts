@@ -406,7 +406,8 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
         st.lastRepairTickAt = undefined;
         st.downSince = undefined;
         st.lookupWarned = false;
-        // An unfinished lookup is left to end by itself (one query, bounded by its timeout).
+        // An unfinished lookup is not waited for; aborting keeps its failure, if any, out of the log.
+        abortCall();
         return { repair: false };
       }
       stats.failedProbes++;

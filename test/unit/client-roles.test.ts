@@ -378,6 +378,24 @@ describe("runClientSidecar", () => {
     expect(w.applied).toHaveLength(23);
   });
 
+  test("the cluster DNS down during the outage too: the tunnel's remote is kept, the failed lookups are warned about once", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 40_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    const warnings: string[] = [];
+    const log = createConsola({ level: 5 });
+    log.setReporters([{ log: (o) => void (o.type === "warn" && warnings.push(o.args.join(" "))) }]);
+    clock.at(10_000, () => ((w.gatewayAt = undefined), (w.dnsAnswer = undefined)));
+    clock.at(30_000, () => ((w.gatewayAt = "198.18.0.2"), (w.dnsAnswer = "198.18.0.2")));
+    const r = await initThenSidecar(w, 40_000, ctl, {}, { log });
+    expect(w.log.length).toBeGreaterThanOrEqual(10); // it kept asking
+    expect(warnings.filter((x) => x.includes("re-resolving the gateway failed"))).toHaveLength(1);
+    expect(r.stats.gatewayMoves).toBe(0);
+    expect(w.facts.vxlan!.remote).toBe("198.18.0.2");
+    expect(w.tunnelWorks()).toBe(true);
+  });
+
   test("vxlan0 deleted under it: full re-init, asking for the same address", async () => {
     const ctl = new AbortController();
     const clock = new VirtualClock({ at: 20_000, ctl });
