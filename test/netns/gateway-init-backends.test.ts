@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseNftTableJson } from "../../src/core/firewall/render-nft.ts";
 import { ProcessRunner, which, type RunResult } from "../../src/sys/exec.ts";
 import { binPath, requireRoot } from "../helpers/bin.ts";
 
@@ -57,6 +58,11 @@ async function snapshot(ns: string): Promise<string> {
   return parts.join("\n");
 }
 
+/** Every nf_tables rule with its handle (iptables-legacy's rules are not there: empty for it). */
+async function handles(ns: string): Promise<string> {
+  return (await inNs(ns, ["nft", "-a", "-s", "list", "ruleset"])).stdout;
+}
+
 const NAT = "web 10 tcp:8080,udp:8081\nmail 11 tcp:25\n";
 
 beforeAll(() => {
@@ -79,9 +85,14 @@ describe("gateway-init run again and again", () => {
       const cfg = configDir(backend, `FIREWALL_BACKEND=${backend}\n`, NAT);
       const run = () => inNs(ns, [bin, "gateway-init", "--config-dir", cfg]);
       const first = await run();
-      expect(first.stderr).toContain(`firewall ${backend}`);
+      expect(first.stderr).toContain(`firewall ${backend} applied`);
       const after1 = await snapshot(ns);
-      await run();
+      const handles1 = await handles(ns);
+      const second = await run();
+      // The re-run read everything and applied nothing: no rule was even re-created (nf_tables
+      // gives every new rule a new handle; iptables-nft's rules are nf_tables rules too).
+      expect(second.stderr).toContain(`(network already as planned, firewall ${backend} already as planned)`);
+      expect(await handles(ns)).toBe(handles1);
       const after2 = await snapshot(ns);
       for (let i = 3; i <= 10; i++) await run();
       const after10 = await snapshot(ns);
@@ -102,6 +113,28 @@ describe("gateway-init run again and again", () => {
       expect(after1).toContain("## ip_forward\n1");
       // The re-runs planned no network change at all.
       expect((await run()).stderr).toContain("network already as planned");
+    });
+  }
+
+  for (const backend of ["iptables-nft", "iptables-legacy", "nft"] as const) {
+    test(`${backend}: a changed nat.conf on a re-run replaces the port forwards, and the next run is a no-op again`, async () => {
+      const ns = await makePod(`${backend}-nat`);
+      const run = (name: string, nat: string) => inNs(ns, [bin, "gateway-init", "--config-dir", configDir(`${backend}-${name}`, `FIREWALL_BACKEND=${backend}\n`, nat)]);
+      const NAT2 = "web 10 tcp:8080\nmail 12 tcp:2525\n";
+      await run("before", NAT);
+      expect((await run("after", NAT2)).stderr).toContain(`firewall ${backend} applied`);
+      if (backend === "nft") {
+        const sets = parseNftTableJson((await inNs(ns, ["nft", "-j", "list", "table", "inet", "pod_gateway"])).stdout).sets;
+        expect(sets.get("pf_dnat_tcp")!.elements.sort()).toEqual(["2525 : 172.16.0.12", "8080 : 172.16.0.10"]);
+        expect(sets.get("pf_fwd_tcp")!.elements.sort()).toEqual(["172.16.0.10 . 8080", "172.16.0.12 . 2525"]);
+        expect([...sets.keys()].sort()).toEqual(["pf_dnat_tcp", "pf_fwd_tcp"]);
+      } else {
+        const save = (await inNs(ns, [`iptables-${backend.slice("iptables-".length)}-save`])).stdout;
+        expect(save).toContain('-A POD-GATEWAY-PREROUTING -i tun0 -p tcp -m tcp --dport 2525 -m comment --comment "port forward mail tcp/2525" -j DNAT --to-destination 172.16.0.12:2525');
+        expect(save).not.toContain("172.16.0.11");
+        expect(save).not.toContain("8081");
+      }
+      expect((await run("after", NAT2)).stderr).toContain(`firewall ${backend} already as planned`);
     });
   }
 

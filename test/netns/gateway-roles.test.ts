@@ -231,4 +231,30 @@ describe("gateway roles in the lab", () => {
       expect(await p.exited).toBe(0);
     }
   }, 20_000);
+
+  test("the nft backend (port forwards as sets): forwards reach the static client, other ports are rejected, the kill switch holds, a re-run applies nothing", async () => {
+    const lab = t.lab;
+    // No sidecar runs any more (the tests above stopped theirs): nothing re-asserts the iptables rules.
+    await lab.exec("gateway", ["nft", "flush", "ruleset"]);
+    const cfg = join(lab.runDir, "config-nft");
+    cpSync(lab.configDir, cfg, { recursive: true });
+    appendFileSync(join(cfg, "settings.sh"), "FIREWALL_BACKEND=nft\n");
+    expect((await gatewayInit(lab, cfg)).stderr).toContain("firewall nft applied table");
+    expect(ip(await lab.echoFrom("internet", LAB.vpnGatewayIp, "tcp", { port: 8080 }))).toBe(LAB.internetIp);
+    expect(ip(await lab.echoFrom("internet", LAB.vpnGatewayIp, "udp", { port: 8081 }))).toBe(LAB.internetIp);
+    expect((await lab.echoFrom("internet", LAB.vpnGatewayIp, "tcp", { port: 8081, timeoutMs: 1000 })).ok).toBe(false);
+    expect(ip(await lab.echoFrom("client-1", "internet", "tcp"))).toBe(LAB.vpnGatewayIp);
+    await lab.setVpnLink("down");
+    try {
+      const before = await seen(lab);
+      const probes: Promise<unknown>[] = [];
+      for (const pod of ["client-1", "gateway"] as const)
+        for (const proto of ["tcp", "udp"] as const) probes.push(lab.echoFrom(pod, "leak", proto, { timeoutMs: 1200 }).then((r) => expect(r.ok).toBe(false)));
+      await Promise.all(probes);
+      expect(await seen(lab)).toEqual(before);
+    } finally {
+      await lab.setVpnLink("up");
+    }
+    expect((await gatewayInit(lab, cfg)).stderr).toContain("firewall nft already as planned");
+  }, 20_000);
 });

@@ -16,13 +16,12 @@
 // elements instead of 800 rules. `nft -f` and `nft -j list` pay per rule: about 70 and 80 ms
 // for 800 rules against about 20 ms each with the sets, on the 2-core machine of issue 8.
 //
-// Every rule's comment ends in a tag, the first 8 hex digits of the SHA-256 of the rule's own
-// statements ("kill switch #1f0c9a2e"). The read back compares comments, verdicts, chains and
+// Every rule's comment ends in a tag, a hash of the rule's own statements ("kill switch
+// #46516870"). The read back compares comments, verdicts, chains and
 // set elements: with the tag, a rule whose match changed (another VPN_TRAFFIC_PORT, another
 // VPN_INTERFACE) no longer compares equal, so one read tells whether the table already is the
 // plan and the apply can be skipped. (A rule replaced in place by someone who kept its comment
 // would pass; that needs a deliberate forgery inside our own table.)
-import { createHash } from "node:crypto";
 import { NFT_CHAIN, NFT_FAMILY, NFT_PRIORITY, NFT_SET, NFT_TABLE } from "./names.ts";
 import { canonicalCidr, cidrFamily, type FirewallPlan, type FwRule, type Hook } from "./model.ts";
 
@@ -89,9 +88,20 @@ function addr(cidr: string): string {
 /** nft limits comments to 128 bytes; ours are short, the tag takes 10. */
 const MAX_COMMENT = 128;
 
+/**
+ * FNV-1a over the text, 32 bits as 8 hex digits: a content tag, not a security measure (the
+ * table is root's to change anyway). Plain arithmetic rather than node:crypto, whose import
+ * alone costs a compiled binary about 10 ms of start-up.
+ */
+function contentTag(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, "0");
+}
+
 /** A comment with the tag of the statements it belongs to (see the top of this file). */
 export function nftComment(comment: string, statement: string): string {
-  const tag = createHash("sha256").update(statement).digest("hex").slice(0, 8);
+  const tag = contentTag(statement);
   return `${comment.slice(0, MAX_COMMENT - tag.length - 2)} #${tag}`;
 }
 
