@@ -138,12 +138,27 @@ describe("gateway-init run again and again", () => {
     });
   }
 
-  test("the choice follows existing rules: after legacy, auto stays on legacy", async () => {
+  /** The commands a run started, from its debug log. */
+  const started = (stderr: string) => stderr.split("\n").filter((l) => l.includes("[exec]")).map((l) => l.slice(l.indexOf("[exec]") + 7));
+
+  test("the choice follows existing rules: after legacy, auto stays on legacy, and its reads serve as the check", async () => {
     const ns = await makePod("auto");
     await inNs(ns, [bin, "gateway-init", "--config-dir", configDir("auto-legacy", "FIREWALL_BACKEND=iptables-legacy\n")]);
     const r = await inNs(ns, [bin, "gateway-init", "--config-dir", configDir("auto", "")], { env: { LOG_LEVEL: "debug" } });
     expect(r.stderr).toContain("firewall backend iptables-legacy (our rules are already there)");
+    expect(r.stderr).toContain("firewall iptables-legacy already as planned");
+    // The choice read IPv4 of both flavours and our nft table; the check read only IPv6 on top.
+    expect(started(r.stderr).sort()).toEqual(["ip -j -d -batch -", "ip6tables-legacy-save", "iptables-legacy-save", "iptables-nft-save", "nft -j list table inet pod_gateway"]);
     expect((await inNs(ns, ["iptables-nft-save"])).stdout).not.toContain("POD-GATEWAY");
+  });
+
+  test("after nft, auto stays on nft and reads our table once", async () => {
+    const ns = await makePod("auto-nft");
+    await inNs(ns, [bin, "gateway-init", "--config-dir", configDir("auto-nft-first", "FIREWALL_BACKEND=nft\n")]);
+    const r = await inNs(ns, [bin, "gateway-init", "--config-dir", configDir("auto-nft", "")], { env: { LOG_LEVEL: "debug" } });
+    expect(r.stderr).toContain("firewall backend nft (our rules are already there)");
+    expect(r.stderr).toContain("firewall nft already as planned");
+    expect(started(r.stderr).filter((c) => c.startsWith("nft"))).toEqual(["nft -j list table inet pod_gateway"]);
   });
 });
 
