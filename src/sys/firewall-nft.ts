@@ -3,7 +3,7 @@
 import type { BackendName } from "../core/firewall/backend.ts";
 import type { FirewallPlan } from "../core/firewall/model.ts";
 import { NFT_FAMILY, NFT_TABLE } from "../core/firewall/names.ts";
-import { diffNft, parseNftTableJson, planNftTable, renderNftScript, type NftTableState } from "../core/firewall/render-nft.ts";
+import { diffNft, parseNftTableJson, planNftTable, renderNftScript } from "../core/firewall/render-nft.ts";
 import type { Runner } from "./exec.ts";
 import type { FirewallBackend, FirewallCheck, FirewallPart, KnownReads } from "./firewall.ts";
 
@@ -16,12 +16,6 @@ export class NftBackend implements FirewallBackend {
   async readTableJson(): Promise<string | null> {
     const r = await this.runner.run([this.bin, "-j", "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: `reading table ${NFT_FAMILY} ${NFT_TABLE}` });
     return r.code === 0 ? r.stdout : null;
-  }
-
-  /** Our table, or undefined when it does not exist. */
-  async readTable(): Promise<NftTableState | undefined> {
-    const text = await this.readTableJson();
-    return text === null ? undefined : parseNftTableJson(text);
   }
 
   async check(plan: FirewallPlan, opts: { parts?: readonly FirewallPart[]; known?: KnownReads } = {}): Promise<FirewallCheck> {

@@ -1,7 +1,8 @@
 // Thin wrapper over the `ip` command: reads state as JSON, applies many changes as one
-// `ip -batch` process (one fork for many changes), and names the command a batch stopped at.
+// `ip -batch` process (one fork for many changes, and the read back in the same process when
+// asked), and names the command a batch stopped at.
 import { CommandError, PodGatewayError } from "../core/errors.ts";
-import { parseIpJson, type IpAddr, type IpLink, type IpRoute, type IpRule } from "../core/net/ip-json.ts";
+import { parseIpJson, type IpLink } from "../core/net/ip-json.ts";
 import type { Runner } from "./exec.ts";
 
 /** `ip -batch` stopped at a command: which one (its index in the batch) and what the kernel said. */
@@ -34,24 +35,11 @@ export class Ip {
     return (await this.links()).find((l) => l.ifname === name);
   }
 
-  /** Every link with its details (-d) and addresses. */
-  addrs(): Promise<IpAddr[]> {
-    return this.json<IpAddr>(["-d", "addr", "show"]);
-  }
-
-  routes(family: 4 | 6 = 4, table = "main"): Promise<IpRoute[]> {
-    return this.json<IpRoute>([`-${family}`, "route", "show", "table", table]);
-  }
-
-  rules(family: 4 | 6 = 4): Promise<IpRule[]> {
-    return this.json<IpRule>([`-${family}`, "rule", "show"]);
-  }
-
   /**
-   * Apply many commands in one process. Each command is an argument array; `ip -batch` reads
-   * one command per line, split on whitespace, so arguments must not contain spaces. ip stops
-   * at the first command that fails and says "Command failed -:<line>" after the kernel's
-   * answer: that becomes an IpBatchError naming the command.
+   * Apply many commands in one process. Each command is an argument array; `ip -batch`
+   * reads one command per line, split on whitespace, so arguments must not contain spaces.
+   * ip stops at the first command that fails and says "Command failed -:<line>" after the
+   * kernel's answer: that becomes an IpBatchError naming the command.
    */
   async batch(cmds: readonly (readonly string[])[], what = "applying network changes"): Promise<void> {
     if (cmds.length === 0) return;
