@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import type { BackendName } from "../core/firewall/backend.ts";
 import type { Family, FirewallPlan } from "../core/firewall/model.ts";
-import { diffIptables, normalizeIptablesSave, parseIptablesSave, planIptablesChains, renderIptablesRestore, type IptSave } from "../core/firewall/render-iptables.ts";
+import { diffIptables, parseIptablesSave, planIptablesChains, renderIptablesRestore, type IptSave } from "../core/firewall/render-iptables.ts";
 import { which, type Runner } from "./exec.ts";
 import type { FirewallBackend, FirewallCheck, FirewallPart, KnownReads } from "./firewall.ts";
 
@@ -100,15 +100,5 @@ export class IptablesBackend implements FirewallBackend {
 
   async verify(plan: FirewallPlan): Promise<string[]> {
     return [...(await this.check(plan)).parts.values()].flat();
-  }
-
-  /** Every table of every family as iptables-save prints it, minus comments and counters. */
-  async read(): Promise<string> {
-    const parts: string[] = [];
-    for (const family of this.families) {
-      const r = await this.runner.run([this.tools.save[family]], { what: "reading rules" });
-      parts.push(`# ${this.tools.save[family]}`, normalizeIptablesSave(r.stdout));
-    }
-    return parts.join("\n");
   }
 }

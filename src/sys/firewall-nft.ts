@@ -37,9 +37,4 @@ export class NftBackend implements FirewallBackend {
   async verify(plan: FirewallPlan): Promise<string[]> {
     return [...(await this.check(plan)).parts.values()].flat();
   }
-
-  /** The whole ruleset without counters (`nft -s`: stateless output). */
-  async read(): Promise<string> {
-    return (await this.runner.run([this.bin, "-s", "list", "ruleset"], { what: "reading the nft ruleset" })).stdout;
-  }
 }

@@ -49,8 +49,6 @@ export interface FirewallBackend {
   apply(plan: FirewallPlan, check?: FirewallCheck): Promise<FirewallPart[]>;
   /** Differences between the kernel's state and the plan; empty when our objects are exactly the plan. */
   verify(plan: FirewallPlan): Promise<string[]>;
-  /** The backend's whole ruleset as text, counters left out (tests compare it across runs). */
-  read(): Promise<string>;
 }
 
 export function createFirewallBackend(name: BackendName, runner: Runner, opts: { ipv6?: boolean } = {}): FirewallBackend {

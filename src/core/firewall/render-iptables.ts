@@ -138,15 +138,6 @@ export function parseIptablesSave(text: string): IptSave {
   return save;
 }
 
-/** iptables-save output without its timestamped comment lines and with chain counters zeroed. */
-export function normalizeIptablesSave(text: string): string {
-  return text
-    .split("\n")
-    .filter((l) => !l.startsWith("#") && l.trim() !== "")
-    .map((l) => l.replace(/\[\d+:\d+\]$/, "[0:0]"))
-    .join("\n");
-}
-
 /** Does this save hold any of our chains? */
 export function hasOurIptablesChains(save: IptSave): boolean {
   for (const c of IPT_CHAINS) if (save.get(c.table)?.chains.has(c.chain)) return true;
