@@ -1,5 +1,6 @@
 // The firewall model: which rules exist for which settings, and the backend choice.
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { decideFirewallBackend, type BackendFacts } from "../../src/core/firewall/backend.ts";
 import {
   canonicalCidr,
@@ -13,6 +14,7 @@ import {
   type FirewallSettings,
   type FwRule,
 } from "../../src/core/firewall/model.ts";
+import { formatPrefix4, parsePrefix4 } from "../../src/core/net/ipv4.ts";
 import { testSettings } from "../helpers/settings.ts";
 
 const base: FirewallSettings = testSettings({ VPN_LOCAL_CIDRS: ["10.0.0.0/8", "192.168.0.0/16"], SNAT_IP: "" });
@@ -183,6 +185,19 @@ describe("canonicalCidr", () => {
   test("garbage throws", () => {
     expect(() => canonicalCidr("10.0.0/8")).toThrow(/invalid IPv4 CIDR/);
     expect(() => canonicalCidr("10.0.0.0/33")).toThrow(/invalid IPv4 CIDR/);
+    expect(() => canonicalCidr("256.0.0.1/32")).toThrow(/invalid IPv4 CIDR/);
+  });
+  test("property: the /32 shortcut answers as parsing and printing would (leading zeros, octets past 255)", () => {
+    const octet = fc.oneof(fc.integer({ min: 0, max: 255 }).map(String), fc.integer({ min: 0, max: 999 }).map((n) => String(n).padStart(3, "0")));
+    fc.assert(
+      fc.property(fc.tuple(octet, octet, octet, octet), (q) => {
+        const host = `${q.join(".")}/32`;
+        const p = parsePrefix4(host);
+        if (p) expect(canonicalCidr(host)).toBe(formatPrefix4(p));
+        else expect(() => canonicalCidr(host)).toThrow(/invalid IPv4 CIDR/);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 

@@ -92,8 +92,14 @@ export function safeComment(text: string): string {
   return text.replace(/[^A-Za-z0-9 ._:\/,=+-]/g, "_").slice(0, 200);
 }
 
+/** A host address in canonical form (no leading zeros, every octet ≤ 255) with /32. */
+const CANONICAL_HOST = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\/32$/;
+
 /** "10.1.2.3/8" → "10.0.0.0/8", "10.1.2.3" → "10.1.2.3/32": the form iptables-save prints. */
 export function canonicalCidr(cidr: string): string {
+  // Every port forward matches a /32: one test instead of parsing and printing (hundreds of
+  // rules, and gateway-init renders them in a cold process).
+  if (CANONICAL_HOST.test(cidr)) return cidr;
   if (cidr.includes(":")) return cidr.includes("/") ? cidr.toLowerCase() : `${cidr.toLowerCase()}/128`;
   const p = cidr === "default" ? undefined : parsePrefix4(cidr);
   if (!p) throw new Error(`invalid IPv4 CIDR ${JSON.stringify(cidr)}`);

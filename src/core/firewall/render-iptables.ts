@@ -61,8 +61,8 @@ export function renderIptablesRule(r: FwRule, family: Family): string {
       if (m.tcpSyn) out.push("--tcp-flags", "SYN,RST", "SYN");
     }
   }
-  const states = new Set<string>([...(m.ctState ?? []).map((s) => s.toUpperCase()), ...(m.ctDnat ? ["DNAT"] : [])]);
-  if (states.size > 0 || m.ctReply) {
+  if (m.ctState?.length || m.ctDnat || m.ctReply) {
+    const states = new Set<string>([...(m.ctState ?? []).map((s) => s.toUpperCase()), ...(m.ctDnat ? ["DNAT"] : [])]);
     out.push("-m", "conntrack");
     if (states.size > 0) out.push("--ctstate", CT_ORDER.filter((s) => states.has(s)).join(","));
     if (m.ctReply) out.push("--ctdir", "REPLY");
