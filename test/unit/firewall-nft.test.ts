@@ -207,6 +207,7 @@ describe("parseNftTableJson / diffNft", () => {
     expect(state.sets.get("pf_dnat_tcp")).toEqual({ kind: "map", type: "inet_service : ipv4_addr", elements: ["25 : 172.16.0.11", "8080 : 172.16.0.10"] });
     expect(state.sets.get("pf_fwd_tcp")).toEqual({ kind: "set", type: "ipv4_addr . inet_service", elements: ["172.16.0.11 . 25", "172.16.0.10 . 8080"] });
     expect(state.flags).toEqual([]);
+    expect(state.others).toEqual([]);
     expect(diffNft(plan, state)).toEqual([]);
   });
 
@@ -221,6 +222,8 @@ describe("parseNftTableJson / diffNft", () => {
     expect(diffNft(plan, prio)).toEqual(["nft table inet pod_gateway: chain input is type filter hook input priority 0 policy accept, expected filter input -10 accept"]);
     const dormant = parseNftTableJson(CAPTURED.replace(/("name":"pod_gateway","handle":\d+)\}/, '$1,"flags":["dormant"]}'));
     expect(diffNft(plan, dormant)).toEqual(["nft table inet pod_gateway: flags dormant (expected none)"]);
+    const counter = parseNftTableJson(CAPTURED.replace("\n]}", ',\n{"counter":{"family":"inet","name":"c","table":"pod_gateway","handle":30,"packets":0,"bytes":0}}\n]}'));
+    expect(diffNft(plan, counter)).toEqual(["nft table inet pod_gateway: unexpected counter c"]);
   });
 
   test("a plan that differs only in a value (VPN_TRAFFIC_PORT) differs from the table: the tags see it", () => {

@@ -280,6 +280,8 @@ export interface NftTableState {
   flags: string[];
   chains: Map<string, NftChainState>;
   sets: Map<string, NftSetState>;
+  /** Any other object in the table ("flowtable ft", "counter c"): we make none. */
+  others: string[];
 }
 
 const VERDICTS = ["accept", "drop", "reject", "masquerade", "snat", "dnat", "mangle"];
@@ -305,7 +307,7 @@ function typeText(t: unknown): string {
 /** Parse `nft -j list table inet pod_gateway` into flags, chains with their rules (comment + verdict), and sets. */
 export function parseNftTableJson(text: string): NftTableState {
   const doc = JSON.parse(text) as { nftables?: Record<string, any>[] };
-  const state: NftTableState = { flags: [], chains: new Map(), sets: new Map() };
+  const state: NftTableState = { flags: [], chains: new Map(), sets: new Map(), others: [] };
   for (const item of doc.nftables ?? []) {
     if (item.table) {
       const f = item.table.flags;
@@ -327,6 +329,9 @@ export function parseNftTableJson(text: string): NftTableState {
         type: kind === "map" ? `${typeText(s.type)} : ${typeText(s.map)}` : typeText(s.type),
         elements: (s.elem ?? []).map(elementText),
       });
+    } else {
+      const [kind] = Object.keys(item);
+      if (kind && kind !== "metainfo") state.others.push(`${kind} ${String(item[kind]?.name ?? "")}`.trim());
     }
   }
   return state;
@@ -348,7 +353,7 @@ function diffElements(where: string, want: readonly string[], have: readonly str
 /**
  * Differences between the plan and our table as read back; empty when it is exactly ours:
  * no flags, the five chains with their hooks, priorities and policies, every rule in order by
- * tagged comment and verdict, the port-forward sets with exactly their elements, nothing else.
+ * tagged comment and verdict, the port-forward sets with exactly their elements, no other object.
  */
 export function diffNft(plan: FirewallPlan, state: NftTableState | undefined): string[] {
   const where = `nft table ${NFT_FAMILY} ${NFT_TABLE}`;
@@ -389,5 +394,6 @@ export function diffNft(plan: FirewallPlan, state: NftTableState | undefined): s
   }
   for (const name of state.chains.keys()) if (!NFT_CHAINS.some((c) => c.name === name)) problems.push(`${where}: unexpected chain ${name}`);
   for (const [name, s] of state.sets) if (!want.sets.some((w) => w.name === name)) problems.push(`${where}: unexpected ${s.kind} ${name}`);
+  for (const o of state.others) problems.push(`${where}: unexpected ${o}`);
   return problems;
 }
