@@ -1,6 +1,5 @@
 // Pure facts about the overlay shared by the gateway and client roles: the MTU rule,
 // stable MAC addresses and overlay addresses.
-import { createHash } from "node:crypto";
 
 export const VXLAN_IF = "vxlan0";
 /** The pod's interface towards the node: vxlan0's lower device (underlay), and where cluster traffic stays. */
@@ -28,7 +27,8 @@ export function planVxlanMtu(eth0Mtu: number, vpnInterfaceMtu: number | undefine
  * client-id/MAC). First octet 0x02|...: locally administered (bit 1) unicast (bit 0 clear).
  */
 export function stableMac(seed: string): string {
-  const h = createHash("sha256").update(seed).digest();
+  // Bun.CryptoHasher, not node:crypto: importing node:crypto alone costs ~10 ms of start-up.
+  const h = new Bun.CryptoHasher("sha256").update(seed).digest();
   const b = [...h.subarray(0, 6)];
   b[0] = (b[0]! & 0xfc) | 0x02;
   return b.map((x) => x.toString(16).padStart(2, "0")).join(":");
