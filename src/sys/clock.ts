@@ -9,7 +9,10 @@ export const realClock: Clock = {
   sleep: (ms, signal) =>
     new Promise<void>((resolve) => {
       if (signal?.aborted) return resolve();
-      const t = setTimeout(resolve, ms);
-      signal?.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+      // The abort listener is removed when the timer fires: a long-lived signal passed to many
+      // sleeps (a poll loop) must not collect one listener per sleep.
+      const onAbort = () => (clearTimeout(t), resolve());
+      const t = setTimeout(() => (signal?.removeEventListener("abort", onAbort), resolve()), ms);
+      signal?.addEventListener("abort", onAbort, { once: true });
     }),
 };

@@ -12,6 +12,7 @@ import { DHCP_REPLY_FILTER, encodeBpfProgram } from "../core/dhcp/bpf.ts";
 import type { Destination } from "../core/dhcp/machine.ts";
 import { PodGatewayError } from "../core/errors.ts";
 import { log } from "./log.ts";
+import { realClock } from "./clock.ts";
 
 /** What the DHCP driver needs from a transport: send a BOOTP payload, wait for replies. */
 export interface DhcpTransport {
@@ -204,14 +205,6 @@ export class PacketSocket {
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
-  });
-}
-
 /**
  * The first exchange, on an interface without an address. Sends from 0.0.0.0:68 to
  * 255.255.255.255:67 at the link broadcast; receives through the BPF filter. A packet socket
@@ -250,7 +243,7 @@ export class PacketTransport implements DhcpTransport {
       }
       const left = end - performance.now();
       if (left <= 0 || signal?.aborted) return undefined;
-      await sleep(Math.min(this.pollMs, left), signal);
+      await realClock.sleep(Math.min(this.pollMs, left), signal);
     }
   }
 
