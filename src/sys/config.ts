@@ -2,13 +2,16 @@
 // the defaults compiled into the binary, /default_config, then the config dir (/config, or
 // --config-dir, or $POD_GATEWAY_CONFIG_DIR). A missing file counts as empty; an unreadable one
 // is an error. Throws ConfigError carrying every problem of every layer.
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { join, resolve } from "node:path";
 // Imported as text so `bun build --compile` embeds them: the binary works with no files at all.
 import builtinSettingsText from "../../config/settings.sh" with { type: "text" };
 import builtinNatText from "../../config/nat.conf" with { type: "text" };
 import { ConfigError, type ConfigIssue } from "../core/errors.ts";
+import { MAX_CONFIG_FILE_BYTES } from "../core/settings/limits.ts";
 import { resolveConfig, type ConfigText, type LoadedConfig } from "../core/settings/resolve.ts";
+import { decodeConfigText } from "../core/settings/text.ts";
+import { readRegularFile } from "./files.ts";
 import { log } from "./log.ts";
 
 export type { LoadedConfig } from "../core/settings/resolve.ts";
@@ -39,16 +42,21 @@ export function configDirFor(opts: Pick<LoadConfigOptions, "configDir" | "env">)
 
 type Read = { kind: "missing" } | { kind: "text"; text: string } | { kind: "error"; issue: ConfigIssue };
 
-/** Read a config file; absent is not an error (ENOENT), anything else that stops reading is. */
+/**
+ * Read a config file; absent is not an error (ENOENT), anything else that stops reading is: a file
+ * that is not a regular file (a FIFO would block every role forever, /dev/zero never ends), one
+ * over the size limit, one that is not UTF-8. Symlinks are followed (ConfigMap keys are symlinks
+ * into ..data).
+ */
 export function readConfigFile(path: string): Read {
-  try {
-    return { kind: "text", text: readFileSync(path, "utf8") };
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === "ENOENT") return { kind: "missing" };
-    const why = err.code === "EISDIR" ? "is a directory" : err.code === "ENOTDIR" ? "its parent is not a directory" : (err.code ?? err.message);
-    return { kind: "error", issue: { file: path, message: `cannot read: ${why}${err.code && err.code !== "EISDIR" && err.code !== "ENOTDIR" ? ` (${err.message})` : ""}` } };
+  const r = readRegularFile(path, MAX_CONFIG_FILE_BYTES);
+  if (!r.ok) {
+    if (r.reason === "missing") return { kind: "missing" };
+    const message = r.reason === "too-large" ? `${r.message} (1 MiB); refused before parsing` : r.message;
+    return { kind: "error", issue: { file: path, message } };
   }
+  const d = decodeConfigText(r.bytes, path);
+  return d.ok ? { kind: "text", text: d.text } : { kind: "error", issue: d.issue };
 }
 
 function isDirectory(path: string): boolean {

@@ -153,14 +153,14 @@ describe("errors", () => {
     const dirs = layout({});
     mkdirSync(join(dirs.config, "settings.sh"));
     const { error } = loadError(dirs);
-    expect(error.issues.map(formatIssue)).toEqual([`${join(dirs.config, "settings.sh")}: cannot read: is a directory`]);
+    expect(error.issues.map(formatIssue)).toEqual([`${join(dirs.config, "settings.sh")}: is a directory, not a regular file`]);
   });
 
   test("a nat.conf that cannot be read is an error", () => {
     const dirs = layout({ "defaults/nat.conf": "a 2\n" });
     mkdirSync(join(dirs.config, "nat.conf"));
     const { error } = loadError(dirs);
-    expect(error.issues.map(formatIssue)).toEqual([`${join(dirs.config, "nat.conf")}: cannot read: is a directory`]);
+    expect(error.issues.map(formatIssue)).toEqual([`${join(dirs.config, "nat.conf")}: is a directory, not a regular file`]);
   });
 
   test("a config dir that is a file", () => {

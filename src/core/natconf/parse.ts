@@ -5,7 +5,11 @@
 // column. nat.conf is not merged across layers: the caller passes the one file that wins.
 import type { ConfigIssue } from "../errors.ts";
 import type { NatEntry } from "../settings/types.ts";
-import { isIPv4, parseInteger, show } from "../settings/values.ts";
+import { MAX_EXCERPT_CHARS } from "../settings/limits.ts";
+import { isIPv4, parseInteger, show as showValue } from "../settings/values.ts";
+
+/** A short excerpt of offending text: never a whole line of a file mounted here by mistake. */
+const show = (s: string): string => showValue(s, MAX_EXCERPT_CHARS);
 
 export interface NatContext {
   /** VXLAN_GATEWAY_FIRST_DYNAMIC_IP; undefined when the settings are invalid (then only 2..254 is checked). */
@@ -77,14 +81,18 @@ export function parseNatConf(text: string, file: string, ctx: NatContext = {}): 
     }
 
     const ports: NatEntry["ports"] = [];
+    const seen = new Set<string>(); // a Set: a line may hold a great many items
     for (const tok of portToks) {
       const p = parsePortItem(tok.text);
       if (typeof p === "string") {
         err(lineNo, tok.column, p);
         okLine = false;
-      } else if (ports.some((q) => q.proto === p.proto && q.port === p.port)) {
+      } else if (seen.has(`${p.proto}:${p.port}`)) {
         warnings.push({ file, line: lineNo, column: tok.column, message: `${p.proto}:${p.port} is listed twice for ${nameTok.text}; using it once` });
-      } else ports.push(p);
+      } else {
+        seen.add(`${p.proto}:${p.port}`);
+        ports.push(p);
+      }
     }
     if (!okLine || octet === undefined) return;
 

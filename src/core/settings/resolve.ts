@@ -7,6 +7,7 @@
 // layer that has one wins entirely (an empty nat.conf there means "no static entries").
 import { formatIssue, type ConfigIssue } from "../errors.ts";
 import { parseNatConf } from "../natconf/parse.ts";
+import { MAX_CONFIG_FILE_BYTES, MAX_ISSUES_PER_FILE } from "./limits.ts";
 import { parseSettings, type ExpansionRef } from "./parse.ts";
 import { isSettingKey, validateSettings, type RawSetting } from "./schema.ts";
 import type { ResolvedConfig, SettingKey, SettingSource } from "./types.ts";
@@ -54,22 +55,24 @@ export function sourceText(s: SettingSource): string {
 export function resolveConfig(input: ResolveInput): Resolution {
   const issues: ConfigIssue[] = [...(input.readIssues ?? [])];
   const warnings: ConfigIssue[] = [];
-  const raw: Record<string, RawSetting> = {};
-  const vars: Record<string, string> = {};
+  // Maps, not objects: a key named __proto__ or constructor is a name like any other.
+  const raw = new Map<string, RawSetting>();
+  const vars = new Map<string, string>();
 
   for (const layer of input.settings) {
+    if (tooLarge(layer, issues)) continue;
     const p = parseSettings(layer.text, layer.file, { env: input.env, vars });
     issues.push(...p.issues);
     warnings.push(...p.warnings);
     for (const a of p.assignments) {
-      vars[a.key] = a.value;
-      raw[a.key] = {
+      vars.set(a.key, a.value);
+      raw.set(a.key, {
         value: a.value,
         file: a.file,
         line: a.line,
         source: layer.builtin ? { kind: "default" } : { kind: "file", file: a.file, line: a.line },
         refs: a.refs,
-      };
+      });
     }
   }
 
@@ -77,26 +80,32 @@ export function resolveConfig(input: ResolveInput): Resolution {
   issues.push(...v.issues);
   warnings.push(...v.warnings);
 
-  const fd = raw.VXLAN_GATEWAY_FIRST_DYNAMIC_IP;
-  const nat = parseNatConf(input.nat.text, input.nat.file, {
-    firstDynamic: v.values.VXLAN_GATEWAY_FIRST_DYNAMIC_IP,
-    firstDynamicFrom: fd ? sourceText(fd.source) : undefined,
-  });
+  const fd = raw.get("VXLAN_GATEWAY_FIRST_DYNAMIC_IP");
+  const nat = tooLarge(input.nat, issues)
+    ? { entries: [], issues: [], warnings: [] }
+    : parseNatConf(input.nat.text, input.nat.file, {
+        firstDynamic: v.values.VXLAN_GATEWAY_FIRST_DYNAMIC_IP,
+        firstDynamicFrom: fd ? sourceText(fd.source) : undefined,
+      });
   issues.push(...nat.issues);
   warnings.push(...nat.warnings);
 
   // Report in reading order: layer by layer, line by line (validation walks keys, not lines).
   const fileOrder = [...input.settings.map((l) => l.file), input.nat.file];
+  // Files outside the layers (those that could not be read) keep the order they were read in.
   const byPlace = (a: ConfigIssue, b: ConfigIssue): number =>
-    rank(fileOrder, a.file) - rank(fileOrder, b.file) || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
+    a.file !== b.file
+      ? rank(fileOrder, a.file) - rank(fileOrder, b.file)
+      : (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
   issues.sort(byPlace);
   warnings.sort(byPlace);
+  capPerFile(issues);
   const warningLines = [...(input.readWarnings ?? []), ...warnings.map(formatIssue)];
   if (issues.length || !v.settings) return { config: undefined, issues, warnings: warningLines };
 
   const sources = {} as Record<SettingKey, SettingSource>;
   const expansions: LoadedConfig["expansions"] = {};
-  for (const [k, r] of Object.entries(raw)) {
+  for (const [k, r] of raw) {
     if (!isSettingKey(k)) continue;
     sources[k] = r.source;
     const env = envRefs(r.refs ?? []);
@@ -115,6 +124,37 @@ export function resolveConfig(input: ResolveInput): Resolution {
     issues,
     warnings: warningLines,
   };
+}
+
+/**
+ * A file over the size limit is not parsed at all (bounded time and memory whatever it holds).
+ * Its length in UTF-16 units is at most its length in bytes, so this also holds for text that
+ * did not come from readRegularFile, which refuses such files before reading them whole.
+ */
+function tooLarge(f: ConfigText, issues: ConfigIssue[]): boolean {
+  if (f.text.length <= MAX_CONFIG_FILE_BYTES) return false;
+  issues.push({ file: f.file, message: `is larger than the limit of ${MAX_CONFIG_FILE_BYTES} bytes (1 MiB); refused before parsing` });
+  return true;
+}
+
+/**
+ * At most MAX_ISSUES_PER_FILE problems per file, then one line counting the rest: a file that is
+ * not a settings file at all (a secret mounted by mistake) must not be echoed line by line.
+ */
+function capPerFile(issues: ConfigIssue[]): void {
+  const seen = new Map<string, number>();
+  const out: ConfigIssue[] = [];
+  for (const i of issues) {
+    const n = (seen.get(i.file) ?? 0) + 1;
+    seen.set(i.file, n);
+    if (n <= MAX_ISSUES_PER_FILE) out.push(i);
+  }
+  for (const [file, n] of seen)
+    if (n > MAX_ISSUES_PER_FILE) {
+      const at = out.findLastIndex((i) => i.file === file);
+      out.splice(at + 1, 0, { file, message: `${n - MAX_ISSUES_PER_FILE} more problems in this file not shown` });
+    }
+  issues.splice(0, issues.length, ...out);
 }
 
 /** Position of a file in layer order; files not in a layer (read errors, "settings") come first. */

@@ -8,25 +8,40 @@ export type Checked<T> = { ok: true; value: T; warnings?: string[] } | { ok: fal
 export const ok = <T>(value: T, warnings?: string[]): Checked<T> => (warnings?.length ? { ok: true, value, warnings } : { ok: true, value });
 export const bad = <T = never>(error: string): Checked<T> => ({ ok: false, error });
 
-/** Show a value in a message: quoted, control characters escaped, long values cut. */
-export function show(s: string): string {
-  const cut = s.length > 60 ? s.slice(0, 57) + "..." : s;
+/** Show a value in a message: quoted, control characters escaped, long values cut to `max` characters. */
+export function show(s: string, max = 60): string {
+  const cut = s.length > max ? s.slice(0, max - 3) + "..." : s;
   return JSON.stringify(cut);
 }
 
 /**
- * A whole decimal number in [min, max]. Leading zeros are refused: tools we hand numbers to
- * (iproute2's get_u32, inet_aton) read "042" as octal 34, so "042" would mean two things.
+ * The one number syntax of every numeric setting and command-line flag: decimal digits, with a
+ * fractional part only where `fraction` allows it ("0.5"). No sign, exponent, hex, "Infinity",
+ * or leading zero: tools we hand numbers to (iproute2's get_u32, inet_aton) read "042" as octal
+ * 34, so "042" would mean two things; Number() would take "0x10", "1e9" and " ".
  */
-export function parseInteger(text: string, min: number, max: number): Checked<number> {
+export function parseDecimal(text: string, min: number, max: number, opts: { fraction?: boolean; unit?: string } = {}): Checked<number> {
   const s = text.trim();
-  if (s === "") return bad(`is empty; expected a whole number ${min}..${max}`);
-  if (!/^[+-]?[0-9]+$/.test(s)) return bad(`${show(s)} is not a whole number (expected ${min}..${max})`);
-  if (/^[+-]/.test(s)) return bad(`${show(s)} has a sign; write the number alone (${min}..${max})`);
-  if (s.length > 1 && s.startsWith("0")) return bad(`${show(s)} has a leading zero (octal in some tools); write ${String(Number(s))}`);
-  const n = Number(s);
-  if (n < min || n > max) return bad(`${s} is out of range ${min}..${max}`);
+  const range = `${min}..${max}${opts.unit ? " " + opts.unit : ""}`;
+  const what = opts.fraction ? "a decimal number" : "a whole number";
+  if (s === "") return bad(`is empty; expected ${what} ${range}`);
+  if (/^[+-]/.test(s) && /^[+-][0-9.]+$/.test(s)) return bad(`${show(s)} has a sign; write the number alone (${range})`);
+  const re = opts.fraction ? /^[0-9]+(\.[0-9]+)?$/ : /^[0-9]+$/;
+  if (!re.test(s)) {
+    const hint = opts.fraction && /^[0-9]*\.[0-9]*$/.test(s) && s !== "." ? `; write digits on both sides of the point (for example ${s.startsWith(".") ? "0" + s : s + "0"})` : "";
+    return bad(`${show(s)} is not ${what} (expected ${range})${hint}`);
+  }
+  const whole = s.split(".")[0]!;
+  if (whole.length > 1 && whole.startsWith("0")) return bad(`${show(s)} has a leading zero (octal in some tools); write ${String(Number(s))}`);
+  // Long digit strings are out of every range; say so without building a huge number.
+  const n = whole.length > 16 ? Infinity : Number(s);
+  if (n < min || n > max) return bad(`${s.length > 24 ? s.slice(0, 21) + "..." : s} is out of range ${range}`);
   return ok(n);
+}
+
+/** A whole decimal number in [min, max] (see parseDecimal). */
+export function parseInteger(text: string, min: number, max: number): Checked<number> {
+  return parseDecimal(text, min, max);
 }
 
 const TRUE = new Set(["true", "yes", "on", "1"]);
@@ -155,17 +170,54 @@ export function parsePortList(text: string): Checked<number[]> {
 }
 
 /**
- * Interface names as the kernel's dev_valid_name accepts them: 1..15 bytes (IFNAMSIZ 16 with the
- * NUL), not "." or "..", no '/', ':' or whitespace.
+ * Interface names as the kernel's dev_valid_name accepts them — 1..15 bytes (IFNAMSIZ 16 with the
+ * NUL), not "." or "..", no '/', ':' or whitespace — and narrower where our outputs need it: no
+ * control characters, quotes or backslashes (they would end or escape a quoted string in an nft
+ * script), and no wildcard: iptables reads `+` as "any interface with this prefix" (`-o +` is
+ * every interface) and nft reads a trailing `*` the same way, so a kill switch written for `tun+`
+ * accepts more than the VPN. Printable ASCII only, so every tool shows the same name.
  */
 export function checkInterfaceName(text: string): Checked<string> {
   const s = text;
   if (s === "") return bad("is empty; expected an interface name");
-  const bytes = new TextEncoder().encode(s).length;
+  if (/[+*]/.test(s))
+    return bad(`${show(s)} is a wildcard ('+' and '*' match many interfaces); name the exact interface, for example tun0 or wg0 (the kill switch and its routes need one link)`);
+  if (/[\x00-\x1f\x7f]/.test(s)) return bad(`${show(s)} contains a control character, which interface names cannot`);
+  if (/[^\x20-\x7e]/.test(s)) return bad(`${show(s)} contains a character outside printable ASCII; interface names here are ASCII`);
+  const bytes = s.length;
   if (bytes > 15) return bad(`${show(s)} is ${bytes} bytes long; interface names have at most 15`);
   if (s === "." || s === "..") return bad(`${show(s)} is not a valid interface name`);
   if (/[/:\s]/.test(s)) return bad(`${show(s)} contains '/', ':' or whitespace, which interface names cannot`);
+  if (/["'\\`]/.test(s)) return bad(`${show(s)} contains a quote or backslash, which interface names here cannot`);
   return ok(s);
+}
+
+/**
+ * An absolute, normalised path of a file we write: no empty, "." or ".." components, no trailing
+ * '/', and only the portable filename characters (letters, digits, '.', '_', '-') between the
+ * slashes, so it reaches dnsmasq's configuration and log lines as exactly one word.
+ */
+export function checkFilePath(text: string): Checked<string> {
+  const s = text;
+  if (!s.startsWith("/")) return bad(`${show(s)} is not an absolute path (it must start with '/')`);
+  if (s.endsWith("/")) return bad(`${show(s)} names a directory; give a file path`);
+  if (/[^A-Za-z0-9._\/-]/.test(s)) return bad(`${show(s)} contains characters other than letters, digits, '.', '_', '-' and '/'`);
+  const parts = s.slice(1).split("/");
+  if (parts.some((p) => p === "" || p === "." || p === ".."))
+    return bad(`${show(s)} is not a normalised path (no '//', '/./' or '/../'); write it as ${show(normalisePath(s))}`);
+  if (s.length > 4095) return bad(`${show(s)} is longer than PATH_MAX (4095)`);
+  return ok(s);
+}
+
+/** "/a//b/./c/../d" → "/a/b/d" (lexically, as a hint in a message). */
+function normalisePath(s: string): string {
+  const out: string[] = [];
+  for (const p of s.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") out.pop();
+    else out.push(p);
+  }
+  return "/" + out.join("/");
 }
 
 /**
@@ -188,7 +240,7 @@ export function checkDnsName(text: string): Checked<string> {
 export function leaseSeconds(text: string): number | "infinite" | undefined {
   const s = text.trim().toLowerCase();
   if (s === "infinite") return "infinite";
-  const m = /^(0|[1-9][0-9]*)([smhdw]?)$/.exec(s);
+  const m = /^(0|[1-9][0-9]{0,9})([smhdw]?)$/.exec(s);
   if (!m) return undefined;
   const mult: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
   return Number(m[1]) * mult[m[2]!]!;
