@@ -245,6 +245,8 @@ describe("rejected values: file:line, key and why", () => {
     ["VPN_INTERFACE", "tun'0", "contains a quote or backslash"],
     ["VPN_INTERFACE", "tun\\0", "contains a quote or backslash"],
     ["VPN_INTERFACE", "tun\u00e90", "outside printable ASCII"],
+    ["VPN_INTERFACE", "tun%d", "which the kernel reads as a name template"],
+    ["VPN_INTERFACE", "tun#0", "contains '#'"],
     ["RESOLV_CONF_COPY", "/etc/resolv_copy.conf\ndhcp-script=/tmp/x.sh", "contains the control character U+000A at position 22; values are plain text on one line"],
     ["RESOLV_CONF_COPY", "/etc//resolv.conf", 'is not a normalised path (no \'//\', \'/./\' or \'/../\'); write it as "/etc/resolv.conf"'],
     ["RESOLV_CONF_COPY", "/etc/../tmp/r.conf", 'write it as "/tmp/r.conf"'],

@@ -173,7 +173,7 @@ export function parsePortList(text: string): Checked<number[]> {
  * Interface names as the kernel's dev_valid_name accepts them — 1..15 bytes (IFNAMSIZ 16 with the
  * NUL), not "." or "..", no '/', ':' or whitespace — and narrower where our outputs need it: no
  * control characters, quotes or backslashes (they would end or escape a quoted string in an nft
- * script), and no wildcard: iptables reads `+` as "any interface with this prefix" (`-o +` is
+ * script), no '#' (ip -batch cuts a line there), no '%' (a kernel name template), and no wildcard: iptables reads `+` as "any interface with this prefix" (`-o +` is
  * every interface) and nft reads a trailing `*` the same way, so a kill switch written for `tun+`
  * accepts more than the VPN. Printable ASCII only, so every tool shows the same name.
  */
@@ -189,6 +189,10 @@ export function checkInterfaceName(text: string): Checked<string> {
   if (s === "." || s === "..") return bad(`${show(s)} is not a valid interface name`);
   if (/[/:\s]/.test(s)) return bad(`${show(s)} contains '/', ':' or whitespace, which interface names cannot`);
   if (/["'\\`]/.test(s)) return bad(`${show(s)} contains a quote or backslash, which interface names here cannot`);
+  // The kernel reads '%' as a name template (tun%d: the next free number), never as a name.
+  if (s.includes("%")) return bad(`${show(s)} contains '%', which the kernel reads as a name template (tun%d); name the exact interface`);
+  // `ip -batch` cuts a line at '#' wherever it stands (iproute2's getcmdline): no way to quote it.
+  if (s.includes("#")) return bad(`${show(s)} contains '#', which interface names here cannot (ip reads it as a comment)`);
   return ok(s);
 }
 
