@@ -159,7 +159,7 @@ function parseOctet(
 /** "tcp:80" → {proto, port}; a message saying what is wrong otherwise. */
 function parsePortItem(item: string): NatEntry["ports"][number] | string {
   const colon = item.indexOf(":");
-  if (colon < 0) return `expected proto:port (for example tcp:${/^[0-9]+$/.test(item) ? item : "80"}), found ${show(item)}`;
+  if (colon < 0) return `expected proto:port (for example tcp:${/^[0-9]{1,5}$/.test(item) ? item : "80"}), found ${show(item)}`;
   const proto = item.slice(0, colon).toLowerCase();
   const portText = item.slice(colon + 1);
   if (proto !== "tcp" && proto !== "udp") return `protocol ${show(item.slice(0, colon))} is not tcp or udp`;

@@ -13,6 +13,7 @@ import {
   checkInterfaceName,
   editDistance,
   isIP,
+  joinErrors,
   leaseSeconds,
   ok,
   parseAddressList,
@@ -146,7 +147,7 @@ const RULES: { [K in SettingKey]: Rule<Settings[K]> } = {
       if (!d.ok) errors.push(d.error);
       else if (!out.includes(d.value)) out.push(d.value);
     }
-    return errors.length ? bad(errors.join("; ")) : ok(out);
+    return errors.length ? bad(joinErrors(errors)) : ok(out);
   },
   DNS_LOCAL_SERVER: (t) => {
     const s = trimmed(t);

@@ -55,6 +55,15 @@ export function parseBoolean(text: string): Checked<boolean> {
   return bad(`${show(text)} is not a boolean (use true/false, yes/no, on/off or 1/0)`);
 }
 
+/**
+ * The problems of a list's items, for one message: the first three and a count of the rest (a
+ * list of thousands of bad items must not become a message of thousands of lines).
+ */
+export function joinErrors(errors: readonly string[]): string {
+  const shown = errors.slice(0, 3).join("; ");
+  return errors.length > 3 ? `${shown}; and ${errors.length - 3} more` : shown;
+}
+
 /** Items of a list written space- and/or comma-separated ("a b", "a,b", "a, b"). */
 export function splitList(text: string): string[] {
   return text.split(/[\s,]+/).filter((x) => x !== "");
@@ -136,7 +145,7 @@ export function parseCidrList(text: string): Checked<string[]> {
     if (out.includes(c.value)) warnings.push(`${c.value} is listed twice; using it once`);
     else out.push(c.value);
   }
-  if (errors.length) return bad(errors.join("; "));
+  if (errors.length) return bad(joinErrors(errors));
   return ok(out, warnings);
 }
 
@@ -148,7 +157,7 @@ export function parseAddressList(text: string): Checked<string[]> {
     if (!isIP(item)) errors.push(`${show(item)} is not an IPv4 or IPv6 address`);
     else if (!out.includes(item)) out.push(item);
   }
-  if (errors.length) return bad(errors.join("; "));
+  if (errors.length) return bad(joinErrors(errors));
   return ok(out);
 }
 
@@ -165,7 +174,7 @@ export function parsePortList(text: string): Checked<number[]> {
     if (!p.ok) errors.push(`port ${p.error}`);
     else if (!out.includes(p.value)) out.push(p.value);
   }
-  if (errors.length) return bad(errors.join("; "));
+  if (errors.length) return bad(joinErrors(errors));
   return ok(out);
 }
 

@@ -1,0 +1,66 @@
+// Every hostile configuration input found so far (issue 12: by hand, by the netns renderer test,
+// by the fuzzer) replayed through the compiled binary's `pod-gateway config`: the exit code and
+// the message of test/fixtures/hostile/config/<case>/expect.json, within a timeout (a FIFO or
+// /dev/zero used to hang it). Each expect.json also records which roles the error stops.
+import { afterAll, describe, expect, test } from "bun:test";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { binPath, REPO } from "../helpers/bin.ts";
+
+const ROOT = join(REPO, "test/fixtures/hostile/config");
+const ROLES = ["client-init", "client-sidecar", "gateway-init", "gateway-sidecar"];
+const work = mkdtempSync(join(tmpdir(), "pg-hostile-cli-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+interface Expect {
+  exit: number;
+  stderr: string[];
+  stderrNot?: string[];
+  stops: string[];
+  stopsWhy?: string;
+  why: string;
+  setup?: { fifo?: string; large?: string };
+}
+
+describe("hostile configuration fixtures through `pod-gateway config`", () => {
+  const cases = readdirSync(ROOT).sort();
+  test("there are fixtures, each with an expectation that names the roles it stops", () => {
+    expect(cases.length).toBeGreaterThanOrEqual(15);
+    for (const c of cases) {
+      const e = JSON.parse(readFileSync(join(ROOT, c, "expect.json"), "utf8")) as Expect;
+      expect(typeof e.why, c).toBe("string");
+      for (const r of e.stops) expect(ROLES, c).toContain(r);
+      if (e.exit !== 0) expect(e.stops.length, c).toBeGreaterThan(0);
+    }
+  });
+
+  for (const c of cases)
+    test(
+      c,
+      () => {
+        const e = JSON.parse(readFileSync(join(ROOT, c, "expect.json"), "utf8")) as Expect;
+        const dir = join(work, c);
+        cpSync(join(ROOT, c), dir, { recursive: true, verbatimSymlinks: true });
+        rmSync(join(dir, "expect.json"));
+        if (e.setup?.fifo) Bun.spawnSync(["mkfifo", join(dir, e.setup.fifo)]);
+        if (e.setup?.large) writeFileSync(join(dir, e.setup.large), "#".repeat(1024 * 1024) + "\n");
+        expect(existsSync(dir)).toBe(true);
+        const r = Bun.spawnSync([binPath(), "config", "--config-dir", dir], {
+          cwd: work,
+          env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+          stdout: "pipe",
+          stderr: "pipe",
+          timeout: 30_000,
+          killSignal: "SIGKILL",
+        });
+        const stderr = r.stderr.toString();
+        expect(r.exitCode, `${c}: ${stderr.slice(0, 2000)}`).toBe(e.exit);
+        for (const m of e.stderr) expect(stderr, c).toContain(m.replaceAll("{dir}", dir));
+        for (const m of e.stderrNot ?? []) expect(stderr, c).not.toContain(m);
+        // bounded output whatever the input
+        expect(stderr.length, c).toBeLessThan(20_000);
+      },
+      60_000,
+    );
+});
