@@ -133,7 +133,7 @@ describe("size limits and linear parsing (item 4)", () => {
 
   // Bounded, not timed: today's quadratic parser needs minutes for these (issue 12 measured 14
   // minutes for 120,000 lines), so a generous child timeout separates the two without asserting
-  // a speed. The speed itself is measured by `bun test/bench/config-parse.ts`.
+  // a speed. The speed itself is measured by test/bench/config-parse.ts.
   test("1 MiB of distinct keys, and 1 MiB of other shapes, load well within the child's timeout", () => {
     const r = inChild(
       `const { resolveConfig } = await import(REPO + "/src/core/settings/resolve.ts");
