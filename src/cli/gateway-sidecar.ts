@@ -44,7 +44,7 @@ export default defineCommand({
       { fraction: true, unit: "seconds" },
     );
     // The sidecar re-asserts firewall rules: it changes network state too, so it is checked like init.
-    const config = prepareRole(args, logger);
+    const config = prepareRole(args, logger, "gateway-sidecar");
     const runner = new ProcessRunner();
     return await runGatewaySidecar(
       config,

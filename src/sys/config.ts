@@ -10,6 +10,7 @@ import builtinNatText from "../../config/nat.conf" with { type: "text" };
 import { ConfigError, type ConfigIssue } from "../core/errors.ts";
 import { MAX_CONFIG_FILE_BYTES } from "../core/settings/limits.ts";
 import { resolveConfig, type ConfigText, type LoadedConfig } from "../core/settings/resolve.ts";
+import type { Role } from "../core/settings/roles.ts";
 import { decodeConfigText } from "../core/settings/text.ts";
 import { readRegularFile } from "./files.ts";
 import { log } from "./log.ts";
@@ -28,6 +29,10 @@ export interface LoadConfigOptions {
   defaultConfigDir?: string;
   /** For $VAR expansion and POD_GATEWAY_CONFIG_DIR; process.env when omitted. */
   env?: Readonly<Record<string, string | undefined>>;
+  /** The role that will use the configuration: a client role is strict only about what it reads (core/settings/roles.ts). */
+  role?: Role;
+  /** The pod's name (client roles): which nat.conf line is its own. */
+  podName?: string;
   /** Receives each warning line; by default they are logged (also when loading fails, since a misspelt key often explains an error). */
   onWarning?: (line: string) => void;
 }
@@ -106,7 +111,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     if (rc.kind === "error" || rs.kind === "error") break;
   }
 
-  const res = resolveConfig({ settings, nat, env, readIssues, readWarnings });
+  const res = resolveConfig({ settings, nat, env, readIssues, readWarnings, role: opts.role, podName: opts.podName });
   for (const w of res.warnings) onWarning(w);
   if (!res.config) throw new ConfigError(res.issues);
   return res.config;

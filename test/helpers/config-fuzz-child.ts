@@ -30,8 +30,9 @@ function fail(why: string): never {
 function checkIssue(i: ConfigIssue, lines: number): void {
   if (!FILES.has(i.file)) fail(`issue names an unknown file: ${JSON.stringify(i)}`);
   if (typeof i.message !== "string" || i.message === "") fail(`issue without a message: ${JSON.stringify(i)}`);
-  // short excerpts only: no message quotes a whole line of the input
-  if (i.message.length > 400) fail(`message of ${i.message.length} characters: ${i.message.slice(0, 200)}...`);
+  // Bounded messages: excerpts of at most 60 characters, at most three items of a list (so at
+  // most about 600 characters whatever the input); never a whole line of the input.
+  if (i.message.length > 800) fail(`message of ${i.message.length} characters: ${i.message.slice(0, 200)}...`);
   if (i.line !== undefined && (!Number.isInteger(i.line) || i.line < 1 || i.line > lines + 1)) fail(`line ${i.line} outside the text (${lines} lines)`);
   if (i.column !== undefined && (!Number.isInteger(i.column) || i.column < 1)) fail(`bad column ${i.column}`);
 }
