@@ -1,11 +1,16 @@
 // Every hostile configuration input found so far (issue 12: by hand, by the netns renderer test,
 // by the fuzzer) replayed through the compiled binary's `pod-gateway config`: the exit code and
 // the message of test/fixtures/hostile/config/<case>/expect.json, within a timeout (a FIFO or
-// /dev/zero used to hang it). Each expect.json also records which roles the error stops.
+// /dev/zero used to hang it). Each expect.json also records which roles the error stops (for a
+// client pod named "web"; a nat.conf line also stops the client roles of the pod it names), and
+// that is checked by loading the configuration as each role would — loading only, no role runs.
 import { afterAll, describe, expect, test } from "bun:test";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ConfigError } from "../../src/core/errors.ts";
+import type { Role } from "../../src/core/settings/roles.ts";
+import { loadConfig } from "../../src/sys/config.ts";
 import { binPath, REPO } from "../helpers/bin.ts";
 
 const ROOT = join(REPO, "test/fixtures/hostile/config");
@@ -17,7 +22,8 @@ interface Expect {
   exit: number;
   stderr: string[];
   stderrNot?: string[];
-  stops: string[];
+  stops: Role[];
+  stopsAlsoClientsOf?: string;
   stopsWhy?: string;
   why: string;
   setup?: { fifo?: string; large?: string };
@@ -60,6 +66,20 @@ describe("hostile configuration fixtures through `pod-gateway config`", () => {
         for (const m of e.stderrNot ?? []) expect(stderr, c).not.toContain(m);
         // bounded output whatever the input
         expect(stderr.length, c).toBeLessThan(20_000);
+        if (e.exit !== 0) expect(stderr, c).toContain("[stops ");
+
+        // which roles it stops: load as each role would (client roles as pod "web")
+        const stopped = (role: Role, podName: string): boolean => {
+          try {
+            loadConfig({ configDir: dir, defaultConfigDir: join(work, "none"), env: {}, role, podName, onWarning: () => {} });
+            return false;
+          } catch (err) {
+            if (err instanceof ConfigError) return true;
+            throw err;
+          }
+        };
+        expect(ROLES.filter((role) => stopped(role as Role, "web")), c).toEqual(e.stops);
+        if (e.stopsAlsoClientsOf) for (const role of ["client-init", "client-sidecar"] as const) expect(stopped(role, e.stopsAlsoClientsOf), `${c} ${role}`).toBe(true);
       },
       60_000,
     );
