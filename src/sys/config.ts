@@ -111,6 +111,14 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     if (rc.kind === "error" || rs.kind === "error") break;
   }
 
+  // The chart renders a nat6.conf (the reference's IPv6 port forwards): say it is not used.
+  for (const d of dirs) {
+    const path = join(d, "nat6.conf");
+    const r = readRegularFile(path, MAX_CONFIG_FILE_BYTES);
+    if (r.ok && /^[ \t]*[^#\s]/m.test(new TextDecoder().decode(r.bytes)))
+      readWarnings.push(`${path}: ignored: pod-gateway forwards IPv4 ports only (nat.conf); IPv6 port forwards are not supported`);
+  }
+
   const res = resolveConfig({ settings, nat, env, readIssues, readWarnings, role: opts.role, podName: opts.podName });
   for (const w of res.warnings) onWarning(w);
   if (!res.config) throw new ConfigError(res.issues);

@@ -163,6 +163,12 @@ describe("errors", () => {
     expect(error.issues.map(formatIssue)).toEqual([`${join(dirs.config, "nat.conf")}: is a directory, not a regular file`]);
   });
 
+  test("a non-empty nat6.conf (the chart renders one) is reported as ignored; an empty or comment-only one is not", () => {
+    const dirs = layout({ "config/nat6.conf": "# ipv6\nweb 5 tcp:80\n", "defaults/nat6.conf": "# nothing here\n\n" });
+    const { warnings } = load(dirs);
+    expect(warnings).toEqual([`${join(dirs.config, "nat6.conf")}: ignored: pod-gateway forwards IPv4 ports only (nat.conf); IPv6 port forwards are not supported`]);
+  });
+
   test("a config dir that is a file", () => {
     const dirs = layout({});
     const file = join(dirs.config, "plain-file");

@@ -88,13 +88,13 @@ describe("what the client reads stays strict", () => {
 });
 
 describe("nat.conf: a client reads its own entry", () => {
-  const nat = "web 5 tcp:80\nother_pod 6\nbroken 1\nqueue 7 tcp:80\n";
+  const nat = "web 5 tcp:80\nother-pod x6\nbroken 1\nqueue 7 tcp:80\n";
 
   test("lines for other pods are warnings for a client, errors for the gateway", () => {
     const c = resolve("", nat, "client-init", "web");
     expect(c.issues).toEqual([]);
     expect(c.config!.nat.map((e) => e.name)).toEqual(["web"]);
-    expect(c.warnings.filter((w) => w.startsWith(N)).map((w) => w.split(": ")[0])).toEqual([`${N}:2:1`, `${N}:3:8`, `${N}:4:9`]);
+    expect(c.warnings.filter((w) => w.startsWith(N)).map((w) => w.split(": ")[0])).toEqual([`${N}:2:11`, `${N}:3:8`, `${N}:4:9`]);
     expect(c.warnings[0]).toContain('(a line for another pod: client-init of pod "web" ignores it; the gateway roles refuse it)');
     expect(resolve("", nat, "gateway-init").issues.map((i) => i.line)).toEqual([2, 3, 4]);
   });

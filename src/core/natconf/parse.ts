@@ -67,7 +67,10 @@ export function parseNatConf(text: string, file: string, ctx: NatContext = {}): 
     const portToks = octetTok ? tokens(content, /[^\s,]+/g, octetTok.column - 1 + octetTok.text.length) : [];
     let okLine = true;
 
-    if (nameTok.text.length > 253 || !NAME_RE.test(nameTok.text)) {
+    if (nameTok.text.length <= 253 && !NAME_RE.test(nameTok.text) && NAME_RE.test(nameTok.text.replaceAll("_", "-"))) {
+      // The reference took any word; an underscore only means the entry can never match a pod.
+      warnings.push({ file, line: lineNo, column: nameTok.column, message: `${show(nameTok.text)} contains '_', which pod names cannot: this entry never matches a pod (its octet stays reserved)` });
+    } else if (nameTok.text.length > 253 || !NAME_RE.test(nameTok.text)) {
       err(lineNo, nameTok.column, `${show(nameTok.text)} is not a pod name (letters, digits, '-' and '.')`);
       okLine = false;
     }

@@ -18,6 +18,7 @@ import {
   ok,
   parseAddressList,
   parseBoolean,
+  parseCidr4,
   parseCidrList,
   parseDecimal,
   parseInteger,
@@ -118,7 +119,8 @@ const RULES: { [K in SettingKey]: Rule<Settings[K]> } = {
   NOT_ROUTED_TO_GATEWAY_CIDRS: (t) =>
     notAllOfIPv4(parseCidrList(t), "every destination would stay on eth0 and nothing would be routed to the gateway; list the cluster's own CIDRs (pod and service networks)"),
   VXLAN_ID: integer(1, 16777215),
-  VXLAN_PORT: integer(0, 65535),
+  // Empty meant the kernel's default in the reference (`ip link add ... dstport ""`), like 0.
+  VXLAN_PORT: (t) => (t.trim() === "" ? ok(0) : parseInteger(t, 0, 65535)),
   VXLAN_IP_NETWORK: (t) => {
     const s = trimmed(t);
     const parts = s.split(".");
@@ -139,8 +141,15 @@ const RULES: { [K in SettingKey]: Rule<Settings[K]> } = {
     const out: string[] = [];
     const errors: string[] = [];
     for (const item of splitList(t)) {
-      if (item.includes("/") || isIP(item)) {
-        errors.push(`${show(item)} is an address; DNS_LOCAL_CIDRS lists DNS domains despite its name (for example "local cluster.local")`);
+      if (item.includes("/")) {
+        // An IPv4 CIDR is a reverse zone (its PTR names) for the cluster DNS, as in the reference.
+        const c = parseCidr4(item);
+        if (!c.ok) errors.push(`${c.error} (DNS_LOCAL_CIDRS lists DNS domains, or IPv4 CIDRs whose reverse zone the cluster DNS answers)`);
+        else if (!out.includes(c.value)) out.push(c.value);
+        continue;
+      }
+      if (isIP(item)) {
+        errors.push(`${show(item)} is an address; DNS_LOCAL_CIDRS lists DNS domains (for example "local cluster.local") or CIDRs for reverse zones (10.96.0.0/12)`);
         continue;
       }
       const d = checkDnsName(item.replace(/^\./, ""));

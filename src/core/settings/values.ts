@@ -162,20 +162,34 @@ export function parseAddressList(text: string): Checked<string[]> {
 }
 
 /** Ports 1..65535, space/comma separated. */
+/** The widest port range a list may hold: each port becomes rules of its own. */
+export const MAX_PORT_RANGE = 64;
+
+/**
+ * Ports 1..65535, space/comma separated; a range "1194:1197" (as iptables writes it, which the
+ * reference passed through) or "1194-1197" stands for each of its ports, at most MAX_PORT_RANGE.
+ */
 export function parsePortList(text: string): Checked<number[]> {
-  const out: number[] = [];
+  const out = new Set<number>();
   const errors: string[] = [];
   for (const item of splitList(text)) {
-    if (/^[0-9]+[-:][0-9]+$/.test(item)) {
-      errors.push(`${show(item)}: port ranges are not supported; list the ports`);
+    const range = /^([0-9]+)[-:]([0-9]+)$/.exec(item);
+    if (range) {
+      const a = parseInteger(range[1]!, 1, 65535);
+      const b = parseInteger(range[2]!, 1, 65535);
+      if (!a.ok || !b.ok) errors.push(`port range ${show(item)}: ${!a.ok ? a.error : (b as { error: string }).error}`);
+      else if (a.value > b.value) errors.push(`port range ${show(item)} runs backwards; write ${b.value}:${a.value}`);
+      else if (b.value - a.value + 1 > MAX_PORT_RANGE)
+        errors.push(`port range ${show(item)} holds ${b.value - a.value + 1} ports; at most ${MAX_PORT_RANGE} (each port is a rule of its own)`);
+      else for (let p = a.value; p <= b.value; p++) out.add(p);
       continue;
     }
     const p = parseInteger(item, 1, 65535);
     if (!p.ok) errors.push(`port ${p.error}`);
-    else if (!out.includes(p.value)) out.push(p.value);
+    else out.add(p.value);
   }
   if (errors.length) return bad(joinErrors(errors));
-  return ok(out);
+  return ok([...out]);
 }
 
 /**
