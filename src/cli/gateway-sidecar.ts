@@ -27,6 +27,11 @@ export default defineCommand({
       description: "The resolv.conf the VPN client rewrites (default: $POD_GATEWAY_RESOLV_CONF or /etc/resolv.conf)",
       valueHint: "FILE",
     },
+    "dnsmasq-dir": {
+      type: "string",
+      description: "User dnsmasq drop-ins: *.conf files read after ours when the directory exists (default: $POD_GATEWAY_DNSMASQ_DIR or /etc/dnsmasq.d)",
+      valueHint: "DIR",
+    },
     "firewall-check-interval": {
       type: "string",
       description: "Seconds between checks that our firewall rules are still in place, 1 to 3600 (default: $POD_GATEWAY_FIREWALL_CHECK_INTERVAL or 5)",
@@ -51,6 +56,7 @@ export default defineCommand({
       {
         runDir: args["run-dir"] ?? env.POD_GATEWAY_RUN_DIR ?? DEFAULT_RUN_DIR,
         resolvConf: args["resolv-conf"] ?? env.POD_GATEWAY_RESOLV_CONF ?? "/etc/resolv.conf",
+        dnsmasqDir: args["dnsmasq-dir"] ?? env.POD_GATEWAY_DNSMASQ_DIR ?? "/etc/dnsmasq.d",
       },
       { runner, ip: new Ip(runner), log: logger, firewallCheckSeconds: check },
     );

@@ -108,6 +108,28 @@ describe("only regular files are read (item 5)", () => {
   });
 });
 
+test("gateway-sidecar: a FIFO or /dev/zero as resolv.conf keeps the current upstreams instead of hanging (child with a timeout)", () => {
+  const d = fresh();
+  Bun.spawnSync(["mkfifo", join(d, "fifo")]);
+  symlinkSync("/dev/zero", join(d, "zero"));
+  const r = inChild(
+    `const { syncResolvCopy } = await import(REPO + "/src/roles/gateway-sidecar.ts");
+     const warned = [];
+     const log = { warn: (m) => warned.push(m), debug() {}, info() {}, error() {} };
+     for (const f of ["fifo", "zero"]) console.log(String(syncResolvCopy(${JSON.stringify(d)} + "/" + f, ${JSON.stringify(d)} + "/copy", log)));
+     console.log(warned.join(String.fromCharCode(10)));`,
+    20_000,
+  );
+  expect(r.timedOut).toBe(false);
+  expect(r.stderr).toBe("");
+  expect(r.stdout.trim().split("\n")).toEqual([
+    "undefined",
+    "undefined",
+    `reading ${join(d, "fifo")}: is a FIFO, not a regular file; keeping the current upstreams`,
+    `reading ${join(d, "zero")}: is a character device, not a regular file; keeping the current upstreams`,
+  ]);
+}, 60_000);
+
 describe("size limits and linear parsing (item 4)", () => {
   test("a settings.sh over 1 MiB is refused before parsing", () => {
     const d = fresh();

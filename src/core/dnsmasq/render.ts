@@ -17,6 +17,8 @@ export interface DnsmasqInputs {
   /** Where dnsmasq keeps its leases (must be writable: the runtime directory, not the image). */
   leaseFile: string;
   trustAnchors?: readonly TrustAnchor[];
+  /** A directory of user drop-ins (/etc/dnsmasq.d) whose *.conf files are read after ours. */
+  dropInDir?: string;
 }
 
 /** The first and last address DHCP hands out: .FIRST_DYNAMIC_IP to .254 (never .255, the broadcast). */
@@ -33,7 +35,7 @@ export function dhcpRange(network: string, firstDynamic: number): { first: strin
  */
 export function dnsmasqValue(value: string): string {
   if (/[\x00-\x1f\x7f]/.test(value)) throw new Error(`cannot write ${JSON.stringify(value)} into dnsmasq's configuration: it holds a control character`);
-  if (/^[A-Za-z0-9._\/:@%+=,-]+$/.test(value)) return value;
+  if (/^[A-Za-z0-9._\/:@%+=,*-]+$/.test(value)) return value;
   return `"${value.replace(/["\\]/g, "\\$&")}"`;
 }
 
@@ -112,5 +114,12 @@ export function renderDnsmasqConfig(i: DnsmasqInputs): string {
     "no-ping",
     dnsmasqOption("dhcp-leasefile", i.leaseFile),
   );
+  if (i.dropInDir !== undefined)
+    lines.push(
+      "",
+      "# User drop-ins, read after ours (the reference's dnsmasq read this directory): local",
+      "# records, upstream overrides. gateway-sidecar checks the result with dnsmasq --test first.",
+      dnsmasqOption("conf-dir", `${i.dropInDir},*.conf`),
+    );
   return lines.join("\n") + "\n";
 }
