@@ -194,6 +194,7 @@ describe("every setting × every hostile character: refused at file:line, or rea
           }
         }
       }
+      console.log(`hostile values: ${refused} refused at file:line, ${accepted} accepted (${seen.size} distinct configurations rendered and read back)`);
       // Both outcomes happen: the strict keys refuse, the interface name keeps punctuation.
       expect(refused).toBeGreaterThan(1000);
       expect(accepted).toBeGreaterThan(50);
