@@ -26,9 +26,11 @@ export function withStops(issues: readonly ConfigIssue[], natFile: (file: string
   const names = new Map<string, Map<number, string>>();
   return issues.map((i) => {
     let natName: string | undefined;
-    if (natFile(i.file)) {
+    // A nat.conf line stops the clients of the pod it names; a nat.conf that cannot be read at
+    // all (no line) stops every role: no client can tell its own entry.
+    if (natFile(i.file) && i.line !== undefined) {
       if (!names.has(i.file)) names.set(i.file, readNat(i.file));
-      natName = i.line === undefined ? "" : (names.get(i.file)!.get(i.line) ?? "");
+      natName = names.get(i.file)!.get(i.line) ?? "";
     }
     return { ...i, message: `${i.message} [stops ${stopsText(i, natName)}]` };
   });

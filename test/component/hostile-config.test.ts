@@ -66,7 +66,15 @@ describe("hostile configuration fixtures through `pod-gateway config`", () => {
         for (const m of e.stderrNot ?? []) expect(stderr, c).not.toContain(m);
         // bounded output whatever the input
         expect(stderr.length, c).toBeLessThan(20_000);
-        if (e.exit !== 0) expect(stderr, c).toContain("[stops ");
+        // the roles `config` says it stops are the roles it stops (checked below)
+        if (e.exit !== 0) {
+          const says = e.stopsAlsoClientsOf
+            ? `gateway-init, gateway-sidecar and the client roles of pod "${e.stopsAlsoClientsOf}"`
+            : e.stops.length === ROLES.length
+              ? "every role"
+              : e.stops.join(", ");
+          expect(stderr, c).toContain(`[stops ${says}]`);
+        }
 
         // which roles it stops: load as each role would (client roles as pod "web")
         const stopped = (role: Role, podName: string): boolean => {

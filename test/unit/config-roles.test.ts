@@ -122,10 +122,11 @@ describe("the table and `pod-gateway config`", () => {
   });
 
   test("each error says which roles it stops", () => {
-    const r = resolve('VPN_INTERFACE="+"\nGATEWAY_NAME="a b"\nCLIENT_PROBE_INTERVAL="0"\nif x\n', "web 1\n");
+    const r = resolve('VPN_INTERFACE="+"\nGATEWAY_NAME="a b"\nCLIENT_PROBE_INTERVAL="0"\nif x\nFOO=$(x)\n', "web 1\n");
     const lines = withStops(r.issues, (f) => f === N, () => new Map([[1, "web"]])).map(formatIssue);
     expect(lines.map((l) => l.slice(l.lastIndexOf("["))).sort()).toEqual(
       [
+        "[stops gateway-init, gateway-sidecar]",
         "[stops gateway-init, gateway-sidecar]",
         "[stops client-init, client-sidecar, gateway-init, gateway-sidecar]".replace("client-init, client-sidecar, gateway-init, gateway-sidecar", "every role"),
         "[stops client-sidecar, gateway-init, gateway-sidecar]",

@@ -59,14 +59,15 @@ export function roleIsStrictAbout(role: Role, key: string): boolean {
 
 /**
  * What an issue stops, for `pod-gateway config`: the gateway roles always (they are strict); the
- * client roles when it is about a setting they read or a line that assigns no known key (which
- * key it meant is unknown); for a nat.conf line, the clients of the pod it names only.
+ * client roles when it is about a setting they read or a line that is no assignment at all (which
+ * key it meant is unknown), not about a key no role reads; for a nat.conf line, the clients of
+ * the pod it names only.
  */
 export function stopsText(i: ConfigIssue, natLineName?: string): string {
   if (natLineName !== undefined)
     return natLineName === "" ? "gateway-init, gateway-sidecar" : `gateway-init, gateway-sidecar and the client roles of pod ${JSON.stringify(natLineName.slice(0, 63))}`;
-  if (i.key === undefined || !isKey(i.key)) return "every role";
-  const roles = ROLES.filter((r) => roleIsStrictAbout(r, i.key!));
+  if (i.key === undefined) return "every role";
+  const roles = ROLES.filter((r) => roleIsStrictAbout(r, i.key!)); // an unknown key: the gateway roles only
   return ROLES.every((r) => roles.includes(r)) ? "every role" : roles.join(", ");
 }
 
