@@ -6,12 +6,11 @@ import { isIPv4 } from "node:net";
 import { hostname } from "node:os";
 import type { ConfigIssue } from "../core/errors.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
-import { runClientInit, IpClientHost, type ClientInput, type DhcpClient } from "../roles/client-init.ts";
+import { runClientInit, type ClientInput, type DhcpClient } from "../roles/client-init.ts";
 import type { SidecarDeps } from "../roles/client-sidecar.ts";
 import { realClock } from "../sys/clock.ts";
 import { resolveGatewayAddress } from "../sys/dns.ts";
-import { ProcessRunner } from "../sys/exec.ts";
-import { Ip } from "../sys/ip.ts";
+import { NetlinkClientHost } from "../sys/client-host.ts";
 import { log, type Logger } from "../sys/log.ts";
 import { probeDns, probeDnsUntil, type DnsProbeResult } from "../sys/probe.ts";
 import { roleArgs } from "./args.ts";
@@ -27,10 +26,10 @@ export const dhcpClient: DhcpClient = {
 
 const describeProbe = (r: DnsProbeResult): string => (r.alive ? `DNS ${r.rcode} in ${r.rttMs.toFixed(1)} ms` : r.detail);
 
-/** What both client roles run against: the pod's `ip`, the DHCP client, DNS and the gateway probe. */
+/** What both client roles run against: rtnetlink (in-process), the DHCP client, DNS and the gateway probe. */
 export function realClientDeps(logger: Logger): Omit<SidecarDeps, "watchPodDone"> {
   return {
-    host: new IpClientHost(new Ip(new ProcessRunner())),
+    host: new NetlinkClientHost(),
     dhcp: dhcpClient,
     clock: realClock,
     log: logger,

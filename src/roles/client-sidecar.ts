@@ -58,7 +58,7 @@ export function sidecarPolicy(input: Pick<ClientInput, "settings">, over: Partia
   return {
     intervalMs,
     retryCount: Math.max(1, input.settings.CONNECTION_RETRY_COUNT),
-    // Only the repair in place (two `ip` processes) backs off this far; the probe and the lookup
+    // Only the repair in place (reading and changing the network) backs off this far; the probe and the lookup
     // keep their interval, which is what bounds recovery once the gateway is back.
     repairBackoffCapMs: Math.max(intervalMs, 30_000),
     probeTimeoutMs: Math.min(PROBE_TIMEOUT_MS, intervalMs),
