@@ -2,7 +2,7 @@
 // Loads and validates the configuration, checks it runs in a pod, then runs the role.
 // Also exports what client-sidecar shares with it: the real deps and the role input.
 import { defineCommand } from "citty";
-import { isIPv4 } from "node:net";
+import { isIpv4 } from "../core/net/ipv4.ts";
 import { hostname } from "node:os";
 import type { ConfigIssue } from "../core/errors.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
@@ -63,7 +63,7 @@ export function clientConfigIssues(cfg: ResolvedConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (s.GATEWAY_NAME.trim() === "")
     issues.push({ ...where("GATEWAY_NAME"), key: "GATEWAY_NAME", message: "is empty: set it, or pass the gateway's DNS name as $gateway (the admission webhook does)" });
-  else if (!isIPv4(s.GATEWAY_NAME.trim()) && !s.K8S_DNS_IPS.some((d) => isIPv4(d)))
+  else if (!isIpv4(s.GATEWAY_NAME.trim()) && !s.K8S_DNS_IPS.some((d) => isIpv4(d)))
     issues.push({ ...where("K8S_DNS_IPS"), key: "K8S_DNS_IPS", message: `has no IPv4 server to resolve ${s.GATEWAY_NAME} with (the webhook passes them as $K8S_DNS_ips)` });
   return issues;
 }

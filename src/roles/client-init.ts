@@ -3,7 +3,6 @@
 // prove isolation, take the address (static from nat.conf or DHCP), set the default route, and
 // prove the gateway answers through the tunnel. The client sidecar runs the same function to
 // re-initialise, so every step converges when repeated.
-import { isIPv4 } from "node:net";
 import { StepError } from "../core/errors.ts";
 import { ISOLATION_PROBES_V4, ISOLATION_PROBES_V6 } from "../core/client/constants.ts";
 import { parseClientFacts, type ClientFacts } from "../core/client/facts.ts";
@@ -22,6 +21,7 @@ import {
 import { describeChanges } from "../core/client/render.ts";
 import type { Lease } from "../core/dhcp/types.ts";
 import { clientMac, gatewayOverlayIp, overlayAddress, POD_IF, VXLAN_IF } from "../core/net/vxlan.ts";
+import { isIpv4 } from "../core/net/ipv4.ts";
 import { matchNatEntry, type NatMatchHow } from "../core/natconf/match.ts";
 import type { NatEntry, Settings } from "../core/settings/types.ts";
 import type { Clock } from "../sys/clock.ts";
@@ -128,7 +128,7 @@ export function networkInput(input: ClientInput, gatewayPodIp: string): ClientNe
     notRoutedCidrs: s.NOT_ROUTED_TO_GATEWAY_CIDRS,
     dnsServers: s.K8S_DNS_IPS,
     gatewayPodIp,
-    kubernetesServiceHost: input.kubernetesServiceHost && isIPv4(input.kubernetesServiceHost) ? input.kubernetesServiceHost : undefined,
+    kubernetesServiceHost: input.kubernetesServiceHost && isIpv4(input.kubernetesServiceHost) ? input.kubernetesServiceHost : undefined,
   };
 }
 

@@ -11,7 +11,7 @@ import {
   NLMSGERR_ATTR_MSG,
   NLMSGERR_ATTR_OFFS,
 } from "./constants.ts";
-import { formatIpv4, parseIpv4 } from "../net/ipv4.ts";
+import { formatIpv4, ipv4Bytes, parseIpv4 } from "../net/ipv4.ts";
 import { formatIpv6, parseIpv6 } from "../net/ipv6.ts";
 
 export class NetlinkDecodeError extends Error {
@@ -128,12 +128,7 @@ export function formatIp(b: Uint8Array): string {
 
 /** IPv4 or IPv6 text → its bytes; throws on anything else. */
 export function ipBytes(s: string): Uint8Array {
-  const v4 = parseIpv4(s);
-  if (v4 !== undefined) {
-    const b = new Uint8Array(4);
-    dv(b).setUint32(0, v4, false);
-    return b;
-  }
+  if (parseIpv4(s) !== undefined) return ipv4Bytes(s);
   const v6 = parseIpv6(s);
   if (v6) return v6;
   throw new NetlinkDecodeError(`${JSON.stringify(s)} is not an IPv4 or IPv6 address`);
