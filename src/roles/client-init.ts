@@ -18,7 +18,7 @@ import {
   type ClientNetworkInput,
   type ClientNetworkPlan,
 } from "../core/client/plan.ts";
-import { describeChanges } from "../core/client/render.ts";
+import { describeChanges } from "../core/net/change.ts";
 import type { Lease } from "../core/dhcp/types.ts";
 import { clientMac, gatewayOverlayIp, overlayAddress, POD_IF, VXLAN_IF } from "../core/net/vxlan.ts";
 import { isIpv4 } from "../core/net/ipv4.ts";

@@ -2,9 +2,11 @@
 // tests can drive src/sys/netlink.ts in a throwaway namespace
 // (`ip netns exec <ns> bun netlink-run.ts '<json>'`):
 //   [{"call":"route","args":["add",{...}]}, ...]   → {"ok":true,"results":[...]}
+//   [{"call":"applyNetChange","args":[<NetChange>]}]  (the change model's executor)
 //   {"events": {"rcvbuf": 4096, "waitMs": 3000, "until": "resync"}}  → the first event of that kind
 // A failing call prints {"ok":false,"index":i,"name":"NetlinkError","code":"EEXIST","message":"..."}.
 import { NetlinkError, NetlinkEvents, Rtnl } from "../../src/sys/netlink.ts";
+import { applyNetChange } from "../../src/sys/net-apply.ts";
 
 const req = JSON.parse(process.argv[2] ?? "[]");
 const print = (v: unknown) => console.log(JSON.stringify(v));
@@ -32,6 +34,11 @@ const r = Rtnl.open();
 const results: unknown[] = [];
 for (const [i, c] of (req as { call: string; args: unknown[] }[]).entries()) {
   try {
+    if (c.call === "applyNetChange") {
+      applyNetChange(r, c.args[0] as Parameters<typeof applyNetChange>[1]);
+      results.push(null);
+      continue;
+    }
     const fn = (r as unknown as Record<string, (...a: unknown[]) => unknown>)[c.call];
     if (typeof fn !== "function") throw new Error(`no operation ${c.call}`);
     results.push(fn.apply(r, c.args) ?? null);

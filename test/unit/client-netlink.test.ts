@@ -4,7 +4,7 @@
 // iproute2 6.1 give them), and planned routes must map to the netlink operation ip would have run.
 import { describe, expect, test } from "bun:test";
 import { parseClientFacts, parseNetlinkFacts, protoNumber } from "../../src/core/client/facts.ts";
-import { netlinkRoute } from "../../src/sys/client-host.ts";
+import { netlinkRoute } from "../../src/sys/net-apply.ts";
 
 // One pod's state, as rtnetlink messages (decoded) and as ip -j printed it.
 const links = [
