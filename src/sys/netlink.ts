@@ -119,7 +119,7 @@ export interface NetlinkOptions {
 }
 
 /** How often a dump is retried when the kernel says it was interrupted by a change. */
-const DUMP_INTR_RETRIES = 10;
+export const DUMP_INTR_RETRIES = 10;
 
 export class NetlinkSocket {
   private fd: number;
@@ -234,36 +234,47 @@ export class NetlinkSocket {
 
   /** A dump: every part up to NLMSG_DONE; retried when the kernel flags it interrupted. */
   dump(req: R.NlRequest, what: string): NlMessage[] {
-    for (let attempt = 0; ; attempt++) {
-      const seq = this.send(req, what);
-      const out: NlMessage[] = [];
-      let interrupted = false;
-      let done = false;
-      while (!done) {
-        const msgs = this.receive(true, what);
-        if (msgs === undefined) throw new NetlinkError(what, 110, undefined, "the kernel did not finish the dump");
-        for (const m of msgs) {
-          if (m.header.seq !== seq) continue;
-          if (m.header.flags & C.NLM_F_DUMP_INTR) interrupted = true;
-          if (m.header.type === C.NLMSG_DONE) {
-            // NLMSG_DONE carries an int: negative when the dump failed part-way.
-            const err = m.payload.length >= 4 ? new DataView(m.payload.buffer, m.payload.byteOffset, 4).getInt32(0, true) : 0;
-            if (err < 0) throw new NetlinkError(what, -err, decodeErrorTail(m));
-            done = true;
-            break;
-          }
-          if (m.header.type === C.NLMSG_ERROR) {
-            const err = decodeError(m);
-            if (err.errno !== 0) throw new NetlinkError(what, err.errno, err.message);
-            done = true;
-            break;
-          }
-          out.push(m);
+    return runDump(() => this.send(req, what), () => this.receive(true, what), what);
+  }
+}
+
+/**
+ * The dump protocol over any transport (tests drive it with canned datagrams): send, collect the
+ * parts answering our sequence number up to NLMSG_DONE, and start over when any part carries
+ * NLM_F_DUMP_INTR (the table changed while the kernel walked it, so the parts may be
+ * inconsistent), at most DUMP_INTR_RETRIES times.
+ */
+export function runDump(send: () => number, receive: () => NlMessage[] | undefined, what: string): NlMessage[] {
+  for (let attempt = 0; ; attempt++) {
+    const seq = send();
+    const out: NlMessage[] = [];
+    let interrupted = false;
+    let done = false;
+    while (!done) {
+      const msgs = receive();
+      if (msgs === undefined) throw new NetlinkError(what, 110, undefined, "the kernel did not finish the dump");
+      for (const m of msgs) {
+        if (m.header.seq !== seq) continue;
+        if (m.header.flags & C.NLM_F_DUMP_INTR) interrupted = true;
+        if (m.header.type === C.NLMSG_DONE) {
+          // NLMSG_DONE carries an int: negative when the dump failed part-way.
+          const p = m.payload;
+          const err = p.length >= 4 ? p[0]! | (p[1]! << 8) | (p[2]! << 16) | (p[3]! << 24) : 0;
+          if (err < 0) throw new NetlinkError(what, -err, decodeErrorTail(m));
+          done = true;
+          break;
         }
+        if (m.header.type === C.NLMSG_ERROR) {
+          const err = decodeError(m);
+          if (err.errno !== 0) throw new NetlinkError(what, err.errno, err.message);
+          done = true;
+          break;
+        }
+        out.push(m);
       }
-      if (!interrupted) return out;
-      if (attempt + 1 >= DUMP_INTR_RETRIES) throw new NetlinkError(what, EAGAIN, undefined, `the dump was interrupted by changes ${DUMP_INTR_RETRIES} times in a row`);
     }
+    if (!interrupted) return out;
+    if (attempt + 1 >= DUMP_INTR_RETRIES) throw new NetlinkError(what, EAGAIN, undefined, `the dump was interrupted by changes ${DUMP_INTR_RETRIES} times in a row`);
   }
 }
 
