@@ -436,11 +436,11 @@ export class Rtnl {
     return this.sock.dump(R.neighDumpRequest(family, index), what).filter((m) => m.header.type === C.RTM_NEWNEIGH).map((m) => decodeNeigh(m.payload)).filter((n) => index === undefined || n.index === index);
   }
 
-  /** `ip neigh flush dev <dev>`: every IPv4 entry that is neither permanent nor NOARP. Returns how many went. */
+  /** `ip neigh flush dev <dev>`: every IPv4 entry but the permanent ones (NOARP ones go too, as with ip). Returns how many went. */
   flushNeighbours(dev: string): number {
     let n = 0;
     for (const e of this.neighbours(4, dev)) {
-      if (e.state & (C.NUD_PERMANENT | C.NUD_NOARP) || e.dst === undefined) continue;
+      if (e.state & C.NUD_PERMANENT || e.dst === undefined) continue;
       try {
         this.sock.request(R.neighDeleteRequest(4, e.index, e.dst), `deleting neighbour ${e.dst} on ${dev}`);
         n++;

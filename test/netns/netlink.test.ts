@@ -203,12 +203,17 @@ describe("the change model: what is printed is what is executed", () => {
   ];
   for (const [i, changes] of batches.entries()) {
     test(`batch ${i + 1}: ${changes.map((c) => c.op).join(", ")}`, () => {
-      if (i === 1) for (const ns of [NS_IP, NS_NL]) ip(ns, "neigh", "add", "172.18.0.77", "lladdr", "02:00:00:00:00:77", "dev", "vxlan9", "nud", "reachable");
+      if (i === 1)
+        for (const ns of [NS_IP, NS_NL])
+          for (const [n, nud] of [["77", "reachable"], ["78", "stale"], ["79", "noarp"], ["80", "permanent"]])
+            ip(ns, "neigh", "add", `172.18.0.${n}`, "lladdr", `02:00:00:00:00:${n}`, "dev", "vxlan9", "nud", nud!);
       const r = sh(["ip", "-n", NS_IP, "-batch", "-"], changes.map(formatChange).join("\n") + "\n");
       if (r.code !== 0) throw new Error(`ip -batch: ${r.stderr}`);
       expect(ours(NS_NL, changes.map((c) => ({ call: "applyNetChange", args: [c] })))).toMatchObject({ ok: true });
       // vxlan9's neighbours only: veth0 collects INCOMPLETE entries as the vxlan tries its remotes
       const neigh = (ns: string) => (JSON.parse(ip(ns, "-j", "-4", "neigh", "show")) as { dev: string }[]).filter((n) => n.dev === "vxlan9");
+      // the flush keeps the permanent entry (and only that one)
+      if (i === 1) expect(neigh(NS_NL).map((n) => (n as { dst?: string }).dst)).toEqual(["172.18.0.80"]);
       expect({ ...state(NS_NL), neigh: neigh(NS_NL) }).toEqual({ ...state(NS_IP), neigh: neigh(NS_IP) });
     });
   }
