@@ -395,7 +395,7 @@ describe("watchUntilPodDone (the sidecar's wait)", () => {
     expect(w.clock.sleeps).toEqual([500, 500]); // two separate streaks, each recovered
     expect(w.log.of("warn").map((l) => l.msg)).toEqual([
       expect.stringContaining("unexpected response (malformed JSON"),
-      expect.stringContaining("unexpected response (malformed watch event"),
+      expect.stringContaining("unexpected response (malformed JSON (JSON Parse error: Expected '}') in watch event: "),
     ]);
   });
 

@@ -27,7 +27,7 @@ function input(over: Partial<InClusterInput> = {}): InClusterInput {
   return {
     env: { KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" },
     saDir: "/sa",
-    tokenReadable: true,
+    tokenProblem: undefined,
     ca: "-----BEGIN CERTIFICATE-----\n...\n",
     namespaceFile: "media\n",
     hostname: "job-x-abcde",
@@ -50,7 +50,7 @@ describe("resolveInClusterConfig", () => {
   });
 
   test("every missing piece is reported at once", () => {
-    const r = resolveInClusterConfig({ env: { KUBERNETES_SERVICE_PORT: "https" }, saDir: "/sa", tokenReadable: false, ca: undefined, namespaceFile: undefined, hostname: "" });
+    const r = resolveInClusterConfig({ env: { KUBERNETES_SERVICE_PORT: "https" }, saDir: "/sa", tokenProblem: "does not exist", ca: undefined, namespaceFile: undefined, hostname: "" });
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.issues.map((i) => i.key ?? i.file)).toEqual(["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "/sa/token", "/sa/ca.crt", "/sa/namespace", "POD_NAME"]);

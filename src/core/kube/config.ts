@@ -24,12 +24,16 @@ export interface KubeConfig {
 export interface InClusterInput {
   env: Record<string, string | undefined>;
   saDir: string;
-  /** Whether the token file exists and is readable (its content is read per request). */
-  tokenReadable: boolean;
-  /** ca.crt content, undefined when missing. */
+  /** Why the token file cannot be used (missing, not a regular file, too large); undefined when it can (its content is read per request). */
+  tokenProblem: string | undefined;
+  /** ca.crt content, undefined when missing or unusable. */
   ca: string | undefined;
-  /** namespace file content, undefined when missing. */
+  /** Why ca.crt could not be read, when it could not (default: "missing"). */
+  caProblem?: string;
+  /** namespace file content, undefined when missing or unusable. */
   namespaceFile: string | undefined;
+  /** Why the namespace file could not be read, when it could not. */
+  namespaceProblem?: string;
   /** os.hostname(): the pod name unless spec.hostname overrides it. */
   hostname: string;
 }
@@ -57,13 +61,13 @@ export function resolveInClusterConfig(input: InClusterInput): { ok: true; confi
   else if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
     issues.push({ file: "environment", key: "KUBERNETES_SERVICE_PORT", message: `not a port number: ${JSON.stringify(port)}` });
   }
-  if (!input.tokenReadable) {
-    issues.push({ file: `${saDir}/token`, message: "missing or unreadable (is a service-account token mounted? automountServiceAccountToken: false?)" });
+  if (input.tokenProblem !== undefined) {
+    issues.push({ file: `${saDir}/token`, message: `${input.tokenProblem} (is a service-account token mounted? automountServiceAccountToken: false?)` });
   }
   const ca = nonEmpty(input.ca);
-  if (!ca) issues.push({ file: `${saDir}/ca.crt`, message: "missing or empty: needed to verify the API server" });
+  if (!ca) issues.push({ file: `${saDir}/ca.crt`, message: `${input.caProblem ?? "missing or empty"}: needed to verify the API server` });
   const namespace = nonEmpty(env.POD_NAMESPACE) ?? nonEmpty(input.namespaceFile);
-  if (!namespace) issues.push({ file: `${saDir}/namespace`, message: "missing and POD_NAMESPACE is not set" });
+  if (!namespace) issues.push({ file: `${saDir}/namespace`, message: `${input.namespaceProblem ?? "missing"} and POD_NAMESPACE is not set` });
   const podName = nonEmpty(env.POD_NAME) ?? nonEmpty(input.hostname);
   if (!podName) issues.push({ file: "environment", key: "POD_NAME", message: "not set and the hostname is empty" });
   if (issues.length) return { ok: false, issues };
