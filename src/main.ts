@@ -116,7 +116,29 @@ export function reportError(e: unknown): number {
   return ExitCode.failure;
 }
 
+/**
+ * Wait until everything written to stdout and stderr has been handed to the kernel. Bun's
+ * process.stdout/stderr queue what a full pipe (a container log, `| head`, a slow reader) does
+ * not take at once, and process.exit() drops that queue: `config --json` was cut at the pipe's
+ * 64–128 KiB while exiting 0. Ending a stream calls back once its queue is written; an error
+ * (the reader has gone: EPIPE) ends the wait too, as nothing more can be delivered.
+ */
+export function flushOutput(streams: NodeJS.WriteStream[] = [process.stdout, process.stderr]): Promise<void> {
+  return Promise.all(
+    streams.map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (s.writableFinished || s.destroyed) return resolve();
+          // A late write after end() (a child's output still being forwarded) must not crash the exit.
+          s.on("error", () => resolve());
+          s.end(() => resolve());
+        }),
+    ),
+  ).then(() => undefined);
+}
+
 if (import.meta.main) {
   const code = await main(process.argv0, process.argv.slice(2));
+  await flushOutput();
   process.exit(code);
 }
