@@ -1,7 +1,8 @@
 // Entry point: multi-call dispatch (the binary called as /bin/client_init.sh runs client-init),
 // the citty root command, and the single place where errors become exit codes.
 import { basename } from "node:path";
-import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
+import { defineCommand, renderUsage, runCommand, showUsage, type CommandDef } from "citty";
+import { checkArgs, type ArgSpec } from "./cli/args.ts";
 import { commands, multiCallNames } from "./cli/commands.ts";
 import { ExitCode, PodGatewayError, UsageError } from "./core/errors.ts";
 import { log } from "./sys/log.ts";
@@ -95,6 +96,14 @@ export async function main(argv0: string, args: string[]): Promise<number> {
     // citty's runCommand drops a sub-command's result, so walk to the leaf command ourselves
     // and run it directly: a numeric result of run() is the exit code (check-done, lab exec).
     const [leaf, rest] = await resolveLeaf(root, args);
+    const defs = (typeof leaf.args === "function" ? await leaf.args() : await leaf.args) as Record<string, ArgSpec> | undefined;
+    const problems = checkArgs(defs, rest);
+    if (problems.length) {
+      // The usage of the command goes to stderr with the error: stdout stays for command output.
+      const usage = await renderUsage(leaf);
+      process.stderr.write((process.stderr.isTTY ? usage : usage.replace(/\x1b\[[0-9;]*m/g, "")) + "\n\n");
+      throw new UsageError(`${problems.join("; ")} (see pod-gateway ${args.slice(0, args.length - rest.length).join(" ")} --help)`);
+    }
     const res = await runCommand(leaf, { rawArgs: rest });
     return typeof res.result === "number" ? res.result : ExitCode.ok;
   } catch (e) {
