@@ -43,11 +43,17 @@ export function fuzzSeed(): number {
 export interface FuzzOptions {
   /** Cases when FUZZ_RUNS is not set (default 2,000). */
   runs?: number;
+  /**
+   * For heavy properties (megabyte inputs): run FUZZ_RUNS × scale cases when FUZZ_RUNS is set
+   * (at least 1), so raising FUZZ_RUNS raises them in proportion instead of to the same count.
+   */
+  scale?: number;
 }
 
 /** fast-check parameters for one named property; prints the seed so a failure can be replayed. */
 export function fuzzParameters(name: string, opts: FuzzOptions = {}): { numRuns: number; seed: number } {
-  const numRuns = fuzzRuns(opts.runs);
+  const env = envInt("FUZZ_RUNS") !== undefined;
+  const numRuns = env && opts.scale !== undefined ? Math.max(1, Math.ceil(fuzzRuns() * opts.scale)) : fuzzRuns(opts.runs);
   const seed = fuzzSeed();
   process.stderr.write(`fuzz ${name}: ${numRuns} cases, seed ${seed} (replay: FUZZ_SEED=${seed})\n`);
   return { numRuns, seed };
