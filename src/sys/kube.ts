@@ -17,7 +17,7 @@ import {
   type ApiFailure,
   type BackoffPolicy,
 } from "../core/kube/failure.ts";
-import { decidePodDone, isNativeSidecar } from "../core/kube/pod-status.ts";
+import { decidePodDone, isNativeSidecar, neverCompletes, pickOwnContainer, type OwnContainer } from "../core/kube/pod-status.ts";
 import type { Pod } from "../core/kube/types.ts";
 import { podPath, podWatchPath } from "../core/kube/url.ts";
 import { LineSplitter, MAX_ERROR_BODY_BYTES, MAX_POD_BYTES, MAX_WATCH_LINE_BYTES, parsePod, parseStatus, parseWatchEvent } from "../core/kube/watch.ts";
@@ -225,9 +225,17 @@ async function getPod(cfg: KubeConfig, timeoutMs: number, signal: AbortSignal | 
   }
 }
 
+function logOwnNote(own: OwnContainer, logger: Logger): void {
+  if (own.note?.level === "warn") logger.warn(own.note.message);
+  else if (own.note) logger.debug(own.note.message);
+}
+
 /** One GET: has every container of our pod other than ours finished? */
-export async function checkPodDone(cfg: KubeConfig, opts: RequestOptions = {}): Promise<boolean> {
-  return decidePodDone(await fetchPod(cfg, opts), cfg.containerName).done;
+export async function checkPodDone(cfg: KubeConfig, opts: RequestOptions & { log?: Logger } = {}): Promise<boolean> {
+  const pod = await fetchPod(cfg, opts);
+  const own = pickOwnContainer(pod, cfg);
+  logOwnNote(own, opts.log ?? rootLog().withTag("kube"));
+  return decidePodDone(pod, own.name).done;
 }
 
 export interface WatchTiming {
@@ -254,7 +262,7 @@ export const DEFAULT_TIMING: WatchTiming = {
   backoff: DEFAULT_BACKOFF,
 };
 
-export type WatchResult = "done" | "native-sidecar" | "forbidden" | "aborted";
+export type WatchResult = "done" | "native-sidecar" | "forbidden" | "aborted" | "never-completes";
 
 export interface WatchUntilDoneOptions {
   cfg: KubeConfig;
@@ -264,6 +272,12 @@ export interface WatchUntilDoneOptions {
   timing?: Partial<WatchTiming>;
   /** Jitter source in [0, 1) for the backoff (tests pass () => 1 for exact delays). */
   random?: () => number;
+  /**
+   * SIDECAR_EXIT_WHEN_POD_DONE=auto: after the first GET, stop when the pod's restartPolicy is
+   * Always — such a pod never completes, and a watch from every Deployment pod would only load
+   * the API server. ("on" watches regardless.)
+   */
+  stopWhenNeverCompletes?: boolean;
 }
 
 type StreamEnd =
@@ -295,6 +309,7 @@ export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<Wa
   let failures = 0;
   let lastSummary = "";
   let warnedOwnMissing = false;
+  let own: OwnContainer | undefined;
   let polling = false;
 
   const backoff = async (what: string, f: ApiFailure): Promise<void> => {
@@ -313,15 +328,21 @@ export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<Wa
   /** Apply the decision to a pod object; a result ends the wait. */
   const evaluate = (pod: Pod): "done" | "native-sidecar" | undefined => {
     if (pod.metadata?.name !== undefined && pod.metadata.name !== cfg.podName) return undefined;
-    if (isNativeSidecar(pod, cfg.containerName)) {
-      logger.info(`container ${cfg.containerName} is a native sidecar (init container with restartPolicy Always): the kubelet stops it when pod ${podRef} is done; not watching`);
+    // Which container is ours is settled on the first pod seen (the containers of a pod never change).
+    if (!own) {
+      own = pickOwnContainer(pod, cfg);
+      logOwnNote(own, logger);
+    }
+    const ownName = own.name;
+    if (isNativeSidecar(pod, ownName)) {
+      logger.info(`container ${ownName} is a native sidecar (init container with restartPolicy Always): the kubelet stops it when pod ${podRef} is done; not watching`);
       return "native-sidecar";
     }
-    const d = decidePodDone(pod, cfg.containerName);
+    const d = decidePodDone(pod, ownName);
     if (d.ownMissing && !warnedOwnMissing) {
       warnedOwnMissing = true;
       const names = (pod.spec?.containers ?? []).map((c) => c.name).join(", ");
-      logger.warn(`container ${cfg.containerName} is not in pod ${podRef} (containers: ${names || "none"}): set CONTAINER_NAME to this container's name, or the pod never counts as done`);
+      logger.warn(`container ${ownName} is not in pod ${podRef} (containers: ${names || "none"}): set POD_GATEWAY_CONTAINER_NAME to this container's name, or the pod never counts as done`);
     }
     if (d.summary !== lastSummary) {
       // The first state and the end at info; the steps between at debug.
@@ -407,6 +428,10 @@ export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<Wa
       succeeded();
       const r = evaluate(pod);
       if (r) return r;
+      if (opts.stopWhenNeverCompletes && neverCompletes(pod)) {
+        logger.info(`pod ${podRef} has restartPolicy ${pod.spec?.restartPolicy ?? "Always (the default)"}: it never completes, so this sidecar will not watch it (SIDECAR_EXIT_WHEN_POD_DONE=auto; set it to on to watch anyway)`);
+        return "never-completes";
+      }
       const rv = pod.metadata?.resourceVersion;
       if (polling || !rv) {
         await clock.sleep(t.pollIntervalMs, signal);
@@ -488,5 +513,5 @@ export async function watchPodDoneIfEnabled(opts: {
     logger.warn(`cannot ask the Kubernetes API whether the pod is done, so this sidecar will not exit on its own: ${e.message}`);
     return "unconfigured";
   }
-  return watchUntilPodDone({ cfg, clock: opts.clock, signal: opts.signal, log: logger, timing: opts.timing });
+  return watchUntilPodDone({ cfg, clock: opts.clock, signal: opts.signal, log: logger, timing: opts.timing, stopWhenNeverCompletes: opts.setting === "auto" });
 }

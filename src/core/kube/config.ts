@@ -17,8 +17,19 @@ export interface KubeConfig {
   /** Our pod. */
   namespace: string;
   podName: string;
-  /** Our container, excluded from "every other container has finished". */
+  /**
+   * Our container, excluded from "every other container has finished": POD_GATEWAY_CONTAINER_NAME,
+   * else the webhook's gateway-sidecar (see pickOwnContainer for CONTAINER_NAME).
+   */
   containerName: string;
+  /** containerName came from POD_GATEWAY_CONTAINER_NAME (then CONTAINER_NAME is not looked at). */
+  containerNameExplicit: boolean;
+  /**
+   * CONTAINER_NAME, when set and POD_GATEWAY_CONTAINER_NAME is not. A generic variable other
+   * software sets (it is set, to something unrelated, on the machines we develop on), so it is
+   * used only when it names a container of this pod.
+   */
+  genericContainerName?: string;
 }
 
 export interface InClusterInput {
@@ -50,6 +61,13 @@ function nonEmpty(v: string | undefined): string | undefined {
   return t ? t : undefined;
 }
 
+function containerNames(env: Record<string, string | undefined>): Pick<KubeConfig, "containerName" | "containerNameExplicit" | "genericContainerName"> {
+  const explicit = nonEmpty(env.POD_GATEWAY_CONTAINER_NAME);
+  if (explicit) return { containerName: explicit, containerNameExplicit: true };
+  const generic = nonEmpty(env.CONTAINER_NAME);
+  return { containerName: DEFAULT_CONTAINER_NAME, containerNameExplicit: false, ...(generic ? { genericContainerName: generic } : {}) };
+}
+
 /** Resolve everything at once, reporting every missing piece together. */
 export function resolveInClusterConfig(input: InClusterInput): { ok: true; config: KubeConfig } | { ok: false; issues: ConfigIssue[] } {
   const issues: ConfigIssue[] = [];
@@ -79,7 +97,7 @@ export function resolveInClusterConfig(input: InClusterInput): { ok: true; confi
       ca: ca!,
       namespace: namespace!,
       podName: podName!,
-      containerName: nonEmpty(env.CONTAINER_NAME) ?? DEFAULT_CONTAINER_NAME,
+      ...containerNames(env),
     },
   };
 }
