@@ -77,6 +77,30 @@ describe("check-done against hostile API answers (test/fixtures/hostile/api)", (
   });
 });
 
+describe("the token never reaches the output", () => {
+  test("refused, redirected, erroring, wrong CA, not a Pod: stderr never holds the token", async () => {
+    const s = setup();
+    const faults: Fault[] = [
+      { status: 401 },
+      { raw: { status: 302, headers: { location: "http://127.0.0.1:9/" }, body: "" } },
+      { raw: { status: 500, body: JSON.stringify({ kind: "Status", code: 500, message: "boom" }) } },
+      { raw: { body: '{"metadata":{}}' } },
+    ];
+    for (const f of faults) {
+      s.fake.fail("get", f);
+      const r = await checkDone(["--serviceaccount-dir", s.saDir], { ...s.env, LOG_LEVEL: "trace" });
+      expect(r.code).not.toBe(0);
+      expect(r.err).not.toContain(s.fake.token);
+    }
+    const wrongCa = writeServiceAccount(join(work, `sa-wrong-ca-${seq}`), { token: s.fake.token, ca: certs.wrongCaPem, namespace: s.ns });
+    const r = await checkDone(["--serviceaccount-dir", wrongCa], { ...s.env, LOG_LEVEL: "trace" });
+    expect(r.code).toBe(5);
+    expect(r.err).not.toContain(s.fake.token);
+    // Every request carried it, and only as the bearer token.
+    expect(s.fake.requests.every((q) => q.token === s.fake.token)).toBe(true);
+  });
+});
+
 describe("bodies are capped after decoding", () => {
   test("an endless 200 (plain and gzip) stops at 1 MiB: an API error, the stream closed, little read", async () => {
     for (const gzip of [false, true]) {
