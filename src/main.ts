@@ -1,7 +1,8 @@
 // Entry point: multi-call dispatch (the binary called as /bin/client_init.sh runs client-init),
 // the citty root command, and the single place where errors become exit codes.
 import { basename } from "node:path";
-import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
+import { defineCommand, renderUsage, runCommand, showUsage, type CommandDef } from "citty";
+import { checkArgs, type ArgSpec } from "./cli/args.ts";
 import { commands, multiCallNames } from "./cli/commands.ts";
 import { ExitCode, PodGatewayError, UsageError } from "./core/errors.ts";
 import { log } from "./sys/log.ts";
@@ -95,6 +96,14 @@ export async function main(argv0: string, args: string[]): Promise<number> {
     // citty's runCommand drops a sub-command's result, so walk to the leaf command ourselves
     // and run it directly: a numeric result of run() is the exit code (check-done, lab exec).
     const [leaf, rest] = await resolveLeaf(root, args);
+    const defs = (typeof leaf.args === "function" ? await leaf.args() : await leaf.args) as Record<string, ArgSpec> | undefined;
+    const problems = checkArgs(defs, rest);
+    if (problems.length) {
+      // The usage of the command goes to stderr with the error: stdout stays for command output.
+      const usage = await renderUsage(leaf);
+      process.stderr.write((process.stderr.isTTY ? usage : usage.replace(/\x1b\[[0-9;]*m/g, "")) + "\n\n");
+      throw new UsageError(`${problems.join("; ")} (see pod-gateway ${args.slice(0, args.length - rest.length).join(" ")} --help)`);
+    }
     const res = await runCommand(leaf, { rawArgs: rest });
     return typeof res.result === "number" ? res.result : ExitCode.ok;
   } catch (e) {
@@ -116,7 +125,29 @@ export function reportError(e: unknown): number {
   return ExitCode.failure;
 }
 
+/**
+ * Wait until everything written to stdout and stderr has been handed to the kernel. Bun's
+ * process.stdout/stderr queue what a full pipe (a container log, `| head`, a slow reader) does
+ * not take at once, and process.exit() drops that queue: `config --json` was cut at the pipe's
+ * 64–128 KiB while exiting 0. Ending a stream calls back once its queue is written; an error
+ * (the reader has gone: EPIPE) ends the wait too, as nothing more can be delivered.
+ */
+export function flushOutput(streams: NodeJS.WriteStream[] = [process.stdout, process.stderr]): Promise<void> {
+  return Promise.all(
+    streams.map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (s.writableFinished || s.destroyed) return resolve();
+          // A late write after end() (a child's output still being forwarded) must not crash the exit.
+          s.on("error", () => resolve());
+          s.end(() => resolve());
+        }),
+    ),
+  ).then(() => undefined);
+}
+
 if (import.meta.main) {
   const code = await main(process.argv0, process.argv.slice(2));
+  await flushOutput();
   process.exit(code);
 }

@@ -12,7 +12,7 @@ export default defineCommand({
       "Exit codes: 0 true, 1 false, 2 configuration problem (KUBERNETES_SERVICE_HOST/_PORT unset, token, ca.crt or namespace missing), " +
       "4 refused by the API (401/403: RBAC missing, see config/kubernetes/rbac.yaml), " +
       "5 API not reachable or erroring (network, TLS verification, timeout, 404, 5xx, malformed answer). " +
-      "Uses POD_NAME/POD_NAMESPACE (else the hostname and the token's namespace) and CONTAINER_NAME (else gateway-sidecar).",
+      "Uses POD_NAME/POD_NAMESPACE (else the hostname and the token's namespace) and POD_GATEWAY_CONTAINER_NAME (else CONTAINER_NAME when it names a container of the pod, else gateway-sidecar).",
   },
   args: {
     "serviceaccount-dir": {

@@ -1,6 +1,7 @@
 // `pod-gateway client-sidecar` (and /bin/client_sidecar.sh): the routed pod's long-running
-// container. Keeps the tunnel healthy and the lease renewed; SIGTERM/SIGINT release the lease and
-// exit 0 at once; with SIDECAR_EXIT_WHEN_POD_DONE it also exits when the rest of the pod finished.
+// container. Keeps the tunnel healthy and the lease renewed; SIGTERM/SIGINT exit 0 at once (the
+// lease released only when the rest of the pod is done); with SIDECAR_EXIT_WHEN_POD_DONE it also
+// exits when the rest of the pod finished.
 import { defineCommand } from "citty";
 import { pickServiceAccountDir } from "../core/kube/config.ts";
 import { runClientSidecar, type SidecarDeps } from "../roles/client-sidecar.ts";
@@ -26,7 +27,7 @@ async function podDoneWatcher(settings: Settings, logger: Logger): Promise<Sidec
     logger.warn(`cannot watch for the pod to finish (SIDECAR_EXIT_WHEN_POD_DONE=${settings.SIDECAR_EXIT_WHEN_POD_DONE}): ${(e as Error).message}`);
     return undefined;
   }
-  return (signal) => kube.watchUntilPodDone({ cfg, signal, log: log().withTag("kube") });
+  return (signal) => kube.watchUntilPodDone({ cfg, signal, log: log().withTag("kube"), stopWhenNeverCompletes: settings.SIDECAR_EXIT_WHEN_POD_DONE === "auto" });
 }
 
 export default defineCommand({
@@ -34,7 +35,7 @@ export default defineCommand({
     name: "client-sidecar",
     description:
       "Keep this pod's tunnel to the gateway healthy: probe it every CLIENT_PROBE_INTERVAL seconds, follow a gateway that moved, " +
-      "re-initialise a lost tunnel, renew the DHCP lease (now on SIGUSR1), release it on SIGTERM. Needs NET_ADMIN and NET_RAW.",
+      "re-initialise a lost tunnel, renew the DHCP lease (now on SIGUSR1), on SIGTERM release it only if the rest of the pod is done. Needs NET_ADMIN and NET_RAW.",
   },
   args: { ...roleArgs },
   async run({ args }) {

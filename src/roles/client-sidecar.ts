@@ -4,7 +4,7 @@
 // IP and flush vxlan0's neighbours — same MAC, same lease); while it stays down, look its name up
 // again with every probe, so a move is repaired within one interval, and repeat the in-place repair
 // with backoff; re-initialise fully only when the tunnel itself is gone. Renew the DHCP lease at
-// T1/T2, release it on SIGTERM/SIGINT or when the rest of the pod has finished (Jobs). Never exits
+// T1/T2, release it when the rest of the pod has finished (Jobs; on SIGTERM only then). Never exits
 // on failure: a crash-looping sidecar heals nothing.
 //
 // This file is the driver: every decision is SidecarMachine's (src/core/client/sidecar-machine.ts);
@@ -18,7 +18,7 @@ import { addressMode, applyLogged, dhcpIdentity, messageOf, networkInput, runCli
 
 export { newStats, type SidecarStats };
 
-export type PodDoneResult = "done" | "native-sidecar" | "forbidden" | "aborted";
+export type PodDoneResult = "done" | "native-sidecar" | "forbidden" | "aborted" | "never-completes";
 
 export interface SidecarDeps extends ClientDeps {
   /** One probe of the gateway through the tunnel. */
@@ -124,6 +124,11 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   const podDone = new AbortController();
   const signal = AbortSignal.any([input.signal, podDone.signal]);
   let exitReason: SidecarExit["reason"] = "signal";
+  // Release the lease at exit only when nothing else in the pod can still use the address
+  // (issue 13 §7): the rest of the pod is done, or we are a native sidecar (the kubelet stops
+  // those after the app containers). A plain SIGTERM reaches the app's containers at the same
+  // time, so the address stays leased to lapse rather than go to another pod while in use.
+  let releaseAtExit = false;
   if (deps.watchPodDone) {
     deps
       .watchPodDone(signal)
@@ -131,8 +136,12 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
         if (r === "done") {
           log.info("every other container of this pod has finished: releasing the lease and exiting");
           exitReason = "pod-done";
+          releaseAtExit = true;
           podDone.abort();
-        } else if (r === "native-sidecar") log.info("running as a native sidecar: the kubelet stops this container when the pod is done");
+        } else if (r === "native-sidecar") {
+          log.info("running as a native sidecar: the kubelet stops this container when the pod is done");
+          releaseAtExit = true;
+        }
       })
       .catch((e) => log.warn(`watching the pod for completion failed: ${messageOf(e)}; routing continues`));
   }
@@ -285,8 +294,12 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
 
   // ---- shutdown: release within the second Kubernetes users expect
   let released = false;
-  const lease = m.release(clock.now());
-  if (lease) {
+  const live = m.release(clock.now());
+  if (live && !releaseAtExit) {
+    log.info(`not releasing the DHCP lease of ${live.address}: the pod's other containers may still use the address; the gateway reclaims it when the lease lapses`);
+  }
+  if (live && releaseAtExit) {
+    const lease = live;
     const timeout = new AbortController();
     let settled = false;
     const ok = await Promise.race([

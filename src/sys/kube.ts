@@ -1,8 +1,7 @@
 // Talking to the Kubernetes API with plain fetch: in-cluster configuration, GET our pod, and
 // the watch loop the client sidecar runs to exit once the rest of its pod has finished.
 // Decisions (is the pod done, what a failure means, backoff) live in src/core/kube.
-import { accessSync, constants, existsSync, readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
@@ -18,32 +17,28 @@ import {
   type ApiFailure,
   type BackoffPolicy,
 } from "../core/kube/failure.ts";
-import { decidePodDone, isNativeSidecar } from "../core/kube/pod-status.ts";
+import { decidePodDone, isNativeSidecar, neverCompletes, pickOwnContainer, type OwnContainer } from "../core/kube/pod-status.ts";
 import type { Pod } from "../core/kube/types.ts";
 import { podPath, podWatchPath } from "../core/kube/url.ts";
-import { parsePod, parseStatus, parseWatchEvent, splitLines } from "../core/kube/watch.ts";
+import { LineSplitter, MAX_ERROR_BODY_BYTES, MAX_POD_BYTES, MAX_WATCH_LINE_BYTES, parsePod, parseStatus, parseWatchEvent } from "../core/kube/watch.ts";
 import type { TriState } from "../core/settings/types.ts";
 import { realClock, type Clock } from "./clock.ts";
+import { readRegularFile } from "./files.ts";
 import { log as rootLog, type Logger } from "./log.ts";
 
 export type { KubeConfig } from "../core/kube/config.ts";
 export { KubeApiError } from "../core/kube/failure.ts";
 
-function readOptional(file: string): string | undefined {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return undefined;
-  }
-}
+/** Limits on the service-account files (a projected token is about 1 KiB, a CA bundle a few KiB). */
+export const MAX_TOKEN_BYTES = 64 * 1024;
+export const MAX_CA_BYTES = 1024 * 1024;
+const MAX_NAMESPACE_BYTES = 4096;
 
-function readable(file: string): boolean {
-  try {
-    accessSync(file, constants.R_OK);
-    return true;
-  } catch {
-    return false;
-  }
+/** A service-account file: only a regular file (symlinks followed) of at most `max` bytes. */
+function readServiceAccountFile(file: string, max: number): { text: string } | { problem: string } {
+  const r = readRegularFile(file, max);
+  if (!r.ok) return { problem: r.message };
+  return { text: new TextDecoder().decode(r.bytes) };
 }
 
 /**
@@ -54,12 +49,17 @@ function readable(file: string): boolean {
  */
 export function readInClusterConfig(opts: { saDir: string; env?: Record<string, string | undefined>; hostname?: string }): KubeConfig {
   const env = opts.env ?? process.env;
+  const token = readServiceAccountFile(join(opts.saDir, "token"), MAX_TOKEN_BYTES);
+  const ca = readServiceAccountFile(join(opts.saDir, "ca.crt"), MAX_CA_BYTES);
+  const ns = readServiceAccountFile(join(opts.saDir, "namespace"), MAX_NAMESPACE_BYTES);
   const r = resolveInClusterConfig({
     env,
     saDir: opts.saDir,
-    tokenReadable: readable(join(opts.saDir, "token")),
-    ca: readOptional(join(opts.saDir, "ca.crt")),
-    namespaceFile: readOptional(join(opts.saDir, "namespace")),
+    tokenProblem: "problem" in token ? token.problem : undefined,
+    ca: "text" in ca ? ca.text : undefined,
+    caProblem: "problem" in ca ? ca.problem : undefined,
+    namespaceFile: "text" in ns ? ns.text : undefined,
+    namespaceProblem: "problem" in ns ? ns.problem : undefined,
     hostname: opts.hostname ?? osHostname(),
   });
   if (!r.ok) throw new ConfigError(r.issues);
@@ -105,12 +105,11 @@ class Deadline {
   }
 }
 
-async function readToken(cfg: KubeConfig): Promise<string> {
-  try {
-    return (await readFile(cfg.tokenFile, "utf8")).trim();
-  } catch (e) {
-    throw new RequestFailed({ kind: "token", detail: `${cfg.tokenFile}: ${(e as Error).message}` });
-  }
+/** The token, re-read for every request (the kubelet rotates projected tokens). */
+function readToken(cfg: KubeConfig): string {
+  const r = readServiceAccountFile(cfg.tokenFile, MAX_TOKEN_BYTES);
+  if ("problem" in r) throw new RequestFailed({ kind: "token", detail: `${cfg.tokenFile} ${r.problem}` });
+  return r.text.trim();
 }
 
 class RequestFailed extends Error {
@@ -119,24 +118,80 @@ class RequestFailed extends Error {
   }
 }
 
-/** fetch with the token read now, the cluster CA, and a deadline; non-2xx becomes a failure. */
+/**
+ * Read a response body of at most `max` bytes after decoding (fetch undoes gzip/br chunk by chunk,
+ * so a compression bomb or an endless body stops at the limit too); it must be UTF-8.
+ * Over the limit: `undefined` when `overflow` is "undefined", else a bad-response failure.
+ */
+async function readBodyCapped(res: Response, max: number, what: string, deadline: Deadline, outer: AbortSignal | undefined): Promise<string> {
+  const declared = Number(res.headers.get("content-length") ?? "");
+  const tooLarge = (): RequestFailed => new RequestFailed({ kind: "bad-response", detail: `${what} larger than the limit of ${max} bytes` });
+  // Content-Length counts encoded bytes: only a plain body can be refused before reading.
+  if (!res.headers.get("content-encoding") && Number.isFinite(declared) && declared > max) {
+    await res.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        chunk = await reader.read();
+      } catch (e) {
+        if (outer?.aborted) throw new Aborted();
+        throw new RequestFailed(failureFromFetchError(e as Error, deadline.ms));
+      }
+      if (chunk.done) break;
+      size += chunk.value.length;
+      if (size > max) throw tooLarge();
+      parts.push(chunk.value);
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(parts));
+  } catch {
+    throw new RequestFailed({ kind: "bad-response", detail: `${what} is not valid UTF-8` });
+  }
+}
+
+/**
+ * fetch with the token read now, the cluster CA, and a deadline; non-2xx becomes a failure.
+ * Redirects are never followed: the token would go to wherever a Location points, and the
+ * answer would no longer come from the API server we verified.
+ */
 async function apiFetch(cfg: KubeConfig, path: string, deadline: Deadline, outer: AbortSignal | undefined): Promise<Response> {
-  const token = await readToken(cfg);
+  const token = readToken(cfg);
   let res: Response;
   try {
     res = await fetch(cfg.apiBase + path, {
       headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
       // Always verified against the service-account CA; there is deliberately no insecure mode.
       tls: { ca: cfg.ca },
+      redirect: "manual",
       signal: deadline.signal,
     });
   } catch (e) {
     if (outer?.aborted) throw new Aborted();
     throw new RequestFailed(failureFromFetchError(e as Error, deadline.ms));
   }
+  if (res.status >= 300 && res.status < 400) {
+    await res.body?.cancel().catch(() => {});
+    throw new RequestFailed({ kind: "redirect", code: res.status, location: res.headers.get("location") ?? undefined });
+  }
   if (!res.ok) {
-    const body = await res.text().catch(() => "");
-    throw new RequestFailed({ kind: "http", code: res.status, status: parseStatus(body) });
+    let status;
+    try {
+      status = parseStatus(await readBodyCapped(res, MAX_ERROR_BODY_BYTES, "error body", deadline, outer));
+    } catch (e) {
+      if (e instanceof Aborted) throw e;
+      // An error body that is too large, cut off or not UTF-8: the status code still says what happened.
+    }
+    throw new RequestFailed({ kind: "http", code: res.status, status });
   }
   return res;
 }
@@ -161,13 +216,7 @@ async function getPod(cfg: KubeConfig, timeoutMs: number, signal: AbortSignal | 
   const deadline = new Deadline(timeoutMs, signal);
   try {
     const res = await apiFetch(cfg, podPath(cfg.namespace, cfg.podName), deadline, signal);
-    let body: string;
-    try {
-      body = await res.text();
-    } catch (e) {
-      if (signal?.aborted) throw new Aborted();
-      throw new RequestFailed(failureFromFetchError(e as Error, deadline.ms));
-    }
+    const body = await readBodyCapped(res, MAX_POD_BYTES, "pod body", deadline, signal);
     const p = parsePod(body);
     if (!p.ok) throw new RequestFailed({ kind: "bad-response", detail: p.error });
     return p.pod;
@@ -176,9 +225,17 @@ async function getPod(cfg: KubeConfig, timeoutMs: number, signal: AbortSignal | 
   }
 }
 
+function logOwnNote(own: OwnContainer, logger: Logger): void {
+  if (own.note?.level === "warn") logger.warn(own.note.message);
+  else if (own.note) logger.debug(own.note.message);
+}
+
 /** One GET: has every container of our pod other than ours finished? */
-export async function checkPodDone(cfg: KubeConfig, opts: RequestOptions = {}): Promise<boolean> {
-  return decidePodDone(await fetchPod(cfg, opts), cfg.containerName).done;
+export async function checkPodDone(cfg: KubeConfig, opts: RequestOptions & { log?: Logger } = {}): Promise<boolean> {
+  const pod = await fetchPod(cfg, opts);
+  const own = pickOwnContainer(pod, cfg);
+  logOwnNote(own, opts.log ?? rootLog().withTag("kube"));
+  return decidePodDone(pod, own.name).done;
 }
 
 export interface WatchTiming {
@@ -188,6 +245,8 @@ export interface WatchTiming {
   watchTimeoutSeconds: number;
   /** A stream quiet for longer than this is dead (a vanished server sends no FIN). */
   watchIdleTimeoutMs: number;
+  /** How long past watchTimeoutSeconds a stream may stay open before we end it ourselves. */
+  watchOverrunMs: number;
   /** GET interval when watching is not allowed. */
   pollIntervalMs: number;
   backoff: BackoffPolicy;
@@ -198,11 +257,12 @@ export const DEFAULT_TIMING: WatchTiming = {
   watchTimeoutSeconds: 290,
   // The server ends the stream at watchTimeoutSeconds and sends bookmarks meanwhile.
   watchIdleTimeoutMs: 320_000,
+  watchOverrunMs: 60_000,
   pollIntervalMs: 10_000,
   backoff: DEFAULT_BACKOFF,
 };
 
-export type WatchResult = "done" | "native-sidecar" | "forbidden" | "aborted";
+export type WatchResult = "done" | "native-sidecar" | "forbidden" | "aborted" | "never-completes";
 
 export interface WatchUntilDoneOptions {
   cfg: KubeConfig;
@@ -212,6 +272,12 @@ export interface WatchUntilDoneOptions {
   timing?: Partial<WatchTiming>;
   /** Jitter source in [0, 1) for the backoff (tests pass () => 1 for exact delays). */
   random?: () => number;
+  /**
+   * SIDECAR_EXIT_WHEN_POD_DONE=auto: after the first GET, stop when the pod's restartPolicy is
+   * Always — such a pod never completes, and a watch from every Deployment pod would only load
+   * the API server. ("on" watches regardless.)
+   */
+  stopWhenNeverCompletes?: boolean;
 }
 
 type StreamEnd =
@@ -243,6 +309,7 @@ export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<Wa
   let failures = 0;
   let lastSummary = "";
   let warnedOwnMissing = false;
+  let own: OwnContainer | undefined;
   let polling = false;
 
   const backoff = async (what: string, f: ApiFailure): Promise<void> => {
@@ -261,15 +328,21 @@ export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<Wa
   /** Apply the decision to a pod object; a result ends the wait. */
   const evaluate = (pod: Pod): "done" | "native-sidecar" | undefined => {
     if (pod.metadata?.name !== undefined && pod.metadata.name !== cfg.podName) return undefined;
-    if (isNativeSidecar(pod, cfg.containerName)) {
-      logger.info(`container ${cfg.containerName} is a native sidecar (init container with restartPolicy Always): the kubelet stops it when pod ${podRef} is done; not watching`);
+    // Which container is ours is settled on the first pod seen (the containers of a pod never change).
+    if (!own) {
+      own = pickOwnContainer(pod, cfg);
+      logOwnNote(own, logger);
+    }
+    const ownName = own.name;
+    if (isNativeSidecar(pod, ownName)) {
+      logger.info(`container ${ownName} is a native sidecar (init container with restartPolicy Always): the kubelet stops it when pod ${podRef} is done; not watching`);
       return "native-sidecar";
     }
-    const d = decidePodDone(pod, cfg.containerName);
+    const d = decidePodDone(pod, ownName);
     if (d.ownMissing && !warnedOwnMissing) {
       warnedOwnMissing = true;
       const names = (pod.spec?.containers ?? []).map((c) => c.name).join(", ");
-      logger.warn(`container ${cfg.containerName} is not in pod ${podRef} (containers: ${names || "none"}): set CONTAINER_NAME to this container's name, or the pod never counts as done`);
+      logger.warn(`container ${ownName} is not in pod ${podRef} (containers: ${names || "none"}): set POD_GATEWAY_CONTAINER_NAME to this container's name, or the pod never counts as done`);
     }
     if (d.summary !== lastSummary) {
       // The first state and the end at info; the steps between at debug.
@@ -289,21 +362,26 @@ export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<Wa
       const res = await apiFetch(cfg, path, deadline, signal);
       if (!res.body) return { kind: "failed", failure: { kind: "bad-response", detail: "watch response without a body" } };
       const reader = res.body.getReader();
-      const decoder = new TextDecoder();
-      let carry = "";
+      const lines = new LineSplitter(MAX_WATCH_LINE_BYTES);
+      // The server ends a stream at timeoutSeconds; one that keeps it open (an endless stream of
+      // blank lines, say) is ended here a little later and resumed like any closed stream.
+      const endBy = performance.now() + t.watchTimeoutSeconds * 1000 + t.watchOverrunMs;
       try {
         for (;;) {
-          deadline.reset(t.watchIdleTimeoutMs);
+          if (performance.now() > endBy) return { kind: "closed", events };
+          // (real time, like the Deadline's timers: the injected clock drives only our own sleeps)
+          deadline.reset(Math.max(1, Math.min(t.watchIdleTimeoutMs, Math.ceil(endBy - performance.now()) + 1)));
           let chunk: Awaited<ReturnType<typeof reader.read>>;
           try {
             chunk = await reader.read();
           } catch (e) {
             if (signal?.aborted) throw new Aborted();
+            if (performance.now() > endBy) return { kind: "closed", events };
             return { kind: "failed", failure: failureFromFetchError(e as Error, deadline.ms) };
           }
           if (chunk.done) return { kind: "closed", events };
-          const split = splitLines(carry, decoder.decode(chunk.value, { stream: true }));
-          carry = split.carry;
+          const split = lines.push(chunk.value);
+          if (!split.ok) return { kind: "failed", failure: { kind: "bad-response", detail: split.error } };
           for (const line of split.lines) {
             const p = parseWatchEvent(line);
             if (!p.ok) return { kind: "failed", failure: { kind: "bad-response", detail: p.error } };
@@ -350,6 +428,10 @@ export async function watchUntilPodDone(opts: WatchUntilDoneOptions): Promise<Wa
       succeeded();
       const r = evaluate(pod);
       if (r) return r;
+      if (opts.stopWhenNeverCompletes && neverCompletes(pod)) {
+        logger.info(`pod ${podRef} has restartPolicy ${pod.spec?.restartPolicy ?? "Always (the default)"}: it never completes, so this sidecar will not watch it (SIDECAR_EXIT_WHEN_POD_DONE=auto; set it to on to watch anyway)`);
+        return "never-completes";
+      }
       const rv = pod.metadata?.resourceVersion;
       if (polling || !rv) {
         await clock.sleep(t.pollIntervalMs, signal);
@@ -431,5 +513,5 @@ export async function watchPodDoneIfEnabled(opts: {
     logger.warn(`cannot ask the Kubernetes API whether the pod is done, so this sidecar will not exit on its own: ${e.message}`);
     return "unconfigured";
   }
-  return watchUntilPodDone({ cfg, clock: opts.clock, signal: opts.signal, log: logger, timing: opts.timing });
+  return watchUntilPodDone({ cfg, clock: opts.clock, signal: opts.signal, log: logger, timing: opts.timing, stopWhenNeverCompletes: opts.setting === "auto" });
 }

@@ -1,6 +1,6 @@
 // `pod-gateway install DIR` from the compiled binary: the copy runs, links resolve, re-running is harmless.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { binPath } from "../helpers/bin.ts";
@@ -47,5 +47,35 @@ describe("pod-gateway install", () => {
     const r = run([bin, "install", join(dir, "missing")]);
     expect(r.code).toBe(2);
     expect(r.err).toContain(join(dir, "missing"));
+  });
+
+  test("a directory where a link goes: exit 2 naming it, no stack trace, nothing written (was: a stack trace after half the install)", () => {
+    const d = mkdtempSync(join(tmpdir(), "pgw-install-dir-"));
+    try {
+      mkdirSync(join(d, "client_sidecar.sh"));
+      const r = run([bin, "install", d]);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(`${join(d, "client_sidecar.sh")} is a directory`);
+      expect(r.err).not.toContain("    at ");
+      expect(readdirSync(d)).toEqual(["client_sidecar.sh"]);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  test("symlinks planted at the final names are replaced, never written through", () => {
+    const d = mkdtempSync(join(tmpdir(), "pgw-install-link-"));
+    try {
+      const victim = join(d, "..", `${d.split("/").pop()}-victim`);
+      writeFileSync(victim, "precious");
+      for (const n of ["pod-gateway", "client_init.sh"]) symlinkSync(victim, join(d, n));
+      expect(run([bin, "install", d]).code).toBe(0);
+      expect(readFileSync(victim, "utf8")).toBe("precious");
+      expect(lstatSync(join(d, "pod-gateway")).isFile()).toBe(true);
+      expect(readlinkSync(join(d, "client_init.sh"))).toBe("pod-gateway");
+      rmSync(victim);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });

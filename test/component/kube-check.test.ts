@@ -395,7 +395,7 @@ describe("watchUntilPodDone (the sidecar's wait)", () => {
     expect(w.clock.sleeps).toEqual([500, 500]); // two separate streaks, each recovered
     expect(w.log.of("warn").map((l) => l.msg)).toEqual([
       expect.stringContaining("unexpected response (malformed JSON"),
-      expect.stringContaining("unexpected response (malformed watch event"),
+      expect.stringContaining("unexpected response (malformed JSON (JSON Parse error: Expected '}') in watch event: "),
     ]);
   });
 
@@ -424,7 +424,7 @@ describe("watchUntilPodDone (the sidecar's wait)", () => {
     await s.fake.until(() => s.fake.openWatches === 0, "the stream to close");
   });
 
-  test("wrong CONTAINER_NAME: one warning, the pod never counts as done", async () => {
+  test("wrong POD_GATEWAY_CONTAINER_NAME: one warning, the pod never counts as done", async () => {
     const s = setup("job-one-app");
     const cfg = { ...s.cfg, containerName: "sidecar" };
     const ctl = new AbortController();
@@ -435,7 +435,77 @@ describe("watchUntilPodDone (the sidecar's wait)", () => {
     await waitFor(() => log.lines.some((l) => l.msg.includes("waiting for gateway-sidecar (running)")), "the event");
     ctl.abort();
     expect(await p).toBe("aborted");
-    expect(log.of("warn").map((l) => l.msg)).toEqual([`container sidecar is not in pod ${s.ns}/${s.name} (containers: backup, gateway-sidecar): set CONTAINER_NAME to this container's name, or the pod never counts as done`]);
+    expect(log.of("warn").map((l) => l.msg)).toEqual([`container sidecar is not in pod ${s.ns}/${s.name} (containers: backup, gateway-sidecar): set POD_GATEWAY_CONTAINER_NAME to this container's name, or the pod never counts as done`]);
+  });
+});
+
+describe("which container is ours (issue 13 §7)", () => {
+  /** job-one-app with the sidecar container renamed. */
+  const renamed = (name: string) => (p: Pod) => {
+    for (const c of p.spec!.containers!) if (c.name === "gateway-sidecar") c.name = name;
+    for (const c of p.status!.containerStatuses!) if (c.name === "gateway-sidecar") c.name = name;
+  };
+  const run = async (env: Record<string, string>) => {
+    const p = Bun.spawn([binPath(), "check-done"], { env: { PATH: process.env.PATH ?? "", ...env }, stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    return { code, out, err };
+  };
+
+  test("an unrelated CONTAINER_NAME (set by other software) is ignored: gateway-sidecar (was: the pod never counted as done)", async () => {
+    const s = setup("job-one-app", { edit: (p) => setContainerState(p, "backup", terminated(0)) });
+    const r = await run({ ...s.env, POD_GATEWAY_SERVICEACCOUNT_DIR: s.saDir, CONTAINER_NAME: "devbox-7f3a" });
+    expect(r).toMatchObject({ code: 0, out: "true\n" });
+    expect(r.err).not.toContain("[warn]");
+  });
+
+  test("CONTAINER_NAME that names a container of the pod is used, with a warning", async () => {
+    const s = setup("job-one-app", { edit: (p) => (renamed("vpn-sidecar")(p), setContainerState(p, "backup", terminated(0))) });
+    const r = await run({ ...s.env, POD_GATEWAY_SERVICEACCOUNT_DIR: s.saDir, CONTAINER_NAME: "vpn-sidecar" });
+    expect(r).toMatchObject({ code: 0, out: "true\n" });
+    expect(r.err).toContain("using CONTAINER_NAME=vpn-sidecar as this sidecar's container name because it names a container of this pod; set POD_GATEWAY_CONTAINER_NAME instead");
+  });
+
+  test("POD_GATEWAY_CONTAINER_NAME wins, without a warning", async () => {
+    const s = setup("job-one-app", { edit: (p) => (renamed("vpn-sidecar")(p), setContainerState(p, "backup", terminated(0))) });
+    const r = await run({ ...s.env, POD_GATEWAY_SERVICEACCOUNT_DIR: s.saDir, POD_GATEWAY_CONTAINER_NAME: "vpn-sidecar", CONTAINER_NAME: "backup" });
+    expect(r).toMatchObject({ code: 0, out: "true\n" });
+    expect(r.err).toBe("");
+  });
+
+  test("the watch settles the name once and logs the warning once", async () => {
+    const s = setup("job-one-app", { edit: renamed("vpn-sidecar") });
+    const log = captureLog();
+    const cfg = readInClusterConfig({ saDir: s.saDir, env: { ...s.env, CONTAINER_NAME: "vpn-sidecar" } });
+    const p = watchUntilPodDone({ cfg, clock: recordingClock(), log: log.logger });
+    await s.fake.until(() => s.fake.openWatches === 1, "the watch");
+    s.fake.updatePod(s.ns, s.name, (pod) => setContainerState(pod, "backup", { running: {} }));
+    s.fake.updatePod(s.ns, s.name, (pod) => setContainerState(pod, "backup", terminated(0)));
+    expect(await p).toBe("done");
+    expect(log.of("warn").map((l) => l.msg)).toEqual([expect.stringContaining("using CONTAINER_NAME=vpn-sidecar")]);
+  });
+});
+
+describe("SIDECAR_EXIT_WHEN_POD_DONE=auto and restartPolicy Always (issue 13 §7)", () => {
+  test("auto: one GET, then no more requests (no watch from every Deployment pod)", async () => {
+    const s = setup("job-one-app", { edit: (p) => (p.spec!.restartPolicy = "Always") });
+    const log = captureLog();
+    expect(await watchPodDoneIfEnabled({ setting: "auto", saDir: s.saDir, env: s.env, log: log.logger, clock: recordingClock() })).toBe("never-completes");
+    expect(s.fake.requests.map((r) => r.verb)).toEqual(["get"]);
+    expect(log.of("info").map((l) => l.msg)).toContain(`pod ${s.ns}/${s.name} has restartPolicy Always: it never completes, so this sidecar will not watch it (SIDECAR_EXIT_WHEN_POD_DONE=auto; set it to on to watch anyway)`);
+    // The API's default is Always, too.
+    const d = setup("job-one-app", { edit: (p) => delete p.spec!.restartPolicy });
+    expect(await watchPodDoneIfEnabled({ setting: "auto", saDir: d.saDir, env: d.env, log: log.logger, clock: recordingClock() })).toBe("never-completes");
+  });
+
+  test("on: watches anyway; auto with restartPolicy Never or OnFailure: watches", async () => {
+    for (const [setting, policy] of [["on", "Always"], ["auto", "Never"], ["auto", "OnFailure"]] as const) {
+      const s = setup("job-one-app", { edit: (p) => (p.spec!.restartPolicy = policy) });
+      const ctl = new AbortController();
+      const p = watchPodDoneIfEnabled({ setting, saDir: s.saDir, env: s.env, log: captureLog().logger, clock: recordingClock(), signal: ctl.signal });
+      await s.fake.until(() => s.fake.openWatches === 1, `a watch (${setting}, ${policy})`);
+      ctl.abort();
+      expect(await p).toBe("aborted");
+    }
   });
 });
 

@@ -112,7 +112,19 @@ export type Fault =
   /** Watch only: send this ERROR event (410 Gone etc.) and close. */
   | { watchError: number }
   /** Watch only: accept, then close at once without an event. */
-  | "close";
+  | "close"
+  /** Hostile answers (issue 12 §6): exactly this status, headers and body (gzip-compressed when asked). */
+  | { raw: RawAnswer }
+  /** 200 with a body that never ends: GET a Pod whose name never closes; watch one line that never ends, or blank lines forever. */
+  | { endless: "line" | "blank-lines"; gzip?: boolean };
+
+export interface RawAnswer {
+  status?: number;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Compress the body with gzip and say so (Content-Encoding: gzip). */
+  gzip?: boolean;
+}
 
 interface Watcher {
   key: string;
@@ -155,6 +167,9 @@ export class FakeKube {
   private readonly faults: { verb: Verb | "any"; fault: Fault }[] = [];
   private readonly hanging = new Set<() => void>();
   private rv = 1000;
+  /** Bytes the endless answers have put on the wire (after compression), and how many are still open. */
+  endlessSent = 0;
+  endlessOpen = 0;
   /** Watches from a resourceVersion below this get 410 Gone (etcd compaction). */
   private compactedBelow = 0;
   private waiters: { pred: () => boolean; resolve: () => void }[] = [];
@@ -282,6 +297,56 @@ export class FakeKube {
     this.poke();
   }
 
+  private rawAnswer(raw: RawAnswer): Response {
+    const headers: Record<string, string> = { "content-type": "application/json", ...raw.headers };
+    let body: string | Uint8Array | null = raw.body ?? null;
+    if (raw.gzip && body !== null) {
+      body = Bun.gzipSync(enc.encode(body));
+      headers["content-encoding"] = "gzip";
+    }
+    return new Response(body, { status: raw.status ?? 200, headers });
+  }
+
+  /** A body produced on demand (pull), so the server sends only as fast as the client reads. */
+  private endlessAnswer(verb: Verb, kind: "line" | "blank-lines", gzip: boolean): Response {
+    const filler = enc.encode(kind === "blank-lines" ? "\n".repeat(16 * 1024) : "a".repeat(64 * 1024));
+    const head = enc.encode(verb === "get" ? '{"kind":"Pod","metadata":{"name":"' : '\n{"type":"MODIFIED","object":{"kind":"Pod","metadata":{"name":"');
+    let first = true;
+    this.endlessOpen++;
+    let open = true;
+    const done = () => {
+      if (open) this.endlessOpen--;
+      open = false;
+      this.poke();
+    };
+    let body: ReadableStream<Uint8Array> = new ReadableStream<Uint8Array>({
+      pull: (ctl) => {
+        const chunk = first && kind === "line" ? head : filler;
+        first = false;
+        ctl.enqueue(chunk);
+      },
+      cancel: done,
+    });
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (gzip) {
+      body = body.pipeThrough(new CompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>);
+      headers["content-encoding"] = "gzip";
+    }
+    // Also count the stream as closed when the client goes away without cancelling our source.
+    return new Response(
+      body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform: (chunk, ctl) => {
+            this.endlessSent += chunk.length;
+            ctl.enqueue(chunk);
+          },
+          flush: done,
+        }),
+      ),
+      { headers },
+    );
+  }
+
   private takeFault(verb: Verb): Fault | undefined {
     const i = this.faults.findIndex((f) => f.verb === verb || f.verb === "any");
     if (i < 0) return undefined;
@@ -310,6 +375,8 @@ export class FakeKube {
     if (verb === "other" || !m) return Response.json(status(404, "NotFound", "the server could not find the requested resource"), { status: 404 });
     const namespace = decodeURIComponent(m[1]!);
     const fault = this.takeFault(verb);
+    if (typeof fault === "object" && "raw" in fault) return this.rawAnswer(fault.raw);
+    if (typeof fault === "object" && "endless" in fault) return this.endlessAnswer(verb, fault.endless, fault.gzip ?? false);
     if (fault === "hang") return new Promise((resolve) => this.hanging.add(() => resolve(new Response("server stopped", { status: 503 }))));
     if (typeof fault === "object" && "status" in fault) {
       const reason = fault.reason ?? REASONS[fault.status] ?? "Unknown";

@@ -324,7 +324,7 @@ describe("client-sidecar in the lab", () => {
     expect((await overlayAddr(lab, "client-1"))!.local).toBe(address);
   }, 100_000);
 
-  test("SIGTERM: the sidecar releases the lease at the gateway and exits 0", async () => {
+  test("SIGTERM: the sidecar exits 0 at once and leaves the lease to lapse (the app may still use the address)", async () => {
     const lab = t.lab;
     await waitFor("the lease in the new gateway's lease file", async () => (await leaseFile(lab, "gw2")).includes(address), 5_000);
     const t0 = performance.now();
@@ -332,7 +332,8 @@ describe("client-sidecar in the lab", () => {
     const code = await Promise.race([side.exited, Bun.sleep(10_000).then(() => "still running")]);
     measured.sigtermExit = Math.round(performance.now() - t0);
     expect(code).toBe(0);
-    expect(out.text()).toContain(`released the DHCP lease of ${address}`);
-    await waitFor("the lease to leave the gateway's lease file", async () => !(await leaseFile(lab, "gw2")).includes(address), 5_000);
+    expect(out.text()).toContain(`not releasing the DHCP lease of ${address}`);
+    // Releasing is for a pod whose other containers are done (test/netns/job-completion.test.ts).
+    expect((await leaseFile(lab, "gw2")).includes(address)).toBe(true);
   }, 30_000);
 });

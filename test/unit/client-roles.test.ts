@@ -437,11 +437,24 @@ describe("runClientSidecar", () => {
     expect(w.tunnelWorks()).toBe(true);
   });
 
-  test("SIGTERM: the lease is released and the sidecar returns", async () => {
+  test("SIGTERM while the rest of the pod may still run: the sidecar returns, the lease is left to lapse (issue 13 §7)", async () => {
     const ctl = new AbortController();
     const clock = new VirtualClock({ at: 7_000, ctl });
     const w = new World(clock);
     const r = await initThenSidecar(w, 7_000, ctl);
+    expect(r).toMatchObject({ reason: "signal", released: false });
+    expect(w.released).toEqual([]);
+    // Also when the Job check runs but has not seen the pod finish.
+    const ctl2 = new AbortController();
+    const w2 = new World(new VirtualClock({ at: 7_000, ctl: ctl2 }));
+    const r2 = await initThenSidecar(w2, 7_000, ctl2, {}, { watchPodDone: () => new Promise<PodDoneResult>(() => {}) });
+    expect(r2.released).toBe(false);
+  });
+
+  test("SIGTERM as a native sidecar (the kubelet stops it after the app): the lease is released", async () => {
+    const ctl = new AbortController();
+    const w = new World(new VirtualClock({ at: 7_000, ctl }));
+    const r = await initThenSidecar(w, 7_000, ctl, {}, { watchPodDone: async () => "native-sidecar" });
     expect(r).toMatchObject({ reason: "signal", released: true });
     expect(w.released.map((l) => l.address)).toEqual(["172.16.0.20"]);
   });
@@ -450,7 +463,7 @@ describe("runClientSidecar", () => {
     const ctl = new AbortController();
     const w = new World(new VirtualClock({ at: 3_000, ctl }));
     const hanging = { ...w.deps().dhcp, release: () => new Promise<void>(() => {}) };
-    const r = await initThenSidecar(w, 3_000, ctl, {}, { dhcp: hanging });
+    const r = await initThenSidecar(w, 3_000, ctl, {}, { dhcp: hanging, watchPodDone: async () => "native-sidecar" });
     expect(r.released).toBe(false);
   });
 
@@ -480,7 +493,7 @@ describe("runClientSidecar: an infinite lease", () => {
     const ctl = new AbortController();
     const w = new World(new VirtualClock({ at: 20_000, ctl }));
     w.leaseSeconds = INFINITE_LEASE;
-    const r = await initThenSidecar(w, 20_000, ctl);
+    const r = await initThenSidecar(w, 20_000, ctl, {}, { watchPodDone: async () => "native-sidecar" });
     expect(w.facts.vxlan!.addresses).toEqual([{ local: "172.16.0.20", prefixlen: 24, validLft: Infinity, preferredLft: Infinity }]);
     expect(w.acquires).toHaveLength(1); // client-init's
     expect(r.stats).toMatchObject({ leasesAcquired: 0, renewals: 0, reinits: 0 });

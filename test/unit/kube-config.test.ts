@@ -27,7 +27,7 @@ function input(over: Partial<InClusterInput> = {}): InClusterInput {
   return {
     env: { KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" },
     saDir: "/sa",
-    tokenReadable: true,
+    tokenProblem: undefined,
     ca: "-----BEGIN CERTIFICATE-----\n...\n",
     namespaceFile: "media\n",
     hostname: "job-x-abcde",
@@ -40,17 +40,23 @@ describe("resolveInClusterConfig", () => {
     const r = resolveInClusterConfig(input());
     expect(r).toEqual({
       ok: true,
-      config: { apiBase: "https://10.96.0.1:443", tokenFile: "/sa/token", ca: "-----BEGIN CERTIFICATE-----\n...", namespace: "media", podName: "job-x-abcde", containerName: "gateway-sidecar" },
+      config: { apiBase: "https://10.96.0.1:443", tokenFile: "/sa/token", ca: "-----BEGIN CERTIFICATE-----\n...", namespace: "media", podName: "job-x-abcde", containerName: "gateway-sidecar", containerNameExplicit: false },
     });
   });
 
-  test("downward API and CONTAINER_NAME win", () => {
-    const r = resolveInClusterConfig(input({ env: { KUBERNETES_SERVICE_HOST: "::1", KUBERNETES_SERVICE_PORT: "6443", POD_NAME: "real-name", POD_NAMESPACE: "other", CONTAINER_NAME: "vpn-sidecar" } }));
-    expect(r.ok && r.config).toMatchObject({ apiBase: "https://[::1]:6443", podName: "real-name", namespace: "other", containerName: "vpn-sidecar" });
+  test("downward API and POD_GATEWAY_CONTAINER_NAME win", () => {
+    const r = resolveInClusterConfig(input({ env: { KUBERNETES_SERVICE_HOST: "::1", KUBERNETES_SERVICE_PORT: "6443", POD_NAME: "real-name", POD_NAMESPACE: "other", POD_GATEWAY_CONTAINER_NAME: "vpn-sidecar", CONTAINER_NAME: "unrelated" } }));
+    expect(r.ok && r.config).toMatchObject({ apiBase: "https://[::1]:6443", podName: "real-name", namespace: "other", containerName: "vpn-sidecar", containerNameExplicit: true });
+    expect(r.ok && r.config.genericContainerName).toBeUndefined();
+  });
+
+  test("CONTAINER_NAME alone is only a candidate (it names a container of the pod or is ignored)", () => {
+    const r = resolveInClusterConfig(input({ env: { KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443", CONTAINER_NAME: "vpn-sidecar" } }));
+    expect(r.ok && r.config).toMatchObject({ containerName: "gateway-sidecar", containerNameExplicit: false, genericContainerName: "vpn-sidecar" });
   });
 
   test("every missing piece is reported at once", () => {
-    const r = resolveInClusterConfig({ env: { KUBERNETES_SERVICE_PORT: "https" }, saDir: "/sa", tokenReadable: false, ca: undefined, namespaceFile: undefined, hostname: "" });
+    const r = resolveInClusterConfig({ env: { KUBERNETES_SERVICE_PORT: "https" }, saDir: "/sa", tokenProblem: "does not exist", ca: undefined, namespaceFile: undefined, hostname: "" });
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.issues.map((i) => i.key ?? i.file)).toEqual(["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "/sa/token", "/sa/ca.crt", "/sa/namespace", "POD_NAME"]);

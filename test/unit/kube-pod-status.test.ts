@@ -1,6 +1,6 @@
 // The pod-done decision and native-sidecar detection, on realistic pod objects.
 import { describe, expect, test } from "bun:test";
-import { decidePodDone, isNativeSidecar } from "../../src/core/kube/pod-status.ts";
+import { decidePodDone, isNativeSidecar, neverCompletes, pickOwnContainer } from "../../src/core/kube/pod-status.ts";
 import type { Pod } from "../../src/core/kube/types.ts";
 import { loadFixture, setContainerState, terminated } from "../helpers/fake-kube.ts";
 
@@ -120,5 +120,37 @@ describe("isNativeSidecar", () => {
     const pod = loadFixture("job-native-sidecar");
     delete pod.spec!.initContainers![1]!.restartPolicy;
     expect(isNativeSidecar(pod, OWN)).toBe(false);
+  });
+});
+
+describe("pickOwnContainer (issue 13 §7)", () => {
+  const pod = loadFixture("job-one-app"); // containers backup, gateway-sidecar; init gateway-init
+  const cfg = (over: { containerName?: string; containerNameExplicit?: boolean; genericContainerName?: string }) => ({ containerName: OWN, containerNameExplicit: false, ...over });
+  test("POD_GATEWAY_CONTAINER_NAME is taken as it is", () => {
+    expect(pickOwnContainer(pod, cfg({ containerName: "x", containerNameExplicit: true, genericContainerName: "backup" }))).toEqual({ name: "x" });
+  });
+  test("CONTAINER_NAME naming a container (app or init) is used, with a warning", () => {
+    for (const name of ["backup", "gateway-init"]) {
+      const r = pickOwnContainer(pod, cfg({ genericContainerName: name }));
+      expect(r.name).toBe(name);
+      expect(r.note?.level).toBe("warn");
+    }
+  });
+  test("CONTAINER_NAME naming nothing in the pod is ignored (debug note); unset or equal to the default says nothing", () => {
+    expect(pickOwnContainer(pod, cfg({ genericContainerName: "devbox" }))).toMatchObject({ name: OWN, note: { level: "debug" } });
+    expect(pickOwnContainer(pod, cfg({}))).toEqual({ name: OWN });
+    expect(pickOwnContainer(pod, cfg({ genericContainerName: OWN }))).toEqual({ name: OWN });
+  });
+});
+
+describe("neverCompletes", () => {
+  test("restartPolicy Always, or none (the API default), never completes; Never and OnFailure can", () => {
+    const pod = loadFixture("job-one-app");
+    expect(neverCompletes(pod)).toBe(false);
+    for (const [policy, never] of [["Always", true], ["OnFailure", false], ["Never", false], [undefined, true]] as const) {
+      if (policy === undefined) delete pod.spec!.restartPolicy;
+      else pod.spec!.restartPolicy = policy;
+      expect([policy, neverCompletes(pod)]).toEqual([policy, never]);
+    }
   });
 });

@@ -3,6 +3,7 @@
 // missing) stops the asking; everything else is retried with capped exponential backoff.
 import { PodGatewayError } from "../errors.ts";
 import type { Status } from "./types.ts";
+import { excerpt } from "./watch.ts";
 
 export type ApiFailure =
   /** The server answered with a non-2xx status (body decoded when it was a Status). */
@@ -15,7 +16,9 @@ export type ApiFailure =
   | { kind: "tls"; detail: string }
   /** Connection refused/reset, DNS, unreachable. */
   | { kind: "network"; detail: string }
-  /** 2xx with a body that is not what the API sends. */
+  /** A 3xx: redirects are never followed (the token must not go elsewhere, the answer must come from the API server). */
+  | { kind: "redirect"; code: number; location: string | undefined }
+  /** 2xx with a body that is not what the API sends (not a Pod, over the size limit, not UTF-8). */
   | { kind: "bad-response"; detail: string }
   /** The service-account token file could not be read (rotating, unmounted). */
   | { kind: "token"; detail: string };
@@ -71,6 +74,8 @@ export function describeFailure(f: ApiFailure): string {
       return `TLS verification failed (${f.detail})`;
     case "network":
       return `network error (${f.detail})`;
+    case "redirect":
+      return `HTTP ${f.code} redirect${f.location ? ` to ${excerpt(f.location, 120)}` : ""}: redirects are never followed`;
     case "bad-response":
       return `unexpected response (${f.detail})`;
     case "token":
@@ -115,7 +120,7 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy = DEFAULT_BA
 export const KubeExitCode = {
   /** The API refused us (401/403): the RBAC Role or binding is missing. */
   forbidden: 4,
-  /** The API could not be asked or answered wrongly: network, TLS, timeout, 404, 5xx, bad JSON. */
+  /** The API could not be asked or answered wrongly: network, TLS, timeout, 404, 5xx, a redirect, a body that is not a Pod or too large. */
   api: 5,
 } as const;
 

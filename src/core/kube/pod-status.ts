@@ -94,3 +94,46 @@ export function decidePodDone(pod: Pod, ownContainer: string): PodDoneDecision {
 export function isNativeSidecar(pod: Pod, ownContainer: string): boolean {
   return (pod.spec?.initContainers ?? []).some((c) => c.name === ownContainer && c.restartPolicy === "Always");
 }
+
+/** Every container name of the pod, app and init. */
+function podContainerNames(pod: Pod): string[] {
+  return [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].map((c) => c.name);
+}
+
+export interface OwnContainer {
+  name: string;
+  /** Why CONTAINER_NAME was used or ignored, for one log line; undefined when nothing to say. */
+  note?: { level: "warn" | "debug"; message: string };
+}
+
+/**
+ * Which container of `pod` is ours (issue 13 §7): POD_GATEWAY_CONTAINER_NAME when set; else
+ * CONTAINER_NAME, but only when it names a container of this pod (a warning says it was used);
+ * else the webhook's gateway-sidecar.
+ */
+export function pickOwnContainer(pod: Pod, cfg: { containerName: string; containerNameExplicit: boolean; genericContainerName?: string }): OwnContainer {
+  if (cfg.containerNameExplicit || cfg.genericContainerName === undefined) return { name: cfg.containerName };
+  const generic = cfg.genericContainerName;
+  if (generic === cfg.containerName) return { name: generic };
+  if (podContainerNames(pod).includes(generic)) {
+    return {
+      name: generic,
+      note: {
+        level: "warn",
+        message: `using CONTAINER_NAME=${generic} as this sidecar's container name because it names a container of this pod; set POD_GATEWAY_CONTAINER_NAME instead (CONTAINER_NAME is a generic variable other software sets)`,
+      },
+    };
+  }
+  return {
+    name: cfg.containerName,
+    note: { level: "debug", message: `CONTAINER_NAME=${generic} is not a container of this pod: ignored, using ${cfg.containerName} (set POD_GATEWAY_CONTAINER_NAME to name this sidecar's container)` },
+  };
+}
+
+/**
+ * A pod whose restartPolicy is Always (every Deployment's, StatefulSet's, DaemonSet's pod; the
+ * API's default) never completes: its containers are restarted whatever their exit code.
+ */
+export function neverCompletes(pod: Pod): boolean {
+  return (pod.spec?.restartPolicy ?? "Always") === "Always";
+}
