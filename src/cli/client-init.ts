@@ -2,16 +2,15 @@
 // Loads and validates the configuration, checks it runs in a pod, then runs the role.
 // Also exports what client-sidecar shares with it: the real deps and the role input.
 import { defineCommand } from "citty";
-import { isIPv4 } from "node:net";
+import { isIpv4 } from "../core/net/ipv4.ts";
 import { hostname } from "node:os";
 import type { ConfigIssue } from "../core/errors.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
-import { runClientInit, IpClientHost, type ClientInput, type DhcpClient } from "../roles/client-init.ts";
+import { runClientInit, type ClientInput, type DhcpClient } from "../roles/client-init.ts";
 import type { SidecarDeps } from "../roles/client-sidecar.ts";
 import { realClock } from "../sys/clock.ts";
 import { resolveGatewayAddress } from "../sys/dns.ts";
-import { ProcessRunner } from "../sys/exec.ts";
-import { Ip } from "../sys/ip.ts";
+import { NetlinkClientHost } from "../sys/client-host.ts";
 import { log, type Logger } from "../sys/log.ts";
 import { probeDns, probeDnsUntil, type DnsProbeResult } from "../sys/probe.ts";
 import { roleArgs } from "./args.ts";
@@ -27,10 +26,10 @@ export const dhcpClient: DhcpClient = {
 
 const describeProbe = (r: DnsProbeResult): string => (r.alive ? `DNS ${r.rcode} in ${r.rttMs.toFixed(1)} ms` : r.detail);
 
-/** What both client roles run against: the pod's `ip`, the DHCP client, DNS and the gateway probe. */
+/** What both client roles run against: rtnetlink (in-process), the DHCP client, DNS and the gateway probe. */
 export function realClientDeps(logger: Logger): Omit<SidecarDeps, "watchPodDone"> {
   return {
-    host: new IpClientHost(new Ip(new ProcessRunner())),
+    host: new NetlinkClientHost(),
     dhcp: dhcpClient,
     clock: realClock,
     log: logger,
@@ -64,7 +63,7 @@ export function clientConfigIssues(cfg: ResolvedConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (s.GATEWAY_NAME.trim() === "")
     issues.push({ ...where("GATEWAY_NAME"), key: "GATEWAY_NAME", message: "is empty: set it, or pass the gateway's DNS name as $gateway (the admission webhook does)" });
-  else if (!isIPv4(s.GATEWAY_NAME.trim()) && !s.K8S_DNS_IPS.some((d) => isIPv4(d)))
+  else if (!isIpv4(s.GATEWAY_NAME.trim()) && !s.K8S_DNS_IPS.some((d) => isIpv4(d)))
     issues.push({ ...where("K8S_DNS_IPS"), key: "K8S_DNS_IPS", message: `has no IPv4 server to resolve ${s.GATEWAY_NAME} with (the webhook passes them as $K8S_DNS_ips)` });
   return issues;
 }

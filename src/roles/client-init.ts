@@ -1,9 +1,8 @@
 // client-init: route this pod's traffic through the gateway pod. Resolve the gateway first (while
-// the cluster DNS is still reachable), read the pod's network, plan, apply in one `ip -batch`,
+// the cluster DNS is still reachable), read the pod's network, plan, apply (rtnetlink),
 // prove isolation, take the address (static from nat.conf or DHCP), set the default route, and
 // prove the gateway answers through the tunnel. The client sidecar runs the same function to
 // re-initialise, so every step converges when repeated.
-import { isIPv4 } from "node:net";
 import { StepError } from "../core/errors.ts";
 import { ISOLATION_PROBES_V4, ISOLATION_PROBES_V6 } from "../core/client/constants.ts";
 import { parseClientFacts, type ClientFacts } from "../core/client/facts.ts";
@@ -19,56 +18,26 @@ import {
   type ClientNetworkInput,
   type ClientNetworkPlan,
 } from "../core/client/plan.ts";
-import { describeChanges, renderIpBatch } from "../core/client/render.ts";
+import { describeChanges } from "../core/net/change.ts";
 import type { Lease } from "../core/dhcp/types.ts";
-import { parseReadBatch, renderReadBatch, type ReadCommand } from "../core/client/read-batch.ts";
 import { clientMac, gatewayOverlayIp, overlayAddress, POD_IF, VXLAN_IF } from "../core/net/vxlan.ts";
+import { isIpv4 } from "../core/net/ipv4.ts";
 import { matchNatEntry, type NatMatchHow } from "../core/natconf/match.ts";
 import type { NatEntry, Settings } from "../core/settings/types.ts";
 import type { Clock } from "../sys/clock.ts";
-import type { Ip } from "../sys/ip.ts";
 import type { Logger } from "../sys/log.ts";
 
 // ---------------------------------------------------------------- deps
 
-/** The pod's network as the client roles touch it: read facts (and route lookups), apply planned changes. */
+/**
+ * The pod's network as the client roles touch it: read facts (and route lookups), apply planned
+ * changes. The real one is src/sys/client-host.ts (rtnetlink in-process, no programs run).
+ */
 export interface ClientHost {
   readFacts(): Promise<ClientFacts>;
   /** The facts plus `ip route get` for each destination, read together. */
   readFactsAndRoutes(dsts: readonly string[]): Promise<{ facts: ClientFacts; routes: RouteGetResult[] }>;
   apply(changes: readonly Change[], what: string): Promise<void>;
-}
-
-/**
- * The real host: every read is one `ip -j -d -force -batch -` process, every apply one
- * `ip -batch -` process (process start-up is most of client-init's time). Runs nothing but `ip`.
- */
-export class IpClientHost implements ClientHost {
-  constructor(readonly ip: Ip) {}
-
-  private async read(cmds: ReadCommand[], what: string) {
-    const r = await this.ip.runner.run([this.ip.bin, "-j", "-d", "-force", "-batch", "-"], {
-      input: renderReadBatch(cmds).map((c) => c.join(" ")).join("\n") + "\n",
-      // 1: some command failed (a route lookup that finds no route, which is what we hope for)
-      okCodes: [1],
-      what,
-    });
-    return parseReadBatch(cmds, r.stdout, r.stderr);
-  }
-
-  async readFacts(): Promise<ClientFacts> {
-    const r = await this.read([{ kind: "addrs" }, { kind: "routes" }], "reading links, addresses and routes");
-    return parseClientFacts(r.links, r.routes4, r.routes6);
-  }
-
-  async readFactsAndRoutes(dsts: readonly string[]): Promise<{ facts: ClientFacts; routes: RouteGetResult[] }> {
-    const r = await this.read([...dsts.map((dst) => ({ kind: "route-get" as const, dst })), { kind: "addrs" }, { kind: "routes" }], "reading routes and looking up public addresses");
-    return { facts: parseClientFacts(r.links, r.routes4, r.routes6), routes: r.routeGets };
-  }
-
-  apply(changes: readonly Change[], what: string): Promise<void> {
-    return this.ip.batch(renderIpBatch(changes), what);
-  }
 }
 
 /** What the client roles need from the DHCP client (src/sys/dhcp-client.ts implements it). */
@@ -159,7 +128,7 @@ export function networkInput(input: ClientInput, gatewayPodIp: string): ClientNe
     notRoutedCidrs: s.NOT_ROUTED_TO_GATEWAY_CIDRS,
     dnsServers: s.K8S_DNS_IPS,
     gatewayPodIp,
-    kubernetesServiceHost: input.kubernetesServiceHost && isIPv4(input.kubernetesServiceHost) ? input.kubernetesServiceHost : undefined,
+    kubernetesServiceHost: input.kubernetesServiceHost && isIpv4(input.kubernetesServiceHost) ? input.kubernetesServiceHost : undefined,
   };
 }
 
@@ -206,7 +175,7 @@ export function logNetworkPlan(log: Logger, plan: ClientNetworkPlan): void {
 
 /**
  * Prove that no route leads to the internet except through the tunnel (nothing is sent), and read
- * the state after phase 1 in the same `ip` process.
+ * the state after phase 1 on the same netlink socket.
  */
 export async function checkIsolation(host: ClientHost): Promise<ClientFacts> {
   const { facts, routes } = await host.readFactsAndRoutes([...ISOLATION_PROBES_V4, ...ISOLATION_PROBES_V6]);

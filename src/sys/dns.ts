@@ -3,7 +3,8 @@
 // some images have no /etc at all. node:dns's Resolver with setServers() asks exactly the servers
 // given (measured: works in compiled Bun, 0.3-1.2 ms per lookup).
 import { Resolver } from "node:dns/promises";
-import { isIP, isIPv4 } from "node:net";
+import { isIP } from "node:net";
+import { isIpv4 as isIPv4 } from "../core/net/ipv4.ts";
 import type { Clock } from "./clock.ts";
 import { realClock } from "./clock.ts";
 import type { Logger } from "./log.ts";

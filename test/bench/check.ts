@@ -1,9 +1,8 @@
 // Self-checks of the bench's pure parts (statistics, report, README splice, the nat.conf and
-// reference-script generators, the floor script, /proc parsers). Not a *.test.ts file on
+// reference-script generators, /proc parsers). Not a *.test.ts file on
 // purpose: `bun test` must not pick up bench code. Run: bun test/bench/check.ts (no root needed).
 import assert from "node:assert/strict";
 import { parseNatConf } from "../../src/core/natconf/parse.ts";
-import { renderFloorScript } from "./groups/client.ts";
 import { renderNatConf, renderReferenceScript } from "./groups/gateway.ts";
 import { growth } from "./groups/footprint.ts";
 import { parseSnmpIp } from "./groups/datapath.ts";
@@ -112,21 +111,6 @@ COMMIT
     `ip6tables-nft -t filter -A INPUT -i eth0 -p udp -m udp --dport 8472 -m comment --comment "vxlan from client pods" -j ACCEPT`,
   ]);
   assert.match(r.script, /^set -e$/m);
-});
-
-check("floor script: the recorded calls in order, udhcpc right before the address is set, reads unchecked", () => {
-  const calls = [
-    { args: ["-j", "-d", "-force", "-batch", "-"], stdin: "addr show\n" },
-    { args: ["-batch", "-"], stdin: "link add vxlan0 type vxlan id 42\n" },
-    { args: ["-batch", "-"], stdin: "addr replace 172.16.0.9/24 dev vxlan0\nroute replace 0.0.0.0/0 via 172.16.0.1\n" },
-  ];
-  const s = renderFloorScript(calls, { ip: "/sbin/ip", busybox: "/bin/busybox" }, "/d", true).split("\n");
-  assert.equal(s[2], "'/sbin/ip' '-j' '-d' '-force' '-batch' '-' < '/d/call-0.in' >/dev/null 2>&1");
-  assert.equal(s[3], "'/sbin/ip' '-batch' '-' < '/d/call-1.in' >/dev/null 2>&1 || exit 11");
-  assert.match(s[4]!, /^'\/bin\/busybox' udhcpc -i vxlan0 -q -n -f .* -s \/bin\/true .*\|\| exit 7$/);
-  assert.match(s[5]!, /call-2\.in/);
-  assert.doesNotMatch(renderFloorScript(calls, { ip: "ip", busybox: "busybox" }, "/d", false), /udhcpc/);
-  assert.throws(() => renderFloorScript(calls.slice(0, 2), { ip: "ip", busybox: "busybox" }, "/d", true), /no address/);
 });
 
 check("/proc parsers", () => {

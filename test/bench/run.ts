@@ -8,6 +8,8 @@
 //   --runs N  --soak-min M  --outage-runs N    override the run counts / soak length
 //   --out DIR                                  where to write (default: results/ for a complete
 //                                              run, /tmp/pod-gateway-bench for a subset or --quick run)
+//   --no-sweep                                 leave namespaces of an earlier bench alone (another
+//                                              bench may be running on this machine)
 //
 // The footprint soak runs alongside the other groups (its sidecars idle in a lab of their own,
 // probing every 2 s) so that a 10-minute soak fits the 15-minute budget; start-up is measured
@@ -35,12 +37,12 @@ const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOStr
 
 function usage(): never {
   process.stderr.write(
-    "usage: bun test/bench/run.ts [--only client,recovery,gateway,footprint,datapath] [--quick] [--runs N] [--soak-min M] [--outage-runs N] [--out DIR]\n",
+    "usage: bun test/bench/run.ts [--only client,recovery,gateway,footprint,datapath] [--quick] [--runs N] [--soak-min M] [--outage-runs N] [--out DIR] [--no-sweep]\n",
   );
   process.exit(2);
 }
 
-export function parseOptions(argv: string[]): { opts: BenchOptions; only: GroupId[]; out?: string; complete: boolean } {
+export function parseOptions(argv: string[]): { opts: BenchOptions; only: GroupId[]; out?: string; complete: boolean; sweep: boolean } {
   let values;
   try {
     values = parseArgs({
@@ -52,6 +54,7 @@ export function parseOptions(argv: string[]): { opts: BenchOptions; only: GroupI
         "soak-min": { type: "string" },
         "outage-runs": { type: "string" },
         out: { type: "string" },
+        "no-sweep": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
       },
       strict: true,
@@ -85,7 +88,7 @@ export function parseOptions(argv: string[]): { opts: BenchOptions; only: GroupI
     iperfSeconds: q ? 1 : 2,
   };
   const complete = !q && only.length === GROUPS.length && values.runs === undefined && values["soak-min"] === undefined && values["outage-runs"] === undefined;
-  return { opts, only: only as GroupId[], out: values.out, complete };
+  return { opts, only: only as GroupId[], out: values.out, complete, sweep: !values["no-sweep"] };
 }
 
 function checkPrerequisites(only: GroupId[]): void {
@@ -100,11 +103,11 @@ function checkPrerequisites(only: GroupId[]): void {
 
 async function main(): Promise<number> {
   const started = performance.now();
-  const { opts, only, out, complete } = parseOptions(process.argv.slice(2));
+  const { opts, only, out, complete, sweep } = parseOptions(process.argv.slice(2));
   checkPrerequisites(only);
   const cleanup = new Cleanup();
   cleanup.installSignalHandlers(log);
-  const stale = await sweepStaleNamespaces(NS_PREFIX);
+  const stale = sweep ? await sweepStaleNamespaces(NS_PREFIX) : [];
   if (stale.length) log(`removed ${stale.length} namespace(s) a killed bench left behind: ${stale.join(", ")}`);
 
   const scratch = cleanup.addDir(mkdtempSync(join(tmpdir(), "pgw-bench-")));

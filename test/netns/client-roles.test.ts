@@ -3,8 +3,8 @@
 // one lab and run in order: static and DHCP init, re-runs, leases, isolation, then one sidecar
 // through a lease renewal, a gateway that moves, a 30 s outage, an automatic renewal and SIGTERM.
 //
-// The client roles run with PATH holding nothing but `ip`: any other program they tried to run
-// would fail the test.
+// The client roles run with PATH holding nothing but their own drop-in names (no `ip`): any
+// program they tried to run would fail the test.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,14 +28,12 @@ const measured: Record<string, number> = {};
 beforeAll(() => {
   requireRoot();
   bin = binPath();
-  const ip = which("ip");
-  if (!ip) throw new Error("`ip` (iproute2) is missing: apt-get install iproute2");
+  if (!which("ip")) throw new Error("`ip` (iproute2) is missing (the test reads state with it): apt-get install iproute2");
   if (!which("nft")) throw new Error("`nft` is missing: apt-get install nftables");
   dir = mkdtempSync(join(tmpdir(), "pgw-client-test-"));
-  // The drop-in names the chart and the webhook use, and a PATH with nothing but ip.
+  // The drop-in names the chart and the webhook use, and a PATH with nothing else.
   symlinkSync(bin, join(dir, "client_init.sh"));
   symlinkSync(bin, join(dir, "client_sidecar.sh"));
-  symlinkSync(ip, join(dir, "ip"));
 });
 
 afterAll(() => {
@@ -45,12 +43,15 @@ afterAll(() => {
 });
 
 function clientEnv(lab: Lab, pod: PodName, extra: Record<string, string> = {}): Record<string, string> {
-  return { ...lab.roleEnv(pod), PATH: dir, ...extra };
+  return { ...lab.roleEnv(pod), ...extra };
 }
+
+/** The role's argv: env(1) sets its PATH (`ip netns exec` itself still needs the test's PATH). */
+const role = (name: string) => ["/usr/bin/env", `PATH=${dir}`, join(dir, name)];
 
 async function clientInit(lab: Lab, pod: PodName, extra: Record<string, string> = {}) {
   const t0 = performance.now();
-  const r = await lab.exec(pod, [join(dir, "client_init.sh")], { env: clientEnv(lab, pod, extra), okCodes: [1, 2, 3] });
+  const r = await lab.exec(pod, role("client_init.sh"), { env: clientEnv(lab, pod, extra), okCodes: [1, 2, 3] });
   return { ...r, ms: performance.now() - t0 };
 }
 
@@ -249,7 +250,7 @@ describe("client-sidecar in the lab", () => {
 `,
     });
     address = (await overlayAddr(lab, "client-1"))!.local;
-    side = lab.spawn("client-1", [join(dir, "client_sidecar.sh")], { env: clientEnv(lab, "client-1") });
+    side = lab.spawn("client-1", role("client_sidecar.sh"), { env: clientEnv(lab, "client-1") });
     procs.push(side);
     out = collect(side);
     await waitFor("the sidecar to start", () => out.text().includes("took over the DHCP lease"), 10_000);

@@ -15,10 +15,20 @@ import { GatewayResolveError, resolveGatewayAddress } from "../../src/sys/dns.ts
 describe("decideIsolation", () => {
   test("every lookup unreachable: isolated", () => {
     const v = decideIsolation([
-      { dst: "1.1.1.1", ok: false, code: 2, stderr: "RTNETLINK answers: Network is unreachable\n" },
-      { dst: "2606:4700:4700::1111", ok: false, code: 2, stderr: "RTNETLINK answers: Network is unreachable\n" },
+      { dst: "1.1.1.1", ok: false, errno: 101, message: "looking up the route to 1.1.1.1: Network is unreachable (ENETUNREACH)" },
+      { dst: "2606:4700:4700::1111", ok: false, errno: 101, message: "looking up the route to 2606:4700:4700::1111: Network is unreachable (ENETUNREACH)" },
     ]);
-    expect(v).toEqual({ isolated: true, leaks: [], details: ["1.1.1.1: Network is unreachable", "2606:4700:4700::1111: Network is unreachable"] });
+    expect(v).toEqual({ isolated: true, leaks: [], details: ["1.1.1.1: no route (ENETUNREACH)", "2606:4700:4700::1111: no route (ENETUNREACH)"] });
+  });
+
+  test("unreachable, prohibit and blackhole routes answer with their errors: isolated", () => {
+    const v = decideIsolation([
+      { dst: "1.1.1.1", ok: false, errno: 113, message: "x" },
+      { dst: "1.0.0.1", ok: false, errno: 13, message: "x" },
+      { dst: "8.8.8.8", ok: false, errno: 22, message: "x" },
+    ]);
+    expect(v.details).toEqual(["1.1.1.1: unreachable route (EHOSTUNREACH)", "1.0.0.1: prohibit route (EACCES)", "8.8.8.8: blackhole route (EINVAL)"]);
+    expect(v.isolated).toBe(true);
   });
 
   test("through the tunnel (a re-run) or into a blackhole: isolated", () => {
@@ -28,7 +38,7 @@ describe("decideIsolation", () => {
 
   test("a route via eth0 is a leak, named in the verdict", () => {
     const v = decideIsolation([
-      { dst: "1.1.1.1", ok: false, code: 2, stderr: "RTNETLINK answers: Network is unreachable" },
+      { dst: "1.1.1.1", ok: false, errno: 101, message: "looking up the route to 1.1.1.1: Network is unreachable (ENETUNREACH)" },
       { dst: "208.67.222.222", ok: true, dev: "eth0", gateway: "198.18.0.1" },
     ]);
     expect(v.isolated).toBe(false);
@@ -36,7 +46,9 @@ describe("decideIsolation", () => {
   });
 
   test("a lookup failing for another reason proves nothing", () => {
-    expect(decideIsolation([{ dst: "1.1.1.1", ok: false, code: 1, stderr: "Object \"route\" is unknown" }]).isolated).toBe(false);
+    const v = decideIsolation([{ dst: "1.1.1.1", ok: false, errno: 110, message: "looking up the route to 1.1.1.1: the kernel did not answer (ETIMEDOUT)" }]);
+    expect(v.isolated).toBe(false);
+    expect(v.leaks).toEqual(["1.1.1.1: route lookup failed unexpectedly (looking up the route to 1.1.1.1: the kernel did not answer (ETIMEDOUT))"]);
   });
 });
 
@@ -293,7 +305,6 @@ describe("parseReadBatch (one `ip -j -d -force -batch -` for all reads)", () => 
     expect(r.routes4.map((x) => x.dst)).toEqual(["10.0.0.0/8", "198.18.0.0/24"]);
     // a device-only IPv6 default route (no address anywhere) is still IPv6: it carries "pref"
     expect(r.routes6.map((x) => `${x.dst} ${x.dev}`)).toEqual(["fd00::/64 eth0", "default eth0", "default eth1"]);
-    expect(decideIsolation(r.routeGets).isolated).toBe(false);
   });
 
   test("a failed read (not a lookup) or answers that do not line up are errors, never guesses", () => {

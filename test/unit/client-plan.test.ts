@@ -13,7 +13,7 @@ import {
   stateChanges,
   type ClientNetworkInput,
 } from "../../src/core/client/plan.ts";
-import { renderIpBatch } from "../../src/core/client/render.ts";
+import { formatChange } from "../../src/core/net/change.ts";
 import { simulateChanges, SimulationError } from "../../src/core/client/simulate.ts";
 import type { IpAddr, IpRoute } from "../../src/core/net/ip-json.ts";
 import { clientMac } from "../../src/core/net/vxlan.ts";
@@ -56,7 +56,7 @@ function input(over: Partial<ClientNetworkInput> = {}): ClientNetworkInput {
   };
 }
 
-const lines = (f: ClientFacts, i: ClientNetworkInput) => renderIpBatch(planClientNetwork(f, i).changes).map((c) => c.join(" "));
+const lines = (f: ClientFacts, i: ClientNetworkInput) => planClientNetwork(f, i).changes.map(formatChange);
 
 describe("planClientNetwork on a fresh pod", () => {
   test("pins cluster destinations via the original gateway, deletes both default routes, creates vxlan0", () => {
@@ -184,7 +184,7 @@ describe("re-runs converge", () => {
     const i = input();
     const done = initOnce(freshPod(), i);
     const c = planClientAddress(done, i.network, { local: "172.16.0.40", prefixlen: 24, lifetime: 600 });
-    expect(renderIpBatch(c).map((l) => l.join(" "))).toEqual([
+    expect(c.map(formatChange)).toEqual([
       "addr del 172.16.0.23/24 dev vxlan0",
       "addr replace 172.16.0.40/24 dev vxlan0 valid_lft 600 preferred_lft 600",
       `route replace 0.0.0.0/0 via 172.16.0.1 dev vxlan0 proto ${ROUTE_PROTO}`,
@@ -198,7 +198,7 @@ describe("re-runs converge", () => {
     const i = input();
     const done = initOnce(freshPod(), i, { local: "172.16.0.5", prefixlen: 24, lifetime: 300 });
     const c = planClientAddress(done, i.network, { local: "172.16.0.5", prefixlen: 24, lifetime: "forever" });
-    expect(renderIpBatch(c).map((l) => l.join(" "))).toEqual(["addr replace 172.16.0.5/24 dev vxlan0 valid_lft forever preferred_lft forever"]);
+    expect(c.map(formatChange)).toEqual(["addr replace 172.16.0.5/24 dev vxlan0 valid_lft forever preferred_lft forever"]);
   });
 
   test("a route of ours that duplicates a pin with another metric is removed", () => {

@@ -113,14 +113,14 @@ class World {
   routeGet(dst: string): RouteGetResult {
     if (dst.includes(":")) {
       const d = this.facts.defaults6[0];
-      return d ? { dst, ok: true, dev: d.dev, gateway: d.gateway } : { dst, ok: false, code: 2, stderr: "RTNETLINK answers: Network is unreachable\n" };
+      return d ? { dst, ok: true, dev: d.dev, gateway: d.gateway } : { dst, ok: false, errno: 101, message: `looking up the route to ${dst}: Network is unreachable (ENETUNREACH)` };
     }
     const target = parsePrefix4(dst)!;
     const best = this.facts.routes4
       .map((r) => ({ r, p: parsePrefix4(r.dst)! }))
       .filter((x) => x.p && prefixContains(x.p, target))
       .sort((a, b) => b.p.len - a.p.len)[0];
-    return best ? { dst, ok: true, dev: best.r.dev, gateway: best.r.gateway } : { dst, ok: false, code: 2, stderr: "RTNETLINK answers: Network is unreachable\n" };
+    return best ? { dst, ok: true, dev: best.r.dev, gateway: best.r.gateway } : { dst, ok: false, errno: 101, message: `looking up the route to ${dst}: Network is unreachable (ENETUNREACH)` };
   }
 
   deps(): SidecarDeps {

@@ -1,11 +1,21 @@
-// Decides from `ip route get <public address>` results whether the pod is isolated: no route
-// to the internet except through the tunnel. No packet is sent; the kernel only looks up its FIB
-// (policy rules and every table included, so a default route in another table is caught too).
+// Decides from route lookups of public addresses (RTM_GETROUTE, what `ip route get` asks) whether
+// the pod is isolated: no route to the internet except through the tunnel. No packet is sent; the
+// kernel only looks up its FIB (policy rules and every table included, so a default route in
+// another table is caught too).
 import { VXLAN_IF } from "../net/vxlan.ts";
 
 export type RouteGetResult =
   | { dst: string; ok: true; dev?: string; gateway?: string; type?: string }
-  | { dst: string; ok: false; code: number; stderr: string };
+  /** The kernel's errno and the message naming the lookup. */
+  | { dst: string; ok: false; errno: number; message: string };
+
+/**
+ * The errors a FIB lookup answers when the rules and tables lead nowhere: no route (ENETUNREACH,
+ * also what a "throw" route ends in), an unreachable route (EHOSTUNREACH), a prohibit route
+ * (EACCES), a blackhole route (EINVAL). Values from include/uapi/asm-generic/errno*.h; the mapping
+ * is fib_props[] in net/ipv4/fib_semantics.c.
+ */
+export const ROUTING_ERRNOS: Readonly<Record<number, string>> = { 101: "no route (ENETUNREACH)", 113: "unreachable route (EHOSTUNREACH)", 13: "prohibit route (EACCES)", 22: "blackhole route (EINVAL)" };
 
 export interface IsolationVerdict {
   isolated: boolean;
@@ -15,10 +25,10 @@ export interface IsolationVerdict {
 }
 
 /**
- * Isolated when every lookup fails with a routing error (unreachable, prohibited, blackhole) or
- * resolves into the tunnel (a re-run, where our default via <net>.1 dev vxlan0 already exists).
- * Any other answer is a path around the tunnel. A lookup that fails for another reason (exit code
- * other than 2, the RTNETLINK error code) proves nothing and counts as a failure of the check.
+ * Isolated when every lookup fails with a routing error (ROUTING_ERRNOS) or resolves into the
+ * tunnel (a re-run, where our default via <net>.1 dev vxlan0 already exists). Any other answer is a
+ * path around the tunnel. A lookup that fails for another reason (a timeout, EPERM) proves nothing
+ * and counts as a failure of the check.
  */
 export function decideIsolation(results: readonly RouteGetResult[]): IsolationVerdict {
   const details: string[] = [];
@@ -33,10 +43,10 @@ export function decideIsolation(results: readonly RouteGetResult[]): IsolationVe
         details.push(d);
       }
     } else {
-      const msg = r.stderr.trim().replace(/^RTNETLINK answers:\s*/, "");
-      if (r.code === 2 && /RTNETLINK answers/.test(r.stderr)) details.push(`${r.dst}: ${msg || "no route"}`);
+      const routing = ROUTING_ERRNOS[r.errno];
+      if (routing) details.push(`${r.dst}: ${routing}`);
       else {
-        const d = `${r.dst}: route lookup failed unexpectedly (exit ${r.code}: ${msg || "no message"})`;
+        const d = `${r.dst}: route lookup failed unexpectedly (${r.message})`;
         leaks.push(d);
         details.push(d);
       }

@@ -11,49 +11,13 @@ import { clientMac, effectiveVxlanPort, gatewayOverlayIp, planVxlanMtu, POD_IF, 
 import { isOurProto, ROUTE_PROTO } from "./constants.ts";
 import type { AddressFact, ClientFacts } from "./facts.ts";
 import { formatPrefix4, parsePrefix4, prefixContains, type Prefix4 } from "../net/ipv4.ts";
+import type { NetChange, RouteSpec, VxlanSpec } from "../net/change.ts";
 
-export interface RouteSpec {
-  family: 4 | 6;
-  /** "default" or a canonical prefix "a.b.c.d/n". */
-  dst: string;
-  via?: string;
-  dev?: string;
-  onlink?: boolean;
-  /** Our routes carry ROUTE_PROTO; deletes repeat the protocol that was read. */
-  proto?: number | string;
-  metric?: number;
-  table?: string;
-}
-
-export interface VxlanSpec {
-  name: string;
-  vni: number;
-  port: number;
-  dev: string;
-  /** Unicast remote: the kernel keeps it as the all-zero FDB entry (flood to the gateway pod). */
-  remote: string;
-  mac: string;
-  mtu: number;
-  mtuWhy: string;
-}
-
-export type Change =
-  | { op: "route-add"; route: RouteSpec; why: string }
-  | { op: "route-replace"; route: RouteSpec; why: string }
-  | { op: "route-del"; route: RouteSpec; why: string }
-  | { op: "link-del"; dev: string; why: string }
-  | { op: "vxlan-add"; vxlan: VxlanSpec; why: string }
-  | { op: "vxlan-set-remote"; dev: string; remote: string; why: string }
-  | { op: "link-set"; dev: string; mtu?: number; up?: true; why: string }
-  /** Add the address or set its lifetimes; `refresh` marks a lease's new lifetimes on an address already there. */
-  | { op: "addr-set"; dev: string; local: string; prefixlen: number; lifetime: number | "forever"; refresh?: true; why: string }
-  | { op: "addr-del"; dev: string; local: string; prefixlen: number; why: string }
-  | { op: "neigh-flush"; dev: string; why: string };
-
-/** Changes that alter state (refreshes of lease lifetimes do not count). */
-export function stateChanges(changes: readonly Change[]): Change[] {
-  return changes.filter((c) => !(c.op === "addr-set" && c.refresh));
-}
+// The change model (routes, vxlan, addresses, neighbours) is shared: src/core/net/change.ts.
+export type { RouteSpec, VxlanSpec } from "../net/change.ts";
+export { stateChanges } from "../net/change.ts";
+/** A planned change to the pod's network (the client's name for NetChange). */
+export type Change = NetChange;
 
 export class PlanError extends Error {
   override name = "PlanError";

@@ -7,7 +7,9 @@
 // and the batch goes on (exit status 1 if anything failed). Lines cannot carry -4/-6, so routes are
 // listed with "route show table all" (both families, every table) and split here.
 import type { IpAddr, IpRoute } from "../net/ip-json.ts";
-import type { RouteGetResult } from "./isolation.ts";
+
+/** What `ip route get` said: the route, or its exit code and stderr. */
+export type IpRouteGet = { dst: string; ok: true; dev?: string; gateway?: string; type?: string } | { dst: string; ok: false; code: number; stderr: string };
 
 export type ReadCommand = { kind: "addrs" } | { kind: "routes" } | { kind: "route-get"; dst: string };
 
@@ -21,7 +23,7 @@ export interface ReadBatchResult {
   routes4: IpRoute[];
   /** Main table, IPv6. */
   routes6: IpRoute[];
-  routeGets: RouteGetResult[];
+  routeGets: IpRouteGet[];
 }
 
 export class ReadBatchError extends Error {

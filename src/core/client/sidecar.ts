@@ -2,7 +2,7 @@
 // the gateway is down, a lookup of its name (one datagram to the cluster DNS) are cheap: they go
 // out once per interval, measured from the start of one tick to the start of the next, so a
 // gateway that comes back at a new address is seen within one interval. The repair in place
-// (reading and changing the pod's network: two `ip` processes) is what a long outage must not
+// (reading and changing the pod's network over rtnetlink) is what a long outage must not
 // repeat every interval on every routed pod of a node: it backs off, except when the lookup shows
 // the gateway moved, which is repaired at once.
 

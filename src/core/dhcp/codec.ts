@@ -3,6 +3,7 @@
 //
 // Decoding is bounds-checked everywhere and throws nothing but DecodeError: the packet socket
 // sees every IPv4 packet on the interface, so anything can arrive.
+import { ipv4Bytes } from "../net/ipv4.ts";
 
 /** The only exception the decoders throw: the bytes are not a packet we can use. */
 export class DecodeError extends Error {
@@ -114,16 +115,8 @@ export interface DhcpMessage {
 // ---------------------------------------------------------------------------------------------
 // Small helpers for addresses.
 
-const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
 /** "172.16.0.5" → its 4 bytes; throws RangeError for anything else (an encode-side bug). */
-export function ipv4ToBytes(ip: string): Uint8Array {
-  const m = IPV4_RE.exec(ip);
-  if (!m) throw new RangeError(`not an IPv4 address: ${JSON.stringify(ip)}`);
-  const b = m.slice(1).map(Number);
-  if (b.some((x) => x > 255)) throw new RangeError(`not an IPv4 address: ${JSON.stringify(ip)}`);
-  return Uint8Array.from(b);
-}
+export const ipv4ToBytes = ipv4Bytes;
 
 export function bytesToIpv4(b: Uint8Array, offset = 0): string {
   return `${b[offset]}.${b[offset + 1]}.${b[offset + 2]}.${b[offset + 3]}`;

@@ -1,7 +1,7 @@
 // Pure readers for the value types settings use: numbers, booleans, IPv4/IPv6 addresses, CIDRs,
 // interface names, DNS names, lists. Each returns a value or a message that says what is wrong
 // with the text and what is accepted instead; the caller adds the key and the location.
-import { formatPrefix4, parsePrefix4 } from "../net/ipv4.ts";
+import { checkIpv4, formatPrefix4, parsePrefix4 } from "../net/ipv4.ts";
 
 export type Checked<T> = { ok: true; value: T; warnings?: string[] } | { ok: false; error: string };
 
@@ -71,12 +71,13 @@ export function splitList(text: string): string[] {
 
 /** Dotted-quad IPv4 as four numbers; decimal only, no leading zeros (inet_aton reads them as octal). */
 export function parseIPv4(text: string): Checked<[number, number, number, number]> {
-  const parts = text.split(".");
-  if (parts.length !== 4 || parts.some((p) => !/^[0-9]{1,3}$/.test(p))) return bad(`${show(text)} is not an IPv4 address (a.b.c.d)`);
-  if (parts.some((p) => p.length > 1 && p.startsWith("0"))) return bad(`${show(text)} has an octet with a leading zero (read as octal by some tools)`);
-  const n = parts.map(Number);
-  if (n.some((x) => x > 255)) return bad(`${show(text)} has an octet above 255`);
-  return ok(n as [number, number, number, number]);
+  // the rules live in core/net/ipv4.ts (one reader of IPv4 for the whole program); the words here
+  const c = checkIpv4(text);
+  if (!c.ok && c.why === "form") return bad(`${show(text)} is not an IPv4 address (a.b.c.d)`);
+  if (!c.ok && c.why === "leading-zero") return bad(`${show(text)} has an octet with a leading zero (read as octal by some tools)`);
+  if (!c.ok) return bad(`${show(text)} has an octet above 255`);
+  const n = c.value;
+  return ok([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
 }
 
 export function isIPv4(text: string): boolean {

@@ -1,64 +1,62 @@
-// Group 1: client time to ready. client-init (the compiled binary, nothing but `ip` on PATH)
-// from spawn to exit 0, DHCP mode (client-0) and static mode (client-1, nat.conf octet 10), the
-// real gateway roles already up. Baseline floor: the very `ip` invocations client-init made
-// (recorded once through a wrapper on PATH: arguments and stdin), replayed back to back by
-// sh, plus in DHCP mode one exchange by busybox udhcpc (-q -n -f, no-op script) where
-// client-init takes its lease. Every run starts from the pod as the lab built it.
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+// Group 1: client time to ready. client-init (the compiled binary) from spawn to exit 0, DHCP
+// mode (client-0) and static mode (client-1, nat.conf octet 10), the real gateway roles already
+// up. Baselines from the same run: a hello world compiled with the same flags, started the same
+// way (`ip netns exec <pod> hello`: the floor of any process), and the binary built from the base
+// commit of issue 16 (which still ran `ip`: BENCH_BASE_BIN, or built from BENCH_BASE_COMMIT).
+// CPU time (user + system) of every run is read from the kernel's accounting of the child.
+// Every run starts from the pod as the lab built it.
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Lab, PodName } from "../../../src/lab/types.ts";
 import { benchLab, destroyBenchLab, inNs, LAB, roleEnv, startGateway, type BenchContext } from "../lib/context.ts";
-import { mustRun, timed } from "../lib/proc.ts";
-import { summarize, type GroupResult } from "../lib/stats.ts";
+import { mustRun } from "../lib/proc.ts";
+import { summarize, type Figure, type GroupResult } from "../lib/stats.ts";
 
 const ROUTE_PROTO = 201; // src/core/client/constants.ts: every route client-init installs carries it
+const REPO = join(import.meta.dir, "..", "..", "..");
+/** Issue 16's base commit: the last client that ran `ip`. */
+export const BASE_COMMIT = process.env.BENCH_BASE_COMMIT ?? "7c99982";
 
-type Variant = { key: string; pod: PodName; kind: "ours" | "floor"; mode: "dhcp" | "static" };
+type Variant = { key: string; pod: PodName; kind: "ours" | "base" | "hello"; mode: "dhcp" | "static" };
 
-export interface CapturedCall {
-  args: string[];
-  stdin: string;
+/** Spawn to exit, and the child's CPU time (ms, user + system) from its resource usage. */
+async function timedCpu(argv: readonly string[], env: Record<string, string | undefined>): Promise<{ ms: number; cpuMs: number; code: number; stderr: string }> {
+  const t0 = performance.now();
+  const p = Bun.spawn([...argv], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: env as Record<string, string> });
+  const [, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  const ms = performance.now() - t0;
+  const u = p.resourceUsage();
+  // `ip netns exec` execs the command in place: the child's usage is the command's (plus ip's setns).
+  const cpuMs = u ? Number(u.cpuTime.user + u.cpuTime.system) / 1000 : NaN;
+  return { ms, cpuMs, code, stderr };
 }
 
-/** `sh` text that replays recorded ip calls back to back, udhcpc before the address is set. Pure. */
-export function renderFloorScript(calls: readonly CapturedCall[], tools: { ip: string; busybox: string }, dir: string, dhcp: boolean): string {
-  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const lines = ["#!/bin/sh", "# floor of client-init: the same ip calls, no runtime, no planning"];
-  const addrAt = calls.findIndex((c) => /^addr replace /m.test(c.stdin));
-  if (dhcp && addrAt < 0) throw new Error("the recorded client-init calls set no address: cannot place the DHCP exchange");
-  calls.forEach((c, i) => {
-    if (dhcp && i === addrAt) lines.push(`${q(tools.busybox)} udhcpc -i vxlan0 -q -n -f -t 5 -T 1 -s /bin/true >/dev/null 2>&1 || exit 7`);
-    const stdinFile = join(dir, `call-${i}.in`);
-    // Reads exit 1 when a route lookup finds no route (what client-init hopes for): not checked.
-    const check = c.args.includes("-j") ? "" : ` || exit ${10 + i}`;
-    lines.push(`${q(tools.ip)} ${c.args.map(q).join(" ")} < ${q(stdinFile)} >/dev/null 2>&1${check}`);
-  });
-  return lines.join("\n") + "\n";
+/** A hello world compiled with the flags build.ts uses. */
+async function compileHello(ctx: BenchContext): Promise<string> {
+  const dir = ctx.cleanup.addDir(mkdtempSync(join(tmpdir(), "pgw-bench-client-hello-")));
+  writeFileSync(join(dir, "hello.ts"), 'console.log("hello");\n');
+  const out = join(dir, "hello");
+  await mustRun("compiling hello world", [
+    ctx.bun, "build", join(dir, "hello.ts"), "--compile", "--minify", "--sourcemap=none", "--bytecode", "--format=esm",
+    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--outfile", out,
+  ]);
+  return out;
 }
 
-/** A wrapper named `ip` that records each call (args, stdin) in dir, then runs the real ip. */
-function writeRecorder(dir: string, ipBin: string): string {
-  const bin = join(dir, "bin");
-  mkdirSync(bin, { recursive: true });
-  const script = `#!/bin/sh
-n=$(/bin/date +%s%N)
-printf '%s\\n' "$@" > "${dir}/$n.args"
-/bin/cat > "${dir}/$n.in"
-exec "${ipBin}" "$@" < "${dir}/$n.in"
-`;
-  writeFileSync(join(bin, "ip"), script);
-  chmodSync(join(bin, "ip"), 0o755);
-  return bin;
-}
-
-function readRecorded(dir: string): CapturedCall[] {
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(".args"))
-    .sort((a, b) => (BigInt(a.slice(0, -5)) < BigInt(b.slice(0, -5)) ? -1 : 1))
-    .map((f) => ({
-      args: readFileSync(join(dir, f), "utf8").split("\n").slice(0, -1),
-      stdin: readFileSync(join(dir, f.replace(/\.args$/, ".in")), "utf8"),
-    }));
+/** The binary of BASE_COMMIT: BENCH_BASE_BIN, or built from `git archive` of that commit. */
+async function baseBinary(ctx: BenchContext): Promise<{ bin: string; from: string }> {
+  if (process.env.BENCH_BASE_BIN) return { bin: process.env.BENCH_BASE_BIN, from: process.env.BENCH_BASE_BIN };
+  const dir = ctx.cleanup.addDir(mkdtempSync(join(tmpdir(), "pgw-bench-base-")));
+  const tar = join(dir, "src.tar");
+  await mustRun(`exporting ${BASE_COMMIT}`, ["git", "-C", REPO, "archive", "-o", tar, BASE_COMMIT]);
+  const tree = join(dir, "tree");
+  mkdirSync(tree);
+  await mustRun("unpacking it", ["tar", "-x", "-f", tar, "-C", tree]);
+  symlinkSync(join(REPO, "node_modules"), join(tree, "node_modules"));
+  const commit = (await mustRun("naming it", ["git", "-C", REPO, "rev-parse", "--short=12", BASE_COMMIT])).stdout.trim();
+  await mustRun(`building ${BASE_COMMIT}`, ["sh", "-c", `cd '${tree}' && '${ctx.bun}' build.ts`], { env: { ...process.env, POD_GATEWAY_COMMIT: commit } });
+  return { bin: join(tree, "dist", "pod-gateway"), from: `${BASE_COMMIT} built with build.ts` };
 }
 
 /** The state a run may change, as text: links, IPv4 routes, IPv6 defaults. */
@@ -80,6 +78,8 @@ async function restorePod(lab: Lab, pod: PodName, pristine: string): Promise<voi
 
 export async function clientGroup(ctx: BenchContext): Promise<GroupResult> {
   const t0 = performance.now();
+  const hello = await compileHello(ctx);
+  const base = await baseBinary(ctx);
   const lab = await benchLab(ctx, { clients: 2, natConf: "client-1 10\n" });
   const notes: string[] = [];
   try {
@@ -88,46 +88,35 @@ export async function clientGroup(ctx: BenchContext): Promise<GroupResult> {
     for (const pod of ["client-0", "client-1"] as const) pristine.set(pod, await podState(lab, pod));
     const restore = (pod: PodName) => restorePod(lab, pod, pristine.get(pod)!);
 
-    // Record client-init's ip calls once per mode (this is also the warm-up run, not counted).
-    const floors: Record<string, string> = {};
-    const callCounts: Record<string, number> = {};
-    for (const [pod, mode] of [["client-0", "dhcp"], ["client-1", "static"]] as const) {
-      const dir = join(ctx.scratch, `client-record-${mode}`);
-      mkdirSync(dir, { recursive: true });
-      const bin = writeRecorder(dir, ctx.ipBin);
-      await mustRun(`client-init (${mode}, recording its ip calls)`, inNs(lab, pod, [ctx.bin, "client-init"]), { env: roleEnv(ctx, lab, pod, { PATH: bin }) });
-      const calls = readRecorded(dir);
-      callCounts[mode] = calls.length;
-      calls.forEach((c, i) => writeFileSync(join(dir, `call-${i}.in`), c.stdin));
-      const script = join(dir, "floor.sh");
-      writeFileSync(script, renderFloorScript(calls, { ip: ctx.ipBin, busybox: ctx.busybox }, dir, mode === "dhcp"));
-      floors[mode] = script;
-      await restore(pod);
-      // warm the floor too (udhcpc's first lease is a new one for dnsmasq)
-      await mustRun(`floor (${mode}) warm-up`, inNs(lab, pod, ["/bin/sh", script]));
-      await restore(pod);
-    }
-
     const variants: Variant[] = [
       { key: "dhcp-ours", pod: "client-0", kind: "ours", mode: "dhcp" },
-      { key: "dhcp-floor", pod: "client-0", kind: "floor", mode: "dhcp" },
+      { key: "dhcp-base", pod: "client-0", kind: "base", mode: "dhcp" },
       { key: "static-ours", pod: "client-1", kind: "ours", mode: "static" },
-      { key: "static-floor", pod: "client-1", kind: "floor", mode: "static" },
+      { key: "static-base", pod: "client-1", kind: "base", mode: "static" },
+      { key: "hello", pod: "client-1", kind: "hello", mode: "static" },
     ];
+    const argvOf = (v: Variant) => inNs(lab, v.pod, v.kind === "hello" ? [hello] : [v.kind === "ours" ? ctx.bin : base.bin, "client-init"]);
+    // One unmeasured warm-up run of each (the first lease is a new one for dnsmasq).
+    for (const v of variants) {
+      const r = await timedCpu(argvOf(v), roleEnv(ctx, lab, v.pod));
+      if (r.code !== 0) throw new Error(`${v.key} warm-up: exit ${r.code}\n${r.stderr}`);
+      if (v.kind !== "hello") await restore(v.pod);
+    }
     const samples: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.key, []]));
+    const cpu: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.key, []]));
     for (let i = 0; i < ctx.opts.runs; i++) {
       if (ctx.cleanup.interrupted) throw new Error("interrupted");
       // Rotate the order so drift on a shared machine does not always favour one variant.
       for (let k = 0; k < variants.length; k++) {
         const v = variants[(i + k) % variants.length]!;
-        const argv = v.kind === "ours" ? inNs(lab, v.pod, [ctx.bin, "client-init"]) : inNs(lab, v.pod, ["/bin/sh", floors[v.mode]!]);
-        const r = await timed(argv, { env: v.kind === "ours" ? roleEnv(ctx, lab, v.pod) : process.env });
+        const r = await timedCpu(argvOf(v), roleEnv(ctx, lab, v.pod));
         if (r.code !== 0) throw new Error(`${v.key} run ${i + 1}: exit ${r.code}\n${r.stderr}`);
-        if (v.kind === "ours" && !r.stderr.includes("Gateway ready and reachable")) throw new Error(`${v.key} run ${i + 1}: no "Gateway ready and reachable":\n${r.stderr}`);
+        if (v.kind !== "hello" && !r.stderr.includes("Gateway ready and reachable")) throw new Error(`${v.key} run ${i + 1}: no "Gateway ready and reachable":\n${r.stderr}`);
         samples[v.key]!.push(r.ms);
-        await restore(v.pod);
+        cpu[v.key]!.push(r.cpuMs);
+        if (v.kind !== "hello") await restore(v.pod);
       }
-      ctx.log(`client: run ${i + 1}/${ctx.opts.runs}: ${variants.map((v) => `${v.key} ${samples[v.key]!.at(-1)!.toFixed(0)} ms`).join(", ")}`);
+      ctx.log(`client: run ${i + 1}/${ctx.opts.runs}: ${variants.map((v) => `${v.key} ${samples[v.key]!.at(-1)!.toFixed(0)} ms (cpu ${cpu[v.key]!.at(-1)!.toFixed(0)})`).join(", ")}`);
     }
     // Where client-init's time goes: one more run of each mode at debug level (not counted).
     const steps: Record<string, string> = {};
@@ -138,35 +127,36 @@ export async function clientGroup(ctx: BenchContext): Promise<GroupResult> {
       steps[mode] = line ? `${line} (sum ${sum} ms, against ${r.ms.toFixed(0)} ms from spawn to exit: the rest is start-up and loading the configuration)` : "(not logged)";
       await restore(pod);
     }
+    const helloMs = summarize(samples.hello!);
+    const helloCpu = summarize(cpu.hello!);
     notes.push(
-      "Measured from spawn to exit of `ip netns exec <pod> …` (both sides pay the same `ip netns exec`). One unmeasured warm-up run of each side first.",
-      `The floor replays client-init's own ${callCounts.dhcp} (DHCP) / ${callCounts.static} (static) \`ip\` processes, recorded through a wrapper on PATH, back to back from sh; DHCP adds one busybox udhcpc exchange (-q -n -f, no-op script). It leaves out what only client-init does: resolving the gateway name, the runtime's start-up, and probing the gateway through the tunnel.`,
+      "Measured from spawn to exit of `ip netns exec <pod> …` (every variant pays the same `ip netns exec`). One unmeasured warm-up run of each first; the order rotates every round.",
+      `Baselines: hello world compiled with build.ts's flags (the floor of any Bun process, same \`ip netns exec\`); the binary of the base commit ${BASE_COMMIT} (${base.from}), which ran \`ip\` 4 times per client-init.`,
+      "CPU: user + system time of the child from the kernel's accounting (Bun's resourceUsage), `ip netns exec`'s few setns calls included.",
       "Every run starts from the pod as the lab built it (vxlan0 deleted, our routes flushed, default route back, state compared).",
     );
+    const fig = (key: string, label: string, oursKey: string, baseline: { label: string; summary: ReturnType<typeof summarize> }, target?: { op: "<="; value: number }): Figure => ({
+      key,
+      label,
+      unit: "ms",
+      ours: summarize((key.includes(".cpu") ? cpu : samples)[oursKey]!),
+      baseline,
+      ...(target ? { target } : {}),
+    });
     return {
       id: "client",
       title: "Client time to ready (client-init, gateway already up)",
       figures: [
-        {
-          key: "client.dhcp",
-          label: "client-init, DHCP mode",
-          unit: "ms",
-          ours: summarize(samples["dhcp-ours"]!),
-          baseline: { label: "floor: same ip calls + one udhcpc exchange", summary: summarize(samples["dhcp-floor"]!) },
-          target: { op: "<=", value: 150 },
-          reference: "3.2 s median",
-        },
-        {
-          key: "client.static",
-          label: "client-init, static mode (nat.conf)",
-          unit: "ms",
-          ours: summarize(samples["static-ours"]!),
-          baseline: { label: "floor: same ip calls", summary: summarize(samples["static-floor"]!) },
-          reference: "~0.07 s",
-        },
+        { ...fig("client.dhcp", "client-init, DHCP mode", "dhcp-ours", { label: "hello world (target: + 30 ms)", summary: helloMs }, { op: "<=", value: helloMs.median + 30 }), reference: "3.2 s median" },
+        { ...fig("client.static", "client-init, static mode (nat.conf)", "static-ours", { label: "hello world (target: + 20 ms)", summary: helloMs }, { op: "<=", value: helloMs.median + 20 }), reference: "~0.07 s" },
+        fig("client.dhcp.base", `client-init, DHCP mode: base commit ${BASE_COMMIT}`, "dhcp-base", { label: "hello world", summary: helloMs }),
+        fig("client.static.base", `client-init, static mode: base commit ${BASE_COMMIT}`, "static-base", { label: "hello world", summary: helloMs }),
+        fig("client.cpu.dhcp", "CPU time per client-init, DHCP mode", "dhcp-ours", { label: `base commit ${BASE_COMMIT} (target: half)`, summary: summarize(cpu["dhcp-base"]!) }, { op: "<=", value: summarize(cpu["dhcp-base"]!).median / 2 }),
+        fig("client.cpu.static", "CPU time per client-init, static mode", "static-ours", { label: `base commit ${BASE_COMMIT} (target: half)`, summary: summarize(cpu["static-base"]!) }, { op: "<=", value: summarize(cpu["static-base"]!).median / 2 }),
       ],
       facts: [
-        { label: "ip processes per client-init (DHCP / static)", value: `${callCounts.dhcp} / ${callCounts.static}` },
+        { label: "programs executed per client-init (ours / base commit)", value: "0 / 4 `ip`" },
+        { label: "CPU time of hello world", value: `${helloCpu.median.toFixed(1)} ms median` },
         { label: "client-init's own step times, one debug run (DHCP)", value: steps.dhcp! },
         { label: "client-init's own step times, one debug run (static)", value: steps.static! },
       ],

@@ -1,0 +1,331 @@
+// The client sidecar's decisions as a pure state machine: which address is ours, when to get,
+// renew or rebind the DHCP lease, when to probe and look the gateway up, when and how to repair
+// (in place, or a full re-initialisation), what to release at the end. No sockets, no clock reads,
+// no sleeping: the driver (src/roles/client-sidecar.ts) asks next(now) what to do, does it, and
+// reports the outcome back with the time. Every method returns the log lines it decided on
+// (`notes`), so the words are tested with the decisions.
+//
+//   loop:   next(now) → acquire | renew/rebind | tick | sleep(until)
+//   tick:   probe (+ lookup while acting on failures) → probed() → decide() → repair target?
+//   repair: planRepair(facts) → reinit | apply(changes) | nothing → repaired()
+//   end:    release() → the lease to release, if it is still good
+import { leaseTimes, type Lease } from "../dhcp/types.ts";
+import { addressLifetime, leaseFromAddress, planLeaseStep, type LeaseStep } from "./lease.ts";
+import { planClientAddress, planClientNetwork, stateChanges, type Change, type ClientNetworkInput } from "./plan.ts";
+import { planLookupWithProbe, planNextTickAt, planRepair as planRepairNow, type OutageState, type ProbePolicy } from "./sidecar.ts";
+import type { AddressFact, ClientFacts } from "./facts.ts";
+import { VXLAN_IF } from "../net/vxlan.ts";
+
+export type Note = { level: "trace" | "debug" | "info" | "warn"; text: string };
+
+export type SidecarMode = { kind: "static"; address: string } | { kind: "dhcp" };
+
+export interface MachinePolicy extends ProbePolicy {
+  /** DHCP mode without a lease: the wait between two attempts to get a new one. */
+  reacquireDelayMs: number;
+}
+
+export interface MachineConfig {
+  policy: MachinePolicy;
+  mode: SidecarMode;
+  /** VXLAN_IP_NETWORK, "172.16.0". */
+  network: string;
+  /** The gateway's overlay address <network>.1 (also the DHCP server). */
+  overlayGw: string;
+  /** What the planner needs besides the gateway pod's address. */
+  netInput: Omit<ClientNetworkInput, "gatewayPodIp">;
+  /** An address held before the sidecar started (asked for again). */
+  requestedAddress?: string;
+}
+
+export interface SidecarStats {
+  probes: number;
+  failedProbes: number;
+  heals: number;
+  gatewayMoves: number;
+  reinits: number;
+  renewals: number;
+  failedRenewals: number;
+  leasesAcquired: number;
+}
+
+export function newStats(): SidecarStats {
+  return { probes: 0, failedProbes: 0, heals: 0, gatewayMoves: 0, reinits: 0, renewals: 0, failedRenewals: 0, leasesAcquired: 0 };
+}
+
+export type NextStep =
+  /** DHCP mode without a lease: get one (ask for `fallbackAddress` unless the kernel shows ours). */
+  | { kind: "acquire"; fallbackAddress: string | undefined }
+  | { kind: "renew"; lease: Lease; rebind: boolean }
+  /** Probe the gateway; look its name up alongside when `lookup`. */
+  | { kind: "tick"; startedAt: number; lookup: boolean }
+  | { kind: "sleep"; untilMs: number };
+
+export type RepairPlan =
+  | { kind: "reinit"; why: string }
+  | { kind: "apply"; target: string; changes: Change[] }
+  | { kind: "none"; notes: Note[] };
+
+export interface ReinitOutcome {
+  gatewayPodIp: string;
+  address: string;
+  mode: "static" | "dhcp";
+  lease: Lease | undefined;
+}
+
+const note = (level: Note["level"], text: string): Note => ({ level, text });
+
+export class SidecarMachine {
+  readonly stats: SidecarStats;
+  gatewayIp: string | undefined;
+  lease: Lease | undefined;
+  private leaseFailedAt: number | undefined;
+  /** The address of the last lease, asked for again when a new lease is needed. */
+  private lastAddress: string | undefined;
+  private renewRequested = false;
+  /** DHCP mode without a lease (it expired, or re-acquiring failed): when to try again. */
+  private reacquireAt: number | undefined;
+  private readonly outage: OutageState = { failures: 0, repairs: 0, lastRepairTickAt: undefined };
+  private downSince: number | undefined;
+  /** A failed lookup is logged once per outage. */
+  private lookupWarned = false;
+  private nextTickAt: number;
+
+  constructor(
+    readonly cfg: MachineConfig,
+    now: number,
+    stats: SidecarStats = newStats(),
+  ) {
+    this.stats = stats;
+    this.nextTickAt = now + cfg.policy.intervalMs;
+  }
+
+  /** Which of vxlan0's addresses is ours: the static one, or (DHCP) any of the overlay network. */
+  ourAddress(f: ClientFacts): AddressFact | undefined {
+    const m = this.cfg.mode;
+    return f.vxlan?.addresses.find((a) => (m.kind === "static" ? a.local === m.address : a.local.startsWith(`${this.cfg.network}.`)));
+  }
+
+  /** The address a re-initialisation asks for. */
+  reinitAddress(): string | undefined {
+    return this.lease?.address ?? this.lastAddress ?? this.cfg.requestedAddress;
+  }
+
+  // ---------------------------------------------------------------- start and re-initialisation
+
+  /** Take over what client-init left in the kernel; a re-initialisation when it left nothing usable. */
+  start(now: number, f: ClientFacts): { reinit?: string; notes: Note[] } {
+    const addr = this.ourAddress(f);
+    if (!f.vxlan || !addr) return { reinit: f.vxlan ? `${VXLAN_IF} has no overlay address` : `${VXLAN_IF} does not exist`, notes: [] };
+    const notes: Note[] = [];
+    this.gatewayIp = f.vxlan.remote;
+    if (this.cfg.mode.kind === "dhcp") {
+      this.lease = leaseFromAddress(addr, this.cfg.overlayGw, now);
+      if (leaseTimes(this.lease)) notes.push(note("info", `took over the DHCP lease of ${addr.local}: ${this.lease.leaseSeconds} s left, renewing in ${Math.round(this.lease.renewSeconds)} s`));
+      else notes.push(note("info", `took over the DHCP lease of ${addr.local}: it does not expire, nothing to renew`));
+    }
+    notes.push(note("info", `watching gateway ${this.cfg.overlayGw} through ${VXLAN_IF} (gateway pod ${this.gatewayIp ?? "unknown"}) every ${this.cfg.policy.intervalMs / 1000} s`));
+    return { notes };
+  }
+
+  reinitStarted(why: string): Note[] {
+    this.stats.reinits++;
+    return [note("warn", `${why}: re-initialising the tunnel`)];
+  }
+
+  reinitDone(r: ReinitOutcome): Note[] {
+    this.gatewayIp = r.gatewayPodIp;
+    if (r.lease) {
+      this.lease = r.lease;
+      this.leaseFailedAt = undefined;
+      this.reacquireAt = undefined;
+      this.stats.leasesAcquired++;
+    }
+    return [note("info", `tunnel re-initialised: ${r.address} (${r.mode}) via gateway pod ${r.gatewayPodIp}`)];
+  }
+
+  reinitFailed(message: string): Note[] {
+    return [note("warn", `re-initialising failed: ${message}`)];
+  }
+
+  // ---------------------------------------------------------------- the loop
+
+  /** Ask for a renewal at the next step (SIGUSR1). */
+  requestRenewal(): void {
+    this.renewRequested = true;
+  }
+
+  /** What to do at `now`. */
+  next(now: number): { step: NextStep; notes: Note[] } {
+    const notes: Note[] = [];
+    let leaseWake: number | undefined;
+    if (this.cfg.mode.kind === "dhcp") {
+      if (!this.lease) {
+        if (this.reacquireAt === undefined || now >= this.reacquireAt) return { step: { kind: "acquire", fallbackAddress: this.lastAddress }, notes };
+      } else {
+        let s: LeaseStep = planLeaseStep(this.lease, now, this.leaseFailedAt);
+        if (this.renewRequested) {
+          this.renewRequested = false;
+          if (s.kind === "wait" || s.kind === "none") {
+            notes.push(note("info", `renewing the DHCP lease of ${this.lease.address} now, as asked`));
+            s = { kind: "renew" };
+          }
+        }
+        if (s.kind === "expired") {
+          notes.push(note("warn", `the DHCP lease of ${this.lease.address} expired without a renewal; asking for a new one`));
+          this.lastAddress = this.lease.address;
+          this.lease = undefined;
+          return { step: { kind: "acquire", fallbackAddress: this.lastAddress }, notes };
+        }
+        if (s.kind === "renew" || s.kind === "rebind") return { step: { kind: "renew", lease: this.lease, rebind: s.kind === "rebind" }, notes };
+        if (s.kind === "wait") leaseWake = s.untilMs;
+      }
+    }
+    const wakeAt = Math.min(this.nextTickAt, leaseWake ?? Infinity, this.reacquireAt ?? Infinity);
+    if (wakeAt > now) return { step: { kind: "sleep", untilMs: wakeAt }, notes };
+    if (now < this.nextTickAt) return { step: { kind: "sleep", untilMs: this.nextTickAt }, notes };
+    return { step: { kind: "tick", startedAt: now, lookup: planLookupWithProbe(this.cfg.policy, this.outage.failures) }, notes };
+  }
+
+  // ---------------------------------------------------------------- the lease
+
+  /** The address to write for a lease (its lifetime counted from `now`). */
+  leaseAddress(lease: Lease, now: number) {
+    return { local: lease.address, prefixlen: lease.prefixLength, lifetime: addressLifetime(lease, now) };
+  }
+
+  acquired(lease: Lease): Note[] {
+    this.lease = lease;
+    this.leaseFailedAt = undefined;
+    this.reacquireAt = undefined;
+    this.stats.leasesAcquired++;
+    return [note("info", `new DHCP lease ${lease.address} for ${lease.leaseSeconds} s`)];
+  }
+
+  acquireFailed(now: number, message: string): Note[] {
+    this.reacquireAt = now + this.cfg.policy.reacquireDelayMs;
+    return [note("warn", `getting a new DHCP lease failed: ${message}; trying again in ${this.cfg.policy.reacquireDelayMs / 1000} s`)];
+  }
+
+  renewed(previous: Lease, lease: Lease, rebind: boolean): Note[] {
+    const notes: Note[] = [];
+    if (lease.address !== previous.address) notes.push(note("warn", `the DHCP server moved us from ${previous.address} to ${lease.address}`));
+    this.lease = lease;
+    this.leaseFailedAt = undefined;
+    this.stats.renewals++;
+    notes.push(note("debug", `DHCP lease of ${lease.address} ${rebind ? "rebound" : "renewed"} for ${lease.leaseSeconds} s`));
+    return notes;
+  }
+
+  renewFailed(now: number, previous: Lease, rebind: boolean, message: string): Note[] {
+    this.leaseFailedAt = now;
+    this.stats.failedRenewals++;
+    return [note("warn", `${rebind ? "rebinding" : "renewing"} the DHCP lease of ${previous.address} failed: ${message}`)];
+  }
+
+  // ---------------------------------------------------------------- probing and deciding
+
+  lookupFailed(message: string): Note[] {
+    if (this.lookupWarned) return [];
+    this.lookupWarned = true;
+    return [note("warn", `re-resolving the gateway failed: ${message}; keeping ${this.gatewayIp ?? "the current remote"}`)];
+  }
+
+  /** Whether an address the lookup found means the gateway pod moved (the probe can be cut short). */
+  isMove(found: string | undefined): boolean {
+    return found !== undefined && found !== this.gatewayIp;
+  }
+
+  /**
+   * The probe's answer. Alive: the outage (if any) is over. Failed: counted; `lookupNow` when this
+   * failure is the one that makes the sidecar act and no lookup went out with the probe.
+   */
+  probed(now: number, startedAt: number, alive: boolean, detail: string, lookedUp: boolean): { lookupNow: boolean; notes: Note[] } {
+    this.stats.probes++;
+    const gw = this.cfg.overlayGw;
+    const notes: Note[] = [note("trace", `probe ${gw}: ${alive ? "alive" : "failed"} (${detail})`)];
+    if (alive) {
+      if (this.outage.failures > 0) notes.push(note("info", `gateway ${gw} answers again after ${this.outage.failures} failed probe(s) (${Math.round((now - (this.downSince ?? now)) / 100) / 10} s)`));
+      this.outage.failures = 0;
+      this.outage.repairs = 0;
+      this.outage.lastRepairTickAt = undefined;
+      this.downSince = undefined;
+      this.lookupWarned = false;
+      return { lookupNow: false, notes };
+    }
+    this.stats.failedProbes++;
+    this.outage.failures++;
+    this.downSince ??= startedAt;
+    const f = this.outage.failures;
+    if (f === 1) notes.push(note("warn", `gateway ${gw} did not answer: ${detail}`));
+    else if (f % 10 === 0) notes.push(note("warn", `gateway ${gw} still not answering after ${f} probes (${Math.round((now - this.downSince) / 1000)} s)`));
+    return { lookupNow: !lookedUp && planLookupWithProbe(this.cfg.policy, f), notes };
+  }
+
+  /** After a failed probe (and its lookup): repair, and towards which gateway pod (undefined: the current remote)? */
+  decide(startedAt: number, found: string | undefined): { repair: false } | { repair: true; target: string | undefined } {
+    const moved = this.isMove(found);
+    if (!planRepairNow(this.cfg.policy, this.outage, startedAt, moved)) return { repair: false };
+    this.outage.repairs++;
+    this.outage.lastRepairTickAt = startedAt;
+    return { repair: true, target: moved ? found : undefined };
+  }
+
+  /** The tick that started at `startedAt` ended at `now`. */
+  tickDone(startedAt: number, now: number): void {
+    this.nextTickAt = planNextTickAt(this.cfg.policy, startedAt, now);
+  }
+
+  // ---------------------------------------------------------------- repairing
+
+  /**
+   * How to repair towards gateway pod `gw` (undefined: the tunnel's current remote), given the
+   * network as it is now: a full re-initialisation when the tunnel is gone, lost its address or no
+   * longer matches the settings; else the changes in place — the plan of client-init's phase 1,
+   * our address, and a neighbour flush (it makes us ARP for .1 again: our broadcast reaches the
+   * gateway through the flood entry, and that is how a re-created gateway, with an empty
+   * neighbour table and no flood entry of its own, learns where we are).
+   */
+  planRepair(now: number, facts: ClientFacts, gw: string | undefined): RepairPlan {
+    this.stats.heals++;
+    if (!facts.vxlan || facts.vxlan.kind !== "vxlan") return { kind: "reinit", why: `${VXLAN_IF} is gone` };
+    const addr = this.ourAddress(facts);
+    if (!addr) return { kind: "reinit", why: `${VXLAN_IF} lost its overlay address` };
+    const target = gw ?? this.gatewayIp ?? facts.vxlan.remote;
+    if (!target) return { kind: "none", notes: [] };
+    try {
+      const plan = planClientNetwork(facts, { ...this.cfg.netInput, gatewayPodIp: target });
+      if (plan.changes.some((c) => c.op === "vxlan-add")) return { kind: "reinit", why: `${VXLAN_IF} no longer matches the settings` };
+      const m = this.cfg.mode;
+      const want =
+        m.kind === "static"
+          ? { local: m.address, prefixlen: 24, lifetime: "forever" as const }
+          : { local: addr.local, prefixlen: addr.prefixlen, lifetime: this.lease ? addressLifetime(this.lease, now) : addr.validLft === Infinity ? ("forever" as const) : addr.validLft };
+      const addrChanges = stateChanges(planClientAddress(facts, this.cfg.network, want));
+      return { kind: "apply", target, changes: [...plan.changes, ...addrChanges, { op: "neigh-flush", dev: VXLAN_IF, why: "make the gateway learn us again" }] };
+    } catch (e) {
+      return { kind: "none", notes: [note("warn", `planning the repair failed: ${e instanceof Error ? e.message : String(e)}`)] };
+    }
+  }
+
+  /** The repair towards `target` was applied. */
+  repaired(target: string): Note[] {
+    if (target !== this.gatewayIp) {
+      this.stats.gatewayMoves++;
+      const from = this.gatewayIp;
+      this.gatewayIp = target;
+      return [note("info", `gateway pod moved from ${from ?? "unknown"} to ${target}: tunnel remote and pinned route updated, neighbours flushed (address kept)`)];
+    }
+    if (this.outage.repairs <= 1) return [note("info", `gateway pod still at ${target}: neighbours flushed, waiting for it to answer`)];
+    return [];
+  }
+
+  // ---------------------------------------------------------------- the end
+
+  /** The lease to release at shutdown: DHCP mode, one held, not expired. */
+  release(now: number): Lease | undefined {
+    if (this.cfg.mode.kind !== "dhcp" || !this.lease) return undefined;
+    return planLeaseStep(this.lease, now).kind === "expired" ? undefined : this.lease;
+  }
+}
+

@@ -1,0 +1,103 @@
+// The one model of changes to a pod's network: typed values planned by pure functions
+// (src/core/client/plan.ts), printed here for logs and tests, executed by the netlink layer
+// (src/sys/net-apply.ts). The printed form is iproute2's command notation — what an operator
+// would type to do the same by hand — though no `ip` runs.
+
+export interface RouteSpec {
+  family: 4 | 6;
+  /** "default" or a canonical prefix "a.b.c.d/n". */
+  dst: string;
+  via?: string;
+  dev?: string;
+  onlink?: boolean;
+  /** Our routes carry ROUTE_PROTO; deletes repeat the protocol that was read. */
+  proto?: number | string;
+  metric?: number;
+  table?: string;
+}
+
+export interface VxlanSpec {
+  name: string;
+  vni: number;
+  port: number;
+  dev: string;
+  /** Unicast remote: the kernel keeps it as the all-zero FDB entry (flood to the gateway pod). */
+  remote: string;
+  mac: string;
+  mtu: number;
+  mtuWhy: string;
+}
+
+export type NetChange =
+  | { op: "route-add"; route: RouteSpec; why: string }
+  | { op: "route-replace"; route: RouteSpec; why: string }
+  | { op: "route-del"; route: RouteSpec; why: string }
+  | { op: "link-del"; dev: string; why: string }
+  | { op: "vxlan-add"; vxlan: VxlanSpec; why: string }
+  | { op: "vxlan-set-remote"; dev: string; remote: string; why: string }
+  | { op: "link-set"; dev: string; mtu?: number; up?: true; why: string }
+  /** Add the address or set its lifetimes; `refresh` marks a lease's new lifetimes on an address already there. */
+  | { op: "addr-set"; dev: string; local: string; prefixlen: number; lifetime: number | "forever"; refresh?: true; why: string }
+  | { op: "addr-del"; dev: string; local: string; prefixlen: number; why: string }
+  | { op: "neigh-flush"; dev: string; why: string };
+
+
+/** Changes that alter state (refreshes of lease lifetimes do not count). */
+export function stateChanges<C extends NetChange>(changes: readonly C[]): C[] {
+  return changes.filter((c) => !(c.op === "addr-set" && c.refresh));
+}
+
+function routeWords(r: RouteSpec, forDelete: boolean): string[] {
+  // Family is carried by the addresses themselves (an IPv6 default route is written "::/0").
+  const dst = r.dst === "default" && r.family === 6 ? "::/0" : r.dst === "default" ? "0.0.0.0/0" : r.dst;
+  const a = [dst];
+  if (r.via) a.push("via", r.via);
+  if (r.dev) a.push("dev", r.dev);
+  if (r.onlink && !forDelete) a.push("onlink");
+  // Only numeric protocols are printed (and repeated on delete): names come from rt_protos.
+  if (r.proto !== undefined && /^\d+$/.test(String(r.proto))) a.push("proto", String(r.proto));
+  if (r.metric) a.push("metric", String(r.metric));
+  if (r.table && r.table !== "main") a.push("table", r.table);
+  return a;
+}
+
+function lifetimeWord(l: number | "forever"): string {
+  return l === "forever" ? "forever" : String(Math.max(1, Math.ceil(l)));
+}
+
+/** One change as words of iproute2's notation ("route add 10.0.0.0/8 via 10.0.0.1 dev eth0 proto 201"). */
+export function formatChangeWords(c: NetChange): string[] {
+  switch (c.op) {
+    case "route-add":
+      return ["route", "add", ...routeWords(c.route, false)];
+    case "route-replace":
+      return ["route", "replace", ...routeWords(c.route, false)];
+    case "route-del":
+      return ["route", "del", ...routeWords(c.route, true)];
+    case "link-del":
+      return ["link", "del", c.dev];
+    case "vxlan-add": {
+      const v = c.vxlan;
+      return ["link", "add", v.name, "address", v.mac, "mtu", String(v.mtu), "up", "type", "vxlan", "id", String(v.vni), "dev", v.dev, "dstport", String(v.port), "remote", v.remote, "nolearning"];
+    }
+    case "vxlan-set-remote":
+      return ["link", "set", c.dev, "type", "vxlan", "remote", c.remote];
+    case "link-set":
+      return ["link", "set", c.dev, ...(c.mtu !== undefined ? ["mtu", String(c.mtu)] : []), ...(c.up ? ["up"] : [])];
+    case "addr-set":
+      return ["addr", "replace", `${c.local}/${c.prefixlen}`, "dev", c.dev, "valid_lft", lifetimeWord(c.lifetime), "preferred_lft", lifetimeWord(c.lifetime)];
+    case "addr-del":
+      return ["addr", "del", `${c.local}/${c.prefixlen}`, "dev", c.dev];
+    case "neigh-flush":
+      return ["neigh", "flush", "dev", c.dev];
+  }
+}
+
+export function formatChange(c: NetChange): string {
+  return formatChangeWords(c).join(" ");
+}
+
+/** One line per change for the debug log: the change and why. */
+export function describeChanges(changes: readonly NetChange[]): string[] {
+  return changes.map((c) => `${formatChange(c)}   # ${c.why}`);
+}
