@@ -7,8 +7,9 @@
 // deletes, so applying a plan twice makes the second plan empty, and a re-run after a container
 // restart converges instead of duplicating or losing anything.
 import { routeDst, type IpRoute } from "../net/ip-json.ts";
-import { clientMac, effectiveVxlanPort, gatewayOverlayIp, planVxlanMtu, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
+import { effectiveVxlanPort, gatewayOverlayIp, planVxlanMtu, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 import { isOurProto, ROUTE_PROTO } from "./constants.ts";
+import { planPodIdentity } from "./identity.ts";
 import type { AddressFact, ClientFacts } from "./facts.ts";
 import { formatPrefix4, parsePrefix4, prefixContains, type Prefix4 } from "../net/ipv4.ts";
 import type { NetChange, RouteSpec, VxlanSpec } from "../net/change.ts";
@@ -149,7 +150,8 @@ export function planVxlan(facts: ClientFacts, input: ClientNetworkInput): VxlanS
     port: effectiveVxlanPort(input.port),
     dev: POD_IF,
     remote: input.gatewayPodIp,
-    mac: clientMac(input.podName, input.vni),
+    // Unique per live pod, stable across container restarts (identity.ts).
+    mac: planPodIdentity(input.podName, facts.eth0.addresses, input.vni).mac,
     mtu,
     mtuWhy: why,
   };
