@@ -93,7 +93,8 @@ function describe(kind: DuplicateReport["kind"], value: string, pods: DuplicateR
   if (kind === "address")
     return (
       `overlay address ${value} seen behind ${pods.length} pod IPs within ${secs} s: ${pods.map((p) => `${p.podIp} (MAC ${p.mac})`).join(", ")}; ` +
-      `two live pods hold it (a nat.conf entry matched by a workload's name gives every replica the same address), unless one of them was just replaced`
+      `two live pods hold it (a nat.conf entry matched by a workload's name gives every replica the same address), ` +
+      `unless one of them was just replaced or its DHCP lease went to the other`
     );
   return (
     `MAC ${value} seen behind ${pods.length} pod IPs within ${secs} s: ${pods.map((p) => p.podIp).join(", ")}; ` +
