@@ -175,10 +175,10 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   };
 
   // ---- start: take over what client-init left in the kernel
+  if (mode.kind === "static" && mode.shared) log.warn(mode.shared);
   try {
     const facts = await deps.host.readFacts();
     id ??= dhcpIdentity(input, facts);
-    if (mode.kind === "static" && mode.shared) log.warn(mode.shared);
     const st = m.start(clock.now(), facts);
     say(st.notes);
     const why = st.reinit;
