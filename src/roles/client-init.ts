@@ -6,6 +6,7 @@
 import { StepError } from "../core/errors.ts";
 import { ISOLATION_PROBES_V4, ISOLATION_PROBES_V6 } from "../core/client/constants.ts";
 import { parseClientFacts, type ClientFacts } from "../core/client/facts.ts";
+import { planPodIdentity, planSharedStaticWarning } from "../core/client/identity.ts";
 import { decideIsolation, type RouteGetResult } from "../core/client/isolation.ts";
 import { addressLifetime } from "../core/client/lease.ts";
 import {
@@ -20,7 +21,7 @@ import {
 } from "../core/client/plan.ts";
 import { describeChanges } from "../core/net/change.ts";
 import type { Lease } from "../core/dhcp/types.ts";
-import { clientMac, gatewayOverlayIp, overlayAddress, POD_IF, VXLAN_IF } from "../core/net/vxlan.ts";
+import { gatewayOverlayIp, overlayAddress, POD_IF, VXLAN_IF } from "../core/net/vxlan.ts";
 import { isIpv4 } from "../core/net/ipv4.ts";
 import { matchNatEntry, type NatMatchHow } from "../core/natconf/match.ts";
 import type { NatEntry, Settings } from "../core/settings/types.ts";
@@ -44,7 +45,7 @@ export interface ClientHost {
 export interface DhcpIdentity {
   ifname: string;
   mac: string;
-  /** Option 61; the pod name, so a re-created interface (same name, same MAC) keeps its lease. */
+  /** Option 61: "<name>@<eth0 IPv4>", so a re-created interface keeps its lease and no other live pod shares it. */
   clientId: string;
   /** Option 12. */
   hostname: string;
@@ -101,7 +102,16 @@ export interface ClientInput {
 }
 
 export type AddressMode =
-  | { kind: "static"; entry: NatEntry; how: NatMatchHow; address: string; /** Set for the reference's prefix rule. */ warning?: string }
+  | {
+      kind: "static";
+      entry: NatEntry;
+      how: NatMatchHow;
+      address: string;
+      /** Set for the reference's prefix rule. */
+      warning?: string;
+      /** Set when the entry is matched by a workload's name: every replica gets the address. */
+      shared?: string;
+    }
   | { kind: "dhcp" };
 
 export interface ClientInitResult {
@@ -132,15 +142,23 @@ export function networkInput(input: ClientInput, gatewayPodIp: string): ClientNe
   };
 }
 
-export function dhcpIdentity(input: Pick<ClientInput, "podName" | "settings">): DhcpIdentity {
-  return { ifname: VXLAN_IF, mac: clientMac(input.podName, input.settings.VXLAN_ID), clientId: input.podName, hostname: input.podName };
+/**
+ * The DHCP identity of this pod: vxlan0's MAC and the client id are seeded from the name and eth0's
+ * IPv4 address (src/core/client/identity.ts), so client-init, a re-run of it and the sidecar all
+ * send the same one, and no other live pod does.
+ */
+export function dhcpIdentity(input: Pick<ClientInput, "podName" | "settings">, facts: Pick<ClientFacts, "eth0">): DhcpIdentity {
+  const id = planPodIdentity(input.podName, facts.eth0?.addresses ?? [], input.settings.VXLAN_ID);
+  return { ifname: VXLAN_IF, mac: id.mac, clientId: id.clientId, hostname: id.hostname };
 }
 
 /** Static address from nat.conf when this pod has an entry, else DHCP. */
 export function addressMode(input: Pick<ClientInput, "nat" | "podName" | "settings">): AddressMode {
   const m = matchNatEntry([...input.nat], input.podName);
   if (!m) return { kind: "dhcp" };
-  return { kind: "static", entry: m.entry, how: m.how, address: overlayAddress(input.settings.VXLAN_IP_NETWORK, m.entry.octet), ...(m.warning ? { warning: m.warning } : {}) };
+  const address = overlayAddress(input.settings.VXLAN_IP_NETWORK, m.entry.octet);
+  const shared = planSharedStaticWarning(m, input.podName, address);
+  return { kind: "static", entry: m.entry, how: m.how, address, ...(m.warning ? { warning: m.warning } : {}), ...(shared ? { shared } : {}) };
 }
 
 export function messageOf(e: unknown): string {
@@ -205,6 +223,9 @@ export async function runClientInit(deps: ClientDeps, input: ClientInput): Promi
   log.debug(`gateway ${s.GATEWAY_NAME} is ${gw.address} (${gw.via === "literal" ? "IP literal" : `answered by ${gw.via}`})`);
 
   const facts = await step("read network state", timings, clock, () => host.readFacts());
+  const identity = planPodIdentity(input.podName, facts.eth0?.addresses ?? [], s.VXLAN_ID);
+  if (identity.warning) log.warn(identity.warning);
+  else log.debug(`identity: ${input.podName} at ${identity.podIp}: ${VXLAN_IF} MAC ${identity.mac}, DHCP client id ${JSON.stringify(identity.clientId)}`);
   const plan = await step("plan", timings, clock, async () => planClientNetwork(facts, networkInput(input, gw.address)));
   logNetworkPlan(log, plan);
 
@@ -219,12 +240,13 @@ export async function runClientInit(deps: ClientDeps, input: ClientInput): Promi
   let lease: Lease | undefined;
   if (mode.kind === "static") {
     if (mode.warning) log.warn(mode.warning);
+    if (mode.shared) log.warn(mode.shared);
     log.debug(`static address ${mode.address} from nat.conf entry "${mode.entry.name}" (${mode.how} match)`);
     want = { local: mode.address, prefixlen: 24, lifetime: "forever" };
   } else {
     const current = after.vxlan?.addresses.find((a) => a.local.startsWith(`${s.VXLAN_IP_NETWORK}.`) && a.validLft !== Infinity);
     lease = await step("DHCP", timings, clock, () =>
-      deps.dhcp.acquire(dhcpIdentity(input), { requestedAddress: current?.local ?? input.requestedAddress, deadlineMs: timing.dhcpDeadlineMs, signal: input.signal }),
+      deps.dhcp.acquire(dhcpIdentity(input, facts), { requestedAddress: current?.local ?? input.requestedAddress, deadlineMs: timing.dhcpDeadlineMs, signal: input.signal }),
     );
     log.debug(`DHCP lease ${lease.address}/${lease.prefixLength} from ${lease.serverId} for ${lease.leaseSeconds} s`);
     want = { local: lease.address, prefixlen: lease.prefixLength, lifetime: addressLifetime(lease, clock.now()) };

@@ -14,7 +14,7 @@ import { planClientAddress } from "../core/client/plan.ts";
 import { newStats, SidecarMachine, type MachinePolicy, type Note, type SidecarStats } from "../core/client/sidecar-machine.ts";
 import type { Lease } from "../core/dhcp/types.ts";
 import { gatewayOverlayIp, VXLAN_IF } from "../core/net/vxlan.ts";
-import { addressMode, applyLogged, dhcpIdentity, messageOf, networkInput, runClientInit, type ClientDeps, type ClientInput } from "./client-init.ts";
+import { addressMode, applyLogged, dhcpIdentity, messageOf, networkInput, runClientInit, type ClientDeps, type ClientInput, type DhcpIdentity } from "./client-init.ts";
 
 export { newStats, type SidecarStats };
 
@@ -109,7 +109,10 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   const policy = sidecarPolicy(input, input.policy);
   const s = input.settings;
   const overlayGw = gatewayOverlayIp(s.VXLAN_IP_NETWORK);
-  const id = dhcpIdentity(input);
+  // The DHCP identity comes from the name and eth0's IPv4 address (as client-init's does), so it is
+  // known once the network was read; a lease can only be held after that.
+  let id: DhcpIdentity | undefined;
+  const identity = async (): Promise<DhcpIdentity> => (id ??= dhcpIdentity(input, await deps.host.readFacts()));
   const mode = addressMode(input);
   const { gatewayPodIp: _, ...netInput } = networkInput(input, "");
   const m = new SidecarMachine(
@@ -181,8 +184,11 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   };
 
   // ---- start: take over what client-init left in the kernel
+  if (mode.kind === "static" && mode.shared) log.warn(mode.shared);
   try {
-    const st = m.start(clock.now(), await deps.host.readFacts());
+    const facts = await deps.host.readFacts();
+    id ??= dhcpIdentity(input, facts);
+    const st = m.start(clock.now(), facts);
     say(st.notes);
     const why = st.reinit;
     if (why) await scoped(signal, (sig) => reinit(why, sig));
@@ -198,8 +204,10 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
 
   const acquire = async (fallbackAddress: string | undefined): Promise<void> => {
     try {
-      const cur = m.ourAddress(await deps.host.readFacts());
-      const lease = await scoped(signal, (sig) => deps.dhcp.acquire(id, { requestedAddress: cur?.local ?? fallbackAddress, deadlineMs: policy.renewDeadlineMs, signal: sig }));
+      const facts = await deps.host.readFacts();
+      const who = (id ??= dhcpIdentity(input, facts));
+      const cur = m.ourAddress(facts);
+      const lease = await scoped(signal, (sig) => deps.dhcp.acquire(who, { requestedAddress: cur?.local ?? fallbackAddress, deadlineMs: policy.renewDeadlineMs, signal: sig }));
       await writeLease(lease, `setting the new lease ${lease.address} on ${VXLAN_IF}`);
       say(m.acquired(lease));
     } catch (e) {
@@ -209,7 +217,8 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
 
   const renew = async (current: Lease, rebind: boolean): Promise<void> => {
     try {
-      const lease = await scoped(signal, (sig) => deps.dhcp.renew(current, id, { broadcast: rebind, deadlineMs: policy.renewDeadlineMs, signal: sig }));
+      const who = await identity();
+      const lease = await scoped(signal, (sig) => deps.dhcp.renew(current, who, { broadcast: rebind, deadlineMs: policy.renewDeadlineMs, signal: sig }));
       await writeLease(lease, `renewing ${lease.address} on ${VXLAN_IF}`);
       say(m.renewed(current, lease, rebind));
     } catch (e) {
@@ -298,12 +307,14 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   if (live && !releaseAtExit) {
     log.info(`not releasing the DHCP lease of ${live.address}: the pod's other containers may still use the address; the gateway reclaims it when the lease lapses`);
   }
-  if (live && releaseAtExit) {
+  // A lease is only held once the network was read, and with it the identity.
+  const who = id;
+  if (live && who && releaseAtExit) {
     const lease = live;
     const timeout = new AbortController();
     let settled = false;
     const ok = await Promise.race([
-      deps.dhcp.release(lease, id).then(
+      deps.dhcp.release(lease, who).then(
         () => true,
         (e) => (log.warn(`releasing the DHCP lease of ${lease.address} failed: ${messageOf(e)}`), false),
       ),

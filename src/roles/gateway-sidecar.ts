@@ -20,6 +20,7 @@ import { readRegularFile } from "../sys/files.ts";
 import { MAX_CONFIG_FILE_BYTES } from "../core/settings/limits.ts";
 import { watchFile, writeFileAtomic } from "../sys/watch.ts";
 import { selectFirewallBackend } from "./gateway-init.ts";
+import { startDuplicateWatch } from "../sys/duplicates-watch.ts";
 
 export interface GatewaySidecarPaths {
   /** dnsmasq.conf and the lease file live here (must be writable; e.g. an emptyDir or /run). */
@@ -176,6 +177,9 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     }
   });
 
+  // Duplicate overlay addresses and MACs (issue 13 §2): src/sys/duplicates-watch.ts.
+  const duplicates = startDuplicateWatch({ runner: deps.runner, log: log.withTag("duplicates") });
+
   // 5. dnsmasq in the foreground.
   let child: SupervisedChild;
   try {
@@ -183,6 +187,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   } catch (e) {
     clearInterval(interval);
     watcher.close();
+    duplicates.stop();
     throw new StepError("starting dnsmasq", (e as Error).message, { cause: e });
   }
   const unforward = forwardSignals(child, log);
@@ -191,6 +196,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   unforward();
   clearInterval(interval);
   watcher.close();
+  duplicates.stop();
   if (child.stopping) {
     log.info(`dnsmasq stopped (exit ${code})`);
     return code;

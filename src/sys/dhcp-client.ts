@@ -6,11 +6,13 @@
 // What the client role passes (the same values in client-init and client-sidecar, so dnsmasq
 // sees one client):
 //   ifname   "vxlan0"
-//   mac      clientMac(POD_NAME, VXLAN_ID) — the MAC vxlan0 was created with (core/net/vxlan.ts)
-//   clientId POD_NAME (a string): option 61 = type 0 + the name's bytes. dnsmasq keys leases by
-//            client id, so a re-created vxlan0 (same name, same stable MAC) gets the same address
-//            and the lease file shows which pod holds it.
-//   hostname POD_NAME (option 12: dnsmasq registers it as a DNS name on the overlay)
+//   mac      from the pod name, eth0's IPv4 address and VXLAN_ID — the MAC vxlan0 was created
+//            with (core/client/identity.ts)
+//   clientId "<pod name>@<eth0 IPv4>" (a string): option 61 = type 0 + its bytes. dnsmasq keys
+//            leases by client id, so a re-created vxlan0 (same pod, same stable MAC) gets the same
+//            address, another live pod with the same name does not, and the lease file shows
+//            which pod holds it.
+//   hostname the pod name (option 12: dnsmasq registers it as a DNS name on the overlay)
 import { DecodeError, clientIdFromName, decodeMessage, encodeMessage, messageTypeName } from "../core/dhcp/codec.ts";
 import { DhcpMachine, type DhcpStep, type MachineAction, type RetryPolicy } from "../core/dhcp/machine.ts";
 import type { Lease } from "../core/dhcp/types.ts";

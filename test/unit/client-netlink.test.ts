@@ -53,7 +53,7 @@ describe("parseNetlinkFacts", () => {
     expect(nl.routes4.map((r) => r.dst)).toEqual(["default", "10.96.0.0/16", "10.244.1.7/32", "10.244.2.0/24"]);
   });
   test("no vxlan0, no eth0", () => {
-    expect(parseNetlinkFacts([links[0]!], [], [])).toEqual({ eth0: undefined, vxlan: undefined, routes4: [], defaults6: [] });
+    expect(parseNetlinkFacts([links[0]!], [], [])).toEqual({ eth0: undefined, vxlan: undefined, routes4: [], defaults6: [], ours6: [] });
   });
 });
 

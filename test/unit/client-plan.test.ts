@@ -16,7 +16,6 @@ import {
 import { formatChange } from "../../src/core/net/change.ts";
 import { simulateChanges, SimulationError } from "../../src/core/client/simulate.ts";
 import type { IpAddr, IpRoute } from "../../src/core/net/ip-json.ts";
-import { clientMac } from "../../src/core/net/vxlan.ts";
 
 /** A fresh lab-like client pod: eth0 198.18.0.10/24, default via the node 198.18.0.1, an IPv6 default. */
 function freshPod(opts: { defaultRoute?: IpRoute; extraRoutes?: IpRoute[]; v6Default?: boolean; mtu?: number } = {}): ClientFacts {
@@ -60,7 +59,7 @@ const lines = (f: ClientFacts, i: ClientNetworkInput) => planClientNetwork(f, i)
 
 describe("planClientNetwork on a fresh pod", () => {
   test("pins cluster destinations via the original gateway, deletes both default routes, creates vxlan0", () => {
-    const mac = clientMac("web-0", 42);
+    const mac = "aa:61:af:7c:c1:9a"; // from "web-0" and eth0's 198.18.0.10 (test/unit/client-identity.test.ts)
     expect(lines(freshPod(), input())).toEqual([
       `route add 10.0.0.0/8 via 198.18.0.1 dev eth0 proto ${ROUTE_PROTO}`,
       `route add 198.18.1.10/32 via 198.18.0.1 dev eth0 proto ${ROUTE_PROTO}`,

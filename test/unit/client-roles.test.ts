@@ -437,6 +437,25 @@ describe("runClientSidecar", () => {
     expect(w.tunnelWorks()).toBe(true);
   });
 
+  test("the sidecar renews and releases with the identity client-init acquired with (name and eth0's IPv4 address)", async () => {
+    const ctl = new AbortController();
+    const w = new World(new VirtualClock({ at: 130_000, ctl }));
+    const ids: string[] = [];
+    const d = w.deps().dhcp;
+    const dhcp = {
+      acquire: (id: DhcpIdentity, o: Parameters<typeof d.acquire>[1]) => (ids.push(`acquire ${id.clientId} ${id.mac}`), d.acquire(id, o)),
+      renew: (l: Lease, id: DhcpIdentity, o: Parameters<typeof d.renew>[2]) => (ids.push(`renew ${id.clientId} ${id.mac}`), d.renew(l, id, o)),
+      release: (l: Lease, id: DhcpIdentity) => (ids.push(`release ${id.clientId} ${id.mac}`), d.release(l, id)),
+    };
+    await runClientInit({ ...w.deps(), dhcp }, clientInput());
+    // A native sidecar: the kubelet stops it after the app, so SIGTERM releases (issue 13 §7).
+    await runClientSidecar({ ...w.deps(), dhcp, watchPodDone: async () => "native-sidecar" as const }, { ...clientInput(), signal: ctl.signal });
+    const mac = w.facts.vxlan!.mac;
+    expect(new Set(ids.map((x) => x.split(" ").slice(1).join(" ")))).toEqual(new Set([`web-7d9f8b6c4d-x2x4z@198.18.0.10 ${mac}`]));
+    expect(ids.map((x) => x.split(" ")[0])).toEqual(expect.arrayContaining(["acquire", "renew", "release"]));
+    expect(w.released.map((l) => l.address)).toEqual(["172.16.0.20"]);
+  });
+
   test("SIGTERM while the rest of the pod may still run: the sidecar returns, the lease is left to lapse (issue 13 §7)", async () => {
     const ctl = new AbortController();
     const clock = new VirtualClock({ at: 7_000, ctl });

@@ -3,6 +3,7 @@
 // src/sys/client-host.ts reads, and hands the messages here.
 import type { IpAddr, IpRoute } from "../net/ip-json.ts";
 import { POD_IF, VXLAN_IF } from "../net/vxlan.ts";
+import { isOurProto } from "./constants.ts";
 
 export interface AddressFact {
   local: string;
@@ -35,6 +36,8 @@ export interface ClientFacts {
   routes4: IpRoute[];
   /** IPv6 default routes of the main table. */
   defaults6: IpRoute[];
+  /** IPv6 routes of the main table that client-init added (our proto): the IPv6 CIDRs kept on eth0. */
+  ours6: IpRoute[];
 }
 
 const FOREVER = 4294967295;
@@ -78,6 +81,7 @@ export function parseClientFacts(links: IpAddr[], routes4: IpRoute[], routes6: I
     vxlan,
     routes4: routes4.filter((r) => (r.table ?? "main") === "main"),
     defaults6: routes6.filter((r) => r.dst === "default" && (r.table ?? "main") === "main"),
+    ours6: routes6.filter((r) => r.dst !== "default" && (r.table ?? "main") === "main" && isOurProto(r.protocol)),
   };
 }
 
@@ -190,5 +194,9 @@ export function parseNetlinkFacts(links: readonly NlLinkFact[], addrs: readonly 
       : undefined,
     routes4: main.filter((r) => r.family === AF_INET).map((r) => ipRouteFromNetlink(r, names)),
     defaults6: main.filter((r) => r.family === AF_INET6 && r.dstLen === 0).map((r) => ipRouteFromNetlink(r, names)),
+    ours6: main
+      .filter((r) => r.family === AF_INET6 && r.dstLen > 0)
+      .map((r) => ipRouteFromNetlink(r, names))
+      .filter((r) => isOurProto(r.protocol)),
   };
 }

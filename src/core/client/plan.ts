@@ -7,8 +7,9 @@
 // deletes, so applying a plan twice makes the second plan empty, and a re-run after a container
 // restart converges instead of duplicating or losing anything.
 import { routeDst, type IpRoute } from "../net/ip-json.ts";
-import { clientMac, effectiveVxlanPort, gatewayOverlayIp, planVxlanMtu, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
+import { effectiveVxlanPort, gatewayOverlayIp, planVxlanMtu, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 import { isOurProto, ROUTE_PROTO } from "./constants.ts";
+import { planPodIdentity } from "./identity.ts";
 import type { AddressFact, ClientFacts } from "./facts.ts";
 import { formatPrefix4, parsePrefix4, prefixContains, type Prefix4 } from "../net/ipv4.ts";
 import type { NetChange, RouteSpec, VxlanSpec } from "../net/change.ts";
@@ -149,10 +150,43 @@ export function planVxlan(facts: ClientFacts, input: ClientNetworkInput): VxlanS
     port: effectiveVxlanPort(input.port),
     dev: POD_IF,
     remote: input.gatewayPodIp,
-    mac: clientMac(input.podName, input.vni),
+    // Unique per live pod, stable across container restarts (identity.ts).
+    mac: planPodIdentity(input.podName, facts.eth0.addresses, input.vni).mac,
     mtu,
     mtuWhy: why,
   };
+}
+
+/**
+ * The pod's original IPv6 gateway: the lowest-metric IPv6 default route on eth0 (usually the
+ * link-local router, fe80::…), else the next hop of IPv6 routes an earlier run left with our proto.
+ */
+export function findOriginalGateway6(facts: ClientFacts): OriginalGateway | undefined {
+  const d = facts.defaults6.filter((r) => r.dev === POD_IF && !isOurProto(r.protocol)).sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0))[0];
+  if (d) return { via: d.gateway, onlink: (d.flags ?? []).includes("onlink"), source: "default route" };
+  const ours = facts.ours6.find((r) => r.dev === POD_IF);
+  if (ours) return { via: ours.gateway, onlink: (ours.flags ?? []).includes("onlink"), source: "routes of an earlier run" };
+  return undefined;
+}
+
+/** IPv6 CIDRs of NOT_ROUTED_TO_GATEWAY_CIDRS as routes via eth0's IPv6 gateway; the rest of `notIpv4` passed back. */
+function planPins6(facts: ClientFacts, notIpv4: readonly { target: string; reason: string }[]) {
+  const rest: { target: string; reason: string }[] = [];
+  const skipped: ClientNetworkPlan["skipped"] = [];
+  const pins: RouteSpec[] = [];
+  const original = findOriginalGateway6(facts);
+  for (const t of notIpv4) {
+    if (t.reason !== "NOT_ROUTED_TO_GATEWAY_CIDRS" || !t.target.includes(":")) {
+      rest.push(t);
+      continue;
+    }
+    if (!original) {
+      skipped.push({ ...t, why: `no IPv6 default route on ${POD_IF} (and none kept from an earlier run): the pod has no IPv6 path to keep` });
+      continue;
+    }
+    pins.push({ family: 6, dst: t.target, via: original.via, dev: POD_IF, onlink: original.onlink || undefined, proto: ROUTE_PROTO });
+  }
+  return { pins, skipped, rest };
 }
 
 /** Phase 1: routes that keep cluster traffic on eth0, default routes removed, vxlan0 in shape. */
@@ -171,7 +205,13 @@ export function planClientNetwork(facts: ClientFacts, input: ClientNetworkInput)
     .filter((x): x is { r: IpRoute; p: Prefix4 } => x.p !== undefined);
 
   const { targets, notIpv4 } = pinTargets(input);
-  const skipped: ClientNetworkPlan["skipped"] = notIpv4.map((t) => ({ ...t, why: "not an IPv4 address or CIDR (only IPv4 traffic is kept on eth0)" }));
+  // IPv6 CIDRs of NOT_ROUTED_TO_GATEWAY_CIDRS stay on eth0 via its IPv6 gateway (issue 13 §3);
+  // other IPv6 targets (a cluster DNS address) are reported, as before.
+  const v6 = planPins6(facts, notIpv4);
+  const skipped: ClientNetworkPlan["skipped"] = [
+    ...v6.rest.map((t) => ({ ...t, why: "not an IPv4 address or CIDR (only IPv4 traffic is kept on eth0)" })),
+    ...v6.skipped,
+  ];
   const pins: RouteSpec[] = [];
   for (const t of targets) {
     const cover = foreign.filter((f) => prefixContains(f.p, t.prefix)).sort((a, b) => b.p.len - a.p.len)[0];
@@ -207,6 +247,14 @@ export function planClientNetwork(facts: ClientFacts, input: ClientNetworkInput)
     if (r.dst !== "default" || isDesiredDefault(r, input.network)) continue;
     dels.push({ op: "route-del", route: routeFromIp(r, 4), why: "pod traffic must leave through the tunnel only" });
   }
+  // IPv6 pins: added before the IPv6 default goes (adds come first), ours no longer wanted deleted.
+  for (const want of v6.pins) {
+    const have = facts.ours6.filter((o) => routeDst(o) === want.dst).map((o) => routeFromIp(o, 6));
+    if (have.some((h) => sameRoute(h, want))) continue;
+    adds.push({ op: have.length > 0 ? "route-replace" : "route-add", route: want, why: `keep NOT_ROUTED_TO_GATEWAY_CIDRS on ${POD_IF}${have.length > 0 ? " (next hop changed)" : ""}` });
+  }
+  for (const o of facts.ours6)
+    if (!v6.pins.some((p) => p.dst === routeDst(o))) dels.push({ op: "route-del", route: routeFromIp(o, 6), why: "no longer needed (settings changed)" });
   for (const r of facts.defaults6) dels.push({ op: "route-del", route: routeFromIp(r, 6), why: "no IPv6 path may bypass the tunnel" });
 
   const link: Change[] = [];
@@ -232,7 +280,7 @@ export function planClientNetwork(facts: ClientFacts, input: ClientNetworkInput)
   } else {
     link.push({ op: "vxlan-add", vxlan, why: "tunnel to the gateway pod" });
   }
-  return { original, vxlan, pins, skipped, defaultRoute, changes: [...adds, ...dels, ...link] };
+  return { original, vxlan, pins: [...pins, ...v6.pins], skipped, defaultRoute, changes: [...adds, ...dels, ...link] };
 }
 
 export interface AddressWanted {

@@ -41,7 +41,7 @@ function matchesDelete(r: IpRoute, spec: RouteSpec): boolean {
 /** A copy of `facts` after the kernel applied `changes` in order; throws SimulationError where ip would fail. */
 export function simulateChanges(facts: ClientFacts, changes: readonly Change[]): ClientFacts {
   const f: ClientFacts = structuredClone(facts);
-  const table = (family: 4 | 6) => (family === 4 ? f.routes4 : f.defaults6);
+  const table = (family: 4 | 6, dst: string) => (family === 4 ? f.routes4 : dst === "default" ? f.defaults6 : f.ours6);
   const dropRoutesVia = (dev: string, subnet?: string) => {
     const sub = subnet ? parsePrefix4(subnet) : undefined;
     f.routes4 = f.routes4.filter((r) => {
@@ -55,20 +55,20 @@ export function simulateChanges(facts: ClientFacts, changes: readonly Change[]):
   for (const c of changes) {
     switch (c.op) {
       case "route-add": {
-        const t = table(c.route.family);
+        const t = table(c.route.family, c.route.dst);
         if (t.some((r) => sameKey(r, c.route.dst, c.route.metric))) throw new SimulationError(`route add ${c.route.dst}: File exists`);
         t.push(toIpRoute(c.route));
         break;
       }
       case "route-replace": {
-        const t = table(c.route.family);
+        const t = table(c.route.family, c.route.dst);
         const i = t.findIndex((r) => sameKey(r, c.route.dst, c.route.metric));
         if (i >= 0) t.splice(i, 1, toIpRoute(c.route));
         else t.push(toIpRoute(c.route));
         break;
       }
       case "route-del": {
-        const t = table(c.route.family);
+        const t = table(c.route.family, c.route.dst);
         const i = t.findIndex((r) => matchesDelete(r, c.route));
         if (i < 0) throw new SimulationError(`route del ${c.route.dst}: No such process`);
         t.splice(i, 1);

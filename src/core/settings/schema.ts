@@ -20,6 +20,7 @@ import {
   parseBoolean,
   parseCidr4,
   parseCidrList,
+  parseCidrList46,
   parseDecimal,
   parseInteger,
   parseIPv4,
@@ -116,8 +117,13 @@ const RULES: { [K in SettingKey]: Rule<Settings[K]> } = {
   },
   // May be empty here: the client roles that resolve the gateway check it.
   K8S_DNS_IPS: (t) => parseAddressList(t),
-  NOT_ROUTED_TO_GATEWAY_CIDRS: (t) =>
-    notAllOfIPv4(parseCidrList(t), "every destination would stay on eth0 and nothing would be routed to the gateway; list the cluster's own CIDRs (pod and service networks)"),
+  // IPv6 CIDRs too (issue 13 §3): the client keeps them on eth0 via its IPv6 gateway.
+  NOT_ROUTED_TO_GATEWAY_CIDRS: (t) => {
+    const why = "every destination would stay on eth0 and nothing would be routed to the gateway; list the cluster's own CIDRs (pod and service networks)";
+    const c = notAllOfIPv4(parseCidrList46(t), why);
+    if (c.ok && c.value.some((x) => x.endsWith("/0"))) return bad(`${c.value.find((x) => x.endsWith("/0"))} is all of IPv6: ${why}`);
+    return c;
+  },
   VXLAN_ID: integer(1, 16777215),
   // Empty meant the kernel's default in the reference (`ip link add ... dstport ""`), like 0.
   VXLAN_PORT: (t) => (t.trim() === "" ? ok(0) : parseInteger(t, 0, 65535)),

@@ -2,6 +2,7 @@
 // interface names, DNS names, lists. Each returns a value or a message that says what is wrong
 // with the text and what is accepted instead; the caller adds the key and the location.
 import { checkIpv4, formatPrefix4, parsePrefix4 } from "../net/ipv4.ts";
+import { formatIpv6, parseIpv6 } from "../net/ipv6.ts";
 
 export type Checked<T> = { ok: true; value: T; warnings?: string[] } | { ok: false; error: string };
 
@@ -129,6 +130,43 @@ export function parseCidr4(text: string): Checked<string> {
   const canonical = formatPrefix4(parsePrefix4(written)!);
   if (canonical !== written) return ok(canonical, [`${text} has host bits set; using ${canonical}`]);
   return ok(canonical);
+}
+
+/**
+ * An IPv6 CIDR "addr/len" in RFC 5952 form (what `ip -6 route` prints); a bare address means /128.
+ * Host bits below the prefix are cleared with a warning, as for IPv4.
+ */
+export function parseCidr6(text: string): Checked<string> {
+  const slash = text.indexOf("/");
+  const addrText = slash < 0 ? text : text.slice(0, slash);
+  const lenText = slash < 0 ? "128" : text.slice(slash + 1);
+  const b = parseIpv6(addrText);
+  if (!b) return bad(`${show(text)} is not an IPv6 CIDR (addr/len)`);
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(lenText) || Number(lenText) > 128) return bad(`${show(text)} has an invalid prefix length (0..128)`);
+  const len = Number(lenText);
+  const masked = b.map((x, i) => (i * 8 >= len ? 0 : i * 8 + 8 <= len ? x : x & (0xff << (8 - (len - i * 8))) & 0xff));
+  const canonical = `${formatIpv6(masked)}/${len}`;
+  if (masked.some((x, i) => x !== b[i])) return ok(canonical, [`${text} has host bits set; using ${canonical}`]);
+  return ok(canonical);
+}
+
+/** A list of IPv4 and IPv6 CIDRs, canonical; duplicates are dropped with a warning. */
+export function parseCidrList46(text: string): Checked<string[]> {
+  const out: string[] = [];
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  for (const item of splitList(text)) {
+    const c = item.includes(":") ? parseCidr6(item) : parseCidr4(item);
+    if (!c.ok) {
+      errors.push(c.error);
+      continue;
+    }
+    warnings.push(...(c.warnings ?? []));
+    if (out.includes(c.value)) warnings.push(`${c.value} is listed twice; using it once`);
+    else out.push(c.value);
+  }
+  if (errors.length) return bad(joinErrors(errors));
+  return ok(out, warnings);
 }
 
 /** A list of IPv4 CIDRs, canonical; duplicates are dropped with a warning. */

@@ -1,0 +1,53 @@
+// The gateway sidecar's poll of vxlan0's neighbours and forwarding database for duplicate overlay
+// identities (decisions in src/core/gateway/duplicates.ts). Two short reads every few seconds; a
+// failed read is logged once until reads work again, and never stops the sidecar.
+import { newDuplicateState, parseSightings, planDuplicateReports, DUPLICATE_WINDOW_MS } from "../core/gateway/duplicates.ts";
+import { VXLAN_IF } from "../core/net/vxlan.ts";
+import type { Clock } from "./clock.ts";
+import { realClock } from "./clock.ts";
+import type { Runner } from "./exec.ts";
+import type { Logger } from "./log.ts";
+
+/**
+ * A neighbour entry flips to the other pod's MAC each time that pod speaks ARP (at start, and every
+ * reachable-time of ~30 s while its sidecar probes): polling well inside that sees both.
+ */
+export const DUPLICATE_POLL_MS = 5_000;
+
+export interface DuplicateWatch {
+  stop(): void;
+}
+
+export function startDuplicateWatch(opts: { runner: Runner; log: Logger; clock?: Clock; intervalMs?: number; windowMs?: number }): DuplicateWatch {
+  const clock = opts.clock ?? realClock;
+  const interval = opts.intervalMs ?? DUPLICATE_POLL_MS;
+  const state = newDuplicateState();
+  const stop = new AbortController();
+  let failing = false;
+
+  const poll = async (): Promise<void> => {
+    const [neigh, fdb] = await Promise.all([
+      opts.runner.run(["ip", "-j", "neigh", "show", "dev", VXLAN_IF], { what: `reading ${VXLAN_IF}'s neighbours` }),
+      opts.runner.run(["bridge", "-j", "fdb", "show", "dev", VXLAN_IF], { what: `reading ${VXLAN_IF}'s forwarding database` }),
+    ]);
+    const json = (text: string): unknown => (text.trim() === "" ? [] : JSON.parse(text));
+    const reports = planDuplicateReports(state, parseSightings(json(neigh.stdout), json(fdb.stdout)), clock.now(), opts.windowMs ?? DUPLICATE_WINDOW_MS);
+    for (const r of reports) opts.log.warn(r.text);
+  };
+
+  void (async () => {
+    while (!stop.signal.aborted) {
+      try {
+        await poll();
+        if (failing) opts.log.info(`reading ${VXLAN_IF}'s neighbours and forwarding database works again`);
+        failing = false;
+      } catch (e) {
+        if (!failing) opts.log.warn(`looking for duplicate overlay addresses: ${(e as Error).message} (tried again every ${interval / 1000} s)`);
+        failing = true;
+      }
+      await clock.sleep(interval, stop.signal);
+    }
+  })();
+
+  return { stop: () => stop.abort() };
+}
