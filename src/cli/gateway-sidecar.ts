@@ -32,13 +32,29 @@ export default defineCommand({
       description: "Seconds between checks that our firewall rules are still in place (default: $POD_GATEWAY_FIREWALL_CHECK_INTERVAL or 5)",
       valueHint: "SECONDS",
     },
+    "route-check-interval": {
+      type: "string",
+      description: "Seconds between checks of the kill switch's routing table, which copies the VPN's routes (default: $POD_GATEWAY_ROUTE_CHECK_INTERVAL or 0.5)",
+      valueHint: "SECONDS",
+    },
+    "max-failed-checks": {
+      type: "string",
+      description: "Consecutive firewall checks that fail (the kill switch stays closed meanwhile) before exiting non-zero (default: $POD_GATEWAY_MAX_FAILED_CHECKS or 5)",
+      valueHint: "N",
+    },
   },
   async run({ args }) {
     const logger = log().withTag("gateway-sidecar");
     const env = process.env;
-    const checkText = args["firewall-check-interval"] ?? env.POD_GATEWAY_FIREWALL_CHECK_INTERVAL ?? "5";
-    const check = Number(checkText);
-    if (!Number.isFinite(check) || check <= 0) throw new UsageError(`firewall check interval ${JSON.stringify(checkText)} is not a positive number of seconds`);
+    const seconds = (what: string, text: string) => {
+      const n = Number(text);
+      if (!Number.isFinite(n) || n <= 0 || n > 86400) throw new UsageError(`${what} ${JSON.stringify(text)} is not a positive number of seconds (at most 86400)`);
+      return n;
+    };
+    const check = seconds("firewall check interval", args["firewall-check-interval"] ?? env.POD_GATEWAY_FIREWALL_CHECK_INTERVAL ?? "5");
+    const routeCheck = seconds("route check interval", args["route-check-interval"] ?? env.POD_GATEWAY_ROUTE_CHECK_INTERVAL ?? "0.5");
+    const maxText = args["max-failed-checks"] ?? env.POD_GATEWAY_MAX_FAILED_CHECKS ?? "5";
+    if (!/^[1-9]\d{0,5}$/.test(maxText)) throw new UsageError(`max failed checks ${JSON.stringify(maxText)} is not a whole number from 1 to 999999`);
     // The sidecar re-asserts firewall rules: it changes network state too, so it is checked like init.
     const config = prepareRole(args, logger);
     const runner = new ProcessRunner();
@@ -48,7 +64,7 @@ export default defineCommand({
         runDir: args["run-dir"] ?? env.POD_GATEWAY_RUN_DIR ?? DEFAULT_RUN_DIR,
         resolvConf: args["resolv-conf"] ?? env.POD_GATEWAY_RESOLV_CONF ?? "/etc/resolv.conf",
       },
-      { runner, ip: new Ip(runner), log: logger, firewallCheckSeconds: check },
+      { runner, ip: new Ip(runner), log: logger, firewallCheckSeconds: check, routeCheckSeconds: routeCheck, maxFailedChecks: Number(maxText) },
     );
   },
 });

@@ -1,11 +1,15 @@
 // gateway-sidecar: DHCP and DNS for the overlay. Renders dnsmasq's configuration, keeps the
 // resolv.conf copy dnsmasq reads in sync with the pod's /etc/resolv.conf (which the VPN client
-// rewrites), re-asserts our firewall when another container flushes or reorders it, and runs
-// dnsmasq in the foreground: our exit code is dnsmasq's.
+// rewrites), keeps the kill switch proven (gateway-killswitch.ts: re-asserts our firewall when
+// another container flushes or reorders it, copies the VPN's routes into our routing table,
+// fails closed and finally exits 1 when it cannot), and runs dnsmasq in the foreground: our exit
+// code is dnsmasq's.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { StepError } from "../core/errors.ts";
 import { planFirewall } from "../core/firewall/model.ts";
+import { KILLSWITCH_TABLE } from "../core/firewall/names.ts";
+import { planDnsUpstreams } from "../core/gateway/killswitch.ts";
 import { renderDnsmasqConfig } from "../core/dnsmasq/render.ts";
 import { VXLAN_IF } from "../core/net/vxlan.ts";
 import { parseResolvConf, renderResolvCopy } from "../core/resolv.ts";
@@ -18,6 +22,9 @@ import type { Logger } from "../sys/log.ts";
 import { forwardSignals, spawnSupervised, type SupervisedChild } from "../sys/supervisor.ts";
 import { watchFile, writeFileAtomic } from "../sys/watch.ts";
 import { selectFirewallBackend } from "./gateway-init.ts";
+import { KillSwitchGuard, originalResolvPath } from "./gateway-killswitch.ts";
+
+export { originalResolvPath };
 
 export interface GatewaySidecarPaths {
   /** dnsmasq.conf and the lease file live here (must be writable; e.g. an emptyDir or /run). */
@@ -32,14 +39,13 @@ export interface GatewaySidecarDeps {
   log: Logger;
   /** Seconds between firewall checks (default 5). */
   firewallCheckSeconds?: number;
+  /** Seconds between checks of the kill switch's routing table (default 0.5). */
+  routeCheckSeconds?: number;
+  /** Consecutive failed firewall checks (or as long in routing checks) before exiting non-zero (default 5). */
+  maxFailedChecks?: number;
   firewall?: () => Promise<FirewallBackend>;
   /** dnsmasq command (default "dnsmasq" on PATH). */
   dnsmasq?: string;
-}
-
-/** Where the original resolv.conf is kept: next to the copy, so it survives container restarts with it. */
-export function originalResolvPath(copy: string): string {
-  return `${copy}.original`;
 }
 
 /**
@@ -114,35 +120,49 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     throw new StepError("writing the dnsmasq configuration", `${confPath}: ${(e as Error).message}`, { cause: e });
   }
 
-  // 3. Firewall check now and every few seconds: another container (the VPN client) may flush
-  // INPUT, set its policy to DROP or insert rules before ours; our jump must stay at position 1.
+  // 3. The kill switch, both layers, now and then on a timer: the firewall every few seconds
+  // (another container may flush INPUT, set policies, insert rules before ours: our jump must
+  // stay at position 1), our routing table every fraction of a second (the VPN link comes, goes,
+  // is renamed or re-created, and its routes must be copied). What cannot be proven fails closed.
   const backend = deps.firewall ? await deps.firewall() : await selectFirewallBackend(config, deps.runner, log);
   const fwPlan = planFirewall(s, config.nat);
-  let checking = false;
-  const checkFirewall = async () => {
-    if (checking) return;
-    checking = true;
-    try {
-      const problems = await backend.verify(fwPlan);
-      if (problems.length === 0) return;
-      log.warn(`firewall changed by someone else, re-asserting (${backend.name}): ${problems.join("; ")}`);
-      await backend.apply(fwPlan);
-      const left = await backend.verify(fwPlan);
-      if (left.length) log.error(`firewall still differs after re-asserting: ${left.join("; ")}`);
-    } catch (e) {
-      log.error(`checking the firewall: ${(e as Error).message}`);
-    } finally {
-      checking = false;
-    }
+  const fwEvery = deps.firewallCheckSeconds ?? 5;
+  const routeEvery = Math.min(deps.routeCheckSeconds ?? 0.5, fwEvery);
+  const maxFailedChecks = deps.maxFailedChecks ?? 5;
+  const guard = new KillSwitchGuard({ backend, plan: fwPlan, settings: s, ip, log }, { maxFailedChecks, routingChecksPerFirewallCheck: Math.ceil(fwEvery / routeEvery) });
+  const dnsFor = (list: readonly string[]) => {
+    const d = planDnsUpstreams(list, localServer);
+    if (d.warning && fwPlan.killSwitch) log.warn(d.warning);
+    guard.setDnsUpstreams(fwPlan.killSwitch ? d.upstreams : []);
+    if (fwPlan.killSwitch && d.upstreams.length) log.info(`DNS upstreams ${d.upstreams.join(" ")}: only through ${s.VPN_INTERFACE} (host routes in table ${KILLSWITCH_TABLE})`);
   };
-  await checkFirewall();
-  const interval = setInterval(() => void checkFirewall(), (deps.firewallCheckSeconds ?? 5) * 1000);
+  dnsFor(upstreams);
+  await guard.checkFirewall();
+  await guard.syncRoutes();
+  let giveUp: (why: string) => void = () => {};
+  const exhausted = new Promise<string>((resolve) => (giveUp = resolve));
+  const afterCheck = () => {
+    const why = guard.exhausted;
+    if (why) giveUp(why);
+  };
+  afterCheck();
+  const fwTimer = setInterval(() => void guard.checkFirewall().then(afterCheck), fwEvery * 1000);
+  const routeTimer = setInterval(() => void guard.syncRoutes().then(afterCheck), routeEvery * 1000);
+  const stopTimers = () => {
+    clearInterval(fwTimer);
+    clearInterval(routeTimer);
+  };
 
-  // 4. Keep the copy in sync (dnsmasq re-reads its resolv-file when it changes).
+  // 4. Keep the copy in sync (dnsmasq re-reads its resolv-file when it changes), and the DNS
+  // upstreams' host routes with it.
   const watcher = watchFile(paths.resolvConf, () => {
     try {
       const changed = syncResolvCopy(paths.resolvConf, copy, log);
-      if (changed) log.info(`upstream DNS now ${changed.join(" ") || "none"} (from ${paths.resolvConf})`);
+      if (changed) {
+        log.info(`upstream DNS now ${changed.join(" ") || "none"} (from ${paths.resolvConf})`);
+        dnsFor(changed);
+        void guard.syncRoutes().then(afterCheck);
+      }
     } catch (e) {
       log.error(`updating ${copy}: ${(e as Error).message}`);
     }
@@ -153,16 +173,24 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   try {
     child = spawnSupervised([deps.dnsmasq ?? "dnsmasq", "--keep-in-foreground", `--conf-file=${confPath}`], { logger: log.withTag("dnsmasq") });
   } catch (e) {
-    clearInterval(interval);
+    stopTimers();
     watcher.close();
     throw new StepError("starting dnsmasq", (e as Error).message, { cause: e });
   }
   const unforward = forwardSignals(child, log);
   log.info(`dnsmasq running (pid ${child.pid}): DHCP and DNS on ${VXLAN_IF}`);
+  let gaveUp: string | undefined;
+  void exhausted.then((why) => {
+    gaveUp = why;
+    log.error(`${why}: exiting so that Kubernetes restarts the container (the kill switch stays closed)`);
+    child.stop("SIGTERM");
+  });
   const code = await child.exited;
   unforward();
-  clearInterval(interval);
+  stopTimers();
   watcher.close();
+  await guard.idle();
+  if (gaveUp) return 1;
   if (child.stopping) {
     log.info(`dnsmasq stopped (exit ${code})`);
     return code;

@@ -182,6 +182,10 @@ test("fail closed: a firewall that cannot be applied leaves forwarding and outpu
   const real = which("iptables-nft-restore")!;
   writeFileSync(join(wrap, "iptables-nft-restore"), `#!/bin/sh\nin=$(cat)\ncase "$in" in *DNAT*) echo "iptables-restore: line 9 failed: No chain/target/match by that name" >&2; exit 1;; esac\nprintf '%s\\n' "$in" | exec ${real} "$@"\n`);
   chmodSync(join(wrap, "iptables-nft-restore"), 0o755);
+  // A VPN link with a def1 half: without the fault its route would be copied into our table.
+  await host.run(["ip", "-n", ns, "-batch", "-"], {
+    input: "link add tun0 type veth peer name tun0p\naddr add 10.8.0.2/24 dev tun0\nlink set tun0 up\nlink set tun0p up\nroute add 0.0.0.0/1 via 10.8.0.1 dev tun0\n",
+  });
   const cfg = configDir("failclosed", "FIREWALL_BACKEND=iptables-nft\n", NAT);
   const r = await inNs(ns, [bin, "gateway-init", "--config-dir", cfg], { env: { PATH: `${wrap}:${process.env.PATH}` }, okCodes: [1] });
   expect(r.code).toBe(1);
@@ -190,8 +194,12 @@ test("fail closed: a firewall that cannot be applied leaves forwarding and outpu
   expect(save).toContain("-A FORWARD -j POD-GATEWAY-FORWARD");
   expect(save).toContain('-A POD-GATEWAY-FORWARD -m comment --comment "fail closed" -j DROP');
   expect(save).toContain('-A POD-GATEWAY-OUTPUT -m comment --comment "fail closed" -j DROP');
-  // Nothing after the firewall ran: no vxlan0, forwarding still off.
-  expect((await inNs(ns, ["ip", "-o", "link", "show"])).stdout).not.toContain("vxlan0");
+  // The routing layer failed closed with it (our table: no route through the VPN, unreachable
+  // otherwise), and forwarding was never turned on.
+  const table = (await inNs(ns, ["ip", "route", "show", "table", "4201"])).stdout;
+  expect(table).toContain("unreachable default");
+  expect(table).not.toContain("tun0");
+  expect((await inNs(ns, ["ip", "rule", "show", "pref", "45"])).stdout).toContain("iif vxlan0 lookup 4201");
   expect((await inNs(ns, ["cat", "/proc/sys/net/ipv4/ip_forward"])).stdout.trim()).toBe("0");
   // And the gateway's own traffic really is blocked: the kernel refuses a UDP send out of eth0
   // (EPERM from the OUTPUT drop; the same send succeeds in a namespace without our rules).

@@ -10,7 +10,12 @@ import { testSettings } from "../helpers/settings.ts";
 
 const base: GatewayNetSettings = testSettings({ VPN_LOCAL_CIDRS: ["10.0.0.0/8", "192.168.0.0/16"] });
 
-const facts = (h: FakeHost) => ({ links: structuredClone(h.links), routes: structuredClone(h.routes), rules: structuredClone(h.rules) });
+const facts = (h: FakeHost) => ({
+  links: structuredClone(h.links),
+  routes: structuredClone(h.routes.filter((r) => r.table === undefined)),
+  allRoutes: structuredClone(h.routes),
+  rules: structuredClone(h.rules),
+});
 
 /** Plan and apply until nothing is left; returns the number of rounds that changed something. */
 function converge(h: FakeHost, s: GatewayNetSettings): number {
@@ -134,8 +139,8 @@ describe("planGatewayNetwork", () => {
   });
 
   test("impossible facts are errors naming what is missing", () => {
-    expect(() => planGatewayNetwork(base, { links: [], routes: [], rules: [] })).toThrow(GatewayPlanError);
-    expect(() => planGatewayNetwork(base, { links: [], routes: [], rules: [] })).toThrow("eth0 not found");
+    expect(() => planGatewayNetwork(base, { links: [], routes: [], allRoutes: [], rules: [] })).toThrow(GatewayPlanError);
+    expect(() => planGatewayNetwork(base, { links: [], routes: [], allRoutes: [], rules: [] })).toThrow("eth0 not found");
     expect(() => planGatewayNetwork(base, facts(FakeHost.pod({ gateway: "" })))).toThrow(
       "no default route via eth0: cannot route VPN_LOCAL_CIDRS (10.0.0.0/8 192.168.0.0/16) via the pod's own gateway",
     );

@@ -7,6 +7,7 @@ import { parseReadBatch, renderReadBatch, type ReadCommand } from "../client/rea
 import type { Settings } from "../settings/types.ts";
 import { effectiveVxlanPort, gatewayMac, gatewayOverlayIp, planVxlanMtu, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 import { canonicalCidr } from "../firewall/model.ts";
+import { ipv4Routes } from "./killswitch.ts";
 
 /**
  * Why preference 50: a VPN client such as wg-quick routes everything through its own table
@@ -22,6 +23,8 @@ export interface GatewayFacts {
   links: IpAddr[];
   /** IPv4 routes of table main. */
   routes: IpRoute[];
+  /** IPv4 routes of every table (the kill switch's routing layer copies the VPN's from any). */
+  allRoutes: IpRoute[];
   /** IPv4 policy rules. */
   rules: IpRule[];
 }
@@ -44,12 +47,18 @@ export function parseGatewayReads(stdout: string): GatewayFacts {
   if (lines.length !== want) throw new Error(`ip -batch printed ${lines.length} answers for ${want} reads`);
   const { links, routes4 } = parseReadBatch(NET_READS, lines.slice(0, NET_READS.length).join("\n"), "");
   let rules: IpRule[];
+  let allRoutes: IpRoute[];
+  try {
+    allRoutes = ipv4Routes(parseIpJson<IpRoute>(lines[NET_READS.length - 1]!));
+  } catch {
+    throw new Error("ip route show table all printed something that is not JSON");
+  }
   try {
     rules = parseIpJson<IpRule>(lines[NET_READS.length]!);
   } catch {
     throw new Error("ip rule show printed something that is not JSON");
   }
-  return { links, routes: routes4, rules };
+  return { links, routes: routes4, allRoutes, rules };
 }
 
 export type GatewayNetSettings = Pick<
@@ -106,6 +115,29 @@ function isSuppressRule(r: IpRule): boolean {
   );
 }
 
+/**
+ * VPN_LOCAL_CIDRS (IPv4) via the pod's original default gateway on eth0: main's default route
+ * via eth0, or (a re-run after a VPN client replaced the default route) our earlier routes.
+ */
+export function planLocalRoutes(
+  s: Pick<Settings, "VPN_INTERFACE" | "VPN_LOCAL_CIDRS">,
+  mainRoutes: readonly IpRoute[],
+): { localRoutes: GatewayNetPlan["localRoutes"]; defaultGateway: string | undefined; warnings: string[] } {
+  const localRoutes: GatewayNetPlan["localRoutes"] = [];
+  const warnings: string[] = [];
+  let defaultGateway: string | undefined;
+  if (s.VPN_INTERFACE === "") return { localRoutes, defaultGateway, warnings };
+  const v4 = s.VPN_LOCAL_CIDRS.filter((c) => !c.includes(":")).map(canonicalCidr);
+  const v6 = s.VPN_LOCAL_CIDRS.filter((c) => c.includes(":"));
+  if (v6.length) warnings.push(`VPN_LOCAL_CIDRS ${v6.join(" ")}: IPv6 routes are not managed (the overlay is IPv4)`);
+  defaultGateway = mainRoutes.find((r) => r.dst === "default" && r.dev === POD_IF && r.gateway)?.gateway;
+  defaultGateway ??= mainRoutes.find((r) => r.dev === POD_IF && r.gateway && v4.includes(routeDst(r)))?.gateway;
+  if (v4.length && !defaultGateway)
+    throw new GatewayPlanError(`no default route via ${POD_IF}: cannot route VPN_LOCAL_CIDRS (${v4.join(" ")}) via the pod's own gateway`);
+  for (const dst of v4) localRoutes.push({ dst, via: defaultGateway!, dev: POD_IF });
+  return { localRoutes, defaultGateway, warnings };
+}
+
 export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts): GatewayNetPlan {
   const actions: NetAction[] = [];
   const warnings: string[] = [];
@@ -152,24 +184,12 @@ export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts): Gate
   for (let i = 1; i < n; i++) actions.push({ args: ["rule", "del", ...ruleArgs], why: "duplicate policy rule" });
 
   // ---- VPN_LOCAL_CIDRS via the pod's original default gateway
-  const localRoutes: GatewayNetPlan["localRoutes"] = [];
-  let defaultGateway: string | undefined;
-  if (s.VPN_INTERFACE !== "") {
-    const v4 = s.VPN_LOCAL_CIDRS.filter((c) => !c.includes(":")).map(canonicalCidr);
-    const v6 = s.VPN_LOCAL_CIDRS.filter((c) => c.includes(":"));
-    if (v6.length) warnings.push(`VPN_LOCAL_CIDRS ${v6.join(" ")}: IPv6 routes are not managed (the overlay is IPv4)`);
-    defaultGateway = f.routes.find((r) => r.dst === "default" && r.dev === POD_IF && r.gateway)?.gateway;
-    // A re-run after a VPN client replaced the default route: our earlier routes still know it.
-    defaultGateway ??= f.routes.find((r) => r.dev === POD_IF && r.gateway && v4.includes(routeDst(r)))?.gateway;
-    if (v4.length && !defaultGateway)
-      throw new GatewayPlanError(`no default route via ${POD_IF}: cannot route VPN_LOCAL_CIDRS (${v4.join(" ")}) via the pod's own gateway`);
-    for (const dst of v4) {
-      const via = defaultGateway!;
-      localRoutes.push({ dst, via, dev: POD_IF });
-      const have = f.routes.find((r) => routeDst(r) === dst && (r.type === undefined || r.type === "unicast"));
-      if (have && have.gateway === via && have.dev === POD_IF) continue;
-      actions.push({ args: ["route", "replace", dst, "via", via, "dev", POD_IF], why: `VPN_LOCAL_CIDRS ${dst} stays on ${POD_IF}` });
-    }
+  const { localRoutes, defaultGateway, warnings: localWarnings } = planLocalRoutes(s, f.routes);
+  warnings.push(...localWarnings);
+  for (const { dst, via } of localRoutes) {
+    const have = f.routes.find((r) => routeDst(r) === dst && (r.type === undefined || r.type === "unicast"));
+    if (have && have.gateway === via && have.dev === POD_IF) continue;
+    actions.push({ args: ["route", "replace", dst, "via", via, "dev", POD_IF], why: `VPN_LOCAL_CIDRS ${dst} stays on ${POD_IF}` });
   }
 
   return { actions, vxlan: { name: v, vni, port, mac, mtu, mtuWhy, address }, defaultGateway, localRoutes, warnings };
