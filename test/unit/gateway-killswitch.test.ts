@@ -12,6 +12,14 @@ import {
   type KillSwitchInput,
 } from "../../src/core/gateway/killswitch.ts";
 import type { IpRoute } from "../../src/core/net/ip-json.ts";
+import { createConsola } from "consola/basic";
+import { CommandError } from "../../src/core/errors.ts";
+import { planFirewall, type FirewallPlan } from "../../src/core/firewall/model.ts";
+import type { Settings } from "../../src/core/settings/types.ts";
+import { KillSwitchGuard } from "../../src/roles/gateway-killswitch.ts";
+import type { RunOptions, RunResult, Runner } from "../../src/sys/exec.ts";
+import type { FirewallBackend, FirewallCheck, FirewallPart } from "../../src/sys/firewall.ts";
+import { Ip } from "../../src/sys/ip.ts";
 import { FakeHost } from "../fixtures/gateway/fake-host.ts";
 import { testSettings } from "../helpers/settings.ts";
 
@@ -187,5 +195,130 @@ describe("property: any sequence of VPN route sets and inputs converges in one r
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+// ---- the sidecar's guard against fakes: a firewall that cannot be written or proven
+
+class FlakyBackend implements FirewallBackend {
+  readonly name = "iptables-nft" as const;
+  readonly warnings: string[] = [];
+  kernel: FirewallPlan | undefined;
+  /** Every apply throws while set (the xtables lock held, a refused target). */
+  refuse = false;
+  /** Every read differs while set (a concurrent rewriter). */
+  rewritten = false;
+  applies: string[] = [];
+  async check(plan: FirewallPlan): Promise<FirewallCheck> {
+    const ok = !this.rewritten && JSON.stringify(this.kernel) === JSON.stringify(plan);
+    return { parts: new Map([["ipv4", ok ? [] : ["iptables filter FORWARD: no jump to POD-GATEWAY-FORWARD"]]]) };
+  }
+  async apply(plan: FirewallPlan): Promise<FirewallPart[]> {
+    const kind = plan.rules.some((r) => r.comment === "fail closed") ? "blocking" : "plan";
+    this.applies.push(kind);
+    if (this.refuse) throw new Error("iptables-nft-restore failed (exit 4): Resource temporarily unavailable");
+    this.kernel = plan;
+    return ["ipv4"];
+  }
+  async verify(plan: FirewallPlan) {
+    return [...(await this.check(plan)).parts.values()].flat();
+  }
+}
+
+function batchRunner(h: FakeHost): Runner {
+  return {
+    run: async (argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> => {
+      let stdout = "";
+      const lines = (opts.input ?? "").split("\n").filter((l) => l.trim() !== "");
+      for (const [i, line] of lines.entries()) {
+        if (line === "route show table all") stdout += JSON.stringify(h.routes) + "\n";
+        else if (line === "rule show") stdout += JSON.stringify(h.rules) + "\n";
+        else {
+          const err = h.apply(line.split(/\s+/));
+          if (err) throw new CommandError(argv, 1, `${err}\nCommand failed -:${i + 1}\n`, opts.what);
+        }
+      }
+      return { code: 0, stdout, stderr: "" };
+    },
+  };
+}
+
+function guardSetup() {
+  const h = host();
+  h.routes.push({ dst: "0.0.0.0/1", gateway: "10.8.0.1", dev: "tun0" }, { dst: "128.0.0.0/1", gateway: "10.8.0.1", dev: "tun0" });
+  const settings = { ...testSettings({ VPN_LOCAL_CIDRS: ["10.0.0.0/8"] }), VPN_INTERFACE: "tun0", VPN_BLOCK_OTHER_TRAFFIC: true } as Settings;
+  const backend = new FlakyBackend();
+  const lines: string[] = [];
+  const log = createConsola({ level: 5 });
+  log.setReporters([{ log: (o) => void lines.push(`${o.type}: ${o.args.join(" ")}`) }]);
+  const guard = new KillSwitchGuard({ backend, plan: planFirewall(settings, []), settings, ip: new Ip(batchRunner(h)), log }, { maxFailedChecks: 3, routingChecksPerFirewallCheck: 2 });
+  return { h, backend, guard, lines, tunCopies: () => h.routes.filter((r) => r.table === "4201" && r.dev === "tun0").length };
+}
+
+describe("KillSwitchGuard (the sidecar's reconcile)", () => {
+  test("a firewall apply that fails twice is retried within the check and then proven", async () => {
+    const g = guardSetup();
+    let fails = 2;
+    const apply = g.backend.apply.bind(g.backend);
+    g.backend.apply = async (p) => (fails-- > 0 ? Promise.reject(new Error("xtables lock")) : apply(p));
+    await g.guard.checkFirewall();
+    await g.guard.syncRoutes();
+    expect(g.guard.closed).toBe(false);
+    expect(g.guard.firewallFailures).toBe(0);
+    expect(g.tunCopies()).toBe(2);
+  });
+
+  test("unwritable: blocking ruleset tried, the VPN's routes dropped from our table; proven again: they come back", async () => {
+    const g = guardSetup();
+    await g.guard.checkFirewall();
+    await g.guard.syncRoutes();
+    expect(g.tunCopies()).toBe(2);
+    g.backend.kernel = undefined; // flushed by someone else
+    g.backend.refuse = true;
+    await g.guard.checkFirewall();
+    expect(g.backend.applies.slice(-4)).toEqual(["plan", "plan", "plan", "blocking"]);
+    expect(g.guard.closed).toBe(true);
+    expect(g.tunCopies()).toBe(0);
+    // The routing checks keep it closed while the firewall is not proven.
+    await g.guard.syncRoutes();
+    expect(g.tunCopies()).toBe(0);
+    expect(g.lines.some((l) => l.startsWith("error: failing closed: the blocking ruleset:"))).toBe(true);
+    g.backend.refuse = false;
+    await g.guard.checkFirewall();
+    expect(g.guard.closed).toBe(false);
+    expect(g.tunCopies()).toBe(2);
+    expect(g.lines).toContain("info: the firewall is proven again: the VPN's routes go back into our table");
+  });
+
+  test("unverifiable (a concurrent rewriter): closed with the blocking ruleset; several consecutive failed checks exhaust the sidecar", async () => {
+    const g = guardSetup();
+    g.backend.rewritten = true;
+    for (let i = 1; i <= 3; i++) {
+      expect(g.guard.exhausted).toBeUndefined();
+      await g.guard.checkFirewall();
+      expect(g.guard.firewallFailures).toBe(i);
+    }
+    expect(g.backend.applies.at(-1)).toBe("blocking");
+    expect(g.tunCopies()).toBe(0);
+    expect(g.guard.exhausted).toBe("the firewall could not be proven in 3 consecutive checks");
+  });
+
+  test("a routing table that cannot be written closes the firewall too (blocking ruleset), and counts towards exiting", async () => {
+    const g = guardSetup();
+    await g.guard.checkFirewall();
+    const apply = g.h.apply.bind(g.h);
+    g.h.apply = (args) => (args[0] === "route" ? "RTNETLINK answers: Operation not permitted" : apply(args));
+    for (let i = 0; i < 6; i++) await g.guard.syncRoutes();
+    expect(g.backend.applies.at(-1)).toBe("blocking");
+    expect(g.guard.routingFailures).toBe(6);
+    expect(g.guard.exhausted).toBe("the kill switch's routing table could not be proven in 6 consecutive checks");
+    // Firewall checks meanwhile keep the blocking ruleset.
+    await g.guard.checkFirewall();
+    expect(g.backend.applies.at(-1)).toBe("blocking");
+    g.h.apply = apply;
+    await g.guard.syncRoutes();
+    expect(g.guard.routingFailures).toBe(0);
+    expect(g.backend.applies.at(-1)).toBe("plan");
+    expect(g.tunCopies()).toBe(2);
   });
 });
