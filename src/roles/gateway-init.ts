@@ -17,7 +17,7 @@ import {
   type GatewayNetSettings,
   type NetAction,
 } from "../core/gateway/plan.ts";
-import { killSwitchInput, planKillSwitch, summarizeKillSwitch, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
+import { killSwitchInput, planKillSwitch, routingFactsAfter, summarizeKillSwitch, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
 import type { ResolvedConfig, Settings } from "../core/settings/types.ts";
 import type { Runner } from "../sys/exec.ts";
 import {
@@ -116,7 +116,7 @@ interface NetworkPlans {
 function planAll(s: Settings, facts: GatewayFacts, dnsUpstreams: readonly string[]): NetworkPlans {
   const net = planNetwork(s, facts);
   const input = killSwitchInput(s, net.localRoutes, dnsUpstreams);
-  return { net, input, routing: planKillSwitch(input, { routes: facts.allRoutes, rules: facts.rules }) };
+  return { net, input, routing: planKillSwitch(input, routingFactsAfter(net, facts)) };
 }
 
 const actionsOf = (p: NetworkPlans) => [...p.net.actions, ...p.routing.actions];

@@ -302,3 +302,13 @@ export function planDnsUpstreams(nameservers: readonly string[], clusterDns: str
     ...(onlyCluster ? { warning: `the only DNS upstream is the cluster DNS ${clusterDns}: names are resolved outside the VPN (the VPN client has not written its resolvers to resolv.conf)` } : {}),
   };
 }
+
+/**
+ * The routing layer's facts as the network plan's actions leave them: a vxlan0 that is deleted
+ * and re-created takes its routes (ours included) with it, so they are neither deleted again (the
+ * batch would stop at "No such process") nor counted as present.
+ */
+export function routingFactsAfter(net: { actions: readonly NetAction[] }, facts: { allRoutes: readonly IpRoute[]; rules: readonly IpRule[] }): KillSwitchFacts {
+  const gone = new Set(net.actions.filter((a) => a.args[0] === "link" && a.args[1] === "del").map((a) => (a.args[2] === "dev" ? a.args[3] : a.args[2])));
+  return { routes: gone.size ? facts.allRoutes.filter((r) => !gone.has(r.dev ?? "")) : facts.allRoutes, rules: facts.rules };
+}

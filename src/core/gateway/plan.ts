@@ -7,6 +7,7 @@ import { parseReadBatch, renderReadBatch, type ReadCommand } from "../client/rea
 import type { Settings } from "../settings/types.ts";
 import { effectiveVxlanPort, gatewayMac, gatewayOverlayIp, planVxlanMtu, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 import { canonicalCidr } from "../firewall/model.ts";
+import { isOurProto, ROUTE_PROTO } from "../client/constants.ts";
 import { ipv4Routes } from "./killswitch.ts";
 
 /**
@@ -131,7 +132,9 @@ export function planLocalRoutes(
   const v6 = s.VPN_LOCAL_CIDRS.filter((c) => c.includes(":"));
   if (v6.length) warnings.push(`VPN_LOCAL_CIDRS ${v6.join(" ")}: IPv6 routes are not managed (the overlay is IPv4)`);
   defaultGateway = mainRoutes.find((r) => r.dst === "default" && r.dev === POD_IF && r.gateway)?.gateway;
-  defaultGateway ??= mainRoutes.find((r) => r.dev === POD_IF && r.gateway && v4.includes(routeDst(r)))?.gateway;
+  // A re-run after a VPN client replaced the default route: our earlier routes still know it
+  // (marked with our protocol; an older version's unmarked ones for these CIDRs count too).
+  defaultGateway ??= mainRoutes.find((r) => r.dev === POD_IF && r.gateway && (isOurProto(r.protocol) || v4.includes(routeDst(r))))?.gateway;
   if (v4.length && !defaultGateway)
     throw new GatewayPlanError(`no default route via ${POD_IF}: cannot route VPN_LOCAL_CIDRS (${v4.join(" ")}) via the pod's own gateway`);
   for (const dst of v4) localRoutes.push({ dst, via: defaultGateway!, dev: POD_IF });
@@ -188,9 +191,17 @@ export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts): Gate
   warnings.push(...localWarnings);
   for (const { dst, via } of localRoutes) {
     const have = f.routes.find((r) => routeDst(r) === dst && (r.type === undefined || r.type === "unicast"));
-    if (have && have.gateway === via && have.dev === POD_IF) continue;
-    actions.push({ args: ["route", "replace", dst, "via", via, "dev", POD_IF], why: `VPN_LOCAL_CIDRS ${dst} stays on ${POD_IF}` });
+    if (have && have.gateway === via && have.dev === POD_IF && isOurProto(have.protocol)) continue;
+    actions.push({ args: ["route", "replace", dst, "via", via, "dev", POD_IF, "proto", String(ROUTE_PROTO)], why: `VPN_LOCAL_CIDRS ${dst} stays on ${POD_IF}` });
   }
+  // Nothing stale: our routes (marked with our protocol) for CIDRs no longer planned go.
+  const planned = new Set(localRoutes.map((l) => l.dst));
+  for (const r of f.routes)
+    if (isOurProto(r.protocol) && !planned.has(routeDst(r)))
+      actions.push({
+        args: ["route", "del", routeDst(r), ...(r.gateway ? ["via", r.gateway] : []), ...(r.dev ? ["dev", r.dev] : []), "proto", String(ROUTE_PROTO)],
+        why: `no longer in VPN_LOCAL_CIDRS: ${routeDst(r)}`,
+      });
 
   return { actions, vxlan: { name: v, vni, port, mac, mtu, mtuWhy, address }, defaultGateway, localRoutes, warnings };
 }
