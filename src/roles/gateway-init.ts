@@ -25,6 +25,7 @@ import {
   chooseFirewallBackend,
   createFirewallBackend,
   partsToApply,
+  removeStaleFirewall,
   type FirewallBackend,
   type FirewallCheck,
   type FirewallPart,
@@ -42,6 +43,8 @@ export interface GatewayInitDeps {
   log: Logger;
   /** Backend factory (tests inject one); default: automatic choice per the settings. */
   firewall?: () => Promise<FirewallBackend>;
+  /** Removes our objects from the backends other than the chosen one (tests inject one). */
+  removeStaleFirewall?: (chosen: BackendName) => Promise<string[]>;
 }
 
 export interface GatewayInitResult {
@@ -80,7 +83,11 @@ function planNetwork(s: GatewayNetSettings, facts: GatewayFacts): GatewayNetPlan
 }
 
 /** The backend per the settings, with the reads its automatic choice made (a check can reuse them). */
-export async function openFirewall(config: ResolvedConfig, runner: Runner, log: Logger): Promise<{ backend: FirewallBackend; known?: KnownReads }> {
+export async function openFirewall(
+  config: ResolvedConfig,
+  runner: Runner,
+  log: Logger,
+): Promise<{ backend: FirewallBackend; known?: KnownReads; reads?: ReadonlyMap<BackendName, KnownReads> }> {
   const s = config.settings;
   let choice;
   try {
@@ -93,7 +100,7 @@ export async function openFirewall(config: ResolvedConfig, runner: Runner, log: 
     log.warn("iptables-legacy holds another container's rules: a DROP there is not overridden by our accepts (set FIREWALL_BACKEND=iptables-legacy)");
   const backend = createFirewallBackend(choice.backend, runner);
   for (const w of backend.warnings) log.warn(w);
-  return { backend, known: choice.known };
+  return { backend, known: choice.known, reads: choice.reads };
 }
 
 export async function selectFirewallBackend(config: ResolvedConfig, runner: Runner, log: Logger): Promise<FirewallBackend> {
@@ -149,12 +156,12 @@ export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDe
   const fwPlan = planFirewall(s, config.nat);
   for (const w of fwPlan.warnings) log.warn(w);
   const firewallRead = (async () => {
-    const { backend, known } = deps.firewall ? { backend: await deps.firewall(), known: undefined } : await openFirewall(config, deps.runner, log);
-    return { backend, check: await backend.check(fwPlan, { known }) };
+    const { backend, known, reads } = deps.firewall ? { backend: await deps.firewall(), known: undefined, reads: undefined } : await openFirewall(config, deps.runner, log);
+    return { backend, reads, check: await backend.check(fwPlan, { known }) };
   })();
   // The DNS upstreams the sidecar forwards to (none before its first start) keep their host routes.
   const dns = readDnsUpstreams(s);
-  const [plans, { backend, check }] = await Promise.all([netRead.then((f) => planAll(s, f, dns.upstreams)), firewallRead]);
+  const [plans, { backend, check, reads }] = await Promise.all([netRead.then((f) => planAll(s, f, dns.upstreams)), firewallRead]);
   const net = plans.net;
   for (const w of net.warnings) log.warn(w);
 
@@ -185,6 +192,14 @@ export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDe
   if (fwResult.problems.length) throw new StepError(`applying the firewall (${backend.name})`, fwResult.problems.join("\n  "));
   if (network.status === "rejected") throw network.reason;
   if (dns.warning) log.warn(dns.warning);
+
+  // Nothing stale: our objects in a backend no longer chosen go, once the chosen one is proven
+  // (the automatic choice's reads tell whether there are any: no extra process when clean).
+  try {
+    for (const line of await (deps.removeStaleFirewall ?? ((b) => removeStaleFirewall(b, deps.runner, reads)))(backend.name)) log.info(`firewall: ${line}`);
+  } catch (e) {
+    throw new StepError("removing our rules from a firewall backend no longer chosen", (e as Error).message, { cause: e });
+  }
 
   // 4. IPv4 forwarding.
   const forwardingChanged = ensureSysctl(

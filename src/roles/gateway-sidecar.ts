@@ -16,7 +16,7 @@ import { parseResolvConf, renderResolvCopy } from "../core/resolv.ts";
 import { isIPv4 } from "../core/settings/values.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
 import type { Runner } from "../sys/exec.ts";
-import type { FirewallBackend } from "../sys/firewall.ts";
+import { removeStaleFirewall, type FirewallBackend } from "../sys/firewall.ts";
 import type { Ip } from "../sys/ip.ts";
 import type { Logger } from "../sys/log.ts";
 import { forwardSignals, spawnSupervised, type SupervisedChild } from "../sys/supervisor.ts";
@@ -139,6 +139,13 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   dnsFor(upstreams);
   await guard.checkFirewall();
   await guard.syncRoutes();
+  // Nothing stale: a ConfigMap that changed FIREWALL_BACKEND leaves our objects in the old one.
+  if (!deps.firewall && !guard.closed)
+    try {
+      for (const line of await removeStaleFirewall(backend.name, deps.runner)) log.info(`firewall: ${line}`);
+    } catch (e) {
+      log.error(`removing our rules from a firewall backend no longer chosen: ${(e as Error).message}`);
+    }
   let giveUp: (why: string) => void = () => {};
   const exhausted = new Promise<string>((resolve) => (giveUp = resolve));
   const afterCheck = () => {

@@ -127,8 +127,16 @@ function setup(over: Partial<Settings> = {}, nat: ResolvedConfig["nat"] = []) {
   };
   const fw = new RecordingBackend(events);
   const { log, lines } = quietLog();
-  const deps = { runner, ip: new Ip(runner), sysctl, log, firewall: async () => fw };
-  return { events, host, sysctl, fw, lines, deps, cfg: config(over, nat) };
+  const stale: string[] = [];
+  const deps = {
+    runner,
+    ip: new Ip(runner),
+    sysctl,
+    log,
+    firewall: async () => fw,
+    removeStaleFirewall: async (chosen: string) => (events.push(`stale firewall removal (not ${chosen})`), stale),
+  };
+  return { events, host, sysctl, fw, lines, deps, stale, cfg: config(over, nat) };
 }
 
 describe("runGatewayInit", () => {
@@ -141,6 +149,7 @@ describe("runGatewayInit", () => {
       "firewall apply (28 rules)",
       "ip batch (11 commands, then 3 reads)",
       "firewall read (table)",
+      "stale firewall removal (not nft)",
       "sysctl net.ipv4.ip_forward=1",
     ]);
     expect(r.networkChanges).toBe(11);
@@ -168,7 +177,7 @@ describe("runGatewayInit", () => {
     const vxlanIndex = t.host.link("vxlan0")!.ifindex;
     t.events.length = 0;
     const r = await runGatewayInit(t.cfg, t.deps);
-    expect(t.events).toEqual(["ip read (3 reads)", "firewall read"]);
+    expect(t.events).toEqual(["ip read (3 reads)", "firewall read", "stale firewall removal (not nft)"]);
     expect(r.networkChanges).toBe(0);
     expect(r.firewallApplied).toEqual([]);
     expect(r.forwardingChanged).toBe(false);
@@ -184,7 +193,7 @@ describe("runGatewayInit", () => {
     t.fw.kernel = undefined; // flushed
     t.events.length = 0;
     const r = await runGatewayInit(t.cfg, t.deps);
-    expect(t.events).toEqual(["ip read (3 reads)", "firewall read", "firewall apply (26 rules)", "firewall read (table)"]);
+    expect(t.events).toEqual(["ip read (3 reads)", "firewall read", "firewall apply (26 rules)", "firewall read (table)", "stale firewall removal (not nft)"]);
     expect(r.networkChanges).toBe(0);
     expect(r.firewallApplied).toEqual(["table"]);
   });
@@ -197,6 +206,15 @@ describe("runGatewayInit", () => {
     await runGatewayInit({ ...t.cfg, nat }, t.deps);
     expect(t.events).toContain("firewall apply (28 rules)");
     expect(t.fw.kernel!.portForwards).toHaveLength(1);
+  });
+
+  test("our objects in a backend no longer chosen are removed once the chosen one is proven, and said so", async () => {
+    const t = setup();
+    t.stale.push("iptables-nft: our IPv4 and IPv6 chains removed");
+    await runGatewayInit(t.cfg, t.deps);
+    expect(t.lines).toContain("info: firewall: iptables-nft: our IPv4 and IPv6 chains removed");
+    expect(t.events.indexOf("stale firewall removal (not nft)")).toBeGreaterThan(t.events.indexOf("firewall read (table)"));
+    expect(t.events.at(-1)).toBe("sysctl net.ipv4.ip_forward=1");
   });
 
   test("a firewall apply that fails once (the xtables lock, a concurrent rewrite) is retried within the check", async () => {
