@@ -144,6 +144,19 @@ async function applyNetwork(s: Settings, ip: Ip, plans: NetworkPlans, dnsUpstrea
     throw new StepError("verifying the gateway network", `still differs after applying: ${after.map((a) => `${a.why} (ip ${a.args.join(" ")})`).join("; ")}`);
 }
 
+/**
+ * The network part of gateway-init on its own (read, plan, apply and read back): links,
+ * addresses, policy rules, routes and our routing table exactly as planned for these settings.
+ * gateway-sidecar runs it at start, so a ConfigMap changed since gateway-init ran leaves nothing
+ * stale. Returns the number of changes.
+ */
+export async function reconcileGatewayNetwork(s: Settings, ip: Ip, dnsUpstreams: readonly string[], log: Logger): Promise<number> {
+  const plans = planAll(s, await readGatewayFacts(ip), dnsUpstreams);
+  for (const w of plans.net.warnings) log.warn(w);
+  await applyNetwork(s, ip, plans, dnsUpstreams, log);
+  return actionsOf(plans).length;
+}
+
 export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDeps): Promise<GatewayInitResult> {
   const { ip, log } = deps;
   const s = config.settings;

@@ -188,7 +188,6 @@ export class KillSwitchGuard {
   routingFailures = 0;
   private dns: string[] = [];
   private queue: Promise<unknown> = Promise.resolve();
-  private lastRoutes = "";
   private readonly enabled: boolean;
 
   constructor(
@@ -235,7 +234,7 @@ export class KillSwitchGuard {
     }
     const r = await reconcileFirewall(backend, plan, log);
     if (r.problems.length === 0) {
-      if (r.found.length) log.warn(`firewall changed by someone else, re-asserted (${backend.name}): ${r.found.join("; ")}`);
+      if (r.found.length) log.warn(`firewall differed from the plan (changed by someone else, or a new configuration), re-asserted (${backend.name}): ${r.found.join("; ")}`);
       this.firewallFailures = 0;
       if (this.closed) {
         log.info("the firewall is proven again: the VPN's routes go back into our table");
@@ -257,11 +256,8 @@ export class KillSwitchGuard {
     const { log, settings: s } = this.d;
     const r = await reconcileRouting(this.d.ip, routingInputFor(s, this.dns, this.closed), log);
     if (r.problems.length === 0) {
-      if (r.plan && this.enabled) {
-        const now = `${r.plan.vpnRoutes} ${s.VPN_INTERFACE} route(s) copied${this.closed ? " (closed)" : ""}`;
-        if (r.applied) log.info(`kill switch routing table: ${r.applied} change(s), ${now}`);
-        this.lastRoutes = now;
-      }
+      if (r.plan && this.enabled && r.applied)
+        log.info(`kill switch routing table: ${r.applied} change(s), ${r.plan.vpnRoutes} ${s.VPN_INTERFACE} route(s) copied${this.closed ? " (closed)" : ""}`);
       if (this.routingFailures) {
         this.routingFailures = 0;
         log.info("the kill switch's routing table is proven again");
@@ -280,10 +276,5 @@ export class KillSwitchGuard {
   /** Resolves when no check is running or queued. */
   async idle(): Promise<void> {
     await this.queue;
-  }
-
-  /** What the routing layer last held, for the logs. */
-  get routesSummary(): string {
-    return this.lastRoutes;
   }
 }

@@ -21,7 +21,7 @@ import type { Ip } from "../sys/ip.ts";
 import type { Logger } from "../sys/log.ts";
 import { forwardSignals, spawnSupervised, type SupervisedChild } from "../sys/supervisor.ts";
 import { watchFile, writeFileAtomic } from "../sys/watch.ts";
-import { selectFirewallBackend } from "./gateway-init.ts";
+import { reconcileGatewayNetwork, selectFirewallBackend } from "./gateway-init.ts";
 import { KillSwitchGuard, originalResolvPath } from "./gateway-killswitch.ts";
 
 export { originalResolvPath };
@@ -109,8 +109,15 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   log.info(`upstream DNS: ${upstreams.join(" ") || "none"}; cluster DNS for ${s.DNS_LOCAL_CIDRS.join(" ") || "(no local domains)"}: ${localServer ?? "unknown"}`);
 
   // 2. dnsmasq configuration (vxlan0 must exist: gateway-init made it).
-  const link = await ip.link(VXLAN_IF);
+  let link = await ip.link(VXLAN_IF);
   if (!link) throw new StepError("reading vxlan0", `${VXLAN_IF} does not exist: gateway-init (the init container) must run first`);
+  // The network as gateway-init would make it for these settings (the ConfigMap may have changed
+  // since gateway-init ran: nothing stale may stay), before dnsmasq binds vxlan0.
+  const netChanges = await reconcileGatewayNetwork(s, ip, s.VPN_BLOCK_OTHER_TRAFFIC ? planDnsUpstreams(upstreams, localServer).upstreams : [], log);
+  if (netChanges) {
+    log.info(`network brought in line with the current settings (${netChanges} changes)`);
+    link = (await ip.link(VXLAN_IF)) ?? link;
+  }
   const confPath = join(paths.runDir, "dnsmasq.conf");
   const leaseFile = join(paths.runDir, "dnsmasq.leases");
   const conf = renderDnsmasqConfig({ settings: s, nat: config.nat, mtu: link.mtu, localServer, leaseFile });

@@ -182,7 +182,7 @@ describe("gateway roles in the lab", () => {
       await lab.exec("gateway", ["iptables", "-P", "INPUT", "DROP"]);
       await lab.exec("gateway", ["iptables", "-F", "INPUT"]);
       await waitFor("the jump to POD-GATEWAY-INPUT to come back", jumpFirst, 5000, { everyMs: 100 });
-      const reasserted = "firewall changed by someone else, re-asserted (iptables-nft): iptables filter INPUT: no jump to POD-GATEWAY-INPUT";
+      const reasserted = "firewall differed from the plan (changed by someone else, or a new configuration), re-asserted (iptables-nft): iptables filter INPUT: no jump to POD-GATEWAY-INPUT";
       await waitFor("the sidecar to report what it re-asserted (after its read back)", () => sidecarOut.text().includes(reasserted), 5000);
       await lab.exec("gateway", ["iptables", "-I", "INPUT", "1", "-i", "vxlan0", "-j", "DROP"]);
       await waitFor("our jump to be first again", jumpFirst, 5000, { everyMs: 100 });

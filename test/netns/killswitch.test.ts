@@ -7,7 +7,7 @@
 // DHCP, DNS and ping to .1 and replies keep working. Prints how long a re-created VPN link waits
 // for its routes in our table.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendFileSync, cpSync, readFileSync } from "node:fs";
+import { appendFileSync, cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { KILLSWITCH_CLIENT_RULE_PREF, KILLSWITCH_TABLE } from "../../src/core/firewall/names.ts";
@@ -211,6 +211,24 @@ describe("kill switch: firewall and routing layers", () => {
       await stop(f);
     }
     await vpnUpAndMeasure(lab, "a link absent at start");
+  }, 60_000);
+
+  test("nothing stale: a sidecar restarted with a ConfigMap newer than what gateway-init applied leaves exactly what gateway-init makes of it", async () => {
+    const lab = t.lab;
+    await stopSidecar();
+    const cfg = join(lab.runDir, "config-newer");
+    cpSync(lab.configDir, cfg, { recursive: true });
+    appendFileSync(join(cfg, "settings.sh"), 'VPN_LOCAL_CIDRS="198.18.0.0/16 10.0.0.0/8"\nVPN_INTERFACE_MTU=1400\n');
+    writeFileSync(join(cfg, "nat.conf"), "client-1 10 tcp:9090\n");
+    await startSidecar(lab, cfg);
+    expect(sidecarOut.text()).toContain("network brought in line with the current settings");
+    await waitFor("the firewall re-asserted with the new port forwards", () => sidecarOut.text().includes("firewall differed from the plan (changed by someone else, or a new configuration), re-asserted"), 10_000, { detail: () => sidecarOut.text() });
+    // gateway-init with the same configuration finds nothing to do: the sidecar left a fresh pod's state.
+    const init = await lab.exec("gateway", [bin, "gateway-init", "--config-dir", cfg], { env: env(lab), what: "gateway-init (newer ConfigMap)" });
+    expect(init.stderr).toContain("gateway ready (network already as planned, firewall iptables-nft already as planned)");
+    expect((await lab.exec("gateway", ["ip", "-j", "link", "show", "vxlan0"])).stdout).toContain('"mtu":1400');
+    await stopSidecar();
+    await lab.exec("gateway", [bin, "gateway-init"], { env: env(lab), what: "gateway-init (back to the lab's configuration)" });
   }, 60_000);
 
   test("nft backend: our table's chains flushed over and over with the VPN link down: zero packets at either host", async () => {
