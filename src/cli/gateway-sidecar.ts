@@ -34,7 +34,7 @@ export default defineCommand({
     },
     "route-check-interval": {
       type: "string",
-      description: "Seconds between checks of the kill switch's routing table, which copies the VPN's routes (default: $POD_GATEWAY_ROUTE_CHECK_INTERVAL or 0.5)",
+      description: "Seconds between looks at the VPN link and main's routes (file reads); the kill switch's routing table is re-synced on a change and every 2 s (default: $POD_GATEWAY_ROUTE_CHECK_INTERVAL or 0.2)",
       valueHint: "SECONDS",
     },
     "max-failed-checks": {
@@ -52,7 +52,7 @@ export default defineCommand({
       return n;
     };
     const check = seconds("firewall check interval", args["firewall-check-interval"] ?? env.POD_GATEWAY_FIREWALL_CHECK_INTERVAL ?? "5");
-    const routeCheck = seconds("route check interval", args["route-check-interval"] ?? env.POD_GATEWAY_ROUTE_CHECK_INTERVAL ?? "0.5");
+    const routeCheck = seconds("route check interval", args["route-check-interval"] ?? env.POD_GATEWAY_ROUTE_CHECK_INTERVAL ?? "0.2");
     const maxText = args["max-failed-checks"] ?? env.POD_GATEWAY_MAX_FAILED_CHECKS ?? "5";
     if (!/^[1-9]\d{0,5}$/.test(maxText)) throw new UsageError(`max failed checks ${JSON.stringify(maxText)} is not a whole number from 1 to 999999`);
     // The sidecar re-asserts firewall rules: it changes network state too, so it is checked like init.

@@ -187,7 +187,11 @@ export class KillSwitchGuard {
   firewallFailures = 0;
   routingFailures = 0;
   private dns: string[] = [];
-  private queue: Promise<unknown> = Promise.resolve();
+  // One queue per layer: a firewall check (which may wait up to 5 s for the xtables lock) never
+  // delays the copy of a VPN link's routes. The firewall side may wait for the routing side,
+  // never the other way round.
+  private fwQueue: Promise<unknown> = Promise.resolve();
+  private rtQueue: Promise<unknown> = Promise.resolve();
   private readonly enabled: boolean;
 
   constructor(
@@ -208,30 +212,37 @@ export class KillSwitchGuard {
     return undefined;
   }
 
-  private serial<T>(f: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(f, f);
-    this.queue = next.catch(() => undefined);
+  private onFirewall<T>(f: () => Promise<T>): Promise<T> {
+    const next = this.fwQueue.then(f, f);
+    this.fwQueue = next.catch(() => undefined);
+    return next;
+  }
+
+  private onRouting<T>(f: () => Promise<T>): Promise<T> {
+    const next = this.rtQueue.then(f, f);
+    this.rtQueue = next.catch(() => undefined);
     return next;
   }
 
   /** check → apply → check the firewall; fail closed (both layers) when it cannot be proven. */
   checkFirewall(): Promise<void> {
-    return this.serial(() => this.firewallStep());
+    return this.onFirewall(() => this.firewallStep());
   }
 
   /** Keep our table's copies of the VPN's routes (and the DNS host routes) in sync. */
   syncRoutes(): Promise<void> {
-    return this.serial(() => this.routesStep());
+    return this.onRouting(() => this.routesStep());
+  }
+
+  private async blocking(attempts?: number): Promise<void> {
+    const fw = await reconcileFirewall(this.d.backend, planBlockingFirewall(this.d.settings), this.d.log, { attempts });
+    if (fw.problems.length) this.d.log.error(`failing closed: the blocking ruleset: ${fw.problems.join("; ")}`);
   }
 
   private async firewallStep(): Promise<void> {
-    const { backend, plan, log, settings: s } = this.d;
+    const { backend, plan, log } = this.d;
     // While the routing table is not proven the firewall stays blocking (it is checked all the same).
-    if (this.enabled && this.routingFailures > 0) {
-      const fw = await reconcileFirewall(backend, planBlockingFirewall(s), log);
-      if (fw.problems.length) log.error(`failing closed: the blocking ruleset: ${fw.problems.join("; ")}`);
-      return;
-    }
+    if (this.enabled && this.routingFailures > 0) return this.blocking();
     const r = await reconcileFirewall(backend, plan, log);
     if (r.problems.length === 0) {
       if (r.found.length) log.warn(`firewall differed from the plan (changed by someone else, or a new configuration), re-asserted (${backend.name}): ${r.found.join("; ")}`);
@@ -239,7 +250,7 @@ export class KillSwitchGuard {
       if (this.closed) {
         log.info("the firewall is proven again: the VPN's routes go back into our table");
         this.closed = false;
-        await this.routesStep();
+        await this.syncRoutes();
       }
       return;
     }
@@ -247,9 +258,10 @@ export class KillSwitchGuard {
     this.closed = this.enabled;
     log.error(`the firewall could not be proven (${backend.name}, failed check ${this.firewallFailures} of ${this.opts.maxFailedChecks} before exiting): ${r.problems.join("; ")}`);
     if (!this.enabled) return;
-    const errors = await failClosed(backend, s, this.d.ip, this.dns, log);
-    if (errors.length) log.error(`failing closed: ${errors.join("; ")}`);
-    else log.error("failed closed: nothing is forwarded and the VPN's routes are out of our table until the firewall is proven again");
+    // Both layers close: the routing table first (it holds even when the firewall cannot be written).
+    await this.syncRoutes();
+    await this.blocking(1);
+    if (this.routingFailures === 0) log.error("failed closed: nothing is forwarded and the VPN's routes are out of our table until the firewall is proven again");
   }
 
   private async routesStep(): Promise<void> {
@@ -261,20 +273,23 @@ export class KillSwitchGuard {
       if (this.routingFailures) {
         this.routingFailures = 0;
         log.info("the kill switch's routing table is proven again");
-        if (this.enabled) await this.firewallStep();
+        if (this.enabled) void this.checkFirewall();
       }
       return;
     }
     this.routingFailures++;
     log.error(`the kill switch's routing table could not be proven (failed check ${this.routingFailures}): ${r.problems.join("; ")}`);
-    if (!this.enabled) return;
-    // The table may still hold a way out: the firewall layer closes too.
-    const fw = await reconcileFirewall(this.d.backend, planBlockingFirewall(s), log, { attempts: 1 });
-    if (fw.problems.length) log.error(`failing closed: the blocking ruleset: ${fw.problems.join("; ")}`);
+    // The table may still hold a way out: the firewall layer closes too (queued, not awaited:
+    // the firewall side may be waiting for this very check).
+    if (this.enabled) void this.onFirewall(() => this.blocking(1));
   }
 
-  /** Resolves when no check is running or queued. */
+  /** Resolves when no check is running or queued on either layer. */
   async idle(): Promise<void> {
-    await this.queue;
+    for (;;) {
+      const [f, r] = [this.fwQueue, this.rtQueue];
+      await Promise.all([f, r]);
+      if (f === this.fwQueue && r === this.rtQueue) return;
+    }
   }
 }

@@ -20,11 +20,15 @@ import { removeStaleFirewall, type FirewallBackend } from "../sys/firewall.ts";
 import type { Ip } from "../sys/ip.ts";
 import type { Logger } from "../sys/log.ts";
 import { forwardSignals, spawnSupervised, type SupervisedChild } from "../sys/supervisor.ts";
+import { readRouteSignature } from "../sys/route-signature.ts";
 import { watchFile, writeFileAtomic } from "../sys/watch.ts";
 import { reconcileGatewayNetwork, selectFirewallBackend } from "./gateway-init.ts";
 import { KillSwitchGuard, originalResolvPath } from "./gateway-killswitch.ts";
 
 export { originalResolvPath };
+
+/** Full reads of routes and rules at least this often (seconds), whatever the fingerprint says. */
+export const ROUTE_FULL_CHECK_SECONDS = 2;
 
 export interface GatewaySidecarPaths {
   /** dnsmasq.conf and the lease file live here (must be writable; e.g. an emptyDir or /run). */
@@ -39,8 +43,10 @@ export interface GatewaySidecarDeps {
   log: Logger;
   /** Seconds between firewall checks (default 5). */
   firewallCheckSeconds?: number;
-  /** Seconds between checks of the kill switch's routing table (default 0.5). */
+  /** Seconds between looks at the routing fingerprint (default 0.2); `ip` runs on a change and every ROUTE_FULL_CHECK_SECONDS. */
   routeCheckSeconds?: number;
+  /** The fingerprint (tests inject one); default: /proc/net/route and the VPN link's sysfs files. */
+  routeSignature?: () => string;
   /** Consecutive failed firewall checks (or as long in routing checks) before exiting non-zero (default 5). */
   maxFailedChecks?: number;
   firewall?: () => Promise<FirewallBackend>;
@@ -129,14 +135,19 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
 
   // 3. The kill switch, both layers, now and then on a timer: the firewall every few seconds
   // (another container may flush INPUT, set policies, insert rules before ours: our jump must
-  // stay at position 1), our routing table every fraction of a second (the VPN link comes, goes,
-  // is renamed or re-created, and its routes must be copied). What cannot be proven fails closed.
+  // stay at position 1), our routing table whenever the VPN link or main's routes change (the
+  // link comes, goes, is renamed or re-created, and its routes must be copied: a file-read
+  // fingerprint every fraction of a second, `ip` only on a change) and in full every
+  // ROUTE_FULL_CHECK_SECONDS (routes in the VPN's own table, our rules). What cannot be proven
+  // fails closed.
   const backend = deps.firewall ? await deps.firewall() : await selectFirewallBackend(config, deps.runner, log);
   const fwPlan = planFirewall(s, config.nat);
   const fwEvery = deps.firewallCheckSeconds ?? 5;
-  const routeEvery = Math.min(deps.routeCheckSeconds ?? 0.5, fwEvery);
+  const routeEvery = Math.min(deps.routeCheckSeconds ?? 0.2, fwEvery);
+  const fullEvery = Math.max(routeEvery, Math.min(ROUTE_FULL_CHECK_SECONDS, fwEvery));
   const maxFailedChecks = deps.maxFailedChecks ?? 5;
-  const guard = new KillSwitchGuard({ backend, plan: fwPlan, settings: s, ip, log }, { maxFailedChecks, routingChecksPerFirewallCheck: Math.ceil(fwEvery / routeEvery) });
+  const guard = new KillSwitchGuard({ backend, plan: fwPlan, settings: s, ip, log }, { maxFailedChecks, routingChecksPerFirewallCheck: Math.ceil(fwEvery / fullEvery) });
+  const signature = deps.routeSignature ?? (() => readRouteSignature(s.VPN_INTERFACE));
   const dnsFor = (list: readonly string[]) => {
     const d = planDnsUpstreams(list, localServer);
     if (d.warning && fwPlan.killSwitch) log.warn(d.warning);
@@ -161,7 +172,20 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   };
   afterCheck();
   const fwTimer = setInterval(() => void guard.checkFirewall().then(afterCheck), fwEvery * 1000);
-  const routeTimer = setInterval(() => void guard.syncRoutes().then(afterCheck), routeEvery * 1000);
+  let lastSignature = signature();
+  let lastFull = performance.now();
+  let followUps = 0;
+  const routeTimer = setInterval(() => {
+    const now = signature();
+    // A change is followed by full checks for a few more ticks: a VPN client adds its routes
+    // (and those of its own table) just after the link comes up.
+    if (now !== lastSignature) [lastSignature, followUps] = [now, 3];
+    const due = performance.now() - lastFull >= fullEvery * 1000 - 1;
+    if (followUps === 0 && !due) return;
+    followUps = Math.max(0, followUps - 1);
+    lastFull = performance.now();
+    void guard.syncRoutes().then(afterCheck);
+  }, routeEvery * 1000);
   const stopTimers = () => {
     clearInterval(fwTimer);
     clearInterval(routeTimer);

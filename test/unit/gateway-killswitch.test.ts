@@ -12,6 +12,9 @@ import {
   type KillSwitchInput,
 } from "../../src/core/gateway/killswitch.ts";
 import type { IpRoute } from "../../src/core/net/ip-json.ts";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createConsola } from "consola/basic";
 import { CommandError } from "../../src/core/errors.ts";
 import { planFirewall, type FirewallPlan } from "../../src/core/firewall/model.ts";
@@ -20,6 +23,7 @@ import { KillSwitchGuard } from "../../src/roles/gateway-killswitch.ts";
 import type { RunOptions, RunResult, Runner } from "../../src/sys/exec.ts";
 import type { FirewallBackend, FirewallCheck, FirewallPart } from "../../src/sys/firewall.ts";
 import { Ip } from "../../src/sys/ip.ts";
+import { readRouteSignature } from "../../src/sys/route-signature.ts";
 import { FakeHost } from "../fixtures/gateway/fake-host.ts";
 import { testSettings } from "../helpers/settings.ts";
 
@@ -309,6 +313,7 @@ describe("KillSwitchGuard (the sidecar's reconcile)", () => {
     const apply = g.h.apply.bind(g.h);
     g.h.apply = (args) => (args[0] === "route" ? "RTNETLINK answers: Operation not permitted" : apply(args));
     for (let i = 0; i < 6; i++) await g.guard.syncRoutes();
+    await g.guard.idle();
     expect(g.backend.applies.at(-1)).toBe("blocking");
     expect(g.guard.routingFailures).toBe(6);
     expect(g.guard.exhausted).toBe("the kill switch's routing table could not be proven in 6 consecutive checks");
@@ -317,8 +322,30 @@ describe("KillSwitchGuard (the sidecar's reconcile)", () => {
     expect(g.backend.applies.at(-1)).toBe("blocking");
     g.h.apply = apply;
     await g.guard.syncRoutes();
+    await g.guard.idle();
     expect(g.guard.routingFailures).toBe(0);
     expect(g.backend.applies.at(-1)).toBe("plan");
     expect(g.tunCopies()).toBe(2);
+  });
+});
+
+describe("readRouteSignature (the sidecar's cheap look between full reads)", () => {
+  test("changes with main's routes and with the VPN link's index or flags; an absent link reads as such", () => {
+    const root = mkdtempSync(join(tmpdir(), "pgw-sig-"));
+    mkdirSync(join(root, "proc/net"), { recursive: true });
+    writeFileSync(join(root, "proc/net/route"), "Iface\tDestination\tGateway\neth0\t00000000\t0100A8C0\n");
+    const absent = readRouteSignature("tun0", root);
+    expect(absent).toContain("(ENOENT)");
+    mkdirSync(join(root, "sys/class/net/tun0"), { recursive: true });
+    writeFileSync(join(root, "sys/class/net/tun0/ifindex"), "7\n");
+    writeFileSync(join(root, "sys/class/net/tun0/flags"), "0x1091\n");
+    const up = readRouteSignature("tun0", root);
+    expect(up).not.toBe(absent);
+    writeFileSync(join(root, "sys/class/net/tun0/flags"), "0x1090\n");
+    const down = readRouteSignature("tun0", root);
+    expect(down).not.toBe(up);
+    writeFileSync(join(root, "proc/net/route"), "Iface\tDestination\tGateway\ntun0\t00000000\t0100080A\n");
+    expect(readRouteSignature("tun0", root)).not.toBe(down);
+    expect(readRouteSignature("tun0", root)).toBe(readRouteSignature("tun0", root));
   });
 });
