@@ -10,6 +10,7 @@ import {
   GatewayPlanError,
   parseGatewayReads,
   planGatewayNetwork,
+  readClusterDnsRecord,
   renderGatewayReads,
   summarizeGatewayNetwork,
   type GatewayFacts,
@@ -17,7 +18,7 @@ import {
   type GatewayNetSettings,
   type NetAction,
 } from "../core/gateway/plan.ts";
-import { killSwitchInput, planKillSwitch, routingFactsAfter, summarizeKillSwitch, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
+import { killSwitchInput, planDnsUpstreams, planKillSwitch, routingFactsAfter, summarizeKillSwitch, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
 import type { ResolvedConfig, Settings } from "../core/settings/types.ts";
 import type { Runner } from "../sys/exec.ts";
 import {
@@ -34,7 +35,7 @@ import {
 import { IpBatchError, type Ip } from "../sys/ip.ts";
 import type { Logger } from "../sys/log.ts";
 import { ensureSysctl, type Sysctl } from "../sys/sysctl.ts";
-import { failClosed, readDnsUpstreams, reconcileFirewall } from "./gateway-killswitch.ts";
+import { failClosed, readDnsFacts, reconcileFirewall } from "./gateway-killswitch.ts";
 
 export interface GatewayInitDeps {
   runner: Runner;
@@ -43,6 +44,8 @@ export interface GatewayInitDeps {
   log: Logger;
   /** Backend factory (tests inject one); default: automatic choice per the settings. */
   firewall?: () => Promise<FirewallBackend>;
+  /** The pod's resolv.conf (default /etc/resolv.conf): names the cluster DNS at gateway-init time. */
+  resolvConf?: string;
   /** Removes our objects from the backends other than the chosen one (tests inject one). */
   removeStaleFirewall?: (chosen: BackendName) => Promise<string[]>;
 }
@@ -59,6 +62,8 @@ export interface GatewayInitResult {
 }
 
 export const IP_FORWARD = "net.ipv4.ip_forward";
+/** The pod's resolv.conf: at gateway-init time (before any VPN container) it names the cluster DNS. */
+export const ETC_RESOLV_CONF = "/etc/resolv.conf";
 
 /** Links with addresses, IPv4 routes of table main and IPv4 rules, in one `ip` process. */
 export async function readGatewayFacts(ip: Ip): Promise<GatewayFacts> {
@@ -73,9 +78,9 @@ function parseReads(stdout: string): GatewayFacts {
   }
 }
 
-function planNetwork(s: GatewayNetSettings, facts: GatewayFacts): GatewayNetPlan {
+function planNetwork(s: GatewayNetSettings, facts: GatewayFacts, clusterDns?: string): GatewayNetPlan {
   try {
-    return planGatewayNetwork(s, facts);
+    return planGatewayNetwork(s, facts, { clusterDns });
   } catch (e) {
     if (e instanceof GatewayPlanError) throw new StepError("planning the gateway network", e.message);
     throw e;
@@ -118,18 +123,33 @@ interface NetworkPlans {
   net: GatewayNetPlan;
   routing: KillSwitchPlan;
   input: KillSwitchInput;
+  /** The cluster DNS as decided (DNS_LOCAL_SERVER, the kernel's record, the files), if known. */
+  clusterDns: string | undefined;
+  dns: { upstreams: string[]; warning?: string };
 }
 
-function planAll(s: Settings, facts: GatewayFacts, dnsUpstreams: readonly string[]): NetworkPlans {
-  const net = planNetwork(s, facts);
-  const input = killSwitchInput(s, net.localRoutes, dnsUpstreams);
-  return { net, input, routing: planKillSwitch(input, routingFactsAfter(net, facts)) };
+/**
+ * What the DNS side of the plan starts from: the nameservers of the resolv.conf copy dnsmasq
+ * forwards to, and candidates for the cluster DNS from files (the kernel's record wins over them).
+ */
+export interface DnsFacts {
+  nameservers: readonly string[];
+  /** First IPv4 nameserver of the saved original resolv.conf, then of the current one. */
+  clusterDnsCandidates: readonly (string | undefined)[];
+}
+
+function planAll(s: Settings, facts: GatewayFacts, d: DnsFacts): NetworkPlans {
+  const clusterDns = s.DNS_LOCAL_SERVER || readClusterDnsRecord(facts.routes) || d.clusterDnsCandidates.find((c) => c !== undefined);
+  const net = planNetwork(s, facts, clusterDns);
+  const dns = planDnsUpstreams(d.nameservers, clusterDns);
+  const input = killSwitchInput(s, net.localRoutes, dns.upstreams);
+  return { net, input, clusterDns, dns, routing: planKillSwitch(input, routingFactsAfter(net, facts)) };
 }
 
 const actionsOf = (p: NetworkPlans) => [...p.net.actions, ...p.routing.actions];
 
 /** Apply the network actions and read the state back in the same `ip` process: nothing may be left to do. */
-async function applyNetwork(s: Settings, ip: Ip, plans: NetworkPlans, dnsUpstreams: readonly string[], log: Logger): Promise<void> {
+async function applyNetwork(s: Settings, ip: Ip, plans: NetworkPlans, d: DnsFacts, log: Logger): Promise<void> {
   const actions = actionsOf(plans);
   if (actions.length === 0) return; // the facts just read are the verification
   for (const a of actions) log.debug(`ip ${a.args.join(" ")}  # ${a.why}`);
@@ -139,7 +159,7 @@ async function applyNetwork(s: Settings, ip: Ip, plans: NetworkPlans, dnsUpstrea
   } catch (e) {
     throw new StepError("configuring the gateway network", batchError(actions, e), { cause: e });
   }
-  const after = actionsOf(planAll(s, parseReads(out), dnsUpstreams));
+  const after = actionsOf(planAll(s, parseReads(out), d));
   if (after.length)
     throw new StepError("verifying the gateway network", `still differs after applying: ${after.map((a) => `${a.why} (ip ${a.args.join(" ")})`).join("; ")}`);
 }
@@ -148,13 +168,13 @@ async function applyNetwork(s: Settings, ip: Ip, plans: NetworkPlans, dnsUpstrea
  * The network part of gateway-init on its own (read, plan, apply and read back): links,
  * addresses, policy rules, routes and our routing table exactly as planned for these settings.
  * gateway-sidecar runs it at start, so a ConfigMap changed since gateway-init ran leaves nothing
- * stale. Returns the number of changes.
+ * stale. Returns the number of changes and the cluster DNS as decided.
  */
-export async function reconcileGatewayNetwork(s: Settings, ip: Ip, dnsUpstreams: readonly string[], log: Logger): Promise<number> {
-  const plans = planAll(s, await readGatewayFacts(ip), dnsUpstreams);
+export async function reconcileGatewayNetwork(s: Settings, ip: Ip, d: DnsFacts, log: Logger): Promise<{ changes: number; clusterDns?: string; dns: NetworkPlans["dns"] }> {
+  const plans = planAll(s, await readGatewayFacts(ip), d);
   for (const w of plans.net.warnings) log.warn(w);
-  await applyNetwork(s, ip, plans, dnsUpstreams, log);
-  return actionsOf(plans).length;
+  await applyNetwork(s, ip, plans, d, log);
+  return { changes: actionsOf(plans).length, clusterDns: plans.clusterDns, dns: plans.dns };
 }
 
 export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDeps): Promise<GatewayInitResult> {
@@ -173,8 +193,9 @@ export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDe
     return { backend, reads, check: await backend.check(fwPlan, { known }) };
   })();
   // The DNS upstreams the sidecar forwards to (none before its first start) keep their host routes.
-  const dns = readDnsUpstreams(s);
-  const [plans, { backend, check, reads }] = await Promise.all([netRead.then((f) => planAll(s, f, dns.upstreams)), firewallRead]);
+  const dnsFacts = readDnsFacts(s, deps.resolvConf ?? ETC_RESOLV_CONF);
+  const [plans, { backend, check, reads }] = await Promise.all([netRead.then((f) => planAll(s, f, dnsFacts)), firewallRead]);
+  const dns = plans.dns;
   const net = plans.net;
   for (const w of net.warnings) log.warn(w);
 
@@ -184,7 +205,7 @@ export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDe
   //    already exactly the plan is left alone (its read was the verification), so a re-run
   //    changes no rule and its counters keep counting.
   for (const p of checkProblems(check)) log.debug(`firewall: ${p}`);
-  const [fw, network] = await Promise.allSettled([reconcileFirewall(backend, fwPlan, log, { check }), applyNetwork(s, ip, plans, dns.upstreams, log)]);
+  const [fw, network] = await Promise.allSettled([reconcileFirewall(backend, fwPlan, log, { check }), applyNetwork(s, ip, plans, dnsFacts, log)]);
   const fwResult = fw.status === "fulfilled" ? fw.value : { applied: 0, parts: [], problems: [(fw.reason as Error).message] };
   const applied = fwResult.parts;
 

@@ -5,7 +5,7 @@
 // (gateway-init exits non-zero; the sidecar keeps serving the overlay and retries).
 import { readFileSync } from "node:fs";
 import { planBlockingFirewall, type FirewallPlan, type FirewallSettings } from "../core/firewall/model.ts";
-import { ipv4Routes, killSwitchInput, planDnsUpstreams, planKillSwitch, type KillSwitchFacts, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
+import { ipv4Routes, killSwitchInput, planKillSwitch, type KillSwitchFacts, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
 import { GatewayPlanError, planLocalRoutes, type NetAction } from "../core/gateway/plan.ts";
 import { parseIpJson, type IpRoute, type IpRule } from "../core/net/ip-json.ts";
 import { parseResolvConf } from "../core/resolv.ts";
@@ -148,11 +148,11 @@ export async function failClosed(
 }
 
 /**
- * The DNS upstreams that must go through the VPN, from the files the sidecar keeps: the
- * resolv.conf copy dnsmasq reads and the saved original (whose first nameserver is the cluster
- * DNS unless DNS_LOCAL_SERVER says otherwise). Missing files: no upstreams (gateway-init's first run).
+ * What gateway-init knows of DNS from files: the nameservers of the resolv.conf copy the sidecar
+ * keeps (none before its first start), and cluster DNS candidates — the sidecar's saved original,
+ * then the pod's resolv.conf (at gateway-init time, before any VPN container, the cluster's).
  */
-export function readDnsUpstreams(s: Pick<Settings, "RESOLV_CONF_COPY" | "DNS_LOCAL_SERVER">): { upstreams: string[]; clusterDns?: string; warning?: string } {
+export function readDnsFacts(s: Pick<Settings, "RESOLV_CONF_COPY">, resolvConf: string): { nameservers: string[]; clusterDnsCandidates: (string | undefined)[] } {
   const read = (p: string) => {
     try {
       return readFileSync(p, "utf8");
@@ -160,11 +160,12 @@ export function readDnsUpstreams(s: Pick<Settings, "RESOLV_CONF_COPY" | "DNS_LOC
       return undefined;
     }
   };
+  const first = (text: string | undefined) => (text === undefined ? undefined : parseResolvConf(text).ipv4[0]);
   const copy = read(s.RESOLV_CONF_COPY);
-  if (copy === undefined) return { upstreams: [] };
-  const original = read(originalResolvPath(s.RESOLV_CONF_COPY));
-  const clusterDns = s.DNS_LOCAL_SERVER || (original === undefined ? undefined : parseResolvConf(original).ipv4[0]);
-  return { ...planDnsUpstreams(parseResolvConf(copy).ipv4, clusterDns), ...(clusterDns ? { clusterDns } : {}) };
+  return {
+    nameservers: copy === undefined ? [] : parseResolvConf(copy).ipv4,
+    clusterDnsCandidates: [first(read(originalResolvPath(s.RESOLV_CONF_COPY))), first(read(resolvConf))],
+  };
 }
 
 export interface GuardDeps {

@@ -104,7 +104,6 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   } catch (e) {
     throw new StepError("preparing the sidecar's files", (e as Error).message, { cause: e });
   }
-  const localServer = s.DNS_LOCAL_SERVER || parseResolvConf(original).ipv4[0];
   if (s.DNS_LOCAL_SERVER && !isIPv4(s.DNS_LOCAL_SERVER)) log.warn(`DNS_LOCAL_SERVER ${s.DNS_LOCAL_SERVER} is not an IPv4 address`);
   let upstreams: string[];
   try {
@@ -112,18 +111,23 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   } catch (e) {
     throw new StepError("writing RESOLV_CONF_COPY", `${copy}: ${(e as Error).message}`, { cause: e });
   }
-  log.info(`upstream DNS: ${upstreams.join(" ") || "none"}; cluster DNS for ${s.DNS_LOCAL_CIDRS.join(" ") || "(no local domains)"}: ${localServer ?? "unknown"}`);
 
-  // 2. dnsmasq configuration (vxlan0 must exist: gateway-init made it).
+  // 2. The network (vxlan0 must exist: gateway-init made it) as gateway-init would make it for
+  // these settings: the ConfigMap may have changed since gateway-init ran, and nothing stale may
+  // stay. The cluster DNS comes from DNS_LOCAL_SERVER, else the kernel's record (gateway-init
+  // wrote it before any VPN container rewrote resolv.conf; our own filesystem may be fresh from
+  // a restart), else the original we saved.
   let link = await ip.link(VXLAN_IF);
   if (!link) throw new StepError("reading vxlan0", `${VXLAN_IF} does not exist: gateway-init (the init container) must run first`);
-  // The network as gateway-init would make it for these settings (the ConfigMap may have changed
-  // since gateway-init ran: nothing stale may stay), before dnsmasq binds vxlan0.
-  const netChanges = await reconcileGatewayNetwork(s, ip, s.VPN_BLOCK_OTHER_TRAFFIC ? planDnsUpstreams(upstreams, localServer).upstreams : [], log);
-  if (netChanges) {
-    log.info(`network brought in line with the current settings (${netChanges} changes)`);
+  const net = await reconcileGatewayNetwork(s, ip, { nameservers: upstreams, clusterDnsCandidates: [parseResolvConf(original).ipv4[0]] }, log);
+  if (net.changes) {
+    log.info(`network brought in line with the current settings (${net.changes} changes)`);
     link = (await ip.link(VXLAN_IF)) ?? link;
   }
+  const localServer = net.clusterDns;
+  log.info(`upstream DNS: ${upstreams.join(" ") || "none"}; cluster DNS for ${s.DNS_LOCAL_CIDRS.join(" ") || "(no local domains)"}: ${localServer ?? "unknown"}`);
+
+  // 3. dnsmasq configuration.
   const confPath = join(paths.runDir, "dnsmasq.conf");
   const leaseFile = join(paths.runDir, "dnsmasq.leases");
   const conf = renderDnsmasqConfig({ settings: s, nat: config.nat, mtu: link.mtu, localServer, leaseFile });
@@ -133,7 +137,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     throw new StepError("writing the dnsmasq configuration", `${confPath}: ${(e as Error).message}`, { cause: e });
   }
 
-  // 3. The kill switch, both layers, now and then on a timer: the firewall every few seconds
+  // 4. The kill switch, both layers, now and then on a timer: the firewall every few seconds
   // (another container may flush INPUT, set policies, insert rules before ours: our jump must
   // stay at position 1), our routing table whenever the VPN link or main's routes change (the
   // link comes, goes, is renamed or re-created, and its routes must be copied: a file-read
@@ -191,7 +195,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     clearInterval(routeTimer);
   };
 
-  // 4. Keep the copy in sync (dnsmasq re-reads its resolv-file when it changes), and the DNS
+  // 5. Keep the copy in sync (dnsmasq re-reads its resolv-file when it changes), and the DNS
   // upstreams' host routes with it.
   const watcher = watchFile(paths.resolvConf, () => {
     try {
@@ -206,7 +210,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     }
   });
 
-  // 5. dnsmasq in the foreground.
+  // 6. dnsmasq in the foreground.
   let child: SupervisedChild;
   try {
     child = spawnSupervised([deps.dnsmasq ?? "dnsmasq", "--keep-in-foreground", `--conf-file=${confPath}`], { logger: log.withTag("dnsmasq") });

@@ -6,6 +6,7 @@
 // writes that resolver into resolv.conf, every query the gateway forwards goes through the VPN,
 // and none leaves by eth0, also while the VPN link is down.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { clientMac } from "../../src/core/net/vxlan.ts";
@@ -50,6 +51,14 @@ async function resolverOn(lab: Lab, side: keyof typeof SIDE): Promise<void> {
   collect(p);
 }
 
+let sidecar: Subprocess<"ignore", "pipe", "pipe"> | undefined;
+async function startSidecar(lab: Lab): Promise<void> {
+  sidecar = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, "gateway", "sidecar"), "--route-check-interval", "0.2"], { env: lab.roleEnv("gateway") });
+  procs.push(sidecar);
+  sidecarOut = collect(sidecar);
+  await waitFor("dnsmasq to bind vxlan0", () => sidecarOut.text().includes("sockets bound exclusively to interface vxlan0"), 15_000, { detail: () => sidecarOut.text() });
+}
+
 beforeAll(async () => {
   requireRoot();
   bin = binPath();
@@ -87,10 +96,7 @@ describe("DNS upstreams only through the VPN", () => {
 
   test("only the cluster DNS upstream: a warning that names are resolved outside the VPN", async () => {
     const lab = t.lab;
-    const sidecar = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, "gateway", "sidecar"), "--route-check-interval", "0.2"], { env: lab.roleEnv("gateway") });
-    procs.push(sidecar);
-    sidecarOut = collect(sidecar);
-    await waitFor("dnsmasq to bind vxlan0", () => sidecarOut.text().includes("sockets bound exclusively to interface vxlan0"), 15_000, { detail: () => sidecarOut.text() });
+    await startSidecar(lab);
     expect(sidecarOut.text()).toContain(`the only DNS upstream is the cluster DNS ${LAB.clusterDnsIp}: names are resolved outside the VPN`);
   }, 30_000);
 
@@ -108,6 +114,20 @@ describe("DNS upstreams only through the VPN", () => {
     expect(after.eth0).toBe(before.eth0);
     expect(after.vpn - before.vpn).toBeGreaterThanOrEqual(6);
     expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
+  }, 30_000);
+
+  test("the sidecar restarted with a fresh filesystem after the VPN rewrote resolv.conf still knows the cluster DNS (recorded in the kernel by gateway-init)", async () => {
+    const lab = t.lab;
+    expect((await lab.exec("gateway", ["ip", "route", "show", "proto", "202"])).stdout).toContain(`${LAB.clusterDnsIp} via ${LAB.nodeIp} dev eth0`);
+    sidecar!.kill("SIGTERM");
+    expect(await sidecar!.exited).toBe(0);
+    // What a restarted container loses: everything in its own filesystem.
+    const copy = join(lab.runDir, "gateway", "resolv_copy.conf");
+    for (const f of [copy, `${copy}.original`, join(lab.runDir, "gateway", "sidecar")]) rmSync(f, { recursive: true, force: true });
+    await startSidecar(lab);
+    expect(sidecarOut.text()).toContain(`upstream DNS: ${RESOLVER}; cluster DNS for local: ${LAB.clusterDnsIp}`);
+    expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
+    expect(await lab.resolve("client-0", fresh(), { server: GW })).toMatchObject({ ok: true, addresses: [ANSWER.vpn] });
   }, 30_000);
 
   for (const fault of ["down", "deleted"] as const) {

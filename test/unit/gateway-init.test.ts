@@ -1,7 +1,7 @@
 // The gateway-init role against fakes: a stateful fake host for `ip`, an in-memory sysctl and
 // a recording firewall backend. Order of effects, idempotence, fail-closed behaviour, errors.
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createConsola } from "consola/basic";
@@ -134,6 +134,7 @@ function setup(over: Partial<Settings> = {}, nat: ResolvedConfig["nat"] = []) {
     sysctl,
     log,
     firewall: async () => fw,
+    resolvConf: join(empty, "no-resolv.conf"),
     removeStaleFirewall: async (chosen: string) => (events.push(`stale firewall removal (not ${chosen})`), stale),
   };
   return { events, host, sysctl, fw, lines, deps, stale, cfg: config(over, nat) };
@@ -215,6 +216,18 @@ describe("runGatewayInit", () => {
     expect(t.lines).toContain("info: firewall: iptables-nft: our IPv4 and IPv6 chains removed");
     expect(t.events.indexOf("stale firewall removal (not nft)")).toBeGreaterThan(t.events.indexOf("firewall read (table)"));
     expect(t.events.at(-1)).toBe("sysctl net.ipv4.ip_forward=1");
+  });
+
+  test("the cluster DNS from the pod's resolv.conf is recorded in the kernel; a re-run after the VPN rewrote resolv.conf keeps it", async () => {
+    const t = setup();
+    const resolv = join(empty, "resolv-record.conf");
+    writeFileSync(resolv, "search svc.cluster.local\nnameserver 10.96.0.10\n");
+    await runGatewayInit(t.cfg, { ...t.deps, resolvConf: resolv });
+    expect(t.host.print()).toContain("route 10.96.0.10 via 198.18.0.1 dev eth0 proto 202");
+    writeFileSync(resolv, "nameserver 10.64.0.1\n");
+    const r = await runGatewayInit(t.cfg, { ...t.deps, resolvConf: resolv });
+    expect(r.networkChanges).toBe(0);
+    expect(t.host.print()).toContain("route 10.96.0.10 via 198.18.0.1 dev eth0 proto 202");
   });
 
   test("a firewall apply that fails once (the xtables lock, a concurrent rewrite) is retried within the check", async () => {

@@ -3,7 +3,7 @@
 // and that any sequence of configurations converges.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { GatewayPlanError, planGatewayNetwork, summarizeGatewayNetwork, type GatewayNetSettings } from "../../src/core/gateway/plan.ts";
+import { GatewayPlanError, planGatewayNetwork, readClusterDnsRecord, summarizeGatewayNetwork, type GatewayNetSettings } from "../../src/core/gateway/plan.ts";
 import { killSwitchInput, planKillSwitch, routingFactsAfter } from "../../src/core/gateway/killswitch.ts";
 import { gatewayMac } from "../../src/core/net/vxlan.ts";
 import { FakeHost } from "../fixtures/gateway/fake-host.ts";
@@ -147,6 +147,27 @@ describe("planGatewayNetwork", () => {
     );
     // Without local CIDRs no default gateway is needed.
     expect(planGatewayNetwork({ ...base, VPN_LOCAL_CIDRS: [] }, facts(FakeHost.pod({ gateway: "" }))).actions).toHaveLength(4);
+  });
+});
+
+describe("the cluster DNS recorded in the kernel (for a sidecar restarted with a fresh filesystem)", () => {
+  test("recorded as a host route on eth0 with protocol 202; a new one replaces it; unknown keeps it", () => {
+    const h = FakeHost.pod();
+    const apply = (clusterDns?: string) => {
+      for (const a of planGatewayNetwork(base, facts(h), { clusterDns }).actions) expect(h.apply(a.args)).toBeUndefined();
+    };
+    apply("10.96.0.10");
+    expect(h.print()).toContain("route 10.96.0.10 via 198.18.0.1 dev eth0 proto 202");
+    expect(readClusterDnsRecord(facts(h).routes)).toBe("10.96.0.10");
+    expect(planGatewayNetwork(base, facts(h), { clusterDns: "10.96.0.10" }).actions).toEqual([]);
+    apply(undefined);
+    expect(readClusterDnsRecord(facts(h).routes)).toBe("10.96.0.10");
+    apply("10.43.0.10");
+    expect(readClusterDnsRecord(facts(h).routes)).toBe("10.43.0.10");
+    expect(h.print()).not.toContain("10.96.0.10");
+    // After a VPN client replaced the default route, the record still tells eth0's gateway.
+    h.routes = h.routes.filter((r) => !(r.dst === "default" || (r.protocol === "201")));
+    expect(planGatewayNetwork(base, facts(h), { clusterDns: "10.43.0.10" }).defaultGateway).toBe("198.18.0.1");
   });
 });
 

@@ -65,3 +65,12 @@ export const KILLSWITCH_CLIENT_RULE_PREF = 45;
 export const KILLSWITCH_DNS_RULE_PREF = 46;
 /** The lowest priority a route can have (the largest u32 metric): `unreachable` under every copy. */
 export const LOWEST_ROUTE_PRIORITY = 4294967295;
+
+/**
+ * Route protocol of the one host route that records the cluster DNS in the kernel:
+ * `<cluster DNS>/32 via <eth0's gateway> dev eth0 proto 202`. gateway-init writes it from the
+ * pod's resolv.conf before any VPN container has rewritten that file; a restarted sidecar (whose
+ * own filesystem is fresh) reads it back instead of taking the VPN's resolver for the cluster's.
+ * 201 (client-init's and our VPN_LOCAL_CIDRS routes) and 202 are unassigned in rtnetlink.h.
+ */
+export const CLUSTER_DNS_ROUTE_PROTO = 202;

@@ -7,6 +7,8 @@ import { parseReadBatch, renderReadBatch, type ReadCommand } from "../client/rea
 import type { Settings } from "../settings/types.ts";
 import { effectiveVxlanPort, gatewayMac, gatewayOverlayIp, planVxlanMtu, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 import { canonicalCidr } from "../firewall/model.ts";
+import { CLUSTER_DNS_ROUTE_PROTO } from "../firewall/names.ts";
+import { isIPv4 } from "../settings/values.ts";
 import { isOurProto, ROUTE_PROTO } from "../client/constants.ts";
 import { ipv4Routes } from "./killswitch.ts";
 
@@ -134,14 +136,22 @@ export function planLocalRoutes(
   defaultGateway = mainRoutes.find((r) => r.dst === "default" && r.dev === POD_IF && r.gateway)?.gateway;
   // A re-run after a VPN client replaced the default route: our earlier routes still know it
   // (marked with our protocol; an older version's unmarked ones for these CIDRs count too).
-  defaultGateway ??= mainRoutes.find((r) => r.dev === POD_IF && r.gateway && (isOurProto(r.protocol) || v4.includes(routeDst(r))))?.gateway;
+  defaultGateway ??= mainRoutes.find(
+    (r) => r.dev === POD_IF && r.gateway && (isOurProto(r.protocol) || r.protocol === String(CLUSTER_DNS_ROUTE_PROTO) || v4.includes(routeDst(r))),
+  )?.gateway;
   if (v4.length && !defaultGateway)
     throw new GatewayPlanError(`no default route via ${POD_IF}: cannot route VPN_LOCAL_CIDRS (${v4.join(" ")}) via the pod's own gateway`);
   for (const dst of v4) localRoutes.push({ dst, via: defaultGateway!, dev: POD_IF });
   return { localRoutes, defaultGateway, warnings };
 }
 
-export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts): GatewayNetPlan {
+/** The cluster DNS recorded in main (CLUSTER_DNS_ROUTE_PROTO), if any. */
+export function readClusterDnsRecord(mainRoutes: readonly IpRoute[]): string | undefined {
+  const r = mainRoutes.find((x) => x.protocol === String(CLUSTER_DNS_ROUTE_PROTO) && x.dev === POD_IF);
+  return r ? routeDst(r).replace(/\/32$/, "") : undefined;
+}
+
+export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts, opts: { clusterDns?: string } = {}): GatewayNetPlan {
   const actions: NetAction[] = [];
   const warnings: string[] = [];
   const eth0 = f.links.find((l) => l.ifname === POD_IF);
@@ -193,6 +203,17 @@ export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts): Gate
     const have = f.routes.find((r) => routeDst(r) === dst && (r.type === undefined || r.type === "unicast"));
     if (have && have.gateway === via && have.dev === POD_IF && isOurProto(have.protocol)) continue;
     actions.push({ args: ["route", "replace", dst, "via", via, "dev", POD_IF, "proto", String(ROUTE_PROTO)], why: `VPN_LOCAL_CIDRS ${dst} stays on ${POD_IF}` });
+  }
+  // The cluster DNS, recorded as a host route on eth0 (it is reached there in any case): known
+  // only to gateway-init's first run, it must survive the sidecar's restarts. Unknown: kept as is.
+  const records = f.routes.filter((r) => r.protocol === String(CLUSTER_DNS_ROUTE_PROTO));
+  const dnsHost = opts.clusterDns && isIPv4(opts.clusterDns) && defaultGateway ? `${opts.clusterDns}/32` : undefined;
+  if (dnsHost && !localRoutes.some((l) => l.dst === dnsHost)) {
+    const same = records.find((r) => routeDst(r) === dnsHost && r.gateway === defaultGateway && r.dev === POD_IF);
+    for (const r of records)
+      if (r !== same) actions.push({ args: ["route", "del", routeDst(r), "proto", String(CLUSTER_DNS_ROUTE_PROTO)], why: `the cluster DNS is ${opts.clusterDns} now, not ${routeDst(r)}` });
+    if (!same)
+      actions.push({ args: ["route", "replace", dnsHost, "via", defaultGateway!, "dev", POD_IF, "proto", String(CLUSTER_DNS_ROUTE_PROTO)], why: `cluster DNS ${opts.clusterDns} on ${POD_IF} (recorded for restarts)` });
   }
   // Nothing stale: our routes (marked with our protocol) for CIDRs no longer planned go.
   const planned = new Set(localRoutes.map((l) => l.dst));
