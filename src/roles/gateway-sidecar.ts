@@ -10,6 +10,7 @@ import { StepError } from "../core/errors.ts";
 import { planFirewall } from "../core/firewall/model.ts";
 import { KILLSWITCH_TABLE } from "../core/firewall/names.ts";
 import { planDnsUpstreams } from "../core/gateway/killswitch.ts";
+import { renderLeaseSeed, type Neighbour } from "../core/gateway/leases.ts";
 import { renderDnsmasqConfig } from "../core/dnsmasq/render.ts";
 import { VXLAN_IF } from "../core/net/vxlan.ts";
 import { parseResolvConf, renderResolvCopy } from "../core/resolv.ts";
@@ -131,6 +132,17 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   const confPath = join(paths.runDir, "dnsmasq.conf");
   const leaseFile = join(paths.runDir, "dnsmasq.leases");
   const conf = renderDnsmasqConfig({ settings: s, nat: config.nat, mtu: link.mtu, localServer, leaseFile });
+  // A fresh filesystem (a restarted container) has no lease file: rebuild it from the clients
+  // the kernel knows on vxlan0, so that no new client is given an address still in use.
+  if (!existsSync(leaseFile))
+    try {
+      const neighbours = await ip.json<Neighbour>(["neigh", "show", "dev", VXLAN_IF]);
+      const seed = renderLeaseSeed(neighbours, { network: s.VXLAN_IP_NETWORK, firstDynamic: s.VXLAN_GATEWAY_FIRST_DYNAMIC_IP, leaseTime: s.DHCP_LEASE_TIME, nowSeconds: Math.floor(Date.now() / 1000) });
+      writeFileAtomic(leaseFile, seed);
+      if (seed) log.info(`no lease file: ${seed.split("\n").length - 1} lease(s) rebuilt from ${VXLAN_IF}'s neighbours (addresses in use stay with their clients)`);
+    } catch (e) {
+      log.warn(`rebuilding the lease file from ${VXLAN_IF}'s neighbours: ${(e as Error).message}`);
+    }
   try {
     writeFileAtomic(confPath, conf);
   } catch (e) {
