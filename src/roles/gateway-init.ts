@@ -26,6 +26,7 @@ import {
   chooseFirewallBackend,
   createFirewallBackend,
   partsToApply,
+  readOtherBackends,
   removeStaleFirewall,
   type FirewallBackend,
   type FirewallCheck,
@@ -92,7 +93,7 @@ export async function openFirewall(
   config: ResolvedConfig,
   runner: Runner,
   log: Logger,
-): Promise<{ backend: FirewallBackend; known?: KnownReads; reads?: ReadonlyMap<BackendName, KnownReads> }> {
+): Promise<{ backend: FirewallBackend; known?: KnownReads; reads: ReadonlyMap<BackendName, KnownReads> | Promise<ReadonlyMap<BackendName, KnownReads>> }> {
   const s = config.settings;
   let choice;
   try {
@@ -101,15 +102,15 @@ export async function openFirewall(
     throw new StepError("choosing the firewall backend", (e as Error).message, { cause: e });
   }
   log.debug(`firewall backend ${choice.backend} (${choice.why})`);
+  // An explicit choice read nothing: what the other backends hold (ours, left by an earlier
+  // choice?) is read now, side by side with the chosen backend's check and apply.
+  const reads = choice.reads ?? readOtherBackends(choice.backend, runner);
+  if (reads instanceof Promise) reads.catch(() => undefined); // awaited (and reported) after the apply
   if (choice.backend !== "iptables-legacy" && choice.facts?.foreignLegacy)
     log.warn("iptables-legacy holds another container's rules: a DROP there is not overridden by our accepts (set FIREWALL_BACKEND=iptables-legacy)");
   const backend = createFirewallBackend(choice.backend, runner);
   for (const w of backend.warnings) log.warn(w);
-  return { backend, known: choice.known, reads: choice.reads };
-}
-
-export async function selectFirewallBackend(config: ResolvedConfig, runner: Runner, log: Logger): Promise<FirewallBackend> {
-  return (await openFirewall(config, runner, log)).backend;
+  return { backend, known: choice.known, reads };
 }
 
 /** The action a failed batch stopped at, with why it was planned (or the read that failed). */
@@ -230,7 +231,7 @@ export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDe
   // Nothing stale: our objects in a backend no longer chosen go, once the chosen one is proven
   // (the automatic choice's reads tell whether there are any: no extra process when clean).
   try {
-    for (const line of await (deps.removeStaleFirewall ?? ((b) => removeStaleFirewall(b, deps.runner, reads)))(backend.name)) log.info(`firewall: ${line}`);
+    for (const line of await (deps.removeStaleFirewall ?? (async (b) => removeStaleFirewall(b, deps.runner, await reads)))(backend.name)) log.info(`firewall: ${line}`);
   } catch (e) {
     throw new StepError("removing our rules from a firewall backend no longer chosen", (e as Error).message, { cause: e });
   }

@@ -23,7 +23,7 @@ import type { Logger } from "../sys/log.ts";
 import { forwardSignals, spawnSupervised, type SupervisedChild } from "../sys/supervisor.ts";
 import { readRouteSignature } from "../sys/route-signature.ts";
 import { watchFile, writeFileAtomic } from "../sys/watch.ts";
-import { reconcileGatewayNetwork, selectFirewallBackend } from "./gateway-init.ts";
+import { openFirewall, reconcileGatewayNetwork } from "./gateway-init.ts";
 import { KillSwitchGuard, originalResolvPath } from "./gateway-killswitch.ts";
 
 export { originalResolvPath };
@@ -156,7 +156,8 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   // fingerprint every fraction of a second, `ip` only on a change) and in full every
   // ROUTE_FULL_CHECK_SECONDS (routes in the VPN's own table, our rules). What cannot be proven
   // fails closed.
-  const backend = deps.firewall ? await deps.firewall() : await selectFirewallBackend(config, deps.runner, log);
+  const opened = deps.firewall ? { backend: await deps.firewall(), reads: undefined } : await openFirewall(config, deps.runner, log);
+  const backend = opened.backend;
   const fwPlan = planFirewall(s, config.nat);
   const fwEvery = deps.firewallCheckSeconds ?? 5;
   const routeEvery = Math.min(deps.routeCheckSeconds ?? 0.2, fwEvery);
@@ -176,7 +177,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   // Nothing stale: a ConfigMap that changed FIREWALL_BACKEND leaves our objects in the old one.
   if (!deps.firewall && !guard.closed)
     try {
-      for (const line of await removeStaleFirewall(backend.name, deps.runner)) log.info(`firewall: ${line}`);
+      for (const line of await removeStaleFirewall(backend.name, deps.runner, await opened.reads)) log.info(`firewall: ${line}`);
     } catch (e) {
       log.error(`removing our rules from a firewall backend no longer chosen: ${(e as Error).message}`);
     }

@@ -108,6 +108,28 @@ export async function chooseFirewallBackend(
 }
 
 /**
+ * The reads removeStaleFirewall needs, for every backend but `chosen` (the IPv4 save of each
+ * iptables flavour, our nft table): started early, they overlap the chosen backend's check and
+ * apply. The automatic choice made them already (its `reads`).
+ */
+export async function readOtherBackends(chosen: BackendName, runner: Runner): Promise<Map<BackendName, KnownReads>> {
+  const out = new Map<BackendName, KnownReads>();
+  await Promise.all([
+    ...(["nft", "legacy"] as const).map(async (f) => {
+      const name: BackendName = f === "nft" ? "iptables-nft" : "iptables-legacy";
+      if (name === chosen || !which(iptablesTools(f).save[4])) return;
+      out.set(name, new Map([["ipv4", (await runner.run([iptablesTools(f).save[4]], { what: `reading rules (${name})` })).stdout]]));
+    }),
+    (async () => {
+      if (chosen === "nft" || !which("nft")) return;
+      const r = await runner.run(["nft", "-j", "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: "looking for our nft table" });
+      out.set("nft", new Map([["table", r.code === 0 ? r.stdout : null]]));
+    })(),
+  ]);
+  return out;
+}
+
+/**
  * Remove our objects from every backend but `chosen` (they are read first: `known` holds reads
  * already made, per backend). Returns one line per backend cleaned; throws naming the backend
  * whose removal failed.
