@@ -22,6 +22,7 @@ const procs: Subprocess[] = [];
 let bin = "";
 let wrapDir = "";
 let marker = "";
+let unverifiable = "";
 const ip = (r: EchoReply) => (r.ok ? r.source.replace(/:\d+$/, "") : `no answer: ${r.error}`);
 
 async function vxlanClient(lab: Lab, pod: PodName): Promise<void> {
@@ -53,12 +54,18 @@ beforeAll(async () => {
   await vxlanClient(lab, "client-0");
   wrapDir = join(lab.runDir, "failbin");
   marker = join(lab.runDir, "restore-refuses");
+  unverifiable = join(lab.runDir, "save-lies");
   mkdirSync(wrapDir, { recursive: true });
   for (const tool of ["iptables-nft-restore", "ip6tables-nft-restore"]) {
     const real = which(tool)!;
     writeFileSync(join(wrapDir, tool), `#!/bin/sh\nif [ -e '${marker}' ]; then cat >/dev/null; echo "iptables-restore: line 2 failed: Resource temporarily unavailable" >&2; exit 4; fi\nexec '${real}' "$@"\n`);
     chmodSync(join(wrapDir, tool), 0o755);
   }
+  // Unverifiable: while the other marker exists, every IPv4 save misses our FORWARD chain's rules
+  // (as if a concurrent rewriter removed them between our apply and our read back).
+  const save = which("iptables-nft-save")!;
+  writeFileSync(join(wrapDir, "iptables-nft-save"), `#!/bin/sh\nif [ -e '${unverifiable}' ]; then '${save}' "$@" | grep -v -- '^-A POD-GATEWAY-FORWARD '; exit 0; fi\nexec '${save}' "$@"\n`);
+  chmodSync(join(wrapDir, "iptables-nft-save"), 0o755);
   await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
 }, 30_000);
 
@@ -67,9 +74,13 @@ afterAll(async () => {
 });
 
 describe("fail closed", () => {
-  let sidecar: Subprocess<"ignore", "pipe", "pipe">;
+  let sidecar: Subprocess<"ignore", "pipe", "pipe"> | undefined;
   let out = { text: () => "" };
   const start = async (lab: Lab, maxFailed: number) => {
+    if (sidecar && sidecar.exitCode === null) {
+      sidecar.kill("SIGTERM"); // a test that failed left it running (SIGTERM: its dnsmasq must go too)
+      await sidecar.exited;
+    }
     sidecar = lab.spawn(
       "gateway",
       [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, "gateway", "sidecar"), "--firewall-check-interval", "1", "--route-check-interval", "0.2", "--max-failed-checks", String(maxFailed)],
@@ -91,7 +102,7 @@ describe("fail closed", () => {
     await waitFor("the sidecar to fail closed", () => out.text().includes("the firewall could not be proven"), 10_000, { detail: () => out.text() });
     await waitFor("the VPN's routes to leave our table", async () => (await copies(lab)) === 0, 5000, { detail: () => out.text() });
     expect(out.text()).toContain("iptables-restore: line 2 failed: Resource temporarily unavailable");
-    expect(out.text()).toContain("failing closed: the blocking ruleset:");
+    await waitFor("the blocking ruleset to be tried (and refused too)", () => out.text().includes("failing closed: the blocking ruleset:"), 5000, { detail: () => out.text() });
 
     const before = await seen(lab);
     const probes = await Promise.all([
@@ -102,14 +113,35 @@ describe("fail closed", () => {
     expect(await seen(lab)).toEqual(before);
     // Still serving the overlay: DNS through .1 (the cluster DNS is on eth0, a VPN_LOCAL_CIDR).
     expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
-    expect(sidecar.exitCode).toBeNull();
+    expect(sidecar!.exitCode).toBeNull();
 
     rmSync(marker);
     await waitFor("the firewall proven again", () => out.text().includes("the firewall is proven again"), 10_000, { detail: () => out.text() });
     await waitFor("traffic through the VPN again", async () => ip(await lab.echoFrom("client-0", "internet", "tcp", { timeoutMs: 500 })) === LAB.vpnGatewayIp, 10_000, { everyMs: 0 });
     expect(await copies(lab)).toBeGreaterThanOrEqual(3);
-    sidecar.kill("SIGTERM");
-    expect(await sidecar.exited).toBe(0);
+    sidecar!.kill("SIGTERM");
+    expect(await sidecar!.exited).toBe(0);
+  }, 60_000);
+
+  test("firewall unverifiable (every read back differs): blocking ruleset and closed table; zero packets out with the VPN up; proven again, traffic flows", async () => {
+    const lab = t.lab;
+    await start(lab, 60);
+    expect(ip(await lab.echoFrom("client-0", "internet", "tcp"))).toBe(LAB.vpnGatewayIp);
+    writeFileSync(unverifiable, "");
+    await waitFor("the sidecar to fail closed", () => out.text().includes("rules read back differ from the plan"), 10_000, { detail: () => out.text() });
+    await waitFor("the VPN's routes to leave our table", async () => (await copies(lab)) === 0, 5000, { detail: () => out.text() });
+    // The blocking ruleset went in (its restore works; only reads lie).
+    const blocking = '-A POD-GATEWAY-FORWARD -m comment --comment "fail closed" -j DROP';
+    await waitFor("the blocking ruleset", async () => (await lab.exec("gateway", ["iptables-nft-save", "-t", "filter"])).stdout.includes(blocking), 5000, { detail: () => out.text() });
+    const before = await seen(lab);
+    const probes = await Promise.all((["internet", "leak"] as const).flatMap((h) => (["tcp", "udp"] as const).map((p) => lab.echoFrom("client-0", h, p, { timeoutMs: 1000 }))));
+    expect(probes.filter((r) => r.ok)).toEqual([]);
+    expect(await seen(lab)).toEqual(before);
+    expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
+    rmSync(unverifiable);
+    await waitFor("traffic through the VPN again", async () => ip(await lab.echoFrom("client-0", "internet", "tcp", { timeoutMs: 500 })) === LAB.vpnGatewayIp, 15_000, { everyMs: 0 });
+    sidecar!.kill("SIGTERM");
+    expect(await sidecar!.exited).toBe(0);
   }, 60_000);
 
   test("never writable again: the sidecar exits 1 after 3 failed checks, the kill switch still closed", async () => {
@@ -117,7 +149,7 @@ describe("fail closed", () => {
     await start(lab, 3);
     writeFileSync(marker, "");
     await lab.exec("gateway", ["iptables", "-F"]);
-    const code = await Promise.race([sidecar.exited, Bun.sleep(30_000).then(() => "still running after 30 s")]);
+    const code = await Promise.race([sidecar!.exited, Bun.sleep(30_000).then(() => "still running after 30 s")]);
     expect(code).toBe(1);
     expect(out.text()).toContain("the firewall could not be proven in 3 consecutive checks: exiting so that Kubernetes restarts the container");
     expect(await copies(lab)).toBe(0);

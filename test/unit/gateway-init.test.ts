@@ -250,7 +250,7 @@ describe("runGatewayInit", () => {
     expect(t.fw.applied).toHaveLength(1);
     const block = t.fw.applied[0]!;
     expect(block.rules.filter((r) => r.hook === "forward").map((r) => r.target.kind)).toEqual(["drop"]);
-    expect(t.events.filter((e) => e.startsWith("firewall apply"))).toEqual([...Array(3).fill("firewall apply (26 rules)"), "firewall apply (11 rules)"]);
+    expect(t.events.filter((e) => e.startsWith("firewall apply"))).toEqual([...Array(3).fill("firewall apply (26 rules)"), "firewall apply (13 rules)"]);
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
     expect(t.host.print().split("\n").filter((l) => l.includes("table 4201") && l.includes("tun0"))).toEqual([]);
     expect(t.host.print()).toContain("route unreachable default table 4201 metric 4294967295");
@@ -275,7 +275,7 @@ describe("runGatewayInit", () => {
     expect(err.message).toStartWith("applying the firewall (nft): rules read back differ from the plan: nft table inet pod_gateway: chain output missing");
     expect(t.fw.applied.at(-1)!.rules.some((r) => r.comment === "fail closed")).toBe(true);
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
-    expect(t.events.filter((e) => e.startsWith("firewall apply")).at(-1)).toBe("firewall apply (11 rules)");
+    expect(t.events.filter((e) => e.startsWith("firewall apply")).at(-1)).toBe("firewall apply (13 rules)");
   });
 
   test("when even the blocking ruleset fails, the error says so", async () => {
