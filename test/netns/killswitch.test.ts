@@ -193,6 +193,28 @@ describe("kill switch: firewall and routing layers", () => {
     }, 60_000);
   }
 
+  test("VPN link renamed (and its routes re-added under the new name): the copies go, nothing leaks; renamed back: copied again", async () => {
+    const lab = t.lab;
+    const dev = lab.vpnInterface;
+    const other = `${dev}x`;
+    const f = flusher(lab, "iptables");
+    try {
+      // A link must be down to be renamed; the kernel drops its IPv4 routes then.
+      await lab.exec("gateway", ["ip", "-batch", "-"], {
+        input: `link set ${dev} down\nlink set ${dev} name ${other}\nlink set ${other} up\nroute replace 0.0.0.0/1 via ${LAB.vpnExitIp} dev ${other}\nroute replace 128.0.0.0/1 via ${LAB.vpnExitIp} dev ${other}\n`,
+      });
+      await waitFor("no copies under either name", async () => (await ourTable(lab)).every((l) => !l.endsWith(` ${dev}`) && !l.endsWith(` ${other}`)), 10_000, { detail: () => sidecarOut.text() });
+      await Bun.sleep(500);
+      const before = await seen(lab);
+      expect(await probeAll(lab)).toEqual([]);
+      expect(await seen(lab)).toEqual(before);
+    } finally {
+      await stop(f);
+      await lab.exec("gateway", ["ip", "-batch", "-"], { input: `link set ${other} down\nlink set ${other} name ${dev}\n` });
+    }
+    await vpnUpAndMeasure(lab, "after a rename and back");
+  }, 60_000);
+
   test("VPN link absent when the gateway starts: nothing leaks; once it appears its routes are copied and traffic flows", async () => {
     const lab = t.lab;
     await stopSidecar();
