@@ -37,17 +37,28 @@ export default defineCommand({
       description: "Seconds between checks that our firewall rules are still in place, 1 to 3600 (default: $POD_GATEWAY_FIREWALL_CHECK_INTERVAL or 5)",
       valueHint: "SECONDS",
     },
+    "route-check-interval": {
+      type: "string",
+      description: "Seconds between looks at the VPN link and main's routes (file reads), 0.05 to 60; the kill switch's routing table is re-synced on a change and every 2 s (default: $POD_GATEWAY_ROUTE_CHECK_INTERVAL or 0.2)",
+      valueHint: "SECONDS",
+    },
+    "max-failed-checks": {
+      type: "string",
+      description: "Consecutive firewall checks that fail (the kill switch stays closed meanwhile) before exiting non-zero, 1 to 1000 (default: $POD_GATEWAY_MAX_FAILED_CHECKS or 5)",
+      valueHint: "N",
+    },
   },
   async run({ args }) {
     const logger = log().withTag("gateway-sidecar");
     const env = process.env;
-    const flag = args["firewall-check-interval"];
-    const check = parseNumberOption(
-      flag !== undefined ? "--firewall-check-interval" : "$POD_GATEWAY_FIREWALL_CHECK_INTERVAL",
-      flag ?? env.POD_GATEWAY_FIREWALL_CHECK_INTERVAL ?? "5",
-      RANGES.FIREWALL_CHECK_INTERVAL,
-      { fraction: true, unit: "seconds" },
-    );
+    // One number syntax and a documented range for every flag (issue 12 §7).
+    const numberOption = (name: string, envName: string, dflt: string, range: { min: number; max: number }, fraction: boolean) => {
+      const flag = (args as Record<string, string | undefined>)[name];
+      return parseNumberOption(flag !== undefined ? `--${name}` : `$${envName}`, flag ?? env[envName] ?? dflt, range, fraction ? { fraction: true, unit: "seconds" } : {});
+    };
+    const check = numberOption("firewall-check-interval", "POD_GATEWAY_FIREWALL_CHECK_INTERVAL", "5", RANGES.FIREWALL_CHECK_INTERVAL, true);
+    const routeCheck = numberOption("route-check-interval", "POD_GATEWAY_ROUTE_CHECK_INTERVAL", "0.2", RANGES.ROUTE_CHECK_INTERVAL, true);
+    const maxFailedChecks = numberOption("max-failed-checks", "POD_GATEWAY_MAX_FAILED_CHECKS", "5", RANGES.MAX_FAILED_CHECKS, false);
     // The sidecar re-asserts firewall rules: it changes network state too, so it is checked like init.
     const config = prepareRole(args, logger, "gateway-sidecar");
     const runner = new ProcessRunner();
@@ -58,7 +69,7 @@ export default defineCommand({
         resolvConf: args["resolv-conf"] ?? env.POD_GATEWAY_RESOLV_CONF ?? "/etc/resolv.conf",
         dnsmasqDir: args["dnsmasq-dir"] ?? env.POD_GATEWAY_DNSMASQ_DIR ?? "/etc/dnsmasq.d",
       },
-      { runner, ip: new Ip(runner), log: logger, firewallCheckSeconds: check },
+      { runner, ip: new Ip(runner), log: logger, firewallCheckSeconds: check, routeCheckSeconds: routeCheck, maxFailedChecks },
     );
   },
 });

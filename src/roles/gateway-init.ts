@@ -10,6 +10,7 @@ import {
   GatewayPlanError,
   parseGatewayReads,
   planGatewayNetwork,
+  readClusterDnsRecord,
   renderGatewayReads,
   summarizeGatewayNetwork,
   type GatewayFacts,
@@ -17,13 +18,16 @@ import {
   type GatewayNetSettings,
   type NetAction,
 } from "../core/gateway/plan.ts";
-import type { ResolvedConfig } from "../core/settings/types.ts";
+import { killSwitchInput, planDnsUpstreams, planKillSwitch, routingFactsAfter, summarizeKillSwitch, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
+import type { ResolvedConfig, Settings } from "../core/settings/types.ts";
 import type { Runner } from "../sys/exec.ts";
 import {
   checkProblems,
   chooseFirewallBackend,
   createFirewallBackend,
   partsToApply,
+  readOtherBackends,
+  removeStaleFirewall,
   type FirewallBackend,
   type FirewallCheck,
   type FirewallPart,
@@ -32,6 +36,7 @@ import {
 import { IpBatchError, type Ip } from "../sys/ip.ts";
 import type { Logger } from "../sys/log.ts";
 import { ensureSysctl, type Sysctl } from "../sys/sysctl.ts";
+import { failClosed, readDnsFacts, reconcileFirewall } from "./gateway-killswitch.ts";
 
 export interface GatewayInitDeps {
   runner: Runner;
@@ -40,6 +45,10 @@ export interface GatewayInitDeps {
   log: Logger;
   /** Backend factory (tests inject one); default: automatic choice per the settings. */
   firewall?: () => Promise<FirewallBackend>;
+  /** The pod's resolv.conf (default /etc/resolv.conf): names the cluster DNS at gateway-init time. */
+  resolvConf?: string;
+  /** Removes our objects from the backends other than the chosen one (tests inject one). */
+  removeStaleFirewall?: (chosen: BackendName) => Promise<string[]>;
 }
 
 export interface GatewayInitResult {
@@ -54,6 +63,8 @@ export interface GatewayInitResult {
 }
 
 export const IP_FORWARD = "net.ipv4.ip_forward";
+/** The pod's resolv.conf: at gateway-init time (before any VPN container) it names the cluster DNS. */
+export const ETC_RESOLV_CONF = "/etc/resolv.conf";
 
 /** Links with addresses, IPv4 routes of table main and IPv4 rules, in one `ip` process. */
 export async function readGatewayFacts(ip: Ip): Promise<GatewayFacts> {
@@ -68,9 +79,9 @@ function parseReads(stdout: string): GatewayFacts {
   }
 }
 
-function planNetwork(s: GatewayNetSettings, facts: GatewayFacts): GatewayNetPlan {
+function planNetwork(s: GatewayNetSettings, facts: GatewayFacts, clusterDns?: string): GatewayNetPlan {
   try {
-    return planGatewayNetwork(s, facts);
+    return planGatewayNetwork(s, facts, { clusterDns });
   } catch (e) {
     if (e instanceof GatewayPlanError) throw new StepError("planning the gateway network", e.message);
     throw e;
@@ -78,7 +89,11 @@ function planNetwork(s: GatewayNetSettings, facts: GatewayFacts): GatewayNetPlan
 }
 
 /** The backend per the settings, with the reads its automatic choice made (a check can reuse them). */
-export async function openFirewall(config: ResolvedConfig, runner: Runner, log: Logger): Promise<{ backend: FirewallBackend; known?: KnownReads }> {
+export async function openFirewall(
+  config: ResolvedConfig,
+  runner: Runner,
+  log: Logger,
+): Promise<{ backend: FirewallBackend; known?: KnownReads; reads: ReadonlyMap<BackendName, KnownReads> | Promise<ReadonlyMap<BackendName, KnownReads>> }> {
   const s = config.settings;
   let choice;
   try {
@@ -87,56 +102,15 @@ export async function openFirewall(config: ResolvedConfig, runner: Runner, log: 
     throw new StepError("choosing the firewall backend", (e as Error).message, { cause: e });
   }
   log.debug(`firewall backend ${choice.backend} (${choice.why})`);
+  // An explicit choice read nothing: what the other backends hold (ours, left by an earlier
+  // choice?) is read now, side by side with the chosen backend's check and apply.
+  const reads = choice.reads ?? readOtherBackends(choice.backend, runner);
+  if (reads instanceof Promise) reads.catch(() => undefined); // awaited (and reported) after the apply
   if (choice.backend !== "iptables-legacy" && choice.facts?.foreignLegacy)
     log.warn("iptables-legacy holds another container's rules: a DROP there is not overridden by our accepts (set FIREWALL_BACKEND=iptables-legacy)");
   const backend = createFirewallBackend(choice.backend, runner);
   for (const w of backend.warnings) log.warn(w);
-  return { backend, known: choice.known };
-}
-
-export async function selectFirewallBackend(config: ResolvedConfig, runner: Runner, log: Logger): Promise<FirewallBackend> {
-  return (await openFirewall(config, runner, log)).backend;
-}
-
-/**
- * Fail closed: the previous ruleset stays wherever the transaction was refused, and on top of
- * that a minimal blocking ruleset (no forwarding, own output to loopback only) goes in. Throws.
- */
-async function failClosed(backend: FirewallBackend, config: ResolvedConfig, log: Logger, failure: string): Promise<never> {
-  try {
-    await backend.apply(planBlockingFirewall(config.settings));
-    log.error("firewall could not be applied: all forwarded and outgoing traffic is blocked (fail closed)");
-  } catch (e) {
-    failure += `\n  and the blocking fallback failed too: ${(e as Error).message}`;
-  }
-  throw new StepError(`applying the firewall (${backend.name})`, failure);
-}
-
-/**
- * Apply the parts of a ruleset that differ in `check` (a check made just before); fail closed
- * when the kill switch is on. Returns the parts applied, to be verified with verifyFirewall.
- */
-export async function applyFirewall(backend: FirewallBackend, plan: FirewallPlan, check: FirewallCheck, config: ResolvedConfig, log: Logger): Promise<FirewallPart[]> {
-  try {
-    return await backend.apply(plan, check);
-  } catch (e) {
-    if (!plan.killSwitch) throw new StepError(`applying the firewall (${backend.name})`, (e as Error).message, { cause: e });
-    return failClosed(backend, config, log, (e as Error).message);
-  }
-}
-
-/** Read the applied parts back: they must be exactly the plan, or the firewall fails closed. */
-export async function verifyFirewall(backend: FirewallBackend, plan: FirewallPlan, parts: readonly FirewallPart[], config: ResolvedConfig, log: Logger): Promise<void> {
-  let failure: string;
-  try {
-    const problems = checkProblems(await backend.check(plan, { parts }));
-    if (problems.length === 0) return;
-    failure = `rules read back differ from the plan:\n  ${problems.join("\n  ")}`;
-  } catch (e) {
-    failure = (e as Error).message;
-  }
-  if (!plan.killSwitch) throw new StepError(`applying the firewall (${backend.name})`, failure);
-  return failClosed(backend, config, log, failure);
+  return { backend, known: choice.known, reads };
 }
 
 /** The action a failed batch stopped at, with why it was planned (or the read that failed). */
@@ -145,19 +119,63 @@ function batchError(actions: NetAction[], e: unknown): string {
   return a ? `ip ${a.args.join(" ")} (${a.why}): ${(e as IpBatchError).detail}` : (e as Error).message;
 }
 
+/** The network plan and the kill switch's routing layer (its table and rules) from one read. */
+interface NetworkPlans {
+  net: GatewayNetPlan;
+  routing: KillSwitchPlan;
+  input: KillSwitchInput;
+  /** The cluster DNS as decided (DNS_LOCAL_SERVER, the kernel's record, the files), if known. */
+  clusterDns: string | undefined;
+  dns: { upstreams: string[]; warning?: string };
+}
+
+/**
+ * What the DNS side of the plan starts from: the nameservers of the resolv.conf copy dnsmasq
+ * forwards to, and candidates for the cluster DNS from files (the kernel's record wins over them).
+ */
+export interface DnsFacts {
+  nameservers: readonly string[];
+  /** First IPv4 nameserver of the saved original resolv.conf, then of the current one. */
+  clusterDnsCandidates: readonly (string | undefined)[];
+}
+
+function planAll(s: Settings, facts: GatewayFacts, d: DnsFacts): NetworkPlans {
+  const clusterDns = s.DNS_LOCAL_SERVER || readClusterDnsRecord(facts.routes) || d.clusterDnsCandidates.find((c) => c !== undefined);
+  const net = planNetwork(s, facts, clusterDns);
+  const dns = planDnsUpstreams(d.nameservers, clusterDns);
+  const input = killSwitchInput(s, net.localRoutes, dns.upstreams);
+  return { net, input, clusterDns, dns, routing: planKillSwitch(input, routingFactsAfter(net, facts)) };
+}
+
+const actionsOf = (p: NetworkPlans) => [...p.net.actions, ...p.routing.actions];
+
 /** Apply the network actions and read the state back in the same `ip` process: nothing may be left to do. */
-async function applyNetwork(s: GatewayNetSettings, ip: Ip, net: GatewayNetPlan, log: Logger): Promise<void> {
-  if (net.actions.length === 0) return; // the facts just read are the verification
-  for (const a of net.actions) log.debug(`ip ${a.args.join(" ")}  # ${a.why}`);
+async function applyNetwork(s: Settings, ip: Ip, plans: NetworkPlans, d: DnsFacts, log: Logger): Promise<void> {
+  const actions = actionsOf(plans);
+  if (actions.length === 0) return; // the facts just read are the verification
+  for (const a of actions) log.debug(`ip ${a.args.join(" ")}  # ${a.why}`);
   let out: string;
   try {
-    out = await ip.batchRead(net.actions.map((a) => a.args), renderGatewayReads(), "configuring vxlan0, the policy rule and routes");
+    out = await ip.batchRead(actions.map((a) => a.args), renderGatewayReads(), "configuring vxlan0, the policy rules, routes and our routing table");
   } catch (e) {
-    throw new StepError("configuring the gateway network", batchError(net.actions, e), { cause: e });
+    throw new StepError("configuring the gateway network", batchError(actions, e), { cause: e });
   }
-  const after = planNetwork(s, parseReads(out));
-  if (after.actions.length)
-    throw new StepError("verifying the gateway network", `still differs after applying: ${after.actions.map((a) => `${a.why} (ip ${a.args.join(" ")})`).join("; ")}`);
+  const after = actionsOf(planAll(s, parseReads(out), d));
+  if (after.length)
+    throw new StepError("verifying the gateway network", `still differs after applying: ${after.map((a) => `${a.why} (ip ${a.args.join(" ")})`).join("; ")}`);
+}
+
+/**
+ * The network part of gateway-init on its own (read, plan, apply and read back): links,
+ * addresses, policy rules, routes and our routing table exactly as planned for these settings.
+ * gateway-sidecar runs it at start, so a ConfigMap changed since gateway-init ran leaves nothing
+ * stale. Returns the number of changes and the cluster DNS as decided.
+ */
+export async function reconcileGatewayNetwork(s: Settings, ip: Ip, d: DnsFacts, log: Logger): Promise<{ changes: number; clusterDns?: string; dns: NetworkPlans["dns"] }> {
+  const plans = planAll(s, await readGatewayFacts(ip), d);
+  for (const w of plans.net.warnings) log.warn(w);
+  await applyNetwork(s, ip, plans, d, log);
+  return { changes: actionsOf(plans).length, clusterDns: plans.clusterDns, dns: plans.dns };
 }
 
 export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDeps): Promise<GatewayInitResult> {
@@ -172,29 +190,51 @@ export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDe
   const fwPlan = planFirewall(s, config.nat);
   for (const w of fwPlan.warnings) log.warn(w);
   const firewallRead = (async () => {
-    const { backend, known } = deps.firewall ? { backend: await deps.firewall(), known: undefined } : await openFirewall(config, deps.runner, log);
-    return { backend, check: await backend.check(fwPlan, { known }) };
+    const { backend, known, reads } = deps.firewall ? { backend: await deps.firewall(), known: undefined, reads: undefined } : await openFirewall(config, deps.runner, log);
+    return { backend, reads, check: await backend.check(fwPlan, { known }) };
   })();
-  const [net, { backend, check }] = await Promise.all([netRead.then((f) => planNetwork(s, f)), firewallRead]);
+  // The DNS upstreams the sidecar forwards to (none before its first start) keep their host routes.
+  const dnsFacts = readDnsFacts(s, deps.resolvConf ?? ETC_RESOLV_CONF);
+  const [plans, { backend, check, reads }] = await Promise.all([netRead.then((f) => planAll(s, f, dnsFacts)), firewallRead]);
+  const dns = plans.dns;
+  const net = plans.net;
   for (const w of net.warnings) log.warn(w);
 
-  // 2. Firewall first: forwarding must never be on without the kill switch in place. A part
+  // 2. The firewall (check → apply → check, the reconcile the sidecar repeats) side by side with
+  //    the network changes (links, addresses, policy rules, routes and our routing table: only
+  //    what differs, applied and read back in one ip process). Forwarding is still off. A part
   //    already exactly the plan is left alone (its read was the verification), so a re-run
   //    changes no rule and its counters keep counting.
-  const differs = checkProblems(check);
-  for (const p of differs) log.debug(`firewall: ${p}`);
-  const applied = differs.length ? await applyFirewall(backend, fwPlan, check, config, log) : [];
+  for (const p of checkProblems(check)) log.debug(`firewall: ${p}`);
+  const [fw, network] = await Promise.allSettled([reconcileFirewall(backend, fwPlan, log, { check }), applyNetwork(s, ip, plans, dnsFacts, log)]);
+  const fwResult = fw.status === "fulfilled" ? fw.value : { applied: 0, parts: [], problems: [(fw.reason as Error).message] };
+  const applied = fwResult.parts;
 
-  // 3. Read back what was applied, side by side with the network changes (links, addresses,
-  //    policy rule, routes: only what differs, applied and read back in one ip process). The
-  //    restore that succeeded already put the kill switch in; if the read back finds the rules
-  //    differ, the blocking ruleset goes in, and forwarding (step 4) is never turned on.
-  const [verified, network] = await Promise.allSettled([
-    applied.length ? verifyFirewall(backend, fwPlan, applied, config, log) : undefined,
-    applyNetwork(s, ip, net, log),
-  ]);
-  if (verified.status === "rejected") throw verified.reason;
+  // 3. A layer not proven: with the kill switch on, both layers fail closed (the blocking
+  //    ruleset, our table without the VPN's routes) and forwarding (step 4) is never turned on.
+  const failures: string[] = [];
+  if (fwResult.problems.length) failures.push(...fwResult.problems);
+  if (network.status === "rejected" && fwPlan.killSwitch) failures.push((network.reason as Error).message);
+  if (failures.length && fwPlan.killSwitch) {
+    const closeErrors = await failClosed(backend, s, ip, dns.upstreams, log);
+    if (closeErrors.length === 0) log.error("the kill switch could not be proven: all forwarded and outgoing traffic is blocked (fail closed)");
+    const also = closeErrors.map((e) => `\n  and failing closed failed too: ${e}`).join("");
+    if (fwResult.problems.length) throw new StepError(`applying the firewall (${backend.name})`, failures.join("\n  ") + also);
+    const reason = (network as PromiseRejectedResult).reason as Error;
+    if (!also) throw reason;
+    throw reason instanceof StepError ? new StepError(reason.step, reason.message.slice(reason.step.length + 2) + also, { cause: reason }) : new StepError("configuring the gateway network", reason.message + also);
+  }
+  if (fwResult.problems.length) throw new StepError(`applying the firewall (${backend.name})`, fwResult.problems.join("\n  "));
   if (network.status === "rejected") throw network.reason;
+  if (dns.warning) log.warn(dns.warning);
+
+  // Nothing stale: our objects in a backend no longer chosen go, once the chosen one is proven
+  // (the automatic choice's reads tell whether there are any: no extra process when clean).
+  try {
+    for (const line of await (deps.removeStaleFirewall ?? (async (b) => removeStaleFirewall(b, deps.runner, await reads)))(backend.name)) log.info(`firewall: ${line}`);
+  } catch (e) {
+    throw new StepError("removing our rules from a firewall backend no longer chosen", (e as Error).message, { cause: e });
+  }
 
   // 4. IPv4 forwarding.
   const forwardingChanged = ensureSysctl(
@@ -203,7 +243,8 @@ export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDe
   );
 
   const fwState = applied.length ? `applied ${applied.join(", ")}` : "already as planned";
-  log.info(`gateway ready (${net.actions.length ? `${net.actions.length} network changes` : "network already as planned"}, firewall ${backend.name} ${fwState})`);
-  for (const line of [...summarizeGatewayNetwork(net), ...summarizeFirewall(fwPlan)]) log.info(line);
-  return { backend: backend.name, network: net, firewall: fwPlan, networkChanges: net.actions.length, firewallApplied: applied, forwardingChanged };
+  const changes = actionsOf(plans).length;
+  log.info(`gateway ready (${changes ? `${changes} network changes` : "network already as planned"}, firewall ${backend.name} ${fwState})`);
+  for (const line of [...summarizeGatewayNetwork(net), summarizeKillSwitch(plans.routing, plans.input), ...summarizeFirewall(fwPlan)]) log.info(line);
+  return { backend: backend.name, network: net, firewall: fwPlan, networkChanges: changes, firewallApplied: applied, forwardingChanged };
 }

@@ -1,26 +1,38 @@
 // gateway-sidecar: DHCP and DNS for the overlay. Renders dnsmasq's configuration, keeps the
 // resolv.conf copy dnsmasq reads in sync with the pod's /etc/resolv.conf (which the VPN client
-// rewrites), re-asserts our firewall when another container flushes or reorders it, and runs
-// dnsmasq in the foreground: our exit code is dnsmasq's.
+// rewrites), keeps the kill switch proven (gateway-killswitch.ts: re-asserts our firewall when
+// another container flushes or reorders it, copies the VPN's routes into our routing table,
+// fails closed and finally exits 1 when it cannot), and runs dnsmasq in the foreground: our exit
+// code is dnsmasq's.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { StepError } from "../core/errors.ts";
 import { planFirewall } from "../core/firewall/model.ts";
+import { KILLSWITCH_TABLE } from "../core/firewall/names.ts";
+import { planDnsUpstreams } from "../core/gateway/killswitch.ts";
+import { renderLeaseSeed, type Neighbour } from "../core/gateway/leases.ts";
 import { renderDnsmasqConfig } from "../core/dnsmasq/render.ts";
 import { VXLAN_IF } from "../core/net/vxlan.ts";
 import { parseResolvConf, renderResolvCopy } from "../core/resolv.ts";
 import { isIPv4 } from "../core/settings/values.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
 import type { Runner } from "../sys/exec.ts";
-import type { FirewallBackend } from "../sys/firewall.ts";
+import { removeStaleFirewall, type FirewallBackend } from "../sys/firewall.ts";
 import type { Ip } from "../sys/ip.ts";
 import type { Logger } from "../sys/log.ts";
 import { forwardSignals, spawnSupervised, type SupervisedChild } from "../sys/supervisor.ts";
 import { readRegularFile } from "../sys/files.ts";
 import { MAX_CONFIG_FILE_BYTES } from "../core/settings/limits.ts";
-import { watchFile, writeFileAtomic } from "../sys/watch.ts";
-import { selectFirewallBackend } from "./gateway-init.ts";
 import { startDuplicateWatch } from "../sys/duplicates-watch.ts";
+import { readRouteSignature } from "../sys/route-signature.ts";
+import { watchFile, writeFileAtomic } from "../sys/watch.ts";
+import { openFirewall, reconcileGatewayNetwork } from "./gateway-init.ts";
+import { KillSwitchGuard, originalResolvPath } from "./gateway-killswitch.ts";
+
+export { originalResolvPath };
+
+/** Full reads of routes and rules at least this often (seconds), whatever the fingerprint says. */
+export const ROUTE_FULL_CHECK_SECONDS = 2;
 
 export interface GatewaySidecarPaths {
   /** dnsmasq.conf and the lease file live here (must be writable; e.g. an emptyDir or /run). */
@@ -49,14 +61,15 @@ export interface GatewaySidecarDeps {
   log: Logger;
   /** Seconds between firewall checks (default 5). */
   firewallCheckSeconds?: number;
+  /** Seconds between looks at the routing fingerprint (default 0.2); `ip` runs on a change and every ROUTE_FULL_CHECK_SECONDS. */
+  routeCheckSeconds?: number;
+  /** The fingerprint (tests inject one); default: /proc/net/route and the VPN link's sysfs files. */
+  routeSignature?: () => string;
+  /** Consecutive failed firewall checks (or as long in routing checks) before exiting non-zero (default 5). */
+  maxFailedChecks?: number;
   firewall?: () => Promise<FirewallBackend>;
   /** dnsmasq command (default "dnsmasq" on PATH). */
   dnsmasq?: string;
-}
-
-/** Where the original resolv.conf is kept: next to the copy, so it survives container restarts with it. */
-export function originalResolvPath(copy: string): string {
-  return `${copy}.original`;
 }
 
 /**
@@ -109,7 +122,6 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   } catch (e) {
     throw new StepError("preparing the sidecar's files", (e as Error).message, { cause: e });
   }
-  const localServer = s.DNS_LOCAL_SERVER || parseResolvConf(original).ipv4[0];
   if (s.DNS_LOCAL_SERVER && !isIPv4(s.DNS_LOCAL_SERVER)) log.warn(`DNS_LOCAL_SERVER ${s.DNS_LOCAL_SERVER} is not an IPv4 address`);
   let upstreams: string[];
   try {
@@ -117,16 +129,39 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   } catch (e) {
     throw new StepError("writing RESOLV_CONF_COPY", `${copy}: ${(e as Error).message}`, { cause: e });
   }
+
+  // 2. The network (vxlan0 must exist: gateway-init made it) as gateway-init would make it for
+  // these settings: the ConfigMap may have changed since gateway-init ran, and nothing stale may
+  // stay. The cluster DNS comes from DNS_LOCAL_SERVER, else the kernel's record (gateway-init
+  // wrote it before any VPN container rewrote resolv.conf; our own filesystem may be fresh from
+  // a restart), else the original we saved.
+  let link = await ip.link(VXLAN_IF);
+  if (!link) throw new StepError("reading vxlan0", `${VXLAN_IF} does not exist: gateway-init (the init container) must run first`);
+  const net = await reconcileGatewayNetwork(s, ip, { nameservers: upstreams, clusterDnsCandidates: [parseResolvConf(original).ipv4[0]] }, log);
+  if (net.changes) {
+    log.info(`network brought in line with the current settings (${net.changes} changes)`);
+    link = (await ip.link(VXLAN_IF)) ?? link;
+  }
+  const localServer = net.clusterDns;
   log.info(`upstream DNS: ${upstreams.join(" ") || "none"}; cluster DNS for ${s.DNS_LOCAL_CIDRS.join(" ") || "(no local domains)"}: ${localServer ?? "unknown"}`);
 
-  // 2. dnsmasq configuration (vxlan0 must exist: gateway-init made it).
-  const link = await ip.link(VXLAN_IF);
-  if (!link) throw new StepError("reading vxlan0", `${VXLAN_IF} does not exist: gateway-init (the init container) must run first`);
+  // 3. dnsmasq configuration.
   const confPath = join(paths.runDir, "dnsmasq.conf");
   const leaseFile = join(paths.runDir, "dnsmasq.leases");
   const dropInDir = paths.dnsmasqDir ?? "/etc/dnsmasq.d";
   const dropIns = listDropIns(dropInDir);
   const conf = renderDnsmasqConfig({ settings: s, nat: config.nat, mtu: link.mtu, localServer, leaseFile, dropInDir: dropIns ? dropInDir : undefined });
+  // A fresh filesystem (a restarted container) has no lease file: rebuild it from the clients
+  // the kernel knows on vxlan0, so that no new client is given an address still in use.
+  if (!existsSync(leaseFile))
+    try {
+      const neighbours = await ip.json<Neighbour>(["neigh", "show", "dev", VXLAN_IF]);
+      const seed = renderLeaseSeed(neighbours, { network: s.VXLAN_IP_NETWORK, firstDynamic: s.VXLAN_GATEWAY_FIRST_DYNAMIC_IP, leaseTime: s.DHCP_LEASE_TIME, nowSeconds: Math.floor(Date.now() / 1000) });
+      writeFileAtomic(leaseFile, seed);
+      if (seed) log.info(`no lease file: ${seed.split("\n").length - 1} lease(s) rebuilt from ${VXLAN_IF}'s neighbours (addresses in use stay with their clients)`);
+    } catch (e) {
+      log.warn(`rebuilding the lease file from ${VXLAN_IF}'s neighbours: ${(e as Error).message}`);
+    }
   try {
     writeFileAtomic(confPath, conf);
   } catch (e) {
@@ -143,35 +178,75 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     }
   }
 
-  // 3. Firewall check now and every few seconds: another container (the VPN client) may flush
-  // INPUT, set its policy to DROP or insert rules before ours; our jump must stay at position 1.
-  const backend = deps.firewall ? await deps.firewall() : await selectFirewallBackend(config, deps.runner, log);
+  // 4. The kill switch, both layers, now and then on a timer: the firewall every few seconds
+  // (another container may flush INPUT, set policies, insert rules before ours: our jump must
+  // stay at position 1), our routing table whenever the VPN link or main's routes change (the
+  // link comes, goes, is renamed or re-created, and its routes must be copied: a file-read
+  // fingerprint every fraction of a second, `ip` only on a change) and in full every
+  // ROUTE_FULL_CHECK_SECONDS (routes in the VPN's own table, our rules). What cannot be proven
+  // fails closed.
+  const opened = deps.firewall ? { backend: await deps.firewall(), reads: undefined } : await openFirewall(config, deps.runner, log);
+  const backend = opened.backend;
   const fwPlan = planFirewall(s, config.nat);
-  let checking = false;
-  const checkFirewall = async () => {
-    if (checking) return;
-    checking = true;
-    try {
-      const problems = await backend.verify(fwPlan);
-      if (problems.length === 0) return;
-      log.warn(`firewall changed by someone else, re-asserting (${backend.name}): ${problems.join("; ")}`);
-      await backend.apply(fwPlan);
-      const left = await backend.verify(fwPlan);
-      if (left.length) log.error(`firewall still differs after re-asserting: ${left.join("; ")}`);
-    } catch (e) {
-      log.error(`checking the firewall: ${(e as Error).message}`);
-    } finally {
-      checking = false;
-    }
+  const fwEvery = deps.firewallCheckSeconds ?? 5;
+  const routeEvery = Math.min(deps.routeCheckSeconds ?? 0.2, fwEvery);
+  const fullEvery = Math.max(routeEvery, Math.min(ROUTE_FULL_CHECK_SECONDS, fwEvery));
+  const maxFailedChecks = deps.maxFailedChecks ?? 5;
+  const guard = new KillSwitchGuard({ backend, plan: fwPlan, settings: s, ip, log }, { maxFailedChecks, routingChecksPerFirewallCheck: Math.ceil(fwEvery / fullEvery) });
+  const signature = deps.routeSignature ?? (() => readRouteSignature(s.VPN_INTERFACE));
+  const dnsFor = (list: readonly string[]) => {
+    const d = planDnsUpstreams(list, localServer);
+    if (d.warning && fwPlan.killSwitch) log.warn(d.warning);
+    guard.setDnsUpstreams(fwPlan.killSwitch ? d.upstreams : []);
+    if (fwPlan.killSwitch && d.upstreams.length) log.info(`DNS upstreams ${d.upstreams.join(" ")}: only through ${s.VPN_INTERFACE} (host routes in table ${KILLSWITCH_TABLE})`);
   };
-  await checkFirewall();
-  const interval = setInterval(() => void checkFirewall(), (deps.firewallCheckSeconds ?? 5) * 1000);
+  dnsFor(upstreams);
+  await guard.checkFirewall();
+  await guard.syncRoutes();
+  // Nothing stale: a ConfigMap that changed FIREWALL_BACKEND leaves our objects in the old one.
+  if (!deps.firewall && !guard.closed)
+    try {
+      for (const line of await removeStaleFirewall(backend.name, deps.runner, await opened.reads)) log.info(`firewall: ${line}`);
+    } catch (e) {
+      log.error(`removing our rules from a firewall backend no longer chosen: ${(e as Error).message}`);
+    }
+  let giveUp: (why: string) => void = () => {};
+  const exhausted = new Promise<string>((resolve) => (giveUp = resolve));
+  const afterCheck = () => {
+    const why = guard.exhausted;
+    if (why) giveUp(why);
+  };
+  afterCheck();
+  const fwTimer = setInterval(() => void guard.checkFirewall().then(afterCheck), fwEvery * 1000);
+  let lastSignature = signature();
+  let lastFull = performance.now();
+  let followUps = 0;
+  const routeTimer = setInterval(() => {
+    const now = signature();
+    // A change is followed by full checks for a few more ticks: a VPN client adds its routes
+    // (and those of its own table) just after the link comes up.
+    if (now !== lastSignature) [lastSignature, followUps] = [now, 3];
+    const due = performance.now() - lastFull >= fullEvery * 1000 - 1;
+    if (followUps === 0 && !due) return;
+    followUps = Math.max(0, followUps - 1);
+    lastFull = performance.now();
+    void guard.syncRoutes().then(afterCheck);
+  }, routeEvery * 1000);
+  const stopTimers = () => {
+    clearInterval(fwTimer);
+    clearInterval(routeTimer);
+  };
 
-  // 4. Keep the copy in sync (dnsmasq re-reads its resolv-file when it changes).
+  // 5. Keep the copy in sync (dnsmasq re-reads its resolv-file when it changes), and the DNS
+  // upstreams' host routes with it.
   const watcher = watchFile(paths.resolvConf, () => {
     try {
       const changed = syncResolvCopy(paths.resolvConf, copy, log);
-      if (changed) log.info(`upstream DNS now ${changed.join(" ") || "none"} (from ${paths.resolvConf})`);
+      if (changed) {
+        log.info(`upstream DNS now ${changed.join(" ") || "none"} (from ${paths.resolvConf})`);
+        dnsFor(changed);
+        void guard.syncRoutes().then(afterCheck);
+      }
     } catch (e) {
       log.error(`updating ${copy}: ${(e as Error).message}`);
     }
@@ -180,23 +255,31 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   // Duplicate overlay addresses and MACs (issue 13 §2): src/sys/duplicates-watch.ts.
   const duplicates = startDuplicateWatch({ runner: deps.runner, log: log.withTag("duplicates") });
 
-  // 5. dnsmasq in the foreground.
+  // 6. dnsmasq in the foreground.
   let child: SupervisedChild;
   try {
     child = spawnSupervised([deps.dnsmasq ?? "dnsmasq", "--keep-in-foreground", `--conf-file=${confPath}`], { logger: log.withTag("dnsmasq") });
   } catch (e) {
-    clearInterval(interval);
+    stopTimers();
     watcher.close();
     duplicates.stop();
     throw new StepError("starting dnsmasq", (e as Error).message, { cause: e });
   }
   const unforward = forwardSignals(child, log);
   log.info(`dnsmasq running (pid ${child.pid}): DHCP and DNS on ${VXLAN_IF}`);
+  let gaveUp: string | undefined;
+  void exhausted.then((why) => {
+    gaveUp = why;
+    log.error(`${why}: exiting so that Kubernetes restarts the container (the kill switch stays closed)`);
+    child.stop("SIGTERM");
+  });
   const code = await child.exited;
   unforward();
-  clearInterval(interval);
+  stopTimers();
   watcher.close();
   duplicates.stop();
+  await guard.idle();
+  if (gaveUp) return 1;
   if (child.stopping) {
     log.info(`dnsmasq stopped (exit ${code})`);
     return code;

@@ -1,7 +1,8 @@
 // Firewall backends behind one interface, and the facts the automatic choice is made from.
 import { decideFirewallBackend, type BackendChoice, type BackendFacts, type BackendName } from "../core/firewall/backend.ts";
-import type { FirewallPlan } from "../core/firewall/model.ts";
+import type { Family, FirewallPlan } from "../core/firewall/model.ts";
 import { NFT_FAMILY, NFT_TABLE } from "../core/firewall/names.ts";
+import { renderIptablesRemoval } from "../core/firewall/remove.ts";
 import { hasForeignIptablesRules, hasOurIptablesChains, parseIptablesSave } from "../core/firewall/render-iptables.ts";
 import type { FirewallBackendSetting } from "../core/settings/types.ts";
 import { which, type Runner } from "./exec.ts";
@@ -94,7 +95,7 @@ export async function chooseFirewallBackend(
   setting: FirewallBackendSetting,
   iptablesNft: boolean,
   runner: Runner,
-): Promise<BackendChoice & { facts?: BackendFacts; known?: KnownReads }> {
+): Promise<BackendChoice & { facts?: BackendFacts; known?: KnownReads; reads?: ReadonlyMap<BackendName, KnownReads> }> {
   if (setting !== "auto") {
     const available = (["iptables-nft", "iptables-legacy", "nft"] as const).filter((b) =>
       b === "nft" ? !!which("nft") : !!which(iptablesTools(b === "iptables-nft" ? "nft" : "legacy").restore[4]),
@@ -103,5 +104,70 @@ export async function chooseFirewallBackend(
   }
   const { reads, ...facts } = await readBackendFacts(runner);
   const choice = decideFirewallBackend(setting, iptablesNft, facts);
-  return { ...choice, facts, known: reads.get(choice.backend) };
+  return { ...choice, facts, known: reads.get(choice.backend), reads };
+}
+
+/**
+ * The reads removeStaleFirewall needs, for every backend but `chosen` (the IPv4 save of each
+ * iptables flavour, our nft table): started early, they overlap the chosen backend's check and
+ * apply. The automatic choice made them already (its `reads`).
+ */
+export async function readOtherBackends(chosen: BackendName, runner: Runner): Promise<Map<BackendName, KnownReads>> {
+  const out = new Map<BackendName, KnownReads>();
+  await Promise.all([
+    ...(["nft", "legacy"] as const).map(async (f) => {
+      const name: BackendName = f === "nft" ? "iptables-nft" : "iptables-legacy";
+      if (name === chosen || !which(iptablesTools(f).save[4])) return;
+      out.set(name, new Map([["ipv4", (await runner.run([iptablesTools(f).save[4]], { what: `reading rules (${name})` })).stdout]]));
+    }),
+    (async () => {
+      if (chosen === "nft" || !which("nft")) return;
+      const r = await runner.run(["nft", "-j", "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: "looking for our nft table" });
+      out.set("nft", new Map([["table", r.code === 0 ? r.stdout : null]]));
+    })(),
+  ]);
+  return out;
+}
+
+/**
+ * Remove our objects from every backend but `chosen` (they are read first: `known` holds reads
+ * already made, per backend). Returns one line per backend cleaned; throws naming the backend
+ * whose removal failed.
+ */
+export async function removeStaleFirewall(chosen: BackendName, runner: Runner, known?: ReadonlyMap<BackendName, KnownReads>): Promise<string[]> {
+  const others: BackendName[] = [];
+  for (const f of ["nft", "legacy"] as const) {
+    const name: BackendName = f === "nft" ? "iptables-nft" : "iptables-legacy";
+    if (name !== chosen && which(iptablesTools(f).save[4]) && which(iptablesTools(f).restore[4])) others.push(name);
+  }
+  if (chosen !== "nft" && which("nft")) others.push("nft");
+  const done = await Promise.all(others.map((b) => removeFrom(b, runner, known?.get(b))));
+  return done.filter((d): d is string => d !== undefined);
+}
+
+async function removeFrom(b: BackendName, runner: Runner, known: KnownReads | undefined): Promise<string | undefined> {
+  if (b === "nft") {
+    const had = known?.get("table");
+    const exists = had !== undefined ? had !== null : (await runner.run(["nft", "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: "looking for our nft table" })).code === 0;
+    if (!exists) return undefined;
+    await runner.run(["nft", "delete", "table", NFT_FAMILY, NFT_TABLE], { what: `removing table ${NFT_FAMILY} ${NFT_TABLE} (nft, no longer the chosen backend)` });
+    return `nft: table ${NFT_FAMILY} ${NFT_TABLE} removed`;
+  }
+  const tools = iptablesTools(b === "iptables-nft" ? "nft" : "legacy");
+  const read = async (family: Family) => parseIptablesSave((await runner.run([tools.save[family]], { what: `reading ${b} rules` })).stdout);
+  const v4 = typeof known?.get("ipv4") === "string" ? parseIptablesSave(known.get("ipv4") as string) : await read(4);
+  // Both families are always installed together: nothing of ours in IPv4 means nothing in IPv6
+  // (so a clean backend costs no read beyond the one the automatic choice made).
+  if (!renderIptablesRemoval(v4, 4)) return undefined;
+  const removed: string[] = [];
+  const families = ([4, 6] as const).filter((f) => which(tools.save[f]) && which(tools.restore[f]));
+  await Promise.all(
+    families.map(async (family) => {
+      const script = renderIptablesRemoval(family === 4 ? v4 : await read(6), family);
+      if (!script) return;
+      await runner.run([tools.restore[family], "-w", "5", "--noflush"], { input: script, what: `removing our ${family === 4 ? "IPv4" : "IPv6"} chains from ${b} (no longer the chosen backend)` });
+      removed.push(family === 4 ? "IPv4" : "IPv6");
+    }),
+  );
+  return removed.length ? `${b}: our ${removed.sort().join(" and ")} chains removed` : undefined;
 }

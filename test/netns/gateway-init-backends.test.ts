@@ -58,6 +58,27 @@ async function snapshot(ns: string): Promise<string> {
   return parts.join("\n");
 }
 
+/**
+ * What a pod's state means rather than how it was reached: every iptables flavour's saves with
+ * empty built-in tables left out (a table once used stays listed), our nft table (or its absence:
+ * iptables-nft's own tables are in its saves), addresses, rules, routes, forwarding.
+ */
+async function ourState(ns: string): Promise<string> {
+  const parts: string[] = [];
+  for (const cmd of ["iptables-nft-save", "ip6tables-nft-save", "iptables-legacy-save", "ip6tables-legacy-save"]) {
+    const tables = (await inNs(ns, [cmd])).stdout.split(/^COMMIT$/m).map((t) => t.split("\n").filter((l) => l !== "" && !l.startsWith("#")).map((l) => l.replace(/\[\d+:\d+\]$/, "")));
+    const used = tables.filter((t) => t.some((l) => l.startsWith("-A ") || (l.startsWith(":") && !/ ACCEPT $/.test(l))));
+    parts.push(`## ${cmd}`, ...used.map((t) => t.join("\n")));
+  }
+  const nft = await inNs(ns, ["nft", "-s", "list", "table", "inet", "pod_gateway"], { okCodes: [1] });
+  parts.push("## nft table inet pod_gateway", nft.code === 0 ? nft.stdout : "absent");
+  parts.push("## addrs", (await inNs(ns, ["ip", "-o", "-4", "addr", "show"])).stdout.replace(/^\d+: /gm, ""));
+  parts.push("## rules", (await inNs(ns, ["ip", "rule", "show"])).stdout);
+  parts.push("## routes", (await inNs(ns, ["ip", "-4", "route", "show", "table", "all"])).stdout);
+  parts.push("## ip_forward", (await inNs(ns, ["cat", "/proc/sys/net/ipv4/ip_forward"])).stdout);
+  return parts.join("\n");
+}
+
 /** Every nf_tables rule with its handle (iptables-legacy's rules are not there: empty for it). */
 async function handles(ns: string): Promise<string> {
   return (await inNs(ns, ["nft", "-a", "-s", "list", "ruleset"])).stdout;
@@ -182,6 +203,10 @@ test("fail closed: a firewall that cannot be applied leaves forwarding and outpu
   const real = which("iptables-nft-restore")!;
   writeFileSync(join(wrap, "iptables-nft-restore"), `#!/bin/sh\nin=$(cat)\ncase "$in" in *DNAT*) echo "iptables-restore: line 9 failed: No chain/target/match by that name" >&2; exit 1;; esac\nprintf '%s\\n' "$in" | exec ${real} "$@"\n`);
   chmodSync(join(wrap, "iptables-nft-restore"), 0o755);
+  // A VPN link with a def1 half: without the fault its route would be copied into our table.
+  await host.run(["ip", "-n", ns, "-batch", "-"], {
+    input: "link add tun0 type veth peer name tun0p\naddr add 10.8.0.2/24 dev tun0\nlink set tun0 up\nlink set tun0p up\nroute add 0.0.0.0/1 via 10.8.0.1 dev tun0\n",
+  });
   const cfg = configDir("failclosed", "FIREWALL_BACKEND=iptables-nft\n", NAT);
   const r = await inNs(ns, [bin, "gateway-init", "--config-dir", cfg], { env: { PATH: `${wrap}:${process.env.PATH}` }, okCodes: [1] });
   expect(r.code).toBe(1);
@@ -190,8 +215,12 @@ test("fail closed: a firewall that cannot be applied leaves forwarding and outpu
   expect(save).toContain("-A FORWARD -j POD-GATEWAY-FORWARD");
   expect(save).toContain('-A POD-GATEWAY-FORWARD -m comment --comment "fail closed" -j DROP');
   expect(save).toContain('-A POD-GATEWAY-OUTPUT -m comment --comment "fail closed" -j DROP');
-  // Nothing after the firewall ran: no vxlan0, forwarding still off.
-  expect((await inNs(ns, ["ip", "-o", "link", "show"])).stdout).not.toContain("vxlan0");
+  // The routing layer failed closed with it (our table: no route through the VPN, unreachable
+  // otherwise), and forwarding was never turned on.
+  const table = (await inNs(ns, ["ip", "route", "show", "table", "4201"])).stdout;
+  expect(table).toContain("unreachable default");
+  expect(table).not.toContain("tun0");
+  expect((await inNs(ns, ["ip", "rule", "show", "pref", "45"])).stdout).toContain("iif vxlan0 lookup 4201");
   expect((await inNs(ns, ["cat", "/proc/sys/net/ipv4/ip_forward"])).stdout.trim()).toBe("0");
   // And the gateway's own traffic really is blocked: the kernel refuses a UDP send out of eth0
   // (EPERM from the OUTPUT drop; the same send succeeds in a namespace without our rules).
@@ -202,3 +231,22 @@ test("fail closed: a firewall that cannot be applied leaves forwarding and outpu
   expect(await send(ns)).toMatch(/Operation not permitted\nrc=1$/);
   expect(await send(await makePod("control"))).toBe("rc=0");
 });
+
+test("nothing stale: after FIREWALL_BACKEND, VPN_LOCAL_CIDRS, VPN_INTERFACE, SNAT_IP and nat.conf changed run after run, the state is a fresh pod's with the last configuration", async () => {
+  const configs = [
+    configDir("stale-1", 'FIREWALL_BACKEND=iptables-nft\nVPN_LOCAL_CIDRS="10.0.0.0/8 192.168.0.0/16"\n', NAT),
+    configDir("stale-2", 'FIREWALL_BACKEND=nft\nVPN_LOCAL_CIDRS="172.20.0.0/14"\nSNAT_IP=198.18.0.2\n', "web 10 tcp:8080\nmail 12 tcp:2525\n"),
+    configDir("stale-3", 'FIREWALL_BACKEND=iptables-legacy\nVPN_INTERFACE=wg0\nVPN_LOCAL_CIDRS="10.0.0.0/8"\n', ""),
+    configDir("stale-4", 'FIREWALL_BACKEND=iptables-nft\nVPN_LOCAL_CIDRS="10.0.0.0/8"\n', NAT),
+  ];
+  const ns = await makePod("stale");
+  const logs: string[] = [];
+  for (const cfg of configs) logs.push((await inNs(ns, [bin, "gateway-init", "--config-dir", cfg])).stderr);
+  // Each switch of backend removed what the previous one held.
+  expect(logs[1]).toContain("firewall: iptables-nft: our IPv4 and IPv6 chains removed");
+  expect(logs[2]).toContain("firewall: nft: table inet pod_gateway removed");
+  expect(logs[3]).toContain("firewall: iptables-legacy: our IPv4 and IPv6 chains removed");
+  const fresh = await makePod("stale-fresh");
+  await inNs(fresh, [bin, "gateway-init", "--config-dir", configs[3]!]);
+  expect(await ourState(ns)).toBe(await ourState(fresh));
+}, 60_000);

@@ -169,9 +169,10 @@ describe("gateway roles in the lab", () => {
       } finally {
         await lab.setVpnLink("up");
       }
-      // Rules match interface names: the link coming back (even re-created) carries traffic again.
-      expect(ip(await lab.echoFrom("client-0", "internet", "tcp"))).toBe(LAB.vpnGatewayIp);
-    });
+      // Rules match interface names; the sidecar copies the link's routes into our table again:
+      // the link coming back (even re-created) carries traffic again.
+      await waitFor("traffic through the VPN again", async () => ip(await lab.echoFrom("client-0", "internet", "tcp", { timeoutMs: 500 })) === LAB.vpnGatewayIp, 10_000, { everyMs: 0 });
+    }, 30_000);
   }
 
   test("the sidecar re-asserts the client rules after a foreign `iptables -P INPUT DROP`, `-F INPUT` and a rule put before ours", async () => {
@@ -181,7 +182,8 @@ describe("gateway roles in the lab", () => {
       await lab.exec("gateway", ["iptables", "-P", "INPUT", "DROP"]);
       await lab.exec("gateway", ["iptables", "-F", "INPUT"]);
       await waitFor("the jump to POD-GATEWAY-INPUT to come back", jumpFirst, 5000, { everyMs: 100 });
-      expect(sidecarOut.text()).toContain("firewall changed by someone else, re-asserting (iptables-nft): iptables filter INPUT: no jump to POD-GATEWAY-INPUT");
+      const reasserted = "firewall differed from the plan (changed by someone else, or a new configuration), re-asserted (iptables-nft): iptables filter INPUT: no jump to POD-GATEWAY-INPUT";
+      await waitFor("the sidecar to report what it re-asserted (after its read back)", () => sidecarOut.text().includes(reasserted), 5000);
       await lab.exec("gateway", ["iptables", "-I", "INPUT", "1", "-i", "vxlan0", "-j", "DROP"]);
       await waitFor("our jump to be first again", jumpFirst, 5000, { everyMs: 100 });
       // With INPUT policy DROP and a foreign DROP for vxlan0, clients still get DNS and DHCP.

@@ -164,11 +164,19 @@ describe("planFirewall", () => {
 });
 
 describe("planBlockingFirewall (fail closed)", () => {
-  test("forwarding dropped, own output to loopback only, client input kept", () => {
+  test("forwarding dropped, own output to loopback, the overlay, the VXLAN underlay and VPN_LOCAL_CIDRS only (dnsmasq keeps serving), client input kept", () => {
     const p = planBlockingFirewall(base);
     expect(p.killSwitch).toBe(true);
     expect(of(p.rules, "filter", "forward").map((r) => r.target.kind)).toEqual(["drop"]);
-    expect(of(p.rules, "filter", "output").map((r) => [r.match, r.target.kind])).toEqual([[{ out: "lo" }, "accept"], [{}, "drop"]]);
+    expect(of(p.rules, "filter", "output").map((r) => [r.match, r.target.kind])).toEqual([
+      [{ out: "lo" }, "accept"],
+      [{ out: "vxlan0" }, "accept"],
+      [{ out: "eth0", proto: "udp", dport: 8472 }, "accept"],
+      [{ out: "eth0", ctState: ["established"], ctReply: true }, "accept"],
+      [{ dst: "10.0.0.0/8" }, "accept"],
+      [{ dst: "192.168.0.0/16" }, "accept"],
+      [{}, "drop"],
+    ]);
     expect(of(p.rules, "filter", "input")).toHaveLength(5);
     expect(p.rules.some((r) => r.table === "nat")).toBe(false);
   });

@@ -1,7 +1,7 @@
 // The gateway-init role against fakes: a stateful fake host for `ip`, an in-memory sysctl and
 // a recording firewall backend. Order of effects, idempotence, fail-closed behaviour, errors.
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createConsola } from "consola/basic";
@@ -103,7 +103,7 @@ function hostRunner(host: FakeHost, events: string[]): Runner {
       let stdout = "";
       for (const [i, line] of lines.entries()) {
         if (line === "addr show") stdout += JSON.stringify(host.links) + "\n";
-        else if (line === "route show table all") stdout += JSON.stringify(host.routes.map((r) => ({ ...r, table: "main" }))) + "\n";
+        else if (line === "route show table all") stdout += JSON.stringify(host.routes.map((r) => ({ ...r, table: r.table ?? "main" }))) + "\n";
         else if (line === "rule show") stdout += JSON.stringify(host.rules) + "\n";
         else {
           const err = host.apply(line.split(/\s+/));
@@ -127,28 +127,46 @@ function setup(over: Partial<Settings> = {}, nat: ResolvedConfig["nat"] = []) {
   };
   const fw = new RecordingBackend(events);
   const { log, lines } = quietLog();
-  const deps = { runner, ip: new Ip(runner), sysctl, log, firewall: async () => fw };
-  return { events, host, sysctl, fw, lines, deps, cfg: config(over, nat) };
+  const stale: string[] = [];
+  const deps = {
+    runner,
+    ip: new Ip(runner),
+    sysctl,
+    log,
+    firewall: async () => fw,
+    resolvConf: join(empty, "no-resolv.conf"),
+    removeStaleFirewall: async (chosen: string) => (events.push(`stale firewall removal (not ${chosen})`), stale),
+  };
+  return { events, host, sysctl, fw, lines, deps, stale, cfg: config(over, nat) };
 }
 
 describe("runGatewayInit", () => {
-  test("order: reads side by side, firewall, then its read back with links/rule/routes (applied and read in one ip process), then forwarding", async () => {
+  test("order: reads side by side, the firewall reconcile beside links/rules/routes/our table (applied and read in one ip process), then forwarding", async () => {
     const t = setup({}, [{ name: "web", octet: 10, ports: [{ proto: "tcp", port: 8080 }], file: "nat.conf", line: 1 }]);
     const r = await runGatewayInit(t.cfg, t.deps);
     expect(t.events).toEqual([
       "ip read (3 reads)",
       "firewall read",
       "firewall apply (28 rules)",
+      "ip batch (11 commands, then 3 reads)",
       "firewall read (table)",
-      "ip batch (6 commands, then 3 reads)",
+      "stale firewall removal (not nft)",
       "sysctl net.ipv4.ip_forward=1",
     ]);
-    expect(r.networkChanges).toBe(6);
+    expect(r.networkChanges).toBe(11);
     expect(r.firewallApplied).toEqual(["table"]);
     expect(r.forwardingChanged).toBe(true);
     expect(r.firewall.killSwitch).toBe(true);
     expect(t.lines.filter((l) => l.startsWith("info:"))).toContain("info: port forwards: tun0:tcp/8080 -> 172.16.0.10 (web)");
-    expect(t.lines).toContain("info: gateway ready (6 network changes, firewall nft applied table)");
+    expect(t.lines).toContain("info: gateway ready (11 network changes, firewall nft applied table)");
+    expect(t.lines).toContain("info: kill switch routing layer: iif vxlan0 lookup 4201 (pref 45): 0 tun0 route(s) copied, unreachable otherwise");
+    expect(t.host.print().split("\n").filter((l) => l.includes("4201"))).toEqual([
+      "route 10.0.0.0/8 via 198.18.0.1 dev eth0 table 4201",
+      "route 172.16.0.0/24 dev vxlan0 table 4201",
+      "route 192.168.0.0/16 via 198.18.0.1 dev eth0 table 4201",
+      "route unreachable default table 4201 metric 4294967295",
+      'rule {"priority":45,"src":"all","iif":"vxlan0","table":"4201"}',
+    ]);
     // Two ip processes in all: the read, and the changes with their read back.
     expect(t.host.calls.filter((c) => c[0] === "ip")).toHaveLength(2);
   });
@@ -160,7 +178,7 @@ describe("runGatewayInit", () => {
     const vxlanIndex = t.host.link("vxlan0")!.ifindex;
     t.events.length = 0;
     const r = await runGatewayInit(t.cfg, t.deps);
-    expect(t.events).toEqual(["ip read (3 reads)", "firewall read"]);
+    expect(t.events).toEqual(["ip read (3 reads)", "firewall read", "stale firewall removal (not nft)"]);
     expect(r.networkChanges).toBe(0);
     expect(r.firewallApplied).toEqual([]);
     expect(r.forwardingChanged).toBe(false);
@@ -176,7 +194,7 @@ describe("runGatewayInit", () => {
     t.fw.kernel = undefined; // flushed
     t.events.length = 0;
     const r = await runGatewayInit(t.cfg, t.deps);
-    expect(t.events).toEqual(["ip read (3 reads)", "firewall read", "firewall apply (26 rules)", "firewall read (table)"]);
+    expect(t.events).toEqual(["ip read (3 reads)", "firewall read", "firewall apply (26 rules)", "firewall read (table)", "stale firewall removal (not nft)"]);
     expect(r.networkChanges).toBe(0);
     expect(r.firewallApplied).toEqual(["table"]);
   });
@@ -191,51 +209,94 @@ describe("runGatewayInit", () => {
     expect(t.fw.kernel!.portForwards).toHaveLength(1);
   });
 
-  test("fail closed: when the firewall cannot be applied with the kill switch on, a blocking ruleset goes in and nothing else changes", async () => {
+  test("our objects in a backend no longer chosen are removed once the chosen one is proven, and said so", async () => {
+    const t = setup();
+    t.stale.push("iptables-nft: our IPv4 and IPv6 chains removed");
+    await runGatewayInit(t.cfg, t.deps);
+    expect(t.lines).toContain("info: firewall: iptables-nft: our IPv4 and IPv6 chains removed");
+    expect(t.events.indexOf("stale firewall removal (not nft)")).toBeGreaterThan(t.events.indexOf("firewall read (table)"));
+    expect(t.events.at(-1)).toBe("sysctl net.ipv4.ip_forward=1");
+  });
+
+  test("the cluster DNS from the pod's resolv.conf is recorded in the kernel; a re-run after the VPN rewrote resolv.conf keeps it", async () => {
+    const t = setup();
+    const resolv = join(empty, "resolv-record.conf");
+    writeFileSync(resolv, "search svc.cluster.local\nnameserver 10.96.0.10\n");
+    await runGatewayInit(t.cfg, { ...t.deps, resolvConf: resolv });
+    expect(t.host.print()).toContain("route 10.96.0.10 via 198.18.0.1 dev eth0 proto 202");
+    writeFileSync(resolv, "nameserver 10.64.0.1\n");
+    const r = await runGatewayInit(t.cfg, { ...t.deps, resolvConf: resolv });
+    expect(r.networkChanges).toBe(0);
+    expect(t.host.print()).toContain("route 10.96.0.10 via 198.18.0.1 dev eth0 proto 202");
+  });
+
+  test("a firewall apply that fails once (the xtables lock, a concurrent rewrite) is retried within the check", async () => {
     const t = setup();
     t.fw.failApplies = 1;
-    const before = t.host.print();
+    const r = await runGatewayInit(t.cfg, t.deps);
+    expect(r.firewallApplied).toEqual(["table"]);
+    expect(t.events.filter((e) => e.startsWith("firewall"))).toEqual(["firewall read", "firewall apply (26 rules)", "firewall read", "firewall apply (26 rules)", "firewall read (table)"]);
+    expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("1");
+  });
+
+  test("fail closed: when the firewall cannot be applied with the kill switch on, a blocking ruleset goes in, our table holds no VPN route, forwarding stays off", async () => {
+    const t = setup();
+    t.host.addLink({ ifname: "tun0", flags: ["UP"] });
+    t.host.routes.push({ dst: "0.0.0.0/1", gateway: "10.8.0.1", dev: "tun0" }, { dst: "128.0.0.0/1", gateway: "10.8.0.1", dev: "tun0" });
+    t.fw.failApplies = 3;
     const err = await runGatewayInit(t.cfg, t.deps).catch((e) => e);
     expect(err).toBeInstanceOf(StepError);
     expect(err.message).toStartWith("applying the firewall (nft): nft: Error: Could not process rule");
     expect(t.fw.applied).toHaveLength(1);
     const block = t.fw.applied[0]!;
     expect(block.rules.filter((r) => r.hook === "forward").map((r) => r.target.kind)).toEqual(["drop"]);
-    expect(t.events).toEqual(["ip read (3 reads)", "firewall read", "firewall apply (26 rules)", "firewall apply (8 rules)"]);
+    expect(t.events.filter((e) => e.startsWith("firewall apply"))).toEqual([...Array(3).fill("firewall apply (26 rules)"), "firewall apply (13 rules)"]);
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
-    expect(t.host.print()).toBe(before);
-    expect(t.lines).toContain("error: firewall could not be applied: all forwarded and outgoing traffic is blocked (fail closed)");
+    expect(t.host.print().split("\n").filter((l) => l.includes("table 4201") && l.includes("tun0"))).toEqual([]);
+    expect(t.host.print()).toContain("route unreachable default table 4201 metric 4294967295");
+    expect(t.lines).toContain("error: the kill switch could not be proven: all forwarded and outgoing traffic is blocked (fail closed)");
+  });
+
+  test("without a fault the VPN's routes are copied into our table, next hops and all", async () => {
+    const t = setup();
+    t.host.addLink({ ifname: "tun0", flags: ["UP"] });
+    t.host.routes.push({ dst: "0.0.0.0/1", gateway: "10.8.0.1", dev: "tun0" }, { dst: "default", dev: "tun0", table: "51820" });
+    await runGatewayInit(t.cfg, t.deps);
+    expect(t.host.print().split("\n").filter((l) => l.includes("table 4201") && l.includes("tun0"))).toEqual([
+      "route 0.0.0.0/1 via 10.8.0.1 dev tun0 table 4201",
+      "route default dev tun0 table 4201",
+    ]);
   });
 
   test("fail closed also when the rules read back differ from the plan: blocking ruleset in, forwarding never turned on", async () => {
     const t = setup();
     t.fw.lie = true;
     const err = await runGatewayInit(t.cfg, t.deps).catch((e) => e);
-    expect(err.message).toContain("rules read back differ from the plan:\n  nft table inet pod_gateway: chain output missing");
+    expect(err.message).toStartWith("applying the firewall (nft): rules read back differ from the plan: nft table inet pod_gateway: chain output missing");
     expect(t.fw.applied.at(-1)!.rules.some((r) => r.comment === "fail closed")).toBe(true);
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
-    expect(t.events.at(-1)).toBe("firewall apply (8 rules)");
+    expect(t.events.filter((e) => e.startsWith("firewall apply")).at(-1)).toBe("firewall apply (13 rules)");
   });
 
   test("when even the blocking ruleset fails, the error says so", async () => {
     const t = setup();
-    t.fw.failApplies = 2;
+    t.fw.failApplies = 4;
     const err = await runGatewayInit(t.cfg, t.deps).catch((e) => e);
-    expect(err.message).toContain("and the blocking fallback failed too");
+    expect(err.message).toContain("and failing closed failed too: the blocking ruleset: nft: Error");
   });
 
   test("kill switch off: a firewall failure is an error without the blocking fallback", async () => {
     const t = setup({ VPN_BLOCK_OTHER_TRAFFIC: false });
-    t.fw.failApplies = 1;
+    t.fw.failApplies = 3;
     await expect(runGatewayInit(t.cfg, t.deps)).rejects.toThrow("applying the firewall (nft)");
-    expect(t.events.filter((e) => e.startsWith("firewall apply"))).toEqual(["firewall apply (12 rules)"]);
+    expect(t.events.filter((e) => e.startsWith("firewall apply"))).toEqual(Array(3).fill("firewall apply (12 rules)"));
   });
 
   test("kill switch off: rules that read back wrong are an error, without the blocking fallback", async () => {
     const t = setup({ VPN_BLOCK_OTHER_TRAFFIC: false });
     t.fw.lie = true;
     await expect(runGatewayInit(t.cfg, t.deps)).rejects.toThrow("applying the firewall (nft): rules read back differ from the plan");
-    expect(t.fw.applied).toHaveLength(1);
+    expect(t.fw.applied).toHaveLength(3);
   });
 
   test("a read-only /proc/sys is an error naming the privilege gateway-init needs", async () => {
@@ -278,7 +339,9 @@ describe("runGatewayInit", () => {
     // The kernel takes the policy rule without error but does not keep it.
     t.host.apply = (args) => (args[0] === "rule" ? undefined : apply(args));
     const e = await runGatewayInit(t.cfg, t.deps).catch((x) => x);
-    expect(e.message).toBe("verifying the gateway network: still differs after applying: main table before the VPN's catch-all (ip rule add from all lookup main suppress_prefixlength 0 pref 50)");
+    expect(e.message).toStartWith(
+      "verifying the gateway network: still differs after applying: main table before the VPN's catch-all (ip rule add from all lookup main suppress_prefixlength 0 pref 50); clients' packets are routed by our table only (ip rule add pref 45 iif vxlan0 lookup 4201)\n  and failing closed failed too: dropping the VPN routes from our table: still differs after applying",
+    );
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
   });
 });

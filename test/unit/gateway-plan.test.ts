@@ -3,14 +3,20 @@
 // and that any sequence of configurations converges.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { GatewayPlanError, planGatewayNetwork, summarizeGatewayNetwork, type GatewayNetSettings } from "../../src/core/gateway/plan.ts";
+import { GatewayPlanError, planGatewayNetwork, readClusterDnsRecord, summarizeGatewayNetwork, type GatewayNetSettings } from "../../src/core/gateway/plan.ts";
+import { killSwitchInput, planKillSwitch, routingFactsAfter } from "../../src/core/gateway/killswitch.ts";
 import { gatewayMac } from "../../src/core/net/vxlan.ts";
 import { FakeHost } from "../fixtures/gateway/fake-host.ts";
 import { testSettings } from "../helpers/settings.ts";
 
 const base: GatewayNetSettings = testSettings({ VPN_LOCAL_CIDRS: ["10.0.0.0/8", "192.168.0.0/16"] });
 
-const facts = (h: FakeHost) => ({ links: structuredClone(h.links), routes: structuredClone(h.routes), rules: structuredClone(h.rules) });
+const facts = (h: FakeHost) => ({
+  links: structuredClone(h.links),
+  routes: structuredClone(h.routes.filter((r) => r.table === undefined)),
+  allRoutes: structuredClone(h.routes),
+  rules: structuredClone(h.rules),
+});
 
 /** Plan and apply until nothing is left; returns the number of rounds that changed something. */
 function converge(h: FakeHost, s: GatewayNetSettings): number {
@@ -33,8 +39,8 @@ describe("planGatewayNetwork", () => {
       "addr add 172.16.0.1/24 dev vxlan0",
       "link set dev vxlan0 up",
       "rule add from all lookup main suppress_prefixlength 0 pref 50",
-      "route replace 10.0.0.0/8 via 198.18.0.1 dev eth0",
-      "route replace 192.168.0.0/16 via 198.18.0.1 dev eth0",
+      "route replace 10.0.0.0/8 via 198.18.0.1 dev eth0 proto 201",
+      "route replace 192.168.0.0/16 via 198.18.0.1 dev eth0 proto 201",
     ]);
     expect(p.defaultGateway).toBe("198.18.0.1");
     expect(summarizeGatewayNetwork(p)).toEqual([
@@ -119,8 +125,8 @@ describe("planGatewayNetwork", () => {
     h.routes.push({ dst: "10.0.0.0/8", gateway: "198.18.0.99", dev: "eth0" });
     const p = planGatewayNetwork({ ...base, VPN_LOCAL_CIDRS: ["10.0.0.0/8", "fd00::/8", "192.168.7.9/16"] }, facts(h));
     expect(p.actions.filter((a) => a.args[0] === "route").map((a) => a.args.join(" "))).toEqual([
-      "route replace 10.0.0.0/8 via 198.18.0.1 dev eth0",
-      "route replace 192.168.0.0/16 via 198.18.0.1 dev eth0",
+      "route replace 10.0.0.0/8 via 198.18.0.1 dev eth0 proto 201",
+      "route replace 192.168.0.0/16 via 198.18.0.1 dev eth0 proto 201",
     ]);
     expect(p.warnings).toEqual(["VPN_LOCAL_CIDRS fd00::/8: IPv6 routes are not managed (the overlay is IPv4)"]);
   });
@@ -134,13 +140,34 @@ describe("planGatewayNetwork", () => {
   });
 
   test("impossible facts are errors naming what is missing", () => {
-    expect(() => planGatewayNetwork(base, { links: [], routes: [], rules: [] })).toThrow(GatewayPlanError);
-    expect(() => planGatewayNetwork(base, { links: [], routes: [], rules: [] })).toThrow("eth0 not found");
+    expect(() => planGatewayNetwork(base, { links: [], routes: [], allRoutes: [], rules: [] })).toThrow(GatewayPlanError);
+    expect(() => planGatewayNetwork(base, { links: [], routes: [], allRoutes: [], rules: [] })).toThrow("eth0 not found");
     expect(() => planGatewayNetwork(base, facts(FakeHost.pod({ gateway: "" })))).toThrow(
       "no default route via eth0: cannot route VPN_LOCAL_CIDRS (10.0.0.0/8 192.168.0.0/16) via the pod's own gateway",
     );
     // Without local CIDRs no default gateway is needed.
     expect(planGatewayNetwork({ ...base, VPN_LOCAL_CIDRS: [] }, facts(FakeHost.pod({ gateway: "" }))).actions).toHaveLength(4);
+  });
+});
+
+describe("the cluster DNS recorded in the kernel (for a sidecar restarted with a fresh filesystem)", () => {
+  test("recorded as a host route on eth0 with protocol 202; a new one replaces it; unknown keeps it", () => {
+    const h = FakeHost.pod();
+    const apply = (clusterDns?: string) => {
+      for (const a of planGatewayNetwork(base, facts(h), { clusterDns }).actions) expect(h.apply(a.args)).toBeUndefined();
+    };
+    apply("10.96.0.10");
+    expect(h.print()).toContain("route 10.96.0.10 via 198.18.0.1 dev eth0 proto 202");
+    expect(readClusterDnsRecord(facts(h).routes)).toBe("10.96.0.10");
+    expect(planGatewayNetwork(base, facts(h), { clusterDns: "10.96.0.10" }).actions).toEqual([]);
+    apply(undefined);
+    expect(readClusterDnsRecord(facts(h).routes)).toBe("10.96.0.10");
+    apply("10.43.0.10");
+    expect(readClusterDnsRecord(facts(h).routes)).toBe("10.43.0.10");
+    expect(h.print()).not.toContain("10.96.0.10");
+    // After a VPN client replaced the default route, the record still tells eth0's gateway.
+    h.routes = h.routes.filter((r) => !(r.dst === "default" || (r.protocol === "201")));
+    expect(planGatewayNetwork(base, facts(h), { clusterDns: "10.43.0.10" }).defaultGateway).toBe("198.18.0.1");
   });
 });
 
@@ -166,6 +193,55 @@ describe("property: any sequence of configurations converges in one round each, 
         }
       }),
       { numRuns: 150 },
+    );
+  });
+});
+
+describe("property: nothing stale — after any sequence of configurations the state is exactly a fresh pod's with the last one", () => {
+  const settings = fc.record({
+    VXLAN_ID: fc.constantFrom(1, 42),
+    VXLAN_PORT: fc.constantFrom(0, 4789),
+    VXLAN_IP_NETWORK: fc.constantFrom("172.16.0", "10.250.1"),
+    VPN_INTERFACE: fc.constantFrom("", "tun0", "wg0"),
+    VPN_BLOCK_OTHER_TRAFFIC: fc.boolean(),
+    VPN_INTERFACE_MTU: fc.constantFrom(undefined, 1280),
+    VPN_LOCAL_CIDRS: fc.subarray(["10.0.0.0/8", "192.168.0.0/16", "172.20.0.0/14"]),
+  });
+  const dns = fc.subarray(["10.64.0.1", "1.1.1.1"]);
+  /** A pod whose VPN container made tun0 (def1 routes) and wg0 (a default in its own table). */
+  function pod(): FakeHost {
+    const h = FakeHost.pod();
+    h.addLink({ ifname: "tun0", flags: ["UP"] });
+    h.addLink({ ifname: "wg0", flags: ["UP"] });
+    h.routes.push({ dst: "0.0.0.0/1", gateway: "10.8.0.1", dev: "tun0" }, { dst: "default", dev: "wg0", table: "51820" });
+    return h;
+  }
+  /** gateway-init's two planners (network, then the routing layer) applied until nothing is left. */
+  function apply(h: FakeHost, s: GatewayNetSettings & { VPN_BLOCK_OTHER_TRAFFIC: boolean }, upstreams: string[]): void {
+    for (let round = 0; round < 3; round++) {
+      const net = planGatewayNetwork(s, facts(h));
+      const ks = planKillSwitch(killSwitchInput(s, net.localRoutes, upstreams), routingFactsAfter(net, facts(h)));
+      const actions = [...net.actions, ...ks.actions];
+      if (actions.length === 0) return;
+      for (const a of actions) {
+        const err = h.apply(a.args);
+        if (err) throw new Error(`ip ${a.args.join(" ")}: ${err}`);
+      }
+    }
+    throw new Error("did not converge in 3 rounds");
+  }
+  const state = (h: FakeHost) => h.print().split("\n").sort().join("\n");
+  test("holds", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(settings, dns), { minLength: 1, maxLength: 5 }), (seq) => {
+        const h = pod();
+        for (const [s, up] of seq) apply(h, s, up);
+        const [last, lastDns] = seq.at(-1)!;
+        const fresh = pod();
+        apply(fresh, last, lastDns);
+        expect(state(h)).toBe(state(fresh));
+      }),
+      { numRuns: 200 },
     );
   });
 });

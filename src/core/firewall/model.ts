@@ -208,8 +208,10 @@ export function planFirewall(s: FirewallSettings, nat: readonly FirewallNatEntry
 
 /**
  * The fail-closed fallback: applied when applying the real plan failed with the kill switch
- * on. Forwarding stops completely and the gateway's own traffic only reaches loopback; the
- * client input rules stay so a later re-run (or the sidecar) can repair things.
+ * on, or the sidecar could not prove it. Forwarding stops completely and the gateway's own
+ * traffic only reaches loopback, the overlay (dnsmasq keeps serving DHCP and DNS), the VXLAN
+ * underlay, VPN_LOCAL_CIDRS (the cluster DNS) and replies on eth0 (kubelet probes); the client
+ * input rules stay so a later re-run (or the sidecar) can repair things.
  */
 export function planBlockingFirewall(s: FirewallSettings): FirewallPlan {
   const full = planFirewall({ ...s, VPN_BLOCK_OTHER_TRAFFIC: false }, []);
@@ -217,6 +219,14 @@ export function planBlockingFirewall(s: FirewallSettings): FirewallPlan {
   rules.push(
     { table: "filter", hook: "forward", families: BOTH, match: {}, target: { kind: "drop" }, purpose: "kill-switch", comment: "fail closed" },
     { table: "filter", hook: "output", families: BOTH, match: { out: "lo" }, target: { kind: "accept" }, purpose: "kill-switch", comment: "loopback" },
+    // dnsmasq keeps serving the overlay (DHCP leases, DNS answers from its cache), client pods'
+    // VXLAN packets still get out, and the pod answers its probes. Nothing new leaves eth0.
+    { table: "filter", hook: "output", families: BOTH, match: { out: VXLAN_IF }, target: { kind: "accept" }, purpose: "kill-switch", comment: "to clients" },
+    { table: "filter", hook: "output", families: BOTH, match: { out: POD_IF, proto: "udp", dport: effectiveVxlanPort(s.VXLAN_PORT) }, target: { kind: "accept" }, purpose: "kill-switch", comment: "vxlan to client pods" },
+    { table: "filter", hook: "output", families: BOTH, match: { out: POD_IF, ctState: ["established"], ctReply: true }, target: { kind: "accept" }, purpose: "replies", comment: "replies to connections opened to the gateway" },
+    // The cluster (its DNS answers cluster names for the overlay), as the kill switch allows it:
+    // never the VPN's way out. DNS upstreams inside these ranges stay unreachable by our table.
+    ...s.VPN_LOCAL_CIDRS.map((c): FwRule => ({ table: "filter", hook: "output", families: [cidrFamily(c)], match: { dst: c }, target: { kind: "accept" }, purpose: "kill-switch", comment: "to VPN_LOCAL_CIDRS" })),
     { table: "filter", hook: "output", families: BOTH, match: {}, target: { kind: "drop" }, purpose: "kill-switch", comment: "fail closed" },
   );
   return { rules, killSwitch: true, vpnInterface: s.VPN_INTERFACE, nat: { kind: "masquerade" }, portForwards: [], warnings: [] };

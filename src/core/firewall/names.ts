@@ -45,3 +45,32 @@ export const NFT_PRIORITY = {
   dstnat: "dstnat - 10",
   srcnat: "srcnat - 10",
 } as const;
+
+/**
+ * The kill switch's routing layer (core/gateway/killswitch.ts): our routing table and the
+ * preferences of our policy rules. NEVER change these either: a newer gateway finds the rules an
+ * older one added by preference and table, and empties a table it no longer plans.
+ *
+ * Table 4201: any number the pod's other containers do not use; VPN clients pick 51820 (wg-quick),
+ * 1000-ish or small numbers (OpenVPN scripts); 4201 is in none of the common scripts.
+ * Preference 45 for the clients' rule (`iif vxlan0 lookup 4201`): before the gateway's pref-50
+ * rule (main without its default route), whose main lookup would hand clients every non-default
+ * route of main via eth0 (an OpenVPN host route to its server, say).
+ * Preference 46 for the DNS upstreams' rules (`to <upstream> lookup 4201`): the gateway's own
+ * queries to the VPN's resolvers take our table's host routes (through the VPN or unreachable)
+ * before main's VPN_LOCAL_CIDRS routes could send them out of eth0.
+ */
+export const KILLSWITCH_TABLE = 4201;
+export const KILLSWITCH_CLIENT_RULE_PREF = 45;
+export const KILLSWITCH_DNS_RULE_PREF = 46;
+/** The lowest priority a route can have (the largest u32 metric): `unreachable` under every copy. */
+export const LOWEST_ROUTE_PRIORITY = 4294967295;
+
+/**
+ * Route protocol of the one host route that records the cluster DNS in the kernel:
+ * `<cluster DNS>/32 via <eth0's gateway> dev eth0 proto 202`. gateway-init writes it from the
+ * pod's resolv.conf before any VPN container has rewritten that file; a restarted sidecar (whose
+ * own filesystem is fresh) reads it back instead of taking the VPN's resolver for the cluster's.
+ * 201 (client-init's and our VPN_LOCAL_CIDRS routes) and 202 are unassigned in rtnetlink.h.
+ */
+export const CLUSTER_DNS_ROUTE_PROTO = 202;

@@ -7,6 +7,10 @@ import { parseReadBatch, renderReadBatch, type ReadCommand } from "../client/rea
 import type { Settings } from "../settings/types.ts";
 import { effectiveVxlanPort, gatewayMac, gatewayOverlayIp, planVxlanMtu, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 import { canonicalCidr } from "../firewall/model.ts";
+import { CLUSTER_DNS_ROUTE_PROTO } from "../firewall/names.ts";
+import { isIPv4 } from "../settings/values.ts";
+import { isOurProto, ROUTE_PROTO } from "../client/constants.ts";
+import { ipv4Routes } from "./killswitch.ts";
 
 /**
  * Why preference 50: a VPN client such as wg-quick routes everything through its own table
@@ -22,6 +26,8 @@ export interface GatewayFacts {
   links: IpAddr[];
   /** IPv4 routes of table main. */
   routes: IpRoute[];
+  /** IPv4 routes of every table (the kill switch's routing layer copies the VPN's from any). */
+  allRoutes: IpRoute[];
   /** IPv4 policy rules. */
   rules: IpRule[];
 }
@@ -44,12 +50,18 @@ export function parseGatewayReads(stdout: string): GatewayFacts {
   if (lines.length !== want) throw new Error(`ip -batch printed ${lines.length} answers for ${want} reads`);
   const { links, routes4 } = parseReadBatch(NET_READS, lines.slice(0, NET_READS.length).join("\n"), "");
   let rules: IpRule[];
+  let allRoutes: IpRoute[];
+  try {
+    allRoutes = ipv4Routes(parseIpJson<IpRoute>(lines[NET_READS.length - 1]!));
+  } catch {
+    throw new Error("ip route show table all printed something that is not JSON");
+  }
   try {
     rules = parseIpJson<IpRule>(lines[NET_READS.length]!);
   } catch {
     throw new Error("ip rule show printed something that is not JSON");
   }
-  return { links, routes: routes4, rules };
+  return { links, routes: routes4, allRoutes, rules };
 }
 
 export type GatewayNetSettings = Pick<
@@ -106,7 +118,40 @@ function isSuppressRule(r: IpRule): boolean {
   );
 }
 
-export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts): GatewayNetPlan {
+/**
+ * VPN_LOCAL_CIDRS (IPv4) via the pod's original default gateway on eth0: main's default route
+ * via eth0, or (a re-run after a VPN client replaced the default route) our earlier routes.
+ */
+export function planLocalRoutes(
+  s: Pick<Settings, "VPN_INTERFACE" | "VPN_LOCAL_CIDRS">,
+  mainRoutes: readonly IpRoute[],
+): { localRoutes: GatewayNetPlan["localRoutes"]; defaultGateway: string | undefined; warnings: string[] } {
+  const localRoutes: GatewayNetPlan["localRoutes"] = [];
+  const warnings: string[] = [];
+  let defaultGateway: string | undefined;
+  if (s.VPN_INTERFACE === "") return { localRoutes, defaultGateway, warnings };
+  const v4 = s.VPN_LOCAL_CIDRS.filter((c) => !c.includes(":")).map(canonicalCidr);
+  const v6 = s.VPN_LOCAL_CIDRS.filter((c) => c.includes(":"));
+  if (v6.length) warnings.push(`VPN_LOCAL_CIDRS ${v6.join(" ")}: IPv6 routes are not managed (the overlay is IPv4)`);
+  defaultGateway = mainRoutes.find((r) => r.dst === "default" && r.dev === POD_IF && r.gateway)?.gateway;
+  // A re-run after a VPN client replaced the default route: our earlier routes still know it
+  // (marked with our protocol; an older version's unmarked ones for these CIDRs count too).
+  defaultGateway ??= mainRoutes.find(
+    (r) => r.dev === POD_IF && r.gateway && (isOurProto(r.protocol) || r.protocol === String(CLUSTER_DNS_ROUTE_PROTO) || v4.includes(routeDst(r))),
+  )?.gateway;
+  if (v4.length && !defaultGateway)
+    throw new GatewayPlanError(`no default route via ${POD_IF}: cannot route VPN_LOCAL_CIDRS (${v4.join(" ")}) via the pod's own gateway`);
+  for (const dst of v4) localRoutes.push({ dst, via: defaultGateway!, dev: POD_IF });
+  return { localRoutes, defaultGateway, warnings };
+}
+
+/** The cluster DNS recorded in main (CLUSTER_DNS_ROUTE_PROTO), if any. */
+export function readClusterDnsRecord(mainRoutes: readonly IpRoute[]): string | undefined {
+  const r = mainRoutes.find((x) => x.protocol === String(CLUSTER_DNS_ROUTE_PROTO) && x.dev === POD_IF);
+  return r ? routeDst(r).replace(/\/32$/, "") : undefined;
+}
+
+export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts, opts: { clusterDns?: string } = {}): GatewayNetPlan {
   const actions: NetAction[] = [];
   const warnings: string[] = [];
   const eth0 = f.links.find((l) => l.ifname === POD_IF);
@@ -152,25 +197,32 @@ export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts): Gate
   for (let i = 1; i < n; i++) actions.push({ args: ["rule", "del", ...ruleArgs], why: "duplicate policy rule" });
 
   // ---- VPN_LOCAL_CIDRS via the pod's original default gateway
-  const localRoutes: GatewayNetPlan["localRoutes"] = [];
-  let defaultGateway: string | undefined;
-  if (s.VPN_INTERFACE !== "") {
-    const v4 = s.VPN_LOCAL_CIDRS.filter((c) => !c.includes(":")).map(canonicalCidr);
-    const v6 = s.VPN_LOCAL_CIDRS.filter((c) => c.includes(":"));
-    if (v6.length) warnings.push(`VPN_LOCAL_CIDRS ${v6.join(" ")}: IPv6 routes are not managed (the overlay is IPv4)`);
-    defaultGateway = f.routes.find((r) => r.dst === "default" && r.dev === POD_IF && r.gateway)?.gateway;
-    // A re-run after a VPN client replaced the default route: our earlier routes still know it.
-    defaultGateway ??= f.routes.find((r) => r.dev === POD_IF && r.gateway && v4.includes(routeDst(r)))?.gateway;
-    if (v4.length && !defaultGateway)
-      throw new GatewayPlanError(`no default route via ${POD_IF}: cannot route VPN_LOCAL_CIDRS (${v4.join(" ")}) via the pod's own gateway`);
-    for (const dst of v4) {
-      const via = defaultGateway!;
-      localRoutes.push({ dst, via, dev: POD_IF });
-      const have = f.routes.find((r) => routeDst(r) === dst && (r.type === undefined || r.type === "unicast"));
-      if (have && have.gateway === via && have.dev === POD_IF) continue;
-      actions.push({ args: ["route", "replace", dst, "via", via, "dev", POD_IF], why: `VPN_LOCAL_CIDRS ${dst} stays on ${POD_IF}` });
-    }
+  const { localRoutes, defaultGateway, warnings: localWarnings } = planLocalRoutes(s, f.routes);
+  warnings.push(...localWarnings);
+  for (const { dst, via } of localRoutes) {
+    const have = f.routes.find((r) => routeDst(r) === dst && (r.type === undefined || r.type === "unicast"));
+    if (have && have.gateway === via && have.dev === POD_IF && isOurProto(have.protocol)) continue;
+    actions.push({ args: ["route", "replace", dst, "via", via, "dev", POD_IF, "proto", String(ROUTE_PROTO)], why: `VPN_LOCAL_CIDRS ${dst} stays on ${POD_IF}` });
   }
+  // The cluster DNS, recorded as a host route on eth0 (it is reached there in any case): known
+  // only to gateway-init's first run, it must survive the sidecar's restarts. Unknown: kept as is.
+  const records = f.routes.filter((r) => r.protocol === String(CLUSTER_DNS_ROUTE_PROTO));
+  const dnsHost = opts.clusterDns && isIPv4(opts.clusterDns) && defaultGateway ? `${opts.clusterDns}/32` : undefined;
+  if (dnsHost && !localRoutes.some((l) => l.dst === dnsHost)) {
+    const same = records.find((r) => routeDst(r) === dnsHost && r.gateway === defaultGateway && r.dev === POD_IF);
+    for (const r of records)
+      if (r !== same) actions.push({ args: ["route", "del", routeDst(r), "proto", String(CLUSTER_DNS_ROUTE_PROTO)], why: `the cluster DNS is ${opts.clusterDns} now, not ${routeDst(r)}` });
+    if (!same)
+      actions.push({ args: ["route", "replace", dnsHost, "via", defaultGateway!, "dev", POD_IF, "proto", String(CLUSTER_DNS_ROUTE_PROTO)], why: `cluster DNS ${opts.clusterDns} on ${POD_IF} (recorded for restarts)` });
+  }
+  // Nothing stale: our routes (marked with our protocol) for CIDRs no longer planned go.
+  const planned = new Set(localRoutes.map((l) => l.dst));
+  for (const r of f.routes)
+    if (isOurProto(r.protocol) && !planned.has(routeDst(r)))
+      actions.push({
+        args: ["route", "del", routeDst(r), ...(r.gateway ? ["via", r.gateway] : []), ...(r.dev ? ["dev", r.dev] : []), "proto", String(ROUTE_PROTO)],
+        why: `no longer in VPN_LOCAL_CIDRS: ${routeDst(r)}`,
+      });
 
   return { actions, vxlan: { name: v, vni, port, mac, mtu, mtuWhy, address }, defaultGateway, localRoutes, warnings };
 }

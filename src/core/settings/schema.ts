@@ -80,6 +80,10 @@ export const RANGES = {
   CLIENT_PROBE_INTERVAL: { min: 0.1, max: 3600 },
   /** gateway-sidecar --firewall-check-interval / $POD_GATEWAY_FIREWALL_CHECK_INTERVAL. */
   FIREWALL_CHECK_INTERVAL: { min: 1, max: 3600 },
+  /** gateway-sidecar --route-check-interval / $POD_GATEWAY_ROUTE_CHECK_INTERVAL (kill switch's routing layer). */
+  ROUTE_CHECK_INTERVAL: { min: 0.05, max: 60 },
+  /** gateway-sidecar --max-failed-checks / $POD_GATEWAY_MAX_FAILED_CHECKS. */
+  MAX_FAILED_CHECKS: { min: 1, max: 1000 },
 } as const;
 
 /** A list of CIDRs that together cover all of IPv4 disables what the setting exists for: an error. */

@@ -1,0 +1,314 @@
+// The kill switch's routing layer: a routing table of ours that every packet from the clients
+// (iif vxlan0) is routed by, and that holds no way out but the VPN. It does not depend on any
+// firewall rule, so a flushed filter table (a VPN container's start-up script, `iptables -F`
+// with policies ACCEPT) does not open the gateway. Pure: plans the table and our policy rules
+// from `ip -j route show table all` and `ip -j rule show`, and returns the `ip` commands that
+// make the kernel's state exactly the plan (adds before deletes; a second plan is empty).
+//
+// Our table (KILLSWITCH_TABLE) holds:
+//   - the overlay /24 on vxlan0 (client to client, and the replies the gateway forwards);
+//   - VPN_LOCAL_CIDRS via eth0's original gateway (the cluster stays reachable);
+//   - a copy of every IPv4 route whose device is VPN_INTERFACE, from any table, with its next hop
+//     (VPN clients put their default in main, split as 0/1 + 128/1, or in a table of their own
+//     behind fwmark rules): when the VPN link goes down or away the kernel deletes the copies
+//     with the originals, and only the last entry is left;
+//   - per DNS upstream (§3 of the leak-proof issue): a host route through VPN_INTERFACE with the
+//     next hop of the VPN route that covers it, and an unreachable host route under it;
+//   - `unreachable default` at the lowest priority.
+// Routes to the gateway itself (DHCP, DNS and ping to .1, broadcasts) are decided by the local
+// table at preference 0, before any rule of ours.
+import { KILLSWITCH_CLIENT_RULE_PREF, KILLSWITCH_DNS_RULE_PREF, KILLSWITCH_TABLE, LOWEST_ROUTE_PRIORITY } from "../firewall/names.ts";
+import { canonicalCidr } from "../firewall/model.ts";
+import type { IpRoute, IpRule } from "../net/ip-json.ts";
+import { routeDst } from "../net/ip-json.ts";
+import { parsePrefix4, prefixContains } from "../net/ipv4.ts";
+import { POD_IF, VXLAN_IF } from "../net/vxlan.ts";
+import type { Settings } from "../settings/types.ts";
+import type { NetAction } from "./plan.ts";
+
+/** One route of our table, as planned or as read back. */
+export interface TableRoute {
+  type: "unicast" | "unreachable";
+  /** "default" or a canonical a.b.c.d/n. */
+  dst: string;
+  via?: string;
+  dev?: string;
+  onlink?: boolean;
+  src?: string;
+  metric: number;
+}
+
+export interface KillSwitchInput {
+  /** VPN_BLOCK_OTHER_TRAFFIC with a VPN_INTERFACE: off plans an empty table and no rules. */
+  enabled: boolean;
+  vpnInterface: string;
+  /** The overlay network, e.g. 172.16.0.0/24. */
+  overlayCidr: string;
+  /** VPN_LOCAL_CIDRS (IPv4) via the pod's original gateway on eth0. */
+  localRoutes: readonly { dst: string; via: string }[];
+  /** DNS upstreams that must go through the VPN (not loopback, not the cluster DNS). */
+  dnsUpstreams: readonly string[];
+  /**
+   * Fail closed: the VPN route copies (and the DNS host routes through the VPN) are left out,
+   * so clients reach nothing but the overlay and VPN_LOCAL_CIDRS.
+   */
+  closed: boolean;
+}
+
+export interface KillSwitchFacts {
+  /** IPv4 routes of every table (`ip -j route show table all`, IPv6 filtered out). */
+  routes: readonly IpRoute[];
+  /** IPv4 policy rules. */
+  rules: readonly IpRule[];
+}
+
+export interface KillSwitchPlan {
+  /** What the table should hold, in the order it is filled. */
+  table: TableRoute[];
+  /** Route copies taken from VPN_INTERFACE routes (0 while the VPN link is down or absent). */
+  vpnRoutes: number;
+  actions: NetAction[];
+}
+
+const TABLE = String(KILLSWITCH_TABLE);
+
+/** The table a route read from `ip -j route show table all` is in ("main" when not printed). */
+function tableOf(r: IpRoute): string {
+  return r.table ?? "main";
+}
+
+/** A route read back from our table, in the planned shape (scope and protocol are derived, so not compared). */
+export function toTableRoute(r: IpRoute): TableRoute | undefined {
+  const type = r.type ?? "unicast";
+  if (type !== "unicast" && type !== "unreachable") return undefined;
+  return {
+    type,
+    dst: routeDst(r) === "0.0.0.0/0" ? "default" : routeDst(r),
+    ...(type === "unicast" && r.gateway ? { via: r.gateway } : {}),
+    ...(type === "unicast" && r.dev ? { dev: r.dev } : {}),
+    ...(r.flags?.includes("onlink") ? { onlink: true } : {}),
+    ...(r.prefsrc ? { src: r.prefsrc } : {}),
+    metric: r.metric ?? 0,
+  };
+}
+
+/** The route's identity in the kernel (what `ip route replace` matches on). */
+function slot(r: TableRoute): string {
+  return `${r.dst} metric ${r.metric}`;
+}
+
+export function describeTableRoute(r: TableRoute): string {
+  const parts = [r.type === "unreachable" ? `unreachable ${r.dst}` : r.dst];
+  if (r.via) parts.push(`via ${r.via}`);
+  if (r.dev) parts.push(`dev ${r.dev}`);
+  if (r.onlink) parts.push("onlink");
+  if (r.src) parts.push(`src ${r.src}`);
+  if (r.metric) parts.push(`metric ${r.metric}`);
+  return parts.join(" ");
+}
+
+function routeArgs(verb: "replace" | "del", r: TableRoute): string[] {
+  const a = ["route", verb];
+  if (r.type === "unreachable") a.push("unreachable");
+  a.push(r.dst);
+  if (verb === "replace") {
+    if (r.via) a.push("via", r.via);
+    if (r.dev) a.push("dev", r.dev);
+    if (r.onlink) a.push("onlink");
+    if (r.src) a.push("src", r.src);
+  }
+  a.push("metric", String(r.metric), "table", TABLE);
+  return a;
+}
+
+/** The prefix length of `dst` when it holds the IPv4 address, else -1. */
+function covers(dst: string, addr: string): number {
+  const p = parsePrefix4(dst);
+  const a = parsePrefix4(addr);
+  return p && a && prefixContains(p, a) ? p.len : -1;
+}
+
+/** The desired table: what the header comment lists, without duplicates of a (dst, metric) slot. */
+export function planKillSwitchTable(input: KillSwitchInput, facts: KillSwitchFacts): { table: TableRoute[]; vpnRoutes: number } {
+  if (!input.enabled) return { table: [], vpnRoutes: 0 };
+  const table: TableRoute[] = [];
+  const taken = new Set<string>();
+  const put = (r: TableRoute) => {
+    if (taken.has(slot(r))) return false;
+    taken.add(slot(r));
+    table.push(r);
+    return true;
+  };
+  put({ type: "unicast", dst: canonicalCidr(input.overlayCidr), dev: VXLAN_IF, metric: 0 });
+  for (const l of input.localRoutes) put({ type: "unicast", dst: canonicalCidr(l.dst), via: l.via, dev: POD_IF, metric: 0 });
+
+  // Copies of the VPN's routes: device routes first (a next hop must be reachable when its route is added).
+  const copies: TableRoute[] = [];
+  if (!input.closed)
+    for (const r of facts.routes) {
+      if (r.dev !== input.vpnInterface || tableOf(r) === TABLE || tableOf(r) === "local") continue;
+      const t = toTableRoute(r);
+      if (t?.type === "unicast") copies.push(t);
+    }
+  copies.sort((a, b) => Number(!!a.via) - Number(!!b.via));
+  let vpnRoutes = 0;
+  for (const c of copies) if (put(c)) vpnRoutes++;
+
+  // DNS upstreams: through the VPN with the next hop of the most specific copy that covers them.
+  for (const addr of input.dnsUpstreams) {
+    const host = `${addr}/32`;
+    let best: TableRoute | undefined;
+    let bestLen = -1;
+    for (const c of copies) {
+      const len = covers(c.dst, addr);
+      if (len > bestLen) [best, bestLen] = [c, len];
+    }
+    if (best) put({ type: "unicast", dst: host, ...(best.via ? { via: best.via } : {}), dev: input.vpnInterface, ...(best.onlink ? { onlink: true } : {}), metric: 0 });
+    put({ type: "unreachable", dst: host, metric: LOWEST_ROUTE_PRIORITY });
+  }
+  put({ type: "unreachable", dst: "default", metric: LOWEST_ROUTE_PRIORITY });
+  return { table, vpnRoutes };
+}
+
+interface WantRule {
+  pref: number;
+  args: string[];
+  key: string;
+  why: string;
+}
+
+function ruleKey(pref: number, sel: string): string {
+  return `${pref} ${sel}`;
+}
+
+/** Our rules as read: preference 45/46 and our table. */
+function ourRules(rules: readonly IpRule[]): { key: string; del: string[] }[] {
+  const out: { key: string; del: string[] }[] = [];
+  for (const r of rules as readonly (IpRule & Record<string, unknown>)[]) {
+    if (r.table !== TABLE || (r.priority !== KILLSWITCH_CLIENT_RULE_PREF && r.priority !== KILLSWITCH_DNS_RULE_PREF)) continue;
+    const sel: string[] = [];
+    if (typeof r.iif === "string") sel.push("iif", r.iif);
+    if (typeof r.dst === "string") sel.push("to", `${r.dst}/${typeof r.dstlen === "number" ? r.dstlen : 32}`);
+    if (r.src !== undefined && r.src !== "all") sel.push("from", `${r.src}/${typeof r.srclen === "number" ? r.srclen : 32}`);
+    for (const k of ["oif", "fwmark", "not", "ipproto", "sport", "dport", "tos", "uidrange", "suppress_prefixlen"]) if (r[k] !== undefined) sel.push(`${k}=${JSON.stringify(r[k])}`);
+    const clean = sel.every((a) => !a.includes("="));
+    out.push({
+      key: ruleKey(r.priority, sel.join(" ")),
+      // A rule with selectors we never add is not re-created; deleting it by preference and table alone is exact enough (ours).
+      del: clean ? ["rule", "del", "pref", String(r.priority), ...sel, "lookup", TABLE] : ["rule", "del", "pref", String(r.priority), "lookup", TABLE],
+    });
+  }
+  return out;
+}
+
+function wantRules(input: KillSwitchInput): WantRule[] {
+  if (!input.enabled) return [];
+  const out: WantRule[] = [];
+  const client = ["iif", VXLAN_IF];
+  out.push({ pref: KILLSWITCH_CLIENT_RULE_PREF, args: client, key: ruleKey(KILLSWITCH_CLIENT_RULE_PREF, client.join(" ")), why: "clients' packets are routed by our table only" });
+  for (const addr of input.dnsUpstreams) {
+    const sel = ["to", `${addr}/32`];
+    out.push({ pref: KILLSWITCH_DNS_RULE_PREF, args: sel, key: ruleKey(KILLSWITCH_DNS_RULE_PREF, sel.join(" ")), why: `DNS upstream ${addr} only through ${input.vpnInterface}` });
+  }
+  return out;
+}
+
+/**
+ * The commands that make our table and rules exactly the plan: routes added (or replaced) before
+ * stale ones are deleted, the table filled before the rule that points at it, stale rules last.
+ */
+export function planKillSwitch(input: KillSwitchInput, facts: KillSwitchFacts): KillSwitchPlan {
+  const { table, vpnRoutes } = planKillSwitchTable(input, facts);
+  const actions: NetAction[] = [];
+  const have = new Map<string, TableRoute>();
+  for (const r of facts.routes) {
+    if (tableOf(r) !== TABLE) continue;
+    const t = toTableRoute(r);
+    // Anything in our table we cannot express (a multipath or blackhole route) is stale by definition.
+    if (!t) {
+      actions.push({ args: ["route", "del", routeDst(r), ...(r.type ? ["type", r.type] : []), "metric", String(r.metric ?? 0), "table", TABLE], why: `not ours to keep: ${r.type ?? "route"} ${r.dst} in table ${TABLE}` });
+      continue;
+    }
+    have.set(slot(t), t);
+  }
+  const want = new Set<string>();
+  // Unreachable routes first: the table never holds a way out without its last entry.
+  const order = [...table.filter((r) => r.type === "unreachable"), ...table.filter((r) => r.type !== "unreachable")];
+  for (const r of order) {
+    want.add(slot(r));
+    const h = have.get(slot(r));
+    if (h && describeTableRoute(h) === describeTableRoute(r)) continue;
+    actions.push({ args: routeArgs("replace", r), why: `table ${TABLE}: ${describeTableRoute(r)}` });
+  }
+  const rulesHave = ourRules(facts.rules);
+  const rulesWant = wantRules(input);
+  const haveKeys = new Set<string>();
+  for (const w of rulesWant) {
+    if (rulesHave.some((h) => h.key === w.key)) continue;
+    actions.push({ args: ["rule", "add", "pref", String(w.pref), ...w.args, "lookup", TABLE], why: w.why });
+  }
+  for (const [k, h] of have) if (!want.has(k)) actions.push({ args: routeArgs("del", h), why: `stale in table ${TABLE}: ${describeTableRoute(h)}` });
+  for (const h of rulesHave) {
+    // Exactly once: duplicates go too.
+    if (rulesWant.some((w) => w.key === h.key) && !haveKeys.has(h.key)) {
+      haveKeys.add(h.key);
+      continue;
+    }
+    actions.push({ args: h.del, why: `stale rule (${h.key} lookup ${TABLE})` });
+  }
+  return { table, vpnRoutes, actions };
+}
+
+/** IPv4 routes of every table from `ip -j route show table all` (IPv6 ones carry "pref" or a colon). */
+export function ipv4Routes(all: readonly (IpRoute & { pref?: string })[]): IpRoute[] {
+  return all.filter((r) => r.pref === undefined && !r.dst.includes(":") && !(r.gateway ?? "").includes(":"));
+}
+
+/** One line for the logs: what the routing layer holds. */
+export function summarizeKillSwitch(p: KillSwitchPlan, input: KillSwitchInput): string {
+  if (!input.enabled) return "kill switch routing layer: off";
+  const dns = input.dnsUpstreams.length ? `, DNS upstreams ${input.dnsUpstreams.join(" ")} only through ${input.vpnInterface}` : "";
+  return `kill switch routing layer: iif ${VXLAN_IF} lookup ${KILLSWITCH_TABLE} (pref ${KILLSWITCH_CLIENT_RULE_PREF}): ${p.vpnRoutes} ${input.vpnInterface} route(s) copied${input.closed ? " (closed: no copies)" : ""}${dns}, unreachable otherwise`;
+}
+
+/** The routing layer's input from the settings: on exactly when the firewall's kill switch is. */
+export function killSwitchInput(
+  s: Pick<Settings, "VPN_BLOCK_OTHER_TRAFFIC" | "VPN_INTERFACE" | "VXLAN_IP_NETWORK">,
+  localRoutes: readonly { dst: string; via: string }[],
+  dnsUpstreams: readonly string[],
+  closed = false,
+): KillSwitchInput {
+  return {
+    enabled: s.VPN_BLOCK_OTHER_TRAFFIC && s.VPN_INTERFACE !== "",
+    vpnInterface: s.VPN_INTERFACE,
+    overlayCidr: `${s.VXLAN_IP_NETWORK}.0/24`,
+    localRoutes,
+    dnsUpstreams,
+    closed,
+  };
+}
+
+/**
+ * The DNS upstreams that must go through the VPN: the IPv4 nameservers dnsmasq forwards to,
+ * less loopback (a VPN container's own resolver) and the cluster DNS (which answers
+ * DNS_LOCAL_CIDRS names on eth0). A warning when the cluster DNS is the only upstream: the VPN
+ * client never rewrote resolv.conf, and names are resolved outside the VPN.
+ */
+export function planDnsUpstreams(nameservers: readonly string[], clusterDns: string | undefined): { upstreams: string[]; warning?: string } {
+  const upstreams = nameservers.filter((a) => !a.startsWith("127.") && a !== clusterDns);
+  const onlyCluster = nameservers.length > 0 && nameservers.every((a) => a === clusterDns);
+  return {
+    upstreams,
+    ...(onlyCluster ? { warning: `the only DNS upstream is the cluster DNS ${clusterDns}: names are resolved outside the VPN (the VPN client has not written its resolvers to resolv.conf)` } : {}),
+  };
+}
+
+/**
+ * The routing layer's facts as the network plan's actions leave them: a vxlan0 that is deleted
+ * and re-created takes its routes (ours included) with it, so they are neither deleted again (the
+ * batch would stop at "No such process") nor counted as present.
+ */
+export function routingFactsAfter(net: { actions: readonly NetAction[] }, facts: { allRoutes: readonly IpRoute[]; rules: readonly IpRule[] }): KillSwitchFacts {
+  const gone = new Set(net.actions.filter((a) => a.args[0] === "link" && a.args[1] === "del").map((a) => (a.args[2] === "dev" ? a.args[3] : a.args[2])));
+  return { routes: gone.size ? facts.allRoutes.filter((r) => !gone.has(r.dev ?? "")) : facts.allRoutes, rules: facts.rules };
+}

@@ -1,0 +1,151 @@
+// DNS always through the tunnel (compiled binary, real dnsmasq and kernel in the lab). VPN
+// providers hand out resolvers inside private ranges that fall in VPN_LOCAL_CIDRS; here the same
+// address, 198.18.7.53 (inside the lab's 198.18.0.0/16), answers on both sides: behind the VPN
+// exit (on the internet host, answering *.probe.test with 10.0.0.2) and on the eth0 side (on the
+// node, answering 10.0.0.1). Each side counts the queries that reach it. Once the VPN client
+// writes that resolver into resolv.conf, every query the gateway forwards goes through the VPN,
+// and none leaves by eth0, also while the VPN link is down.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { clientMac } from "../../src/core/net/vxlan.ts";
+import type { Lab, PodName } from "../../src/lab/types.ts";
+import { which } from "../../src/sys/exec.ts";
+import { binPath, requireRoot } from "../helpers/bin.ts";
+import { collect, LAB, waitFor, withLab } from "./helpers.ts";
+
+const GW = "172.16.0.1";
+const RESOLVER = "198.18.7.53";
+const ANSWER = { eth0: "10.0.0.1", vpn: "10.0.0.2" } as const;
+const SIDE = { eth0: "node", vpn: "internet" } as const satisfies Record<string, PodName>;
+const t = withLab({ clients: 1 });
+const procs: Subprocess[] = [];
+let bin = "";
+let sidecarOut = { text: () => "" };
+let n = 0;
+const fresh = () => `q${++n}.probe.test`; // a new name each time: nothing from a cache
+
+/** Queries that reached RESOLVER on one side (an nft counter in front of its dnsmasq). */
+async function queries(lab: Lab, side: keyof typeof SIDE): Promise<number> {
+  const r = await lab.exec(SIDE[side], ["nft", "-j", "list", "counter", "inet", "pgw_dnscount", "queries"]);
+  const c = (JSON.parse(r.stdout).nftables as { counter?: { packets: number } }[]).find((x) => x.counter)?.counter;
+  return c!.packets;
+}
+async function counts(lab: Lab) {
+  return { eth0: await queries(lab, "eth0"), vpn: await queries(lab, "vpn") };
+}
+
+async function resolverOn(lab: Lab, side: keyof typeof SIDE): Promise<void> {
+  const pod = SIDE[side];
+  await lab.exec(pod, ["ip", "addr", "add", `${RESOLVER}/32`, "dev", "lo"]);
+  await lab.exec(pod, ["nft", "-f", "-"], {
+    input: `table inet pgw_dnscount {\n counter queries { }\n chain input {\n  type filter hook input priority -300; policy accept;\n  ip daddr ${RESOLVER} udp dport 53 counter name "queries"\n }\n}\n`,
+  });
+  const dir = join(lab.runDir, `resolver-${side}`);
+  const p = lab.spawn(pod, [
+    "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", `--listen-address=${RESOLVER}`, "--bind-interfaces", "--user=root",
+    `--pid-file=${dir}.pid`, `--address=/probe.test/${ANSWER[side]}`, "--log-facility=-",
+  ]);
+  procs.push(p);
+  collect(p);
+}
+
+let sidecar: Subprocess<"ignore", "pipe", "pipe"> | undefined;
+async function startSidecar(lab: Lab): Promise<void> {
+  sidecar = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, "gateway", "sidecar"), "--route-check-interval", "0.2"], { env: lab.roleEnv("gateway") });
+  procs.push(sidecar);
+  sidecarOut = collect(sidecar);
+  await waitFor("dnsmasq to bind vxlan0", () => sidecarOut.text().includes("sockets bound exclusively to interface vxlan0"), 15_000, { detail: () => sidecarOut.text() });
+}
+
+beforeAll(async () => {
+  requireRoot();
+  bin = binPath();
+  for (const tool of ["dnsmasq", "bridge", "nft"]) if (!which(tool)) throw new Error(`${tool} is missing: apt-get install dnsmasq-base iproute2 nftables`);
+  const lab = t.lab;
+  await resolverOn(lab, "eth0");
+  await resolverOn(lab, "vpn");
+  // Behind the VPN exit, the resolver's address is the internet host's.
+  await lab.exec("vpn", ["ip", "route", "add", `${RESOLVER}/32`, "via", LAB.internetIp]);
+  const cmds = [
+    `link add vxlan0 address ${clientMac("client-0", 42)} mtu 1450 type vxlan id 42 dev eth0 dstport 8472`,
+    "link set vxlan0 up",
+    "addr add 172.16.0.10/24 dev vxlan0",
+    "route replace 198.18.0.0/16 via 198.18.0.1 dev eth0",
+    `route replace default via ${GW} dev vxlan0`,
+  ];
+  await lab.exec("client-0", ["ip", "-batch", "-"], { input: cmds.join("\n") + "\n" });
+  await lab.exec("client-0", ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vxlan0", "dst", lab.gatewayPodIp()]);
+}, 30_000);
+
+afterAll(async () => {
+  for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+});
+
+describe("DNS upstreams only through the VPN", () => {
+  test("control: without our host route, the gateway reaches the resolver's address by eth0 (the leak)", async () => {
+    const lab = t.lab;
+    await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
+    const before = await counts(lab);
+    expect(await lab.resolve("gateway", fresh(), { server: RESOLVER })).toMatchObject({ ok: true, addresses: [ANSWER.eth0] });
+    const after = await counts(lab);
+    expect(after.eth0).toBeGreaterThan(before.eth0);
+    expect(after.vpn).toBe(before.vpn);
+  });
+
+  test("only the cluster DNS upstream: a warning that names are resolved outside the VPN", async () => {
+    const lab = t.lab;
+    await startSidecar(lab);
+    expect(sidecarOut.text()).toContain(`the only DNS upstream is the cluster DNS ${LAB.clusterDnsIp}: names are resolved outside the VPN`);
+  }, 30_000);
+
+  test("the VPN client writes the resolver into resolv.conf: every query goes through the VPN, none by eth0; cluster names stay with the cluster DNS", async () => {
+    const lab = t.lab;
+    await lab.writeResolvConf("gateway", `nameserver ${RESOLVER}\n`);
+    await waitFor("the resolver's host route through the VPN", () => sidecarOut.text().includes(`DNS upstreams ${RESOLVER}: only through ${lab.vpnInterface}`), 5000, { detail: () => sidecarOut.text() });
+    await waitFor("the host route in our table", async () => (await lab.exec("gateway", ["ip", "route", "get", RESOLVER])).stdout.includes(`dev ${lab.vpnInterface}`), 5000);
+    const before = await counts(lab);
+    for (let i = 0; i < 3; i++) {
+      expect(await lab.resolve("client-0", fresh(), { server: GW })).toMatchObject({ ok: true, addresses: [ANSWER.vpn] });
+      expect(await lab.resolve("gateway", fresh(), { server: RESOLVER })).toMatchObject({ ok: true, addresses: [ANSWER.vpn] });
+    }
+    const after = await counts(lab);
+    expect(after.eth0).toBe(before.eth0);
+    expect(after.vpn - before.vpn).toBeGreaterThanOrEqual(6);
+    expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
+  }, 30_000);
+
+  test("the sidecar restarted with a fresh filesystem after the VPN rewrote resolv.conf still knows the cluster DNS (recorded in the kernel by gateway-init)", async () => {
+    const lab = t.lab;
+    expect((await lab.exec("gateway", ["ip", "route", "show", "proto", "202"])).stdout).toContain(`${LAB.clusterDnsIp} via ${LAB.nodeIp} dev eth0`);
+    sidecar!.kill("SIGTERM");
+    expect(await sidecar!.exited).toBe(0);
+    // What a restarted container loses: everything in its own filesystem.
+    const copy = join(lab.runDir, "gateway", "resolv_copy.conf");
+    for (const f of [copy, `${copy}.original`, join(lab.runDir, "gateway", "sidecar")]) rmSync(f, { recursive: true, force: true });
+    await startSidecar(lab);
+    expect(sidecarOut.text()).toContain(`upstream DNS: ${RESOLVER}; cluster DNS for local: ${LAB.clusterDnsIp}`);
+    expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
+    expect(await lab.resolve("client-0", fresh(), { server: GW })).toMatchObject({ ok: true, addresses: [ANSWER.vpn] });
+  }, 30_000);
+
+  for (const fault of ["down", "deleted"] as const) {
+    test(`VPN link ${fault}: queries get no answer rather than one from the eth0 side`, async () => {
+      const lab = t.lab;
+      await lab.setVpnLink(fault);
+      try {
+        await waitFor("the resolver to be unreachable", async () => (await lab.exec("gateway", ["ip", "route", "get", RESOLVER], { okCodes: [2] })).code !== 0, 5000);
+        const before = await counts(lab);
+        expect((await lab.resolve("client-0", fresh(), { server: GW, timeoutMs: 1500 })).ok).toBe(false);
+        expect((await lab.resolve("gateway", fresh(), { server: RESOLVER, timeoutMs: 1000 })).ok).toBe(false);
+        expect(await counts(lab)).toEqual(before);
+      } finally {
+        await lab.setVpnLink("up");
+      }
+      let answer;
+      await waitFor("answers through the VPN again", async () => (answer = await lab.resolve("client-0", fresh(), { server: GW, timeoutMs: 500 })).ok, 10_000, { everyMs: 0 });
+      expect(answer).toMatchObject({ addresses: [ANSWER.vpn] });
+    }, 30_000);
+  }
+});
