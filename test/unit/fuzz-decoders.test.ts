@@ -35,9 +35,12 @@ function containers(v: Json, out: (Json[] | { [k: string]: Json })[] = []): (Jso
   return out;
 }
 
-function mutate(base: Json, muts: Mutation[]): Json {
+function mutate(base: Json, muts: readonly Mutation[]): Json {
   const root = structuredClone(base);
-  for (const m of muts) {
+  for (let m of muts) {
+    // Values are copied in: a shared constant ({} or []) inserted twice could otherwise end up
+    // inside itself, and the walk below would recurse forever (seen as a rare stack overflow).
+    if ("value" in m) m = { ...m, value: structuredClone(m.value) };
     const all = containers(root);
     if (all.length === 0) break;
     const c = all[m.at % all.length]!;
