@@ -78,8 +78,8 @@ export function clientInput(cfg: ResolvedConfig, env: Record<string, string | un
 }
 
 /** Steps 1 and 2 of both client roles: configuration (exit 2 on error) and host safety (exit 3). */
-export function prepareClient(args: RoleArgs, logger: Logger): ResolvedConfig {
-  return prepareRole(args, logger, clientConfigIssues);
+export function prepareClient(args: RoleArgs, logger: Logger, role: "client-init" | "client-sidecar" = "client-init"): ResolvedConfig {
+  return prepareRole(args, logger, role, clientConfigIssues, podNameFrom(process.env));
 }
 
 export default defineCommand({

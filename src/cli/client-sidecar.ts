@@ -39,7 +39,7 @@ export default defineCommand({
   args: { ...roleArgs },
   async run({ args }) {
     const logger = log().withTag("client-sidecar");
-    const cfg = prepareClient(args, logger);
+    const cfg = prepareClient(args, logger, "client-sidecar");
     const ctl = new AbortController();
     const onSignal = (sig: string) => () => {
       logger.info(`${sig}: stopping`);

@@ -17,7 +17,7 @@ export default defineCommand({
   async run({ args }) {
     const logger = log().withTag("gateway-init");
     // Configuration first: any error exits 2 before anything is changed.
-    const config = prepareRole(args, logger);
+    const config = prepareRole(args, logger, "gateway-init");
     const runner = new ProcessRunner();
     await runGatewayInit(config, { runner, ip: new Ip(runner), sysctl: new ProcSysctl(), log: logger });
     return 0;

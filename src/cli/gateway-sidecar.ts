@@ -1,11 +1,11 @@
 // gateway-sidecar: the gateway pod's main container (/bin/gateway_sidecar.sh in the chart).
 import { defineCommand } from "citty";
-import { UsageError } from "../core/errors.ts";
 import { runGatewaySidecar } from "../roles/gateway-sidecar.ts";
 import { ProcessRunner } from "../sys/exec.ts";
 import { Ip } from "../sys/ip.ts";
 import { log } from "../sys/log.ts";
-import { roleArgs } from "./args.ts";
+import { RANGES } from "../core/settings/schema.ts";
+import { parseNumberOption, roleArgs } from "./args.ts";
 import { prepareRole } from "./role.ts";
 
 export const DEFAULT_RUN_DIR = "/run/pod-gateway";
@@ -27,26 +27,36 @@ export default defineCommand({
       description: "The resolv.conf the VPN client rewrites (default: $POD_GATEWAY_RESOLV_CONF or /etc/resolv.conf)",
       valueHint: "FILE",
     },
+    "dnsmasq-dir": {
+      type: "string",
+      description: "User dnsmasq drop-ins: *.conf files read after ours when the directory exists (default: $POD_GATEWAY_DNSMASQ_DIR or /etc/dnsmasq.d)",
+      valueHint: "DIR",
+    },
     "firewall-check-interval": {
       type: "string",
-      description: "Seconds between checks that our firewall rules are still in place (default: $POD_GATEWAY_FIREWALL_CHECK_INTERVAL or 5)",
+      description: "Seconds between checks that our firewall rules are still in place, 1 to 3600 (default: $POD_GATEWAY_FIREWALL_CHECK_INTERVAL or 5)",
       valueHint: "SECONDS",
     },
   },
   async run({ args }) {
     const logger = log().withTag("gateway-sidecar");
     const env = process.env;
-    const checkText = args["firewall-check-interval"] ?? env.POD_GATEWAY_FIREWALL_CHECK_INTERVAL ?? "5";
-    const check = Number(checkText);
-    if (!Number.isFinite(check) || check <= 0) throw new UsageError(`firewall check interval ${JSON.stringify(checkText)} is not a positive number of seconds`);
+    const flag = args["firewall-check-interval"];
+    const check = parseNumberOption(
+      flag !== undefined ? "--firewall-check-interval" : "$POD_GATEWAY_FIREWALL_CHECK_INTERVAL",
+      flag ?? env.POD_GATEWAY_FIREWALL_CHECK_INTERVAL ?? "5",
+      RANGES.FIREWALL_CHECK_INTERVAL,
+      { fraction: true, unit: "seconds" },
+    );
     // The sidecar re-asserts firewall rules: it changes network state too, so it is checked like init.
-    const config = prepareRole(args, logger);
+    const config = prepareRole(args, logger, "gateway-sidecar");
     const runner = new ProcessRunner();
     return await runGatewaySidecar(
       config,
       {
         runDir: args["run-dir"] ?? env.POD_GATEWAY_RUN_DIR ?? DEFAULT_RUN_DIR,
         resolvConf: args["resolv-conf"] ?? env.POD_GATEWAY_RESOLV_CONF ?? "/etc/resolv.conf",
+        dnsmasqDir: args["dnsmasq-dir"] ?? env.POD_GATEWAY_DNSMASQ_DIR ?? "/etc/dnsmasq.d",
       },
       { runner, ip: new Ip(runner), log: logger, firewallCheckSeconds: check },
     );

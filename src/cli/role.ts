@@ -3,6 +3,7 @@
 // checks (also exit 2), then the host-safety check (exit 3).
 import { ConfigError, type ConfigIssue } from "../core/errors.ts";
 import { summarizeConfig } from "../core/settings/summary.ts";
+import type { Role } from "../core/settings/roles.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
 import { loadConfig } from "../sys/config.ts";
 import { assertSafeToChangeNetwork } from "../sys/host-safety.ts";
@@ -13,8 +14,18 @@ export interface RoleArgs {
   "allow-host-network"?: boolean;
 }
 
-export function prepareRole(args: RoleArgs, logger: Logger, extraChecks?: (cfg: ResolvedConfig) => ConfigIssue[]): ResolvedConfig {
-  const cfg = loadConfig({ configDir: args["config-dir"] });
+/**
+ * `role` decides how strict loading is (core/settings/roles.ts): a client role refuses only bad
+ * values it reads and its own nat.conf line (`podName`), and warns about the rest.
+ */
+export function prepareRole(
+  args: RoleArgs,
+  logger: Logger,
+  role: Role,
+  extraChecks?: (cfg: ResolvedConfig) => ConfigIssue[],
+  podName?: string,
+): ResolvedConfig {
+  const cfg = loadConfig({ configDir: args["config-dir"], role, podName });
   for (const line of summarizeConfig(cfg)) logger.info(line);
   const issues = extraChecks?.(cfg) ?? [];
   if (issues.length > 0) throw new ConfigError(issues);

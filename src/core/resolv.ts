@@ -36,8 +36,27 @@ export function parseResolvConf(text: string): ResolvConf {
   return out;
 }
 
+/**
+ * The one way a value reaches the resolv.conf copy: as one word of a line. resolv.conf has no
+ * quoting — blanks separate words, '#' and ';' start comments, a newline ends the line — so a
+ * value holding any of them cannot be written and is refused.
+ */
+export function resolvWord(value: string): string {
+  if (value === "" || /[\s#;\x00-\x1f\x7f]/.test(value)) throw new Error(`cannot write ${JSON.stringify(value)} into a resolv.conf: not one word`);
+  return value;
+}
+
 /** The copy dnsmasq reads (resolv-file): IPv4 nameservers only. */
 export function renderResolvCopy(ipv4: readonly string[], source: string): string {
-  const head = `# Written by pod-gateway from ${source}: IPv4 nameservers only (rewritten when it changes)\n`;
-  return head + ipv4.map((a) => `nameserver ${a}\n`).join("");
+  // The source path is only mentioned in the comment: control characters become '?' there.
+  const head = `# Written by pod-gateway from ${source.replace(/[\x00-\x1f\x7f]/g, "?")}: IPv4 nameservers only (rewritten when it changes)\n`;
+  return (
+    head +
+    ipv4
+      .map((a) => {
+        if (!isIPv4(a)) throw new Error(`nameserver ${JSON.stringify(a)} is not an IPv4 address`);
+        return `nameserver ${resolvWord(a)}\n`;
+      })
+      .join("")
+  );
 }

@@ -2,7 +2,7 @@
 // resolv.conf copy dnsmasq reads in sync with the pod's /etc/resolv.conf (which the VPN client
 // rewrites), re-asserts our firewall when another container flushes or reorders it, and runs
 // dnsmasq in the foreground: our exit code is dnsmasq's.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { StepError } from "../core/errors.ts";
 import { planFirewall } from "../core/firewall/model.ts";
@@ -16,6 +16,8 @@ import type { FirewallBackend } from "../sys/firewall.ts";
 import type { Ip } from "../sys/ip.ts";
 import type { Logger } from "../sys/log.ts";
 import { forwardSignals, spawnSupervised, type SupervisedChild } from "../sys/supervisor.ts";
+import { readRegularFile } from "../sys/files.ts";
+import { MAX_CONFIG_FILE_BYTES } from "../core/settings/limits.ts";
 import { watchFile, writeFileAtomic } from "../sys/watch.ts";
 import { selectFirewallBackend } from "./gateway-init.ts";
 
@@ -24,6 +26,20 @@ export interface GatewaySidecarPaths {
   runDir: string;
   /** The file the VPN client rewrites: /etc/resolv.conf. */
   resolvConf: string;
+  /** User dnsmasq drop-ins (default /etc/dnsmasq.d): when the directory exists, its *.conf files are included. */
+  dnsmasqDir?: string;
+}
+
+/** The *.conf files of a drop-in directory, sorted as dnsmasq reads them; undefined when there is no such directory. */
+export function listDropIns(dir: string): string[] | undefined {
+  try {
+    if (!statSync(dir).isDirectory()) return undefined;
+    return readdirSync(dir)
+      .filter((f) => f.endsWith(".conf") && !f.startsWith("."))
+      .sort();
+  } catch {
+    return undefined;
+  }
 }
 
 export interface GatewaySidecarDeps {
@@ -58,13 +74,13 @@ export function saveOriginalResolvConf(resolvConf: string, copy: string, log: Lo
 
 /** Bring the copy in line with the source; returns the IPv4 nameservers when it changed, undefined otherwise. */
 export function syncResolvCopy(resolvConf: string, copy: string, log: Logger): string[] | undefined {
-  let text: string;
-  try {
-    text = readFileSync(resolvConf, "utf8");
-  } catch (e) {
-    log.warn(`reading ${resolvConf}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; keeping the current upstreams`);
+  // A regular file of bounded size only: a FIFO or a device there must not hang or flood us.
+  const r = readRegularFile(resolvConf, MAX_CONFIG_FILE_BYTES);
+  if (!r.ok) {
+    log.warn(`reading ${resolvConf}: ${r.message}; keeping the current upstreams`);
     return undefined;
   }
+  const text = new TextDecoder().decode(r.bytes);
   const parsed = parseResolvConf(text);
   const want = renderResolvCopy(parsed.ipv4, resolvConf);
   let have: string | undefined;
@@ -107,11 +123,23 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   if (!link) throw new StepError("reading vxlan0", `${VXLAN_IF} does not exist: gateway-init (the init container) must run first`);
   const confPath = join(paths.runDir, "dnsmasq.conf");
   const leaseFile = join(paths.runDir, "dnsmasq.leases");
-  const conf = renderDnsmasqConfig({ settings: s, nat: config.nat, mtu: link.mtu, localServer, leaseFile });
+  const dropInDir = paths.dnsmasqDir ?? "/etc/dnsmasq.d";
+  const dropIns = listDropIns(dropInDir);
+  const conf = renderDnsmasqConfig({ settings: s, nat: config.nat, mtu: link.mtu, localServer, leaseFile, dropInDir: dropIns ? dropInDir : undefined });
   try {
     writeFileAtomic(confPath, conf);
   } catch (e) {
     throw new StepError("writing the dnsmasq configuration", `${confPath}: ${(e as Error).message}`, { cause: e });
+  }
+  if (dropIns) {
+    // A drop-in is the user's dnsmasq syntax: a mistake there must stop us here with dnsmasq's
+    // own words, not make dnsmasq exit later in a restart loop.
+    log.info(`dnsmasq drop-ins from ${dropInDir}: ${dropIns.length ? dropIns.join(", ") : "none (no *.conf files)"}`);
+    try {
+      await deps.runner.run([deps.dnsmasq ?? "dnsmasq", "--test", `--conf-file=${confPath}`], { what: "checking the dnsmasq configuration with the drop-ins" });
+    } catch (e) {
+      throw new StepError(`checking the dnsmasq drop-ins in ${dropInDir}`, (e as Error).message, { cause: e });
+    }
   }
 
   // 3. Firewall check now and every few seconds: another container (the VPN client) may flush

@@ -2,13 +2,17 @@
 // the defaults compiled into the binary, /default_config, then the config dir (/config, or
 // --config-dir, or $POD_GATEWAY_CONFIG_DIR). A missing file counts as empty; an unreadable one
 // is an error. Throws ConfigError carrying every problem of every layer.
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { join, resolve } from "node:path";
 // Imported as text so `bun build --compile` embeds them: the binary works with no files at all.
 import builtinSettingsText from "../../config/settings.sh" with { type: "text" };
 import builtinNatText from "../../config/nat.conf" with { type: "text" };
 import { ConfigError, type ConfigIssue } from "../core/errors.ts";
+import { MAX_CONFIG_FILE_BYTES } from "../core/settings/limits.ts";
 import { resolveConfig, type ConfigText, type LoadedConfig } from "../core/settings/resolve.ts";
+import type { Role } from "../core/settings/roles.ts";
+import { decodeConfigText } from "../core/settings/text.ts";
+import { readRegularFile } from "./files.ts";
 import { log } from "./log.ts";
 
 export type { LoadedConfig } from "../core/settings/resolve.ts";
@@ -25,6 +29,10 @@ export interface LoadConfigOptions {
   defaultConfigDir?: string;
   /** For $VAR expansion and POD_GATEWAY_CONFIG_DIR; process.env when omitted. */
   env?: Readonly<Record<string, string | undefined>>;
+  /** The role that will use the configuration: a client role is strict only about what it reads (core/settings/roles.ts). */
+  role?: Role;
+  /** The pod's name (client roles): which nat.conf line is its own. */
+  podName?: string;
   /** Receives each warning line; by default they are logged (also when loading fails, since a misspelt key often explains an error). */
   onWarning?: (line: string) => void;
 }
@@ -39,16 +47,21 @@ export function configDirFor(opts: Pick<LoadConfigOptions, "configDir" | "env">)
 
 type Read = { kind: "missing" } | { kind: "text"; text: string } | { kind: "error"; issue: ConfigIssue };
 
-/** Read a config file; absent is not an error (ENOENT), anything else that stops reading is. */
+/**
+ * Read a config file; absent is not an error (ENOENT), anything else that stops reading is: a file
+ * that is not a regular file (a FIFO would block every role forever, /dev/zero never ends), one
+ * over the size limit, one that is not UTF-8. Symlinks are followed (ConfigMap keys are symlinks
+ * into ..data).
+ */
 export function readConfigFile(path: string): Read {
-  try {
-    return { kind: "text", text: readFileSync(path, "utf8") };
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === "ENOENT") return { kind: "missing" };
-    const why = err.code === "EISDIR" ? "is a directory" : err.code === "ENOTDIR" ? "its parent is not a directory" : (err.code ?? err.message);
-    return { kind: "error", issue: { file: path, message: `cannot read: ${why}${err.code && err.code !== "EISDIR" && err.code !== "ENOTDIR" ? ` (${err.message})` : ""}` } };
+  const r = readRegularFile(path, MAX_CONFIG_FILE_BYTES);
+  if (!r.ok) {
+    if (r.reason === "missing") return { kind: "missing" };
+    const message = r.reason === "too-large" ? `${r.message} (1 MiB); refused before parsing` : r.message;
+    return { kind: "error", issue: { file: path, message } };
   }
+  const d = decodeConfigText(r.bytes, path);
+  return d.ok ? { kind: "text", text: d.text } : { kind: "error", issue: d.issue };
 }
 
 function isDirectory(path: string): boolean {
@@ -98,7 +111,15 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     if (rc.kind === "error" || rs.kind === "error") break;
   }
 
-  const res = resolveConfig({ settings, nat, env, readIssues, readWarnings });
+  // The chart renders a nat6.conf (the reference's IPv6 port forwards): say it is not used.
+  for (const d of dirs) {
+    const path = join(d, "nat6.conf");
+    const r = readRegularFile(path, MAX_CONFIG_FILE_BYTES);
+    if (r.ok && /^[ \t]*[^#\s]/m.test(new TextDecoder().decode(r.bytes)))
+      readWarnings.push(`${path}: ignored: pod-gateway forwards IPv4 ports only (nat.conf); IPv6 port forwards are not supported`);
+  }
+
+  const res = resolveConfig({ settings, nat, env, readIssues, readWarnings, role: opts.role, podName: opts.podName });
   for (const w of res.warnings) onWarning(w);
   if (!res.config) throw new ConfigError(res.issues);
   return res.config;

@@ -19,6 +19,20 @@ export class IpBatchError extends PodGatewayError {
   }
 }
 
+/**
+ * The one way arguments reach `ip -batch`: one command per line, words separated by blanks.
+ * iproute2 (getcmdline, makeargs) cuts the line at any '#', splits on blanks, and takes a word
+ * that starts with a quote up to the next such quote; nothing can be escaped. So an argument
+ * that is empty, holds a blank, a control character or '#', or starts with a quote cannot be
+ * passed as one argument: refused (validation keeps such values out of the settings).
+ */
+export function ipBatchLine(args: readonly string[]): string {
+  for (const a of args)
+    if (a === "" || /[\s#\x00-\x1f\x7f]/.test(a) || a.startsWith('"') || a.startsWith("'"))
+      throw new Error(`ip batch argument ${JSON.stringify(a)} cannot be passed as one word (empty, blank, control character, '#' or a leading quote)`);
+  return args.join(" ");
+}
+
 export class Ip {
   constructor(readonly runner: Runner, readonly bin = "ip") {}
 
@@ -57,9 +71,8 @@ export class Ip {
   }
 
   private async runBatch(flags: readonly string[], cmds: readonly (readonly string[])[], what: string) {
-    for (const c of cmds) for (const a of c) if (/\s/.test(a) || a === "") throw new Error(`ip batch argument ${JSON.stringify(a)} is empty or has whitespace`);
     try {
-      return await this.runner.run([this.bin, ...flags, "-batch", "-"], { input: cmds.map((c) => c.join(" ")).join("\n") + "\n", what });
+      return await this.runner.run([this.bin, ...flags, "-batch", "-"], { input: cmds.map(ipBatchLine).join("\n") + "\n", what });
     } catch (e) {
       const m = e instanceof CommandError ? /^Command failed -:(\d+)\s*$/m.exec(e.stderr) : null;
       const cmd = m ? cmds[Number(m[1]) - 1] : undefined;

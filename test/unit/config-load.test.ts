@@ -153,14 +153,20 @@ describe("errors", () => {
     const dirs = layout({});
     mkdirSync(join(dirs.config, "settings.sh"));
     const { error } = loadError(dirs);
-    expect(error.issues.map(formatIssue)).toEqual([`${join(dirs.config, "settings.sh")}: cannot read: is a directory`]);
+    expect(error.issues.map(formatIssue)).toEqual([`${join(dirs.config, "settings.sh")}: is a directory, not a regular file`]);
   });
 
   test("a nat.conf that cannot be read is an error", () => {
     const dirs = layout({ "defaults/nat.conf": "a 2\n" });
     mkdirSync(join(dirs.config, "nat.conf"));
     const { error } = loadError(dirs);
-    expect(error.issues.map(formatIssue)).toEqual([`${join(dirs.config, "nat.conf")}: cannot read: is a directory`]);
+    expect(error.issues.map(formatIssue)).toEqual([`${join(dirs.config, "nat.conf")}: is a directory, not a regular file`]);
+  });
+
+  test("a non-empty nat6.conf (the chart renders one) is reported as ignored; an empty or comment-only one is not", () => {
+    const dirs = layout({ "config/nat6.conf": "# ipv6\nweb 5 tcp:80\n", "defaults/nat6.conf": "# nothing here\n\n" });
+    const { warnings } = load(dirs);
+    expect(warnings).toEqual([`${join(dirs.config, "nat6.conf")}: ignored: pod-gateway forwards IPv4 ports only (nat.conf); IPv6 port forwards are not supported`]);
   });
 
   test("a config dir that is a file", () => {

@@ -93,6 +93,12 @@ describe("renderDnsmasqConfig", () => {
     );
   });
 
+  test("user drop-ins (/etc/dnsmasq.d) are read last, *.conf only; none without a directory", () => {
+    const conf = renderDnsmasqConfig({ ...inputs, dropInDir: "/etc/dnsmasq.d" });
+    expect(conf.trimEnd().split("\n").at(-1)).toBe("conf-dir=/etc/dnsmasq.d,*.conf");
+    expect(renderDnsmasqConfig(inputs)).not.toContain("conf-dir");
+  });
+
   test("only vxlan0 is served; never lo; no pid file; logs to stderr", () => {
     const t = lines(renderDnsmasqConfig(inputs));
     expect(t.filter((l) => l.startsWith("interface=") || l.startsWith("except-interface="))).toEqual(["interface=vxlan0", "except-interface=lo"]);

@@ -42,7 +42,10 @@ describe("Ip.batch", () => {
 
   test("arguments with whitespace are refused before anything runs", async () => {
     const r = failingAt(1, "");
-    await expect(new Ip(r).batch([["link", "set", "my dev", "up"]])).rejects.toThrow('ip batch argument "my dev" is empty or has whitespace');
+    await expect(new Ip(r).batch([["link", "set", "my dev", "up"]])).rejects.toThrow('ip batch argument "my dev" cannot be passed as one word');
+    // ip -batch cuts a line at '#', splits at a newline, reads a leading quote as quoting
+    for (const bad of ["tun#0", "a\nlink del eth0", '"eth0', "'eth0", "", "a\u0000b"])
+      await expect(new Ip(r).batch([["link", "set", "dev", bad, "up"]])).rejects.toThrow("cannot be passed as one word");
     expect(r.inputs).toEqual([]);
   });
 });

@@ -75,7 +75,7 @@ describe("rejected lines: file:line:column and why", () => {
     ["web 5 tcp:1000-2000", "1:7", "port ranges are not supported"],
     ["web 5 tcp:http", "1:7", "is not a whole number"],
     ["-web 5", "1:1", "is not a pod name"],
-    ["web_1 5", "1:1", "is not a pod name"],
+    ["web_1! 5", "1:1", "is not a pod name"],
     ["a 2\nb 3\na 4", "3:1", 'duplicate name "a" (first at line 1)'],
     ["a 2\nB 3\nb 4", "3:1", 'duplicate name "b" (first at line 2)'],
     ["a 2\nb 2", "2:3", 'octet 2 is already given to "a" (line 1)'],
@@ -89,6 +89,13 @@ describe("rejected lines: file:line:column and why", () => {
       expect(msg.startsWith(`${F}:${loc}: `)).toBe(true);
       expect(msg).toContain(fragment);
     });
+
+  test("an underscore (the reference took any word) is a warning: the entry is kept, it can never match a pod", () => {
+    const r = parseNatConf("my_app 5 tcp:80\n", F, ctx);
+    expect(r.issues).toEqual([]);
+    expect(r.entries.map((e) => e.name)).toEqual(["my_app"]);
+    expect(r.warnings.map(formatIssue)).toEqual([`${F}:1:1: "my_app" contains '_', which pod names cannot: this entry never matches a pod (its octet stays reserved)`]);
+  });
 
   test("every bad line is reported, good lines are kept", () => {
     const r = parseNatConf(["ok1 2 tcp:80", "bad 1", "ok2 3", "bad2 4 xyz:1", "ok3 5"].join("\n"), F, ctx);

@@ -34,7 +34,8 @@ function settingsOf(lines: string[], env: Record<string, string> = {}): Settings
 
 /** The single error for KEY=value (set on line 2 of /config/settings.sh). */
 function errorOf(key: string, value: string): string {
-  const r = resolve([`${key}="${value}"`]);
+  // sh single quotes keep every character (quotes, backslashes, control characters) as written.
+  const r = resolve([`${key}='${value.replaceAll("'", "'\\''")}'`]);
   expect(r.issues).toHaveLength(1);
   return formatIssue(r.issues[0]!);
 }
@@ -104,7 +105,7 @@ describe("accepted values", () => {
     ["NOT_ROUTED_TO_GATEWAY_CIDRS", "10.0.0.0/8,192.168.0.0/16", ["10.0.0.0/8", "192.168.0.0/16"]],
     ["NOT_ROUTED_TO_GATEWAY_CIDRS", " 10.0.0.0/8 ,  172.16.0.0/12\t192.168.0.0/16 ", ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]],
     ["NOT_ROUTED_TO_GATEWAY_CIDRS", "10.0.0.1", ["10.0.0.1/32"]],
-    ["NOT_ROUTED_TO_GATEWAY_CIDRS", "0.0.0.0/0", ["0.0.0.0/0"]],
+    ["NOT_ROUTED_TO_GATEWAY_CIDRS", "0.0.0.0/1", ["0.0.0.0/1"]],
     ["VPN_LOCAL_CIDRS", "", []],
     ["K8S_DNS_IPS", "10.96.0.10 fd00:10:96::a", ["10.96.0.10", "fd00:10:96::a"]],
     ["K8S_DNS_IPS", "10.96.0.10,10.96.0.11", ["10.96.0.10", "10.96.0.11"]],
@@ -150,7 +151,14 @@ describe("accepted values", () => {
     ["FIREWALL_BACKEND", "iptables-legacy", "iptables-legacy"],
     ["FIREWALL_BACKEND", "IPTABLES-NFT", "iptables-nft"],
     ["CLIENT_PROBE_INTERVAL", "0.5", 0.5],
-    ["CLIENT_PROBE_INTERVAL", ".25", 0.25],
+    ["CLIENT_PROBE_INTERVAL", "0.25", 0.25],
+    ["CLIENT_PROBE_INTERVAL", "0.1", 0.1],
+    // what the reference accepted (issue 13 §3)
+    ["VXLAN_PORT", "", 0],
+    ["VPN_TRAFFIC_PORT", "1194:1197", [1194, 1195, 1196, 1197]],
+    ["VPN_TRAFFIC_PORT", "443 1194-1195 443", [443, 1194, 1195]],
+    ["DNS_LOCAL_CIDRS", "local 10.96.0.0/12 10.96.0.0/12", ["local", "10.96.0.0/12"]],
+    ["CLIENT_PROBE_INTERVAL", "3600", 3600],
     ["CLIENT_PROBE_INTERVAL", "10", 10],
     ["SIDECAR_EXIT_WHEN_POD_DONE", "on", "on"],
     ["SIDECAR_EXIT_WHEN_POD_DONE", "OFF", "off"],
@@ -199,9 +207,13 @@ describe("rejected values: file:line, key and why", () => {
     ["VPN_BLOCK_OTHER_TRAFFIC", "", "is not a boolean"],
     ["VPN_TRAFFIC_PORT", "0", "port 0 is out of range 1..65535"],
     ["VPN_TRAFFIC_PORT", "443 65536", "port 65536 is out of range"],
-    ["VPN_TRAFFIC_PORT", "1000-2000", "port ranges are not supported"],
+    ["VPN_TRAFFIC_PORT", "1000-2000", 'port range "1000-2000" holds 1001 ports; at most 64'],
+    ["VPN_TRAFFIC_PORT", "1197:1194", 'port range "1197:1194" runs backwards; write 1194:1197'],
+    ["VPN_TRAFFIC_PORT", "0:4", 'port range "0:4": 0 is out of range 1..65535'],
+    ["DNS_LOCAL_CIDRS", "10.0.0.1", "is an address; DNS_LOCAL_CIDRS lists DNS domains"],
+    ["DNS_LOCAL_CIDRS", "fd00::/8", "is IPv6; only IPv4 CIDRs are supported here"],
+    ["DNS_LOCAL_CIDRS", "10.0.0.0/33", "invalid prefix length"],
     ["VPN_TRAFFIC_PORT", "https", "is not a whole number"],
-    ["DNS_LOCAL_CIDRS", "10.0.0.0/8", "lists DNS domains despite its name"],
     ["DNS_LOCAL_CIDRS", "a..b", "empty label"],
     ["DNS_LOCAL_CIDRS", "-bad.local", "is not a DNS name"],
     ["DNS_LOCAL_SERVER", "kube-dns", "is not an IPv4 or IPv6 address"],
@@ -219,10 +231,41 @@ describe("rejected values: file:line, key and why", () => {
     ["DHCP_LEASE_TIME", "12x", "is not a lease time"],
     ["DHCP_LEASE_TIME", "forever", "is not a lease time"],
     ["FIREWALL_BACKEND", "iptables", "is not one of auto, iptables-nft, iptables-legacy, nft"],
-    ["CLIENT_PROBE_INTERVAL", "0", "must be greater than 0"],
-    ["CLIENT_PROBE_INTERVAL", "0.0", "must be greater than 0"],
-    ["CLIENT_PROBE_INTERVAL", "-1", "is not a number of seconds"],
-    ["CLIENT_PROBE_INTERVAL", "1e3", "is not a number of seconds"],
+    ["CLIENT_PROBE_INTERVAL", "0", "0 is out of range 0.1..3600 seconds"],
+    ["CLIENT_PROBE_INTERVAL", "0.0", "is out of range 0.1..3600 seconds"],
+    ["CLIENT_PROBE_INTERVAL", "0.09", "is out of range 0.1..3600 seconds"],
+    ["CLIENT_PROBE_INTERVAL", "3600.5", "is out of range 0.1..3600 seconds"],
+    ["CLIENT_PROBE_INTERVAL", "2147484", "is out of range 0.1..3600 seconds"],
+    ["CLIENT_PROBE_INTERVAL", "-1", "has a sign"],
+    ["CLIENT_PROBE_INTERVAL", "1e3", "is not a decimal number"],
+    ["CLIENT_PROBE_INTERVAL", "0x10", "is not a decimal number"],
+    ["CLIENT_PROBE_INTERVAL", ".25", "write digits on both sides of the point (for example 0.25)"],
+    ["CLIENT_PROBE_INTERVAL", "Infinity", "is not a decimal number"],
+    ["NOT_ROUTED_TO_GATEWAY_CIDRS", "0.0.0.0/0", "0.0.0.0/0 is all of IPv4: every destination would stay on eth0"],
+    ["NOT_ROUTED_TO_GATEWAY_CIDRS", "10.0.0.0/8 0.0.0.0/1 128.0.0.0/1", "together cover all of IPv4"],
+    ["VPN_LOCAL_CIDRS", "0.0.0.0/0", "0.0.0.0/0 is all of IPv4: the kill switch would let traffic to every destination leave through eth0"],
+    ["VPN_LOCAL_CIDRS", "1.2.3.4/0", "all of IPv4"],
+    ["VPN_LOCAL_CIDRS", "0.0.0.0/2 64.0.0.0/2 128.0.0.0/1", "together cover all of IPv4"],
+    ["VPN_INTERFACE", "+", "is a wildcard ('+' and '*' match many interfaces); name the exact interface"],
+    ["VPN_INTERFACE", "tun+", "is a wildcard"],
+    ["VPN_INTERFACE", "tun*", "is a wildcard"],
+    ["VPN_INTERFACE", "e*", "is a wildcard"],
+    ["VPN_INTERFACE", 'tun"0', "contains a quote or backslash"],
+    ["VPN_INTERFACE", "tun'0", "contains a quote or backslash"],
+    ["VPN_INTERFACE", "tun\\0", "contains a quote or backslash"],
+    ["VPN_INTERFACE", "tun\u00e90", "outside printable ASCII"],
+    ["VPN_INTERFACE", "tun%d", "which the kernel reads as a name template"],
+    ["VPN_INTERFACE", "tun#0", "contains '#'"],
+    ["RESOLV_CONF_COPY", "/etc/resolv_copy.conf\ndhcp-script=/tmp/x.sh", "contains the control character U+000A at position 22; values are plain text on one line"],
+    ["RESOLV_CONF_COPY", "/etc//resolv.conf", 'is not a normalised path (no \'//\', \'/./\' or \'/../\'); write it as "/etc/resolv.conf"'],
+    ["RESOLV_CONF_COPY", "/etc/../tmp/r.conf", 'write it as "/tmp/r.conf"'],
+    ["RESOLV_CONF_COPY", "/etc/./r.conf", 'write it as "/etc/r.conf"'],
+    ["RESOLV_CONF_COPY", "/etc/r conf", "contains characters other than letters, digits"],
+    ["RESOLV_CONF_COPY", "/etc/r#conf", "contains characters other than letters, digits"],
+    ["GATEWAY_NAME", "gw\u0000x", "contains the control character U+0000"],
+    ["SNAT_IP", "1.2.3.4\u007f", "contains the control character U+007F"],
+    ["DHCP_LEASE_TIME", "366d", "is longer than 365d"],
+    ["VPN_LOCAL_CIDRS", "10.0.0.0/8\u000b192.168.0.0/16", "contains the control character U+000B"],
     ["SIDECAR_EXIT_WHEN_POD_DONE", "sometimes", "is not auto, on or off"],
     ["GATEWAY_NAME", "bad name", "is neither a DNS name nor an IP address"],
     ["GATEWAY_NAME", "-x.example", "is neither a DNS name nor an IP address"],
@@ -341,8 +384,9 @@ describe("value readers", () => {
   });
 
   test("interface names follow the kernel (bytes, not characters)", () => {
-    expect(checkInterfaceName("é".repeat(7)).ok).toBe(true); // 14 bytes
-    expect(checkInterfaceName("é".repeat(8)).ok).toBe(false); // 16 bytes
+    expect(checkInterfaceName("a".repeat(15)).ok).toBe(true);
+    expect(checkInterfaceName("a".repeat(16)).ok).toBe(false);
+    expect(checkInterfaceName("é".repeat(7)).ok).toBe(false); // kernel-valid, but not ASCII
     expect(checkInterfaceName(".").ok).toBe(false);
     expect(checkInterfaceName("...").ok).toBe(true);
   });

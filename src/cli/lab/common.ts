@@ -1,5 +1,6 @@
 // Pieces shared by the lab subcommands.
 import { PodGatewayError } from "../../core/errors.ts";
+import { parseDecimal } from "../../core/settings/values.ts";
 
 export const idArg = {
   id: { type: "string", description: "Lab id (default: the only lab running)", valueHint: "ID" },
@@ -16,11 +17,12 @@ export class ExitStatus extends PodGatewayError {
   }
 }
 
+/** A whole-number flag, in the one number syntax of every numeric setting and flag (parseDecimal). */
 export function parseIntArg(name: string, value: string | undefined, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max) throw new ExitStatus(2, `--${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(value)}`);
-  return n;
+  const r = parseDecimal(value, min, max);
+  if (!r.ok) throw new ExitStatus(2, `--${name} must be an integer from ${min} to ${max}: ${r.error}`);
+  return r.value;
 }
 
 /** "host:port" → parts; exits 2 on anything else. */

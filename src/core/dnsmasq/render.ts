@@ -17,6 +17,8 @@ export interface DnsmasqInputs {
   /** Where dnsmasq keeps its leases (must be writable: the runtime directory, not the image). */
   leaseFile: string;
   trustAnchors?: readonly TrustAnchor[];
+  /** A directory of user drop-ins (/etc/dnsmasq.d) whose *.conf files are read after ours. */
+  dropInDir?: string;
 }
 
 /** The first and last address DHCP hands out: .FIRST_DYNAMIC_IP to .254 (never .255, the broadcast). */
@@ -24,11 +26,34 @@ export function dhcpRange(network: string, firstDynamic: number): { first: strin
   return { first: overlayAddress(network, firstDynamic), last: overlayAddress(network, 254) };
 }
 
+/**
+ * The one way a value reaches dnsmasq's configuration. dnsmasq reads a line, removes blanks and
+ * a '#' comment outside double quotes, and inside them undoes \\ and \" (option.c); so a
+ * value is written bare when it holds nothing dnsmasq treats specially, and in double quotes
+ * with those two escaped otherwise. A control character cannot be written (a newline would
+ * start a second directive, as RESOLV_CONF_COPY="x\ndhcp-script=..." once did): refused.
+ */
+export function dnsmasqValue(value: string): string {
+  if (/[\x00-\x1f\x7f]/.test(value)) throw new Error(`cannot write ${JSON.stringify(value)} into dnsmasq's configuration: it holds a control character`);
+  if (/^[A-Za-z0-9._\/:@%+=,*-]+$/.test(value)) return value;
+  return `"${value.replace(/["\\]/g, "\\$&")}"`;
+}
+
+/** A comment line holding values: control characters become '?' so it stays one line. */
+export function dnsmasqComment(text: string): string {
+  return `# ${text.replace(/[\x00-\x1f\x7f]/g, "?")}`;
+}
+
+/** One `name=value` directive line (the value through dnsmasqValue). */
+export function dnsmasqOption(name: string, value: string): string {
+  return `${name}=${dnsmasqValue(value)}`;
+}
+
 /** A DNS_LOCAL_CIDRS entry: a domain ("local", ".cluster.local") or a reverse zone given as a CIDR. */
 export function renderLocalServer(entry: string, server: string): string {
-  if (entry.includes("/")) return `rev-server=${entry},${server}`;
+  if (entry.includes("/")) return dnsmasqOption("rev-server", `${entry},${server}`);
   const domain = entry.replace(/^\.+|\.+$/g, "");
-  return `server=/${domain}/${server}`;
+  return dnsmasqOption("server", `/${domain}/${server}`);
 }
 
 export function renderDnsmasqConfig(i: DnsmasqInputs): string {
@@ -48,7 +73,7 @@ export function renderDnsmasqConfig(i: DnsmasqInputs): string {
     "",
     "# Serve the overlay only. Never lo: a VPN client's own resolver (gluetun's on 127.0.0.1:53)",
     "# may be the upstream in resolv.conf, and listening there would make dnsmasq its own upstream.",
-    `interface=${VXLAN_IF}`,
+    dnsmasqOption("interface", VXLAN_IF),
     "except-interface=lo",
     "bind-dynamic",
     "# Run as root: works with capabilities dropped to NET_ADMIN/NET_RAW/NET_BIND_SERVICE",
@@ -59,14 +84,14 @@ export function renderDnsmasqConfig(i: DnsmasqInputs): string {
     "no-hosts",
     "",
     "# DNS: upstreams from the copy of /etc/resolv.conf the sidecar keeps in sync.",
-    `resolv-file=${s.RESOLV_CONF_COPY}`,
+    dnsmasqOption("resolv-file", s.RESOLV_CONF_COPY),
   ];
   if (s.DNS_LOCAL_CIDRS.length) {
     if (i.localServer) {
       lines.push("# Cluster-local names go to the cluster DNS, not through the VPN.");
       for (const d of s.DNS_LOCAL_CIDRS) lines.push(renderLocalServer(d, i.localServer));
     } else {
-      lines.push(`# DNS_LOCAL_CIDRS (${s.DNS_LOCAL_CIDRS.join(" ")}) ignored: no cluster DNS server known.`);
+      lines.push(dnsmasqComment(`DNS_LOCAL_CIDRS (${s.DNS_LOCAL_CIDRS.join(" ")}) ignored: no cluster DNS server known.`));
     }
   }
   if (s.GATEWAY_ENABLE_DNSSEC) {
@@ -79,15 +104,22 @@ export function renderDnsmasqConfig(i: DnsmasqInputs): string {
   lines.push(
     "",
     `# DHCP on ${VXLAN_IF}: .${s.VXLAN_GATEWAY_FIRST_DYNAMIC_IP}-.254 (lower octets are nat.conf's static addresses).`,
-    `dhcp-range=${range.first},${range.last},255.255.255.0,${s.DHCP_LEASE_TIME}`,
-    `dhcp-option=option:router,${gw}`,
-    `dhcp-option=option:dns-server,${gw}`,
-    `dhcp-option=option:mtu,${i.mtu}`,
+    dnsmasqOption("dhcp-range", `${range.first},${range.last},255.255.255.0,${s.DHCP_LEASE_TIME}`),
+    dnsmasqOption("dhcp-option", `option:router,${gw}`),
+    dnsmasqOption("dhcp-option", `option:dns-server,${gw}`),
+    dnsmasqOption("dhcp-option", `option:mtu,${i.mtu}`),
     "# The only DHCP server on the overlay: answer clients whose lease it forgot (after a restart) at once.",
     "dhcp-authoritative",
     "# Offer without first pinging the address (that costs 3 s per new client); the range is ours alone.",
     "no-ping",
-    `dhcp-leasefile=${i.leaseFile}`,
+    dnsmasqOption("dhcp-leasefile", i.leaseFile),
   );
+  if (i.dropInDir !== undefined)
+    lines.push(
+      "",
+      "# User drop-ins, read after ours (the reference's dnsmasq read this directory): local",
+      "# records, upstream overrides. gateway-sidecar checks the result with dnsmasq --test first.",
+      dnsmasqOption("conf-dir", `${i.dropInDir},*.conf`),
+    );
   return lines.join("\n") + "\n";
 }

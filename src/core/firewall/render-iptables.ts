@@ -1,6 +1,7 @@
 // The iptables side of the firewall: renders a FirewallPlan to `iptables-restore --noflush`
 // input, parses `iptables-save` output, and diffs the two. Rules are rendered in exactly the
 // form iptables-save prints them, so verification is a string comparison.
+import { checkInterfaceName } from "../settings/values.ts";
 import { IPT_CHAIN } from "./names.ts";
 import { canonicalCidr, rulesOf, type Family, type FirewallPlan, type FwRule, type Hook, type Table } from "./model.ts";
 
@@ -30,12 +31,26 @@ export function chainsOf(family: Family): IptHookChain[] {
 }
 
 /**
- * Quote a string argument the way iptables-save prints it (xtables_save_string): bare when it is
- * only letters, digits, "_" and "-", otherwise in double quotes (safeComment() keeps quotes and
- * backslashes out, so nothing needs escaping).
+ * The one way a string argument reaches iptables-restore input: exactly as iptables-save prints
+ * it (xtables_save_string), so verification stays a string comparison — bare when it is only
+ * letters, digits, "_" and "-", otherwise in double quotes with '"', "'" and '\\' escaped by a
+ * backslash (iptables-restore's tokenizer undoes exactly that). A control character cannot be
+ * written (a newline would end the rule): refused.
  */
 export function quoteLikeSave(value: string): string {
-  return /^[A-Za-z0-9_-]+$/.test(value) ? value : `"${value}"`;
+  if (/[\x00-\x1f\x7f]/.test(value)) throw new Error(`cannot write ${JSON.stringify(value)} into iptables-restore input: it holds a control character`);
+  return /^[A-Za-z0-9_-]+$/.test(value) ? value : `"${value.replace(/["'\\]/g, "\\$&")}"`;
+}
+
+/**
+ * An interface name for -i/-o: one exact interface, written bare as iptables-save prints it. A
+ * trailing '+' would make it a wildcard ("-o +" is every interface), so names are checked with
+ * the settings' own rule (no '+', '*', blanks, quotes, backslashes or control characters).
+ */
+export function iptablesInterface(name: string): string {
+  const c = checkInterfaceName(name);
+  if (!c.ok) throw new Error(`interface name ${c.error}`);
+  return name;
 }
 
 const CT_ORDER = ["RELATED", "ESTABLISHED", "DNAT"] as const;
@@ -46,9 +61,9 @@ export function renderIptablesRule(r: FwRule, family: Family): string {
   const out: string[] = [];
   if (m.src) out.push("-s", canonicalCidr(m.src));
   if (m.dst) out.push("-d", canonicalCidr(m.dst));
-  if (m.in) out.push("-i", m.in);
-  if (m.out) out.push("-o", m.out);
-  if (m.notOut) out.push("!", "-o", m.notOut);
+  if (m.in) out.push("-i", iptablesInterface(m.in));
+  if (m.out) out.push("-o", iptablesInterface(m.out));
+  if (m.notOut) out.push("!", "-o", iptablesInterface(m.notOut));
   if (m.proto === "icmp") {
     if (family !== 4) throw new Error("icmp rules are IPv4 only");
     out.push("-p", "icmp");

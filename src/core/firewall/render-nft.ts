@@ -23,7 +23,26 @@
 // plan and the apply can be skipped. (A rule replaced in place by someone who kept its comment
 // would pass; that needs a deliberate forgery inside our own table.)
 import { NFT_CHAIN, NFT_FAMILY, NFT_PRIORITY, NFT_SET, NFT_TABLE } from "./names.ts";
+import { checkInterfaceName } from "../settings/values.ts";
 import { canonicalCidr, cidrFamily, type FirewallPlan, type FwRule, type Hook } from "./model.ts";
+
+/**
+ * The one way a string reaches an nft script: in double quotes. nft's scanner has no escape
+ * inside a quoted string (a '"' ends it, a backslash is nft's own escape for '*' in names), so a
+ * value holding either, or a control character (a newline ends the statement), cannot be
+ * written: it is refused, never mangled. Validation keeps such values out of the settings.
+ */
+export function nftString(s: string): string {
+  if (/["\\\x00-\x1f\x7f]/.test(s)) throw new Error(`cannot write ${JSON.stringify(s)} into an nft script: it holds a quote, a backslash or a control character`);
+  return `"${s}"`;
+}
+
+/** An interface name for iifname/oifname: one exact interface (a trailing '*' is a wildcard to nft). */
+export function nftIfname(name: string): string {
+  const c = checkInterfaceName(name);
+  if (!c.ok) throw new Error(`interface name ${c.error}`);
+  return nftString(name);
+}
 
 interface NftChainDef {
   name: string;
@@ -111,9 +130,9 @@ export function renderNftStatement(r: FwRule): string {
   const out: string[] = [];
   const hasAddress = m.src !== undefined || m.dst !== undefined;
   if (r.families.length === 1 && !hasAddress) out.push(`meta nfproto ipv${r.families[0]}`);
-  if (m.in) out.push(`iifname "${m.in}"`);
-  if (m.out) out.push(`oifname "${m.out}"`);
-  if (m.notOut) out.push(`oifname != "${m.notOut}"`);
+  if (m.in) out.push(`iifname ${nftIfname(m.in)}`);
+  if (m.out) out.push(`oifname ${nftIfname(m.out)}`);
+  if (m.notOut) out.push(`oifname != ${nftIfname(m.notOut)}`);
   if (m.src) out.push(`${cidrFamily(m.src) === 4 ? "ip" : "ip6"} saddr ${addr(m.src)}`);
   if (m.dst) out.push(`${cidrFamily(m.dst) === 4 ? "ip" : "ip6"} daddr ${addr(m.dst)}`);
   if (m.proto === "icmp") out.push(m.icmpEchoRequest ? "icmp type echo-request" : "meta l4proto icmp");
@@ -141,7 +160,7 @@ export function renderNftStatement(r: FwRule): string {
 /** One rule as an nft statement list with its tagged comment. */
 export function renderNftRule(r: FwRule): string {
   const statement = renderNftStatement(r);
-  return `${statement} comment "${nftComment(r.comment, statement)}"`;
+  return `${statement} comment ${nftString(nftComment(r.comment, statement))}`;
 }
 
 interface ForwardGroup {
@@ -171,7 +190,7 @@ function forwardGroup(r: FwRule): ForwardGroup {
       set: { name, kind: "map", type: "inet_service : ipv4_addr" },
       key: String(m.dport),
       element: `${m.dport} : ${t.to}`,
-      statement: `meta nfproto ipv4 iifname "${m.in}" dnat ip to ${proto} dport map @${name}`,
+      statement: `meta nfproto ipv4 iifname ${nftIfname(m.in)} dnat ip to ${proto} dport map @${name}`,
       verdict: "dnat",
       comment: `port forwards ${proto}`,
     };
@@ -183,7 +202,7 @@ function forwardGroup(r: FwRule): ForwardGroup {
       set: { name, kind: "set", type: "ipv4_addr . inet_service" },
       key: element,
       element,
-      statement: `iifname "${m.in}" oifname "${m.out}" ip daddr . ${proto} dport @${name} ct status dnat accept`,
+      statement: `iifname ${nftIfname(m.in)} oifname ${nftIfname(m.out)} ip daddr . ${proto} dport @${name} ct status dnat accept`,
       verdict: "accept",
       comment: `port forwards ${proto}`,
     };
@@ -251,7 +270,7 @@ export function renderNftScript(plan: FirewallPlan): string {
     blocks.push([
       `\tchain ${c.name} {`,
       `\t\ttype ${c.type} hook ${c.hook} priority ${c.priority}; policy accept;`,
-      ...rules.map((r) => `\t\t${r.statement} comment "${r.comment}"`),
+      ...rules.map((r) => `\t\t${r.statement} comment ${nftString(r.comment)}`),
       "\t}",
     ]);
   }

@@ -5,7 +5,11 @@
 // column. nat.conf is not merged across layers: the caller passes the one file that wins.
 import type { ConfigIssue } from "../errors.ts";
 import type { NatEntry } from "../settings/types.ts";
-import { isIPv4, parseInteger, show } from "../settings/values.ts";
+import { MAX_EXCERPT_CHARS } from "../settings/limits.ts";
+import { isIPv4, parseInteger, show as showValue } from "../settings/values.ts";
+
+/** A short excerpt of offending text: never a whole line of a file mounted here by mistake. */
+const show = (s: string): string => showValue(s, MAX_EXCERPT_CHARS);
 
 export interface NatContext {
   /** VXLAN_GATEWAY_FIRST_DYNAMIC_IP; undefined when the settings are invalid (then only 2..254 is checked). */
@@ -63,7 +67,10 @@ export function parseNatConf(text: string, file: string, ctx: NatContext = {}): 
     const portToks = octetTok ? tokens(content, /[^\s,]+/g, octetTok.column - 1 + octetTok.text.length) : [];
     let okLine = true;
 
-    if (nameTok.text.length > 253 || !NAME_RE.test(nameTok.text)) {
+    if (nameTok.text.length <= 253 && !NAME_RE.test(nameTok.text) && NAME_RE.test(nameTok.text.replaceAll("_", "-"))) {
+      // The reference took any word; an underscore only means the entry can never match a pod.
+      warnings.push({ file, line: lineNo, column: nameTok.column, message: `${show(nameTok.text)} contains '_', which pod names cannot: this entry never matches a pod (its octet stays reserved)` });
+    } else if (nameTok.text.length > 253 || !NAME_RE.test(nameTok.text)) {
       err(lineNo, nameTok.column, `${show(nameTok.text)} is not a pod name (letters, digits, '-' and '.')`);
       okLine = false;
     }
@@ -77,14 +84,18 @@ export function parseNatConf(text: string, file: string, ctx: NatContext = {}): 
     }
 
     const ports: NatEntry["ports"] = [];
+    const seen = new Set<string>(); // a Set: a line may hold a great many items
     for (const tok of portToks) {
       const p = parsePortItem(tok.text);
       if (typeof p === "string") {
         err(lineNo, tok.column, p);
         okLine = false;
-      } else if (ports.some((q) => q.proto === p.proto && q.port === p.port)) {
+      } else if (seen.has(`${p.proto}:${p.port}`)) {
         warnings.push({ file, line: lineNo, column: tok.column, message: `${p.proto}:${p.port} is listed twice for ${nameTok.text}; using it once` });
-      } else ports.push(p);
+      } else {
+        seen.add(`${p.proto}:${p.port}`);
+        ports.push(p);
+      }
     }
     if (!okLine || octet === undefined) return;
 
@@ -151,7 +162,7 @@ function parseOctet(
 /** "tcp:80" → {proto, port}; a message saying what is wrong otherwise. */
 function parsePortItem(item: string): NatEntry["ports"][number] | string {
   const colon = item.indexOf(":");
-  if (colon < 0) return `expected proto:port (for example tcp:${/^[0-9]+$/.test(item) ? item : "80"}), found ${show(item)}`;
+  if (colon < 0) return `expected proto:port (for example tcp:${/^[0-9]{1,5}$/.test(item) ? item : "80"}), found ${show(item)}`;
   const proto = item.slice(0, colon).toLowerCase();
   const portText = item.slice(colon + 1);
   if (proto !== "tcp" && proto !== "udp") return `protocol ${show(item.slice(0, colon))} is not tcp or udp`;

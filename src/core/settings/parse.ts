@@ -11,7 +11,13 @@
 //   $NAME ${NAME} ${NAME:-word} ${NAME-word} ${NAME:+word} ${NAME+word}
 // Expansion looks up keys assigned earlier (this file, then lower layers) before the environment;
 // an unset name expands to "" as in sh and is recorded so the caller can warn about it.
+//
+// Bounded for any input: one pass over the text (every lookup is a Map or a binary search), each
+// expanded value and the file's total capped (limits.ts), ${...} nesting capped, and names are
+// looked up in Maps and own properties only, so `__proto__` or `constructor` is just a name.
 import type { ConfigIssue } from "../errors.ts";
+import { MAX_EXCERPT_CHARS, MAX_EXPANDED_TOTAL_CHARS, MAX_EXPANSION_DEPTH, MAX_VALUE_CHARS } from "./limits.ts";
+import { show } from "./values.ts";
 
 export interface ExpansionRef {
   name: string;
@@ -42,7 +48,17 @@ export interface ParseScope {
   /** The process environment (e.g. `gateway`, `K8S_DNS_ips` from the admission webhook). */
   env?: Readonly<Record<string, string | undefined>>;
   /** Keys already set by lower layers; they shadow the environment, as in a sourced script. */
-  vars?: Readonly<Record<string, string>>;
+  vars?: ReadonlyMap<string, string> | Readonly<Record<string, string>>;
+}
+
+/** A short quoted excerpt of offending text for a message (never a whole line of a mounted secret). */
+const excerpt = (s: string): string => show(s, MAX_EXCERPT_CHARS);
+
+/** The value of `name` in the environment: own properties only (`__proto__` is not inherited). */
+function envValue(env: ParseScope["env"], name: string): string | undefined {
+  if (!env || !Object.hasOwn(env, name)) return undefined;
+  const v = env[name];
+  return typeof v === "string" ? v : undefined;
 }
 
 /** A parse failure at `at`; parsing resumes at the end of the line holding `resume` (default `at`). */
@@ -59,6 +75,11 @@ const KEYWORDS = new Set(["if", "then", "else", "elif", "fi", "for", "while", "u
 const META = new Set([";", "&", "|", "<", ">", "(", ")"]);
 const QUOTE_HINT = " (quote the value if it is meant literally)";
 
+/** A key for a message: long names (a hostile file's) are cut. */
+function shortKey(name: string): string {
+  return name.length > 40 ? name.slice(0, 37) + "..." : name;
+}
+
 const isNameStart = (c: string | undefined): boolean => c !== undefined && /[A-Za-z_]/.test(c);
 const isNameChar = (c: string | undefined): boolean => c !== undefined && /[A-Za-z0-9_]/.test(c);
 
@@ -70,7 +91,15 @@ class Parser {
   private i = 0;
   private readonly n: number;
   private readonly lineStarts: number[] = [0];
-  private readonly vars: Record<string, string>;
+  private readonly vars: Map<string, string>;
+  /** The latest assignment of each key (for "set again" warnings without a scan). */
+  private readonly lastOf = new Map<string, Assignment>();
+  /** Keys the current statement assigned and their values before it, to undo it on an error. */
+  private undo: [string, string | undefined, Assignment | undefined][] = [];
+  /** Characters of all values so far (MAX_EXPANDED_TOTAL_CHARS). */
+  private total = 0;
+  /** ${...} nesting depth right now (MAX_EXPANSION_DEPTH). */
+  private depth = 0;
   private readonly out: SettingsParse = { assignments: [], issues: [], warnings: [] };
   /** Opening offset of the latest quoted string of this statement that spanned lines (for unterminated-quote hints). */
   private lastMultiline: number | undefined;
@@ -82,7 +111,8 @@ class Parser {
   ) {
     this.n = src.length;
     for (let k = 0; k < src.length; k++) if (src[k] === "\n") this.lineStarts.push(k + 1);
-    this.vars = { ...scope.vars };
+    const v = scope.vars;
+    this.vars = v instanceof Map ? new Map(v) : new Map(Object.entries((v ?? {}) as Record<string, string>));
   }
 
   run(): SettingsParse {
@@ -101,15 +131,21 @@ class Parser {
         continue;
       }
       const mark = this.out.assignments.length;
-      const varsBefore = { ...this.vars };
+      this.undo = [];
+      this.depth = 0;
       try {
         this.statement();
       } catch (e) {
         if (!(e instanceof Fail)) throw e;
         // A statement with an error assigns nothing, even the parts before the error.
+        for (const a of this.out.assignments.slice(mark)) this.total -= a.value.length;
         this.out.assignments.length = mark;
-        for (const k of Object.keys(this.vars)) delete this.vars[k];
-        Object.assign(this.vars, varsBefore);
+        for (const [k, before, last] of this.undo.reverse()) {
+          if (before === undefined) this.vars.delete(k);
+          else this.vars.set(k, before);
+          if (last === undefined) this.lastOf.delete(k);
+          else this.lastOf.set(k, last);
+        }
         this.error(e.at, e.message, e.key);
         this.i = this.skipRest(e.resume ?? e.at);
       }
@@ -136,7 +172,7 @@ class Parser {
   }
 
   private error(at: number, message: string, key?: string): void {
-    this.out.issues.push({ file: this.file, ...this.loc(at), ...(key ? { key } : {}), message });
+    this.out.issues.push({ file: this.file, ...this.loc(at), ...(key ? { key: shortKey(key) } : {}), message });
   }
 
   private warn(at: number, message: string): void {
@@ -233,7 +269,7 @@ class Parser {
       exported = true;
       this.i = start + 6;
       this.skipBlanks();
-      if (this.src[this.i] === "-") throw new Fail(this.i, `export options like ${JSON.stringify(this.rawWord(this.i))} are not supported; write export KEY=value`);
+      if (this.src[this.i] === "-") throw new Fail(this.i, `export options like ${excerpt(this.rawWord(this.i))} are not supported; write export KEY=value`);
     }
     let previous: { key: string; valueStart: number; valueEnd: number } | undefined;
     for (;;) {
@@ -259,10 +295,16 @@ class Parser {
       this.i = ne + 1;
       const valueStart = this.i;
       const { value, refs } = this.value(name);
+      this.total += value.length;
+      if (this.total > MAX_EXPANDED_TOTAL_CHARS)
+        throw new Fail(ws, `the values of this file add up to more than ${MAX_EXPANDED_TOTAL_CHARS} characters after expansion`, undefined, name);
       const at = this.loc(ws);
       this.noteRedefinition(name, refs, ws);
-      this.vars[name] = value;
-      this.out.assignments.push({ key: name, value, file: this.file, line: at.line, column: at.column, exported, refs });
+      const a: Assignment = { key: name, value, file: this.file, line: at.line, column: at.column, exported, refs };
+      this.undo.push([name, this.vars.get(name), this.lastOf.get(name)]);
+      this.vars.set(name, value);
+      this.lastOf.set(name, a);
+      this.out.assignments.push(a);
       return { key: name, valueStart, valueEnd: this.i };
     }
     if (exported && ne > ws && this.atWordEnd(ne)) {
@@ -273,10 +315,10 @@ class Parser {
   }
 
   private noteRedefinition(key: string, refs: ExpansionRef[], at: number): void {
-    const earlier = this.out.assignments.findLast((a) => a.key === key);
+    const earlier = this.lastOf.get(key);
     // `KEY="$KEY more"` builds on the earlier value on purpose; anything else overwrites it.
     if (earlier && !refs.some((r) => r.name === key))
-      this.warn(at, `${key} is set again (first at line ${earlier.line}); the later value wins`);
+      this.warn(at, `${shortKey(key)} is set again (first at line ${earlier.line}); the later value wins`);
   }
 
   private notAnAssignment(
@@ -296,29 +338,29 @@ class Parser {
     if (ne > ws) {
       let k = ne;
       while (src[k] === " " || src[k] === "\t") k++;
-      if (k > ne && src[k] === "=") return new Fail(ne, `no spaces are allowed around '=' (write ${name}=value)`, undefined, name);
+      if (k > ne && src[k] === "=") return new Fail(ne, `no spaces are allowed around '=' (write ${shortKey(name)}=value)`, undefined, name);
       if (src[ne] === "(") return new Fail(ne, `function definitions are not supported: settings.sh is read as data`);
-      if (src.startsWith("+=", ne)) return new Fail(ne, `'+=' is not supported; write ${name}="$${name} more"`);
+      if (src.startsWith("+=", ne)) return new Fail(ne, `'+=' is not supported; write ${shortKey(name)}="$${shortKey(name)} more"`);
       if (src[ne] === "[") return new Fail(ne, `arrays are not supported; write a space-separated list in quotes`);
     }
     const eq = raw.indexOf("=");
     if (eq === 0) return new Fail(ws, `missing variable name before '='`);
-    if (eq > 0) return new Fail(ws, `invalid variable name ${JSON.stringify(raw.slice(0, eq))} (letters, digits and '_', not starting with a digit)`);
+    if (eq > 0) return new Fail(ws, `invalid variable name ${excerpt(raw.slice(0, eq))} (letters, digits and '_', not starting with a digit)`);
     if (previous) {
       const emptyBefore = previous.valueStart === previous.valueEnd;
       if (emptyBefore)
-        return new Fail(ws, `unexpected ${JSON.stringify(raw)} after '${previous.key}=': no spaces are allowed after '=' (quote values that contain spaces)`, undefined, previous.key);
+        return new Fail(ws, `unexpected ${excerpt(raw)} after '${shortKey(previous.key)}=': no spaces are allowed after '=' (quote values that contain spaces)`, undefined, previous.key);
       const hashEnd = src[previous.valueEnd - 1] === "#";
       return new Fail(
         ws,
-        `unexpected ${JSON.stringify(raw)} after the value: quote values that contain spaces (${previous.key}="a b")` +
+        `unexpected ${excerpt(raw)} after the value: quote values that contain spaces (${shortKey(previous.key)}="a b")` +
           (hashEnd ? "; a '#' starts a comment only after a space" : ""),
         undefined,
         previous.key,
       );
     }
-    if (exported) return new Fail(ws, `expected KEY=value after export, found ${JSON.stringify(raw)}`);
-    return new Fail(ws, `expected KEY=value, found ${JSON.stringify(raw)}: commands are not run, settings.sh is read as data`);
+    if (exported) return new Fail(ws, `expected KEY=value after export, found ${excerpt(raw)}`);
+    return new Fail(ws, `expected KEY=value, found ${excerpt(raw)}: commands are not run, settings.sh is read as data`);
   }
 
   private describeMeta(k: number, inValue: boolean): string {
@@ -360,14 +402,14 @@ class Parser {
         }
         if (this.atWordEnd(k)) break;
         const c = this.src[k]!;
-        if (c === '"') value += this.doubleQuoted(refs);
-        else if (c === "'") value += this.singleQuoted();
+        if (c === '"') value = this.capped(value + this.doubleQuoted(refs), k);
+        else if (c === "'") value = this.capped(value + this.singleQuoted(), k);
         else if (c === "\\") {
           // the only unquoted backslash cases left: before a character (taken literally) or at EOF
           if (k + 1 >= this.n) value += "\\";
           else value += this.src[k + 1];
           this.i = k + (k + 1 >= this.n ? 1 : 2);
-        } else if (c === "$") value += this.dollar("unquoted", refs);
+        } else if (c === "$") value = this.capped(value + this.dollar("unquoted", refs), k);
         else if (c === "`") throw new Fail(k, "command substitution with backticks is not supported: settings.sh is read as data, never run");
         else if (META.has(c)) throw new Fail(k, this.describeMeta(k, true));
         else if (c === "~" && (k === start || this.src[k - 1] === ":"))
@@ -381,7 +423,14 @@ class Parser {
       if (e instanceof Fail) throw new Fail(e.at, e.message, e.resume, key);
       throw e;
     }
+    if (value.length > MAX_VALUE_CHARS) throw new Fail(start, `the value is longer than ${MAX_VALUE_CHARS} characters`, undefined, key);
     return { value, refs };
+  }
+
+  /** `value` if it is within MAX_VALUE_CHARS; else the error, at the part that made it too long. */
+  private capped(value: string, at: number): string {
+    if (value.length > MAX_VALUE_CHARS) throw new Fail(at, `the value is longer than ${MAX_VALUE_CHARS} characters after expansion`);
+    return value;
   }
 
   private singleQuoted(): string {
@@ -408,7 +457,7 @@ class Parser {
           return value;
         }
         if (c === "\\") value += this.dqEscape();
-        else if (c === "$") value += this.dollar("double", refs);
+        else if (c === "$") value = this.capped(value + this.dollar("double", refs), k);
         else if (c === "`") throw new Fail(k, "command substitution with backticks is not supported: settings.sh is read as data, never run");
         else {
           value += c;
@@ -443,8 +492,9 @@ class Parser {
   }
 
   private noteMultiline(open: number, close: number): void {
-    const nl = this.src.indexOf("\n", open);
-    if (nl >= 0 && nl < close) this.lastMultiline = open;
+    // By line number, not by searching for a newline: a search from `open` would scan to the end
+    // of a long single-line file for every quoted string in it.
+    if (this.loc(close).line !== this.loc(open).line) this.lastMultiline = open;
   }
 
   private multilineHint(open: number): string {
@@ -459,8 +509,9 @@ class Parser {
   }
 
   private lookup(name: string): { value: string | undefined; from: ExpansionRef["from"] } {
-    if (Object.hasOwn(this.vars, name)) return { value: this.vars[name], from: "key" };
-    const e = this.scope.env?.[name];
+    const k = this.vars.get(name);
+    if (k !== undefined) return { value: k, from: "key" };
+    const e = envValue(this.scope.env, name);
     if (e !== undefined) return { value: e, from: "env" };
     return { value: undefined, from: "unset" };
   }
@@ -491,6 +542,16 @@ class Parser {
 
   private braced(ctx: "unquoted" | "double", refs: ExpansionRef[]): string {
     const d = this.i;
+    if (this.depth >= MAX_EXPANSION_DEPTH) throw new Fail(d, `\${...} nested more than ${MAX_EXPANSION_DEPTH} deep`, this.eolOf(d));
+    this.depth++;
+    try {
+      return this.bracedAt(d, ctx, refs);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private bracedAt(d: number, ctx: "unquoted" | "double", refs: ExpansionRef[]): string {
     let k = d + 2;
     const c0 = this.src[k];
     if (c0 === "#" && this.src[k + 1] !== "}") throw new Fail(d, "${#NAME} (length) is not supported");
@@ -516,11 +577,11 @@ class Parser {
     else if (c === "-" || c === "+") op = c;
     else if ((c === ":" && (this.src[k + 1] === "=" || this.src[k + 1] === "?")) || c === "=" || c === "?") {
       const o = c === ":" ? this.src.slice(k, k + 2) : c;
-      throw new Fail(d, `\${${name}${o}...} is not supported (it assigns or aborts); use \${${name}:-default}`);
+      throw new Fail(d, `\${${shortKey(name)}${o}...} is not supported (it assigns or aborts); use \${${shortKey(name)}:-default}`);
     } else if (c === "%" || c === "#" || c === "/" || c === "^" || c === "," || c === ":" || c === "@")
-      throw new Fail(d, `\${${name}${c}...} (pattern, substring or case operations) is not supported; only \${NAME:-default} and \${NAME:+word}`);
-    else if (k >= this.n || this.isEol(k)) throw new Fail(d, `unterminated \${${name} (no closing })`, this.eolOf(d));
-    else throw new Fail(d, `bad substitution: unexpected ${JSON.stringify(c)} after \${${name}`);
+      throw new Fail(d, `\${${shortKey(name)}${c}...} (pattern, substring or case operations) is not supported; only \${NAME:-default} and \${NAME:+word}`);
+    else if (k >= this.n || this.isEol(k)) throw new Fail(d, `unterminated \${${shortKey(name)} (no closing })`, this.eolOf(d));
+    else throw new Fail(d, `bad substitution: unexpected ${excerpt(c ?? "")} after \${${shortKey(name)}`);
     this.i = k + op.length;
     const wordRefs: ExpansionRef[] = [];
     const word = this.braceWord(ctx, d, wordRefs);
@@ -560,9 +621,9 @@ class Parser {
             this.i = Math.min(k + 2, this.n);
           }
         }
-      } else if (c === '"') value += this.doubleQuoted(refs);
+      } else if (c === '"') value = this.capped(value + this.doubleQuoted(refs), k);
       else if (c === "'" && ctx === "unquoted") value += this.singleQuoted();
-      else if (c === "$") value += this.dollar(ctx, refs);
+      else if (c === "$") value = this.capped(value + this.dollar(ctx, refs), k);
       else if (c === "`") throw new Fail(k, "command substitution with backticks is not supported: settings.sh is read as data, never run");
       else {
         value += c;

@@ -9,14 +9,18 @@ import type { FirewallBackendSetting, SettingKey, SettingSource, Settings, TriSt
 import {
   bad,
   checkDnsName,
+  checkFilePath,
   checkInterfaceName,
   editDistance,
   isIP,
+  joinErrors,
   leaseSeconds,
   ok,
   parseAddressList,
   parseBoolean,
+  parseCidr4,
   parseCidrList,
+  parseDecimal,
   parseInteger,
   parseIPv4,
   parsePortList,
@@ -63,6 +67,42 @@ const optionalInterface: Rule<string> = (t) => {
   return s === "" ? ok("") : checkInterfaceName(s);
 };
 
+/** dnsmasq keeps lease times in 32 bits; a year is far beyond any pod's life. */
+const MAX_LEASE_SECONDS = 365 * 86400;
+
+/**
+ * The documented range of every interval and timeout (seconds). Every one is far below the
+ * 2^31-1 ms a timer can hold: a longer delay makes setTimeout fire after 1 ms instead, which
+ * turned a sidecar's probe loop into a busy loop.
+ */
+export const RANGES = {
+  CLIENT_PROBE_INTERVAL: { min: 0.1, max: 3600 },
+  /** gateway-sidecar --firewall-check-interval / $POD_GATEWAY_FIREWALL_CHECK_INTERVAL. */
+  FIREWALL_CHECK_INTERVAL: { min: 1, max: 3600 },
+} as const;
+
+/** A list of CIDRs that together cover all of IPv4 disables what the setting exists for: an error. */
+function notAllOfIPv4(c: Checked<string[]>, why: string): Checked<string[]> {
+  if (!c.ok || !coversAllIPv4(c.value)) return c;
+  const which = c.value.includes("0.0.0.0/0") ? "0.0.0.0/0 is" : `${c.value.join(" ")} together cover`;
+  return bad(`${which} all of IPv4: ${why}`);
+}
+
+/** Whether the union of the prefixes is 0.0.0.0/0. */
+export function coversAllIPv4(cidrs: readonly string[]): boolean {
+  const spans = cidrs
+    .map((c) => parsePrefix4(c))
+    .filter((p) => p !== undefined)
+    .map((p) => [p.net, p.net + 2 ** (32 - p.len)] as const)
+    .sort((a, b) => a[0] - b[0]);
+  let reached = 0; // everything below `reached` is covered
+  for (const [start, end] of spans) {
+    if (start > reached) return false;
+    reached = Math.max(reached, end);
+  }
+  return reached >= 2 ** 32;
+}
+
 const FIREWALL_BACKENDS: readonly FirewallBackendSetting[] = ["auto", "iptables-nft", "iptables-legacy", "nft"];
 
 /** The rule of every key. A Record over SettingKey, so adding a setting without a rule fails to compile. */
@@ -76,9 +116,11 @@ const RULES: { [K in SettingKey]: Rule<Settings[K]> } = {
   },
   // May be empty here: the client roles that resolve the gateway check it.
   K8S_DNS_IPS: (t) => parseAddressList(t),
-  NOT_ROUTED_TO_GATEWAY_CIDRS: (t) => parseCidrList(t),
+  NOT_ROUTED_TO_GATEWAY_CIDRS: (t) =>
+    notAllOfIPv4(parseCidrList(t), "every destination would stay on eth0 and nothing would be routed to the gateway; list the cluster's own CIDRs (pod and service networks)"),
   VXLAN_ID: integer(1, 16777215),
-  VXLAN_PORT: integer(0, 65535),
+  // Empty meant the kernel's default in the reference (`ip link add ... dstport ""`), like 0.
+  VXLAN_PORT: (t) => (t.trim() === "" ? ok(0) : parseInteger(t, 0, 65535)),
   VXLAN_IP_NETWORK: (t) => {
     const s = trimmed(t);
     const parts = s.split(".");
@@ -92,32 +134,35 @@ const RULES: { [K in SettingKey]: Rule<Settings[K]> } = {
   VPN_INTERFACE: optionalInterface,
   VPN_BLOCK_OTHER_TRAFFIC: boolean,
   VPN_TRAFFIC_PORT: (t) => parsePortList(t),
-  VPN_LOCAL_CIDRS: (t) => parseCidrList(t),
+  VPN_LOCAL_CIDRS: (t) =>
+    notAllOfIPv4(parseCidrList(t), "the kill switch would let traffic to every destination leave through eth0 instead of the VPN; list only the networks reached outside the VPN"),
   DNS_LOCAL_CIDRS: (t) => {
     // Despite its name (kept from the reference) this lists DNS domains, e.g. "local cluster.local".
     const out: string[] = [];
     const errors: string[] = [];
     for (const item of splitList(t)) {
-      if (item.includes("/") || isIP(item)) {
-        errors.push(`${show(item)} is an address; DNS_LOCAL_CIDRS lists DNS domains despite its name (for example "local cluster.local")`);
+      if (item.includes("/")) {
+        // An IPv4 CIDR is a reverse zone (its PTR names) for the cluster DNS, as in the reference.
+        const c = parseCidr4(item);
+        if (!c.ok) errors.push(`${c.error} (DNS_LOCAL_CIDRS lists DNS domains, or IPv4 CIDRs whose reverse zone the cluster DNS answers)`);
+        else if (!out.includes(c.value)) out.push(c.value);
+        continue;
+      }
+      if (isIP(item)) {
+        errors.push(`${show(item)} is an address; DNS_LOCAL_CIDRS lists DNS domains (for example "local cluster.local") or CIDRs for reverse zones (10.96.0.0/12)`);
         continue;
       }
       const d = checkDnsName(item.replace(/^\./, ""));
       if (!d.ok) errors.push(d.error);
       else if (!out.includes(d.value)) out.push(d.value);
     }
-    return errors.length ? bad(errors.join("; ")) : ok(out);
+    return errors.length ? bad(joinErrors(errors)) : ok(out);
   },
   DNS_LOCAL_SERVER: (t) => {
     const s = trimmed(t);
     return s === "" || isIP(s) ? ok(s) : bad(`${show(s)} is not an IPv4 or IPv6 address`);
   },
-  RESOLV_CONF_COPY: (t) => {
-    const s = trimmed(t);
-    if (!s.startsWith("/")) return bad(`${show(s)} is not an absolute path`);
-    if (s.endsWith("/")) return bad(`${show(s)} names a directory; give a file path`);
-    return ok(s);
-  },
+  RESOLV_CONF_COPY: (t) => checkFilePath(trimmed(t)),
   CONNECTION_RETRY_COUNT: integer(1, 1000000),
   GATEWAY_ENABLE_DNSSEC: boolean,
   IPTABLES_NFT: boolean,
@@ -134,6 +179,7 @@ const RULES: { [K in SettingKey]: Rule<Settings[K]> } = {
     if (secs === undefined) return bad(`${show(t)} is not a lease time (seconds, or a number with m, h, d or w, or "infinite")`);
     // dnsmasq raises anything shorter to two minutes without saying so; say it here instead.
     if (secs !== "infinite" && secs < 120) return bad(`${show(t)} is shorter than dnsmasq's minimum of 2m`);
+    if (secs !== "infinite" && secs > MAX_LEASE_SECONDS) return bad(`${show(t)} is longer than 365d; write "infinite" for a lease that never expires`);
     return ok(s);
   },
   GATEWAY_LOG_QUERIES: boolean,
@@ -143,13 +189,7 @@ const RULES: { [K in SettingKey]: Rule<Settings[K]> } = {
       ? ok(s as FirewallBackendSetting)
       : bad(`${show(t)} is not one of ${FIREWALL_BACKENDS.join(", ")}`);
   },
-  CLIENT_PROBE_INTERVAL: (t) => {
-    const s = trimmed(t);
-    if (!/^([0-9]+(\.[0-9]*)?|\.[0-9]+)$/.test(s)) return bad(`${show(t)} is not a number of seconds (for example 2 or 0.5)`);
-    const n = Number(s);
-    if (!(n > 0)) return bad(`${s} must be greater than 0 seconds`);
-    return ok(n);
-  },
+  CLIENT_PROBE_INTERVAL: (t) => parseDecimal(t, RANGES.CLIENT_PROBE_INTERVAL.min, RANGES.CLIENT_PROBE_INTERVAL.max, { fraction: true, unit: "seconds" }),
   SIDECAR_EXIT_WHEN_POD_DONE: (t) => {
     const s = trimmed(t).toLowerCase();
     if (s === "auto" || s === "on" || s === "off") return ok(s as TriState);
@@ -184,7 +224,9 @@ export function suggestKey(k: string): SettingKey | undefined {
   const upper = k.toUpperCase();
   let best: SettingKey | undefined;
   let bestD = Infinity;
+  // Only keys within 2 characters of the length can be within 2 edits: skip the rest unmeasured.
   for (const key of SETTING_KEYS) {
+    if (Math.abs(key.length - upper.length) > 2) continue;
     const d = key === upper ? 0 : editDistance(upper, key);
     if (d < bestD) {
       bestD = d;
@@ -194,15 +236,40 @@ export function suggestKey(k: string): SettingKey | undefined {
   return bestD <= Math.min(2, Math.floor(k.length / 4)) || bestD === 0 ? best : undefined;
 }
 
-export function validateSettings(raw: Readonly<Record<string, RawSetting>>): SettingsValidation {
+/** Settings whose value is a list: blanks, tabs and newlines separate items there. */
+const LIST_KEYS: ReadonlySet<SettingKey> = new Set(["K8S_DNS_IPS", "NOT_ROUTED_TO_GATEWAY_CIDRS", "VPN_TRAFFIC_PORT", "VPN_LOCAL_CIDRS", "DNS_LOCAL_CIDRS"]);
+
+/**
+ * No value may carry a control character (below 0x20, DEL): in a file we render it would start a
+ * second directive or rule. Lists may be written over several lines (newline, tab, CR of a CRLF
+ * file separate items); other values are one line once surrounding blanks are trimmed.
+ */
+function controlCharacter(key: SettingKey, value: string): string | undefined {
+  const text = LIST_KEYS.has(key) ? value.replace(/[\t\n\r]/g, " ") : value.trim();
+  const m = /[\x00-\x1f\x7f]/.exec(text);
+  if (!m) return undefined;
+  const code = m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+  return `contains the control character U+${code} at position ${m.index + 1}; values are plain text${LIST_KEYS.has(key) ? "" : " on one line"}`;
+}
+
+/** Unknown keys reported one by one; more are counted in one line (a file of 100,000 of them must not flood the log). */
+const MAX_UNKNOWN_WARNINGS = 50;
+
+export function validateSettings(input: ReadonlyMap<string, RawSetting> | Readonly<Record<string, RawSetting>>): SettingsValidation {
+  const raw: ReadonlyMap<string, RawSetting> = input instanceof Map ? input : new Map(Object.entries(input));
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
   const values: Partial<Record<SettingKey, unknown>> = {};
 
   for (const key of SETTING_KEYS) {
-    const r = raw[key];
+    const r = raw.get(key);
     if (!r) {
       issues.push({ file: "settings", key, message: "is not set in any layer (the built-in defaults should set it)" });
+      continue;
+    }
+    const ctl = controlCharacter(key, r.value);
+    if (ctl) {
+      issues.push(at(r, key, ctl + envNote(r)));
       continue;
     }
     const res = (RULES[key] as Rule<unknown>)(r.value);
@@ -214,11 +281,19 @@ export function validateSettings(raw: Readonly<Record<string, RawSetting>>): Set
     values[key] = res.value;
   }
 
-  for (const [k, r] of Object.entries(raw)) {
+  let unknown = 0;
+  let firstHidden: RawSetting | undefined;
+  for (const [k, r] of raw) {
     if (isSettingKey(k)) continue;
+    if (++unknown > MAX_UNKNOWN_WARNINGS) {
+      firstHidden ??= r;
+      continue;
+    }
     const s = suggestKey(k);
-    warnings.push(at(r, k, s ? `unknown setting, ignored; did you mean ${s}?` : `unknown setting, ignored (it can still be used as $${k} in later values)`));
+    const name = k.length > 40 ? k.slice(0, 37) + "..." : k;
+    warnings.push(at(r, name, s ? `unknown setting, ignored; did you mean ${s}?` : `unknown setting, ignored (it can still be used as $${name} in later values)`));
   }
+  if (firstHidden) warnings.push(at(firstHidden, "settings", `${unknown - MAX_UNKNOWN_WARNINGS} more unknown settings from here on, ignored (not listed one by one)`));
 
   if (issues.length) return { settings: undefined, values: values as Partial<Settings>, issues, warnings };
   const settings = values as Settings;
@@ -227,12 +302,12 @@ export function validateSettings(raw: Readonly<Record<string, RawSetting>>): Set
 }
 
 /** Checks between keys. They warn: each case is a setting that does nothing, not one that breaks. */
-function crossChecks(s: Settings, raw: Readonly<Record<string, RawSetting>>): ConfigIssue[] {
+function crossChecks(s: Settings, raw: ReadonlyMap<string, RawSetting>): ConfigIssue[] {
   const w: ConfigIssue[] = [];
-  const here = (key: SettingKey, message: string): void => void w.push(at(raw[key]!, key, message));
+  const here = (key: SettingKey, message: string): void => void w.push(at(raw.get(key)!, key, message));
   if (s.VPN_INTERFACE === "") {
     if (s.SNAT_IP !== "") here("SNAT_IP", "has no effect without VPN_INTERFACE (SNAT applies to traffic leaving the VPN interface)");
-    if (s.VPN_BLOCK_OTHER_TRAFFIC && raw.VPN_BLOCK_OTHER_TRAFFIC?.source.kind !== "default")
+    if (s.VPN_BLOCK_OTHER_TRAFFIC && raw.get("VPN_BLOCK_OTHER_TRAFFIC")?.source.kind !== "default")
       here("VPN_BLOCK_OTHER_TRAFFIC", "has no effect without VPN_INTERFACE (there is no VPN to confine traffic to)");
   }
   if (s.IPTABLES_NFT && s.FIREWALL_BACKEND === "iptables-legacy")

@@ -8,25 +8,40 @@ export type Checked<T> = { ok: true; value: T; warnings?: string[] } | { ok: fal
 export const ok = <T>(value: T, warnings?: string[]): Checked<T> => (warnings?.length ? { ok: true, value, warnings } : { ok: true, value });
 export const bad = <T = never>(error: string): Checked<T> => ({ ok: false, error });
 
-/** Show a value in a message: quoted, control characters escaped, long values cut. */
-export function show(s: string): string {
-  const cut = s.length > 60 ? s.slice(0, 57) + "..." : s;
+/** Show a value in a message: quoted, control characters escaped, long values cut to `max` characters. */
+export function show(s: string, max = 60): string {
+  const cut = s.length > max ? s.slice(0, max - 3) + "..." : s;
   return JSON.stringify(cut);
 }
 
 /**
- * A whole decimal number in [min, max]. Leading zeros are refused: tools we hand numbers to
- * (iproute2's get_u32, inet_aton) read "042" as octal 34, so "042" would mean two things.
+ * The one number syntax of every numeric setting and command-line flag: decimal digits, with a
+ * fractional part only where `fraction` allows it ("0.5"). No sign, exponent, hex, "Infinity",
+ * or leading zero: tools we hand numbers to (iproute2's get_u32, inet_aton) read "042" as octal
+ * 34, so "042" would mean two things; Number() would take "0x10", "1e9" and " ".
  */
-export function parseInteger(text: string, min: number, max: number): Checked<number> {
+export function parseDecimal(text: string, min: number, max: number, opts: { fraction?: boolean; unit?: string } = {}): Checked<number> {
   const s = text.trim();
-  if (s === "") return bad(`is empty; expected a whole number ${min}..${max}`);
-  if (!/^[+-]?[0-9]+$/.test(s)) return bad(`${show(s)} is not a whole number (expected ${min}..${max})`);
-  if (/^[+-]/.test(s)) return bad(`${show(s)} has a sign; write the number alone (${min}..${max})`);
-  if (s.length > 1 && s.startsWith("0")) return bad(`${show(s)} has a leading zero (octal in some tools); write ${String(Number(s))}`);
-  const n = Number(s);
-  if (n < min || n > max) return bad(`${s} is out of range ${min}..${max}`);
+  const range = `${min}..${max}${opts.unit ? " " + opts.unit : ""}`;
+  const what = opts.fraction ? "a decimal number" : "a whole number";
+  if (s === "") return bad(`is empty; expected ${what} ${range}`);
+  if (/^[+-]/.test(s) && /^[+-][0-9.]+$/.test(s)) return bad(`${show(s)} has a sign; write the number alone (${range})`);
+  const re = opts.fraction ? /^[0-9]+(\.[0-9]+)?$/ : /^[0-9]+$/;
+  if (!re.test(s)) {
+    const hint = opts.fraction && /^[0-9]*\.[0-9]*$/.test(s) && s !== "." ? `; write digits on both sides of the point (for example ${s.startsWith(".") ? "0" + s : s + "0"})` : "";
+    return bad(`${show(s)} is not ${what} (expected ${range})${hint}`);
+  }
+  const whole = s.split(".")[0]!;
+  if (whole.length > 1 && whole.startsWith("0")) return bad(`${show(s)} has a leading zero (octal in some tools); write ${String(Number(s))}`);
+  // Long digit strings are out of every range; say so without building a huge number.
+  const n = whole.length > 16 ? Infinity : Number(s);
+  if (n < min || n > max) return bad(`${s.length > 24 ? s.slice(0, 21) + "..." : s} is out of range ${range}`);
   return ok(n);
+}
+
+/** A whole decimal number in [min, max] (see parseDecimal). */
+export function parseInteger(text: string, min: number, max: number): Checked<number> {
+  return parseDecimal(text, min, max);
 }
 
 const TRUE = new Set(["true", "yes", "on", "1"]);
@@ -38,6 +53,15 @@ export function parseBoolean(text: string): Checked<boolean> {
   if (TRUE.has(s)) return ok(true);
   if (FALSE.has(s)) return ok(false);
   return bad(`${show(text)} is not a boolean (use true/false, yes/no, on/off or 1/0)`);
+}
+
+/**
+ * The problems of a list's items, for one message: the first three and a count of the rest (a
+ * list of thousands of bad items must not become a message of thousands of lines).
+ */
+export function joinErrors(errors: readonly string[]): string {
+  const shown = errors.slice(0, 3).join("; ");
+  return errors.length > 3 ? `${shown}; and ${errors.length - 3} more` : shown;
 }
 
 /** Items of a list written space- and/or comma-separated ("a b", "a,b", "a, b"). */
@@ -122,7 +146,7 @@ export function parseCidrList(text: string): Checked<string[]> {
     if (out.includes(c.value)) warnings.push(`${c.value} is listed twice; using it once`);
     else out.push(c.value);
   }
-  if (errors.length) return bad(errors.join("; "));
+  if (errors.length) return bad(joinErrors(errors));
   return ok(out, warnings);
 }
 
@@ -134,39 +158,94 @@ export function parseAddressList(text: string): Checked<string[]> {
     if (!isIP(item)) errors.push(`${show(item)} is not an IPv4 or IPv6 address`);
     else if (!out.includes(item)) out.push(item);
   }
-  if (errors.length) return bad(errors.join("; "));
+  if (errors.length) return bad(joinErrors(errors));
   return ok(out);
 }
 
 /** Ports 1..65535, space/comma separated. */
+/** The widest port range a list may hold: each port becomes rules of its own. */
+export const MAX_PORT_RANGE = 64;
+
+/**
+ * Ports 1..65535, space/comma separated; a range "1194:1197" (as iptables writes it, which the
+ * reference passed through) or "1194-1197" stands for each of its ports, at most MAX_PORT_RANGE.
+ */
 export function parsePortList(text: string): Checked<number[]> {
-  const out: number[] = [];
+  const out = new Set<number>();
   const errors: string[] = [];
   for (const item of splitList(text)) {
-    if (/^[0-9]+[-:][0-9]+$/.test(item)) {
-      errors.push(`${show(item)}: port ranges are not supported; list the ports`);
+    const range = /^([0-9]+)[-:]([0-9]+)$/.exec(item);
+    if (range) {
+      const a = parseInteger(range[1]!, 1, 65535);
+      const b = parseInteger(range[2]!, 1, 65535);
+      if (!a.ok || !b.ok) errors.push(`port range ${show(item)}: ${!a.ok ? a.error : (b as { error: string }).error}`);
+      else if (a.value > b.value) errors.push(`port range ${show(item)} runs backwards; write ${b.value}:${a.value}`);
+      else if (b.value - a.value + 1 > MAX_PORT_RANGE)
+        errors.push(`port range ${show(item)} holds ${b.value - a.value + 1} ports; at most ${MAX_PORT_RANGE} (each port is a rule of its own)`);
+      else for (let p = a.value; p <= b.value; p++) out.add(p);
       continue;
     }
     const p = parseInteger(item, 1, 65535);
     if (!p.ok) errors.push(`port ${p.error}`);
-    else if (!out.includes(p.value)) out.push(p.value);
+    else out.add(p.value);
   }
-  if (errors.length) return bad(errors.join("; "));
-  return ok(out);
+  if (errors.length) return bad(joinErrors(errors));
+  return ok([...out]);
 }
 
 /**
- * Interface names as the kernel's dev_valid_name accepts them: 1..15 bytes (IFNAMSIZ 16 with the
- * NUL), not "." or "..", no '/', ':' or whitespace.
+ * Interface names as the kernel's dev_valid_name accepts them — 1..15 bytes (IFNAMSIZ 16 with the
+ * NUL), not "." or "..", no '/', ':' or whitespace — and narrower where our outputs need it: no
+ * control characters, quotes or backslashes (they would end or escape a quoted string in an nft
+ * script), no '#' (ip -batch cuts a line there), no '%' (a kernel name template), and no wildcard: iptables reads `+` as "any interface with this prefix" (`-o +` is
+ * every interface) and nft reads a trailing `*` the same way, so a kill switch written for `tun+`
+ * accepts more than the VPN. Printable ASCII only, so every tool shows the same name.
  */
 export function checkInterfaceName(text: string): Checked<string> {
   const s = text;
   if (s === "") return bad("is empty; expected an interface name");
-  const bytes = new TextEncoder().encode(s).length;
+  if (/[+*]/.test(s))
+    return bad(`${show(s)} is a wildcard ('+' and '*' match many interfaces); name the exact interface, for example tun0 or wg0 (the kill switch and its routes need one link)`);
+  if (/[\x00-\x1f\x7f]/.test(s)) return bad(`${show(s)} contains a control character, which interface names cannot`);
+  if (/[^\x20-\x7e]/.test(s)) return bad(`${show(s)} contains a character outside printable ASCII; interface names here are ASCII`);
+  const bytes = s.length;
   if (bytes > 15) return bad(`${show(s)} is ${bytes} bytes long; interface names have at most 15`);
   if (s === "." || s === "..") return bad(`${show(s)} is not a valid interface name`);
   if (/[/:\s]/.test(s)) return bad(`${show(s)} contains '/', ':' or whitespace, which interface names cannot`);
+  if (/["'\\`]/.test(s)) return bad(`${show(s)} contains a quote or backslash, which interface names here cannot`);
+  // The kernel reads '%' as a name template (tun%d: the next free number), never as a name.
+  if (s.includes("%")) return bad(`${show(s)} contains '%', which the kernel reads as a name template (tun%d); name the exact interface`);
+  // `ip -batch` cuts a line at '#' wherever it stands (iproute2's getcmdline): no way to quote it.
+  if (s.includes("#")) return bad(`${show(s)} contains '#', which interface names here cannot (ip reads it as a comment)`);
   return ok(s);
+}
+
+/**
+ * An absolute, normalised path of a file we write: no empty, "." or ".." components, no trailing
+ * '/', and only the portable filename characters (letters, digits, '.', '_', '-') between the
+ * slashes, so it reaches dnsmasq's configuration and log lines as exactly one word.
+ */
+export function checkFilePath(text: string): Checked<string> {
+  const s = text;
+  if (!s.startsWith("/")) return bad(`${show(s)} is not an absolute path (it must start with '/')`);
+  if (s.endsWith("/")) return bad(`${show(s)} names a directory; give a file path`);
+  if (/[^A-Za-z0-9._\/-]/.test(s)) return bad(`${show(s)} contains characters other than letters, digits, '.', '_', '-' and '/'`);
+  const parts = s.slice(1).split("/");
+  if (parts.some((p) => p === "" || p === "." || p === ".."))
+    return bad(`${show(s)} is not a normalised path (no '//', '/./' or '/../'); write it as ${show(normalisePath(s))}`);
+  if (s.length > 4095) return bad(`${show(s)} is longer than PATH_MAX (4095)`);
+  return ok(s);
+}
+
+/** "/a//b/./c/../d" → "/a/b/d" (lexically, as a hint in a message). */
+function normalisePath(s: string): string {
+  const out: string[] = [];
+  for (const p of s.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") out.pop();
+    else out.push(p);
+  }
+  return "/" + out.join("/");
 }
 
 /**
@@ -189,7 +268,7 @@ export function checkDnsName(text: string): Checked<string> {
 export function leaseSeconds(text: string): number | "infinite" | undefined {
   const s = text.trim().toLowerCase();
   if (s === "infinite") return "infinite";
-  const m = /^(0|[1-9][0-9]*)([smhdw]?)$/.exec(s);
+  const m = /^(0|[1-9][0-9]{0,9})([smhdw]?)$/.exec(s);
   if (!m) return undefined;
   const mult: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
   return Number(m[1]) * mult[m[2]!]!;
