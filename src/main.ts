@@ -1,21 +1,24 @@
 // Entry point: multi-call dispatch (the binary called as /bin/client_init.sh runs client-init),
 // the citty root command, and the single place where errors become exit codes.
 import { basename } from "node:path";
-import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
+import type { CommandDef } from "citty";
 import { commands, multiCallNames } from "./cli/commands.ts";
 import { ExitCode, PodGatewayError, UsageError } from "./core/errors.ts";
 import { log } from "./sys/log.ts";
 import { versionString } from "./version.ts";
 
+// citty (and the node:util it loads) is imported when a command runs, not at start-up.
+const citty = () => import("citty");
+
 function rootCommand(): CommandDef<any> {
-  return defineCommand({
+  return {
     meta: {
       name: "pod-gateway",
       version: versionString,
       description: "Route Kubernetes pods' traffic through a gateway pod over VXLAN",
     },
     subCommands: commands,
-  });
+  };
 }
 
 /** The command a multi-call name stands for, or undefined when called as pod-gateway. */
@@ -81,21 +84,22 @@ export async function main(argv0: string, args: string[]): Promise<number> {
   try {
     if (head.includes("--help") || head.includes("-h")) {
       const [cmd, parent] = await resolveForHelp(root, head);
-      await showUsage(cmd, parent);
+      await (await citty()).showUsage(cmd, parent);
       return ExitCode.ok;
     }
-    if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
-      process.stdout.write(`pod-gateway ${versionString}\n`);
+    // `version` alone too: the same line without loading citty and the command's chunk.
+    if (args.length === 1 && (args[0] === "--version" || args[0] === "-v" || args[0] === "version")) {
+      console.log(`pod-gateway ${versionString}`); // not process.stdout: see src/cli/version.ts
       return ExitCode.ok;
     }
     if (args.length === 0) {
-      await showUsage(root);
+      await (await citty()).showUsage(root);
       return ExitCode.config;
     }
     // citty's runCommand drops a sub-command's result, so walk to the leaf command ourselves
     // and run it directly: a numeric result of run() is the exit code (check-done, lab exec).
     const [leaf, rest] = await resolveLeaf(root, args);
-    const res = await runCommand(leaf, { rawArgs: rest });
+    const res = await (await citty()).runCommand(leaf, { rawArgs: rest });
     return typeof res.result === "number" ? res.result : ExitCode.ok;
   } catch (e) {
     return reportError(e);
