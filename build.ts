@@ -94,6 +94,9 @@ export const COMPILE_FLAGS: readonly string[] = [
   "--compile", "--minify", "--sourcemap=none",
   // bytecode cuts start-up; it needs ESM (plain --bytecode is CJS and breaks on top-level await)
   "--bytecode", "--format=esm",
+  // each lazily imported command (and the DHCP client, the lab, ...) becomes its own chunk inside
+  // the binary, parsed only when imported: `version` no longer loads the whole program
+  "--splitting",
   "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
 ];
 

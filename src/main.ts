@@ -1,22 +1,26 @@
 // Entry point: multi-call dispatch (the binary called as /bin/client_init.sh runs client-init),
 // the citty root command, and the single place where errors become exit codes.
 import { basename } from "node:path";
-import { defineCommand, renderUsage, runCommand, showUsage, type CommandDef } from "citty";
+import type { CommandDef } from "citty";
 import { checkArgs, type ArgSpec } from "./cli/args.ts";
 import { commands, multiCallNames } from "./cli/commands.ts";
 import { ExitCode, PodGatewayError, UsageError } from "./core/errors.ts";
 import { log } from "./sys/log.ts";
+import { flushOutput, writeStderr } from "./sys/output.ts";
 import { versionString } from "./version.ts";
 
+// citty (and the node:util it loads) is imported when a command runs, not at start-up.
+const citty = () => import("citty");
+
 function rootCommand(): CommandDef<any> {
-  return defineCommand({
+  return {
     meta: {
       name: "pod-gateway",
       version: versionString,
       description: "Route Kubernetes pods' traffic through a gateway pod over VXLAN",
     },
     subCommands: commands,
-  });
+  };
 }
 
 /** The command a multi-call name stands for, or undefined when called as pod-gateway. */
@@ -82,15 +86,16 @@ export async function main(argv0: string, args: string[]): Promise<number> {
   try {
     if (head.includes("--help") || head.includes("-h")) {
       const [cmd, parent] = await resolveForHelp(root, head);
-      await showUsage(cmd, parent);
+      await (await citty()).showUsage(cmd, parent);
       return ExitCode.ok;
     }
-    if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
-      process.stdout.write(`pod-gateway ${versionString}\n`);
+    // `version` alone too: the same line without loading citty and the command's chunk.
+    if (args.length === 1 && (args[0] === "--version" || args[0] === "-v" || args[0] === "version")) {
+      console.log(`pod-gateway ${versionString}`); // not process.stdout: see src/cli/version.ts
       return ExitCode.ok;
     }
     if (args.length === 0) {
-      await showUsage(root);
+      await (await citty()).showUsage(root);
       return ExitCode.config;
     }
     // citty's runCommand drops a sub-command's result, so walk to the leaf command ourselves
@@ -100,11 +105,11 @@ export async function main(argv0: string, args: string[]): Promise<number> {
     const problems = checkArgs(defs, rest);
     if (problems.length) {
       // The usage of the command goes to stderr with the error: stdout stays for command output.
-      const usage = await renderUsage(leaf);
-      process.stderr.write((process.stderr.isTTY ? usage : usage.replace(/\x1b\[[0-9;]*m/g, "")) + "\n\n");
+      const usage = await (await citty()).renderUsage(leaf);
+      writeStderr((process.stderr.isTTY ? usage : usage.replace(/\x1b\[[0-9;]*m/g, "")) + "\n\n");
       throw new UsageError(`${problems.join("; ")} (see pod-gateway ${args.slice(0, args.length - rest.length).join(" ")} --help)`);
     }
-    const res = await runCommand(leaf, { rawArgs: rest });
+    const res = await (await citty()).runCommand(leaf, { rawArgs: rest });
     return typeof res.result === "number" ? res.result : ExitCode.ok;
   } catch (e) {
     return reportError(e);
@@ -123,27 +128,6 @@ export function reportError(e: unknown): number {
   }
   logger.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
   return ExitCode.failure;
-}
-
-/**
- * Wait until everything written to stdout and stderr has been handed to the kernel. Bun's
- * process.stdout/stderr queue what a full pipe (a container log, `| head`, a slow reader) does
- * not take at once, and process.exit() drops that queue: `config --json` was cut at the pipe's
- * 64–128 KiB while exiting 0. Ending a stream calls back once its queue is written; an error
- * (the reader has gone: EPIPE) ends the wait too, as nothing more can be delivered.
- */
-export function flushOutput(streams: NodeJS.WriteStream[] = [process.stdout, process.stderr]): Promise<void> {
-  return Promise.all(
-    streams.map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          if (s.writableFinished || s.destroyed) return resolve();
-          // A late write after end() (a child's output still being forwarded) must not crash the exit.
-          s.on("error", () => resolve());
-          s.end(() => resolve());
-        }),
-    ),
-  ).then(() => undefined);
 }
 
 if (import.meta.main) {

@@ -3,6 +3,7 @@
 import { defineCommand } from "citty";
 import { pickServiceAccountDir } from "../core/kube/config.ts";
 import { checkPodDone, readInClusterConfig } from "../sys/kube.ts";
+import { writeStdout } from "../sys/output.ts";
 
 export default defineCommand({
   meta: {
@@ -26,7 +27,7 @@ export default defineCommand({
     const cfg = readInClusterConfig({ saDir });
     // Errors are thrown: main.ts logs them and exits with their code (2, 4 or 5).
     const done = await checkPodDone(cfg);
-    process.stdout.write(`${done}\n`);
+    writeStdout(`${done}\n`);
     return done ? 0 : 1;
   },
 });

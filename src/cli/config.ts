@@ -11,6 +11,7 @@ import { loadConfig } from "../sys/config.ts";
 import { readRegularFile } from "../sys/files.ts";
 import { log } from "../sys/log.ts";
 import { configDirArg } from "./args.ts";
+import { writeStdout } from "../sys/output.ts";
 
 /** The pod name a nat.conf line names ("" when it names none), read from the file again. */
 function natLineNames(file: string): Map<number, string> {
@@ -54,6 +55,6 @@ export default defineCommand({
       if (!(e instanceof ConfigError)) throw e;
       throw new ConfigError(withStops(e.issues, (f) => /\/nat\.(conf|sh)$/.test(f)));
     }
-    process.stdout.write(args.json ? renderConfigJson(cfg) : renderConfigTable(cfg).join("\n") + "\n");
+    writeStdout(args.json ? renderConfigJson(cfg) : renderConfigTable(cfg).join("\n") + "\n");
   },
 });

@@ -3,8 +3,8 @@
 // some images have no /etc at all. node:dns's Resolver with setServers() asks exactly the servers
 // given (measured: works in compiled Bun, 0.3-1.2 ms per lookup).
 import { Resolver } from "node:dns/promises";
-import { isIP } from "node:net";
 import { isIpv4 as isIPv4 } from "../core/net/ipv4.ts";
+import { isIpv6Literal } from "../core/net/ipv6.ts";
 import type { Clock } from "./clock.ts";
 import { realClock } from "./clock.ts";
 import type { Logger } from "./log.ts";
@@ -52,7 +52,7 @@ export class GatewayResolveError extends Error {
 export async function resolveGatewayAddress(name: string, opts: ResolveGatewayOptions): Promise<ResolvedGateway> {
   const literal = name.trim();
   if (isIPv4(literal)) return { address: literal, via: "literal", all: [literal], attempts: 0 };
-  if (isIP(literal) === 6) throw new GatewayResolveError(`GATEWAY_NAME ${literal} is an IPv6 address; the overlay runs over IPv4`);
+  if (isIpv6Literal(literal)) throw new GatewayResolveError(`GATEWAY_NAME ${literal} is an IPv6 address; the overlay runs over IPv4`);
   if (literal === "") throw new GatewayResolveError("GATEWAY_NAME is empty (the webhook passes it as $gateway)");
   const servers = opts.servers.filter((s) => isIPv4(s));
   if (servers.length === 0)

@@ -1,9 +1,12 @@
 // Splices test/bench/results/latest.md into README.md between <!-- bench:start --> and
-// <!-- bench:end --> (the Performance section is generated, never typed by hand).
-//   bun test/bench/readme.ts            write README.md
-//   bun test/bench/readme.ts --check    exit 1 when README.md is not up to date
-import { readFileSync, writeFileSync } from "node:fs";
+// <!-- bench:end --> (the Performance section is generated, never typed by hand), and renders
+// test/bench/results/chart.svg (the picture the section leads with) from latest.json.
+//   bun test/bench/readme.ts            write README.md and chart.svg
+//   bun test/bench/readme.ts --check    exit 1 when README.md or chart.svg is not up to date
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { renderChart } from "./lib/chart.ts";
+import { CHART_FILE } from "./lib/report.ts";
 
 export const START = "<!-- bench:start -->";
 export const END = "<!-- bench:end -->";
@@ -20,21 +23,27 @@ export function spliceReadme(readme: string, section: string): string {
 
 if (import.meta.main) {
   const repo = join(import.meta.dir, "..", "..");
+  const results = join(import.meta.dir, "results");
   const readmeFile = join(repo, "README.md");
-  const mdFile = join(import.meta.dir, "results", "latest.md");
+  const mdFile = join(results, "latest.md");
+  const chartFile = join(results, CHART_FILE);
   try {
     const readme = readFileSync(readmeFile, "utf8");
     const next = spliceReadme(readme, readFileSync(mdFile, "utf8"));
+    const chart = renderChart(JSON.parse(readFileSync(join(results, "latest.json"), "utf8")));
+    const chartNow = existsSync(chartFile) ? readFileSync(chartFile, "utf8") : "";
     if (process.argv.includes("--check")) {
-      if (next !== readme) {
-        process.stderr.write(`README.md's Performance section differs from ${mdFile}: run bun test/bench/readme.ts\n`);
+      const stale = [next !== readme ? `README.md's Performance section differs from ${mdFile}` : "", chart !== chartNow ? `${chartFile} is not the chart of latest.json` : ""].filter(Boolean);
+      if (stale.length) {
+        process.stderr.write(`${stale.join("; ")}: run bun test/bench/readme.ts\n`);
         process.exit(1);
       }
-      process.stderr.write("README.md's Performance section is up to date\n");
-    } else if (next === readme) process.stderr.write("README.md already up to date\n");
-    else {
-      writeFileSync(readmeFile, next);
-      process.stderr.write(`README.md: Performance section replaced from ${mdFile}\n`);
+      process.stderr.write("README.md's Performance section and its chart are up to date\n");
+    } else {
+      if (chart !== chartNow) writeFileSync(chartFile, chart);
+      if (next === readme) process.stderr.write("README.md already up to date\n");
+      else writeFileSync(readmeFile, next);
+      process.stderr.write(`README.md: Performance section from ${mdFile}; ${chartFile} from latest.json\n`);
     }
   } catch (e) {
     process.stderr.write(`readme.ts: ${(e as Error).message}\n`);

@@ -2,7 +2,7 @@
 // in the namespace lab, each figure set against a baseline measured in the same run.
 //
 //   bun test/bench/run.ts                      everything (~12 min on 2 cores), writes
-//                                              test/bench/results/latest.{json,md}
+//                                              test/bench/results/latest.{json,md} and chart.svg
 //   --only client,gateway                      a subset: client, recovery, gateway, footprint, datapath
 //   --quick                                    fewer and shorter runs (development)
 //   --runs N  --soak-min M  --outage-runs N    override the run counts / soak length
@@ -24,7 +24,8 @@ import { which } from "../../src/sys/exec.ts";
 import { Cleanup, sweepStaleNamespaces } from "./lib/cleanup.ts";
 import { makeIpOnlyPath, type BenchContext, type BenchOptions } from "./lib/context.ts";
 import { readMachine } from "./lib/machine.ts";
-import { renderConsole, renderMarkdown, type BenchResults } from "./lib/report.ts";
+import { CHART_FILE, renderConsole, renderMarkdown, type BenchResults } from "./lib/report.ts";
+import { chartRows, renderChart } from "./lib/chart.ts";
 import { GROUPS, type GroupId, type GroupResult } from "./lib/stats.ts";
 import { clientGroup } from "./groups/client.ts";
 import { recoveryGroup } from "./groups/recovery.ts";
@@ -203,8 +204,9 @@ async function main(): Promise<number> {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "latest.json"), JSON.stringify(report, null, 2) + "\n");
   writeFileSync(join(dir, "latest.md"), renderMarkdown(report));
+  if (chartRows(report).length) writeFileSync(join(dir, CHART_FILE), renderChart(report));
   process.stdout.write("\n" + renderConsole(report));
-  log(`wrote ${join(dir, "latest.json")} and latest.md${complete ? " (splice into README: bun test/bench/readme.ts)" : " (partial run: not for README)"}`);
+  log(`wrote ${join(dir, "latest.json")}, latest.md and ${CHART_FILE}${complete ? " (splice into README: bun test/bench/readme.ts)" : " (partial run: not for README)"}`);
   if (results.some((r) => r.error)) exit = 1;
   return exit;
 }

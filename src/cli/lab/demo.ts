@@ -4,6 +4,7 @@ import { runDemo } from "../../lab/demo.ts";
 import { demoExitCode, renderDemoReport } from "../../lab/report.ts";
 import { log } from "../../sys/log.ts";
 import { ExitStatus, parseIntArg } from "./common.ts";
+import { writeStdout } from "../../sys/output.ts";
 
 export default defineCommand({
   meta: { name: "demo", description: "Build a lab, run the gateway and client roles in it, and report what works" },
@@ -18,7 +19,7 @@ export default defineCommand({
       keep: args.keep,
       onStep: (s) => logger.info(`${s.name}: ${s.status}${s.detail ? ` — ${s.detail}` : ""}`),
     });
-    process.stdout.write("\n" + renderDemoReport({ labId, steps, kept: args.keep }));
+    writeStdout("\n" + renderDemoReport({ labId, steps, kept: args.keep }));
     const code = demoExitCode(steps);
     if (code !== 0) throw new ExitStatus(code, "the demo did not pass every step (see the report)");
   },

@@ -4,6 +4,7 @@ import { destroyLabById, listLabs } from "../../lab/lab.ts";
 import { pickCliLabs } from "../../lab/plan.ts";
 import { log } from "../../sys/log.ts";
 import { ExitStatus, idArg } from "./common.ts";
+import { writeStdout } from "../../sys/output.ts";
 
 export default defineCommand({
   meta: { name: "down", description: "Remove a lab: its processes, namespaces, /etc/netns entries and run directory" },
@@ -28,7 +29,7 @@ export default defineCommand({
     for (const id of ids) {
       try {
         await destroyLabById(id);
-        process.stdout.write(`lab ${id} removed\n`);
+        writeStdout(`lab ${id} removed\n`);
       } catch (e) {
         failures.push((e as Error).message);
       }

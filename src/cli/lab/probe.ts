@@ -2,6 +2,7 @@
 import { defineCommand } from "citty";
 import { runProbe, type ProbeTarget } from "../../lab/echo.ts";
 import { ExitStatus, parseHostPort, parseIntArg } from "./common.ts";
+import { writeStdout } from "../../sys/output.ts";
 
 export default defineCommand({
   meta: { name: "probe", description: "Ask a lab echo service which source address it sees", hidden: true },
@@ -16,7 +17,7 @@ export default defineCommand({
     const proto = args.tcp !== undefined ? "tcp" : "udp";
     const target: ProbeTarget = { proto, ...parseHostPort(proto, (args.tcp ?? args.udp)!) };
     const r = await runProbe(target, parseIntArg("timeout", args.timeout, 1, 600_000) ?? 2000);
-    process.stdout.write(args.json ? JSON.stringify(r) + "\n" : r.ok ? r.source + "\n" : "");
+    writeStdout(args.json ? JSON.stringify(r) + "\n" : r.ok ? r.source + "\n" : "");
     if (!r.ok) throw new ExitStatus(1, r.error);
   },
 });

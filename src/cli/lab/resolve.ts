@@ -2,6 +2,7 @@
 import { defineCommand } from "citty";
 import { runResolve } from "../../lab/echo.ts";
 import { ExitStatus, parseIntArg } from "./common.ts";
+import { writeStdout } from "../../sys/output.ts";
 
 export default defineCommand({
   meta: { name: "resolve", description: "Look up a name's IPv4 addresses (used inside the lab)", hidden: true },
@@ -14,7 +15,7 @@ export default defineCommand({
   },
   async run({ args }) {
     const r = await runResolve(args.name, { server: args.server, expect: args.expect, timeoutMs: parseIntArg("timeout", args.timeout, 1, 600_000) ?? 2000 });
-    process.stdout.write(args.json ? JSON.stringify(r) + "\n" : r.addresses.map((a) => a + "\n").join(""));
+    writeStdout(args.json ? JSON.stringify(r) + "\n" : r.addresses.map((a) => a + "\n").join(""));
     if (!r.ok) throw new ExitStatus(1, r.error ?? `resolving ${args.name} failed`);
   },
 });

@@ -3,6 +3,7 @@ import { defineCommand } from "citty";
 import { renderStatus } from "../../lab/report.ts";
 import { readAllLabStatus } from "../../lab/status.ts";
 import { ExitStatus } from "./common.ts";
+import { writeStdout } from "../../sys/output.ts";
 
 export default defineCommand({
   meta: { name: "status", description: "Show the labs on this machine: namespaces, addresses, processes, cluster DNS" },
@@ -10,7 +11,7 @@ export default defineCommand({
   async run({ args }) {
     const labs = await readAllLabStatus(args.id);
     if (args.id !== undefined && labs.length === 0) throw new ExitStatus(1, `no lab with id ${args.id}`);
-    process.stdout.write(renderStatus(labs));
+    writeStdout(renderStatus(labs));
     const broken = labs.filter((l) => !l.state || l.namespaces.some((n) => !n.present) || (l.dns && !l.dns.ok));
     if (broken.length) throw new ExitStatus(1, `lab ${broken.map((l) => l.id).join(", ")} is not healthy (see above)`);
   },

@@ -8,6 +8,7 @@ import { CLI_OWNER, MAX_CLIENTS, pickCliLabs } from "../../lab/plan.ts";
 import { renderLabMap } from "../../lab/report.ts";
 import { log } from "../../sys/log.ts";
 import { ExitStatus, idArg, parseIntArg } from "./common.ts";
+import { writeStdout } from "../../sys/output.ts";
 
 export default defineCommand({
   meta: { name: "up", description: "Build a lab: node, gateway pod, VPN exit, internet, leak host, client pods" },
@@ -35,6 +36,6 @@ export default defineCommand({
       if (mine.length === 1) id = mine[0];
     }
     const lab = await createLab({ clients, configDir, id, vpnInterface: args["vpn-interface"], createdBy: CLI_OWNER });
-    process.stdout.write(renderLabMap(readLabState(lab.id), lab.buildMs));
+    writeStdout(renderLabMap(readLabState(lab.id), lab.buildMs));
   },
 });

@@ -1,6 +1,7 @@
 // IPv6 text ↔ 16 bytes, for the routes the client deletes (IPv6 defaults) and netlink dumps.
 // Text out is RFC 5952's canonical form (lower case, the longest run of two or more zero groups
 // shortened to "::", the first such run on a tie), which is what iproute2 prints.
+import { isIpv4 } from "./ipv4.ts";
 
 /** "fe80::1", "2001:db8::", "::" (no zone, no embedded IPv4) → 16 bytes; undefined otherwise. */
 export function parseIpv6(s: string): Uint8Array | undefined {
@@ -42,4 +43,15 @@ export function formatIpv6(b: Uint8Array): string {
   const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(":");
   if (best < 0) return hex(w);
   return `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
+}
+
+/**
+ * Whether text is an IPv6 address as node:net's isIP(text) === 6 says (a zone "%eth0" and an
+ * embedded IPv4 "::ffff:1.2.3.4" allowed) — without loading node:net, which costs a client-init
+ * more start-up than anything else it imports.
+ */
+export function isIpv6Literal(text: string): boolean {
+  const s = text.replace(/%[^%]+$/, "");
+  const v4 = /^(.*:)([0-9.]+)$/.exec(s);
+  return parseIpv6(v4 && isIpv4(v4[2]!) ? `${v4[1]}0:0` : s) !== undefined;
 }

@@ -189,10 +189,14 @@ class Parser {
     return this.src[k] === "\r" ? k + 2 : k + 1;
   }
 
-  /** Offset of the line end at or after k. */
+  /** Offset of the line end at or after k ("\n", or the "\r" of "\r\n"; n at the end). */
   private eolOf(k: number): number {
-    while (!this.isEol(k)) k++;
-    return k;
+    // indexOf, not a loop over isEol: comments are most of settings.sh, and a client-init reads
+    // the defaults' and the ConfigMap's before anything else happens (start-up time).
+    if (k >= this.n) return k;
+    const nl = this.src.indexOf("\n", k);
+    if (nl < 0) return this.n;
+    return nl > k && this.src[nl - 1] === "\r" ? nl - 1 : nl;
   }
 
   /** Backslash-newline (a line continuation) at k: its length, else 0. */

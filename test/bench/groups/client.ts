@@ -8,6 +8,7 @@
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { COMPILE_FLAGS } from "../../../build.ts";
 import type { Lab, PodName } from "../../../src/lab/types.ts";
 import { benchLab, destroyBenchLab, inNs, LAB, roleEnv, startGateway, type BenchContext } from "../lib/context.ts";
 import { mustRun } from "../lib/proc.ts";
@@ -18,7 +19,7 @@ const REPO = join(import.meta.dir, "..", "..", "..");
 /** Issue 16's base commit: the last client that ran `ip`. */
 export const BASE_COMMIT = process.env.BENCH_BASE_COMMIT ?? "7c99982";
 
-type Variant = { key: string; pod: PodName; kind: "ours" | "base" | "hello"; mode: "dhcp" | "static" };
+type Variant = { key: string; pod: PodName; kind: "ours" | "base" | "hello"; mode: "dhcp" | "static" | "version" };
 
 /** Spawn to exit, and the child's CPU time (ms, user + system) from its resource usage. */
 async function timedCpu(argv: readonly string[], env: Record<string, string | undefined>): Promise<{ ms: number; cpuMs: number; code: number; stderr: string }> {
@@ -37,10 +38,7 @@ async function compileHello(ctx: BenchContext): Promise<string> {
   const dir = ctx.cleanup.addDir(mkdtempSync(join(tmpdir(), "pgw-bench-client-hello-")));
   writeFileSync(join(dir, "hello.ts"), 'console.log("hello");\n');
   const out = join(dir, "hello");
-  await mustRun("compiling hello world", [
-    ctx.bun, "build", join(dir, "hello.ts"), "--compile", "--minify", "--sourcemap=none", "--bytecode", "--format=esm",
-    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--outfile", out,
-  ]);
+  await mustRun("compiling hello world", [ctx.bun, "build", join(dir, "hello.ts"), ...COMPILE_FLAGS, "--outfile", out]);
   return out;
 }
 
@@ -94,13 +92,18 @@ export async function clientGroup(ctx: BenchContext): Promise<GroupResult> {
       { key: "static-ours", pod: "client-1", kind: "ours", mode: "static" },
       { key: "static-base", pod: "client-1", kind: "base", mode: "static" },
       { key: "hello", pod: "client-1", kind: "hello", mode: "static" },
+      // Start-up: `version` (issue 16: ≤ 1.5 × hello world), started the same way.
+      { key: "version-ours", pod: "client-1", kind: "ours", mode: "version" },
+      { key: "version-base", pod: "client-1", kind: "base", mode: "version" },
     ];
-    const argvOf = (v: Variant) => inNs(lab, v.pod, v.kind === "hello" ? [hello] : [v.kind === "ours" ? ctx.bin : base.bin, "client-init"]);
+    const changes = (v: Variant) => v.kind !== "hello" && v.mode !== "version";
+    const argvOf = (v: Variant) =>
+      inNs(lab, v.pod, v.kind === "hello" ? [hello] : [v.kind === "ours" ? ctx.bin : base.bin, v.mode === "version" ? "version" : "client-init"]);
     // One unmeasured warm-up run of each (the first lease is a new one for dnsmasq).
     for (const v of variants) {
       const r = await timedCpu(argvOf(v), roleEnv(ctx, lab, v.pod));
       if (r.code !== 0) throw new Error(`${v.key} warm-up: exit ${r.code}\n${r.stderr}`);
-      if (v.kind !== "hello") await restore(v.pod);
+      if (changes(v)) await restore(v.pod);
     }
     const samples: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.key, []]));
     const cpu: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.key, []]));
@@ -111,10 +114,10 @@ export async function clientGroup(ctx: BenchContext): Promise<GroupResult> {
         const v = variants[(i + k) % variants.length]!;
         const r = await timedCpu(argvOf(v), roleEnv(ctx, lab, v.pod));
         if (r.code !== 0) throw new Error(`${v.key} run ${i + 1}: exit ${r.code}\n${r.stderr}`);
-        if (v.kind !== "hello" && !r.stderr.includes("Gateway ready and reachable")) throw new Error(`${v.key} run ${i + 1}: no "Gateway ready and reachable":\n${r.stderr}`);
+        if (changes(v) && !r.stderr.includes("Gateway ready and reachable")) throw new Error(`${v.key} run ${i + 1}: no "Gateway ready and reachable":\n${r.stderr}`);
         samples[v.key]!.push(r.ms);
         cpu[v.key]!.push(r.cpuMs);
-        if (v.kind !== "hello") await restore(v.pod);
+        if (changes(v)) await restore(v.pod);
       }
       ctx.log(`client: run ${i + 1}/${ctx.opts.runs}: ${variants.map((v) => `${v.key} ${samples[v.key]!.at(-1)!.toFixed(0)} ms (cpu ${cpu[v.key]!.at(-1)!.toFixed(0)})`).join(", ")}`);
     }
@@ -153,6 +156,9 @@ export async function clientGroup(ctx: BenchContext): Promise<GroupResult> {
         fig("client.static.base", `client-init, static mode: base commit ${BASE_COMMIT}`, "static-base", { label: "hello world", summary: helloMs }),
         fig("client.cpu.dhcp", "CPU time per client-init, DHCP mode", "dhcp-ours", { label: `base commit ${BASE_COMMIT} (target: half)`, summary: summarize(cpu["dhcp-base"]!) }, { op: "<=", value: summarize(cpu["dhcp-base"]!).median / 2 }),
         fig("client.cpu.static", "CPU time per client-init, static mode", "static-ours", { label: `base commit ${BASE_COMMIT} (target: half)`, summary: summarize(cpu["static-base"]!) }, { op: "<=", value: summarize(cpu["static-base"]!).median / 2 }),
+        fig("client.cpu.startup", "CPU time of start-up (`pod-gateway version`)", "version-ours", { label: "hello world (target: 1.5×)", summary: helloCpu }, { op: "<=", value: helloCpu.median * 1.5 }),
+        fig("client.cpu.startup.base", `CPU time of start-up (\`version\`): base commit ${BASE_COMMIT}`, "version-base", { label: "hello world", summary: helloCpu }),
+        fig("client.startup", "start-up (`pod-gateway version`), spawn to exit", "version-ours", { label: "hello world", summary: helloMs }),
       ],
       facts: [
         { label: "programs executed per client-init (ours / base commit)", value: "0 / 4 `ip`" },

@@ -17,9 +17,10 @@ import { copyFileSync, chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { COMPILE_FLAGS } from "../../../build.ts";
 import type { Lab } from "../../../src/lab/types.ts";
 import { benchLab, destroyBenchLab, inNs, OVERLAY_GW, roleEnv, startGateway, type BenchContext } from "../lib/context.ts";
-import { childPids, collect, exeOf, mustRun, readMem, timed, waitFor, type Collected, type MemSample } from "../lib/proc.ts";
+import { childPids, collect, exeOf, mustRun, readFileRss, readMem, timed, waitFor, type Collected, type MemSample } from "../lib/proc.ts";
 import { summarize, type Figure, type GroupResult } from "../lib/stats.ts";
 
 interface Sample {
@@ -29,6 +30,20 @@ interface Sample {
   gateway: MemSample;
   /** dnsmasq (the gateway sidecar's child), summed if several. */
   dnsmasq: MemSample;
+  /** Resident pages of the binary file in the client sidecar (from smaps). */
+  clientBinary: number;
+  /** The floor: an idle Bun program compiled like ours (a timer, nothing else). */
+  idle: MemSample;
+  idleBinary: number;
+}
+
+/** An idle Bun process compiled with build.ts's flags: the floor of any long-running Bun program's memory. */
+async function startIdle(ctx: BenchContext): Promise<{ bin: string; proc: Subprocess }> {
+  const dir = ctx.cleanup.addDir(mkdtempSync(join(tmpdir(), "pgw-bench-idle-")));
+  writeFileSync(join(dir, "idle.ts"), "setInterval(() => {}, 2000);\n");
+  const bin = join(dir, "idle");
+  await mustRun("compiling an idle program", [ctx.bun, "build", join(dir, "idle.ts"), ...COMPILE_FLAGS, "--outfile", bin]);
+  return { bin, proc: Bun.spawn([bin], { stdin: "ignore", stdout: "ignore", stderr: "ignore" }) };
 }
 
 /** The pid of the binary itself: `ip netns exec` execs it in place, but wait until it has. */
@@ -76,7 +91,11 @@ export async function startFootprint(outer: BenchContext): Promise<{ finish(): P
   copyFileSync(outer.bin, soakBin);
   chmodSync(soakBin, 0o755);
   const ctx: BenchContext = { ...outer, bin: soakBin };
-  const lab = await benchLab(ctx, { clients: 2 });
+  const idle = await startIdle(ctx);
+  const lab = await benchLab(ctx, { clients: 2 }).catch((e) => {
+    idle.proc.kill();
+    throw e;
+  });
   let running: Running;
   try {
     const gw = await startGateway(ctx, lab, "gw");
@@ -102,6 +121,7 @@ export async function startFootprint(outer: BenchContext): Promise<{ finish(): P
       pids: { client: await binaryPid(clientSidecar, ctx.bin), gateway: await binaryPid(gw.sidecar, ctx.bin) },
     };
   } catch (e) {
+    idle.proc.kill();
     await destroyBenchLab(ctx, lab);
     throw e;
   }
@@ -121,7 +141,7 @@ export async function startFootprint(outer: BenchContext): Promise<{ finish(): P
       if (t > ctx.opts.soakSeconds) break;
       try {
         const dns = childPids(pids.gateway);
-        samples.push({ t, client: readMem(pids.client), gateway: readMem(pids.gateway), dnsmasq: sumMem(dns.map(readMem)) });
+        samples.push({ t, client: readMem(pids.client), gateway: readMem(pids.gateway), dnsmasq: sumMem(dns.map(readMem)), clientBinary: readFileRss(pids.client, ctx.bin), idle: readMem(idle.proc.pid), idleBinary: readFileRss(idle.proc.pid, idle.bin) });
       } catch (e) {
         samplerError = new Error(`sampling memory at ${t.toFixed(0)} s: ${(e as Error).message} (did a sidecar exit?)`);
         return;
@@ -136,6 +156,7 @@ export async function startFootprint(outer: BenchContext): Promise<{ finish(): P
   const stopAll = async () => {
     stop = true;
     await sampler;
+    idle.proc.kill();
     await destroyBenchLab(ctx, lab);
   };
 
@@ -160,7 +181,8 @@ export async function startFootprint(outer: BenchContext): Promise<{ finish(): P
       const steadyLabel = `${steady.length} samples over ${Math.round(ctx.opts.steadySeconds)} s`;
       const figures: Figure[] = [
         { key: "footprint.client.rss", label: `client-sidecar RSS (${steadyLabel})`, unit: "MB", ours: of((s) => s.client.rss), target: { op: "<=", value: 32 }, reference: "~5 MB (bash + sleep)" },
-        { key: "footprint.client.private", label: "client-sidecar private memory", unit: "MB", ours: of((s) => s.client.private), target: { op: "<=", value: 8 } },
+        { key: "footprint.client.private", label: "client-sidecar private memory", unit: "MB", ours: of((s) => s.client.private), baseline: { label: "idle Bun program's anonymous memory (floor)", summary: of((s) => s.idle.anon) }, target: { op: "<=", value: 6, text: "≤ 6 MB (issue 16)" } },
+        { key: "footprint.client.binary", label: "client-sidecar: pages of the binary touched (smaps Rss of its mappings)", unit: "MB", ours: of((s) => s.clientBinary), baseline: { label: "idle Bun program (floor)", summary: of((s) => s.idleBinary) }, target: { op: "<=", value: 20, text: "≤ 20 MB (issue 16)" } },
         { key: "footprint.client.anon", label: "client-sidecar anonymous memory (heap, stacks, JIT)", unit: "MB", ours: of((s) => s.client.anon) },
         { key: "footprint.client.pss", label: "client-sidecar PSS (shared pages divided among their users)", unit: "MB", ours: of((s) => s.client.pss) },
         { key: "footprint.gateway.rss", label: "gateway-sidecar RSS (without dnsmasq)", unit: "MB", ours: of((s) => s.gateway.rss), reference: "~9 MB whole tree (bash, dnsmasq, inotifyd)" },
@@ -200,6 +222,7 @@ export async function startFootprint(outer: BenchContext): Promise<{ finish(): P
           "RSS counts the pages of the 100 MB binary the process touched; they are shared by every process running the same file (on a node: every pod using the image), which is why private memory is the per-pod cost. The soak runs its own copy of the binary, shared by its three sidecars only (client-1's sidecar runs so that client pages are shared as with several routed pods).",
           "Growth of RSS beyond the growth of anonymous memory is pages of the binary touched for the first time later in the soak: file pages, shared with every other process running the binary.",
           `Start-up: ${startup.ours.n} runs of each, alternated, spawn to exit, after the other groups.`,
+          "The floor of the memory figures: a program that only runs a 2 s timer, compiled with build.ts's flags, sampled with the sidecars. Its binary is mapped by it alone, so its private memory counts every page it touched; its anonymous memory (heap, stacks) is the floor of a sidecar's private memory, its touched binary pages the floor of the sidecar's.",
         ],
         durationMs: performance.now() - t0,
         data: { samples, probes: probesAtEnd - probesAtStart },
@@ -214,10 +237,7 @@ async function measureStartup(ctx: BenchContext): Promise<{ ours: ReturnType<typ
   writeFileSync(join(dir, "hello.ts"), 'console.log("hello");\n');
   const hello = join(dir, "hello");
   // The flags build.ts compiles pod-gateway with (minus the --define of the version).
-  await mustRun("compiling hello world", [
-    ctx.bun, "build", join(dir, "hello.ts"), "--compile", "--minify", "--sourcemap=none", "--bytecode", "--format=esm",
-    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--outfile", hello,
-  ]);
+  await mustRun("compiling hello world", [ctx.bun, "build", join(dir, "hello.ts"), ...COMPILE_FLAGS, "--outfile", hello]);
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
   const ours: number[] = [];
   const base: number[] = [];
