@@ -7,7 +7,7 @@
 //                 glibc's package files at their package paths, /etc/passwd, /etc/group, /tmp)
 // The debootstrap tree is cached (it takes about a minute); images are built only when missing
 // from podman's store.
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, posix } from "node:path";
 import { which } from "../sys/exec.ts";
@@ -21,13 +21,45 @@ export interface StandIns {
 }
 
 /** Names of the stand-ins in podman's store: clearly not the real images. Pure. */
-export function standInNames(m: RootfsManifest, arch: ArchInfo): StandIns {
+export function standInNames(m: RootfsManifest, arch: ArchInfo, nodeRecipe = renderNodeStandIn("", extraCaFiles().length > 0)): StandIns {
   const rel = m.debian.release;
+  // The node stand-in's tag carries a hash of its recipe: a changed recipe builds a new one
+  // (reusing podman's cached apt layer), never silently the old image.
+  const recipe = new Bun.CryptoHasher("sha256").update(nodeRecipe).update(extraCaFiles().map((f) => readFileSync(join(EXTRA_CA_DIR, f), "utf8")).join("")).digest("hex").slice(0, 10);
   return {
     DEBIAN_IMAGE: `localhost/pod-gateway-standin/debian:${rel}-slim-${arch.name}`,
-    NODE_IMAGE: `localhost/pod-gateway-standin/node:debian-${rel}-${arch.name}`,
+    NODE_IMAGE: `localhost/pod-gateway-standin/node:debian-${rel}-${arch.name}-${recipe}`,
     BASE_IMAGE: `localhost/pod-gateway-standin/distroless-base:${rel}-${arch.name}`,
   };
+}
+
+/**
+ * Local CA certificates of this machine (Debian's place for them). On a machine whose egress goes
+ * through a TLS-inspecting proxy, `npm ci` and Bun inside the build reach the npm registry only
+ * when the node stand-in trusts the same CAs the host does. Real bases never get them.
+ */
+const EXTRA_CA_DIR = "/usr/local/share/ca-certificates";
+
+function extraCaFiles(): string[] {
+  if (!existsSync(EXTRA_CA_DIR)) return [];
+  return [...new Bun.Glob("*.crt").scanSync({ cwd: EXTRA_CA_DIR })].sort();
+}
+
+/** Containerfile of the node stand-in (FROM is filled in by the caller). Pure. */
+export function renderNodeStandIn(debianImage: string, withExtraCa: boolean): string {
+  const lines = [
+    `FROM ${debianImage}`,
+    "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm ca-certificates && rm -rf /var/lib/apt/lists/*",
+  ];
+  if (withExtraCa) {
+    lines.push(
+      "COPY extra-ca/ /usr/local/share/ca-certificates/",
+      "RUN update-ca-certificates",
+      // npm and Bun read these (Debian's node already uses the system store; this makes sure).
+      "ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_cafile=/etc/ssl/certs/ca-certificates.crt",
+    );
+  }
+  return lines.join("\n") + "\n";
 }
 
 /** Where the debootstrap tree is kept between runs. */
@@ -150,7 +182,12 @@ export function readBaseEmulation(m: RootfsManifest, sysroot: string, arch: Arch
       } catch {
         continue; // a path the package lists but dpkg path-exclusion left out (docs in minbase)
       }
-      if (st.isSymbolicLink()) out.set(p, { path: p, kind: "symlink", value: readlinkSync(host), mode: 0o777 });
+      if (st.isSymbolicLink()) {
+        // merged-/usr aliases (/lib → usr/lib) become real directories, as in distroless.
+        const real = resolveInRoot(sysroot, p);
+        if (real && statSync(join(sysroot, real)).isDirectory()) out.set(p, { path: p, kind: "dir", value: "", mode: 0o755 });
+        else out.set(p, { path: p, kind: "symlink", value: readlinkSync(host), mode: 0o777 });
+      }
       else if (st.isDirectory()) out.set(p, { path: p, kind: "dir", value: "", mode: st.mode & 0o7777 });
       else if (st.isFile()) out.set(p, { path: p, kind: "file", value: host, mode: st.mode & 0o7777 });
     }
@@ -193,11 +230,9 @@ export async function ensureStandIns(p: Podman, m: RootfsManifest, arch: ArchInf
   if (need.node) {
     const t0 = performance.now();
     const dir = join(work, "node-standin");
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(
-      join(dir, "Containerfile"),
-      `FROM ${names.DEBIAN_IMAGE}\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm ca-certificates && rm -rf /var/lib/apt/lists/*\n`,
-    );
+    mkdirSync(join(dir, "extra-ca"), { recursive: true });
+    for (const f of extraCaFiles()) copyFileSync(join(EXTRA_CA_DIR, f), join(dir, "extra-ca", f));
+    writeFileSync(join(dir, "Containerfile"), renderNodeStandIn(names.DEBIAN_IMAGE, extraCaFiles().length > 0));
     await podmanStreamed(p, ["build", "--network", "host", "--pull=never", "--platform", `linux/${arch.name}`, "-t", names.NODE_IMAGE, "-f", join(dir, "Containerfile"), dir], `building ${names.NODE_IMAGE}`);
     log(`stand-in ${names.NODE_IMAGE}: built (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   } else log(`stand-in ${names.NODE_IMAGE}: in podman's store`);

@@ -1,0 +1,37 @@
+// Reproducible builds: the Dockerfile built again from the same commit, with no cache at all
+// (every stage re-runs: npm ci, Bun's compile, apt-get, the assembly), gives our layer the same
+// digest as the build `npm run image` recorded in dist/image.json. Costs a few minutes.
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildImage } from "../../src/image/build-image.ts";
+import { podman } from "../../src/image/podman.ts";
+import { ARCHES, hostArch } from "../../src/sys/rootfs.ts";
+import { requireImage } from "./common.ts";
+
+const REPO = "localhost/pod-gateway-repro-check";
+let out = "";
+let made = "";
+
+afterAll(async () => {
+  if (made) {
+    const { p } = await requireImage();
+    await podman(p, ["rmi", "-f", made], { ok: [0, 1] });
+  }
+  if (out) rmSync(out, { recursive: true, force: true });
+}, 60_000);
+
+describe("reproducible image", () => {
+  test("a second build without cache gives our layer the same digest", async () => {
+    const { rec } = await requireImage();
+    out = mkdtempSync(join(tmpdir(), "pgw-repro-"));
+    const [again] = await buildImage({ localBases: rec.localBases, noCache: true, arches: [ARCHES[hostArch().name]], repository: REPO, outDir: out, log: (l) => process.stderr.write(`repro: ${l}\n`) });
+    made = again!.image;
+    expect(again!.commit).toBe(rec.commit);
+    expect(again!.timestamp).toBe(rec.timestamp);
+    expect(again!.layer.diffId).toBe(rec.layer.diffId);
+    // With the same base, the whole image config (and so the image id) is the same too.
+    expect(again!.diffIds).toEqual(rec.diffIds);
+  }, 900_000);
+});
