@@ -39,6 +39,8 @@ let work = "";
 const configs = { rw: "", ro: "" };
 const timings: Record<string, number> = {};
 const running = new Map<string, { proc: Subprocess; text: () => string }>();
+/** Output of the client sidecars stopped for the restart. */
+const stopped: Record<string, string> = {};
 
 type Role = "gateway_init" | "gateway_sidecar" | "client_init" | "client_sidecar";
 
@@ -66,11 +68,19 @@ function runArgs(lab: Lab, pod: PodName, role: Role, name: string, readOnly: boo
     "--network", `ns:/run/netns/${lab.ns(pod)}`, "--hostname", pod, "--dns", "none",
     "--volume", `${lab.resolvConfPath(pod)}:/etc/resolv.conf:rw`,
     "--volume", `${readOnly ? configs.ro : configs.rw}:/config:ro`,
-    ...(readOnly ? ["--read-only", "--read-only-tmpfs=false", ...(pod === "gateway" ? ["--tmpfs", "/run:rw,mode=0755,size=16m"] : [])] : []),
+    // An emptyDir is the pod's, not the container's: it outlives container restarts, and the
+    // gateway's init and sidecar share it (config/kubernetes/gateway.yaml).
+    ...(readOnly ? ["--read-only", "--read-only-tmpfs=false", ...(pod === "gateway" ? ["--volume", `${emptyDir(pod, "run")}:/run:rw`] : [])] : []),
     ...securityFlags(role),
     ...envFlags(lab, pod),
     fx.rec.image, `/bin/${role}.sh`,
   ];
+}
+
+function emptyDir(pod: PodName, name: string): string {
+  const d = join(work, `emptydir-${pod}-${name}`);
+  mkdirSync(d, { recursive: true, mode: 0o755 });
+  return d;
 }
 
 /** An init container: run to completion; returns exit code and output. */
@@ -104,8 +114,14 @@ async function removeSidecar(pod: PodName, role: Role): Promise<{ code: number; 
   return { code, text: s.text() };
 }
 
+/**
+ * The gateway's dnsmasq answers on .1: a cluster name (upstream: the cluster DNS) or, once the
+ * VPN client has rewritten resolv.conf, a name only the VPN's DNS knows.
+ */
 async function gatewayDnsAnswers(lab: Lab): Promise<boolean> {
-  return (await lab.resolve("gateway", LAB.apiServerName, { server: `${OVERLAY}.1`, timeoutMs: 300 })).ok;
+  const server = `${OVERLAY}.1`;
+  if ((await lab.resolve("gateway", LAB.apiServerName, { server, timeoutMs: 300 })).ok) return true;
+  return (await lab.resolve("gateway", LAB.internetName, { server, timeoutMs: 300 })).ok;
 }
 
 async function bringUpGateway(lab: Lab, readOnly: boolean, label: string): Promise<void> {
@@ -190,7 +206,7 @@ beforeAll(async () => {
   for (const [k, copy] of [["rw", "/etc/resolv_copy.conf"], ["ro", "/run/resolv_copy.conf"]] as const) {
     const d = join(work, `config-${k}`);
     mkdirSync(d);
-    writeFileSync(join(d, "settings.sh"), `${settings}\n# inside the image\nRESOLV_CONF_COPY="${copy}"\n`);
+    writeFileSync(join(d, "settings.sh"), settings.replace(/^RESOLV_CONF_COPY=.*$/m, `RESOLV_CONF_COPY="${copy}" # inside the image`));
     writeFileSync(join(d, "nat.conf"), nat);
     configs[k] = d;
   }
@@ -242,13 +258,13 @@ describe("the roles from the image, run by podman in the lab", () => {
     expect(ro.code).not.toBe(0); // no shell in the image
   }, 60_000);
 
-  test("restart: podman rm + podman run of every role with a read-only root filesystem (tmpfs /run in the gateway); the checks pass again", async () => {
+  test("restart: podman rm + podman run of every role with a read-only root filesystem (an emptyDir at the gateway's /run); the checks pass again", async () => {
     const lab = t.lab;
     // Sidecars stop on SIGTERM with exit 0 (podman stop), then their containers are removed.
     for (const c of ["client-0", "client-1"] as const) {
       const { code, text } = await removeSidecar(c, "client_sidecar");
       expect({ c, code }).toEqual({ c, code: 0 });
-      if (c === "client-1") expect(text).toContain("released the DHCP lease");
+      stopped[c] = text;
     }
     expect((await removeSidecar("gateway", "gateway_sidecar")).code).toBe(0);
     // The VPN client's DNS stays in the pod's resolv.conf (the kubelet's file, not the container's).
@@ -256,6 +272,15 @@ describe("the roles from the image, run by podman in the lab", () => {
     for (const c of ["client-0", "client-1"] as const) await bringUpClient(lab, c, true, "read-only root");
     await demoChecks(lab);
   }, 240_000);
+
+  test("client-1's sidecar released its DHCP lease when stopped, with only NET_ADMIN and NET_RAW", () => {
+    // Known failure (see notes): the release (and renewals) go through a UDP socket bound to
+    // <lease>:68, a privileged port; with --cap-drop all it needs CAP_NET_BIND_SERVICE, which
+    // the webhook's containers do not have, so bind() fails with EACCES.
+    const text = stopped["client-1"] ?? "";
+    const failed = /releasing the DHCP lease[^\n]*/.exec(text)?.[0];
+    expect({ released: text.includes("released the DHCP lease"), failed }).toEqual({ released: true, failed: undefined });
+  });
 
   test("restart of the gateway sidecar alone: clients keep working (the overlay heals)", async () => {
     const lab = t.lab;
