@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildImage } from "../../src/image/build-image.ts";
 import { podman } from "../../src/image/podman.ts";
-import { ARCHES, hostArch } from "../../src/sys/rootfs.ts";
+import { ARCHES, hostArch, REPO_ROOT } from "../../src/sys/rootfs.ts";
 import { requireImage } from "./common.ts";
 
 const REPO = "localhost/pod-gateway-repro-check";
@@ -25,6 +25,8 @@ afterAll(async () => {
 describe("reproducible image", () => {
   test("a second build without cache gives our layer the same digest", async () => {
     const { rec } = await requireImage();
+    const head = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"], { cwd: REPO_ROOT, stdout: "pipe" }).stdout.toString().trim();
+    if (rec.commit !== head || rec.dirty) throw new Error(`dist/image.json is from commit ${rec.commit}${rec.dirty ? " with uncommitted changes" : ""}, HEAD is ${head}: commit, then run \`npm run image\` before this test`);
     out = mkdtempSync(join(tmpdir(), "pgw-repro-"));
     const [again] = await buildImage({ localBases: rec.localBases, noCache: true, arches: [ARCHES[hostArch().name]], repository: REPO, outDir: out, log: (l) => process.stderr.write(`repro: ${l}\n`) });
     made = again!.image;
