@@ -42,6 +42,24 @@ function readBinfmtEntries(): string[] {
     });
 }
 
+/**
+ * A fully qualified image reference: podman (unlike Docker) refuses short names unless
+ * registries.conf lists search registries, so `debian:bookworm-slim` becomes
+ * `docker.io/library/debian:bookworm-slim`. Pure.
+ */
+export function qualifyImageRef(ref: string): string {
+  const first = ref.split("/")[0]!;
+  if (ref.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")) return ref;
+  return ref.includes("/") ? `docker.io/${ref}` : `docker.io/library/${ref}`;
+}
+
+/** The Dockerfile's base-image build arguments with their defaults (global `ARG *_IMAGE=...`). Pure. */
+export function parseBaseArgs(dockerfile: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of dockerfile.matchAll(/^ARG\s+([A-Z_]+_IMAGE)=(\S+)\s*$/gm)) out[m[1]!] = m[2]!;
+  return out;
+}
+
 export interface ImageRecord {
   image: string;
   tags: string[];
@@ -104,7 +122,8 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageRecord[]
   try {
     for (const arch of opts.arches) {
       const t0 = performance.now();
-      let bases: Partial<StandIns> = {};
+      // Real bases: the Dockerfile's own defaults, fully qualified for podman.
+      let bases: Partial<StandIns> = Object.fromEntries(Object.entries(parseBaseArgs(readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8"))).map(([k, v]) => [k, qualifyImageRef(v)]));
       if (opts.localBases) bases = await ensureStandIns(p, manifest, arch, log, work);
       const ref = `${repository}:${pkg.version}-${arch.name}`;
       const args = [
@@ -125,7 +144,12 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageRecord[]
       ];
       log(`podman build for linux/${arch.name}${opts.localBases ? " with local stand-in bases" : ""} (commit ${commit}, timestamp ${timestamp})`);
       const tb = performance.now();
-      await podmanStreamed(p, args, `building ${ref}`);
+      try {
+        await podmanStreamed(p, args, `building ${ref}`);
+      } catch (e) {
+        if (opts.localBases) throw e;
+        throw new Error(`${(e as Error).message}\nIf the base images' registries are unreachable from here, build with local stand-ins: npm run image -- --local-bases`);
+      }
       const buildSeconds = (performance.now() - tb) / 1000;
       const tags = [ref];
       if (arch.name === hostArch().name) {
@@ -149,7 +173,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageRecord[]
         timestamp,
         dirty,
         arch: arch.name,
-        bases: { BASE_IMAGE: bases.BASE_IMAGE ?? manifest.base.image, DEBIAN_IMAGE: bases.DEBIAN_IMAGE ?? "debian:bookworm-slim", NODE_IMAGE: bases.NODE_IMAGE ?? "node:22-bookworm-slim" },
+        bases: { ...bases },
         localBases: opts.localBases,
         id,
         manifestDigest: oci.manifestDigest,

@@ -5,13 +5,13 @@
 // - the config: no ENTRYPOINT, CMD pod-gateway --help, user 0, the OCI labels, distroless' PATH;
 // - the archive's digest is the one recorded, and podman's store has the same image.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { parseTar, readOciArchive, type OciImage, type TarEntry } from "../../src/image/oci.ts";
 import { podman } from "../../src/image/podman.ts";
 import { DISTROLESS_PATH } from "../../src/image/standins.ts";
-import { hostArch, readRootfsManifest, readRootfsPlan } from "../../src/sys/rootfs.ts";
+import { hostArch, readRootfsManifest, readRootfsPlan, REPO_ROOT } from "../../src/sys/rootfs.ts";
 import { requireImage, type ImageFixture } from "./common.ts";
 
 let fx: ImageFixture;
@@ -115,8 +115,11 @@ describe("the built image", () => {
   test("sizes, against the Bun floor", () => {
     const last = oci.layers[oci.layers.length - 1]!;
     const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+    // The Bun runtime floor (a compiled hello world), as `bun src/image/sizes.ts` measured it.
+    const sizes = JSON.parse(readFileSync(join(REPO_ROOT, "test/bench/results/sizes.json"), "utf8")) as { floor: Record<string, { bytes: number; gzip: number }> };
+    const floor = sizes.floor[hostArch().buildTarget]!;
     const lines = [
-      `our layer: ${mib(last.tar.length)} (gzip ${mib(last.gzipSize)}), ${ours.length} entries`,
+      `our layer: ${mib(last.tar.length)} (gzip ${mib(last.gzipSize)}), ${ours.length} entries; over the Bun floor (${mib(floor.bytes)}, gzip ${mib(floor.gzip)}): +${mib(last.tar.length - floor.bytes)} (gzip +${mib(last.gzipSize - floor.gzip)})`,
       `image: ${mib(fx.rec.total.bytes)} (gzip ${mib(fx.rec.total.gzipBytes)}), ${oci.layers.length} layers`,
       `podman build: ${fx.rec.buildSeconds} s`,
     ];

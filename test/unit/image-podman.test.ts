@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, mkdirSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { binfmtRunsArm64 } from "../../src/image/build-image.ts";
+import { binfmtRunsArm64, parseBaseArgs, qualifyImageRef } from "../../src/image/build-image.ts";
 import { parseTar } from "../../src/image/oci.ts";
 import { renderContainersConf } from "../../src/image/podman.ts";
 import { parseAptMirror, renderNodeStandIn, standInNames } from "../../src/image/standins.ts";
@@ -16,6 +16,24 @@ describe("podman settings", () => {
     const c = renderContainersConf();
     expect(c).toContain("[containers]\ndefault_ulimits = []\nnetns = \"none\"\n");
     expect(c).toContain('[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\n');
+  });
+});
+
+describe("real bases for podman", () => {
+  test("short names are qualified (podman has no implicit docker.io); qualified ones kept", () => {
+    expect(qualifyImageRef("debian:bookworm-slim")).toBe("docker.io/library/debian:bookworm-slim");
+    expect(qualifyImageRef("someone/tool:1")).toBe("docker.io/someone/tool:1");
+    expect(qualifyImageRef("gcr.io/distroless/base-debian12")).toBe("gcr.io/distroless/base-debian12");
+    expect(qualifyImageRef("localhost/x:1")).toBe("localhost/x:1");
+    expect(qualifyImageRef("registry:5000/x")).toBe("registry:5000/x");
+  });
+  test("the Dockerfile's three base arguments, as podman gets them", () => {
+    const args = parseBaseArgs(readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8"));
+    expect(Object.fromEntries(Object.entries(args).map(([k, v]) => [k, qualifyImageRef(v)]))).toEqual({
+      BASE_IMAGE: "gcr.io/distroless/base-debian12",
+      DEBIAN_IMAGE: "docker.io/library/debian:bookworm-slim",
+      NODE_IMAGE: "docker.io/library/node:22-bookworm-slim",
+    });
   });
 });
 
