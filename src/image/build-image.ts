@@ -124,7 +124,12 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageRecord[]
       const t0 = performance.now();
       // Real bases: the Dockerfile's own defaults, fully qualified for podman.
       let bases: Partial<StandIns> = Object.fromEntries(Object.entries(parseBaseArgs(readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8"))).map(([k, v]) => [k, qualifyImageRef(v)]));
-      if (opts.localBases) bases = await ensureStandIns(p, manifest, arch, log, work);
+      if (opts.localBases) {
+        bases = await ensureStandIns(p, manifest, arch, log, work);
+        // The tools stage runs on the builder's platform (FROM --platform=$BUILDPLATFORM): its
+        // stand-in is the host architecture's, whatever the target.
+        if (arch.name !== hostArch().name) bases.NODE_IMAGE = (await ensureStandIns(p, manifest, hostArch(), log, work)).NODE_IMAGE;
+      }
       const ref = `${repository}:${pkg.version}-${arch.name}`;
       const args = [
         "build",
