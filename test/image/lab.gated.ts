@@ -39,6 +39,8 @@ let work = "";
 const configs = { rw: "", ro: "" };
 const timings: Record<string, number> = {};
 const running = new Map<string, { proc: Subprocess; text: () => string }>();
+/** The gateway pod's resolv.conf as the kubelet wrote it (before the VPN client rewrote it). */
+let kubeletResolvConf = "";
 /** Output of the client sidecars stopped for the restart. */
 const stopped: Record<string, string> = {};
 
@@ -210,6 +212,7 @@ beforeAll(async () => {
     writeFileSync(join(d, "nat.conf"), nat);
     configs[k] = d;
   }
+  kubeletResolvConf = readFileSync(lab.resolvConfPath("gateway"), "utf8");
   // The port forward's target in client-0 (the lab's echo service, not part of the image).
   await startDaemon(lab, "client-0", "echo-client-0", [...selfCommand(), "lab", "echo", "--tcp", String(FORWARD_PORT)]);
 }, 120_000);
@@ -266,8 +269,11 @@ describe("the roles from the image, run by podman in the lab", () => {
       stopped[c] = text;
     }
     expect((await removeSidecar("gateway", "gateway_sidecar")).code).toBe(0);
-    // The VPN client's DNS stays in the pod's resolv.conf (the kubelet's file, not the container's).
+    // This round is a new gateway pod: the kubelet's resolv.conf and a new emptyDir, then the
+    // VPN client rewrites resolv.conf once it is connected.
+    await lab.writeResolvConf("gateway", kubeletResolvConf);
     await bringUpGateway(lab, true, "read-only root");
+    await lab.writeResolvConf("gateway", `nameserver ${LAB.vpnDnsIp}\n`);
     for (const c of ["client-0", "client-1"] as const) await bringUpClient(lab, c, true, "read-only root");
     await demoChecks(lab);
   }, 240_000);
@@ -281,7 +287,7 @@ describe("the roles from the image, run by podman in the lab", () => {
     expect({ released: text.includes("released the DHCP lease"), failed }).toEqual({ released: true, failed: undefined });
   });
 
-  test("restart of the gateway sidecar alone: clients keep working (the overlay heals)", async () => {
+  test("restart of the gateway sidecar alone: clients keep working, and cluster names still go to the cluster DNS (original resolv.conf kept in the emptyDir)", async () => {
     const lab = t.lab;
     const t0 = performance.now();
     await removeSidecar("gateway", "gateway_sidecar");
@@ -289,6 +295,11 @@ describe("the roles from the image, run by podman in the lab", () => {
     await waitFor("the restarted gateway sidecar to answer DNS", async () => side.proc.exitCode !== null || (await gatewayDnsAnswers(lab)), 60_000, { everyMs: 100, detail: () => side.text() });
     expect(side.proc.exitCode).toBeNull();
     timings["gateway sidecar restart (rm + run) → DNS answers again"] = performance.now() - t0;
+    // The original resolv.conf was kept in the emptyDir (RESOLV_CONF_COPY in /run), so cluster
+    // names still go to the cluster DNS, though resolv.conf now names the VPN's DNS.
+    const local = await lab.resolve("gateway", LAB.apiServerName, { server: `${OVERLAY}.1`, timeoutMs: 3000 });
+    expect({ ok: local.ok, addresses: local.addresses }).toEqual({ ok: true, addresses: [LAB.apiServerIp] });
+    expect(side.text()).toContain(`cluster DNS for local: ${LAB.clusterDnsIp}`);
     await waitFor("client-1 (DHCP) to reach the internet through the restarted gateway", async () => (await lab.echoFrom("client-1", "internet", "tcp", { timeoutMs: 1000 })).ok, 60_000, { everyMs: 500 });
     expect(await lab.echoFrom("client-0", "internet", "tcp", { timeoutMs: 5000 })).toEqual({ ok: true, source: expect.stringMatching(viaVpn) });
   }, 120_000);
