@@ -6,11 +6,24 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildImage } from "../../src/image/build-image.ts";
+import { parseTar, readOciArchive } from "../../src/image/oci.ts";
 import { podman } from "../../src/image/podman.ts";
 import { ARCHES, hostArch, REPO_ROOT } from "../../src/sys/rootfs.ts";
 import { requireImage } from "./common.ts";
 
 const REPO = "localhost/pod-gateway-repro-check";
+
+/** Our layer's entries: path → type, mode, owner, mtime, link target and content hash. */
+function entriesOf(archive: string): Map<string, string> {
+  const oci = readOciArchive(archive);
+  const tar = oci.layers[oci.layers.length - 1]!.tar;
+  const out = new Map<string, string>();
+  for (const e of parseTar(tar)) {
+    const sha = e.type === "file" ? new Bun.CryptoHasher("sha256").update(tar.subarray(e.offset, e.offset + e.size)).digest("hex").slice(0, 16) : "";
+    out.set(e.path, `${e.type} ${e.mode.toString(8)} ${e.uid}:${e.gid} mtime ${e.mtime} ${e.linkname} ${e.size} ${sha}`);
+  }
+  return out;
+}
 let out = "";
 let made = "";
 
@@ -32,6 +45,13 @@ describe("reproducible image", () => {
     made = again!.image;
     expect(again!.commit).toBe(rec.commit);
     expect(again!.timestamp).toBe(rec.timestamp);
+    if (again!.layer.diffId !== rec.layer.diffId) {
+      // Say which files differ, not just that the digests do.
+      const a = entriesOf(rec.archive);
+      const b = entriesOf(again!.archive);
+      const differ = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort();
+      expect({ differ: differ.map((k) => `/${k}: ${a.get(k) ?? "missing"} vs ${b.get(k) ?? "missing"}`) }).toEqual({ differ: [] });
+    }
     expect(again!.layer.diffId).toBe(rec.layer.diffId);
     // With the same base, the whole image config (and so the image id) is the same too.
     expect(again!.diffIds).toEqual(rec.diffIds);

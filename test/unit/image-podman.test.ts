@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, mkdirSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { hostTarget, sha256File } from "../../build.ts";
 import { binfmtRunsArm64, parseBaseArgs, qualifyImageRef } from "../../src/image/build-image.ts";
 import { parseTar } from "../../src/image/oci.ts";
 import { renderContainersConf } from "../../src/image/podman.ts";
@@ -109,6 +110,25 @@ describe("stand-in bases", () => {
     expect(ca).toContain("COPY extra-ca/ /usr/local/share/ca-certificates/\nRUN update-ca-certificates\n");
     expect(ca).toContain("NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt");
   });
+});
+
+describe("reproducible compile (what the image's layer digest rests on)", () => {
+  test("two builds of the same sources are byte-identical (no temporary name or pid embedded)", async () => {
+    const d = mkdtempSync(join(tmpdir(), "pgw-repro-bin-"));
+    try {
+      const sums: string[] = [];
+      // Two processes (two pids), as two image builds are.
+      for (const n of ["a", "b"]) {
+        const r = Bun.spawnSync([process.execPath, join(REPO_ROOT, "build.ts"), "--target", hostTarget(), "--outdir", join(d, n)], { stdout: "pipe", stderr: "pipe", env: { ...process.env, POD_GATEWAY_COMMIT: "0123456789ab" } });
+        expect({ code: r.exitCode, err: r.exitCode ? r.stderr.toString() : "" }).toEqual({ code: 0, err: "" });
+        sums.push(await sha256File(join(d, n, `pod-gateway-${hostTarget()}`)));
+      }
+      expect(sums[0]).toBe(sums[1]!);
+      expect(readdirSync(join(d, "a")).sort()).toEqual(["SHA256SUMS", `pod-gateway-${hostTarget()}`]);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 describe("the gated image tests", () => {
