@@ -25,12 +25,12 @@ function entriesOf(archive: string): Map<string, string> {
   return out;
 }
 let out = "";
-let made = "";
+let made: string[] = [];
 
 afterAll(async () => {
-  if (made) {
+  if (made.length) {
     const { p } = await requireImage();
-    await podman(p, ["rmi", "-f", made], { ok: [0, 1] });
+    await podman(p, ["rmi", "-f", ...made], { ok: [0, 1] });
   }
   if (out) rmSync(out, { recursive: true, force: true });
 }, 60_000);
@@ -42,7 +42,7 @@ describe("reproducible image", () => {
     if (rec.commit !== head || rec.dirty) throw new Error(`dist/image.json is from commit ${rec.commit}${rec.dirty ? " with uncommitted changes" : ""}, HEAD is ${head}: commit, then run \`npm run image\` before this test`);
     out = mkdtempSync(join(tmpdir(), "pgw-repro-"));
     const [again] = await buildImage({ localBases: rec.localBases, noCache: true, arches: [ARCHES[hostArch().name]], repository: REPO, outDir: out, log: (l) => process.stderr.write(`repro: ${l}\n`) });
-    made = again!.image;
+    made = again!.tags;
     expect(again!.commit).toBe(rec.commit);
     expect(again!.timestamp).toBe(rec.timestamp);
     if (again!.layer.diffId !== rec.layer.diffId) {
