@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ARCHES, hostArch, parseArch, readRootfsManifest, REPO_ROOT, type ArchInfo } from "../sys/rootfs.ts";
+import { sha256File } from "../../build.ts";
 import { parseTar, readOciArchive } from "./oci.ts";
 import { podman, podmanStreamed, setupPodman, type Podman } from "./podman.ts";
 import { ensureStandIns, type StandIns } from "./standins.ts";
@@ -87,12 +88,6 @@ function git(args: string[]): string {
   const r = Bun.spawnSync(["git", ...args], { cwd: REPO_ROOT, stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`git ${args.join(" ")} exited ${r.exitCode}: ${r.stderr.toString().trim()}`);
   return r.stdout.toString().trim();
-}
-
-async function sha256File(file: string): Promise<string> {
-  const h = new Bun.CryptoHasher("sha256");
-  for await (const chunk of Bun.file(file).stream()) h.update(chunk);
-  return h.digest("hex");
 }
 
 export interface BuildImageOptions {
