@@ -9,7 +9,7 @@
 // directory (not acceptable for a privileged network tool).
 import { createHash } from "node:crypto";
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { machineName, readElf, type ElfInfo } from "./src/sys/rootfs-elf.ts";
 
@@ -102,8 +102,12 @@ export const COMPILE_FLAGS: readonly string[] = [
 
 async function compile(outfile: string, commit: string, target?: string): Promise<void> {
   // Compile next to the final name and rename: other processes (tests) may be running the
-  // previous binary, and a half-written file must never carry the final name.
-  const tmp = `${outfile}.tmp-${process.pid}`;
+  // previous binary, and a half-written file must never carry the final name. The temporary
+  // file has the final file's name (in a private directory): Bun embeds the output's name in
+  // the program (/$bunfs/root/<name>), so a pid in it would make every build differ.
+  const tmpDir = join(dirname(outfile), `.build-${process.pid}`);
+  mkdirSync(tmpDir, { recursive: true });
+  const tmp = join(tmpDir, basename(outfile));
   const argv = [
     process.execPath, "build", join(root, "src/main.ts"),
     ...COMPILE_FLAGS,
@@ -113,11 +117,12 @@ async function compile(outfile: string, commit: string, target?: string): Promis
     ...(target ? ["--target", target] : []),
   ];
   const p = Bun.spawn(argv, { stdout: "inherit", stderr: "inherit" });
-  if ((await p.exited) !== 0) {
-    rmSync(tmp, { force: true });
-    throw new Error(`bun build failed for ${outfile}${target ? ` (--target ${target})` : ""}`);
+  try {
+    if ((await p.exited) !== 0) throw new Error(`bun build failed for ${outfile}${target ? ` (--target ${target})` : ""}`);
+    renameSync(tmp, outfile);
+  } finally {
+    rmSync(tmpDir, { recursive: true, force: true });
   }
-  renameSync(tmp, outfile);
 }
 
 /** Runs the host build's `version` and checks it prints exactly what was compiled in. */
