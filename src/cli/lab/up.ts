@@ -7,18 +7,20 @@ import { createLab, listLabs, readLabState } from "../../lab/lab.ts";
 import { CLI_OWNER, MAX_CLIENTS, pickCliLabs } from "../../lab/plan.ts";
 import { renderLabMap } from "../../lab/report.ts";
 import { log } from "../../sys/log.ts";
-import { ExitStatus, idArg, parseIntArg } from "./common.ts";
+import { ExitStatus, idArg, parseIntArg, parseVpnArgs, vpnArgs } from "./common.ts";
 
 export default defineCommand({
   meta: { name: "up", description: "Build a lab: node, gateway pod, VPN exit, internet, leak host, client pods" },
   args: {
     clients: { type: "string", description: `Number of client pods (0-${MAX_CLIENTS}, default 1)`, valueHint: "N" },
     "vpn-interface": { type: "string", description: "Name of the gateway's VPN interface (default tun0)", valueHint: "NAME" },
+    ...vpnArgs,
     ...configDirArg,
     ...idArg,
   },
   async run({ args }) {
     const clients = parseIntArg("clients", args.clients, 0, MAX_CLIENTS);
+    const vpn = parseVpnArgs(args);
     let configDir: string | undefined;
     if (args["config-dir"]) {
       configDir = resolve(args["config-dir"]);
@@ -34,7 +36,7 @@ export default defineCommand({
       const { mine } = pickCliLabs(listLabs());
       if (mine.length === 1) id = mine[0];
     }
-    const lab = await createLab({ clients, configDir, id, vpnInterface: args["vpn-interface"], createdBy: CLI_OWNER });
+    const lab = await createLab({ clients, configDir, id, vpnInterface: args["vpn-interface"], createdBy: CLI_OWNER, ...vpn });
     process.stdout.write(renderLabMap(readLabState(lab.id), lab.buildMs));
   },
 });
