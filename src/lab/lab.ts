@@ -589,6 +589,7 @@ export function validateLabOptions(opts: LabOptions): string[] {
   if (opts.id !== undefined && !isValidLabId(opts.id)) problems.push(`id ${JSON.stringify(opts.id)} must be 1-16 lowercase letters or digits`);
   const vpnProblem = checkVpnInterface(opts.vpnInterface ?? "tun0");
   if (vpnProblem) problems.push(vpnProblem);
+  if (opts.vpnLink !== undefined && !["up", "down", "deleted"].includes(opts.vpnLink)) problems.push(`vpnLink must be up, down or deleted, not ${JSON.stringify(opts.vpnLink)}`);
   if (opts.vpn !== undefined && !VPN_KINDS.includes(opts.vpn)) problems.push(`vpn must be one of ${VPN_KINDS.join(", ")}, not ${JSON.stringify(opts.vpn)}`);
   if (opts.openvpn !== undefined && opts.vpn !== "openvpn") problems.push(`OpenVPN settings need vpn "openvpn" (the lab's VPN is ${opts.vpn ?? "veth"})`);
   if (opts.vpn === "openvpn") problems.push(...checkOpenVpnSettings(resolveOpenVpnSettings(opts.openvpn)));
@@ -616,7 +617,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab & { buildMs:
     clients: opts.clients ?? 1,
     vpnInterface: opts.vpnInterface ?? "tun0",
     gatewayGeneration: 0,
-    vpnLink: "up",
+    vpnLink: opts.vpnLink ?? "up",
     configDir: opts.configDir ?? join(runDir, "config"),
     runDir,
     createdAt: new Date().toISOString(),

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { PodGatewayError } from "../core/errors.ts";
 import { ProcessRunner } from "../sys/exec.ts";
 import {
+  checkOpenVpnSettings,
   CLIENT_CN,
   openVpnClientRunDir,
   openVpnFiles,
@@ -99,8 +100,24 @@ type Side = "server" | "client";
  */
 export class OpenVpnControl {
   readonly files: OpenVpnFiles;
-  constructor(private readonly lab: OpenVpnHost, readonly settings: OpenVpnSettings) {
+  constructor(private readonly lab: OpenVpnHost, private current: OpenVpnSettings) {
     this.files = openVpnFiles(lab.runDir);
+  }
+
+  get settings(): OpenVpnSettings {
+    return this.current;
+  }
+
+  /**
+   * Change settings (persist-tun, the pushed DNS, ...): both config files are rewritten and
+   * take effect when that side starts again (or, for the server, on SIGHUP).
+   */
+  configure(change: Partial<OpenVpnSettings>): void {
+    const next = { ...this.current, ...change };
+    const problems = checkOpenVpnSettings(next);
+    if (problems.length) throw new OpenVpnError(`changing the lab's OpenVPN settings: ${problems.join("; ")}`);
+    this.current = next;
+    writeOpenVpnConfigs(this.lab.runDir, next, this.lab.vpnInterface);
   }
 
   logFile(side: Side): string {

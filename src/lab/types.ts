@@ -101,6 +101,12 @@ export interface LabOptions {
    * server its up script writes into the gateway pod's resolv.conf.
    */
   vpn?: VpnKind;
+  /**
+   * The VPN link's state when the lab is built (default "up"). "deleted" with OpenVPN: the
+   * server runs, the client is not started yet (start it with setVpnLink("up")), as when the
+   * gateway's own containers start before the VPN container connects.
+   */
+  vpnLink?: VpnLinkState;
   /** OpenVPN's transport and pushes (vpn "openvpn" only): UDP 1194 by default, TCP 443 as an option. */
   openvpn?: Partial<OpenVpnSettings>;
 }
