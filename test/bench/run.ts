@@ -3,9 +3,11 @@
 //
 //   bun test/bench/run.ts                      everything (~12 min on 2 cores), writes
 //                                              test/bench/results/latest.{json,md}
-//   --only client,gateway                      a subset: client, recovery, gateway, footprint, datapath
+//   --only client,gateway                      a subset: client, recovery, gateway, footprint, datapath, openvpn
 //   --quick                                    fewer and shorter runs (development)
 //   --runs N  --soak-min M  --outage-runs N    override the run counts / soak length
+//   --no-sweep                                 leave other runs' throwaway namespaces alone (a
+//                                              machine where someone else may be benchmarking)
 //   --out DIR                                  where to write (default: results/ for a complete
 //                                              run, /tmp/pod-gateway-bench for a subset or --quick run)
 //
@@ -29,18 +31,19 @@ import { recoveryGroup } from "./groups/recovery.ts";
 import { gatewayGroup, NS_PREFIX } from "./groups/gateway.ts";
 import { startFootprint } from "./groups/footprint.ts";
 import { datapathGroup } from "./groups/datapath.ts";
+import { openvpnGroup } from "./groups/openvpn.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
 const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
 function usage(): never {
   process.stderr.write(
-    "usage: bun test/bench/run.ts [--only client,recovery,gateway,footprint,datapath] [--quick] [--runs N] [--soak-min M] [--outage-runs N] [--out DIR]\n",
+    "usage: bun test/bench/run.ts [--only client,recovery,gateway,footprint,datapath,openvpn] [--quick] [--runs N] [--soak-min M] [--outage-runs N] [--no-sweep] [--out DIR]\n",
   );
   process.exit(2);
 }
 
-export function parseOptions(argv: string[]): { opts: BenchOptions; only: GroupId[]; out?: string; complete: boolean } {
+export function parseOptions(argv: string[]): { opts: BenchOptions; only: GroupId[]; out?: string; complete: boolean; sweep: boolean } {
   let values;
   try {
     values = parseArgs({
@@ -52,6 +55,7 @@ export function parseOptions(argv: string[]): { opts: BenchOptions; only: GroupI
         "soak-min": { type: "string" },
         "outage-runs": { type: "string" },
         out: { type: "string" },
+        "no-sweep": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
       },
       strict: true,
@@ -85,14 +89,15 @@ export function parseOptions(argv: string[]): { opts: BenchOptions; only: GroupI
     iperfSeconds: q ? 1 : 2,
   };
   const complete = !q && only.length === GROUPS.length && values.runs === undefined && values["soak-min"] === undefined && values["outage-runs"] === undefined;
-  return { opts, only: only as GroupId[], out: values.out, complete };
+  return { opts, only: only as GroupId[], out: values.out, complete, sweep: !values["no-sweep"] };
 }
 
 function checkPrerequisites(only: GroupId[]): void {
   if (process.getuid?.() !== 0) throw new Error("the bench needs root (network namespaces, iptables, nft): run it as root");
   const need = new Set(["ip", "dnsmasq", "sysctl", "nft", "iptables-nft", "busybox"]);
   if (only.includes("gateway")) for (const t of ["iptables-nft-save", "ip6tables-nft", "ip6tables-nft-save", "strace"]) need.add(t);
-  if (only.includes("datapath")) need.add("iperf3");
+  if (only.includes("datapath") || only.includes("openvpn")) need.add("iperf3");
+  if (only.includes("openvpn")) for (const t of ["openvpn", "openssl"]) need.add(t);
   const missing = [...need].filter((t) => !which(t));
   if (missing.length)
     throw new Error(`missing tools: ${missing.join(", ")} (apt-get install -y iproute2 dnsmasq-base procps nftables iptables busybox strace iperf3)`);
@@ -100,11 +105,11 @@ function checkPrerequisites(only: GroupId[]): void {
 
 async function main(): Promise<number> {
   const started = performance.now();
-  const { opts, only, out, complete } = parseOptions(process.argv.slice(2));
+  const { opts, only, out, complete, sweep } = parseOptions(process.argv.slice(2));
   checkPrerequisites(only);
   const cleanup = new Cleanup();
   cleanup.installSignalHandlers(log);
-  const stale = await sweepStaleNamespaces(NS_PREFIX);
+  const stale = sweep ? await sweepStaleNamespaces(NS_PREFIX) : [];
   if (stale.length) log(`removed ${stale.length} namespace(s) a killed bench left behind: ${stale.join(", ")}`);
 
   const scratch = cleanup.addDir(mkdtempSync(join(tmpdir(), "pgw-bench-")));
@@ -155,6 +160,7 @@ async function main(): Promise<number> {
       ["recovery", "Recovery after the gateway moves", recoveryGroup],
       ["gateway", "Gateway init versus port forwards", gatewayGroup],
       ["datapath", "Data path", datapathGroup],
+      ["openvpn", "The real VPN", openvpnGroup],
     ];
     for (const [id, title, fn] of sequential) {
       if (!only.includes(id)) continue;
