@@ -59,6 +59,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ labId: string; 
       natConf: `# the demo: client-0 has a static address and a port forward\nclient-0 ${DEMO_STATIC_OCTET} tcp:${DEMO_FORWARD_PORT}\n`,
       vpn: opts.vpn,
       openvpn: opts.openvpn,
+      // The real VPN client connects once the gateway's own containers run (a step below), as
+      // when the VPN container is slower to start than gateway-sidecar.
+      vpnLink: opts.vpn === "openvpn" ? "deleted" : "up",
     });
     const vpn = lab.vpnKind === "openvpn" ? `OpenVPN ${lab.openvpn().settings.proto}/${lab.openvpn().settings.port} on ${lab.vpnInterface}` : `VPN interface ${lab.vpnInterface} (veth stand-in)`;
     return { status: "ok", detail: `lab ${lab.id}: ${clients} client pod(s), ${vpn}` };
@@ -81,11 +84,15 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ labId: string; 
     if (gwSidecar === "ok") {
       // What a VPN client does once connected: point the pod's resolv.conf at the VPN's DNS, in
       // place. The real OpenVPN client's up script did that already; the stand-in's is done here.
-      await timed("VPN client sets its DNS", async () => {
+      await timed(l.vpnKind === "openvpn" ? "VPN client connects, sets its DNS" : "VPN client sets its DNS", async () => {
         if (l.vpnKind === "openvpn") {
+          await l.setVpnLink("up");
           const text = readFileSync(l.resolvConfPath("gateway"), "utf8");
           const ok = text.includes(`nameserver ${LAB.vpnDnsIp}`);
-          return { status: ok ? "ok" : "failed", detail: ok ? `OpenVPN's up script wrote nameserver ${LAB.vpnDnsIp} (pushed by the server)` : `gateway resolv.conf: ${JSON.stringify(text)}` };
+          return {
+            status: ok ? "ok" : "failed",
+            detail: ok ? `${l.vpnInterface} up with the pushed routes; OpenVPN's up script wrote nameserver ${LAB.vpnDnsIp} (pushed by the server)` : `gateway resolv.conf: ${JSON.stringify(text)}`,
+          };
         }
         await l.writeResolvConf("gateway", `nameserver ${LAB.vpnDnsIp}\n`);
         return { status: "ok", detail: `gateway resolv.conf → nameserver ${LAB.vpnDnsIp}` };

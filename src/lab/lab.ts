@@ -12,10 +12,15 @@
 //   selfCommand(): string[]                          argv prefix that re-runs this program
 //   startDaemon(lab, pod, name, argv, {env}?)        a long-running command that outlives this process
 //   LAB                                              the address plan (src/lab/types.ts)
+//   lab.openvpn()                                    the real VPN's controls (LabOptions.vpn "openvpn"):
+//                                                    start/stop/signal server and client, waitConnected
 // In tests prefer withLab() from test/netns/helpers.ts, which destroys the lab in afterAll.
 //
 // Worth knowing when writing tests against it:
-// - The VPN link is up from the start, with def1 routes: until gateway-init routes
+// - With vpn "openvpn" there is no veth to the VPN exit: the client in the gateway pod reaches
+//   the server (LAB.vpnServerIp) through eth0 and the node, and makes the tun device itself;
+//   its up script rewrites the gateway's resolv.conf when it connects (src/lab/openvpn.ts).
+// - The VPN link is up from the start (unless LabOptions.vpnLink says otherwise), with def1 routes: until gateway-init routes
 //   VPN_LOCAL_CIDRS via eth0, the gateway pod reaches the cluster DNS only through the VPN
 //   (i.e. not at all), as in a pod whose VPN container connected first.
 // - exec()/spawn() do not add roleEnv(pod): pass { env: lab.roleEnv(pod) } to run a role.

@@ -259,6 +259,16 @@ describe("teardown", () => {
 });
 
 describe("the lab command (compiled binary)", () => {
+  test("lab demo --vpn openvpn: every step passes against the real tunnel", async () => {
+    const r = Bun.spawnSync([binPath(), "lab", "demo", "--vpn", "openvpn", "--clients", "1"], { stdout: "pipe", stderr: "pipe" });
+    const out = r.stdout.toString();
+    expect(out).toContain("OpenVPN udp/1194 on tun0");
+    expect(out).toMatch(/VPN client connects, sets its DNS +\S+ \S+ +ok — tun0 up with the pushed routes/);
+    expect(out).toMatch(/kill switch, VPN link deleted +\S+ \S+ +ok — 3\/3 probes blocked; 0 packet\(s\) reached the internet host, 0 the leak host/);
+    expect(out).toContain("everything works");
+    expect(r.exitCode).toBe(0);
+  }, 90_000);
+
   test("lab up, status, exec, down", async () => {
     const bin = binPath();
     const id = makeLabId(Math.random);
