@@ -145,7 +145,7 @@ describe("OpenVPN in the gateway pod", () => {
       check: (before, after) => expect(after).not.toBe(before),
     },
     {
-      name: "the server stopped cleanly (SIGTERM: it tells the client) and started again",
+      name: "the server stopped cleanly (SIGTERM, so it tells the client) and started again",
       run: async () => {
         const vpn = t.lab.openvpn();
         const n = vpn.connections();
