@@ -273,7 +273,12 @@ class RealLab implements Lab {
   openvpn(): OpenVpnControl {
     if (this.vpnKind !== "openvpn" || !this.state.openvpn) throw new LabError(`lab ${this.id} runs the ${this.vpnKind} VPN stand-in, not OpenVPN (LabOptions.vpn "openvpn", lab up --vpn openvpn)`);
     this.vpnControl ??= new OpenVpnControl(
-      { runDir: this.runDir, vpnInterface: this.vpnInterface, ns: (p) => this.ns(p), startDaemon: (pod, name, argv) => startDaemon(this, pod, name, argv), exec: (pod, argv) => this.exec(pod, argv) },
+      { runDir: this.runDir, vpnInterface: this.vpnInterface, ns: (p) => this.ns(p), startDaemon: (pod, name, argv) => startDaemon(this, pod, name, argv), exec: (pod, argv) => this.exec(pod, argv),
+        saveSettings: (o) => {
+          this.state = { ...this.state, openvpn: o };
+          this.saveState();
+        },
+      },
       this.state.openvpn,
     );
     return this.vpnControl;

@@ -36,6 +36,8 @@ export interface OpenVpnHost {
   ns(pod: PodName): string;
   startDaemon(pod: PodName, name: string, argv: readonly string[]): Promise<{ pid: number; logFile: string }>;
   exec(pod: PodName, argv: readonly string[]): Promise<{ stdout: string }>;
+  /** Record changed settings where later commands find them (the lab's state file). */
+  saveSettings(s: OpenVpnSettings): void;
 }
 
 const host = new ProcessRunner();
@@ -118,15 +120,27 @@ export class OpenVpnControl {
     if (problems.length) throw new OpenVpnError(`changing the lab's OpenVPN settings: ${problems.join("; ")}`);
     this.current = next;
     writeOpenVpnConfigs(this.lab.runDir, next, this.lab.vpnInterface);
+    this.lab.saveSettings(next);
   }
 
   logFile(side: Side): string {
     return join(this.lab.runDir, "logs", `openvpn-${side}.log`);
   }
 
+  /**
+   * The running process of one side: the pid in its pid file, if that process is alive and is
+   * still our openvpn with our config (a stale pid file must never get another process killed).
+   */
   pid(side: Side): number | undefined {
     const pid = readPid(side === "server" ? this.files.serverPid : this.files.clientPid);
-    return pid !== undefined && isAlive(pid) ? pid : undefined;
+    if (pid === undefined || !isAlive(pid)) return undefined;
+    const conf = side === "server" ? this.files.serverConf : this.files.clientConf;
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      return argv.some((a) => a.endsWith("openvpn")) && argv.includes(conf) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   running(side: Side): boolean {
@@ -178,7 +192,7 @@ export class OpenVpnControl {
    * Wait until the client has completed a connection after `after` (a value of connections())
    * and its def1 routes are in the gateway pod's main table.
    */
-  async waitConnected(after: number, timeoutMs = 20_000): Promise<void> {
+  async waitConnected(after: number, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const dev = this.lab.vpnInterface;
     for (;;) {

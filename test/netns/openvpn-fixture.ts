@@ -60,15 +60,16 @@ export async function expectNoLeak(lab: Lab, before: LeakBaseline, what: string)
 /**
  * Probes that keep running until stop(): TCP and UDP to the internet and the leak host from a
  * client, UDP to the leak host from the gateway itself, ICMP from the client to the internet
- * host, and a DNS query for an internet name through the gateway. Returns how many ran and
- * how many the internet answered.
+ * host, and a DNS query for an internet name through the gateway. stop() lets every loop
+ * finish at least `minRounds` probes first (a fault shorter than one probe is still covered
+ * from before it to after it). Returns how many ran and how many were answered.
  */
-export function probeContinuously(lab: Lab, client: PodName): { stop: () => Promise<{ probes: number; answered: number }> } {
+export function probeContinuously(lab: Lab, client: PodName, minRounds = 2): { stop: () => Promise<{ probes: number; answered: number }> } {
   let running = true;
   let probes = 0;
   let answered = 0;
   const loop = async (f: () => Promise<boolean>) => {
-    while (running) {
+    for (let n = 0; running || n < minRounds; n++) {
       probes++;
       if (await f()) answered++;
       await Bun.sleep(100); // seven loops of process starts are enough load on two shared cores
