@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { createLab, selfCommand, startDaemon, type Lab } from "./lab.ts";
 import { isAlive } from "./procs.ts";
 import { classifyRoleExit, type StepResult, type StepStatus } from "./report.ts";
-import { LAB, type EchoHost, type PodName } from "./types.ts";
+import { LAB, type EchoHost, type LabOptions, type PodName } from "./types.ts";
 
 export interface DemoOptions {
   clients?: number;
@@ -14,6 +14,9 @@ export interface DemoOptions {
   keep?: boolean;
   /** Appended to the lab's settings.sh (e.g. to show what a disabled kill switch lets through). */
   extraSettings?: string;
+  /** The lab's VPN: the veth stand-in (default) or a real OpenVPN server and client. */
+  vpn?: LabOptions["vpn"];
+  openvpn?: LabOptions["openvpn"];
   /** Called as each step finishes (progress output). */
   onStep?: (s: StepResult) => void;
 }
@@ -49,8 +52,19 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ labId: string; 
   const clients = Math.max(1, opts.clients ?? 2);
   let lab: Lab | undefined;
   await timed("lab up", async () => {
-    lab = await createLab({ clients, createdBy: "lab demo", extraSettings: opts.extraSettings, natConf: `# the demo: client-0 has a static address and a port forward\nclient-0 ${DEMO_STATIC_OCTET} tcp:${DEMO_FORWARD_PORT}\n` });
-    return { status: "ok", detail: `lab ${lab.id}: ${clients} client pod(s), VPN interface ${lab.vpnInterface}` };
+    lab = await createLab({
+      clients,
+      createdBy: "lab demo",
+      extraSettings: opts.extraSettings,
+      natConf: `# the demo: client-0 has a static address and a port forward\nclient-0 ${DEMO_STATIC_OCTET} tcp:${DEMO_FORWARD_PORT}\n`,
+      vpn: opts.vpn,
+      openvpn: opts.openvpn,
+      // The real VPN client connects once the gateway's own containers run (a step below), as
+      // when the VPN container is slower to start than gateway-sidecar.
+      vpnLink: opts.vpn === "openvpn" ? "deleted" : "up",
+    });
+    const vpn = lab.vpnKind === "openvpn" ? `OpenVPN ${lab.openvpn().settings.proto}/${lab.openvpn().settings.port} on ${lab.vpnInterface}` : `VPN interface ${lab.vpnInterface} (veth stand-in)`;
+    return { status: "ok", detail: `lab ${lab.id}: ${clients} client pod(s), ${vpn}` };
   });
   if (!lab) return { labId: "-", steps };
   const l = lab;
@@ -68,8 +82,18 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ labId: string; 
       );
     } else skip("gateway-sidecar", "needs gateway-init");
     if (gwSidecar === "ok") {
-      // What a VPN client does once connected: point the pod's resolv.conf at the VPN's DNS, in place.
-      await timed("VPN client sets its DNS", async () => {
+      // What a VPN client does once connected: point the pod's resolv.conf at the VPN's DNS, in
+      // place. The real OpenVPN client's up script did that already; the stand-in's is done here.
+      await timed(l.vpnKind === "openvpn" ? "VPN client connects, sets its DNS" : "VPN client sets its DNS", async () => {
+        if (l.vpnKind === "openvpn") {
+          await l.setVpnLink("up");
+          const text = readFileSync(l.resolvConfPath("gateway"), "utf8");
+          const ok = text.includes(`nameserver ${LAB.vpnDnsIp}`);
+          return {
+            status: ok ? "ok" : "failed",
+            detail: ok ? `${l.vpnInterface} up with the pushed routes; OpenVPN's up script wrote nameserver ${LAB.vpnDnsIp} (pushed by the server)` : `gateway resolv.conf: ${JSON.stringify(text)}`,
+          };
+        }
         await l.writeResolvConf("gateway", `nameserver ${LAB.vpnDnsIp}\n`);
         return { status: "ok", detail: `gateway resolv.conf → nameserver ${LAB.vpnDnsIp}` };
       });
@@ -116,7 +140,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ labId: string; 
       for (const state of ["down", "deleted"] as const) {
         await timed(`kill switch, VPN link ${state}`, () => killSwitchHolds(l, c0, state));
       }
-      await timed("VPN link back up", async () => {
+      await timed(l.vpnKind === "openvpn" ? "VPN link back up (OpenVPN client restarted)" : "VPN link back up", async () => {
         await l.setVpnLink("up");
         const r = await l.echoFrom(c0, "internet", "tcp", { timeoutMs: 5000 });
         return r.ok ? { status: "ok", detail: `${c0} reaches the internet again (seen as ${r.source})` } : { status: "failed", detail: r.error };

@@ -12,10 +12,15 @@
 //   selfCommand(): string[]                          argv prefix that re-runs this program
 //   startDaemon(lab, pod, name, argv, {env}?)        a long-running command that outlives this process
 //   LAB                                              the address plan (src/lab/types.ts)
+//   lab.openvpn()                                    the real VPN's controls (LabOptions.vpn "openvpn"):
+//                                                    start/stop/signal server and client, waitConnected
 // In tests prefer withLab() from test/netns/helpers.ts, which destroys the lab in afterAll.
 //
 // Worth knowing when writing tests against it:
-// - The VPN link is up from the start, with def1 routes: until gateway-init routes
+// - With vpn "openvpn" there is no veth to the VPN exit: the client in the gateway pod reaches
+//   the server (LAB.vpnServerIp) through eth0 and the node, and makes the tun device itself;
+//   its up script rewrites the gateway's resolv.conf when it connects (src/lab/openvpn.ts).
+// - The VPN link is up from the start (unless LabOptions.vpnLink says otherwise), with def1 routes: until gateway-init routes
 //   VPN_LOCAL_CIDRS via eth0, the gateway pod reaches the cluster DNS only through the VPN
 //   (i.e. not at all), as in a pod whose VPN container connected first.
 // - exec()/spawn() do not add roleEnv(pod): pass { env: lab.roleEnv(pod) } to run a role.
@@ -71,10 +76,13 @@ import {
   renderState,
   renderVpnDnsConf,
   runDirOf,
+  vpnKindOf,
   type Cmd,
   type LabState,
 } from "./plan.ts";
 import { describeMissing, readLabPrerequisites } from "./prereq.ts";
+import { OpenVpnControl, writeOpenVpnFiles } from "./openvpn.ts";
+import { checkOpenVpnSettings, openVpnClientRunDir, resolveOpenVpnSettings, VPN_KINDS, type VpnKind } from "./openvpn-plan.ts";
 import { isAlive, killNamespaceProcesses, killPids, readNetnsNames } from "./procs.ts";
 import { selfCommand } from "./self.ts";
 import { LAB, type EchoHits, type EchoHost, type EchoReply, type Lab, type LabOptions, type PacketCount, type PodName, type ResolveResult, type VpnLinkState } from "./types.ts";
@@ -94,9 +102,15 @@ export class LabError extends PodGatewayError {
   override name = "LabError";
 }
 
-export function checkLabPrerequisites(): void {
+export function checkLabPrerequisites(opts: Pick<LabOptions, "vpn"> = {}): void {
   const why = describeMissing(readLabPrerequisites());
   if (why) throw new LabPrerequisiteError(why);
+  if (opts.vpn === "openvpn") {
+    const missing = ["openvpn", "openssl"].filter((t) => !which(t));
+    if (missing.length)
+      throw new LabPrerequisiteError(`the lab cannot run OpenVPN: missing ${missing.join(", ")}. Install with: apt-get install -y --no-install-recommends ${missing.join(" ")}`);
+    if (!existsSync("/dev/net/tun")) throw new LabPrerequisiteError("the lab cannot run OpenVPN: /dev/net/tun is missing (load the tun module, or give the container the device)");
+  }
 }
 
 // ---- small effects ----
@@ -232,6 +246,7 @@ class RealLab implements Lab {
   private readonly children = new Map<Subprocess, PodName>();
   private destroyed = false;
   private readonly nftPath = which("nft");
+  private vpnControl: OpenVpnControl | undefined;
   /** Milliseconds createLab took (for `lab up` and the benchmarks). */
   buildMs = 0;
 
@@ -250,6 +265,23 @@ class RealLab implements Lab {
   }
   get vpnInterface() {
     return this.state.vpnInterface;
+  }
+  get vpnKind(): VpnKind {
+    return vpnKindOf(this.state);
+  }
+
+  openvpn(): OpenVpnControl {
+    if (this.vpnKind !== "openvpn" || !this.state.openvpn) throw new LabError(`lab ${this.id} runs the ${this.vpnKind} VPN stand-in, not OpenVPN (LabOptions.vpn "openvpn", lab up --vpn openvpn)`);
+    this.vpnControl ??= new OpenVpnControl(
+      { runDir: this.runDir, vpnInterface: this.vpnInterface, ns: (p) => this.ns(p), startDaemon: (pod, name, argv) => startDaemon(this, pod, name, argv), exec: (pod, argv) => this.exec(pod, argv),
+        saveSettings: (o) => {
+          this.state = { ...this.state, openvpn: o };
+          this.saveState();
+        },
+      },
+      this.state.openvpn,
+    );
+    return this.vpnControl;
   }
 
   ns(pod: PodName): string {
@@ -345,9 +377,15 @@ class RealLab implements Lab {
     for (const d of ["config", "node", "internet", "leak", "gateway", "logs", ...this.clients]) mkdirSync(join(st.runDir, d), { recursive: true });
     this.saveState();
     if (!opts.configDir) {
-      writeFileSync(join(st.configDir, "settings.sh"), renderSettings({ id: st.id, vpnInterface: st.vpnInterface, runDir: st.runDir, extra: opts.extraSettings }));
+      writeFileSync(
+        join(st.configDir, "settings.sh"),
+        renderSettings({ id: st.id, vpnInterface: st.vpnInterface, runDir: st.runDir, extra: opts.extraSettings, vpnTrafficPort: st.openvpn?.port }),
+      );
       writeFileSync(join(st.configDir, "nat.conf"), opts.natConf ?? "");
     }
+    // The certificates (a few openssl processes) are made while the namespaces are built.
+    const certs = st.openvpn ? step("OpenVPN certificates", () => writeOpenVpnFiles(st.runDir, st.openvpn!, st.vpnInterface)) : undefined;
+    certs?.catch(() => {}); // awaited below; a failure before that point must not go unhandled
     await step("namespaces", () => ipBatch(undefined, pods.map((p) => ["netns", "add", this.ns(p)]), `creating namespaces of lab ${this.id}`));
     for (const p of pods) {
       if (!hasResolvConf(p)) continue;
@@ -363,6 +401,10 @@ class RealLab implements Lab {
       );
     }
     await step("services", () => this.startServices());
+    if (certs) {
+      await certs;
+      await step("OpenVPN server and client", () => this.startOpenVpn(st.vpnLink));
+    }
     this.buildMs = Math.round(performance.now() - t0);
     logger().debug(`lab ${this.id} built in ${this.buildMs} ms`);
   }
@@ -405,6 +447,17 @@ class RealLab implements Lab {
     }
   }
 
+  /** The server (when not running), then the client unless the link is to be "deleted"; waits until connected. */
+  private async startOpenVpn(link: VpnLinkState): Promise<void> {
+    const vpn = this.openvpn();
+    if (!vpn.running("server")) await vpn.start("server");
+    if (link === "deleted") return;
+    const n = vpn.connections();
+    await vpn.start("client");
+    await vpn.waitConnected(n);
+    if (link === "down") await ipBatch(this.ns("gateway"), [["link", "set", this.vpnInterface, "down"]], `taking the VPN link ${this.vpnInterface} down`);
+  }
+
   /** Ask the cluster DNS (from the node) until it answers the gateway name with `ip`. */
   private async verifyClusterDns(ip: string): Promise<void> {
     const r = await this.resolve("node", LAB.gatewayName, { server: LAB.clusterDnsIp, expect: ip, timeoutMs: 5000 });
@@ -428,7 +481,7 @@ class RealLab implements Lab {
     // Delete the links first: that is synchronous, whereas a deleted namespace's links are
     // cleaned up later by the kernel, and their peers' names in node/vpn are reused at once.
     const del: Cmd[] = [["link", "del", "eth0"]];
-    if (st.vpnLink !== "deleted") del.push(["link", "del", st.vpnInterface]);
+    if (st.vpnLink !== "deleted" && this.vpnKind === "veth") del.push(["link", "del", st.vpnInterface]);
     await host.run(["ip", "-n", gw, "-force", "-batch", "-"], { input: del.map((c) => c.join(" ")).join("\n") + "\n", okCodes: [1], what: `deleting the links of ${gw}` });
     await ipBatch(undefined, [["netns", "del", gw], ["netns", "add", gw]], `re-creating namespace ${gw}`);
     this.state = { ...st, gatewayGeneration: st.gatewayGeneration + 1 };
@@ -441,15 +494,22 @@ class RealLab implements Lab {
     mkdirSync(podDir, { recursive: true });
     await this.writeResolvConf("gateway", renderResolvConf("gateway"));
     await sysctls(gw, planSysctls("gateway"));
+    const veth = this.vpnKind === "veth";
     const veths: Cmd[] = [planGatewayEthVeth(next)];
-    if (next.vpnLink !== "deleted") veths.push(planVpnVeth(next));
+    if (next.vpnLink !== "deleted" && veth) veths.push(planVpnVeth(next));
     await ipBatch(undefined, veths, `creating the links of ${gw}`);
     await Promise.all([
       ipBatch(gw, planPodConfig(next, "gateway"), `configuring ${gw}`),
       ipBatch(this.ns("node"), [["link", "set", nodePort("gateway"), "master", NODE_BRIDGE, "up"]], `attaching the new gateway to ${NODE_BRIDGE}`),
-      next.vpnLink === "deleted" ? Promise.resolve() : ipBatch(this.ns("vpn"), planVpnLinkUpExit(), "configuring the VPN exit's end of the VPN link"),
+      next.vpnLink === "deleted" || !veth ? Promise.resolve() : ipBatch(this.ns("vpn"), planVpnLinkUpExit(), "configuring the VPN exit's end of the VPN link"),
     ]);
     await this.updateClusterDns();
+    if (!veth) {
+      // A new pod's VPN container: nothing of the old one's files, connected again from scratch.
+      rmSync(openVpnClientRunDir(this.runDir), { recursive: true, force: true });
+      mkdirSync(openVpnClientRunDir(this.runDir), { recursive: true });
+      await this.startOpenVpn(next.vpnLink);
+    }
     return this.gatewayPodIp();
   }
 
@@ -464,6 +524,7 @@ class RealLab implements Lab {
   }
 
   async setVpnLink(want: VpnLinkState): Promise<void> {
+    if (this.vpnKind === "openvpn") return this.setOpenVpnLink(want);
     const st = this.state;
     const gw = this.ns("gateway");
     const dev = st.vpnInterface;
@@ -478,6 +539,24 @@ class RealLab implements Lab {
       else await ipBatch(gw, [["addr", "replace", `${LAB.vpnGatewayIp}/30`, "dev", dev], ["link", "set", dev, "down"]], `taking the VPN link ${dev} down`);
     }
     this.state = { ...st, vpnLink: want };
+    this.saveState();
+  }
+
+  private async setOpenVpnLink(want: VpnLinkState): Promise<void> {
+    const vpn = this.openvpn();
+    const dev = this.vpnInterface;
+    if (want === "deleted") {
+      await vpn.stop("client", "SIGTERM");
+      await vpn.waitLinkGone();
+    } else if (want === "down") {
+      if (!vpn.running("client")) await this.startOpenVpn("down");
+      else await ipBatch(this.ns("gateway"), [["link", "set", dev, "down"]], `taking the VPN link ${dev} down`);
+    } else if (this.state.vpnLink !== "up" || !vpn.running("client")) {
+      // A downed tun device keeps no routes and OpenVPN does not put them back: reconnect.
+      await vpn.stop("client", "SIGTERM");
+      await this.startOpenVpn("up");
+    }
+    this.state = { ...this.state, vpnLink: want };
     this.saveState();
   }
 
@@ -520,6 +599,10 @@ export function validateLabOptions(opts: LabOptions): string[] {
   if (opts.id !== undefined && !isValidLabId(opts.id)) problems.push(`id ${JSON.stringify(opts.id)} must be 1-16 lowercase letters or digits`);
   const vpnProblem = checkVpnInterface(opts.vpnInterface ?? "tun0");
   if (vpnProblem) problems.push(vpnProblem);
+  if (opts.vpnLink !== undefined && !["up", "down", "deleted"].includes(opts.vpnLink)) problems.push(`vpnLink must be up, down or deleted, not ${JSON.stringify(opts.vpnLink)}`);
+  if (opts.vpn !== undefined && !VPN_KINDS.includes(opts.vpn)) problems.push(`vpn must be one of ${VPN_KINDS.join(", ")}, not ${JSON.stringify(opts.vpn)}`);
+  if (opts.openvpn !== undefined && opts.vpn !== "openvpn") problems.push(`OpenVPN settings need vpn "openvpn" (the lab's VPN is ${opts.vpn ?? "veth"})`);
+  if (opts.vpn === "openvpn") problems.push(...checkOpenVpnSettings(resolveOpenVpnSettings(opts.openvpn)));
   return problems;
 }
 
@@ -529,7 +612,7 @@ export function validateLabOptions(opts: LabOptions): string[] {
  * is thrown.
  */
 export async function createLab(opts: LabOptions = {}): Promise<Lab & { buildMs: number }> {
-  checkLabPrerequisites();
+  checkLabPrerequisites(opts);
   const problems = validateLabOptions(opts);
   if (problems.length) throw new LabError(`creating a lab: ${problems.join("; ")}`);
   const id = opts.id ?? makeLabId(Math.random);
@@ -544,11 +627,12 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab & { buildMs:
     clients: opts.clients ?? 1,
     vpnInterface: opts.vpnInterface ?? "tun0",
     gatewayGeneration: 0,
-    vpnLink: "up",
+    vpnLink: opts.vpnLink ?? "up",
     configDir: opts.configDir ?? join(runDir, "config"),
     runDir,
     createdAt: new Date().toISOString(),
     createdBy: opts.createdBy ?? "library",
+    ...(opts.vpn === "openvpn" ? { vpn: "openvpn" as const, openvpn: resolveOpenVpnSettings(opts.openvpn) } : {}),
   };
   const lab = new RealLab(state);
   try {

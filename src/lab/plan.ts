@@ -1,6 +1,7 @@
 // The lab as data: namespace and interface names, addresses, the `ip` commands that build each
 // namespace, and the text of every file the lab writes (settings.sh, dnsmasq configs, hosts,
 // resolv.conf, the nft counters). Pure: src/lab/lab.ts applies what this plans.
+import { checkOpenVpnSettings, type OpenVpnSettings, type VpnKind } from "./openvpn-plan.ts";
 import { LAB, type PodName, type VpnLinkState } from "./types.ts";
 
 /** Every lab namespace is `pgw-<id>-<pod>`; `lab down` finds leftovers by this prefix. */
@@ -17,6 +18,14 @@ export interface LabShape {
   /** How many times the gateway pod was re-created (0 for the first one). */
   gatewayGeneration: number;
   vpnLink: VpnLinkState;
+  /** The VPN kind (absent in state files of older labs: the veth stand-in). */
+  vpn?: VpnKind;
+  /** The real VPN's settings (vpn "openvpn"). */
+  openvpn?: OpenVpnSettings;
+}
+
+export function vpnKindOf(shape: Pick<LabShape, "vpn">): VpnKind {
+  return shape.vpn ?? "veth";
 }
 
 /** What `lab up` records in RUN_ROOT/<id>/state.json so later commands can find the lab. */
@@ -142,6 +151,9 @@ export function nodePort(pod: PodName): string {
 /** VPN-exit-side end of the gateway's VPN interface, and its link to the internet host. */
 export const VPN_GATEWAY_PORT = "veth-gw";
 export const VPN_INTERNET_PORT = "veth-inet";
+/** With OpenVPN: the node's link to the VPN server (node side, VPN exit side). */
+export const NODE_VPN_PORT = "veth-vpn";
+export const VPN_UPLINK = "uplink0";
 
 // ---- sysctls, one `sysctl -w` per namespace ----
 
@@ -190,7 +202,8 @@ export function planVeths(shape: LabShape): Cmd[] {
     veth("eth0", nsName(shape.id, "internet"), VPN_INTERNET_PORT, nsName(shape.id, "vpn")),
     planGatewayEthVeth(shape),
   ];
-  if (shape.vpnLink !== "deleted") cmds.push(planVpnVeth(shape));
+  if (vpnKindOf(shape) === "openvpn") cmds.push(veth(NODE_VPN_PORT, node, VPN_UPLINK, nsName(shape.id, "vpn")));
+  else if (shape.vpnLink !== "deleted") cmds.push(planVpnVeth(shape));
   for (let i = 0; i < shape.clients; i++) cmds.push(veth("eth0", nsName(shape.id, clientName(i)), nodePort(clientName(i)), node));
   return cmds;
 }
@@ -239,19 +252,32 @@ export function planPodConfig(shape: LabShape, pod: PodName): Cmd[] {
       ];
       const ports = ["gateway" as PodName, ...Array.from({ length: shape.clients }, (_, i) => clientName(i))];
       for (const p of ports) cmds.push(["link", "set", nodePort(p), "master", NODE_BRIDGE, "up"]);
+      if (vpnKindOf(shape) === "openvpn") cmds.push(["addr", "add", `${LAB.nodeVpnServerSideIp}/24`, "dev", NODE_VPN_PORT], ["link", "set", NODE_VPN_PORT, "up"]);
       return cmds;
     }
-    case "vpn":
-      return [
+    case "vpn": {
+      const cmds: Cmd[] = [
         lo,
         ["addr", "add", `${LAB.vpnExitInternetIp}/24`, "dev", VPN_INTERNET_PORT],
         ["link", "set", VPN_INTERNET_PORT, "up"],
-        ...(shape.vpnLink === "deleted" ? [] : planVpnLinkUpExit()),
+        // The VPN's resolver inside VPN_LOCAL_CIDRS lives on the internet host.
+        ["route", "add", `${LAB.vpnPrivateDnsIp}/32`, "via", LAB.internetIp],
       ];
+      if (vpnKindOf(shape) === "openvpn")
+        cmds.push(
+          ["addr", "add", `${LAB.vpnServerIp}/24`, "dev", VPN_UPLINK],
+          ["link", "set", VPN_UPLINK, "up"],
+          // Replies to the gateway pod's eth0 address (the OpenVPN transport), un-NATed.
+          ["route", "add", "198.18.0.0/16", "via", LAB.nodeVpnServerSideIp],
+        );
+      else if (shape.vpnLink !== "deleted") cmds.push(...planVpnLinkUpExit());
+      return cmds;
+    }
     case "internet":
       return [
         lo,
         ["addr", "add", `${LAB.internetIp}/24`, "dev", "eth0"],
+        ["addr", "add", `${LAB.vpnPrivateDnsIp}/32`, "dev", "lo"],
         ["link", "set", "eth0", "up"],
         // Only the VPN side is routed back: un-NATed client addresses get no answer.
         ["route", "add", LAB.vpnCidr, "via", LAB.vpnExitInternetIp],
@@ -270,6 +296,8 @@ export function planPodConfig(shape: LabShape, pod: PodName): Cmd[] {
         ["link", "set", "eth0", "up"],
         ["route", "add", "default", "via", LAB.nodeIp],
       ];
+      // With OpenVPN the client makes the VPN link (started once the namespaces are built).
+      if (vpnKindOf(shape) === "openvpn") return cmds;
       if (shape.vpnLink === "up") cmds.push(...planVpnLinkUpGateway(shape));
       if (shape.vpnLink === "down") cmds.push(["addr", "replace", `${LAB.vpnGatewayIp}/30`, "dev", shape.vpnInterface]);
       return cmds;
@@ -299,7 +327,7 @@ export function renderResolvConf(pod: PodName): string {
 }
 
 /** settings.sh suited to the lab, in the chart's style (KEY="value"), then the test's extras. */
-export function renderSettings(p: { id: string; vpnInterface: string; runDir: string; extra?: string }): string {
+export function renderSettings(p: { id: string; vpnInterface: string; runDir: string; extra?: string; vpnTrafficPort?: number }): string {
   const lines = [
     "#!/bin/sh",
     `# Generated by pod-gateway lab ${p.id}`,
@@ -308,7 +336,8 @@ export function renderSettings(p: { id: string; vpnInterface: string; runDir: st
     `NOT_ROUTED_TO_GATEWAY_CIDRS="198.18.0.0/16"`,
     `VPN_LOCAL_CIDRS="198.18.0.0/16"`,
     `VPN_INTERFACE="${p.vpnInterface}"`,
-    `VPN_TRAFFIC_PORT="443"`,
+    // The port the gateway's own VPN client may use out of eth0: the OpenVPN server's.
+    `VPN_TRAFFIC_PORT="${p.vpnTrafficPort ?? 443}"`,
     // Never the shipped /etc/resolv_copy.conf: `ip netns exec` does not isolate /etc, so the
     // sidecar would write the host's /etc.
     `RESOLV_CONF_COPY="${p.runDir}/gateway/resolv_copy.conf"`,
@@ -360,7 +389,7 @@ export function renderClusterDnsConf(dir: string): string {
 /** The VPN provider's DNS on the internet host: only *.internet.test. */
 export function renderVpnDnsConf(dir: string): string {
   const domain = LAB.internetName.split(".").slice(1).join(".");
-  return ["# pod-gateway lab: the VPN's DNS (internet namespace)", ...dnsmasqCommon(dir, LAB.vpnDnsIp), `address=/${domain}/${LAB.internetIp}`, ""].join("\n");
+  return ["# pod-gateway lab: the VPN's DNS (internet namespace)", ...dnsmasqCommon(dir, `${LAB.vpnDnsIp},${LAB.vpnPrivateDnsIp}`), `address=/${domain}/${LAB.internetIp}`, ""].join("\n");
 }
 
 /**
@@ -471,5 +500,7 @@ export function parseState(text: string, file: string): LabState {
   if (!Number.isInteger(v.gatewayGeneration) || v.gatewayGeneration < 0) throw bad("bad gatewayGeneration");
   if (!["up", "down", "deleted"].includes(v.vpnLink)) throw bad("bad vpnLink");
   if (typeof v.configDir !== "string" || typeof v.runDir !== "string") throw bad("bad directories");
+  if (v.vpn !== undefined && v.vpn !== "veth" && v.vpn !== "openvpn") throw bad("bad vpn");
+  if (v.vpn === "openvpn" && (typeof v.openvpn !== "object" || v.openvpn === null || checkOpenVpnSettings(v.openvpn).length)) throw bad("bad openvpn settings");
   return v as LabState;
 }

@@ -1,19 +1,22 @@
 // Text the lab shows people: the map printed by `lab up`, `lab status`, and the `lab demo`
 // report. Pure: fed with results gathered by src/lab/demo.ts and src/cli/lab/*.ts.
 import { LAB } from "./types.ts";
-import { labPods, nsName, podIpOf, type LabState } from "./plan.ts";
+import { labPods, nsName, podIpOf, vpnKindOf, type LabState } from "./plan.ts";
 
 // ---- lab up ----
 
 export function renderLabMap(s: LabState, buildMs?: number): string {
+  const ovpn = vpnKindOf(s) === "openvpn" ? s.openvpn : undefined;
   const role = (pod: string): string => {
     switch (pod) {
       case "node":
         return `${LAB.nodeIp} on br0, ${LAB.nodeLeakIp} to the leak host; cluster DNS ${LAB.clusterDnsIp}, API server ${LAB.apiServerIp}`;
       case "gateway":
-        return `${podIpOf(s, "gateway")} on eth0; ${s.vpnInterface} ${LAB.vpnGatewayIp} (VPN link ${s.vpnLink})`;
+        return `${podIpOf(s, "gateway")} on eth0; ${s.vpnInterface} ${LAB.vpnGatewayIp} (VPN link ${s.vpnLink}${ovpn ? ", made by the OpenVPN client" : ""})`;
       case "vpn":
-        return `${LAB.vpnExitIp} (VPN side), ${LAB.vpnExitInternetIp} (internet side); forwards without NAT`;
+        return ovpn
+          ? `OpenVPN server ${LAB.vpnServerIp} ${ovpn.proto}/${ovpn.port} (reached through the node), tunnel ${LAB.vpnExitIp}, ${LAB.vpnExitInternetIp} (internet side); forwards without NAT`
+          : `${LAB.vpnExitIp} (VPN side), ${LAB.vpnExitInternetIp} (internet side); forwards without NAT`;
       case "internet":
         return `${LAB.internetIp}: echo tcp ${LAB.echoTcpPort} / udp ${LAB.echoUdpPort}, VPN DNS (${LAB.internetName})`;
       case "leak":
@@ -58,7 +61,8 @@ export function renderStatus(labs: LabStatus[]): string {
   const out: string[] = [];
   for (const l of labs) {
     const header = l.state
-      ? `lab ${l.id}: ${l.state.clients} client(s), gateway ${podIpOf(l.state, "gateway")}, VPN link ${l.state.vpnInterface} ${l.state.vpnLink}, since ${l.state.createdAt}`
+      ? `lab ${l.id}: ${l.state.clients} client(s), gateway ${podIpOf(l.state, "gateway")}, VPN link ${l.state.vpnInterface} ${l.state.vpnLink}` +
+        `${l.state.openvpn ? ` (OpenVPN ${l.state.openvpn.proto}/${l.state.openvpn.port})` : ""}, since ${l.state.createdAt}`
       : `lab ${l.id}: ${l.stateError ?? "no state"} — half-built or crashed; remove it with: pod-gateway lab down --id ${l.id}`;
     out.push(header);
     for (const n of l.namespaces) {

@@ -13,7 +13,14 @@
 //                0.0.0.0/1 + 128.0.0.0/1 via 198.19.0.1       default route via the leak host)
 //                eth0 198.18.0.2 (changes on recreate) --+
 //   client pods: eth0 198.18.0.10, .11, ...  ------------+
+//
+// With the real VPN (LabOptions.vpn "openvpn") there is no veth between the gateway and the VPN
+// exit: the exit also holds the provider's OpenVPN server on 198.51.100.1 (linked to the node,
+// reached from the gateway's eth0 like any internet address), and the gateway pod's OpenVPN
+// client makes the tun device VPN_INTERFACE with the same addresses and def1 routes.
 import type { Subprocess } from "bun";
+import type { OpenVpnControl } from "./openvpn.ts";
+import type { OpenVpnSettings, VpnKind } from "./openvpn-plan.ts";
 import type { RunOptions, RunResult } from "../sys/exec.ts";
 
 export const LAB = {
@@ -35,6 +42,18 @@ export const LAB = {
   vpnCidr: "198.19.0.0/30",
   /** The VPN exit's address on the internet side (the internet host routes vpnCidr via it). */
   vpnExitInternetIp: "203.0.113.1",
+  /** The OpenVPN server's public address (VPN exit namespace, on its link to the node). */
+  vpnServerIp: "198.51.100.1",
+  vpnServerCidr: "198.51.100.0/24",
+  /** The node's address on its link to the VPN server. */
+  nodeVpnServerSideIp: "198.51.100.254",
+  /**
+   * A second address of the VPN's DNS, inside the lab's VPN_LOCAL_CIDRS (198.18.0.0/16), as
+   * providers hand out 10.x resolvers inside a default 10.0.0.0/8: reachable only through the
+   * tunnel (the internet host holds it; the node sends it to the leak host like any other
+   * unknown address).
+   */
+  vpnPrivateDnsIp: "198.18.3.53",
   internetIp: "203.0.113.10",
   internetCidr: "203.0.113.0/24",
   /** The "VPN provider's DNS" on the internet host: answers *.internet.test with internetIp. */
@@ -75,6 +94,21 @@ export interface LabOptions {
    * labs built by "lab up", never a test's lab. Default "library".
    */
   createdBy?: string;
+  /**
+   * The VPN: "veth" (default, fastest) is a veth named like the VPN interface whose routes
+   * and resolv.conf the lab sets; "openvpn" is a real OpenVPN server in the VPN exit and client
+   * in the gateway pod (TLS, throwaway certificates), which pushes the def1 routes and a DNS
+   * server its up script writes into the gateway pod's resolv.conf.
+   */
+  vpn?: VpnKind;
+  /**
+   * The VPN link's state when the lab is built (default "up"). "deleted" with OpenVPN: the
+   * server runs, the client is not started yet (start it with setVpnLink("up")), as when the
+   * gateway's own containers start before the VPN container connects.
+   */
+  vpnLink?: VpnLinkState;
+  /** OpenVPN's transport and pushes (vpn "openvpn" only): UDP 1194 by default, TCP 443 as an option. */
+  openvpn?: Partial<OpenVpnSettings>;
 }
 
 /** What an echo service has counted since it started (GET / and UDP datagrams; not /hits). */
@@ -117,6 +151,10 @@ export interface Lab {
   readonly runDir: string;
   /** Name of the gateway's VPN-like interface (LabOptions.vpnInterface). */
   readonly vpnInterface: string;
+  /** Which VPN the lab runs (LabOptions.vpn). */
+  readonly vpnKind: VpnKind;
+  /** The real VPN's server and client (vpn "openvpn"); throws for the veth stand-in. */
+  openvpn(): OpenVpnControl;
   /** Current gateway pod IP on the node network. */
   gatewayPodIp(): string;
   /** eth0 address of a pod or host (the gateway's current one for "gateway"). */
@@ -144,6 +182,9 @@ export interface Lab {
    * Take the VPN link down / up / delete it / add it back. "down" and "deleted" remove the
    * def1 routes (the kernel drops routes of a downed link), so the gateway's traffic falls back
    * to eth0 → node → leak host unless a kill switch stops it; "up" restores link, address and routes.
+   * With OpenVPN: "deleted" stops the client (SIGTERM: down script, tun deleted), "down" sets
+   * its tun device down under it, "up" (re)starts the client and waits until it is connected
+   * and its routes are in place.
    */
   setVpnLink(state: VpnLinkState): Promise<void>;
   vpnLinkState(): VpnLinkState;

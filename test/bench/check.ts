@@ -6,6 +6,7 @@ import { parseNatConf } from "../../src/core/natconf/parse.ts";
 import { renderNatConf, renderReferenceScript } from "./groups/gateway.ts";
 import { growth } from "./groups/footprint.ts";
 import { parseSnmpIp } from "./groups/datapath.ts";
+import { parseMonitorRouteAdd } from "./groups/openvpn.ts";
 import { parseSmapsRollup } from "./lib/proc.ts";
 import { formatSummary, formatValue, renderConsole, renderMarkdown, type BenchResults } from "./lib/report.ts";
 import { meetsTarget, ratio, summarize, type Figure } from "./lib/stats.ts";
@@ -136,6 +137,18 @@ check("options: a complete run only with no subset, no --quick and no overrides"
   assert.equal(parseOptions(["--soak-min", "3"]).opts.soakSeconds, 180);
   assert.throws(() => parseOptions(["--only", "nope"]), /unknown group/);
   assert.throws(() => parseOptions(["--runs", "0"]), /≥ 1/);
+  assert.equal(parseOptions([]).sweep, true);
+  assert.equal(parseOptions(["--only", "openvpn", "--no-sweep"]).sweep, false);
+});
+
+check("openvpn: `ip -ts -o monitor route` lines of the def1 routes of one device, as epoch ms", () => {
+  assert.deepEqual(parseMonitorRouteAdd("[2026-12-03T09:37:03.334876] 0.0.0.0/1 via 198.19.0.1 dev tun0 ", "tun0"), {
+    epochMs: Date.UTC(2026, 11, 3, 9, 37, 3) + 334.876,
+    dst: "0.0.0.0/1",
+  });
+  assert.equal(parseMonitorRouteAdd("[2026-12-03T09:37:03.334876] 128.0.0.0/1 via 198.19.0.1 dev tun0", "wg0"), undefined);
+  assert.equal(parseMonitorRouteAdd("[2026-12-03T09:37:03.334876] Deleted 0.0.0.0/1 via 198.19.0.1 dev tun0", "tun0"), undefined);
+  assert.equal(parseMonitorRouteAdd("[2026-12-03T09:37:03.334876] 198.19.0.0/30 dev tun0 proto kernel", "tun0"), undefined);
 });
 
 let failed = 0;

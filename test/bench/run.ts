@@ -3,13 +3,13 @@
 //
 //   bun test/bench/run.ts                      everything (~12 min on 2 cores), writes
 //                                              test/bench/results/latest.{json,md} and chart.svg
-//   --only client,gateway                      a subset: client, recovery, gateway, footprint, datapath
+//   --only client,gateway                      a subset: client, recovery, gateway, footprint, datapath, openvpn
 //   --quick                                    fewer and shorter runs (development)
 //   --runs N  --soak-min M  --outage-runs N    override the run counts / soak length
+//   --no-sweep                                 leave other runs' throwaway namespaces alone (a
+//                                              machine where someone else may be benchmarking)
 //   --out DIR                                  where to write (default: results/ for a complete
 //                                              run, /tmp/pod-gateway-bench for a subset or --quick run)
-//   --no-sweep                                 leave namespaces of an earlier bench alone (another
-//                                              bench may be running on this machine)
 //
 // The footprint soak runs alongside the other groups (its sidecars idle in a lab of their own,
 // probing every 2 s) so that a 10-minute soak fits the 15-minute budget; start-up is measured
@@ -32,13 +32,14 @@ import { recoveryGroup } from "./groups/recovery.ts";
 import { gatewayGroup, NS_PREFIX } from "./groups/gateway.ts";
 import { startFootprint } from "./groups/footprint.ts";
 import { datapathGroup } from "./groups/datapath.ts";
+import { openvpnGroup } from "./groups/openvpn.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
 const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
 function usage(): never {
   process.stderr.write(
-    "usage: bun test/bench/run.ts [--only client,recovery,gateway,footprint,datapath] [--quick] [--runs N] [--soak-min M] [--outage-runs N] [--out DIR] [--no-sweep]\n",
+    "usage: bun test/bench/run.ts [--only client,recovery,gateway,footprint,datapath,openvpn] [--quick] [--runs N] [--soak-min M] [--outage-runs N] [--no-sweep] [--out DIR]\n",
   );
   process.exit(2);
 }
@@ -96,7 +97,8 @@ function checkPrerequisites(only: GroupId[]): void {
   if (process.getuid?.() !== 0) throw new Error("the bench needs root (network namespaces, iptables, nft): run it as root");
   const need = new Set(["ip", "dnsmasq", "sysctl", "nft", "iptables-nft", "busybox"]);
   if (only.includes("gateway")) for (const t of ["iptables-nft-save", "ip6tables-nft", "ip6tables-nft-save", "strace"]) need.add(t);
-  if (only.includes("datapath")) need.add("iperf3");
+  if (only.includes("datapath") || only.includes("openvpn")) need.add("iperf3");
+  if (only.includes("openvpn")) for (const t of ["openvpn", "openssl"]) need.add(t);
   const missing = [...need].filter((t) => !which(t));
   if (missing.length)
     throw new Error(`missing tools: ${missing.join(", ")} (apt-get install -y iproute2 dnsmasq-base procps nftables iptables busybox strace iperf3)`);
@@ -159,6 +161,7 @@ async function main(): Promise<number> {
       ["recovery", "Recovery after the gateway moves", recoveryGroup],
       ["gateway", "Gateway init versus port forwards", gatewayGroup],
       ["datapath", "Data path", datapathGroup],
+      ["openvpn", "The real VPN", openvpnGroup],
     ];
     for (const [id, title, fn] of sequential) {
       if (!only.includes(id)) continue;

@@ -8,6 +8,11 @@
 // beforeAll builds the lab (failing every test with a clear message when the machine is not
 // root or lacks ip/dnsmasq/sysctl/iptables-or-nft); afterAll destroys it even when tests
 // failed or timed out; a process exit before afterAll still removes the namespaces.
+//
+// The VPN: `withLab({ vpn: "openvpn" })` runs a real OpenVPN server and client (see
+// src/lab/openvpn.ts); a file that does not choose runs against the veth stand-in, or against
+// the kind named by POD_GATEWAY_LAB_VPN (veth|openvpn), so a whole file can be run against the
+// real VPN: POD_GATEWAY_LAB_VPN=openvpn bun test test/netns/gateway-roles.test.ts
 import { afterAll, beforeAll } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { checkLabPrerequisites, createLab, type Lab, type LabOptions } from "../../src/lab/lab.ts";
@@ -31,10 +36,18 @@ function installExitHook(): void {
   });
 }
 
+/** The VPN kind a lab gets when its file does not choose (POD_GATEWAY_LAB_VPN, default veth). */
+export function defaultVpnKind(): NonNullable<LabOptions["vpn"]> {
+  const v = process.env.POD_GATEWAY_LAB_VPN ?? "veth";
+  if (v !== "veth" && v !== "openvpn") throw new Error(`POD_GATEWAY_LAB_VPN must be veth or openvpn, not ${JSON.stringify(v)}`);
+  return v;
+}
+
 export function withLab(opts: LabOptions = {}, timeouts: { buildMs?: number; destroyMs?: number } = {}): LabFixture {
   let lab: Lab | undefined;
   beforeAll(async () => {
-    checkLabPrerequisites();
+    opts = { ...opts, vpn: opts.vpn ?? defaultVpnKind() };
+    checkLabPrerequisites(opts);
     installExitHook();
     lab = await createLab(opts);
     live.add(lab.id);

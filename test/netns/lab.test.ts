@@ -2,7 +2,7 @@
 // side by side, the cluster DNS follows the gateway, the echo services see true source
 // addresses, the VPN link can go down / away / up, and half-built leftovers are removed.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { createLab, destroyLabById, listLabs, openLab, readLabState, type Lab } from "../../src/lab/lab.ts";
 import { isAlive, readNetnsInode, readNetnsNames, readPidsInNetns } from "../../src/lab/procs.ts";
 import { makeLabId, runDirOf } from "../../src/lab/plan.ts";
@@ -39,9 +39,11 @@ async function routes(lab: Lab, pod: "gateway"): Promise<string[]> {
 // Building a lab takes well under a second; recreating the gateway and the CLI test a few.
 setDefaultTimeout(30_000);
 
-const t = withLab({ clients: 2 });
-
-describe("one lab", () => {
+// The same tests against both VPN kinds: the veth stand-in and a real OpenVPN server and client
+// (OpenVPN's own faults are in openvpn.test.ts).
+for (const vpn of ["veth", "openvpn"] as const)
+describe(`one lab (${vpn})`, () => {
+  const t = withLab({ clients: 2, vpn });
   test("every namespace exists with its address, and the pods got the lab's resolv.conf", async () => {
     const lab = t.lab;
     expect(labNamespaces(lab.id)).toEqual(
@@ -166,18 +168,24 @@ describe("one lab", () => {
     // The new gateway pod has its VPN link again.
     const r = await lab.echoFrom("gateway", "internet", "tcp");
     expect(r.ok && r.source).toMatch(/^198\.19\.0\.2:/);
-    // A fresh pod gets a fresh resolv.conf.
-    expect((await lab.exec("gateway", ["cat", "/etc/resolv.conf"])).stdout).toContain(`nameserver ${LAB.clusterDnsIp}`);
+    // A fresh pod gets a fresh resolv.conf (which the new pod's OpenVPN client rewrote: it saw the fresh one).
+    const resolv = (await lab.exec("gateway", ["cat", "/etc/resolv.conf"])).stdout;
+    if (vpn === "veth") expect(resolv).toContain(`nameserver ${LAB.clusterDnsIp}`);
+    else {
+      expect(resolv).toContain(`nameserver ${LAB.vpnDnsIp}`);
+      expect(readFileSync(`${lab.runDir}/openvpn/client-run/resolv.conf.original`, "utf8")).toContain(`nameserver ${LAB.clusterDnsIp}`);
+    }
     const again = await lab.recreateGateway();
     expect(again).not.toBe(ip);
     expect((await lab.resolve("node", LAB.gatewayName, { server: LAB.clusterDnsIp })).addresses).toEqual([again]);
   });
 
-  test("a second lab runs side by side with its own namespaces, counters and DNS, and leaves the first intact", async () => {
+  if (vpn === "veth") test("a second lab runs side by side with its own namespaces, counters and DNS, and leaves the first intact", async () => {
     const a = t.lab;
     const b = await createLab({ clients: 1 });
     try {
       expect(b.id).not.toBe(a.id);
+      expect(b.vpnKind).toBe("veth");
       const aLeak = await a.echoHits("leak");
       const r = await b.echoFrom("client-0", "leak", "tcp");
       expect(r.ok && r.source).toMatch(/^198\.18\.0\.10:/);
@@ -251,6 +259,16 @@ describe("teardown", () => {
 });
 
 describe("the lab command (compiled binary)", () => {
+  test("lab demo --vpn openvpn: every step passes against the real tunnel", async () => {
+    const r = Bun.spawnSync([binPath(), "lab", "demo", "--vpn", "openvpn", "--clients", "1"], { stdout: "pipe", stderr: "pipe" });
+    const out = r.stdout.toString();
+    expect(out).toContain("OpenVPN udp/1194 on tun0");
+    expect(out).toMatch(/VPN client connects, sets its DNS +\S+ \S+ +ok — tun0 up with the pushed routes/);
+    expect(out).toMatch(/kill switch, VPN link deleted +\S+ \S+ +ok — 3\/3 probes blocked; 0 packet\(s\) reached the internet host, 0 the leak host/);
+    expect(out).toContain("everything works");
+    expect(r.exitCode).toBe(0);
+  }, 90_000);
+
   test("lab up, status, exec, down", async () => {
     const bin = binPath();
     const id = makeLabId(Math.random);
@@ -266,7 +284,12 @@ describe("the lab command (compiled binary)", () => {
       expect(up.out).toContain(`pgw-${id}-client-0`);
       // Commands without --id pick only labs `lab up` built, never a test's (like this file's fixture).
       expect(readLabState(id).createdBy).toBe("lab up");
-      expect(readLabState(t.lab.id).createdBy).toBe("library");
+      const lib = await createLab({ clients: 0 });
+      try {
+        expect(readLabState(lib.id).createdBy).toBe("library");
+      } finally {
+        await lib.destroy();
+      }
       const status = run(["status", "--id", id]);
       expect(status.code).toBe(0);
       expect(status.out).toContain("cluster DNS: answers");

@@ -1,6 +1,7 @@
 // Pieces shared by the lab subcommands.
 import { PodGatewayError } from "../../core/errors.ts";
 import { parseDecimal } from "../../core/settings/values.ts";
+import type { LabOptions } from "../../lab/types.ts";
 
 export const idArg = {
   id: { type: "string", description: "Lab id (default: the only lab running)", valueHint: "ID" },
@@ -15,6 +16,27 @@ export class ExitStatus extends PodGatewayError {
   constructor(override readonly exitCode: number, message: string) {
     super(message);
   }
+}
+
+/** --vpn, --vpn-proto, --vpn-port of `lab up` and `lab demo`. */
+export const vpnArgs = {
+  vpn: { type: "string", description: "The VPN: veth (a stand-in link, default) or openvpn (a real OpenVPN server and client)", valueHint: "veth|openvpn" },
+  "vpn-proto": { type: "string", description: "OpenVPN transport: udp (default) or tcp", valueHint: "udp|tcp" },
+  "vpn-port": { type: "string", description: "OpenVPN server port (default 1194 for udp, 443 for tcp)", valueHint: "PORT" },
+} as const;
+
+/** The lab options those arguments ask for; exits 2 on anything else. */
+export function parseVpnArgs(args: { vpn?: string; "vpn-proto"?: string; "vpn-port"?: string }): Pick<LabOptions, "vpn" | "openvpn"> {
+  const vpn = args.vpn ?? "veth";
+  if (vpn !== "veth" && vpn !== "openvpn") throw new ExitStatus(2, `--vpn must be veth or openvpn, not ${JSON.stringify(vpn)}`);
+  const proto = args["vpn-proto"];
+  if (proto !== undefined && proto !== "udp" && proto !== "tcp") throw new ExitStatus(2, `--vpn-proto must be udp or tcp, not ${JSON.stringify(proto)}`);
+  const port = parseIntArg("vpn-port", args["vpn-port"], 1, 65535);
+  if (vpn === "veth") {
+    if (proto !== undefined || port !== undefined) throw new ExitStatus(2, "--vpn-proto and --vpn-port need --vpn openvpn");
+    return {};
+  }
+  return { vpn, openvpn: { ...(proto ? { proto } : {}), ...(port !== undefined ? { port } : {}) } };
 }
 
 /** A whole-number flag, in the one number syntax of every numeric setting and flag (parseDecimal). */

@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import { runDemo } from "../../lab/demo.ts";
 import { demoExitCode, renderDemoReport } from "../../lab/report.ts";
 import { log } from "../../sys/log.ts";
-import { ExitStatus, parseIntArg } from "./common.ts";
+import { ExitStatus, parseIntArg, parseVpnArgs, vpnArgs } from "./common.ts";
 import { writeStdout } from "../../sys/output.ts";
 
 export default defineCommand({
@@ -11,12 +11,14 @@ export default defineCommand({
   args: {
     clients: { type: "string", description: "Number of client pods (1-20, default 2; client-0 static with a port forward, the rest DHCP)", valueHint: "N" },
     keep: { type: "boolean", description: "Leave the lab running afterwards", default: false },
+    ...vpnArgs,
   },
   async run({ args }) {
     const logger = log().withTag("demo");
     const { labId, steps } = await runDemo({
       clients: parseIntArg("clients", args.clients, 1, 20),
       keep: args.keep,
+      ...parseVpnArgs(args),
       onStep: (s) => logger.info(`${s.name}: ${s.status}${s.detail ? ` — ${s.detail}` : ""}`),
     });
     writeStdout("\n" + renderDemoReport({ labId, steps, kept: args.keep }));

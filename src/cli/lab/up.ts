@@ -7,7 +7,7 @@ import { createLab, listLabs, readLabState } from "../../lab/lab.ts";
 import { CLI_OWNER, MAX_CLIENTS, pickCliLabs } from "../../lab/plan.ts";
 import { renderLabMap } from "../../lab/report.ts";
 import { log } from "../../sys/log.ts";
-import { ExitStatus, idArg, parseIntArg } from "./common.ts";
+import { ExitStatus, idArg, parseIntArg, parseVpnArgs, vpnArgs } from "./common.ts";
 import { writeStdout } from "../../sys/output.ts";
 
 export default defineCommand({
@@ -15,11 +15,13 @@ export default defineCommand({
   args: {
     clients: { type: "string", description: `Number of client pods (0-${MAX_CLIENTS}, default 1)`, valueHint: "N" },
     "vpn-interface": { type: "string", description: "Name of the gateway's VPN interface (default tun0)", valueHint: "NAME" },
+    ...vpnArgs,
     ...configDirArg,
     ...idArg,
   },
   async run({ args }) {
     const clients = parseIntArg("clients", args.clients, 0, MAX_CLIENTS);
+    const vpn = parseVpnArgs(args);
     let configDir: string | undefined;
     if (args["config-dir"]) {
       configDir = resolve(args["config-dir"]);
@@ -35,7 +37,7 @@ export default defineCommand({
       const { mine } = pickCliLabs(listLabs());
       if (mine.length === 1) id = mine[0];
     }
-    const lab = await createLab({ clients, configDir, id, vpnInterface: args["vpn-interface"], createdBy: CLI_OWNER });
+    const lab = await createLab({ clients, configDir, id, vpnInterface: args["vpn-interface"], createdBy: CLI_OWNER, ...vpn });
     writeStdout(renderLabMap(readLabState(lab.id), lab.buildMs));
   },
 });
