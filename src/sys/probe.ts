@@ -58,10 +58,19 @@ export function probeDns(ip: string, opts: DnsProbeOptions = {}): Promise<DnsPro
     });
     // connect() makes the kernel drop datagrams from other sources and report ICMP errors
     // (port unreachable: the gateway is up but nothing listens) as socket errors.
-    sock.connect(port, ip, () => {
-      sock.send(query, (e) => {
-        if (e) finish({ alive: false, reason: "error", detail: `sending DNS probe to ${ip}:${port}: ${e.message}` });
-      });
+    // The callback also runs when connect failed (no route: vxlan0 just deleted) or the probe has
+    // already finished; Bun then takes send(query, cb) for send(msg, port) and throws a RangeError
+    // out of the callback (seen as an uncaught stack trace in the sidecar's log).
+    sock.connect(port, ip, (err?: Error) => {
+      if (done) return;
+      if (err) return finish({ alive: false, reason: "error", detail: `DNS probe of ${ip}:${port}: ${err.message}` });
+      try {
+        sock.send(query, (e) => {
+          if (e) finish({ alive: false, reason: "error", detail: `sending DNS probe to ${ip}:${port}: ${e.message}` });
+        });
+      } catch (e) {
+        finish({ alive: false, reason: "error", detail: `sending DNS probe to ${ip}:${port}: ${(e as Error).message}` });
+      }
     });
   });
 }

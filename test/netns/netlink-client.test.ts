@@ -96,7 +96,8 @@ describe("the client roles execute no program", () => {
     await waitFor("the tunnel to be re-initialised", () => out.text().includes("tunnel re-initialised"), 30_000, { detail: out.text });
     process.kill(pid, "SIGTERM");
     expect(await p.exited).toBe(0);
-    expect(out.text()).toContain("released the DHCP lease");
+    // Not known to be done (no API here): the lease is left to the pod, not released (issue 13 §7).
+    expect(out.text()).toContain("not releasing the DHCP lease");
     expect(execs(log)).toEqual([bin]);
   }, 60_000);
 });
@@ -176,6 +177,7 @@ describe("the client roles run from a root holding only the binary and libc", ()
     await waitFor("the tunnel to be re-initialised", () => out.text().includes("tunnel re-initialised") || side.exitCode !== null, 30_000, { detail: out.text });
     side.kill("SIGTERM");
     expect(await side.exited).toBe(0);
-    expect(out.text()).toContain("released the DHCP lease");
+    // Not known to be done (no API here): the lease is left to the pod, not released (issue 13 §7).
+    expect(out.text()).toContain("not releasing the DHCP lease");
   }, 60_000);
 });

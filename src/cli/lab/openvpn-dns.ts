@@ -2,6 +2,7 @@
 // rewrites the gateway pod's resolv.conf in place from the DNS servers the server pushed.
 import { defineCommand } from "citty";
 import { runOpenVpnDnsScript } from "../../lab/openvpn.ts";
+import { writeStderr } from "../../sys/output.ts";
 
 export default defineCommand({
   meta: { name: "openvpn-dns", description: "OpenVPN up/down script of the lab: pushed DNS servers into resolv.conf, in place", hidden: true },
@@ -10,8 +11,8 @@ export default defineCommand({
     "resolv-conf": { type: "string", description: "The file to rewrite (default /etc/resolv.conf)", valueHint: "FILE" },
   },
   async run({ args }) {
-    // OpenVPN appends its own arguments (device, MTU, addresses, init|restart): citty keeps them as positionals.
+    // OpenVPN's own arguments (device, MTU, addresses, init|restart) come after `--` (dnsScriptArgv).
     const msg = runOpenVpnDnsScript(process.env, { resolvConf: args["resolv-conf"] ?? "/etc/resolv.conf", saveDir: args["save-dir"] });
-    process.stderr.write(`openvpn-dns: ${msg}\n`);
+    writeStderr(`openvpn-dns: ${msg}\n`);
   },
 });
