@@ -21,9 +21,14 @@ export interface Roles {
 }
 
 /** gateway-init (kill switch on), gateway-sidecar, then client-init and client-sidecar in client-0 (DHCP). */
-export async function startRoles(lab: Lab, bin: string): Promise<Roles> {
+/**
+ * The gateway pod's containers in Kubernetes' order: gateway-init (an init container) first, then
+ * the sidecar; `afterInit` runs between them — where a VPN container starts, racing the sidecar.
+ */
+export async function startRoles(lab: Lab, bin: string, afterInit?: () => Promise<void>): Promise<Roles> {
   const init = await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
   expect(init.stderr).toContain(`kill switch: on (traffic leaves only through ${lab.vpnInterface})`);
+  await afterInit?.();
   const sidecar = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, "gateway", "sidecar"), "--firewall-check-interval", "1"], {
     env: lab.roleEnv("gateway"),
   });
