@@ -5,6 +5,7 @@ import { runGatewaySidecar } from "../roles/gateway-sidecar.ts";
 import { ProcessRunner } from "../sys/exec.ts";
 import { Ip } from "../sys/ip.ts";
 import { log } from "../sys/log.ts";
+import { startGatewayTelemetry } from "../sys/gateway-telemetry.ts";
 import { roleArgs } from "./args.ts";
 import { prepareRole } from "./role.ts";
 
@@ -42,13 +43,16 @@ export default defineCommand({
     // The sidecar re-asserts firewall rules: it changes network state too, so it is checked like init.
     const config = prepareRole(args, logger);
     const runner = new ProcessRunner();
-    return await runGatewaySidecar(
+    const telemetry = await startGatewayTelemetry({ settings: config.settings, log: logger, intervalMs: check * 1000 });
+    const code = await runGatewaySidecar(
       config,
       {
         runDir: args["run-dir"] ?? env.POD_GATEWAY_RUN_DIR ?? DEFAULT_RUN_DIR,
         resolvConf: args["resolv-conf"] ?? env.POD_GATEWAY_RESOLV_CONF ?? "/etc/resolv.conf",
       },
-      { runner, ip: new Ip(runner), log: logger, firewallCheckSeconds: check },
+      { runner, ip: new Ip(runner), log: logger, firewallCheckSeconds: check, monitor: telemetry.monitor },
     );
+    telemetry.close();
+    return code;
   },
 });

@@ -35,6 +35,14 @@ export interface GatewaySidecarDeps {
   firewall?: () => Promise<FirewallBackend>;
   /** dnsmasq command (default "dnsmasq" on PATH). */
   dnsmasq?: string;
+  /** Told what the sidecar sees (health status and metrics: src/sys/gateway-telemetry.ts). */
+  monitor?: GatewaySidecarMonitor;
+}
+
+export interface GatewaySidecarMonitor {
+  firewallChecked(r: { problems: readonly string[]; reasserted: boolean; left: readonly string[]; error?: string }): void;
+  upstreams(servers: readonly string[], initial: boolean): void;
+  dnsmasqStarted(child: { exited: Promise<number> }, leaseFile: string): void;
 }
 
 /** Where the original resolv.conf is kept: next to the copy, so it survives container restarts with it. */
@@ -100,6 +108,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   } catch (e) {
     throw new StepError("writing RESOLV_CONF_COPY", `${copy}: ${(e as Error).message}`, { cause: e });
   }
+  deps.monitor?.upstreams(upstreams, true);
   log.info(`upstream DNS: ${upstreams.join(" ") || "none"}; cluster DNS for ${s.DNS_LOCAL_CIDRS.join(" ") || "(no local domains)"}: ${localServer ?? "unknown"}`);
 
   // 2. dnsmasq configuration (vxlan0 must exist: gateway-init made it).
@@ -124,13 +133,15 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     checking = true;
     try {
       const problems = await backend.verify(fwPlan);
-      if (problems.length === 0) return;
+      if (problems.length === 0) return deps.monitor?.firewallChecked({ problems, reasserted: false, left: [] });
       log.warn(`firewall changed by someone else, re-asserting (${backend.name}): ${problems.join("; ")}`);
       await backend.apply(fwPlan);
       const left = await backend.verify(fwPlan);
       if (left.length) log.error(`firewall still differs after re-asserting: ${left.join("; ")}`);
+      deps.monitor?.firewallChecked({ problems, reasserted: true, left });
     } catch (e) {
       log.error(`checking the firewall: ${(e as Error).message}`);
+      deps.monitor?.firewallChecked({ problems: [], reasserted: false, left: [], error: (e as Error).message });
     } finally {
       checking = false;
     }
@@ -143,6 +154,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     try {
       const changed = syncResolvCopy(paths.resolvConf, copy, log);
       if (changed) log.info(`upstream DNS now ${changed.join(" ") || "none"} (from ${paths.resolvConf})`);
+      if (changed) deps.monitor?.upstreams(changed, false);
     } catch (e) {
       log.error(`updating ${copy}: ${(e as Error).message}`);
     }
@@ -157,6 +169,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     watcher.close();
     throw new StepError("starting dnsmasq", (e as Error).message, { cause: e });
   }
+  deps.monitor?.dnsmasqStarted(child, leaseFile);
   const unforward = forwardSignals(child, log);
   log.info(`dnsmasq running (pid ${child.pid}): DHCP and DNS on ${VXLAN_IF}`);
   const code = await child.exited;
