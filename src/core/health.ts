@@ -27,6 +27,8 @@ export interface ClientStatus {
   intervalMs: number;
   /** ms since the gateway last answered through the tunnel; undefined: never since start. */
   gatewayAnswerAgeMs: number | undefined;
+  /** False once CONNECTION_RETRY_COUNT probes in a row failed (pod_gateway_client_gateway_reachable 0). */
+  gatewayReachable: boolean;
   /** Only when asked "ready": the isolation check made for this answer. */
   isolation?: { ok: boolean; detail: string };
 }
@@ -82,6 +84,7 @@ export function decideHealth(st: SidecarStatus, q: HealthQuestion): HealthVerdic
     const limit = READY_INTERVALS * st.intervalMs;
     const age = st.gatewayAnswerAgeMs;
     if (age === undefined) problems.push("the gateway has not answered through the tunnel since start");
+    else if (!st.gatewayReachable) problems.push(`the gateway does not answer through the tunnel (last answer ${secs(age)} ago)`);
     else if (age > limit) problems.push(`the gateway last answered through the tunnel ${secs(age)} ago (limit ${secs(limit)})`);
     else facts.push(`gateway answered ${secs(age)} ago`);
     if (!st.isolation) problems.push("isolation not checked");
@@ -110,6 +113,7 @@ export function parseStatus(text: string): SidecarStatus {
   num("intervalMs");
   if (o.role === "client-sidecar") {
     if (o.gatewayAnswerAgeMs !== undefined) num("gatewayAnswerAgeMs");
+    if (typeof o.gatewayReachable !== "boolean") throw new Error("the status has no gatewayReachable");
     return o as unknown as ClientStatus;
   }
   if (o.role === "gateway-sidecar") {

@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { decideHealth, parseStatus, type ClientStatus, type GatewayStatus } from "../../src/core/health.ts";
 import { askStatus, serveStatus } from "../../src/sys/status-socket.ts";
 
-const client: ClientStatus = { role: "client-sidecar", version: "v", tickAgeMs: 1000, intervalMs: 2000, gatewayAnswerAgeMs: 500, isolation: { ok: true, detail: "" } };
+const client: ClientStatus = { role: "client-sidecar", version: "v", tickAgeMs: 1000, intervalMs: 2000, gatewayAnswerAgeMs: 500, gatewayReachable: true, isolation: { ok: true, detail: "" } };
 const gateway: GatewayStatus = { role: "gateway-sidecar", version: "v", tickAgeMs: 1000, intervalMs: 5000, dnsmasqRunning: true, firewallVerified: true, firewallDetail: "", dns: { ok: true, detail: "dnsmasq answered on 172.16.0.1:53 in 0.4 ms" } };
 
 describe("decideHealth", () => {
@@ -16,6 +16,7 @@ describe("decideHealth", () => {
     expect(decideHealth(client, "ready")).toEqual({ ok: true, line: "client-sidecar readiness: ok: loop ticked 1.0 s ago (limit 6.0 s), gateway answered 0.5 s ago, isolated" });
     expect(decideHealth({ ...client, gatewayAnswerAgeMs: 7000 }, "ready").line).toBe("client-sidecar readiness: NOT OK: the gateway last answered through the tunnel 7.0 s ago (limit 6.0 s)");
     expect(decideHealth({ ...client, gatewayAnswerAgeMs: undefined }, "ready").line).toContain("has not answered through the tunnel since start");
+    expect(decideHealth({ ...client, gatewayReachable: false }, "ready").line).toBe("client-sidecar readiness: NOT OK: the gateway does not answer through the tunnel (last answer 0.5 s ago)");
     expect(decideHealth({ ...client, isolation: { ok: false, detail: "1.1.1.1 is reachable via 10.0.0.1 dev eth0" } }, "ready")).toEqual({
       ok: false,
       line: "client-sidecar readiness: NOT OK: not isolated: 1.1.1.1 is reachable via 10.0.0.1 dev eth0",

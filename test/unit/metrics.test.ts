@@ -89,7 +89,7 @@ describe("client monitor", () => {
     expect(text).toContain("pod_gateway_client_lease_expiry_timestamp_seconds 130\n");
     m.turn(21_000, stats, undefined);
     expect(m.registry.render()).not.toContain("pod_gateway_client_lease_expiry_timestamp_seconds 130");
-    expect(m.status(25_000, "v")).toEqual({ role: "client-sidecar", version: "v", tickAgeMs: 4000, intervalMs: 2000, gatewayAnswerAgeMs: undefined });
+    expect(m.status(25_000, "v")).toEqual({ role: "client-sidecar", version: "v", tickAgeMs: 4000, intervalMs: 2000, gatewayAnswerAgeMs: undefined, gatewayReachable: false });
   });
 });
 

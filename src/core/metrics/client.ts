@@ -110,6 +110,7 @@ export class ClientMonitor {
       tickAgeMs: Math.max(0, now - this.lastTurnAt),
       intervalMs: this.cfg.intervalMs,
       gatewayAnswerAgeMs: this.lastAnswerAt === undefined ? undefined : Math.max(0, now - this.lastAnswerAt),
+      gatewayReachable: this.reachable === true,
       ...(isolation ? { isolation } : {}),
     };
   }
