@@ -15,6 +15,7 @@ export const commands: Record<string, Lazy> = {
   install: () => import("./install.ts").then((m) => m.default),
   version: () => import("./version.ts").then((m) => m.default),
   health: () => import("./health.ts").then((m) => m.default),
+  doctor: () => import("./doctor.ts").then((m) => m.default),
 };
 
 /**
