@@ -39,7 +39,7 @@ export class NetlinkClientHost implements ClientHost {
     return parseNetlinkFacts(nl.links(), nl.addresses(4), nl.routes());
   }
 
-  /** Route lookups first (what the isolation check asks), then the facts, on one socket. */
+  /** Links, the route lookups the isolation check asks for, then addresses and routes: one socket, no program. */
   async readFactsAndRoutes(dsts: readonly string[]): Promise<{ facts: ClientFacts; routes: RouteGetResult[] }> {
     const nl = this.nl();
     const links = nl.links();

@@ -134,6 +134,10 @@ const CREATE: { ip: string[][]; nl: Call[] }[] = [
     ip: [["route", "add", "10.99.0.0/16", "via", "10.0.0.254", "dev", "veth0", "table", "100"]],
     nl: [{ call: "route", args: ["add", { family: 4, dst: "10.99.0.0/16", via: "10.0.0.254", dev: "veth0", table: 100 }] }],
   },
+  {
+    ip: [["-6", "route", "add", "default", "via", "fe80::1", "dev", "veth0", "proto", "ra", "metric", "1024"]],
+    nl: [{ call: "route", args: ["add", { family: 6, dst: "default", via: "fe80::1", dev: "veth0", protocol: 9, metric: 1024 }] }],
+  },
   { ip: [["rule", "add", "pref", "50", "iif", "vxlan0", "table", "100"]], nl: [{ call: "rule", args: ["add", { family: 4, priority: 50, iif: "vxlan0", table: 100 }] }] },
   { ip: [["rule", "add", "pref", "60", "from", "10.1.0.0/16", "table", "1000"]], nl: [{ call: "rule", args: ["add", { family: 4, priority: 60, from: "10.1.0.0/16", table: 1000 }] }] },
 ];
@@ -146,6 +150,10 @@ const DELETE: { ip: string[][]; nl: Call[] }[] = [
   },
   { ip: [["route", "del", "unreachable", "default", "table", "100", "metric", "1000"]], nl: [{ call: "route", args: ["delete", { family: 4, dst: "default", type: "unreachable", table: 100, metric: 1000 }] }] },
   { ip: [["rule", "del", "pref", "50", "iif", "vxlan0", "table", "100"]], nl: [{ call: "rule", args: ["delete", { family: 4, priority: 50, iif: "vxlan0", table: 100 }] }] },
+  {
+    ip: [["-6", "route", "del", "default", "via", "fe80::1", "dev", "veth0", "proto", "ra", "metric", "1024"]],
+    nl: [{ call: "route", args: ["delete", { family: 6, dst: "default", via: "fe80::1", dev: "veth0", protocol: 9, metric: 1024 }] }],
+  },
   { ip: [["link", "set", "vxlan0", "down"]], nl: [{ call: "setLink", args: ["vxlan0", { up: false }] }] },
 ];
 
@@ -165,6 +173,7 @@ describe("ip and our layer leave the same kernel state", () => {
     expect(JSON.stringify(a.links)).toContain('"remote":"10.0.0.3"');
     expect(JSON.stringify(a.routes)).toContain('"type":"unreachable"');
     expect(JSON.stringify(a.rules4)).toContain('"iif":"vxlan0"');
+    expect(JSON.stringify(a.routes)).toContain('"gateway":"fe80::1"');
   });
 
   test("delete: address, route by its full key, unreachable route, rule; link down", () => {

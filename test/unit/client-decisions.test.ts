@@ -36,6 +36,12 @@ describe("decideIsolation", () => {
     expect(decideIsolation([{ dst: "1.1.1.1", ok: true, type: "blackhole" }]).isolated).toBe(true);
   });
 
+  test("IPv6 lookups on a kernel without IPv6 (ipv6.disable=1): isolated; the same errors for IPv4 are not", () => {
+    expect(decideIsolation([{ dst: "2606:4700:4700::1111", ok: false, errno: 95, message: "x" }])).toEqual({ isolated: true, leaks: [], details: ["2606:4700:4700::1111: no IPv6 in this kernel (EOPNOTSUPP)"] });
+    expect(decideIsolation([{ dst: "2606:4700:4700::1111", ok: false, errno: 97, message: "x" }]).isolated).toBe(true);
+    expect(decideIsolation([{ dst: "1.1.1.1", ok: false, errno: 95, message: "x" }]).isolated).toBe(false);
+  });
+
   test("a route via eth0 is a leak, named in the verdict", () => {
     const v = decideIsolation([
       { dst: "1.1.1.1", ok: false, errno: 101, message: "looking up the route to 1.1.1.1: Network is unreachable (ENETUNREACH)" },

@@ -97,6 +97,17 @@ const CASES: Case[] = [
     fixture: "route-del", type: C.RTM_DELROUTE, kind: "route",
     ours: R.routeRequest("delete", { family: 4, dst: "10.96.0.0/12", via: "10.0.0.254", oif: VETH0, protocol: 201, metric: 5, table: 100 }),
   },
+  {
+    // what client-init does to every IPv6 default route (the protocol and metric as read)
+    fixture: "route-del-v6-default", type: C.RTM_DELROUTE, kind: "route",
+    ours: R.routeRequest("delete", { family: 6, dst: "default", via: "fe80::1", oif: VETH0, protocol: 9, metric: 1024 }),
+    fieldsDiffer: { dst: "ip writes IPv6 \"default\" as RTA_DST ::/0; a zero-length prefix needs no address" },
+    iproute2Adds: { [C.RTA_DST]: "RTA_DST :: (see dst)" },
+  },
+  {
+    fixture: "route-get-v6", type: C.RTM_GETROUTE, kind: "route", ours: R.routeGetRequest("2606:4700:4700::1111", 6),
+    fieldsDiffer: { flags: "we ask for RTM_F_LOOKUP_TABLE for IPv6 too (ip sets it only for IPv4); the answer is the same route" },
+  },
   { fixture: "route-dump", type: C.RTM_GETROUTE, kind: "route", ours: R.routeDumpRequest(undefined) },
   { fixture: "route-get", type: C.RTM_GETROUTE, kind: "route", ours: R.routeGetRequest("1.1.1.1", 4) },
   { fixture: "rule-add-iif", type: C.RTM_NEWRULE, kind: "rule", ours: R.ruleRequest("add", { family: 4, priority: 50, iif: "vxlan0", table: 100 }) },

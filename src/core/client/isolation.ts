@@ -17,6 +17,12 @@ export type RouteGetResult =
  */
 export const ROUTING_ERRNOS: Readonly<Record<number, string>> = { 101: "no route (ENETUNREACH)", 113: "unreachable route (EHOSTUNREACH)", 13: "prohibit route (EACCES)", 22: "blackhole route (EINVAL)" };
 
+/**
+ * An IPv6 lookup on a kernel booted with ipv6.disable=1: rtnetlink has no AF_INET6 handler and
+ * answers EOPNOTSUPP (or EAFNOSUPPORT). No IPv6 packet can leave such a pod at all.
+ */
+export const NO_IPV6_ERRNOS: Readonly<Record<number, string>> = { 95: "no IPv6 in this kernel (EOPNOTSUPP)", 97: "no IPv6 in this kernel (EAFNOSUPPORT)" };
+
 export interface IsolationVerdict {
   isolated: boolean;
   /** Human-readable, one per probe address. */
@@ -43,7 +49,7 @@ export function decideIsolation(results: readonly RouteGetResult[]): IsolationVe
         details.push(d);
       }
     } else {
-      const routing = ROUTING_ERRNOS[r.errno];
+      const routing = ROUTING_ERRNOS[r.errno] ?? (r.dst.includes(":") ? NO_IPV6_ERRNOS[r.errno] : undefined);
       if (routing) details.push(`${r.dst}: ${routing}`);
       else {
         const d = `${r.dst}: route lookup failed unexpectedly (${r.message})`;

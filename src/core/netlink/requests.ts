@@ -172,8 +172,11 @@ export function routeMessage(op: "add" | "replace" | "delete", r: RouteSpec): Ro
   const table = r.table ?? C.RT_TABLE_MAIN;
   const type = r.type ? RTN[r.type] : op === "delete" ? C.RTN_UNSPEC : C.RTN_UNICAST;
   // iproute2: a delete matches any scope (NOWHERE) and protocol unless told; an add is
-  // proto boot, scope link for a unicast route without a next hop, else universe.
-  const scope = r.scope ?? (op === "delete" ? C.RT_SCOPE_NOWHERE : type === C.RTN_UNICAST && !r.via ? C.RT_SCOPE_LINK : C.RT_SCOPE_UNIVERSE);
+  // proto boot, scope link for a unicast route without a next hop, else universe. IPv6 routes
+  // have no scope (the kernel ignores it): iproute2 always sends universe.
+  const scope =
+    r.scope ??
+    (r.family === 6 ? C.RT_SCOPE_UNIVERSE : op === "delete" ? C.RT_SCOPE_NOWHERE : type === C.RTN_UNICAST && !r.via ? C.RT_SCOPE_LINK : C.RT_SCOPE_UNIVERSE);
   const protocol = r.protocol ?? (op === "delete" ? C.RTPROT_UNSPEC : C.RTPROT_BOOT);
   return {
     family: afOf(r.family),
