@@ -14,5 +14,6 @@ export default defineCommand({
     echo: () => import("./lab/echo.ts").then((m) => m.default),
     probe: () => import("./lab/probe.ts").then((m) => m.default),
     resolve: () => import("./lab/resolve.ts").then((m) => m.default),
+    get: () => import("./lab/get.ts").then((m) => m.default),
   },
 });

@@ -5,12 +5,14 @@ import { ISOLATION_PROBES_V4, ISOLATION_PROBES_V6 } from "../core/client/constan
 import { decideIsolation } from "../core/client/isolation.ts";
 import type { HealthQuestion } from "../core/health.ts";
 import { ClientMonitor } from "../core/metrics/client.ts";
+import { gatewayOverlayIp } from "../core/net/vxlan.ts";
 import type { Settings } from "../core/settings/types.ts";
 import type { ClientHost } from "../roles/client-init.ts";
 import type { SidecarMonitor } from "../roles/client-sidecar.ts";
 import { commit, version } from "../version.ts";
 import type { Clock } from "./clock.ts";
 import type { Logger } from "./log.ts";
+import { probeDns } from "./probe.ts";
 import { serveStatus } from "./status-socket.ts";
 
 export interface ClientTelemetry {
@@ -21,9 +23,16 @@ export interface ClientTelemetry {
 
 export async function startClientTelemetry(o: { settings: Settings; host: ClientHost; clock: Clock; log: Logger; intervalMs: number; retryCount: number }): Promise<ClientTelemetry> {
   const { log, clock } = o;
+  const overlayGw = gatewayOverlayIp(o.settings.VXLAN_IP_NETWORK);
   const mon = new ClientMonitor({ intervalMs: o.intervalMs, retryCount: o.retryCount, version, commit }, clock.now());
   const status = async (q: HealthQuestion) => {
     if (q === "live") return mon.status(clock.now(), version);
+    // Before the loop's first probe (one interval after start) readiness asks the gateway itself:
+    // client-init proved it a moment ago, and a pod should not wait a probe period for that.
+    if (!mon.answeredSinceStart) {
+      const r = await probeDns(overlayGw, { timeoutMs: 500 });
+      if (r.alive) mon.answered(clock.now());
+    }
     // Readiness also proves isolation now: route lookups only, nothing sent, nothing changed.
     let isolation: { ok: boolean; detail: string };
     try {

@@ -78,6 +78,19 @@ describe("client monitor", () => {
     expect(text).toContain('pod_gateway_build_info{commit="abc",role="client-sidecar",version="1.2.3"} 1\n');
   });
 
+  test("an answer seen by the readiness check before the first probe: reachable, no probe counted, once", () => {
+    const m = new ClientMonitor(cfg, 0);
+    expect(m.answeredSinceStart).toBe(false);
+    m.answered(500);
+    expect(m.answeredSinceStart).toBe(true);
+    expect(m.status(1000, "v")).toMatchObject({ gatewayAnswerAgeMs: 500, gatewayReachable: true });
+    const text = m.registry.render();
+    expect(text).toContain("pod_gateway_client_gateway_reachable 1\n");
+    expect(text).toContain('pod_gateway_client_probes_total{result="ok"} 0\n');
+    m.answered(900);
+    expect(m.status(1000, "v").gatewayAnswerAgeMs).toBe(500);
+  });
+
   test("turn copies the machine's counts and the lease's expiry; status ages", () => {
     const m = new ClientMonitor(cfg, 0);
     const lease = { address: "172.16.0.21", obtainedAt: 10_000, leaseSeconds: 120, renewSeconds: 60, rebindSeconds: 105 } as never;

@@ -91,6 +91,25 @@ export class ClientMonitor {
     return undefined;
   }
 
+  /** Has the gateway answered since start (a probe of the loop, or one made for readiness)? */
+  get answeredSinceStart(): boolean {
+    return this.lastAnswerAt !== undefined;
+  }
+
+  /**
+   * An answer seen outside the loop (the readiness check probes once before the loop's first
+   * probe, an interval after start): readiness only, no probe counted.
+   */
+  answered(now: number): void {
+    if (this.lastAnswerAt !== undefined) return;
+    this.lastAnswerAt = now;
+    if (this.reachable === undefined) {
+      this.reachable = true;
+      this.m.reachable.set(1);
+    }
+    this.m.lastAnswer.set(now / 1000);
+  }
+
   /** The end of one turn of the sidecar's loop: liveness, and the machine's counts and lease. */
   turn(now: number, counts: ClientCounts, lease: Lease | undefined): void {
     this.lastTurnAt = now;
