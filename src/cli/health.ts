@@ -7,7 +7,7 @@ import { UsageError } from "../core/errors.ts";
 import { askStatus, type StatusReply } from "../sys/status-socket.ts";
 
 /** The probe's whole budget; the sidecar bounds its own checks below it. */
-const HEALTH_TIMEOUT_MS = 900;
+const HEALTH_TIMEOUT_MS = 800;
 
 export async function runHealth(q: HealthQuestion, role: SidecarRole | undefined, timeoutMs = HEALTH_TIMEOUT_MS): Promise<{ ok: boolean; line: string }> {
   const roles = role ? [role] : SIDECAR_ROLES;
