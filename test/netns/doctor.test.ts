@@ -116,6 +116,39 @@ describe("doctor in the lab", () => {
     expect((await doctor(lab, "client-0")).code).toBe(0);
   }, 30_000);
 
+  test("client: the cluster's range no longer kept on eth0", async () => {
+    const lab = t.lab;
+    // client-init pins the cluster DNS (K8S_DNS_IPS) and NOT_ROUTED_TO_GATEWAY_CIDRS to eth0: take both away.
+    await lab.exec("client-0", ["ip", "route", "del", `${LAB.clusterDnsIp}/32`]);
+    await lab.exec("client-0", ["ip", "route", "del", "198.18.0.0/16"]);
+    try {
+      const r = await doctor(lab, "client-0");
+      expect(r.code).toBe(1);
+      expect(failed(r.out)[0]).toBe(`✗ route to the cluster: cluster DNS ${LAB.clusterDnsIp}: via 172.16.0.1 dev vxlan0, expected dev eth0`);
+      expect(r.out).toContain("fix:   add the cluster's pod and service CIDRs to NOT_ROUTED_TO_GATEWAY_CIDRS");
+    } finally {
+      await lab.exec("client-0", [bin, "client-init"], { env: lab.roleEnv("client-0"), what: "client-init (repairing)" });
+    }
+    expect((await doctor(lab, "client-0")).code).toBe(0);
+  }, 30_000);
+
+  test("client: the tunnel is gone (--role client: without a sidecar or vxlan0 nothing says what this pod is)", async () => {
+    const lab = t.lab;
+    await lab.exec("client-0", ["ip", "link", "del", "vxlan0"]);
+    try {
+      const r = await doctor(lab, "client-0", ["--role", "client"]);
+      expect(r.code).toBe(1);
+      const f = failed(r.out);
+      expect(f[0]).toBe("✗ vxlan0: vxlan0 does not exist");
+      expect(f).toContain("✗ route to the internet: internet address 1.1.1.1: no route (ENETUNREACH)");
+      expect(f.some((l) => l.startsWith("✗ gateway answers: "))).toBe(true);
+      expect(f.some((l) => l.startsWith("✗ lease: no overlay address"))).toBe(true);
+    } finally {
+      await lab.exec("client-0", [bin, "client-init"], { env: lab.roleEnv("client-0"), what: "client-init (repairing)" });
+    }
+    expect((await doctor(lab, "client-0")).code).toBe(0);
+  }, 30_000);
+
   test("client: the gateway's name does not resolve", async () => {
     const r = await doctor(t.lab, "client-0", [], { gateway: "nothing.pod-gateway.svc.cluster.local" });
     expect(r.code).toBe(1);
