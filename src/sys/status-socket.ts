@@ -11,7 +11,8 @@ const MAX_REQUEST = 64;
 /** A status longer than this is not ours either. */
 const MAX_STATUS = 64 * 1024;
 
-const abstractPath = (role: SidecarRole) => `\0${statusSocketName(role)}`;
+/** Tests serve under another name: the test process shares the host's namespace with other test runs. */
+const abstractPath = (role: SidecarRole, name?: string) => `\0${name ?? statusSocketName(role)}`;
 
 export interface StatusServer {
   close(): void;
@@ -21,7 +22,7 @@ export interface StatusServer {
  * Serve `status(question)` on the role's socket. Fails (EADDRINUSE) when another process of this
  * role already serves in this network namespace. `answerTimeoutMs` bounds each answer.
  */
-export function serveStatus(role: SidecarRole, status: (q: HealthQuestion) => Promise<object> | object, opts: { answerTimeoutMs?: number } = {}): Promise<StatusServer> {
+export function serveStatus(role: SidecarRole, status: (q: HealthQuestion) => Promise<object> | object, opts: { answerTimeoutMs?: number; name?: string } = {}): Promise<StatusServer> {
   const timeoutMs = opts.answerTimeoutMs ?? 800;
   const server: Server = createServer((conn) => {
     let buf = "";
@@ -47,7 +48,7 @@ export function serveStatus(role: SidecarRole, status: (q: HealthQuestion) => Pr
   server.unref();
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(abstractPath(role), () => {
+    server.listen(abstractPath(role, opts.name), () => {
       server.off("error", reject);
       resolve({ close: () => server.close() });
     });
@@ -57,7 +58,7 @@ export function serveStatus(role: SidecarRole, status: (q: HealthQuestion) => Pr
 export type StatusReply = { ok: true; text: string } | { ok: false; error: string; code?: string };
 
 /** Ask the role's sidecar in this network namespace; never rejects. */
-export function askStatus(role: SidecarRole, q: HealthQuestion, timeoutMs: number): Promise<StatusReply> {
+export function askStatus(role: SidecarRole, q: HealthQuestion, timeoutMs: number, name?: string): Promise<StatusReply> {
   return new Promise((resolve) => {
     let buf = "";
     let done = false;
@@ -69,7 +70,7 @@ export function askStatus(role: SidecarRole, q: HealthQuestion, timeoutMs: numbe
       resolve(r);
     };
     const timer = setTimeout(() => finish({ ok: false, error: `no answer from @${statusSocketName(role)} within ${timeoutMs} ms`, code: "ETIMEDOUT" }), timeoutMs);
-    const sock = createConnection(abstractPath(role), () => sock.write(`${q}\n`));
+    const sock = createConnection(abstractPath(role, name), () => sock.write(`${q}\n`));
     sock.on("data", (d) => {
       buf += d.toString("utf8");
       if (buf.length > MAX_STATUS) finish({ ok: false, error: `the status from @${statusSocketName(role)} is longer than ${MAX_STATUS} bytes` });

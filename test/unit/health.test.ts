@@ -1,5 +1,6 @@
 // The probe's decision from a sidecar's status, the status parser, and the status socket itself.
 import { describe, expect, test } from "bun:test";
+import { createConnection } from "node:net";
 import { decideHealth, parseStatus, type ClientStatus, type GatewayStatus } from "../../src/core/health.ts";
 import { askStatus, serveStatus } from "../../src/sys/status-socket.ts";
 
@@ -49,20 +50,34 @@ describe("parseStatus", () => {
 describe("status socket (abstract, in this test's network namespace)", () => {
   test("answers the question asked; a second server is refused; nobody listening is ECONNREFUSED", async () => {
     const asked: string[] = [];
-    const srv = await serveStatus("gateway-sidecar", (q) => {
-      asked.push(q);
-      return { ...gateway, q };
-    });
+    // A name of this run's own: other test runs on the machine share the host's namespace.
+    const name = `pod-gateway-test/${process.pid}/${Math.random().toString(36).slice(2)}`;
+    const srv = await serveStatus(
+      "gateway-sidecar",
+      (q) => {
+        asked.push(q);
+        return { ...gateway, q };
+      },
+      { name },
+    );
     try {
-      const r = await askStatus("gateway-sidecar", "ready", 1000);
+      const r = await askStatus("gateway-sidecar", "ready", 1000, name);
       expect(r.ok).toBe(true);
       expect(JSON.parse((r as { text: string }).text)).toMatchObject({ role: "gateway-sidecar", q: "ready" });
       expect(asked).toEqual(["ready"]);
-      await expect(serveStatus("gateway-sidecar", () => ({}))).rejects.toThrow();
+      await expect(serveStatus("gateway-sidecar", () => ({}), { name })).rejects.toThrow();
+      // A question that is not live or ready gets an error object, not a status.
+      const bad = await new Promise<string>((resolve) => {
+        let buf = "";
+        const c = createConnection(`\0${name}`, () => c.write("status?\n"));
+        c.on("data", (d) => (buf += d));
+        c.on("end", () => resolve(buf));
+      });
+      expect(JSON.parse(bad)).toEqual({ error: 'unknown question "status?"' });
     } finally {
       srv.close();
     }
-    const none = await askStatus("gateway-sidecar", "live", 1000);
-    expect(none).toMatchObject({ ok: false, code: "ECONNREFUSED" });
+    const none = await askStatus("gateway-sidecar", "live", 1000, name);
+    expect(none).toMatchObject({ ok: false, code: "ECONNREFUSED", error: "no gateway-sidecar serves @pod-gateway/gateway-sidecar in this network namespace" });
   });
 });
