@@ -146,6 +146,17 @@ describe("probes and metrics in the lab", () => {
     expect(gw.out.text()).toContain("VPN link tun0 up (pod_gateway_gateway_vpn_interface_up 1)");
   }, 30_000);
 
+  test("someone flushes INPUT: the sidecar re-asserts, the counter says so and the firewall is verified again", async () => {
+    const lab = t.lab;
+    const before = value(await scrape(lab, "gateway", GW_PORT), "pod_gateway_gateway_firewall_reasserts_total")!;
+    await lab.exec("gateway", ["iptables", "-F", "INPUT"]);
+    await waitFor("a re-assertion", async () => value(await scrape(lab, "gateway", GW_PORT), "pod_gateway_gateway_firewall_reasserts_total")! > before, 10_000, { everyMs: 200, detail: () => gw.out.text() });
+    const m = await scrape(lab, "gateway", GW_PORT);
+    expect(value(m, "pod_gateway_gateway_firewall_verified")).toBe(1);
+    expect(value(m, "pod_gateway_gateway_firewall_failures_total")).toBe(0);
+    expect((await health(lab, "gateway", "--ready")).code).toBe(0);
+  }, 30_000);
+
   test("the gateway pod moves: the client is not ready while it is gone, stays live, and counts one recovery", async () => {
     const lab = t.lab;
     await lab.recreateGateway();
