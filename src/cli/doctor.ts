@@ -24,17 +24,25 @@ const DNS_TIMEOUT_MS = 800;
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-async function loadSettings(configDir: string | undefined): Promise<{ cfg?: ResolvedConfig; check: Check }> {
+async function loadSettings(configDir: string | undefined): Promise<{ cfg?: ResolvedConfig; check: (role: DoctorRole | undefined) => Check }> {
   const { loadConfig } = await import("../sys/config.ts");
   const warnings: string[] = [];
   try {
     const cfg = loadConfig({ configDir, onWarning: (w) => warnings.push(w) });
     const s = cfg.settings;
-    const summary = `${cfg.files.join(", ")}; gateway ${s.GATEWAY_NAME || "(unset)"}, cluster DNS ${s.K8S_DNS_IPS.join(" ") || "(unset)"}, overlay ${s.VXLAN_IP_NETWORK}.0/24, VNI ${s.VXLAN_ID}`;
-    if (warnings.length) return { cfg, check: fail("settings", `${summary}; ${warnings.length} warning(s): ${warnings.join("; ")}`, "a setting is misspelt, unknown or doubtful", "fix the keys named in the ConfigMap's settings.sh") };
-    return { cfg, check: pass("settings", summary) };
+    const check = (role: DoctorRole | undefined) => {
+      const what =
+        role === "gateway"
+          ? `VPN interface ${s.VPN_INTERFACE}, kill switch ${s.VPN_BLOCK_OTHER_TRAFFIC ? "on" : "off"}, firewall ${s.FIREWALL_BACKEND}, ${cfg.nat.length} nat.conf entr${cfg.nat.length === 1 ? "y" : "ies"}`
+          : `gateway ${s.GATEWAY_NAME || "(unset)"}, cluster DNS ${s.K8S_DNS_IPS.join(" ") || "(unset)"}, probe every ${s.CLIENT_PROBE_INTERVAL} s`;
+      const summary = `${cfg.files.join(", ")}; overlay ${s.VXLAN_IP_NETWORK}.0/24, VNI ${s.VXLAN_ID}, ${what}`;
+      if (warnings.length) return fail("settings", `${summary}; ${warnings.length} warning(s): ${warnings.join("; ")}`, "a setting is misspelt, unknown or doubtful", "fix the keys named in the ConfigMap's settings.sh");
+      return pass("settings", summary);
+    };
+    return { cfg, check };
   } catch (e) {
-    return { check: fail("settings", messageOf(e), "settings.sh or nat.conf is invalid (file and line above)", "fix the ConfigMap mounted at /config, then restart the pod") };
+    const message = messageOf(e);
+    return { check: () => fail("settings", message, "settings.sh or nat.conf is invalid (file and line above)", "fix the ConfigMap mounted at /config, then restart the pod") };
   }
 }
 
@@ -145,7 +153,15 @@ async function gatewayChecks(cfg: ResolvedConfig, o: DoctorOptions, status: Gate
   const checks: Check[] = [];
   const overlayGw = gatewayOverlayIp(s.VXLAN_IP_NETWORK);
   const internet = ISOLATION_PROBES_V4[0]!;
-  const net = await readNetwork([internet]);
+  // The copy of resolv.conf dnsmasq reads: its upstreams are looked up with the internet address.
+  let upstreams: string[] | undefined;
+  let upstreamError: string | undefined;
+  try {
+    upstreams = parseResolvConf(readFileSync(s.RESOLV_CONF_COPY, "utf8")).ipv4;
+  } catch (e) {
+    upstreamError = (e as NodeJS.ErrnoException).code ?? messageOf(e);
+  }
+  const net = await readNetwork([internet, ...(upstreams ?? [])]);
   // vxlan0: exists, up, holds the overlay's .1.
   if ("error" in net) checks.push(fail("vxlan0", `reading links over netlink: ${net.error}`, "the container lacks NET_ADMIN", "run doctor in the gateway-sidecar container"));
   else {
@@ -191,14 +207,13 @@ async function gatewayChecks(cfg: ResolvedConfig, o: DoctorOptions, status: Gate
     checks.push(fail("VPN link", `${s.VPN_INTERFACE} up, but ${internet} goes ${route ? (route.ok ? `dev ${route.dev}` : route.message) : "?"}`, "the VPN client did not install its routes", "check the VPN client's configuration (redirect-gateway / AllowedIPs)"));
   else checks.push(pass("VPN link", `${s.VPN_INTERFACE} up; ${internet} via dev ${route.dev}`));
 
-  // Upstream DNS: the copy dnsmasq reads.
-  let upstreams: string[] | undefined;
-  try {
-    upstreams = parseResolvConf(readFileSync(s.RESOLV_CONF_COPY, "utf8")).ipv4;
-  } catch (e) {
-    checks.push(fail("upstream DNS", `${s.RESOLV_CONF_COPY}: ${(e as NodeJS.ErrnoException).code ?? messageOf(e)}`, "the gateway-sidecar has not started (it writes the copy)", "check the gateway-sidecar's log"));
-  }
-  if (upstreams) checks.push(upstreams.length ? pass("upstream DNS", `${upstreams.join(" ")} (from ${s.RESOLV_CONF_COPY})`) : fail("upstream DNS", `${s.RESOLV_CONF_COPY} has no IPv4 nameserver`, "the VPN client wrote no nameserver", "configure the VPN client to set DNS (or push one)"));
+  // Upstream DNS, and the way each one is routed (through the VPN interface or around it).
+  if (upstreamError) checks.push(fail("upstream DNS", `${s.RESOLV_CONF_COPY}: ${upstreamError}`, "the gateway-sidecar has not started (it writes the copy)", "check the gateway-sidecar's log"));
+  const via = (i: number) => {
+    const r = "error" in net ? undefined : net.routes[1 + i];
+    return !r ? "" : r.ok ? ` via dev ${r.dev ?? "?"}${r.dev === s.VPN_INTERFACE ? " (through the VPN)" : ""}` : ` (${r.message})`;
+  };
+  if (upstreams) checks.push(upstreams.length ? pass("upstream DNS", `${upstreams.map((u, i) => `${u}${via(i)}`).join(", ")} (from ${s.RESOLV_CONF_COPY})`) : fail("upstream DNS", `${s.RESOLV_CONF_COPY} has no IPv4 nameserver`, "the VPN client wrote no nameserver", "configure the VPN client to set DNS (or push one)"));
 
   // dnsmasq: running (the sidecar's status) and answering on the overlay.
   const p = await probe(overlayGw);
@@ -253,7 +268,7 @@ export default defineCommand({
       role = d.role;
       why = d.why;
     }
-    const checks: Check[] = [settings.check];
+    const checks: Check[] = [settings.check(role)];
     if (!role) checks.push(fail("role", why, "neither client-init nor gateway-init has run in this pod", "run doctor in a routed pod's sidecar container or in the gateway pod"));
     else if (settings.cfg) {
       const o: DoctorOptions = { clusterName: args["cluster-name"], internetName: args["internet-name"] ?? "example.com", runDir: args["run-dir"] ?? process.env.POD_GATEWAY_RUN_DIR ?? DEFAULT_RUN_DIR };

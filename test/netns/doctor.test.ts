@@ -81,7 +81,7 @@ describe("doctor in the lab", () => {
       expect(c.out).toContain(`✓ ${name}: `);
     expect(c.out).toContain(`✓ internet name via gateway: ${LAB.internetName} → ${LAB.internetIp}`);
     expect(await snapshot(lab, "client-0")).toBe(beforeClient);
-    console.log(`doctor wall time (ip netns exec + compiled binary): gateway ${Math.round(g.ms)} ms, client ${Math.round(c.ms)} ms`);
+    console.log(`doctor wall time (ip netns exec + compiled binary): gateway ${Math.round(g.ms)} ms, client ${Math.round(c.ms)} ms\n${g.out}${c.out}`);
 
     const j = JSON.parse((await doctor(lab, "client-0", ["--json"])).out);
     expect(j).toMatchObject({ role: "client", ok: true });
