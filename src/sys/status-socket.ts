@@ -1,9 +1,8 @@
 // The sidecar's status socket: an abstract unix socket "@pod-gateway/<role>" (src/core/health.ts
 // names it), scoped to the pod's network namespace. Protocol: the caller writes one line, "live" or
-// "ready", and reads one JSON object until the sidecar closes the connection. node:net is used
-// because it listens on abstract names inside a compiled binary (measured: Bun.listen({unix:
-// "\0…"}) reset the connection when the open handler answered at once).
-import { createConnection, createServer, type Server } from "node:net";
+// "ready", and reads one JSON object until the sidecar closes the connection. Both Bun.listen and
+// node:net take abstract names ("\0…") inside a compiled binary (measured).
+import { createConnection } from "node:net";
 import { statusSocketName, type HealthQuestion, type SidecarRole } from "../core/health.ts";
 
 /** A request longer than this is not ours. */
@@ -18,41 +17,71 @@ export interface StatusServer {
   close(): void;
 }
 
+interface Conn {
+  buf: string;
+  asked: boolean;
+  timer: Timer | undefined;
+  /** What is left to write once the socket drains. */
+  pending: Uint8Array | undefined;
+}
+
 /**
  * Serve `status(question)` on the role's socket. Fails (EADDRINUSE) when another process of this
- * role already serves in this network namespace. `answerTimeoutMs` bounds each answer.
+ * role already serves in this network namespace. `answerTimeoutMs` bounds each connection.
+ *
+ * The sidecar side uses Bun.listen, not node:net: measured in a compiled binary, a node:net server
+ * costs ~1.3 MB of anonymous memory (the streams machinery it loads), Bun.listen nothing measurable.
  */
-export function serveStatus(role: SidecarRole, status: (q: HealthQuestion) => Promise<object> | object, opts: { answerTimeoutMs?: number; name?: string } = {}): Promise<StatusServer> {
+export async function serveStatus(role: SidecarRole, status: (q: HealthQuestion) => Promise<object> | object, opts: { answerTimeoutMs?: number; name?: string } = {}): Promise<StatusServer> {
   const timeoutMs = opts.answerTimeoutMs ?? 800;
-  const server: Server = createServer((conn) => {
-    let buf = "";
-    let asked = false;
-    conn.setTimeout(timeoutMs, () => conn.destroy());
-    conn.on("error", () => conn.destroy());
-    conn.on("data", async (d) => {
-      if (asked) return; // one question per connection
-      buf += d.toString("latin1");
-      if (buf.length > MAX_REQUEST) return conn.destroy();
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      const q = buf.slice(0, nl).trim();
-      if (q !== "live" && q !== "ready") return conn.end(JSON.stringify({ error: `unknown question ${JSON.stringify(q.slice(0, 20))}` }));
-      asked = true;
-      try {
-        conn.end(JSON.stringify(await status(q)));
-      } catch (e) {
-        conn.end(JSON.stringify({ error: (e as Error).message }));
-      }
-    });
+  const enc = new TextEncoder();
+  const send = (sock: Bun.Socket<Conn>, text: string) => {
+    const bytes = enc.encode(text);
+    const n = sock.write(bytes);
+    if (n < bytes.length) sock.data.pending = bytes.subarray(Math.max(0, n));
+    else sock.end();
+  };
+  const server = Bun.listen<Conn>({
+    unix: abstractPath(role, opts.name),
+    socket: {
+      open(sock) {
+        sock.data = { buf: "", asked: false, timer: setTimeout(() => sock.end(), timeoutMs), pending: undefined };
+      },
+      async data(sock, d) {
+        if (sock.data.asked) return; // one question per connection
+        sock.data.buf += d.toString("latin1");
+        if (sock.data.buf.length > MAX_REQUEST) return void sock.end();
+        const nl = sock.data.buf.indexOf("\n");
+        if (nl < 0) return;
+        sock.data.asked = true;
+        const q = sock.data.buf.slice(0, nl).trim();
+        if (q !== "live" && q !== "ready") return send(sock, JSON.stringify({ error: `unknown question ${JSON.stringify(q.slice(0, 20))}` }));
+        let text: string;
+        try {
+          text = JSON.stringify(await status(q));
+        } catch (e) {
+          text = JSON.stringify({ error: (e as Error).message });
+        }
+        send(sock, text);
+      },
+      drain(sock) {
+        const p = sock.data.pending;
+        if (!p) return;
+        sock.data.pending = undefined;
+        const n = sock.write(p);
+        if (n < p.length) sock.data.pending = p.subarray(Math.max(0, n));
+        else sock.end();
+      },
+      close(sock) {
+        clearTimeout(sock.data?.timer);
+      },
+      error(sock) {
+        sock.end();
+      },
+    },
   });
   server.unref();
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(abstractPath(role, opts.name), () => {
-      server.off("error", reject);
-      resolve({ close: () => server.close() });
-    });
-  });
+  return { close: () => server.stop(true) };
 }
 
 export type StatusReply = { ok: true; text: string } | { ok: false; error: string; code?: string };

@@ -121,12 +121,15 @@ describe("probes and metrics in the lab", () => {
     expect((await health(lab, "client-0")).line).toMatch(/^client-sidecar liveness: ok: loop ticked [0-9.]+ s ago \(limit 1\.5 s\)$/);
     expect((await health(lab, "client-0", "--ready")).line).toMatch(/^client-sidecar readiness: ok: .*gateway answered [0-9.]+ s ago, isolated$/);
 
+    // Ready can come before the loop's first probe (readiness asks the gateway itself until then).
+    const rttCount = (m: Map<string, Family>) => Number(m.get("pod_gateway_client_probe_rtt_seconds")?.metrics[0]?.count);
+    await waitFor("the loop's first probe", async () => rttCount(await scrape(lab, "client-0", CLIENT_PORT)) > 0, 5000, { everyMs: 100 });
     const raw = await get(lab, "client-0", CLIENT_PORT, "/metrics");
     expect(promtool(raw.body)).toEqual({ code: 0, out: "" });
     const m = await scrape(lab, "client-0", CLIENT_PORT);
     expect(value(m, "pod_gateway_client_gateway_reachable")).toBe(1);
     expect(value(m, "pod_gateway_client_recoveries_total")).toBe(0);
-    expect(Number(m.get("pod_gateway_client_probe_rtt_seconds")?.metrics[0]?.count)).toBeGreaterThan(0);
+    expect(rttCount(m)).toBeGreaterThan(0);
     expect(value(m, "pod_gateway_client_lease_expiry_timestamp_seconds")).toBeGreaterThan(Date.now() / 1000);
     await waitFor("the gateway to count the lease", async () => value(await scrape(lab, "gateway", GW_PORT), "pod_gateway_gateway_dhcp_leases") === 1, 5000, { everyMs: 200 });
     expect(value(await scrape(lab, "gateway", GW_PORT), "pod_gateway_gateway_clients_seen")).toBe(1);
