@@ -1,8 +1,8 @@
 // The sidecar's status socket: an abstract unix socket "@pod-gateway/<role>" (src/core/health.ts
 // names it), scoped to the pod's network namespace. Protocol: the caller writes one line, "live" or
 // "ready", and reads one JSON object until the sidecar closes the connection. Both Bun.listen and
-// node:net take abstract names ("\0…") inside a compiled binary (measured).
-import { createConnection } from "node:net";
+// node:net take abstract names ("\0…") inside a compiled binary (measured). node:net is imported
+// only by the asking side (`health`, `doctor`): the sidecars never load it.
 import { statusSocketName, type HealthQuestion, type SidecarRole } from "../core/health.ts";
 
 /** A request longer than this is not ours. */
@@ -87,7 +87,8 @@ export async function serveStatus(role: SidecarRole, status: (q: HealthQuestion)
 export type StatusReply = { ok: true; text: string } | { ok: false; error: string; code?: string };
 
 /** Ask the role's sidecar in this network namespace; never rejects. */
-export function askStatus(role: SidecarRole, q: HealthQuestion, timeoutMs: number, name?: string): Promise<StatusReply> {
+export async function askStatus(role: SidecarRole, q: HealthQuestion, timeoutMs: number, name?: string): Promise<StatusReply> {
+  const { createConnection } = await import("node:net");
   return new Promise((resolve) => {
     let buf = "";
     let done = false;
