@@ -62,7 +62,11 @@ try {
     });
     await Bun.sleep(1000);
   }
-  const line = (name: string, i: number) => `${name}: private ${summarize(samples[i]!.priv).median.toFixed(2)} MB, anonymous ${summarize(samples[i]!.anon).median.toFixed(2)} MB`;
+  const w = Math.max(1, Math.floor(seconds / 4));
+  const grow = (xs: number[]) => summarize(xs.slice(-w)).median - summarize(xs.slice(0, w)).median;
+  const line = (name: string, i: number) =>
+    `${name}: private ${summarize(samples[i]!.priv).median.toFixed(2)} MB, anonymous ${summarize(samples[i]!.anon).median.toFixed(2)} MB; ` +
+    `growth (median of the last ${w} s − the first ${w} s): private ${grow(samples[i]!.priv).toFixed(2)} MB, anonymous ${grow(samples[i]!.anon).toFixed(2)} MB`;
   console.log(`${seconds} samples each, ${scrapes} scrapes of the metrics-on sidecar`);
   console.log(line("base binary (no probes, no metrics)", 0));
   console.log(line("this binary, metrics off", 1));
