@@ -24,7 +24,7 @@ export interface ClientTelemetry {
 export async function startClientTelemetry(o: { settings: Settings; host: ClientHost; clock: Clock; log: Logger; intervalMs: number; retryCount: number }): Promise<ClientTelemetry> {
   const { log, clock } = o;
   const overlayGw = gatewayOverlayIp(o.settings.VXLAN_IP_NETWORK);
-  const mon = new ClientMonitor({ intervalMs: o.intervalMs, retryCount: o.retryCount, version, commit }, clock.now());
+  const mon = new ClientMonitor({ intervalMs: o.intervalMs, retryCount: o.retryCount, version, commit, metrics: o.settings.CLIENT_METRICS_PORT !== 0 }, clock.now());
   const status = async (q: HealthQuestion) => {
     if (q === "live") return mon.status(clock.now(), version);
     // Before the loop's first probe (one interval after start) readiness asks the gateway itself:
@@ -55,7 +55,7 @@ export async function startClientTelemetry(o: { settings: Settings; host: Client
   if (o.settings.CLIENT_METRICS_PORT !== 0) {
     const { serveMetrics } = await import("./metrics-server.ts");
     try {
-      const srv = serveMetrics({ metrics: async () => mon.registry.render(), status }, { hostname: o.settings.METRICS_BIND_ADDRESS, port: o.settings.CLIENT_METRICS_PORT });
+      const srv = serveMetrics({ metrics: async () => mon.registry!.render(), status }, { hostname: o.settings.METRICS_BIND_ADDRESS, port: o.settings.CLIENT_METRICS_PORT });
       metricsPort = srv.port;
       closers.push(srv.stop);
       log.info(`metrics on http://${o.settings.METRICS_BIND_ADDRESS}:${srv.port}/metrics (also /healthz, /readyz)`);

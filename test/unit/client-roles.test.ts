@@ -582,7 +582,7 @@ describe("runClientSidecar: the monitor (health status and metrics)", () => {
       "gateway unreachable: 1 probes failed (pod_gateway_client_gateway_reachable 0)",
       expect.stringMatching(/^gateway reachable again after [0-9.]+ s \(pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1\)$/),
     ]);
-    const text = mon.registry.render();
+    const text = mon.registry!.render();
     expect(text).toContain("pod_gateway_client_recoveries_total 1\n");
     // Every repair in place counts: the neighbour flushes while the gateway was gone, then the move.
     expect(r.stats.heals).toBeGreaterThanOrEqual(1);

@@ -64,18 +64,29 @@ describe("client monitor", () => {
   test("reachable follows the probes; a recovery is counted once the gateway answers after being unreachable", () => {
     const m = new ClientMonitor(cfg, 0);
     expect(m.probe(1000, true, 0.4)).toBeUndefined();
-    expect(m.registry.render()).toContain("pod_gateway_client_gateway_reachable 1\n");
+    expect(m.registry!.render()).toContain("pod_gateway_client_gateway_reachable 1\n");
     expect(m.probe(3000, false, undefined)).toBeUndefined(); // one failure: below CONNECTION_RETRY_COUNT
     expect(m.probe(5000, false, undefined)?.text).toBe("gateway unreachable: 2 probes failed (pod_gateway_client_gateway_reachable 0)");
     expect(m.probe(7000, false, undefined)).toBeUndefined();
-    expect(m.registry.render()).toContain("pod_gateway_client_gateway_reachable 0\n");
+    expect(m.registry!.render()).toContain("pod_gateway_client_gateway_reachable 0\n");
     expect(m.probe(9000, true, 0.3)).toEqual({ level: "info", text: "gateway reachable again after 6.0 s (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1)" });
-    const text = m.registry.render();
+    const text = m.registry!.render();
     expect(text).toContain("pod_gateway_client_recoveries_total 1\n");
     expect(text).toContain('pod_gateway_client_probes_total{result="failed"} 3\n');
     expect(text).toContain('pod_gateway_client_probe_rtt_seconds_bucket{le="0.0005"} 2\n');
     expect(text).toContain("pod_gateway_client_gateway_last_answer_timestamp_seconds 9\n");
     expect(text).toContain('pod_gateway_build_info{commit="abc",role="client-sidecar",version="1.2.3"} 1\n');
+  });
+
+  test("metrics off: no registry, the same notes and status", () => {
+    const m = new ClientMonitor({ ...cfg, metrics: false }, 0);
+    expect(m.registry).toBeUndefined();
+    m.probe(1000, true, 0.4);
+    m.probe(3000, false, undefined);
+    expect(m.probe(5000, false, undefined)?.text).toBe("gateway unreachable: 2 probes failed (pod_gateway_client_gateway_reachable 0)");
+    expect(m.probe(7000, true, 0.4)?.text).toBe("gateway reachable again after 4.0 s (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1)");
+    m.turn(8000, stats, undefined);
+    expect(m.status(9000, "v")).toEqual({ role: "client-sidecar", version: "v", tickAgeMs: 1000, intervalMs: 2000, gatewayAnswerAgeMs: 2000, gatewayReachable: true });
   });
 
   test("an answer seen by the readiness check before the first probe: reachable, no probe counted, once", () => {
@@ -84,7 +95,7 @@ describe("client monitor", () => {
     m.answered(500);
     expect(m.answeredSinceStart).toBe(true);
     expect(m.status(1000, "v")).toMatchObject({ gatewayAnswerAgeMs: 500, gatewayReachable: true });
-    const text = m.registry.render();
+    const text = m.registry!.render();
     expect(text).toContain("pod_gateway_client_gateway_reachable 1\n");
     expect(text).toContain('pod_gateway_client_probes_total{result="ok"} 0\n');
     m.answered(900);
@@ -95,13 +106,13 @@ describe("client monitor", () => {
     const m = new ClientMonitor(cfg, 0);
     const lease = { address: "172.16.0.21", obtainedAt: 10_000, leaseSeconds: 120, renewSeconds: 60, rebindSeconds: 105 } as never;
     m.turn(20_000, { heals: 2, reinits: 1, renewals: 4, failedRenewals: 1 }, lease);
-    const text = m.registry.render();
+    const text = m.registry!.render();
     expect(text).toContain('pod_gateway_client_repairs_total{kind="in_place"} 2\n');
     expect(text).toContain('pod_gateway_client_repairs_total{kind="reinit"} 1\n');
     expect(text).toContain('pod_gateway_client_dhcp_renewals_total{result="ok"} 4\n');
     expect(text).toContain("pod_gateway_client_lease_expiry_timestamp_seconds 130\n");
     m.turn(21_000, stats, undefined);
-    expect(m.registry.render()).not.toContain("pod_gateway_client_lease_expiry_timestamp_seconds 130");
+    expect(m.registry!.render()).not.toContain("pod_gateway_client_lease_expiry_timestamp_seconds 130");
     expect(m.status(25_000, "v")).toEqual({ role: "client-sidecar", version: "v", tickAgeMs: 4000, intervalMs: 2000, gatewayAnswerAgeMs: undefined, gatewayReachable: false });
   });
 });
@@ -114,7 +125,7 @@ describe("gateway monitor", () => {
     expect(m.firewallChecked(2, { problems: ["no jump"], reasserted: true, left: [] })).toBeUndefined();
     expect(m.firewallChecked(3, { problems: ["no jump"], reasserted: true, left: ["still no jump"] })?.text).toBe("firewall not verified: still no jump (pod_gateway_gateway_firewall_verified 0)");
     expect(m.firewallChecked(4, { problems: [], reasserted: false, left: [], error: "iptables: lock" })).toBeUndefined();
-    const t = m.registry.render();
+    const t = m.registry!.render();
     expect(t).toContain("pod_gateway_gateway_firewall_checks_total 4\n");
     expect(t).toContain("pod_gateway_gateway_firewall_reasserts_total 2\n");
     expect(t).toContain("pod_gateway_gateway_firewall_failures_total 2\n");
@@ -132,7 +143,7 @@ describe("gateway monitor", () => {
     expect(leases.map((l) => l.mac)).toEqual(["aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:02", "aa:bb:cc:dd:ee:03"]);
     m.leases(10_000, leases); // the third expired at 5 s
     m.leases(10_000, leases.slice(1, 2));
-    const t = m.registry.render();
+    const t = m.registry!.render();
     expect(t).toContain("pod_gateway_gateway_dhcp_leases 1\n");
     expect(t).toContain("pod_gateway_gateway_clients_seen 2\n");
     expect(t).toContain("pod_gateway_gateway_vpn_interface_up 0\n");

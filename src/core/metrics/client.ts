@@ -20,6 +20,8 @@ export interface ClientMonitorConfig {
   retryCount: number;
   version: string;
   commit: string;
+  /** Keep the metrics (false when no port serves them); default true. */
+  metrics?: boolean;
 }
 
 /**
@@ -30,54 +32,66 @@ export const PROBE_RTT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 
 export type MonitorNote = { level: "info" | "warn"; text: string };
 
+function clientFamilies(r: MetricsRegistry) {
+  return {
+    build: r.gauge("pod_gateway_build_info", "The running pod-gateway: version and commit (value 1).", ["version", "commit", "role"]),
+    reachable: r.gauge("pod_gateway_client_gateway_reachable", "1 when the gateway answered the last probe through the tunnel (0 after CONNECTION_RETRY_COUNT failed probes)."),
+    lastAnswer: r.gauge("pod_gateway_client_gateway_last_answer_timestamp_seconds", "When the gateway last answered a probe, seconds since the epoch."),
+    rtt: r.histogram("pod_gateway_client_probe_rtt_seconds", "Round trip of the DNS probe to the gateway's overlay address.", PROBE_RTT_BUCKETS),
+    probes: r.counter("pod_gateway_client_probes_total", "Probes of the gateway, by result.", ["result"]),
+    recoveries: r.counter("pod_gateway_client_recoveries_total", "Times the gateway answered again after being unreachable."),
+    repairs: r.counter("pod_gateway_client_repairs_total", "Repairs of the tunnel: in_place (remote and neighbours) or reinit (the tunnel rebuilt).", ["kind"]),
+    renewals: r.counter("pod_gateway_client_dhcp_renewals_total", "DHCP lease renewals, by result.", ["result"]),
+    leaseExpiry: r.gauge("pod_gateway_client_lease_expiry_timestamp_seconds", "When the current DHCP lease expires, seconds since the epoch (absent without an expiring lease)."),
+  };
+}
+
+/**
+ * With `metrics: false` (the port is 0) no registry exists and nothing but the few times the
+ * probe reads is kept: metrics off costs no work per probe.
+ */
 export class ClientMonitor {
-  readonly registry = new MetricsRegistry();
+  readonly registry: MetricsRegistry | undefined;
+  private readonly m: ReturnType<typeof clientFamilies> | undefined;
+  private recoveries = 0;
   private lastTurnAt: number;
   private lastAnswerAt: number | undefined;
   private failures = 0;
   private reachable: boolean | undefined;
   private downSince: number | undefined;
 
-  private readonly m = {
-    build: this.registry.gauge("pod_gateway_build_info", "The running pod-gateway: version and commit (value 1).", ["version", "commit", "role"]),
-    reachable: this.registry.gauge("pod_gateway_client_gateway_reachable", "1 when the gateway answered the last probe through the tunnel (0 after CONNECTION_RETRY_COUNT failed probes)."),
-    lastAnswer: this.registry.gauge("pod_gateway_client_gateway_last_answer_timestamp_seconds", "When the gateway last answered a probe, seconds since the epoch."),
-    rtt: this.registry.histogram("pod_gateway_client_probe_rtt_seconds", "Round trip of the DNS probe to the gateway's overlay address.", PROBE_RTT_BUCKETS),
-    probes: this.registry.counter("pod_gateway_client_probes_total", "Probes of the gateway, by result.", ["result"]),
-    recoveries: this.registry.counter("pod_gateway_client_recoveries_total", "Times the gateway answered again after being unreachable."),
-    repairs: this.registry.counter("pod_gateway_client_repairs_total", "Repairs of the tunnel: in_place (remote and neighbours) or reinit (the tunnel rebuilt).", ["kind"]),
-    renewals: this.registry.counter("pod_gateway_client_dhcp_renewals_total", "DHCP lease renewals, by result.", ["result"]),
-    leaseExpiry: this.registry.gauge("pod_gateway_client_lease_expiry_timestamp_seconds", "When the current DHCP lease expires, seconds since the epoch (absent without an expiring lease)."),
-  };
-
   constructor(
     readonly cfg: ClientMonitorConfig,
     now: number,
   ) {
     this.lastTurnAt = now;
-    this.m.build.set(1, { version: cfg.version, commit: cfg.commit, role: "client-sidecar" });
-    this.m.reachable.set(0);
-    for (const result of ["ok", "failed"]) this.m.probes.inc(0, { result });
-    for (const kind of ["in_place", "reinit"]) this.m.repairs.inc(0, { kind });
-    for (const result of ["ok", "failed"]) this.m.renewals.inc(0, { result });
+    if (cfg.metrics === false) return;
+    this.registry = new MetricsRegistry();
+    const m = (this.m = clientFamilies(this.registry));
+    m.build.set(1, { version: cfg.version, commit: cfg.commit, role: "client-sidecar" });
+    m.reachable.set(0);
+    for (const result of ["ok", "failed"]) m.probes.inc(0, { result });
+    for (const kind of ["in_place", "reinit"]) m.repairs.inc(0, { kind });
+    for (const result of ["ok", "failed"]) m.renewals.inc(0, { result });
   }
 
   /** One probe's outcome; a note when the gateway's reachability changes. */
   probe(now: number, alive: boolean, rttMs: number | undefined): MonitorNote | undefined {
-    this.m.probes.inc(1, { result: alive ? "ok" : "failed" });
+    this.m?.probes.inc(1, { result: alive ? "ok" : "failed" });
     if (alive) {
       this.failures = 0;
       this.lastAnswerAt = now;
-      this.m.lastAnswer.set(now / 1000);
-      if (rttMs !== undefined) this.m.rtt.observe(rttMs / 1000);
+      this.m?.lastAnswer.set(now / 1000);
+      if (rttMs !== undefined) this.m?.rtt.observe(rttMs / 1000);
       const was = this.reachable;
       this.reachable = true;
-      this.m.reachable.set(1);
+      this.m?.reachable.set(1);
       if (was === false) {
-        this.m.recoveries.inc();
+        this.recoveries++;
+        this.m?.recoveries.inc();
         const s = this.downSince === undefined ? "" : ` after ${((now - this.downSince) / 1000).toFixed(1)} s`;
         this.downSince = undefined;
-        return { level: "info", text: `gateway reachable again${s} (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total ${this.m.recoveries.get()})` };
+        return { level: "info", text: `gateway reachable again${s} (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total ${this.recoveries})` };
       }
       return undefined;
     }
@@ -85,7 +99,7 @@ export class ClientMonitor {
     if (this.failures === 1) this.downSince = now;
     if (this.failures >= this.cfg.retryCount && this.reachable !== false) {
       this.reachable = false;
-      this.m.reachable.set(0);
+      this.m?.reachable.set(0);
       return { level: "warn", text: `gateway unreachable: ${this.failures} probes failed (pod_gateway_client_gateway_reachable 0)` };
     }
     return undefined;
@@ -105,21 +119,21 @@ export class ClientMonitor {
     this.lastAnswerAt = now;
     if (this.reachable === undefined) {
       this.reachable = true;
-      this.m.reachable.set(1);
+      this.m?.reachable.set(1);
     }
-    this.m.lastAnswer.set(now / 1000);
+    this.m?.lastAnswer.set(now / 1000);
   }
 
   /** The end of one turn of the sidecar's loop: liveness, and the machine's counts and lease. */
   turn(now: number, counts: ClientCounts, lease: Lease | undefined): void {
     this.lastTurnAt = now;
-    this.m.repairs.set(counts.heals, { kind: "in_place" });
-    this.m.repairs.set(counts.reinits, { kind: "reinit" });
-    this.m.renewals.set(counts.renewals, { result: "ok" });
-    this.m.renewals.set(counts.failedRenewals, { result: "failed" });
+    this.m?.repairs.set(counts.heals, { kind: "in_place" });
+    this.m?.repairs.set(counts.reinits, { kind: "reinit" });
+    this.m?.renewals.set(counts.renewals, { result: "ok" });
+    this.m?.renewals.set(counts.failedRenewals, { result: "failed" });
     const t = lease && leaseTimes(lease);
-    if (t) this.m.leaseExpiry.set(Math.round(t.expiry / 1000));
-    else this.m.leaseExpiry.clear();
+    if (t) this.m?.leaseExpiry.set(Math.round(t.expiry / 1000));
+    else this.m?.leaseExpiry.clear();
   }
 
   status(now: number, version: string, isolation?: { ok: boolean; detail: string }): ClientStatus {
