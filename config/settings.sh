@@ -66,3 +66,9 @@ FIREWALL_BACKEND=auto
 CLIENT_PROBE_INTERVAL=2
 # Client sidecar exits once every other container of its pod has terminated: auto, on or off
 SIDECAR_EXIT_WHEN_POD_DONE=auto
+# Gateway sidecar's Prometheus /metrics (and /healthz, /readyz) port; 0 = off
+GATEWAY_METRICS_PORT=0
+# Client sidecar's /metrics port, opened in the application's network namespace; 0 = off
+CLIENT_METRICS_PORT=0
+# Address the metrics server listens on (0.0.0.0: every IPv4 address of the pod)
+METRICS_BIND_ADDRESS=0.0.0.0

@@ -40,7 +40,7 @@ export function realClientDeps(logger: Logger): Omit<SidecarDeps, "watchPodDone"
     },
     async probeOnce(ip, o) {
       const r = await probeDns(ip, { timeoutMs: o.timeoutMs, signal: o.signal });
-      return { alive: r.alive, detail: describeProbe(r) };
+      return { alive: r.alive, detail: describeProbe(r), rttMs: r.alive ? r.rttMs : undefined };
     },
   };
 }

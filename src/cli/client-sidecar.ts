@@ -4,7 +4,8 @@
 // exits when the rest of the pod finished.
 import { defineCommand } from "citty";
 import { pickServiceAccountDir } from "../core/kube/config.ts";
-import { runClientSidecar, type SidecarDeps } from "../roles/client-sidecar.ts";
+import { runClientSidecar, sidecarPolicy, type SidecarDeps } from "../roles/client-sidecar.ts";
+import { startClientTelemetry } from "../sys/client-telemetry.ts";
 import { log, type Logger } from "../sys/log.ts";
 import { roleArgs } from "./args.ts";
 import { clientInput, prepareClient, realClientDeps } from "./client-init.ts";
@@ -52,7 +53,11 @@ export default defineCommand({
     const events = new EventTarget();
     process.on("SIGUSR1", () => events.dispatchEvent(new Event("renew")));
     const deps: SidecarDeps = { ...realClientDeps(logger), watchPodDone: await podDoneWatcher(cfg.settings, logger) };
-    const r = await runClientSidecar(deps, { ...clientInput(cfg), signal: ctl.signal, events });
+    const input = { ...clientInput(cfg), signal: ctl.signal, events };
+    const policy = sidecarPolicy(input);
+    const telemetry = await startClientTelemetry({ settings: cfg.settings, host: deps.host, clock: deps.clock, log: logger, intervalMs: policy.intervalMs, retryCount: policy.retryCount });
+    const r = await runClientSidecar(deps, { ...input, monitor: telemetry.monitor });
+    telemetry.close();
     logger.info(`exiting (${r.reason === "pod-done" ? "the pod's other containers finished" : "signal"}${r.released ? ", lease released" : ""})`);
     return 0;
   },

@@ -14,6 +14,8 @@ export const commands: Record<string, Lazy> = {
   lab: () => import("./lab.ts").then((m) => m.default),
   install: () => import("./install.ts").then((m) => m.default),
   version: () => import("./version.ts").then((m) => m.default),
+  health: () => import("./health.ts").then((m) => m.default),
+  doctor: () => import("./doctor.ts").then((m) => m.default),
 };
 
 /**

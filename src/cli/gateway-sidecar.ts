@@ -6,6 +6,7 @@ import { Ip } from "../sys/ip.ts";
 import { log } from "../sys/log.ts";
 import { RANGES } from "../core/settings/schema.ts";
 import { parseNumberOption, roleArgs } from "./args.ts";
+import { startGatewayTelemetry } from "../sys/gateway-telemetry.ts";
 import { prepareRole } from "./role.ts";
 
 export const DEFAULT_RUN_DIR = "/run/pod-gateway";
@@ -62,14 +63,17 @@ export default defineCommand({
     // The sidecar re-asserts firewall rules: it changes network state too, so it is checked like init.
     const config = prepareRole(args, logger, "gateway-sidecar");
     const runner = new ProcessRunner();
-    return await runGatewaySidecar(
+    const telemetry = await startGatewayTelemetry({ settings: config.settings, log: logger, intervalMs: check * 1000 });
+    const code = await runGatewaySidecar(
       config,
       {
         runDir: args["run-dir"] ?? env.POD_GATEWAY_RUN_DIR ?? DEFAULT_RUN_DIR,
         resolvConf: args["resolv-conf"] ?? env.POD_GATEWAY_RESOLV_CONF ?? "/etc/resolv.conf",
         dnsmasqDir: args["dnsmasq-dir"] ?? env.POD_GATEWAY_DNSMASQ_DIR ?? "/etc/dnsmasq.d",
       },
-      { runner, ip: new Ip(runner), log: logger, firewallCheckSeconds: check, routeCheckSeconds: routeCheck, maxFailedChecks },
+      { runner, ip: new Ip(runner), log: logger, firewallCheckSeconds: check, routeCheckSeconds: routeCheck, maxFailedChecks, monitor: telemetry.monitor },
     );
+    telemetry.close();
+    return code;
   },
 });

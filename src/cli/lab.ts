@@ -15,5 +15,6 @@ export default defineCommand({
     probe: () => import("./lab/probe.ts").then((m) => m.default),
     resolve: () => import("./lab/resolve.ts").then((m) => m.default),
     "openvpn-dns": () => import("./lab/openvpn-dns.ts").then((m) => m.default),
+    get: () => import("./lab/get.ts").then((m) => m.default),
   },
 });

@@ -24,6 +24,8 @@ export interface DemoOptions {
 /** client-0 gets a static overlay address and a port forward; the others use DHCP. */
 export const DEMO_STATIC_OCTET = 10;
 export const DEMO_FORWARD_PORT = 8080;
+export const DEMO_GATEWAY_METRICS_PORT = 9100;
+export const DEMO_CLIENT_METRICS_PORT = 9101;
 const OVERLAY = "172.16.0"; // the shipped VXLAN_IP_NETWORK; the gateway is .1
 const ROLE_TIMEOUT_MS = 30_000;
 const ANY_EXIT = Array.from({ length: 255 }, (_, i) => i + 1);
@@ -55,7 +57,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ labId: string; 
     lab = await createLab({
       clients,
       createdBy: "lab demo",
-      extraSettings: opts.extraSettings,
+      // Metrics on for the demo (off by default): the report shows a few values from both sidecars.
+      extraSettings: `GATEWAY_METRICS_PORT=${DEMO_GATEWAY_METRICS_PORT}\nCLIENT_METRICS_PORT=${DEMO_CLIENT_METRICS_PORT}\n` + (opts.extraSettings ?? ""),
       natConf: `# the demo: client-0 has a static address and a port forward\nclient-0 ${DEMO_STATIC_OCTET} tcp:${DEMO_FORWARD_PORT}\n`,
       vpn: opts.vpn,
       openvpn: opts.openvpn,
@@ -136,6 +139,16 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ labId: string; 
       });
     } else skip(`port forward tcp ${DEMO_FORWARD_PORT} → client-0`, routed.length ? "needs client-0 routed" : needs);
 
+    // What the kubelet's exec probes and a Prometheus would see.
+    if (gatewayUp) {
+      await timed("gateway: health --ready", () => probeStep(l, "gateway"));
+      await timed("gateway: metrics", () => metricsStep(l, "gateway", DEMO_GATEWAY_METRICS_PORT, ["pod_gateway_gateway_dnsmasq_up", "pod_gateway_gateway_firewall_verified", "pod_gateway_gateway_vpn_interface_up", "pod_gateway_gateway_dhcp_leases"]));
+    }
+    if (c0) {
+      await timed(`${c0}: health --ready`, () => probeStep(l, c0));
+      await timed(`${c0}: metrics`, () => metricsStep(l, c0, DEMO_CLIENT_METRICS_PORT, ["pod_gateway_client_gateway_reachable", "pod_gateway_client_probe_rtt_seconds_count", "pod_gateway_client_recoveries_total"]));
+    }
+
     if (c0) {
       for (const state of ["down", "deleted"] as const) {
         await timed(`kill switch, VPN link ${state}`, () => killSwitchHolds(l, c0, state));
@@ -153,6 +166,23 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ labId: string; 
     if (!opts.keep) await timed("lab down", async () => (await l.destroy(), { status: "ok" as const }));
   }
   return { labId: l.id, steps };
+}
+
+/** `pod-gateway health --ready` in the pod, as the kubelet's exec probe runs it. */
+async function probeStep(lab: Lab, pod: PodName): Promise<Outcome> {
+  const r = await lab.exec(pod, [...selfCommand(), "health", "--ready"], { okCodes: [1] });
+  return { status: r.code === 0 ? "ok" : "failed", detail: r.stdout.trim() || r.stderr.trim() };
+}
+
+/** A scrape of the sidecar's /metrics from inside its pod; a few values for the report. */
+async function metricsStep(lab: Lab, pod: PodName, port: number, names: readonly string[]): Promise<Outcome> {
+  const r = await lab.exec(pod, [...selfCommand(), "lab", "get", `http://127.0.0.1:${port}/metrics`], { okCodes: [1] });
+  if (r.code !== 0) return { status: "failed", detail: r.stderr.trim().split("\n").at(-1) };
+  const values = names.map((n) => {
+    const line = r.stdout.split("\n").find((l) => l.startsWith(`${n} `));
+    return `${n.replace(/^pod_gateway_(client|gateway)_/, "")}=${line ? line.slice(n.length + 1) : "?"}`;
+  });
+  return { status: values.some((v) => v.endsWith("=?")) ? "failed" : "ok", detail: `:${port}/metrics ${values.join(" ")}` };
 }
 
 function timeout<T>(ms: number, what: string, p: Promise<T>): Promise<T> {

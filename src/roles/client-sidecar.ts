@@ -22,7 +22,7 @@ export type PodDoneResult = "done" | "native-sidecar" | "forbidden" | "aborted" 
 
 export interface SidecarDeps extends ClientDeps {
   /** One probe of the gateway through the tunnel. */
-  probeOnce(ip: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<{ alive: boolean; detail: string }>;
+  probeOnce(ip: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<{ alive: boolean; detail: string; rttMs?: number }>;
   /** Resolves when every other container of the pod has finished (Jobs); absent when not watching. */
   watchPodDone?: (signal: AbortSignal) => Promise<PodDoneResult>;
 }
@@ -71,6 +71,13 @@ export interface SidecarInput extends ClientInput {
    */
   events?: EventTarget;
   policy?: Partial<SidecarPolicy>;
+  /** Told of every probe and every turn of the loop (health status and metrics, src/core/metrics/client.ts). */
+  monitor?: SidecarMonitor;
+}
+
+export interface SidecarMonitor {
+  probe(now: number, alive: boolean, rttMs: number | undefined): void;
+  turn(now: number, stats: SidecarStats, lease: Lease | undefined): void;
 }
 
 export interface SidecarExit {
@@ -273,6 +280,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
         : undefined;
       const r = await deps.probeOnce(overlayGw, { timeoutMs: policy.probeTimeoutMs, signal: callSignal });
       if (signal.aborted) return undefined;
+      input.monitor?.probe(clock.now(), r.alive, r.rttMs);
       const p = m.probed(clock.now(), startedAt, r.alive, r.detail, lookup !== undefined);
       say(p.notes);
       if (r.alive) {
@@ -298,6 +306,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
       await tick(step.startedAt, step.lookup);
       m.tickDone(step.startedAt, clock.now());
     }
+    input.monitor?.turn(clock.now(), stats, m.lease);
   }
   input.events?.removeEventListener("renew", onRenew);
 

@@ -174,6 +174,8 @@ export interface GuardDeps {
   settings: Settings;
   ip: Ip;
   log: Logger;
+  /** Told each firewall check's outcome (health and metrics: src/sys/gateway-telemetry.ts). */
+  onFirewallChecked?(r: { problems: readonly string[]; reasserted: boolean; left: readonly string[]; error?: string }): void;
 }
 
 /**
@@ -243,8 +245,12 @@ export class KillSwitchGuard {
   private async firewallStep(): Promise<void> {
     const { backend, plan, log } = this.d;
     // While the routing table is not proven the firewall stays blocking (it is checked all the same).
-    if (this.enabled && this.routingFailures > 0) return this.blocking();
+    if (this.enabled && this.routingFailures > 0) {
+      this.d.onFirewallChecked?.({ problems: [], reasserted: false, left: ["the kill switch's routing table is not proven: blocking"] });
+      return this.blocking();
+    }
     const r = await reconcileFirewall(backend, plan, log);
+    this.d.onFirewallChecked?.({ problems: r.found, reasserted: r.found.length > 0 && r.problems.length === 0, left: r.problems });
     if (r.problems.length === 0) {
       if (r.found.length) log.warn(`firewall differed from the plan (changed by someone else, or a new configuration), re-asserted (${backend.name}): ${r.found.join("; ")}`);
       this.firewallFailures = 0;

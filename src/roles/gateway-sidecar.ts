@@ -70,6 +70,14 @@ export interface GatewaySidecarDeps {
   firewall?: () => Promise<FirewallBackend>;
   /** dnsmasq command (default "dnsmasq" on PATH). */
   dnsmasq?: string;
+  /** Told what the sidecar sees (health status and metrics: src/sys/gateway-telemetry.ts). */
+  monitor?: GatewaySidecarMonitor;
+}
+
+export interface GatewaySidecarMonitor {
+  firewallChecked(r: { problems: readonly string[]; reasserted: boolean; left: readonly string[]; error?: string }): void;
+  upstreams(servers: readonly string[], initial: boolean): void;
+  dnsmasqStarted(child: { exited: Promise<number> }, leaseFile: string): void;
 }
 
 /**
@@ -143,6 +151,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     link = (await ip.link(VXLAN_IF)) ?? link;
   }
   const localServer = net.clusterDns;
+  deps.monitor?.upstreams(upstreams, true);
   log.info(`upstream DNS: ${upstreams.join(" ") || "none"}; cluster DNS for ${s.DNS_LOCAL_CIDRS.join(" ") || "(no local domains)"}: ${localServer ?? "unknown"}`);
 
   // 3. dnsmasq configuration.
@@ -192,7 +201,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   const routeEvery = Math.min(deps.routeCheckSeconds ?? 0.2, fwEvery);
   const fullEvery = Math.max(routeEvery, Math.min(ROUTE_FULL_CHECK_SECONDS, fwEvery));
   const maxFailedChecks = deps.maxFailedChecks ?? 5;
-  const guard = new KillSwitchGuard({ backend, plan: fwPlan, settings: s, ip, log }, { maxFailedChecks, routingChecksPerFirewallCheck: Math.ceil(fwEvery / fullEvery) });
+  const guard = new KillSwitchGuard({ backend, plan: fwPlan, settings: s, ip, log, onFirewallChecked: (r) => deps.monitor?.firewallChecked(r) }, { maxFailedChecks, routingChecksPerFirewallCheck: Math.ceil(fwEvery / fullEvery) });
   const signature = deps.routeSignature ?? (() => readRouteSignature(s.VPN_INTERFACE));
   const dnsFor = (list: readonly string[]) => {
     const d = planDnsUpstreams(list, localServer);
@@ -245,6 +254,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
       if (changed) {
         log.info(`upstream DNS now ${changed.join(" ") || "none"} (from ${paths.resolvConf})`);
         dnsFor(changed);
+        deps.monitor?.upstreams(changed, false);
         void guard.syncRoutes().then(afterCheck);
       }
     } catch (e) {
@@ -265,6 +275,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     duplicates.stop();
     throw new StepError("starting dnsmasq", (e as Error).message, { cause: e });
   }
+  deps.monitor?.dnsmasqStarted(child, leaseFile);
   const unforward = forwardSignals(child, log);
   log.info(`dnsmasq running (pid ${child.pid}): DHCP and DNS on ${VXLAN_IF}`);
   let gaveUp: string | undefined;

@@ -4,6 +4,7 @@
 //                                    "ok <sentEpochMs> <recvEpochMs>" for each reply
 //   dns-wait <ip> <timeoutMs>        DNS queries to ip:53 every 5 ms until one is answered; prints
 //                                    "ready <epochMs>", exit 0 (exit 1 after timeoutMs)
+//   http-get <url>                   one GET (2 s deadline); prints the body, exit 0 on 200
 // Times are epoch milliseconds (performance.timeOrigin + now): the bench compares them with its own.
 import { createSocket } from "node:dgram";
 import { probeDns } from "../../src/sys/probe.ts";
@@ -59,7 +60,11 @@ async function dnsWait(ip: string, timeoutMs: number): Promise<number> {
 const [mode, ...rest] = process.argv.slice(2);
 if (mode === "udp-poll") await udpPoll(rest[0]!, Number(rest[1]), Number(rest[2] ?? 20));
 else if (mode === "dns-wait") process.exit(await dnsWait(rest[0]!, Number(rest[1] ?? 10000)));
-else {
-  process.stderr.write(`usage: agent.ts udp-poll <ip> <port> <everyMs> | dns-wait <ip> <timeoutMs>\n`);
+else if (mode === "http-get") {
+  const r = await fetch(rest[0]!, { signal: AbortSignal.timeout(2000) });
+  process.stdout.write(await r.text());
+  process.exit(r.status === 200 ? 0 : 1);
+} else {
+  process.stderr.write(`usage: agent.ts udp-poll <ip> <port> <everyMs> | dns-wait <ip> <timeoutMs> | http-get <url>\n`);
   process.exit(2);
 }

@@ -55,6 +55,9 @@ const BASE: Record<SettingKey, string> = {
   FIREWALL_BACKEND: "auto",
   CLIENT_PROBE_INTERVAL: "2",
   SIDECAR_EXIT_WHEN_POD_DONE: "auto",
+  GATEWAY_METRICS_PORT: "9090",
+  CLIENT_METRICS_PORT: "9091",
+  METRICS_BIND_ADDRESS: "0.0.0.0",
 };
 
 /**

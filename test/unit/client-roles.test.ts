@@ -579,3 +579,49 @@ describe("runClientSidecar: memory", () => {
     for (const k of ["AbortSignal", "Timeout", "Promise"] as const) expect(last[k] - first[k]).toBeLessThan(20);
   }, 30_000);
 });
+
+describe("runClientSidecar: the monitor (health status and metrics)", () => {
+  test("a gateway that moves: reachable 0 then 1, one recovery, the in-place repairs counted; every loop turn reported", async () => {
+    const { ClientMonitor } = await import("../../src/core/metrics/client.ts");
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 30_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    w.dnsAnswer = w.gatewayAt = "10.244.1.5";
+    clock.at(10_000, () => (w.gatewayAt = undefined));
+    clock.at(12_500, () => w.recreateGateway("10.244.2.9"));
+    const over = { settings: testSettings({ NOT_ROUTED_TO_GATEWAY_CIDRS: [] }) };
+    await runClientInit(w.deps(), clientInput(over));
+    const mon = new ClientMonitor({ intervalMs: 2000, retryCount: 1, version: "v", commit: "c" }, clock.now());
+    const notes: string[] = [];
+    let turns = 0;
+    const r = await runClientSidecar(w.deps(), {
+      ...clientInput(over),
+      signal: ctl.signal,
+      monitor: {
+        probe(now, alive, rttMs) {
+          const n = mon.probe(now, alive, rttMs);
+          if (n) notes.push(n.text);
+        },
+        turn(now, stats, lease) {
+          turns++;
+          mon.turn(now, stats, lease);
+        },
+      },
+    });
+    expect(r.stats.gatewayMoves).toBe(1);
+    expect(notes).toEqual([
+      "gateway unreachable: 1 probes failed (pod_gateway_client_gateway_reachable 0)",
+      expect.stringMatching(/^gateway reachable again after [0-9.]+ s \(pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1\)$/),
+    ]);
+    const text = mon.registry!.render();
+    expect(text).toContain("pod_gateway_client_recoveries_total 1\n");
+    // Every repair in place counts: the neighbour flushes while the gateway was gone, then the move.
+    expect(r.stats.heals).toBeGreaterThanOrEqual(1);
+    expect(text).toContain(`pod_gateway_client_repairs_total{kind="in_place"} ${r.stats.heals}\n`);
+    expect(text).toContain("pod_gateway_client_gateway_reachable 1\n");
+    expect(text).toMatch(/pod_gateway_client_lease_expiry_timestamp_seconds \d+\n/);
+    expect(turns).toBeGreaterThanOrEqual(r.stats.probes);
+    expect(mon.status(clock.now(), "v").tickAgeMs).toBeLessThanOrEqual(2000);
+  });
+});

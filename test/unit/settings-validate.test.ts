@@ -73,6 +73,9 @@ describe("the shipped defaults", () => {
       FIREWALL_BACKEND: "auto",
       CLIENT_PROBE_INTERVAL: 2,
       SIDECAR_EXIT_WHEN_POD_DONE: "auto",
+      GATEWAY_METRICS_PORT: 0,
+      CLIENT_METRICS_PORT: 0,
+      METRICS_BIND_ADDRESS: "0.0.0.0",
     });
     expect(Object.values(r.config!.sources).every((s) => s.kind === "default")).toBe(true);
   });

@@ -45,6 +45,9 @@ export const SETTING_USERS: { readonly [K in SettingKey]: readonly Role[] } = {
   FIREWALL_BACKEND: GATEWAY,
   CLIENT_PROBE_INTERVAL: ["client-sidecar"],
   SIDECAR_EXIT_WHEN_POD_DONE: ["client-sidecar"],
+  GATEWAY_METRICS_PORT: ["gateway-sidecar"],
+  CLIENT_METRICS_PORT: ["client-sidecar"],
+  METRICS_BIND_ADDRESS: ["client-sidecar", "gateway-sidecar"],
 };
 
 function isKey(k: string): k is SettingKey {

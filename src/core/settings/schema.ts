@@ -206,6 +206,12 @@ const RULES: { [K in SettingKey]: Rule<Settings[K]> } = {
     const b = parseBoolean(s);
     return b.ok ? ok<TriState>(b.value ? "on" : "off") : bad(`${show(t)} is not auto, on or off (or a boolean)`);
   },
+  GATEWAY_METRICS_PORT: integer(0, 65535),
+  CLIENT_METRICS_PORT: integer(0, 65535),
+  METRICS_BIND_ADDRESS: (t) => {
+    const s = trimmed(t);
+    return isIP(s) ? ok(s) : bad(`${show(t)} is not an IP address (0.0.0.0 listens on every IPv4 address, :: on every address)`);
+  },
 };
 
 /** Every setting key, in the order of types.ts (and of the shipped settings.sh). */

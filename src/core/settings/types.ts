@@ -55,6 +55,12 @@ export interface Settings {
   CLIENT_PROBE_INTERVAL: number;
   /** Client sidecar exits when all other containers of its pod terminated (Jobs). */
   SIDECAR_EXIT_WHEN_POD_DONE: TriState;
+  /** Port of the gateway sidecar's /metrics, /healthz and /readyz; 0 = off. */
+  GATEWAY_METRICS_PORT: number;
+  /** Port of the client sidecar's /metrics, /healthz and /readyz (in the application's network namespace); 0 = off. */
+  CLIENT_METRICS_PORT: number;
+  /** Address the metrics server listens on. */
+  METRICS_BIND_ADDRESS: string;
 }
 
 export type SettingKey = keyof Settings;

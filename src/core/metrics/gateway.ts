@@ -1,0 +1,138 @@
+// What the gateway sidecar tells operators: its metrics, and the status its probe reads. Pure: the
+// sidecar and its telemetry (src/sys/gateway-telemetry.ts) report what they saw, with the time.
+import type { GatewayStatus } from "../health.ts";
+import { MetricsRegistry } from "./registry.ts";
+
+export interface GatewayMonitorConfig {
+  /** The firewall check interval: the sidecar's loop. */
+  intervalMs: number;
+  /** Addresses DHCP can hand out (.VXLAN_GATEWAY_FIRST_DYNAMIC_IP to .254). */
+  poolSize: number;
+  version: string;
+  commit: string;
+}
+
+export type MonitorNote = { level: "info" | "warn"; text: string };
+
+/** One line of dnsmasq's lease file: "<expiry> <mac> <ip> <hostname> <client-id>". */
+export interface DnsmasqLease {
+  expiry: number;
+  mac: string;
+  ip: string;
+  clientId: string;
+}
+
+/** dnsmasq's lease file; lines that do not look like leases (the "duid" line of DHCPv6) are skipped. */
+export function parseDnsmasqLeases(text: string): DnsmasqLease[] {
+  const out: DnsmasqLease[] = [];
+  for (const line of text.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 4 || !/^\d+$/.test(f[0]!) || !/^\d+\.\d+\.\d+\.\d+$/.test(f[2]!)) continue;
+    out.push({ expiry: Number(f[0]), mac: f[1]!.toLowerCase(), ip: f[2]!, clientId: f[4] ?? "*" });
+  }
+  return out;
+}
+
+/** The number of addresses DHCP hands out: .first to .254. */
+export function dhcpPoolSize(firstDynamic: number): number {
+  return Math.max(0, 254 - firstDynamic + 1);
+}
+
+export class GatewayMonitor {
+  readonly registry = new MetricsRegistry();
+  private lastTickAt: number;
+  private firewallOk: boolean | undefined;
+  private firewallDetail = "";
+  private dnsmasqRunning = false;
+  private vpnUp: boolean | undefined;
+  private readonly seen = new Set<string>();
+
+  private readonly m = {
+    build: this.registry.gauge("pod_gateway_build_info", "The running pod-gateway: version and commit (value 1).", ["version", "commit", "role"]),
+    dnsmasqUp: this.registry.gauge("pod_gateway_gateway_dnsmasq_up", "1 while the supervised dnsmasq runs."),
+    leases: this.registry.gauge("pod_gateway_gateway_dhcp_leases", "DHCP leases in dnsmasq's lease file."),
+    pool: this.registry.gauge("pod_gateway_gateway_dhcp_pool_size", "Addresses the DHCP range can hand out."),
+    clients: this.registry.gauge("pod_gateway_gateway_clients_seen", "Distinct clients (by MAC) that held a lease since the sidecar started."),
+    fwVerified: this.registry.gauge("pod_gateway_gateway_firewall_verified", "1 when the last firewall check found our rules in place (after re-asserting them if needed)."),
+    fwChecks: this.registry.counter("pod_gateway_gateway_firewall_checks_total", "Firewall checks."),
+    fwReasserts: this.registry.counter("pod_gateway_gateway_firewall_reasserts_total", "Times the firewall was found changed by someone else and re-asserted."),
+    fwFailures: this.registry.counter("pod_gateway_gateway_firewall_failures_total", "Firewall checks or re-assertions that failed, or left the rules different."),
+    vpnUp: this.registry.gauge("pod_gateway_gateway_vpn_interface_up", "1 when the VPN interface exists and is up (IFF_UP and carrier)."),
+    upstream: this.registry.counter("pod_gateway_gateway_upstream_dns_changes_total", "Changes of the upstream DNS servers (the VPN client rewrote resolv.conf)."),
+    upstreamServers: this.registry.gauge("pod_gateway_gateway_upstream_dns_servers", "Upstream DNS servers dnsmasq forwards to."),
+  };
+
+  constructor(
+    readonly cfg: GatewayMonitorConfig,
+    now: number,
+  ) {
+    this.lastTickAt = now;
+    this.m.build.set(1, { version: cfg.version, commit: cfg.commit, role: "gateway-sidecar" });
+    this.m.pool.set(cfg.poolSize);
+    this.m.dnsmasqUp.set(0);
+    this.m.leases.set(0);
+    this.m.clients.set(0);
+    this.m.fwVerified.set(0);
+  }
+
+  /**
+   * One firewall check: `problems` found by the check, whether it re-asserted, what was left after
+   * (or the error). The loop's tick.
+   */
+  firewallChecked(now: number, r: { problems: readonly string[]; reasserted: boolean; left: readonly string[]; error?: string }): MonitorNote | undefined {
+    this.lastTickAt = now;
+    this.m.fwChecks.inc();
+    if (r.reasserted) this.m.fwReasserts.inc();
+    const ok = r.error === undefined && (r.reasserted ? r.left.length === 0 : r.problems.length === 0);
+    if (!ok) this.m.fwFailures.inc();
+    const was = this.firewallOk;
+    this.firewallOk = ok;
+    this.firewallDetail = r.error ?? (r.reasserted ? r.left : r.problems).join("; ");
+    this.m.fwVerified.set(ok ? 1 : 0);
+    if (was === ok) return undefined;
+    return ok
+      ? { level: "info", text: `firewall verified (pod_gateway_gateway_firewall_verified 1)` }
+      : { level: "warn", text: `firewall not verified: ${this.firewallDetail} (pod_gateway_gateway_firewall_verified 0)` };
+  }
+
+  dnsmasq(running: boolean): void {
+    this.dnsmasqRunning = running;
+    this.m.dnsmasqUp.set(running ? 1 : 0);
+  }
+
+  upstreamChanged(servers: readonly string[], initial = false): void {
+    if (!initial) this.m.upstream.inc();
+    this.m.upstreamServers.set(servers.length);
+  }
+
+  /** The VPN interface's state (undefined: it does not exist); a note when it changes. */
+  vpnLink(name: string, up: boolean): MonitorNote | undefined {
+    const was = this.vpnUp;
+    this.vpnUp = up;
+    this.m.vpnUp.set(up ? 1 : 0);
+    if (was === up) return undefined;
+    if (was === undefined && up) return { level: "info", text: `VPN link ${name} up (pod_gateway_gateway_vpn_interface_up 1)` };
+    return up ? { level: "info", text: `VPN link ${name} up (pod_gateway_gateway_vpn_interface_up 1)` } : { level: "warn", text: `VPN link ${name} down (pod_gateway_gateway_vpn_interface_up 0)` };
+  }
+
+  leases(now: number, leases: readonly DnsmasqLease[]): void {
+    // An expiry of 0 means an infinite lease.
+    const live = leases.filter((l) => l.expiry === 0 || l.expiry * 1000 > now);
+    this.m.leases.set(live.length);
+    for (const l of live) this.seen.add(l.mac);
+    this.m.clients.set(this.seen.size);
+  }
+
+  status(now: number, version: string, dns?: { ok: boolean; detail: string }): GatewayStatus {
+    return {
+      role: "gateway-sidecar",
+      version,
+      tickAgeMs: Math.max(0, now - this.lastTickAt),
+      intervalMs: this.cfg.intervalMs,
+      dnsmasqRunning: this.dnsmasqRunning,
+      firewallVerified: this.firewallOk,
+      firewallDetail: this.firewallDetail,
+      ...(dns ? { dns } : {}),
+    };
+  }
+}
