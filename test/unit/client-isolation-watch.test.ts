@@ -30,6 +30,9 @@ describe("explainLeak", () => {
   test("a path main does not hold (a policy rule's table) is said to be outside the main table", () => {
     expect(explainLeak(viaEth0, MAIN)).toBe("1.1.1.1 is reachable via 198.18.0.1 dev eth0 by a route outside the main table (another table chosen by a policy rule?)");
   });
+  test("an IPv6 path is named as one", () => {
+    expect(explainLeak({ dst: "2606:4700:4700::1111", ok: true, dev: "eth0", gateway: "fe80::1" }, MAIN)).toBe("an IPv6 route sends 2606:4700:4700::1111 around the tunnel (via fe80::1 dev eth0)");
+  });
   test("a lookup that failed oddly is named as such", () => {
     expect(explainLeak({ dst: "1.1.1.1", ok: false, errno: 1, message: "EPERM" }, MAIN)).toBe("1.1.1.1: route lookup failed unexpectedly (EPERM)");
   });

@@ -32,6 +32,7 @@ export type IsolationOutcome = { verdict: IsolationVerdict; routes4: readonly Ip
 export function explainLeak(r: RouteGetResult, routes4: readonly IpRoute[]): string {
   if (!r.ok) return `${r.dst}: route lookup failed unexpectedly (${r.message})`;
   const where = `${r.gateway ? `via ${r.gateway} ` : ""}dev ${r.dev ?? "?"}`;
+  if (r.dst.includes(":")) return `an IPv6 route sends ${r.dst} around the tunnel (${where})`;
   const dst = parsePrefix4(r.dst);
   let best: { route: IpRoute; len: number } | undefined;
   if (dst)
