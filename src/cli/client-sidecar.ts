@@ -7,7 +7,9 @@ import { pickServiceAccountDir } from "../core/kube/config.ts";
 import { runClientSidecar, sidecarPolicy, type SidecarDeps } from "../roles/client-sidecar.ts";
 import { startClientTelemetry } from "../sys/client-telemetry.ts";
 import { log, type Logger } from "../sys/log.ts";
-import { roleArgs } from "./args.ts";
+import { parseNumberOption, roleArgs } from "./args.ts";
+import { RANGES } from "../core/settings/schema.ts";
+import { readRouteSignature } from "../sys/route-signature.ts";
 import { clientInput, prepareClient, realClientDeps } from "./client-init.ts";
 import type { Settings } from "../core/settings/types.ts";
 
@@ -38,9 +40,24 @@ export default defineCommand({
       "Keep this pod's tunnel to the gateway healthy: probe it every CLIENT_PROBE_INTERVAL seconds, follow a gateway that moved, " +
       "re-initialise a lost tunnel, renew the DHCP lease (now on SIGUSR1), on SIGTERM release it only if the rest of the pod is done. Needs NET_ADMIN and NET_RAW.",
   },
-  args: { ...roleArgs },
+  args: {
+    ...roleArgs,
+    "isolation-check-interval": {
+      type: "string",
+      description:
+        "Seconds between re-checks that no route leads around the tunnel, 0.1 to 3600; also checked at the first probe after the main routing table changed (default: $POD_GATEWAY_ISOLATION_CHECK_INTERVAL or 30)",
+      valueHint: "SECONDS",
+    },
+  },
   async run({ args }) {
     const logger = log().withTag("client-sidecar");
+    const flag = args["isolation-check-interval"];
+    const isolationSeconds = parseNumberOption(
+      flag !== undefined ? "--isolation-check-interval" : "$POD_GATEWAY_ISOLATION_CHECK_INTERVAL",
+      flag ?? process.env.POD_GATEWAY_ISOLATION_CHECK_INTERVAL ?? "30",
+      RANGES.ISOLATION_CHECK_INTERVAL,
+      { fraction: true, unit: "seconds" },
+    );
     const cfg = prepareClient(args, logger, "client-sidecar");
     const ctl = new AbortController();
     const onSignal = (sig: string) => () => {
@@ -52,8 +69,8 @@ export default defineCommand({
     // SIGUSR1: renew the DHCP lease now (udhcpc's convention).
     const events = new EventTarget();
     process.on("SIGUSR1", () => events.dispatchEvent(new Event("renew")));
-    const deps: SidecarDeps = { ...realClientDeps(logger), watchPodDone: await podDoneWatcher(cfg.settings, logger) };
-    const input = { ...clientInput(cfg), signal: ctl.signal, events };
+    const deps: SidecarDeps = { ...realClientDeps(logger), watchPodDone: await podDoneWatcher(cfg.settings, logger), routeSignature: () => readRouteSignature("") };
+    const input = { ...clientInput(cfg), signal: ctl.signal, events, policy: { isolationIntervalMs: isolationSeconds * 1000 } };
     const policy = sidecarPolicy(input);
     const telemetry = await startClientTelemetry({ settings: cfg.settings, host: deps.host, clock: deps.clock, log: logger, intervalMs: policy.intervalMs, retryCount: policy.retryCount });
     const r = await runClientSidecar(deps, { ...input, monitor: telemetry.monitor });

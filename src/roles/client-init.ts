@@ -7,12 +7,13 @@ import { StepError } from "../core/errors.ts";
 import { ISOLATION_PROBES_V4, ISOLATION_PROBES_V6 } from "../core/client/constants.ts";
 import { parseClientFacts, type ClientFacts } from "../core/client/facts.ts";
 import { planPodIdentity, planSharedStaticWarning } from "../core/client/identity.ts";
-import { decideIsolation, type RouteGetResult } from "../core/client/isolation.ts";
+import { decideIsolation, type IsolationVerdict, type RouteGetResult } from "../core/client/isolation.ts";
 import { addressLifetime } from "../core/client/lease.ts";
 import {
   describeRoute,
   planClientAddress,
   planClientNetwork,
+  planVxlanMtuChange,
   stateChanges,
   type AddressWanted,
   type Change,
@@ -192,12 +193,17 @@ export function logNetworkPlan(log: Logger, plan: ClientNetworkPlan): void {
 }
 
 /**
- * Prove that no route leads to the internet except through the tunnel (nothing is sent), and read
- * the state after phase 1 on the same netlink socket.
+ * Look up the isolation probe addresses (nothing is sent) and read the network state on the same
+ * netlink socket: the check client-init runs after phase 1, and the client sidecar re-runs.
  */
-export async function checkIsolation(host: ClientHost): Promise<ClientFacts> {
+export async function readIsolation(host: ClientHost): Promise<{ facts: ClientFacts; verdict: IsolationVerdict }> {
   const { facts, routes } = await host.readFactsAndRoutes([...ISOLATION_PROBES_V4, ...ISOLATION_PROBES_V6]);
-  const v = decideIsolation(routes);
+  return { facts, verdict: decideIsolation(routes) };
+}
+
+/** Prove that no route leads to the internet except through the tunnel; the state after phase 1. */
+export async function checkIsolation(host: ClientHost): Promise<ClientFacts> {
+  const { facts, verdict: v } = await readIsolation(host);
   if (!v.isolated)
     throw new Error(
       `the pod is not isolated after removing the default routes: ${v.leaks.join("; ")}. ` +
@@ -226,7 +232,10 @@ export async function runClientInit(deps: ClientDeps, input: ClientInput): Promi
   const identity = planPodIdentity(input.podName, facts.eth0?.addresses ?? [], s.VXLAN_ID);
   if (identity.warning) log.warn(identity.warning);
   else log.debug(`identity: ${input.podName} at ${identity.podIp}: ${VXLAN_IF} MAC ${identity.mac}, DHCP client id ${JSON.stringify(identity.clientId)}`);
-  const plan = await step("plan", timings, clock, async () => planClientNetwork(facts, networkInput(input, gw.address)));
+  const mode = addressMode(input);
+  // DHCP mode: an MTU an earlier lease's option 26 set on vxlan0 stays until this lease says otherwise (phase 2).
+  const keptMtu = mode.kind === "dhcp" ? facts.vxlan?.mtu : undefined;
+  const plan = await step("plan", timings, clock, async () => planClientNetwork(facts, { ...networkInput(input, gw.address), dhcpMtu: keptMtu }));
   logNetworkPlan(log, plan);
 
   await step("route cluster traffic and create the tunnel", timings, clock, async () => {
@@ -235,7 +244,6 @@ export async function runClientInit(deps: ClientDeps, input: ClientInput): Promi
   });
 
   const after = await step("isolation check", timings, clock, () => checkIsolation(host));
-  const mode = addressMode(input);
   let want: AddressWanted;
   let lease: Lease | undefined;
   if (mode.kind === "static") {
@@ -253,7 +261,7 @@ export async function runClientInit(deps: ClientDeps, input: ClientInput): Promi
   }
 
   await step("address and default route", timings, clock, async () => {
-    const changes = planClientAddress(after, s.VXLAN_IP_NETWORK, want);
+    const changes = [...planVxlanMtuChange(after, { vpnInterfaceMtu: s.VPN_INTERFACE_MTU, dhcpMtu: lease?.mtu }), ...planClientAddress(after, s.VXLAN_IP_NETWORK, want)];
     await applyLogged(deps, changes, `setting ${want.local}/${want.prefixlen} on ${VXLAN_IF} and the default route via ${overlayGw}`);
     changed += stateChanges(changes).length;
   });

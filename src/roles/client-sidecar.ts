@@ -10,11 +10,12 @@
 // This file is the driver: every decision is SidecarMachine's (src/core/client/sidecar-machine.ts);
 // here are only the effects (network reads and changes, DHCP, probes, lookups, sleeping) and the
 // signals that cut them short.
-import { planClientAddress } from "../core/client/plan.ts";
+import { planClientAddress, planVxlanMtuChange } from "../core/client/plan.ts";
+import type { IsolationOutcome } from "../core/client/isolation-watch.ts";
 import { newStats, SidecarMachine, type MachinePolicy, type Note, type SidecarStats } from "../core/client/sidecar-machine.ts";
 import type { Lease } from "../core/dhcp/types.ts";
 import { gatewayOverlayIp, VXLAN_IF } from "../core/net/vxlan.ts";
-import { addressMode, applyLogged, dhcpIdentity, messageOf, networkInput, runClientInit, type ClientDeps, type ClientInput, type DhcpIdentity } from "./client-init.ts";
+import { addressMode, applyLogged, dhcpIdentity, messageOf, networkInput, readIsolation, runClientInit, type ClientDeps, type ClientInput, type DhcpIdentity } from "./client-init.ts";
 
 export { newStats, type SidecarStats };
 
@@ -25,6 +26,8 @@ export interface SidecarDeps extends ClientDeps {
   probeOnce(ip: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<{ alive: boolean; detail: string; rttMs?: number }>;
   /** Resolves when every other container of the pod has finished (Jobs); absent when not watching. */
   watchPodDone?: (signal: AbortSignal) => Promise<PodDoneResult>;
+  /** A cheap fingerprint of the routes (src/sys/route-signature.ts), read every tick: a change re-checks isolation at once. */
+  routeSignature?: () => string;
 }
 
 export interface SidecarPolicy extends MachinePolicy {
@@ -45,6 +48,9 @@ export interface SidecarPolicy extends MachinePolicy {
  */
 const PROBE_TIMEOUT_MS = 500;
 
+/** Isolation is re-checked this often (issue 11 §7), and at the first tick after the main table changed. */
+export const ISOLATION_INTERVAL_MS = 30_000;
+
 export function sidecarPolicy(input: Pick<ClientInput, "settings">, over: Partial<SidecarPolicy> = {}): SidecarPolicy {
   const intervalMs = Math.max(100, input.settings.CLIENT_PROBE_INTERVAL * 1000);
   return {
@@ -57,6 +63,7 @@ export function sidecarPolicy(input: Pick<ClientInput, "settings">, over: Partia
     resolveDeadlineMs: 2000,
     renewDeadlineMs: 5000,
     reacquireDelayMs: Math.max(intervalMs, 4000),
+    isolationIntervalMs: ISOLATION_INTERVAL_MS,
     releaseTimeoutMs: 500,
     ...over,
   };
@@ -206,7 +213,8 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   // ---- lease upkeep
   const writeLease = async (lease: Lease, what: string) => {
     const f = await deps.host.readFacts();
-    await applyLogged(deps, planClientAddress(f, s.VXLAN_IP_NETWORK, m.leaseAddress(lease, clock.now())), what);
+    const mtu = planVxlanMtuChange(f, { vpnInterfaceMtu: s.VPN_INTERFACE_MTU, dhcpMtu: lease.mtu });
+    await applyLogged(deps, [...mtu, ...planClientAddress(f, s.VXLAN_IP_NETWORK, m.leaseAddress(lease, clock.now()))], what);
   };
 
   const acquire = async (fallbackAddress: string | undefined): Promise<void> => {
@@ -295,6 +303,20 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     if (decision?.repair && !signal.aborted) await scoped(signal, (sig) => repair(decision.target, sig));
   };
 
+  // ---- isolation: client-init's check again, every isolationIntervalMs and when the routes changed; reported, never undone
+  const watchIsolation = async (): Promise<void> => {
+    const sig = deps.routeSignature?.();
+    if (!m.isolation.due(clock.now(), sig)) return;
+    let outcome: IsolationOutcome;
+    try {
+      const { facts, verdict } = await readIsolation(deps.host);
+      outcome = { verdict, routes4: facts.routes4 };
+    } catch (e) {
+      outcome = { error: messageOf(e) };
+    }
+    say(m.isolation.checked(clock.now(), sig, outcome));
+  };
+
   // ---- the loop
   while (!signal.aborted) {
     const { step, notes } = m.next(clock.now());
@@ -304,6 +326,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     else if (step.kind === "renew") await renew(step.lease, step.rebind);
     else {
       await tick(step.startedAt, step.lookup);
+      if (!signal.aborted) await watchIsolation();
       m.tickDone(step.startedAt, clock.now());
     }
     input.monitor?.turn(clock.now(), stats, m.lease);

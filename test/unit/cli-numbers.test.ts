@@ -51,3 +51,11 @@ describe("lab integer flags", () => {
     for (const bad of ["0x3", "3e0", "03", " 3 x", "21", "-1"]) expect(() => parseIntArg("clients", bad, 0, 20)).toThrow(ExitStatus);
   });
 });
+
+describe("--isolation-check-interval (client-sidecar)", () => {
+  const iso = (t: string) => parseNumberOption("--isolation-check-interval", t, RANGES.ISOLATION_CHECK_INTERVAL, { fraction: true, unit: "seconds" });
+  test("accepts 0.1..3600 seconds, with a fraction; refuses the rest naming the flag", () => {
+    expect([iso("0.1"), iso("1"), iso("30"), iso("3600")]).toEqual([0.1, 1, 30, 3600]);
+    for (const bad of ["0", "0.05", "3601", "1e3", "-1", ""]) expect(() => iso(bad)).toThrow("--isolation-check-interval");
+  });
+});

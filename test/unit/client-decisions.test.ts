@@ -18,7 +18,7 @@ describe("decideIsolation", () => {
       { dst: "1.1.1.1", ok: false, errno: 101, message: "looking up the route to 1.1.1.1: Network is unreachable (ENETUNREACH)" },
       { dst: "2606:4700:4700::1111", ok: false, errno: 101, message: "looking up the route to 2606:4700:4700::1111: Network is unreachable (ENETUNREACH)" },
     ]);
-    expect(v).toEqual({ isolated: true, leaks: [], details: ["1.1.1.1: no route (ENETUNREACH)", "2606:4700:4700::1111: no route (ENETUNREACH)"] });
+    expect(v).toEqual({ isolated: true, leaks: [], leaking: [], details: ["1.1.1.1: no route (ENETUNREACH)", "2606:4700:4700::1111: no route (ENETUNREACH)"] });
   });
 
   test("unreachable, prohibit and blackhole routes answer with their errors: isolated", () => {
@@ -37,7 +37,7 @@ describe("decideIsolation", () => {
   });
 
   test("IPv6 lookups on a kernel without IPv6 (ipv6.disable=1): isolated; the same errors for IPv4 are not", () => {
-    expect(decideIsolation([{ dst: "2606:4700:4700::1111", ok: false, errno: 95, message: "x" }])).toEqual({ isolated: true, leaks: [], details: ["2606:4700:4700::1111: no IPv6 in this kernel (EOPNOTSUPP)"] });
+    expect(decideIsolation([{ dst: "2606:4700:4700::1111", ok: false, errno: 95, message: "x" }])).toEqual({ isolated: true, leaks: [], leaking: [], details: ["2606:4700:4700::1111: no IPv6 in this kernel (EOPNOTSUPP)"] });
     expect(decideIsolation([{ dst: "2606:4700:4700::1111", ok: false, errno: 97, message: "x" }]).isolated).toBe(true);
     expect(decideIsolation([{ dst: "1.1.1.1", ok: false, errno: 95, message: "x" }]).isolated).toBe(false);
   });

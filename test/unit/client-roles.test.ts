@@ -83,6 +83,8 @@ class World {
   renewFails = 0;
   released: Lease[] = [];
   leaseSeconds = 120;
+  /** DHCP option 26 the gateway sends (none when undefined). */
+  leaseMtu: number | undefined = undefined;
   constructor(readonly clock: VirtualClock) {}
 
   recreateGateway(ip: string): void {
@@ -107,7 +109,7 @@ class World {
   lease(id: DhcpIdentity): Lease {
     let addr = this.leases.get(id.clientId);
     if (!addr) this.leases.set(id.clientId, (addr = `172.16.0.${this.nextOctet++}`));
-    return { address: addr, prefixLength: 24, router: "172.16.0.1", dns: ["172.16.0.1"], serverId: "172.16.0.1", leaseSeconds: this.leaseSeconds, renewSeconds: this.leaseSeconds / 2, rebindSeconds: (this.leaseSeconds * 7) / 8, obtainedAt: this.clock.now() };
+    return { address: addr, prefixLength: 24, router: "172.16.0.1", dns: ["172.16.0.1"], serverId: "172.16.0.1", leaseSeconds: this.leaseSeconds, renewSeconds: this.leaseSeconds / 2, rebindSeconds: (this.leaseSeconds * 7) / 8, obtainedAt: this.clock.now(), ...(this.leaseMtu !== undefined ? { mtu: this.leaseMtu } : {}) };
   }
 
   routeGet(dst: string): RouteGetResult {
@@ -623,5 +625,94 @@ describe("runClientSidecar: the monitor (health status and metrics)", () => {
     expect(text).toMatch(/pod_gateway_client_lease_expiry_timestamp_seconds \d+\n/);
     expect(turns).toBeGreaterThanOrEqual(r.stats.probes);
     expect(mon.status(clock.now(), "v").tickAgeMs).toBeLessThanOrEqual(2000);
+  });
+});
+
+describe("issue 11 §7: MTU from DHCP option 26, isolation watched by the sidecar", () => {
+  const logged = () => {
+    const lines: { type: string; text: string }[] = [];
+    const log = createConsola({ level: 5 });
+    log.setReporters([{ log: (o) => void lines.push({ type: o.type, text: o.args.join(" ") }) }]);
+    return { log, lines };
+  };
+
+  test("client-init takes a smaller MTU from option 26 (from 576 up) and a re-run converges", async () => {
+    const w = new World(new VirtualClock());
+    w.leaseMtu = 1300;
+    await runClientInit(w.deps(), clientInput());
+    expect(w.facts.vxlan!.mtu).toBe(1300);
+    const again = await runClientInit(w.deps(), clientInput());
+    expect(again.changed).toBe(0);
+    expect(w.facts.vxlan!.mtu).toBe(1300);
+    // The gateway stops sending it: back to eth0 - 50.
+    w.leaseMtu = undefined;
+    await runClientInit(w.deps(), clientInput());
+    expect(w.facts.vxlan!.mtu).toBe(1450);
+    const w2 = new World(new VirtualClock());
+    w2.leaseMtu = 575;
+    await runClientInit(w2.deps(), clientInput());
+    expect(w2.facts.vxlan!.mtu).toBe(1450);
+    // Static mode has no lease: VPN_INTERFACE_MTU and eth0 only.
+    const w3 = new World(new VirtualClock());
+    w3.leaseMtu = 1300;
+    await runClientInit(w3.deps(), clientInput({ nat: [natEntry("web", 5)] }));
+    expect(w3.facts.vxlan!.mtu).toBe(1450);
+  });
+
+  test("the sidecar keeps option 26's MTU through a repair, and follows a renewal's new one", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 100_000, ctl });
+    const w = new World(clock);
+    w.leaseMtu = 1300;
+    clock.at(10_000, () => w.recreateGateway("198.18.0.9"));
+    clock.at(30_000, () => (w.leaseMtu = 1400));
+    const r = await initThenSidecar(w, 100_000, ctl);
+    expect(r.stats.gatewayMoves).toBe(1);
+    // The repair changed no MTU; the renewal at T1 (60 s) set the new one.
+    expect(w.applied.flat().filter((c) => c.op === "link-set").map((c) => (c.op === "link-set" ? c.mtu : 0))).toEqual([1400]);
+    expect(w.facts.vxlan!.mtu).toBe(1400);
+  });
+
+  test("a route around the tunnel is reported once, naming it, left in place, and its removal reported", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 40_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    const split: IpRoute = { dst: "0.0.0.0/1", gateway: "198.18.0.1", dev: "eth0" };
+    clock.at(5_000, () => w.facts.routes4.push(split));
+    clock.at(21_000, () => (w.facts.routes4 = w.facts.routes4.filter((r) => r !== split)));
+    const { log, lines } = logged();
+    const stats = newStats();
+    const seen: (boolean | undefined)[] = [];
+    clock.at(10_000, () => seen.push(stats.isolation.holds));
+    clock.at(25_000, () => seen.push(stats.isolation.holds));
+    await runClientInit(w.deps(), clientInput());
+    w.applied = [];
+    // The fingerprint: the main table as the fake kernel holds it.
+    await runClientSidecar({ ...w.deps(), log, routeSignature: () => JSON.stringify(w.facts.routes4) }, { ...clientInput(), signal: ctl.signal }, stats);
+    const errors = lines.filter((l) => l.type === "error");
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.text).toContain('isolation broken: route "0.0.0.0/1 via 198.18.0.1 dev eth0" sends 1.1.1.1 around the tunnel (via 198.18.0.1 dev eth0)');
+    expect(lines.filter((l) => l.text.startsWith("isolation holds again"))).toHaveLength(1);
+    expect(seen).toEqual([false, true]);
+    expect(w.applied).toEqual([]); // never fought
+    // Checked at the first tick (2 s) and on the two changes (6 s, 22 s); the next periodic one is due at 52 s.
+    expect(stats.isolation.checks).toBe(3);
+  });
+
+  test("a change the fingerprint cannot see (none here) is found by the check every 30 s", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 40_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    clock.at(5_000, () => w.facts.routes4.push({ dst: "128.0.0.0/1", gateway: "198.18.0.1", dev: "eth0", metric: 5 }));
+    const { log, lines } = logged();
+    const errorsAt: number[] = [];
+    log.addReporter({ log: (o) => void (o.type === "error" && errorsAt.push(clock.now())) });
+    await initThenSidecar(w, 40_000, ctl, {}, { log });
+    const errors = lines.filter((l) => l.type === "error");
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.text).toContain('route "128.0.0.0/1 via 198.18.0.1 dev eth0 metric 5" sends 208.67.222.222 around the tunnel');
+    expect(errorsAt).toEqual([32_000]);
   });
 });

@@ -22,7 +22,7 @@ const netInput: Omit<ClientNetworkInput, "gatewayPodIp"> = {
 
 function cfg(over: Partial<MachineConfig> = {}): MachineConfig {
   return {
-    policy: { intervalMs: 1000, retryCount: 3, repairBackoffCapMs: 30_000, reacquireDelayMs: 4000 },
+    policy: { intervalMs: 1000, retryCount: 3, repairBackoffCapMs: 30_000, reacquireDelayMs: 4000, isolationIntervalMs: 30_000 },
     mode: { kind: "dhcp" },
     network: "172.16.0",
     overlayGw: "172.16.0.1",
@@ -85,7 +85,7 @@ describe("start and which address is ours", () => {
 
 describe("the loop's steps", () => {
   test("sleep to the next tick, tick, renew at T1, rebind at T2, a new lease after expiry", () => {
-    const m = new SidecarMachine(cfg({ policy: { intervalMs: 100_000, retryCount: 3, repairBackoffCapMs: 300_000, reacquireDelayMs: 4000 } }), 0);
+    const m = new SidecarMachine(cfg({ policy: { intervalMs: 100_000, retryCount: 3, repairBackoffCapMs: 300_000, reacquireDelayMs: 4000, isolationIntervalMs: 30_000 } }), 0);
     m.start(0, initialised("172.16.0.23", 120));
     expect(m.next(0).step).toEqual({ kind: "sleep", untilMs: 60_000 }); // T1 before the first tick
     expect(m.next(60_000).step).toEqual({ kind: "renew", lease: m.lease!, rebind: false });

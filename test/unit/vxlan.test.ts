@@ -27,6 +27,17 @@ describe("MTU rule", () => {
     expect(planVxlanMtu(1500, 1480).mtu).toBe(1450);
     expect(planVxlanMtu(9001, undefined).mtu).toBe(8951);
   });
+  test("DHCP option 26 lowers it when at least 576; a smaller value is ignored and said so", () => {
+    expect(planVxlanMtu(1500, undefined, 1300)).toEqual({ mtu: 1300, why: "the gateway's DHCP option 26 MTU 1300 < eth0 MTU 1500 - 50" });
+    expect(planVxlanMtu(1500, 1400, 1300).mtu).toBe(1300);
+    expect(planVxlanMtu(1500, 1200, 1300).mtu).toBe(1200);
+    expect(planVxlanMtu(1500, undefined, 1500).mtu).toBe(1450);
+    expect(planVxlanMtu(1500, undefined, 576).mtu).toBe(576);
+    const low = planVxlanMtu(1500, undefined, 575);
+    expect(low.mtu).toBe(1450);
+    expect(low.why).toContain("DHCP option 26 MTU 575 ignored (below 576)");
+    expect(planVxlanMtu(1500, 1420).why).toBe("VPN_INTERFACE_MTU 1420 < eth0 MTU 1500 - 50");
+  });
   test("port 0 means the kernel default 8472", () => {
     expect(effectiveVxlanPort(0)).toBe(8472);
     expect(effectiveVxlanPort(4789)).toBe(4789);

@@ -28,6 +28,8 @@ export interface IsolationVerdict {
   /** Human-readable, one per probe address. */
   details: string[];
   leaks: string[];
+  /** The lookups behind `leaks`, in the same order. */
+  leaking: RouteGetResult[];
 }
 
 /**
@@ -39,6 +41,7 @@ export interface IsolationVerdict {
 export function decideIsolation(results: readonly RouteGetResult[]): IsolationVerdict {
   const details: string[] = [];
   const leaks: string[] = [];
+  const leaking: RouteGetResult[] = [];
   for (const r of results) {
     if (r.ok) {
       if (r.dev === VXLAN_IF) details.push(`${r.dst}: through the tunnel (${r.gateway ? `via ${r.gateway} ` : ""}dev ${r.dev})`);
@@ -46,6 +49,7 @@ export function decideIsolation(results: readonly RouteGetResult[]): IsolationVe
       else {
         const d = `${r.dst} is reachable ${r.gateway ? `via ${r.gateway} ` : ""}dev ${r.dev ?? "?"}`;
         leaks.push(d);
+        leaking.push(r);
         details.push(d);
       }
     } else {
@@ -54,9 +58,10 @@ export function decideIsolation(results: readonly RouteGetResult[]): IsolationVe
       else {
         const d = `${r.dst}: route lookup failed unexpectedly (${r.message})`;
         leaks.push(d);
+        leaking.push(r);
         details.push(d);
       }
     }
   }
-  return { isolated: leaks.length === 0, details, leaks };
+  return { isolated: leaks.length === 0, details, leaks, leaking };
 }

@@ -40,6 +40,8 @@ export interface ClientNetworkInput {
   /** VXLAN_IP_NETWORK, e.g. "172.16.0". */
   network: string;
   vpnInterfaceMtu: number | undefined;
+  /** DHCP option 26 from the gateway (DHCP mode), honoured from MIN_DHCP_MTU up (planVxlanMtu). */
+  dhcpMtu?: number | undefined;
   notRoutedCidrs: readonly string[];
   dnsServers: readonly string[];
   gatewayPodIp: string;
@@ -143,7 +145,7 @@ export function pinTargets(input: ClientNetworkInput): { targets: { prefix: Pref
 
 export function planVxlan(facts: ClientFacts, input: ClientNetworkInput): VxlanSpec {
   if (!facts.eth0) throw new PlanError(`${POD_IF} does not exist: the VXLAN tunnel needs it as its lower device`);
-  const { mtu, why } = planVxlanMtu(facts.eth0.mtu, input.vpnInterfaceMtu);
+  const { mtu, why } = planVxlanMtu(facts.eth0.mtu, input.vpnInterfaceMtu, input.dhcpMtu);
   return {
     name: VXLAN_IF,
     vni: input.vni,
@@ -281,6 +283,17 @@ export function planClientNetwork(facts: ClientFacts, input: ClientNetworkInput)
     link.push({ op: "vxlan-add", vxlan, why: "tunnel to the gateway pod" });
   }
   return { original, vxlan, pins: [...pins, ...v6.pins], skipped, defaultRoute, changes: [...adds, ...dels, ...link] };
+}
+
+/**
+ * vxlan0's MTU once a lease is known (phase 2, and each renewal in the sidecar): the link-set
+ * that brings it to planVxlanMtu's answer with the lease's option 26, or nothing.
+ */
+export function planVxlanMtuChange(facts: ClientFacts, input: Pick<ClientNetworkInput, "vpnInterfaceMtu" | "dhcpMtu">): Change[] {
+  const vx = facts.vxlan;
+  if (!vx || !facts.eth0) return [];
+  const { mtu, why } = planVxlanMtu(facts.eth0.mtu, input.vpnInterfaceMtu, input.dhcpMtu);
+  return vx.mtu === mtu ? [] : [{ op: "link-set", dev: VXLAN_IF, mtu, why }];
 }
 
 export interface AddressWanted {

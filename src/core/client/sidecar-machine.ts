@@ -15,14 +15,17 @@ import { planClientAddress, planClientNetwork, stateChanges, type Change, type C
 import { planLookupWithProbe, planNextTickAt, planRepair as planRepairNow, type OutageState, type ProbePolicy } from "./sidecar.ts";
 import type { AddressFact, ClientFacts } from "./facts.ts";
 import { VXLAN_IF } from "../net/vxlan.ts";
+import { IsolationWatch, type IsolationState } from "./isolation-watch.ts";
 
-export type Note = { level: "trace" | "debug" | "info" | "warn"; text: string };
+export type Note = { level: "trace" | "debug" | "info" | "warn" | "error"; text: string };
 
 export type SidecarMode = { kind: "static"; address: string } | { kind: "dhcp" };
 
 export interface MachinePolicy extends ProbePolicy {
   /** DHCP mode without a lease: the wait between two attempts to get a new one. */
   reacquireDelayMs: number;
+  /** How often the pod's isolation is re-checked besides on route changes (IsolationWatch). */
+  isolationIntervalMs: number;
 }
 
 export interface MachineConfig {
@@ -47,10 +50,15 @@ export interface SidecarStats {
   renewals: number;
   failedRenewals: number;
   leasesAcquired: number;
+  /** Whether the pod is still isolated (no route around the tunnel): readiness reads `isolation.holds`. */
+  isolation: IsolationState;
 }
 
 export function newStats(): SidecarStats {
-  return { probes: 0, failedProbes: 0, heals: 0, gatewayMoves: 0, reinits: 0, renewals: 0, failedRenewals: 0, leasesAcquired: 0 };
+  return {
+    probes: 0, failedProbes: 0, heals: 0, gatewayMoves: 0, reinits: 0, renewals: 0, failedRenewals: 0, leasesAcquired: 0,
+    isolation: { holds: undefined, problem: undefined, checks: 0 },
+  };
 }
 
 export type NextStep =
@@ -90,6 +98,13 @@ export class SidecarMachine {
   /** A failed lookup is logged once per outage. */
   private lookupWarned = false;
   private nextTickAt: number;
+  /** When and what to report about routes around the tunnel. */
+  readonly isolation: IsolationWatch;
+  /**
+   * DHCP option 26 of the lease held (planVxlanMtu takes it from 576 up). Taken over from client-init,
+   * vxlan0's MTU stands for it until a lease of our own says otherwise.
+   */
+  dhcpMtu: number | undefined;
 
   constructor(
     readonly cfg: MachineConfig,
@@ -98,6 +113,7 @@ export class SidecarMachine {
   ) {
     this.stats = stats;
     this.nextTickAt = now + cfg.policy.intervalMs;
+    this.isolation = new IsolationWatch(cfg.policy.isolationIntervalMs, now, this.stats.isolation);
   }
 
   /** Which of vxlan0's addresses is ours: the static one, or (DHCP) any of the overlay network. */
@@ -121,6 +137,7 @@ export class SidecarMachine {
     this.gatewayIp = f.vxlan.remote;
     if (this.cfg.mode.kind === "dhcp") {
       this.lease = leaseFromAddress(addr, this.cfg.overlayGw, now);
+      this.dhcpMtu = f.vxlan.mtu;
       if (leaseTimes(this.lease)) notes.push(note("info", `took over the DHCP lease of ${addr.local}: ${this.lease.leaseSeconds} s left, renewing in ${Math.round(this.lease.renewSeconds)} s`));
       else notes.push(note("info", `took over the DHCP lease of ${addr.local}: it does not expire, nothing to renew`));
     }
@@ -136,6 +153,7 @@ export class SidecarMachine {
   reinitDone(r: ReinitOutcome): Note[] {
     this.gatewayIp = r.gatewayPodIp;
     if (r.lease) {
+      this.dhcpMtu = r.lease.mtu;
       this.lease = r.lease;
       this.leaseFailedAt = undefined;
       this.reacquireAt = undefined;
@@ -195,6 +213,7 @@ export class SidecarMachine {
   }
 
   acquired(lease: Lease): Note[] {
+    this.dhcpMtu = lease.mtu;
     this.lease = lease;
     this.leaseFailedAt = undefined;
     this.reacquireAt = undefined;
@@ -210,6 +229,7 @@ export class SidecarMachine {
   renewed(previous: Lease, lease: Lease, rebind: boolean): Note[] {
     const notes: Note[] = [];
     if (lease.address !== previous.address) notes.push(note("warn", `the DHCP server moved us from ${previous.address} to ${lease.address}`));
+    this.dhcpMtu = lease.mtu;
     this.lease = lease;
     this.leaseFailedAt = undefined;
     this.stats.renewals++;
@@ -294,7 +314,7 @@ export class SidecarMachine {
     const target = gw ?? this.gatewayIp ?? facts.vxlan.remote;
     if (!target) return { kind: "none", notes: [] };
     try {
-      const plan = planClientNetwork(facts, { ...this.cfg.netInput, gatewayPodIp: target });
+      const plan = planClientNetwork(facts, { ...this.cfg.netInput, dhcpMtu: this.dhcpMtu, gatewayPodIp: target });
       if (plan.changes.some((c) => c.op === "vxlan-add")) return { kind: "reinit", why: `${VXLAN_IF} no longer matches the settings` };
       const m = this.cfg.mode;
       const want =

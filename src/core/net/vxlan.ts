@@ -14,11 +14,28 @@ export const KERNEL_DEFAULT_VXLAN_PORT = 8472;
  */
 export const VXLAN_OVERHEAD = 50;
 
-export function planVxlanMtu(eth0Mtu: number, vpnInterfaceMtu: number | undefined): { mtu: number; why: string } {
+/**
+ * DHCP option 26 (interface MTU) is taken only from 576 up: RFC 2132 §5.1 allows 68, but 576 is
+ * the smallest datagram every IPv4 host must accept (RFC 791), and a smaller value from a
+ * misconfigured server would cripple the pod rather than protect it.
+ */
+export const MIN_DHCP_MTU = 576;
+
+/**
+ * vxlan0's MTU: the smallest of eth0 - 50, VPN_INTERFACE_MTU when set, and the MTU the gateway
+ * advertises with DHCP option 26 (client side, `dhcpMtu`) when it is at least MIN_DHCP_MTU.
+ */
+export function planVxlanMtu(eth0Mtu: number, vpnInterfaceMtu: number | undefined, dhcpMtu?: number): { mtu: number; why: string } {
   const fromEth0 = eth0Mtu - VXLAN_OVERHEAD;
-  if (vpnInterfaceMtu !== undefined && vpnInterfaceMtu < fromEth0)
-    return { mtu: vpnInterfaceMtu, why: `VPN_INTERFACE_MTU ${vpnInterfaceMtu} < eth0 MTU ${eth0Mtu} - ${VXLAN_OVERHEAD}` };
-  return { mtu: fromEth0, why: `eth0 MTU ${eth0Mtu} - ${VXLAN_OVERHEAD}${vpnInterfaceMtu !== undefined ? ` (VPN_INTERFACE_MTU ${vpnInterfaceMtu} is not lower)` : ""}` };
+  const bounds: { mtu: number; why: string }[] = [{ mtu: fromEth0, why: `eth0 MTU ${eth0Mtu} - ${VXLAN_OVERHEAD}` }];
+  if (vpnInterfaceMtu !== undefined) bounds.push({ mtu: vpnInterfaceMtu, why: `VPN_INTERFACE_MTU ${vpnInterfaceMtu}` });
+  const ignored = dhcpMtu !== undefined && dhcpMtu < MIN_DHCP_MTU;
+  if (dhcpMtu !== undefined && !ignored) bounds.push({ mtu: dhcpMtu, why: `the gateway's DHCP option 26 MTU ${dhcpMtu}` });
+  // The first of the smallest wins: eth0's rule, then the setting, then the gateway's word.
+  const best = bounds.reduce((a, b) => (b.mtu < a.mtu ? b : a));
+  const others = bounds.slice(1).filter((b) => b !== best).map((b) => b.why);
+  const notes = [others.length > 0 ? `${others.join(", ")} ${others.length > 1 ? "are" : "is"} not lower` : "", ignored ? `DHCP option 26 MTU ${dhcpMtu} ignored (below ${MIN_DHCP_MTU})` : ""].filter(Boolean);
+  return { mtu: best.mtu, why: `${best.why}${best !== bounds[0] ? ` < eth0 MTU ${eth0Mtu} - ${VXLAN_OVERHEAD}` : ""}${notes.length > 0 ? ` (${notes.join("; ")})` : ""}` };
 }
 
 /**

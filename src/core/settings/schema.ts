@@ -82,6 +82,8 @@ export const RANGES = {
   FIREWALL_CHECK_INTERVAL: { min: 1, max: 3600 },
   /** gateway-sidecar --route-check-interval / $POD_GATEWAY_ROUTE_CHECK_INTERVAL (kill switch's routing layer). */
   ROUTE_CHECK_INTERVAL: { min: 0.05, max: 60 },
+  /** client-sidecar --isolation-check-interval / $POD_GATEWAY_ISOLATION_CHECK_INTERVAL. */
+  ISOLATION_CHECK_INTERVAL: { min: 0.1, max: 3600 },
   /** gateway-sidecar --max-failed-checks / $POD_GATEWAY_MAX_FAILED_CHECKS. */
   MAX_FAILED_CHECKS: { min: 1, max: 1000 },
 } as const;
