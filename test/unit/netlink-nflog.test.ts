@@ -93,6 +93,15 @@ describe("planDropReport", () => {
     expect(s.pending.size).toBe(0);
     expect(planDropReport(s, 200_000, "eth0")).toBeUndefined();
   });
+  test("multicast, broadcast and link-local destinations (router solicitations, MLD) never take the report", () => {
+    const s = newDropReportState();
+    const mld = decodeNflogPacket(one(MLD6))!;
+    recordDrops(s, [mld, { ...mld, dst: "fe80::1" }, pkt("224.0.0.22", "proto 2"), pkt("255.255.255.255", "udp", 67), pkt("169.254.169.254", "tcp", 80)]);
+    expect(planDropReport(s, 0, "eth0")).toBeUndefined();
+    recordDrops(s, [pkt("203.0.113.5", "udp", 51820), mld]);
+    expect(planDropReport(s, 1, "eth0")).toBe("the kill switch dropped 1 packet to 203.0.113.5 udp/51820 on eth0 — if that is your VPN server, add 51820 to VPN_TRAFFIC_PORT");
+  });
+
   test("no port hint for protocols without ports", () => {
     const s = newDropReportState();
     recordDrops(s, [pkt("198.51.100.1", "icmp")]);

@@ -161,9 +161,21 @@ export function describeDestination(p: LoggedPacket): string {
   return p.port !== undefined ? `${p.dst} ${p.proto}/${p.port}` : `${p.dst} ${p.proto}`;
 }
 
+/**
+ * Multicast, broadcast and link-local destinations (IPv6 router solicitations and MLD reports,
+ * which the kill switch drops on eth0 too) can never be a VPN server: they are counted by the
+ * reader but never take the report's one line a minute.
+ */
+export function isReportable(p: LoggedPacket): boolean {
+  if (p.family === 6) return !/^(ff|fe[89ab])/i.test(p.dst);
+  const first = Number(p.dst.slice(0, p.dst.indexOf(".")));
+  return !(first >= 224 || p.dst.startsWith("169.254."));
+}
+
 /** Count packets; bounded: past 1000 distinct destinations a minute the rest count as "others". */
 export function recordDrops(state: DropReportState, packets: readonly LoggedPacket[]): void {
   for (const p of packets) {
+    if (!isReportable(p)) continue;
     const key = describeDestination(p);
     const e = state.pending.get(key) ?? (state.pending.size < 1000 ? { packet: p, count: 0 } : undefined);
     if (!e) {
