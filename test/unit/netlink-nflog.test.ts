@@ -2,6 +2,7 @@
 // sent for the NFLOG rule of a throwaway namespace: udp and tcp to 203.0.113.5, udp to
 // 2001:db8:1::5, an MLD report with its hop-by-hop header) and the drop report (issue 13 §5).
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import {
   decodeIpHeader,
   decodeNflogPacket,
@@ -65,6 +66,26 @@ describe("decodeNflogPacket (captured from the kernel)", () => {
     const bad = m.payload.slice();
     bad[4] = 0xff; // first attribute's length past the end
     expect(() => decodeNflogPacket({ ...m, payload: bad })).toThrow(NetlinkDecodeError);
+  });
+});
+
+describe("decodeNflogPacket on hostile bytes", () => {
+  test("property: any bytes after a packet header decode or throw NetlinkDecodeError, nothing else", () => {
+    const head = one(UDP4);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        try {
+          const p = decodeNflogPacket({ header: head.header, payload: bytes });
+          if (p) expect(["tcp", "udp", "icmp", "icmpv6", "sctp", "fragment"].includes(p.proto) || p.proto.startsWith("proto ")).toBe(true);
+        } catch (e) {
+          expect(e).toBeInstanceOf(NetlinkDecodeError);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+  test("property: any IP header bytes give a result or undefined, never an exception", () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 120 }), (bytes) => void decodeIpHeader(bytes)), { numRuns: 2000 });
   });
 });
 
