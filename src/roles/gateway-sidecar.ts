@@ -24,6 +24,7 @@ import { forwardSignals, spawnSupervised, type SupervisedChild } from "../sys/su
 import { readRegularFile } from "../sys/files.ts";
 import { MAX_CONFIG_FILE_BYTES } from "../core/settings/limits.ts";
 import { startDuplicateWatch } from "../sys/duplicates-watch.ts";
+import { startDropReport } from "../sys/drop-report.ts";
 import { readRouteSignature } from "../sys/route-signature.ts";
 import { watchFile, writeFileAtomic } from "../sys/watch.ts";
 import { openFirewall, reconcileGatewayNetwork } from "./gateway-init.ts";
@@ -264,6 +265,8 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
 
   // Duplicate overlay addresses and MACs (issue 13 §2): src/sys/duplicates-watch.ts.
   const duplicates = startDuplicateWatch({ runner: deps.runner, log: log.withTag("duplicates") });
+  // What the kill switch drops on eth0 (issue 13 §5): src/sys/drop-report.ts; `drops.counter` is for metrics.
+  const drops = fwPlan.killSwitch ? startDropReport({ log: log.withTag("kill switch") }) : undefined;
 
   // 6. dnsmasq in the foreground.
   let child: SupervisedChild;
@@ -273,6 +276,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     stopTimers();
     watcher.close();
     duplicates.stop();
+    drops?.stop();
     throw new StepError("starting dnsmasq", (e as Error).message, { cause: e });
   }
   deps.monitor?.dnsmasqStarted(child, leaseFile);
@@ -289,6 +293,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   stopTimers();
   watcher.close();
   duplicates.stop();
+  drops?.stop();
   await guard.idle();
   if (gaveUp) return 1;
   if (child.stopping) {

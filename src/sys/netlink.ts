@@ -116,6 +116,8 @@ export interface NetlinkOptions {
   timeoutMs?: number;
   /** SO_RCVBUF in bytes (tests make it small to provoke ENOBUFS). */
   rcvbuf?: number;
+  /** Netlink protocol (default NETLINK_ROUTE; the drop report uses NETLINK_NETFILTER). */
+  protocol?: number;
 }
 
 /** How often a dump is retried when the kernel says it was interrupted by a change. */
@@ -134,10 +136,10 @@ export class NetlinkSocket {
 
   static open(opts: NetlinkOptions = {}): NetlinkSocket {
     const c = libc();
-    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, C.NETLINK_ROUTE);
+    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, opts.protocol ?? C.NETLINK_ROUTE);
     if (fd < 0) {
       const e = errno();
-      throw new NetlinkError("opening a NETLINK_ROUTE socket", e);
+      throw new NetlinkError(opts.protocol === undefined ? "opening a NETLINK_ROUTE socket" : `opening a netlink socket (protocol ${opts.protocol})`, e);
     }
     const s = new NetlinkSocket(fd);
     try {

@@ -45,6 +45,7 @@ const GOLDEN_V4 = `*filter
 -A POD-GATEWAY-OUTPUT -d 10.0.0.0/8 -m comment --comment "to VPN_LOCAL_CIDRS" -j ACCEPT
 -A POD-GATEWAY-OUTPUT -p udp -m udp --dport 443 -m comment --comment "vpn transport" -j ACCEPT
 -A POD-GATEWAY-OUTPUT -p tcp -m tcp --dport 443 -m comment --comment "vpn transport" -j ACCEPT
+-A POD-GATEWAY-OUTPUT -o eth0 -m limit --limit 10/sec -m comment --comment "drop report" -j NFLOG --nflog-group 4201
 -A POD-GATEWAY-OUTPUT -m comment --comment "kill switch" -j DROP
 -I INPUT 1 -j POD-GATEWAY-INPUT
 -I FORWARD 1 -j POD-GATEWAY-FORWARD
@@ -90,6 +91,7 @@ const GOLDEN_V6 = `*filter
 -A POD-GATEWAY-OUTPUT -o eth0 -m conntrack --ctstate ESTABLISHED --ctdir REPLY -m comment --comment "replies to connections opened to the gateway" -j ACCEPT
 -A POD-GATEWAY-OUTPUT -p udp -m udp --dport 443 -m comment --comment "vpn transport" -j ACCEPT
 -A POD-GATEWAY-OUTPUT -p tcp -m tcp --dport 443 -m comment --comment "vpn transport" -j ACCEPT
+-A POD-GATEWAY-OUTPUT -o eth0 -m limit --limit 10/sec -m comment --comment "drop report" -j NFLOG --nflog-group 4201
 -A POD-GATEWAY-OUTPUT -m comment --comment "kill switch" -j DROP
 -I INPUT 1 -j POD-GATEWAY-INPUT
 -I FORWARD 1 -j POD-GATEWAY-FORWARD
@@ -220,7 +222,7 @@ describe("diffIptables", () => {
     expect(diffIptables(plan, 4, changed)[0]).toStartWith('iptables filter POD-GATEWAY-OUTPUT: rule 7 is "-p udp -m udp --dport 444');
     const fewer = parseIptablesSave(saveAfter(plan, 4).replace(/-A POD-GATEWAY-OUTPUT -m comment --comment "kill switch" -j DROP\n/, ""));
     expect(diffIptables(plan, 4, fewer)).toEqual([
-      'iptables filter POD-GATEWAY-OUTPUT: 8 rules, expected 9 (first difference at rule 9: none instead of -m comment --comment "kill switch" -j DROP)',
+      'iptables filter POD-GATEWAY-OUTPUT: 9 rules, expected 10 (first difference at rule 10: none instead of -m comment --comment "kill switch" -j DROP)',
     ]);
   });
 });

@@ -14,6 +14,7 @@ import {
   type FirewallSettings,
   type FwRule,
 } from "../../src/core/firewall/model.ts";
+import { KILLSWITCH_NFLOG_GROUP } from "../../src/core/firewall/names.ts";
 import { formatPrefix4, parsePrefix4 } from "../../src/core/net/ipv4.ts";
 import { testSettings } from "../helpers/settings.ts";
 
@@ -74,9 +75,12 @@ describe("planFirewall", () => {
       ["192.168.0.0/16", "accept"],
       ["udp/443", "accept"],
       ["tcp/443", "accept"],
+      ["eth0", "nflog"], // the drop report (issue 13 §5): what eth0 is about to drop, to the sidecar
       ["undefined/undefined", "drop"],
     ]);
     expect(out4[4]!.match).toEqual({ out: "eth0", ctState: ["established"], ctReply: true });
+    expect(out4.at(-2)!.target).toEqual({ kind: "nflog", group: KILLSWITCH_NFLOG_GROUP, perSecond: 10 });
+    expect(out4.at(-2)!.families).toEqual([4, 6]);
     // No rule anywhere matches on an address of the VPN interface.
     expect(p.rules.every((r) => r.match.src === undefined || r.match.src === "172.16.0.0/24")).toBe(true);
   });
@@ -146,10 +150,10 @@ describe("planFirewall", () => {
   test("the plan is deterministic and counts rules by purpose", () => {
     expect(planFirewall(base, [web])).toEqual(planFirewall(base, [web]));
     expect(countByPurpose(planFirewall(base, [web]))).toEqual({
-      "client-input": 5, "mss-clamp": 1, nat: 1, "port-forward": 4, replies: 3, "vpn-ingress": 1, "kill-switch": 13, "ipv6-block": 2,
+      "client-input": 5, "mss-clamp": 1, nat: 1, "port-forward": 4, replies: 3, "vpn-ingress": 1, "kill-switch": 14, "ipv6-block": 2,
     });
     expect(summarizeFirewall(planFirewall(base, [web]))).toEqual([
-      "rules by purpose: client-input 5, mss-clamp 1, nat 1, port-forward 4, replies 3, vpn-ingress 1, kill-switch 13, ipv6-block 2",
+      "rules by purpose: client-input 5, mss-clamp 1, nat 1, port-forward 4, replies 3, vpn-ingress 1, kill-switch 14, ipv6-block 2",
       "nat: MASQUERADE",
       "kill switch: on (traffic leaves only through tun0)",
       "port forwards: tun0:tcp/8080 -> 172.16.0.10 (web), tun0:udp/8081 -> 172.16.0.10 (web)",

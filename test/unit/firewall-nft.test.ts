@@ -60,6 +60,7 @@ table inet pod_gateway {
 		ip daddr 10.0.0.0/8 accept comment "to VPN_LOCAL_CIDRS #0417d5bf"
 		udp dport 443 accept comment "vpn transport #510a878a"
 		tcp dport 443 accept comment "vpn transport #de144f16"
+		oifname "eth0" limit rate 10/second log group 4201 comment "drop report #708a0d00"
 		counter drop comment "kill switch #46516870"
 	}
 
@@ -112,6 +113,7 @@ const CAPTURED = `{"nftables":[
 {"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":31,"comment":"to VPN_LOCAL_CIDRS #0417d5bf","expr":[{"match":null},{"accept":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":32,"comment":"vpn transport #510a878a","expr":[{"match":null},{"accept":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":33,"comment":"vpn transport #de144f16","expr":[{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":39,"comment":"drop report #708a0d00","expr":[{"match":null},{"limit":null},{"log":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":34,"comment":"kill switch #46516870","expr":[{"counter":null},{"drop":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"prerouting","handle":35,"comment":"port forwards tcp #af1ba1c4","expr":[{"match":null},{"match":null},{"dnat":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"prerouting","handle":36,"comment":"port forwards udp #7ce13a40","expr":[{"match":null},{"match":null},{"dnat":null}]}},
@@ -216,7 +218,7 @@ describe("parseNftTableJson / diffNft", () => {
     const state = parseNftTableJson(CAPTURED);
     state.chains.get("output")!.rules.pop();
     expect(diffNft(plan, state)).toEqual([
-      'nft table inet pod_gateway: chain output has 8 rules, expected 9 (first difference at rule 9: none instead of drop "kill switch #46516870")',
+      'nft table inet pod_gateway: chain output has 9 rules, expected 10 (first difference at rule 10: none instead of drop "kill switch #46516870")',
     ]);
     const prio = parseNftTableJson(CAPTURED.replace('"hook":"input","prio":-10', '"hook":"input","prio":0'));
     expect(diffNft(plan, prio)).toEqual(["nft table inet pod_gateway: chain input is type filter hook input priority 0 policy accept, expected filter input -10 accept"]);

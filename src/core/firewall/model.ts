@@ -4,6 +4,7 @@
 // enforce exactly the same policy.
 import type { NatEntry, Settings } from "../settings/types.ts";
 import { formatPrefix4, parsePrefix4 } from "../net/ipv4.ts";
+import { KILLSWITCH_NFLOG_GROUP, KILLSWITCH_NFLOG_PER_SECOND } from "./names.ts";
 import { effectiveVxlanPort, overlayAddress, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 
 export type Family = 4 | 6;
@@ -46,7 +47,9 @@ export type Target =
   | { kind: "masquerade" }
   | { kind: "snat"; to: string }
   | { kind: "dnat"; to: string; port: number }
-  | { kind: "clamp-mss" };
+  | { kind: "clamp-mss" }
+  /** Copy the packet to an nfnetlink_log group, rate-limited; the packet goes on to the next rule. */
+  | { kind: "nflog"; group: number; perSecond: number };
 
 export interface FwRule {
   table: Table;
@@ -184,6 +187,11 @@ export function planFirewall(s: FirewallSettings, nat: readonly FirewallNatEntry
       add("filter", "output", BOTH, "kill-switch", "vpn transport", { proto: "udp", dport: port }, accept);
       add("filter", "output", BOTH, "kill-switch", "vpn transport", { proto: "tcp", dport: port }, accept);
     }
+    // The drop report (issue 13 §5): what is about to be dropped on eth0 goes to gateway-sidecar
+    // too, a few packets a second, so a VPN_TRAFFIC_PORT that misses the VPN server's port is
+    // named in the log instead of silently blocking the VPN's own connection.
+    add("filter", "output", BOTH, "kill-switch", "drop report", { out: POD_IF },
+      { kind: "nflog", group: KILLSWITCH_NFLOG_GROUP, perSecond: KILLSWITCH_NFLOG_PER_SECOND });
     add("filter", "output", BOTH, "kill-switch", "kill switch", {}, drop);
   }
 

@@ -74,3 +74,12 @@ export const LOWEST_ROUTE_PRIORITY = 4294967295;
  * 201 (client-init's and our VPN_LOCAL_CIDRS routes) and 202 are unassigned in rtnetlink.h.
  */
 export const CLUSTER_DNS_ROUTE_PROTO = 202;
+
+/**
+ * The kill switch's drop report (issue 13 §5): just before the drop on eth0 output, a rule copies
+ * what is about to be dropped to this nfnetlink_log group, at most KILLSWITCH_NFLOG_PER_SECOND
+ * packets a second (burst 5), and gateway-sidecar reads the group (src/sys/drop-report.ts). Group
+ * numbers are per network namespace; 4201 like our table, in none of the common VPN scripts.
+ */
+export const KILLSWITCH_NFLOG_GROUP = 4201;
+export const KILLSWITCH_NFLOG_PER_SECOND = 10;

@@ -82,8 +82,10 @@ export function renderIptablesRule(r: FwRule, family: Family): string {
     if (states.size > 0) out.push("--ctstate", CT_ORDER.filter((s) => states.has(s)).join(","));
     if (m.ctReply) out.push("--ctdir", "REPLY");
   }
-  out.push("-m", "comment", "--comment", quoteLikeSave(r.comment));
   const t = r.target;
+  // iptables-save prints matches in the order they were given: the limit before the comment.
+  if (t.kind === "nflog") out.push("-m", "limit", "--limit", `${t.perSecond}/sec`);
+  out.push("-m", "comment", "--comment", quoteLikeSave(r.comment));
   switch (t.kind) {
     case "accept": out.push("-j", "ACCEPT"); break;
     case "drop": out.push("-j", "DROP"); break;
@@ -92,6 +94,7 @@ export function renderIptablesRule(r: FwRule, family: Family): string {
     case "snat": out.push("-j", "SNAT", "--to-source", t.to); break;
     case "dnat": out.push("-j", "DNAT", "--to-destination", `${t.to}:${t.port}`); break;
     case "clamp-mss": out.push("-j", "TCPMSS", "--clamp-mss-to-pmtu"); break;
+    case "nflog": out.push("-j", "NFLOG", "--nflog-group", String(t.group)); break;
   }
   return out.join(" ");
 }

@@ -88,6 +88,7 @@ export interface NftTablePlan {
 export function nftVerdict(r: FwRule): string {
   switch (r.target.kind) {
     case "clamp-mss": return "mangle";
+    case "nflog": return "log";
     default: return r.target.kind;
   }
 }
@@ -153,6 +154,7 @@ export function renderNftStatement(r: FwRule): string {
     case "snat": out.push(`snat ip to ${t.to}`); break;
     case "dnat": out.push(`dnat ip to ${t.to}:${t.port}`); break;
     case "clamp-mss": out.push("tcp option maxseg size set rt mtu"); break;
+    case "nflog": out.push(`limit rate ${t.perSecond}/second log group ${t.group}`); break;
   }
   return out.join(" ");
 }
@@ -303,7 +305,7 @@ export interface NftTableState {
   others: string[];
 }
 
-const VERDICTS = ["accept", "drop", "reject", "masquerade", "snat", "dnat", "mangle"];
+const VERDICTS = ["accept", "drop", "reject", "masquerade", "snat", "dnat", "mangle", "log"];
 
 /** An element (or a part of one) of `nft -j` output, in the syntax nft scripts use. */
 function elementText(e: unknown): string {
