@@ -279,9 +279,8 @@ describe("the roles from the image, run by podman in the lab", () => {
   }, 240_000);
 
   test("client-1's sidecar released its DHCP lease when stopped, with only NET_ADMIN and NET_RAW", () => {
-    // Known failure (see notes): the release (and renewals) go through a UDP socket bound to
-    // <lease>:68, a privileged port; with --cap-drop all it needs CAP_NET_BIND_SERVICE, which
-    // the webhook's containers do not have, so bind() fails with EACCES.
+    // The release (and renewals) once went through a UDP socket bound to <lease>:68, a privileged
+    // port: with --cap-drop all, bind() failed with EACCES. They now use the packet socket (NET_RAW).
     const text = stopped["client-1"] ?? "";
     const failed = /releasing the DHCP lease[^\n]*/.exec(text)?.[0];
     expect({ released: text.includes("released the DHCP lease"), failed }).toEqual({ released: true, failed: undefined });
