@@ -5,9 +5,11 @@
 // eth0 (or with eth0's source), and the unicast OFFER to our MAC is never delivered to a UDP
 // socket while the address is not local. Why not UDP for renew/release either: a socket bound to
 // port 68 needs NET_BIND_SERVICE, which a container with only NET_ADMIN and NET_RAW lacks
-// (`--cap-drop all`: bind fails with EACCES); the packet socket needs only NET_RAW. The server's
-// unicast reply to a renewal reaches the packet socket before the IP layer, which, finding no
-// UDP socket on port 68, answers it with an ICMP port unreachable that dnsmasq ignores.
+// (`--cap-drop all`: bind fails with EACCES); the packet socket needs only NET_RAW. Renewals
+// leave at the link broadcast too, with the server's IP as destination (the gateway accepts them:
+// net.ipv4.conf.*.drop_unicast_in_l2_multicast is off by default). The server's unicast reply
+// reaches the packet socket as well as the IP layer, which finds no UDP socket on port 68 and may
+// answer with an ICMP port unreachable; the lab's renewal tests pass with it.
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DecodeError, decodeIpUdp, encodeIpUdp } from "../core/dhcp/codec.ts";
 import { DHCP_REPLY_FILTER, encodeBpfProgram } from "../core/dhcp/bpf.ts";
