@@ -4,7 +4,8 @@
 // IP and flush vxlan0's neighbours — same MAC, same lease); while it stays down, look its name up
 // again with every probe, so a move is repaired within one interval, and repeat the in-place repair
 // with backoff; re-initialise fully only when the tunnel itself is gone. Renew the DHCP lease at
-// T1/T2, release it when the rest of the pod has finished (Jobs; on SIGTERM only then). Never exits
+// T1/T2, release it when the rest of the pod has finished (Jobs; on SIGTERM only then, otherwise
+// shorten it to SHUTDOWN_LEASE_SECONDS so the pool survives churn). Never exits
 // on failure: a crash-looping sidecar heals nothing.
 //
 // This file is the driver: every decision is SidecarMachine's (src/core/client/sidecar-machine.ts);

@@ -68,6 +68,13 @@ describe("the DHCP pool under churn (issue 13 §7)", () => {
       const t0 = performance.now();
       const got: string[] = [];
       const logs: { address: string; text: string }[] = [];
+      /** Seconds left of each pod's lease in dnsmasq's lease file after its SIGTERM. */
+      const leftAtGateway: number[] = [];
+      const leaseLeft = async (address: string): Promise<number> => {
+        const text = await Bun.file(join(lab.runDir, "churn", "dnsmasq.leases")).text().catch(() => "");
+        const line = text.split("\n").find((l) => l.split(" ")[2] === address);
+        return line ? Number(line.split(" ")[0]) - Date.now() / 1000 : Infinity;
+      };
       for (let i = 0; i < PODS; i++) {
         const env = { ...lab.roleEnv("client-0"), POD_NAME: `churn-${i}` };
         // client-init as the kubelet runs it: retried until it succeeds (each try waits for DHCP
@@ -88,6 +95,10 @@ describe("the DHCP pool under churn (issue 13 §7)", () => {
         side.kill("SIGTERM");
         expect(await side.exited).toBe(0);
         logs.push({ address, text: out.text() });
+        // At the gateway the lease now ends within ~2 minutes (the 12 h default otherwise).
+        let left = Infinity;
+        await waitFor(`dnsmasq's lease of ${address} to be shortened`, async () => (left = await leaseLeft(address)) <= 125, 5000).catch(() => {});
+        leftAtGateway.push(Math.round(left));
         // The pod is deleted: its network namespace (here: its tunnel) goes.
         await lab.exec("client-0", ["ip", "link", "del", "vxlan0"]);
       }
@@ -95,6 +106,8 @@ describe("the DHCP pool under churn (issue 13 §7)", () => {
       // The first five took the whole pool; later pods reused lapsed addresses.
       expect(new Set(got.slice(0, POOL.length)).size).toBe(POOL.length);
       expect(got).toHaveLength(PODS);
+      measured.leftAtGateway = leftAtGateway.join(",");
+      for (const left of leftAtGateway) expect(left).toBeLessThanOrEqual(125);
       for (const l of logs) {
         expect(l.text).toContain(`not releasing the DHCP lease of ${l.address}`);
         expect(l.text).toContain("shortened it to 120 s"); // asked for 120 s; dnsmasq granted it
