@@ -55,7 +55,7 @@ export interface DhcpIdentity {
 export interface DhcpClient {
   acquire(id: DhcpIdentity, opts: { requestedAddress?: string; deadlineMs: number; signal?: AbortSignal }): Promise<Lease>;
   /** Unicast REQUEST to lease.serverId (renewing) or broadcast (rebinding). */
-  renew(lease: Lease, id: DhcpIdentity, opts: { broadcast: boolean; deadlineMs: number; signal?: AbortSignal }): Promise<Lease>;
+  renew(lease: Lease, id: DhcpIdentity, opts: { broadcast: boolean; deadlineMs: number; signal?: AbortSignal; leaseSeconds?: number }): Promise<Lease>;
   release(lease: Lease, id: DhcpIdentity): Promise<void>;
 }
 

@@ -4,7 +4,8 @@
 // IP and flush vxlan0's neighbours — same MAC, same lease); while it stays down, look its name up
 // again with every probe, so a move is repaired within one interval, and repeat the in-place repair
 // with backoff; re-initialise fully only when the tunnel itself is gone. Renew the DHCP lease at
-// T1/T2, release it when the rest of the pod has finished (Jobs; on SIGTERM only then). Never exits
+// T1/T2, release it when the rest of the pod has finished (Jobs; on SIGTERM only then, otherwise
+// shorten it to SHUTDOWN_LEASE_SECONDS so the pool survives churn). Never exits
 // on failure: a crash-looping sidecar heals nothing.
 //
 // This file is the driver: every decision is SidecarMachine's (src/core/client/sidecar-machine.ts);
@@ -35,8 +36,14 @@ export interface SidecarPolicy extends MachinePolicy {
   /** The deadline client-init gets when the sidecar re-initialises the tunnel. */
   resolveDeadlineMs: number;
   renewDeadlineMs: number;
-  /** SIGTERM must end the sidecar within a second, release included. */
+  /** SIGTERM must end the sidecar within a second, release (or shortening) included. */
   releaseTimeoutMs: number;
+  /**
+   * On SIGTERM while the pod's other containers may still use the address: renew asking for this
+   * lease time instead of releasing, so the address stays with the pod through its termination
+   * grace period but returns to the pool soon after (dnsmasq's minimum is 120 s).
+   */
+  shutdownLeaseSeconds: number;
 }
 
 /**
@@ -50,6 +57,9 @@ const PROBE_TIMEOUT_MS = 500;
 
 /** Isolation is re-checked this often (issue 11 §7), and at the first tick after the main table changed. */
 export const ISOLATION_INTERVAL_MS = 30_000;
+
+/** dnsmasq grants no lease shorter than 120 s (verified in the churn test); longer than the default 30 s grace period. */
+export const SHUTDOWN_LEASE_SECONDS = 120;
 
 export function sidecarPolicy(input: Pick<ClientInput, "settings">, over: Partial<SidecarPolicy> = {}): SidecarPolicy {
   const intervalMs = Math.max(100, input.settings.CLIENT_PROBE_INTERVAL * 1000);
@@ -65,6 +75,7 @@ export function sidecarPolicy(input: Pick<ClientInput, "settings">, over: Partia
     reacquireDelayMs: Math.max(intervalMs, 4000),
     isolationIntervalMs: ISOLATION_INTERVAL_MS,
     releaseTimeoutMs: 500,
+    shutdownLeaseSeconds: SHUTDOWN_LEASE_SECONDS,
     ...over,
   };
 }
@@ -333,32 +344,47 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   }
   input.events?.removeEventListener("renew", onRenew);
 
-  // ---- shutdown: release within the second Kubernetes users expect
+  // ---- shutdown: release (or shorten the lease) within the second Kubernetes users expect
   let released = false;
   const live = m.release(clock.now());
-  if (live && !releaseAtExit) {
-    log.info(`not releasing the DHCP lease of ${live.address}: the pod's other containers may still use the address; the gateway reclaims it when the lease lapses`);
-  }
   // A lease is only held once the network was read, and with it the identity.
   const who = id;
-  if (live && who && releaseAtExit) {
-    const lease = live;
+  /** `work` or the release timeout, whichever ends first; false on failure or timeout. */
+  const bounded = async (what: string, work: Promise<unknown>): Promise<boolean> => {
     const timeout = new AbortController();
     let settled = false;
     const ok = await Promise.race([
-      deps.dhcp.release(lease, who).then(
+      work.then(
         () => true,
-        (e) => (log.warn(`releasing the DHCP lease of ${lease.address} failed: ${messageOf(e)}`), false),
+        (e) => (log.warn(`${what} failed: ${messageOf(e)}`), false),
       ),
       clock.sleep(policy.releaseTimeoutMs, timeout.signal).then(() => {
-        if (!settled) log.warn(`releasing the DHCP lease of ${lease.address} took longer than ${policy.releaseTimeoutMs} ms; exiting anyway`);
+        if (!settled) log.warn(`${what} took longer than ${policy.releaseTimeoutMs} ms; exiting anyway`);
         return false;
       }),
     ]);
     settled = true;
     timeout.abort();
-    released = ok;
-    if (ok) log.info(`released the DHCP lease of ${lease.address}`);
+    return ok;
+  };
+  if (live && who && releaseAtExit) {
+    released = await bounded(`releasing the DHCP lease of ${live.address}`, deps.dhcp.release(live, who));
+    if (released) log.info(`released the DHCP lease of ${live.address}`);
+  } else if (live && who) {
+    // Not released: the pod's other containers may still use the address. Not left at its full
+    // time either: pods that come and go would drain the pool with 12 h leases. A renewal asking
+    // for a short lease keeps the address with this pod for its grace period and frees it soon
+    // after. The kernel's copy is shortened too, so a sidecar restarted in the same pod renews in time.
+    let granted: Lease | undefined;
+    const ok = await bounded(
+      `shortening the DHCP lease of ${live.address}`,
+      (async () => {
+        granted = await deps.dhcp.renew(live, who, { broadcast: false, deadlineMs: policy.releaseTimeoutMs, leaseSeconds: policy.shutdownLeaseSeconds });
+        await writeLease(granted, `shortening the lease of ${granted.address} on ${VXLAN_IF}`);
+      })(),
+    );
+    if (ok && granted) log.info(`not releasing the DHCP lease of ${live.address}: the pod's other containers may still use the address; shortened it to ${granted.leaseSeconds} s, after which the gateway reclaims it`);
+    else log.info(`not releasing the DHCP lease of ${live.address}: the pod's other containers may still use the address; the gateway reclaims it when the lease lapses`);
   }
   return { reason: exitReason, released, stats };
 }

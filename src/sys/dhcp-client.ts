@@ -18,7 +18,7 @@ import { DhcpMachine, type DhcpStep, type MachineAction, type RetryPolicy } from
 import type { Lease } from "../core/dhcp/types.ts";
 import { PodGatewayError } from "../core/errors.ts";
 import { realClock, type Clock } from "./clock.ts";
-import { PacketTransport, UdpTransport, type DhcpTransport } from "./dhcp-socket.ts";
+import { PacketTransport, type DhcpTransport } from "./dhcp-socket.ts";
 import { log } from "./log.ts";
 
 export type { DhcpTransport } from "./dhcp-socket.ts";
@@ -182,24 +182,35 @@ export interface RenewOptions extends DhcpIdentity, DhcpRuntime {
   broadcast?: boolean;
   /** Give up after this long (default 5 s); the old lease is untouched then. */
   deadlineMs?: number;
+  /** Ask for this lease time (option 51); the server may grant less, or its minimum. */
+  leaseSeconds?: number;
 }
 
 /**
- * Renew a lease now: REQUEST with ciaddr = lease.address over UDP from lease.address:68, unicast
- * to lease.serverId (or broadcast with `broadcast: true`). The address must be configured.
+ * Renew a lease now: REQUEST with ciaddr = lease.address from lease.address:68, unicast to
+ * lease.serverId (or broadcast with `broadcast: true`), through the same AF_PACKET socket as the
+ * first exchange. Not a UDP socket bound to port 68: that port is privileged, and a container
+ * with only NET_ADMIN and NET_RAW (`--cap-drop all`, no NET_BIND_SERVICE) gets EACCES. The
+ * address must be configured, so the kernel takes the server's reply (to ciaddr) as local.
  * Resolves with the new lease (obtainedAt = now); rejects with DhcpError on NAK ("lost") or
  * after the deadline.
  */
 export async function renewLease(lease: Lease, opts: RenewOptions): Promise<Lease> {
   const clock = opts.clock ?? realClock;
-  const transport = opts.transport ?? (await UdpTransport.open(lease.address));
+  const transport = opts.transport ?? PacketTransport.open(opts.ifname);
   try {
     const machine = newMachine(opts, opts);
     const now = clock.now();
     const bind = machine.handle({ type: "bind", now, lease });
     const lost = bind.find((a) => a.type === "lost");
     if (lost) throw new DhcpError(opts.ifname, "renew", lost.reason);
-    const first = machine.handle({ type: "renew", now, broadcast: opts.broadcast ?? false, deadlineAt: now + (opts.deadlineMs ?? DEFAULT_RENEW_DEADLINE_MS) });
+    const first = machine.handle({
+      type: "renew",
+      now,
+      broadcast: opts.broadcast ?? false,
+      deadlineAt: now + (opts.deadlineMs ?? DEFAULT_RENEW_DEADLINE_MS),
+      ...(opts.leaseSeconds !== undefined ? { leaseSeconds: opts.leaseSeconds } : {}),
+    });
     const step = opts.broadcast ? "rebind" : "renew";
     const r = await drive(machine, transport, clock, first, opts.ifname, opts.signal);
     if (r.type === "bound") {
@@ -213,15 +224,15 @@ export async function renewLease(lease: Lease, opts: RenewOptions): Promise<Leas
 }
 
 /**
- * Send DHCPRELEASE for the lease (unicast to lease.serverId from lease.address:68). Best effort:
- * nothing answers a RELEASE, but a failure to send (address no longer configured, no route) is
- * reported as DhcpError.
+ * Send DHCPRELEASE for the lease (unicast to lease.serverId from lease.address:68, through the
+ * AF_PACKET socket, like renewLease). Best effort: nothing answers a RELEASE, but a failure to
+ * send (interface gone, no NET_RAW) is reported as DhcpError.
  */
 export async function releaseLease(lease: Lease, opts: DhcpIdentity & Pick<DhcpRuntime, "clock" | "transport" | "random">): Promise<void> {
   const clock = opts.clock ?? realClock;
   let transport = opts.transport;
   try {
-    transport ??= await UdpTransport.open(lease.address);
+    transport ??= PacketTransport.open(opts.ifname);
     const machine = newMachine(opts, opts);
     // Bind with a fresh obtainedAt: a release is sent even for a lease our clock thinks expired.
     machine.handle({ type: "bind", now: clock.now(), lease: { ...lease, obtainedAt: clock.now() } });
@@ -241,6 +252,7 @@ export async function releaseLease(lease: Lease, opts: DhcpIdentity & Pick<DhcpR
  */
 export const systemDhcpClient = {
   acquire: (id: DhcpIdentity, opts: { requestedAddress?: string; deadlineMs: number; signal?: AbortSignal }): Promise<Lease> => acquireLease({ ...id, ...opts }),
-  renew: (lease: Lease, id: DhcpIdentity, opts: { broadcast: boolean; deadlineMs: number; signal?: AbortSignal }): Promise<Lease> => renewLease(lease, { ...id, ...opts }),
+  renew: (lease: Lease, id: DhcpIdentity, opts: { broadcast: boolean; deadlineMs: number; signal?: AbortSignal; leaseSeconds?: number }): Promise<Lease> =>
+    renewLease(lease, { ...id, ...opts }),
   release: (lease: Lease, id: DhcpIdentity): Promise<void> => releaseLease(lease, id),
 };

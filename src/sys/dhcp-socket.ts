@@ -1,17 +1,20 @@
-// DHCP transports. PacketTransport works on an interface with no address (the client's
-// vxlan0 before its first lease): an AF_PACKET socket through bun:ffi, IPv4/UDP built by hand.
-// UdpTransport is for renew/rebind/release once the address is configured.
+// The DHCP transport: an AF_PACKET socket on the client's vxlan0 through bun:ffi, IPv4/UDP
+// built by hand, for every exchange (acquire, renew/rebind, release).
 //
 // Why not UDP for the first exchange (measured, see PLATFORM.md): the DISCOVER leaves through
 // eth0 (or with eth0's source), and the unicast OFFER to our MAC is never delivered to a UDP
-// socket while the address is not local.
+// socket while the address is not local. Why not UDP for renew/release either: a socket bound to
+// port 68 needs NET_BIND_SERVICE, which a container with only NET_ADMIN and NET_RAW lacks
+// (`--cap-drop all`: bind fails with EACCES); the packet socket needs only NET_RAW. Renewals
+// leave at the link broadcast too, with the server's IP as destination (the gateway accepts them:
+// net.ipv4.conf.*.drop_unicast_in_l2_multicast is off by default). The server's unicast reply
+// reaches the packet socket as well as the IP layer, which finds no UDP socket on port 68 and may
+// answer with an ICMP port unreachable; the lab's renewal tests pass with it.
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
-import { createSocket, type Socket } from "node:dgram";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DecodeError, decodeIpUdp, encodeIpUdp } from "../core/dhcp/codec.ts";
 import { DHCP_REPLY_FILTER, encodeBpfProgram } from "../core/dhcp/bpf.ts";
 import type { Destination } from "../core/dhcp/machine.ts";
 import { PodGatewayError } from "../core/errors.ts";
-import { log } from "./log.ts";
 import { realClock } from "./clock.ts";
 
 /** What the DHCP driver needs from a transport: send a BOOTP payload, wait for replies. */
@@ -249,85 +252,5 @@ export class PacketTransport implements DhcpTransport {
 
   close(): void {
     this.sock.close();
-  }
-}
-
-/**
- * Renew/rebind/release once `address` is configured: an ordinary UDP socket bound to
- * <address>:68. Sending to 255.255.255.255 from a socket bound to a local address leaves through
- * the interface that owns the address (Linux picks it for limited broadcast), so REBINDING needs
- * no SO_BINDTODEVICE.
- */
-export class UdpTransport implements DhcpTransport {
-  private readonly queue: Uint8Array[] = [];
-  private wake: (() => void) | undefined;
-
-  private constructor(
-    private readonly sock: Socket,
-    readonly address: string,
-  ) {
-    sock.on("message", (msg) => {
-      this.queue.push(new Uint8Array(msg));
-      this.wake?.();
-    });
-    // Bun sets IP_RECVERR, so an ICMP error (port unreachable while the gateway's dnsmasq
-    // restarts) arrives here. It says no more than silence would: the machine retransmits until
-    // its deadline, so it is only logged.
-    sock.on("error", (e) => log().withTag("dhcp").debug(`UDP socket on ${address}:${DHCP_CLIENT_PORT}: ${e.message}`));
-  }
-
-  static async open(address: string): Promise<UdpTransport> {
-    // reuseAddr: a renewal being cancelled at shutdown and the release that follows may overlap briefly.
-    const sock = createSocket({ type: "udp4", reuseAddr: true });
-    // Listeners first: an 'error' event with no listener would throw out of the event loop.
-    const transport = new UdpTransport(sock, address);
-    await new Promise<void>((resolve, reject) => {
-      const onError = (e: Error) => reject(new DhcpSocketError(`DHCP: binding a UDP socket to ${address}:${DHCP_CLIENT_PORT}: ${e.message}`));
-      sock.once("error", onError);
-      sock.bind({ address, port: DHCP_CLIENT_PORT }, () => {
-        sock.off("error", onError);
-        resolve();
-      });
-    }).catch((e) => {
-      try {
-        sock.close();
-      } catch {}
-      throw e;
-    });
-    sock.setBroadcast(true);
-    return transport;
-  }
-
-  async send(payload: Uint8Array, _from: string, to: Destination): Promise<void> {
-    const ip = to.kind === "broadcast" ? "255.255.255.255" : to.ip;
-    await new Promise<void>((resolve, reject) =>
-      this.sock.send(payload, DHCP_SERVER_PORT, ip, (e) =>
-        e ? reject(new DhcpSocketError(`DHCP: sending to ${ip}:${DHCP_SERVER_PORT} from ${this.address}:${DHCP_CLIENT_PORT}: ${e.message}`)) : resolve(),
-      ),
-    );
-  }
-
-  async receive(waitMs: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
-    const next = () => this.queue.shift();
-    const now = next();
-    if (now !== undefined || waitMs <= 0 || signal?.aborted) return now;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(done, waitMs);
-      function done() {
-        clearTimeout(t);
-        signal?.removeEventListener("abort", done);
-        resolve();
-      }
-      this.wake = done;
-      signal?.addEventListener("abort", done, { once: true });
-    });
-    this.wake = undefined;
-    return next();
-  }
-
-  close(): void {
-    try {
-      this.sock.close();
-    } catch {}
   }
 }

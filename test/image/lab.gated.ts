@@ -278,13 +278,15 @@ describe("the roles from the image, run by podman in the lab", () => {
     await demoChecks(lab);
   }, 240_000);
 
-  test("client-1's sidecar released its DHCP lease when stopped, with only NET_ADMIN and NET_RAW", () => {
-    // Known failure (see notes): the release (and renewals) go through a UDP socket bound to
-    // <lease>:68, a privileged port; with --cap-drop all it needs CAP_NET_BIND_SERVICE, which
-    // the webhook's containers do not have, so bind() fails with EACCES.
+  test("client-1's sidecar released or shortened its DHCP lease when stopped, with only NET_ADMIN and NET_RAW", () => {
+    // The release (and renewals) once went through a UDP socket bound to <lease>:68, a privileged
+    // port: with --cap-drop all, bind() failed with EACCES. They now use the packet socket (NET_RAW).
     const text = stopped["client-1"] ?? "";
-    const failed = /releasing the DHCP lease[^\n]*/.exec(text)?.[0];
-    expect({ released: text.includes("released the DHCP lease"), failed }).toEqual({ released: true, failed: undefined });
+    // A plain stop (SIGTERM, the pod not known done) shortens the lease instead of releasing it
+    // (issue 13 §7); either way a DHCP exchange at shutdown must work.
+    const failed = /(releasing|shortening) the DHCP lease[^\n]*(failed|took longer)[^\n]*/.exec(text)?.[0];
+    const done = text.includes("released the DHCP lease") || text.includes("shortened it to 120 s");
+    expect({ done, failed }).toEqual({ done: true, failed: undefined });
   });
 
   test("restart of the gateway sidecar alone: clients keep working, and cluster names still go to the cluster DNS (original resolv.conf kept in the emptyDir)", async () => {

@@ -181,7 +181,9 @@ describe("a routed Job pod in the lab", () => {
 
   test("while the app container runs, the sidecar watches the pod, keeps running and holds its lease", async () => {
     const lab = t.lab;
-    side = lab.spawn("client-0", [bin, "client-sidecar"], { env: clientEnv(lab) });
+    // With only NET_ADMIN and NET_RAW (`--cap-drop all --cap-add NET_ADMIN,NET_RAW`, as
+    // config/kubernetes/client-*.yaml): the release must not need NET_BIND_SERVICE (port 68).
+    side = lab.spawn("client-0", ["setpriv", "--inh-caps=-all,+net_admin,+net_raw", "--ambient-caps=-all,+net_admin,+net_raw", "--bounding-set=-all,+net_admin,+net_raw", "--", bin, "client-sidecar"], { env: clientEnv(lab) });
     procs.push(side);
     sideOut = collect(side);
     await waitFor("the sidecar to take the lease over", () => sideOut.text().includes(`took over the DHCP lease of ${address}`) || side!.exitCode !== null, 10_000, { detail: sidecarLog });

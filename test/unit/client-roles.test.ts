@@ -82,6 +82,8 @@ class World {
   renewals = 0;
   renewFails = 0;
   released: Lease[] = [];
+  /** Renewals asking for a lease time (the shutdown's short lease): [address, seconds asked]. */
+  shortened: [string, number][] = [];
   leaseSeconds = 120;
   /** DHCP option 26 the gateway sends (none when undefined). */
   leaseMtu: number | undefined = undefined;
@@ -164,13 +166,19 @@ class World {
           if (!this.dhcpUp || !this.tunnelWorksForDhcp()) throw new Error("DHCP: no answer");
           return this.lease(id);
         },
-        renew: async (_lease, id) => {
+        renew: async (_lease, id, o) => {
           if (!this.dhcpUp) {
             this.renewFails++;
             throw new Error("DHCP: no answer");
           }
+          const l = this.lease(id);
+          if (o.leaseSeconds !== undefined) {
+            this.shortened.push([l.address, o.leaseSeconds]);
+            const secs = Math.min(l.leaseSeconds, o.leaseSeconds);
+            return { ...l, leaseSeconds: secs, renewSeconds: secs / 2, rebindSeconds: (secs * 7) / 8 };
+          }
           this.renewals++;
-          return this.lease(id);
+          return l;
         },
         release: async (lease) => {
           this.released.push(lease);
@@ -291,7 +299,10 @@ describe("runClientSidecar", () => {
     const r = await initThenSidecar(w, 20_000, ctl);
     expect(r.stats.probes).toBe(9); // t = 2, 4, ... 18 s (20 s is the stop)
     expect(r.stats.heals).toBe(0);
-    expect(w.applied).toEqual([]);
+    // Only the shutdown's shortened lease (SIGTERM with the rest of the pod maybe running).
+    expect(w.shortened).toEqual([["172.16.0.20", 120]]);
+    expect(w.applied).toHaveLength(1);
+    expect(w.facts.vxlan!.addresses.map((a) => [a.local, a.validLft])).toEqual([["172.16.0.20", 120]]);
     expect(w.log).toEqual([]); // a gateway that answers is not looked up
   });
 
@@ -377,7 +388,7 @@ describe("runClientSidecar", () => {
     expect(w.log.length).toBe(300);
     // 10, 12, 16, 24, 40, 70, 100, ... 580 s
     expect(r.stats.heals).toBe(4 + 19);
-    expect(w.applied).toHaveLength(23);
+    expect(w.applied).toHaveLength(23 + 1); // + the shutdown's short lease (this fake's DHCP answers without the tunnel)
   });
 
   test("the cluster DNS down during the outage too: the tunnel's remote is kept, the failed lookups are warned about once", async () => {
@@ -458,18 +469,39 @@ describe("runClientSidecar", () => {
     expect(w.released.map((l) => l.address)).toEqual(["172.16.0.20"]);
   });
 
-  test("SIGTERM while the rest of the pod may still run: the sidecar returns, the lease is left to lapse (issue 13 §7)", async () => {
+  test("SIGTERM while the rest of the pod may still run: not released, but shortened to a 120 s lease, in the kernel too (issue 13 §7)", async () => {
     const ctl = new AbortController();
     const clock = new VirtualClock({ at: 7_000, ctl });
     const w = new World(clock);
+    w.leaseSeconds = 43_200;
     const r = await initThenSidecar(w, 7_000, ctl);
     expect(r).toMatchObject({ reason: "signal", released: false });
     expect(w.released).toEqual([]);
+    expect(w.shortened).toEqual([["172.16.0.20", 120]]);
+    expect(w.facts.vxlan!.addresses.map((a) => [a.local, a.validLft])).toEqual([["172.16.0.20", 120]]);
     // Also when the Job check runs but has not seen the pod finish.
     const ctl2 = new AbortController();
     const w2 = new World(new VirtualClock({ at: 7_000, ctl: ctl2 }));
     const r2 = await initThenSidecar(w2, 7_000, ctl2, {}, { watchPodDone: () => new Promise<PodDoneResult>(() => {}) });
     expect(r2.released).toBe(false);
+    expect(w2.shortened).toEqual([["172.16.0.20", 120]]);
+  });
+
+  test("a shortening renewal that fails or hangs does not hold the exit; the lease is left as it was", async () => {
+    const ctl = new AbortController();
+    const w = new World(new VirtualClock({ at: 3_000, ctl }));
+    w.leaseSeconds = 3600;
+    const hanging = { ...w.deps().dhcp, renew: () => new Promise<Lease>(() => {}) };
+    const r = await initThenSidecar(w, 3_000, ctl, {}, { dhcp: hanging });
+    expect(r.released).toBe(false);
+    expect(w.applied).toEqual([]);
+    const ctl2 = new AbortController();
+    const w2 = new World(new VirtualClock({ at: 3_000, ctl: ctl2 }));
+    w2.dhcpUp = true;
+    const failing = { ...w2.deps().dhcp, renew: async () => Promise.reject(new Error("DHCP: no answer")) };
+    const r2 = await initThenSidecar(w2, 3_000, ctl2, {}, { dhcp: failing });
+    expect(r2.released).toBe(false);
+    expect(w2.applied).toEqual([]);
   });
 
   test("SIGTERM as a native sidecar (the kubelet stops it after the app): the lease is released", async () => {
@@ -535,7 +567,8 @@ describe("runClientSidecar: renew on request", () => {
     await runClientInit(w.deps(), clientInput());
     const r = await runClientSidecar(w.deps(), { ...clientInput(), signal: ctl.signal, events });
     expect(r.stats.renewals).toBe(1);
-    expect(w.renewals).toBe(1);
+    expect(w.renewals).toBe(1); // and the shutdown's short lease, not counted as a renewal
+    expect(w.shortened).toHaveLength(1);
   });
 });
 

@@ -388,6 +388,23 @@ describe("lease upkeep", () => {
     expect(m.timerAt).toBe(lease.obtainedAt + T1);
   });
 
+  test("one-shot renew asking for a lease time: option 51 in that REQUEST and its retransmissions only", () => {
+    const m = machine();
+    const server = new FakeServer();
+    bind(m, server, 0);
+    server.requestMode = "silent";
+    const r = one(m.handle({ type: "renew", now: 1000, deadlineAt: 30_000, leaseSeconds: 120 }));
+    expect(r.message.ciaddr).toBe("172.16.0.20");
+    expect(r.to).toEqual({ kind: "unicast", ip: "172.16.0.1" });
+    expect(decodeMessage(encodeMessage(r.message)).options.leaseSeconds).toBe(120);
+    expect(one(fireTimer(m).actions).message.options.leaseSeconds).toBe(120);
+    let f;
+    while (!(f = find(fireTimer(m).actions, "failed")));
+    // The next renewal (T1, or a plain renew event) asks for nothing.
+    const again = one(m.handle({ type: "renew", now: 40_000, deadlineAt: 42_000 }));
+    expect(again.message.options.leaseSeconds).toBeUndefined();
+  });
+
   test("bind: adopting a lease sets T1; an expired one is lost at once; an infinite one sets no timer", () => {
     const base: Lease = { address: "172.16.0.30", prefixLength: 24, dns: [], serverId: "172.16.0.1", leaseSeconds: 120, renewSeconds: 60, rebindSeconds: 105, obtainedAt: 1000 };
     let m = machine();

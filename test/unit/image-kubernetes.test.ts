@@ -99,7 +99,7 @@ describe("config/kubernetes manifests", () => {
     expect(svc.selector).toEqual(find("Deployment", "pod-gateway").spec.template.metadata.labels);
   });
 
-  test("clients (Pod and Job): the webhook's containers as native sidecars, root, NET_ADMIN and NET_RAW (+ NET_BIND_SERVICE for DHCP renewals from port 68) and nothing else, its env, ConfigMap read-only at /config", () => {
+  test("clients (Pod and Job): the webhook's containers as native sidecars, root, NET_ADMIN and NET_RAW and nothing else (DHCP renew/release go through the packet socket, no port-68 bind), its env, ConfigMap read-only at /config", () => {
     for (const doc of [find("Pod", "my-app"), find("Job", "my-job")]) {
       const spec = podSpec(doc);
       const [init, side] = spec.initContainers;
@@ -111,7 +111,7 @@ describe("config/kubernetes manifests", () => {
       expect(side.restartPolicy).toBe("Always");
       for (const c of [init, side]) {
         expect(c.image).toBe(IMAGE);
-        expect(c.securityContext).toMatchObject({ runAsUser: 0, privileged: false, capabilities: { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"] } });
+        expect(c.securityContext).toMatchObject({ runAsUser: 0, privileged: false, capabilities: { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] } });
         expect(c.env.map((e: Obj) => e.name)).toEqual(expect.arrayContaining(["gateway", "DNS", "DNS_ips", "K8S_DNS_ips"]));
         expect(c.volumeMounts).toEqual([{ name: "pod-gateway-config", mountPath: "/config", readOnly: true }]);
       }

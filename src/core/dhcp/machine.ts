@@ -77,8 +77,12 @@ export type MachineEvent =
   | { type: "reboot"; now: number; address: string; deadlineAt?: number }
   /** Adopt a lease obtained earlier (by client-init, by another process) and keep it. */
   | { type: "bind"; now: number; lease: Lease }
-  /** Renew now instead of at T1: unicast to the server (RENEWING) or broadcast (REBINDING). */
-  | { type: "renew"; now: number; broadcast?: boolean; deadlineAt?: number }
+  /**
+   * Renew now instead of at T1: unicast to the server (RENEWING) or broadcast (REBINDING).
+   * `leaseSeconds` asks for that lease time (option 51, RFC 2131 §3.5): the client sidecar asks
+   * for a short one at shutdown, so the address returns to the pool soon after the pod is gone.
+   */
+  | { type: "renew"; now: number; broadcast?: boolean; deadlineAt?: number; leaseSeconds?: number }
   | { type: "release"; now: number }
   | { type: "packet"; now: number; message: DhcpMessage }
   | { type: "timer"; now: number };
@@ -166,6 +170,8 @@ export class DhcpMachine {
   private acquisitionStart = 0;
   /** Set by the one-shot renew event: a renew that must finish by its deadline. */
   private renewDeadlineAt: number | undefined;
+  /** Set by the one-shot renew event: the lease time to ask for (option 51). */
+  private renewLeaseSeconds: number | undefined;
 
   constructor(private readonly opts: MachineOptions) {
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
@@ -236,6 +242,7 @@ export class DhcpMachine {
           break;
         }
         this.renewDeadlineAt = ev.deadlineAt;
+        this.renewLeaseSeconds = ev.leaseSeconds;
         this.startRenew(ev.now, ev.broadcast ? "rebinding" : "renewing", out);
         break;
       case "release":
@@ -357,7 +364,11 @@ export class DhcpMachine {
           type: "send",
           from: l.address,
           to: this._state === "renewing" ? { kind: "unicast", ip: l.serverId } : { kind: "broadcast" },
-          message: this.base(now, l.address, { messageType: MessageType.request, ...prl }),
+          message: this.base(now, l.address, {
+            messageType: MessageType.request,
+            ...prl,
+            ...(this.renewLeaseSeconds !== undefined ? { leaseSeconds: this.renewLeaseSeconds } : {}),
+          }),
         });
         cap = this.retry.renewMaxMs;
         break;
@@ -383,6 +394,7 @@ export class DhcpMachine {
     this.retransmitAt = undefined;
     this.deadlineAt = undefined;
     this.renewDeadlineAt = undefined;
+    this.renewLeaseSeconds = undefined;
   }
 
   private checkLeaseTimes(now: number, out: MachineAction[]): boolean {
@@ -402,6 +414,7 @@ export class DhcpMachine {
     this._state = "init";
     this.retransmitAt = undefined;
     this.renewDeadlineAt = undefined;
+    this.renewLeaseSeconds = undefined;
   }
 
   private fail(step: DhcpStep, reason: string, out: MachineAction[]): void {
@@ -409,6 +422,7 @@ export class DhcpMachine {
     this.retransmitAt = undefined;
     this.deadlineAt = undefined;
     this.renewDeadlineAt = undefined;
+    this.renewLeaseSeconds = undefined;
     // A failed renew keeps the (still valid) lease; a failed acquisition leaves nothing.
     this._state = this._lease ? "bound" : "init";
   }
@@ -537,6 +551,7 @@ export class DhcpMachine {
         this.retransmitAt = undefined;
         this.deadlineAt = undefined;
         this.renewDeadlineAt = undefined;
+        this.renewLeaseSeconds = undefined;
         out.push({ type: "bound", lease: l, how });
         return;
       }
