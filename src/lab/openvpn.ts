@@ -55,9 +55,13 @@ export async function writeOpenVpnFiles(runDir: string, s: OpenVpnSettings, dev:
   return f;
 }
 
-/** The DNS script the client runs on up and down (this program's hidden `lab openvpn-dns`). */
+/**
+ * The DNS script the client runs on up and down (this program's hidden `lab openvpn-dns`). It ends
+ * in `--`: OpenVPN appends its own arguments (device, MTU, addresses, init|restart), which the
+ * strict argument check would refuse as arguments too many.
+ */
 export function dnsScriptArgv(runDir: string): string[] {
-  return [...selfCommand(), "lab", "openvpn-dns", "--save-dir", openVpnClientRunDir(runDir)];
+  return [...selfCommand(), "lab", "openvpn-dns", "--save-dir", openVpnClientRunDir(runDir), "--"];
 }
 
 export function writeOpenVpnConfigs(runDir: string, s: OpenVpnSettings, dev: string): void {

@@ -10,7 +10,8 @@ export default defineCommand({
     "resolv-conf": { type: "string", description: "The file to rewrite (default /etc/resolv.conf)", valueHint: "FILE" },
   },
   async run({ args }) {
-    // OpenVPN appends its own arguments (device, MTU, addresses, init|restart): citty keeps them as positionals.
+    // OpenVPN appends its own arguments (device, MTU, addresses, init|restart) after the `--` the
+    // command ends in (lab/openvpn.ts dnsScriptArgv); they are not needed.
     const msg = runOpenVpnDnsScript(process.env, { resolvConf: args["resolv-conf"] ?? "/etc/resolv.conf", saveDir: args["save-dir"] });
     process.stderr.write(`openvpn-dns: ${msg}\n`);
   },
