@@ -1,6 +1,7 @@
 // OpenVPN over TCP 443, in a lab built by the CLI (`pod-gateway lab up --vpn openvpn
-// --vpn-proto tcp`): the client connects at start (its VPN container came up first), the
-// gateway roles follow; the kill switch holds while the client is killed and restarted and
+// --vpn-proto tcp`): the client connects at start; for the gateway roles it is stopped and
+// started again between gateway-init and gateway-sidecar, as a pod starts its VPN container after
+// the init containers (gateway-init takes the cluster DNS from resolv.conf as it finds it); the kill switch holds while the client is killed and restarted and
 // while the server is killed (the client sees its TCP connection end) and restarted; a
 // VPN_TRAFFIC_PORT that names UDP's port instead keeps the tunnel down. `lab down` removes
 // the OpenVPN processes with everything else.
@@ -58,7 +59,8 @@ describe("OpenVPN over TCP 443, lab built by the CLI", () => {
   });
 
   test("the gateway roles with the kill switch: client traffic leaves through the TCP tunnel", async () => {
-    roles = await startRoles(lab, bin);
+    await lab.setVpnLink("deleted"); // its down script puts the cluster's resolv.conf back
+    roles = await startRoles(lab, bin, { afterInit: () => lab.setVpnLink("up") });
     await waitTrafficFlows(lab, "client-0");
   });
 
