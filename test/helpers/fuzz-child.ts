@@ -1,6 +1,7 @@
 // The child side of test/helpers/fuzz.ts `runIsolated`: argv = module, export name, inputs file
-// (structured-clone format). One JSON line per case on stdout, written synchronously so the
-// parent's per-case timer sees progress even when the next case hangs the event loop.
+// (structured-clone format). "ready" once the module and inputs are loaded, then one JSON line per
+// case on stdout, written synchronously so the parent's per-case timer sees progress even when the
+// next case hangs the event loop.
 import { deserialize } from "bun:jsc";
 import { readFileSync, writeSync } from "node:fs";
 
@@ -16,6 +17,8 @@ if (typeof fn !== "function") {
   process.exit(2);
 }
 const inputs = deserialize(readFileSync(inputsFile)) as unknown[];
+// Loaded: from here on the parent times each case on its own (start-up has its own allowance).
+writeSync(1, "ready\n");
 
 function shown(v: unknown): string | undefined {
   if (v === undefined) return undefined;

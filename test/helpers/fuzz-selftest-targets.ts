@@ -19,3 +19,7 @@ export async function asyncLength(x: Uint8Array): Promise<number> {
   await Bun.sleep(0);
   return x.length;
 }
+export function throwsOnBytes(x: Uint8Array): number {
+  if (x.length > 0) throw new RangeError(`${x.length} bytes`);
+  return 0;
+}

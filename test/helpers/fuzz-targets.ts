@@ -1,13 +1,25 @@
-// Fuzz targets (issue 12 §11) shared by test/unit/fuzz-decoders.test.ts (in process) and the
-// isolated runs of test/helpers/fuzz.ts (in a limited child process). Each takes one input and
+// Fuzz targets (issue 12 §11) shared by test/unit/fuzz-decoders.test.ts and
+// test/unit/config-fuzz.test.ts (in process) and the isolated runs of test/helpers/fuzz.ts (in a
+// limited child process). Each takes one input and
 // returns a short description of the typed outcome — a result or the decoder's own error value —
 // and throws for anything else: an exception of another kind, or a result that breaks its type.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { DecodeError, decodeIpUdp, decodeMessage } from "../../src/core/dhcp/codec.ts";
 import { leaseFromAck } from "../../src/core/dhcp/machine.ts";
+import { renderDnsmasqConfig } from "../../src/core/dnsmasq/render.ts";
+import type { ConfigIssue } from "../../src/core/errors.ts";
+import { planFirewall } from "../../src/core/firewall/model.ts";
+import { renderIptablesRestore } from "../../src/core/firewall/render-iptables.ts";
+import { renderNftScript } from "../../src/core/firewall/render-nft.ts";
 import { describeFailure } from "../../src/core/kube/failure.ts";
 import { decidePodDone, isNativeSidecar } from "../../src/core/kube/pod-status.ts";
 import type { ContainerStatus, Pod, Status } from "../../src/core/kube/types.ts";
 import { LineSplitter, parsePod, parseStatus, parseWatchEvent } from "../../src/core/kube/watch.ts";
+import { parseResolvConf, renderResolvCopy } from "../../src/core/resolv.ts";
+import { resolveConfig, type Resolution } from "../../src/core/settings/resolve.ts";
+import { decodeConfigText } from "../../src/core/settings/text.ts";
+import { isIPv4 } from "../../src/core/settings/values.ts";
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(`typed result broken: ${what}`);
@@ -123,4 +135,81 @@ export function kubeWatchStream(chunks: Uint8Array[]): string {
     check(split.pending <= 1024, "pending within the limit");
   }
   return `${lines} lines`;
+}
+
+// ---- configuration readers: settings.sh, nat.conf, resolv.conf ----------------------------------
+
+const DEFAULTS = readFileSync(join(import.meta.dir, "..", "..", "config", "settings.sh"), "utf8");
+const SETTINGS = "/config/settings.sh";
+const NAT = "/config/nat.conf";
+const CONFIG_FILES = new Set(["builtin:settings.sh", SETTINGS, NAT, "settings"]);
+
+function linesOf(b: Uint8Array): number {
+  let n = 1;
+  for (const x of b) if (x === 10) n++;
+  return n;
+}
+
+function checkIssue(i: ConfigIssue, lines: number): void {
+  check(CONFIG_FILES.has(i.file), `issue names an unknown file: ${JSON.stringify(i).slice(0, 300)}`);
+  check(typeof i.message === "string" && i.message !== "", `issue without a message: ${JSON.stringify(i).slice(0, 300)}`);
+  // Bounded messages: excerpts of at most 60 characters, at most three items of a list (so at
+  // most about 600 characters whatever the input); never a whole line of the input.
+  check(i.message.length <= 800, `message of ${i.message.length} characters: ${i.message.slice(0, 200)}...`);
+  check(i.line === undefined || (Number.isInteger(i.line) && i.line >= 1 && i.line <= lines + 1), `line ${i.line} outside the text (${lines} lines)`);
+  check(i.column === undefined || (Number.isInteger(i.column) && i.column >= 1), `bad column ${i.column}`);
+}
+
+function checkResolution(r: Resolution, lines: number): string {
+  check(!(r.config && r.issues.length), "a configuration and issues at once");
+  check(!!(r.config || r.issues.length), "neither a configuration nor an issue");
+  for (const i of r.issues) checkIssue(i, lines);
+  for (const w of r.warnings) check(typeof w === "string" && w.length <= 600, `bad warning: ${String(w).slice(0, 200)}`);
+  if (!r.config) return `issues: ${r.issues.length}`;
+  // What validation accepts, every renderer can write (their escaping functions refuse the rest).
+  const s = r.config.settings;
+  renderDnsmasqConfig({ settings: s, nat: r.config.nat, mtu: 1400, localServer: s.DNS_LOCAL_SERVER || "10.96.0.10", leaseFile: "/run/pod-gateway/leases" });
+  const plan = planFirewall(s, r.config.nat);
+  renderIptablesRestore(plan, 4, undefined);
+  renderIptablesRestore(plan, 6, undefined);
+  renderNftScript(plan);
+  return "config";
+}
+
+/** Decode the file's bytes; an undecodable file is an issue naming the file (and a line). */
+function decoded(bytes: Uint8Array, file: string): { text: string } | { outcome: string } {
+  const d = decodeConfigText(bytes, file);
+  if (d.ok) return { text: d.text };
+  checkIssue(d.issue, linesOf(bytes));
+  return { outcome: "undecodable" };
+}
+
+/** A mounted settings.sh over the defaults: a configuration every renderer can write, or bounded issues at file:line. */
+export function settingsFile(bytes: Uint8Array): string {
+  const d = decoded(bytes, SETTINGS);
+  if ("outcome" in d) return d.outcome;
+  const settings = [
+    { file: "builtin:settings.sh", text: DEFAULTS, builtin: true },
+    { file: SETTINGS, text: d.text },
+  ];
+  return checkResolution(resolveConfig({ settings, nat: { file: NAT, text: "" }, env: { gateway: "gw.example", K8S_DNS_ips: "10.96.0.10" } }), linesOf(bytes));
+}
+
+/** A mounted nat.conf with the default settings: as for settingsFile. */
+export function natFile(bytes: Uint8Array): string {
+  const d = decoded(bytes, NAT);
+  if ("outcome" in d) return d.outcome;
+  const settings = [{ file: "builtin:settings.sh", text: DEFAULTS, builtin: true }];
+  return checkResolution(resolveConfig({ settings, nat: { file: NAT, text: d.text }, env: { gateway: "gw.example", K8S_DNS_ips: "10.96.0.10" } }), linesOf(bytes));
+}
+
+/** The VPN client's resolv.conf: IPv4 nameservers only, and the copy reads back as the same ones. */
+export function resolvFile(bytes: Uint8Array): string {
+  const d = decodeConfigText(bytes, "/etc/resolv.conf");
+  if (!d.ok) return "undecodable";
+  const r = parseResolvConf(d.text);
+  for (const a of r.ipv4) check(isIPv4(a), `ipv4 holds ${JSON.stringify(a).slice(0, 100)}`);
+  const copy = renderResolvCopy(r.ipv4, "/etc/resolv.conf");
+  check(JSON.stringify(parseResolvConf(copy).ipv4) === JSON.stringify(r.ipv4), "the copy does not read back as the same nameservers");
+  return `nameservers: ${r.ipv4.length}`;
 }

@@ -95,7 +95,11 @@ export interface FuzzTarget {
 }
 
 export interface IsolationLimits {
-  /** Wall time one case may take before the child is killed (default 10 s: a hang detector, not a benchmark). */
+  /**
+   * Wall time one case may take before the child is killed (default 10 s: a hang detector, not a
+   * benchmark). The child's start-up (Bun, the target module, the inputs) is not counted against
+   * the first case; it has STARTUP_ALLOWANCE_MS more.
+   */
   caseTimeoutMs?: number;
   /** Memory the child may use, in MiB: its RLIMIT_DATA, and its RSS is watched (default 512; Bun itself needs about 300). */
   memoryMb?: number;
@@ -116,6 +120,8 @@ export interface IsolatedReport {
 
 const CHILD = join(import.meta.dir, "fuzz-child.ts");
 const MIN_MEMORY_MB = 320;
+/** Extra time the child may take to start and load its inputs, on top of one case's (a loaded CI machine). */
+const STARTUP_ALLOWANCE_MS = 60_000;
 
 function readRssMb(pid: number): { rss: number; hwm: number } | undefined {
   try {
@@ -151,6 +157,7 @@ export async function runIsolated(target: FuzzTarget, inputs: readonly unknown[]
   const outcomes: CaseOutcome[] = [];
   let peakRssMb = 0;
   let killedFor: CaseOutcome | undefined;
+  let ready = false;
   let lastProgress = performance.now();
   const kill = (why: CaseOutcome) => {
     if (killedFor) return;
@@ -164,7 +171,7 @@ export async function runIsolated(target: FuzzTarget, inputs: readonly unknown[]
     const index = outcomes.length;
     if (m && m.rss > memoryMb) kill({ index, ok: false, kind: "memory", rssMb: Math.round(m.rss) });
     const ms = performance.now() - lastProgress;
-    if (ms > caseTimeoutMs) kill({ index, ok: false, kind: "timeout", ms: Math.round(ms) });
+    if (ms > caseTimeoutMs + (ready ? 0 : STARTUP_ALLOWANCE_MS)) kill(ready ? { index, ok: false, kind: "timeout", ms: Math.round(ms) } : { index, ok: false, kind: "crash", detail: `the child did not start within ${Math.round(ms)} ms` });
   }, 20);
   const stderrText = new Response(child.stderr).text();
   try {
@@ -177,6 +184,11 @@ export async function runIsolated(target: FuzzTarget, inputs: readonly unknown[]
         const line = carry.slice(0, nl);
         carry = carry.slice(nl + 1);
         if (line === "") continue;
+        if (line === "ready") {
+          ready = true;
+          lastProgress = performance.now();
+          continue;
+        }
         const o = JSON.parse(line) as CaseOutcome;
         outcomes.push(o);
         lastProgress = performance.now();
@@ -220,16 +232,27 @@ export function describeOutcome(o: CaseOutcome, input: unknown): string {
   return `case ${o.index} ${what}\n  input: ${preview(input)}`;
 }
 
+/** Keep a failing input whole (the message shows only its start): bytes and strings as they are, anything else as JSON. */
+function saveInput(v: unknown): string {
+  const file = join(mkdtempSync(join(tmpdir(), "fuzz-failure-")), v instanceof Uint8Array ? "input.bin" : typeof v === "string" ? "input.txt" : "input.json");
+  writeFileSync(file, v instanceof Uint8Array || typeof v === "string" ? v : (JSON.stringify(v) ?? String(v)));
+  return file;
+}
+
 /**
  * Generate `runs` inputs from `arb` with the printed seed and run them through `target` in a
- * limited child process. Fails with the first bad case (its input, what happened, how to replay).
+ * limited child process. Fails with the first bad case (its input, what happened, how to replay;
+ * the whole input is saved to a file the message names).
  */
 export async function fuzzIsolated<T>(name: string, arb: fc.Arbitrary<T>, target: FuzzTarget, opts: FuzzOptions & IsolationLimits = {}): Promise<IsolatedReport> {
   const params = fuzzParameters(name, opts);
   const inputs = fc.sample(arb, params);
   const report = await runIsolated(target, inputs, opts);
   const bad = report.outcomes.find((o) => !o.ok);
-  if (bad) throw new Error(`fuzz ${name} failed (replay: FUZZ_SEED=${params.seed}):\n${describeOutcome(bad, inputs[bad.index])}`);
+  if (bad) {
+    const input = inputs[bad.index];
+    throw new Error(`fuzz ${name} failed (replay: FUZZ_SEED=${params.seed}):\n${describeOutcome(bad, input)}\n  whole input: ${saveInput(input)}`);
+  }
   if (report.outcomes.length !== inputs.length) throw new Error(`fuzz ${name}: the child reported ${report.outcomes.length} of ${inputs.length} cases (replay: FUZZ_SEED=${params.seed})`);
   return report;
 }

@@ -11,12 +11,19 @@ import { clientMac } from "../../src/core/net/vxlan.ts";
 import type { EchoReply, Lab, PodName } from "../../src/lab/types.ts";
 import { which } from "../../src/sys/exec.ts";
 import { binPath, REPO, requireRoot } from "../helpers/bin.ts";
-import { collect, LAB, waitFor, withLab } from "./helpers.ts";
+import { collect, defaultVpnKind, LAB, waitFor, withLab } from "./helpers.ts";
 
 const GW = "172.16.0.1";
 const STATIC = "172.16.0.10";
 const SCRIPT = join(REPO, "test/fixtures/gateway/udhcpc-script.sh");
-const t = withLab({ clients: 2, natConf: "client-1 10 tcp:8080,udp:8081\n", extraSettings: "DHCP_LEASE_TIME=10m\n" });
+// With POD_GATEWAY_LAB_VPN=openvpn the real client is not started with the lab but by the control
+// test's setVpnLink("up"): after a gateway-init, as a VPN container starts after the init containers.
+const t = withLab({
+  clients: 2,
+  natConf: "client-1 10 tcp:8080,udp:8081\n",
+  extraSettings: "DHCP_LEASE_TIME=10m\n",
+  ...(defaultVpnKind() === "openvpn" ? { vpnLink: "deleted" as const } : {}),
+});
 
 let bin = "";
 let sidecar: Subprocess<"ignore", "pipe", "pipe"> | undefined;

@@ -20,7 +20,10 @@ import { collect, LAB, waitFor, withLab } from "./helpers.ts";
 const GW = "172.16.0.1";
 const STATIC = "172.16.0.10";
 const SCRIPT = join(REPO, "test/fixtures/gateway/udhcpc-script.sh");
-const t = withLab({ clients: 2, natConf: "client-1 10 tcp:8080,udp:8081\n" });
+// The stand-in VPN link (a veth the lab adds, takes down, deletes and renames at will); the last
+// describe repeats the flush faults against a real OpenVPN client in a lab of its own.
+const NAT_CONF = "client-1 10 tcp:8080,udp:8081\n";
+const t = withLab({ clients: 2, natConf: NAT_CONF, vpn: "veth" });
 const CLIENTS = ["client-0", "client-1"] as const;
 
 let bin = "";
@@ -120,12 +123,40 @@ async function vpnUpAndMeasure(lab: Lab, what: string): Promise<void> {
   console.log(`[measure] ${what}: VPN link up -> its routes in table ${KILLSWITCH_TABLE} after ${copied.toFixed(0)} ms, client traffic through it after ${flowing.toFixed(0)} ms (route check every 200 ms)`);
 }
 
+/** Both clients' VXLAN endpoints; client-1 with nat.conf's static address. */
+async function setUpClients(lab: Lab): Promise<void> {
+  for (const pod of CLIENTS) await vxlanClient(lab, pod);
+  await lab.exec("client-1", ["ip", "-batch", "-"], { input: `addr add ${STATIC}/24 dev vxlan0\nroute replace default via ${GW} dev vxlan0\n` });
+}
+
+/**
+ * The VPN link down or deleted while another process flushes the filter table and sets the
+ * policies to ACCEPT: not one probe answered, not one packet at either host, and the gateway
+ * still serves DNS and DHCP on the overlay; then the link comes back and traffic flows.
+ */
+async function flushedWithLinkFault(lab: Lab, fault: "down" | "deleted"): Promise<void> {
+  await lab.setVpnLink(fault);
+  await waitFor("the copies to leave our table", async () => (await copies(lab)).length === 0, 10_000);
+  const f = flusher(lab, "iptables");
+  try {
+    await Bun.sleep(500);
+    const before = await seen(lab);
+    expect(await probeAll(lab)).toEqual([]);
+    expect(await seen(lab)).toEqual(before);
+    // The gateway still serves the overlay.
+    expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
+    expect((await udhcpc(lab, "client-0")).router).toBe(GW);
+  } finally {
+    await stop(f);
+  }
+  await vpnUpAndMeasure(lab, `${lab.vpnKind === "openvpn" ? "OpenVPN, " : ""}after the link was ${fault}`);
+}
+
 beforeAll(async () => {
   requireRoot();
   bin = binPath();
   for (const tool of ["dnsmasq", "busybox", "bridge", "iptables", "nft"]) if (!which(tool)) throw new Error(`${tool} is missing: apt-get install dnsmasq-base busybox iproute2 iptables nftables`);
-  for (const pod of CLIENTS) await vxlanClient(t.lab, pod);
-  await t.lab.exec("client-1", ["ip", "-batch", "-"], { input: `addr add ${STATIC}/24 dev vxlan0\nroute replace default via ${GW} dev vxlan0\n` });
+  await setUpClients(t.lab);
 }, 30_000);
 
 afterAll(async () => {
@@ -174,22 +205,7 @@ describe("kill switch: firewall and routing layers", () => {
 
   for (const fault of ["down", "deleted"] as const) {
     test(`VPN link ${fault}, filter table flushed and policies ACCEPT every 0.2 s: zero packets at the internet and leak hosts; DHCP and DNS to .1 still work`, async () => {
-      const lab = t.lab;
-      await lab.setVpnLink(fault);
-      await waitFor("the copies to leave our table", async () => (await copies(lab)).length === 0, 10_000);
-      const f = flusher(lab, "iptables");
-      try {
-        await Bun.sleep(500);
-        const before = await seen(lab);
-        expect(await probeAll(lab)).toEqual([]);
-        expect(await seen(lab)).toEqual(before);
-        // The gateway still serves the overlay.
-        expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
-        expect((await udhcpc(lab, "client-0")).router).toBe(GW);
-      } finally {
-        await stop(f);
-      }
-      await vpnUpAndMeasure(lab, `after the link was ${fault}`);
+      await flushedWithLinkFault(t.lab, fault);
     }, 60_000);
   }
 
@@ -276,4 +292,31 @@ describe("kill switch: firewall and routing layers", () => {
     await vpnUpAndMeasure(lab, "nft backend, after the link was down");
     await stopSidecar();
   }, 60_000);
+});
+
+// The same faults with a real OpenVPN client (issue 17): SIGTERM removes tun0 with its routes, a
+// downed tun0 loses them. The lab starts without the client, as a pod starts its VPN container
+// after the init containers: gateway-init first, then the client connects and rewrites
+// resolv.conf, then gateway-sidecar (the cluster DNS comes from gateway-init's kernel record).
+describe("kill switch with a real OpenVPN client", () => {
+  const ovpn = withLab({ clients: 2, natConf: NAT_CONF, vpn: "openvpn", vpnLink: "deleted" });
+
+  test("gateway-init, the client connects, the sidecar starts: traffic through the tunnel, DHCP and cluster names through .1", async () => {
+    const lab = ovpn.lab;
+    await setUpClients(lab);
+    await lab.exec("gateway", [bin, "gateway-init"], { env: env(lab), what: "gateway-init" });
+    await lab.setVpnLink("up");
+    await startSidecar(lab);
+    expect((await udhcpc(lab, "client-0")).router).toBe(GW);
+    await waitFor("the tunnel's routes in our table", async () => (await copies(lab)).length >= 3, 10_000, { detail: () => sidecarOut.text() });
+    for (const pod of CLIENTS) expect(ip(await lab.echoFrom(pod, "internet", "tcp"))).toBe(LAB.vpnGatewayIp);
+    expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
+  }, 60_000);
+
+  for (const fault of ["down", "deleted"] as const)
+    test(`tun0 ${fault}, filter table flushed and policies ACCEPT every 0.2 s: zero packets at the internet and leak hosts; DHCP and DNS to .1 still work`, async () => {
+      await flushedWithLinkFault(ovpn.lab, fault);
+    }, 90_000);
+
+  afterAll(stopSidecar);
 });

@@ -20,15 +20,15 @@ export interface Roles {
   clientOut: { text: () => string };
 }
 
-/** gateway-init (kill switch on), gateway-sidecar, then client-init and client-sidecar in client-0 (DHCP). */
 /**
- * The gateway pod's containers in Kubernetes' order: gateway-init (an init container) first, then
- * the sidecar; `afterInit` runs between them — where a VPN container starts, racing the sidecar.
+ * gateway-init (kill switch on), gateway-sidecar, then client-init and client-sidecar in client-0
+ * (DHCP). `afterInit` runs between gateway-init and the sidecar (where a VPN container starts in
+ * a pod: after the init containers).
  */
-export async function startRoles(lab: Lab, bin: string, afterInit?: () => Promise<void>): Promise<Roles> {
+export async function startRoles(lab: Lab, bin: string, opts: { afterInit?: () => Promise<void> } = {}): Promise<Roles> {
   const init = await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
   expect(init.stderr).toContain(`kill switch: on (traffic leaves only through ${lab.vpnInterface})`);
-  await afterInit?.();
+  await opts.afterInit?.();
   const sidecar = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, "gateway", "sidecar"), "--firewall-check-interval", "1"], {
     env: lab.roleEnv("gateway"),
   });
@@ -64,12 +64,12 @@ export async function expectNoLeak(lab: Lab, before: LeakBaseline, what: string)
 
 /**
  * Probes that keep running until stop(): TCP and UDP to the internet and the leak host from a
- * client, UDP to the leak host from the gateway itself, ICMP from the client to the internet
- * host, and a DNS query for an internet name through the gateway. stop() lets every loop
- * finish at least `minRounds` probes first (a fault shorter than one probe is still covered
- * from before it to after it). Returns how many ran and how many were answered.
+ * client, UDP to the leak host from the gateway itself (unless `gatewayOwn` is false), ICMP from
+ * the client to the internet host, and a DNS query for an internet name through the gateway.
+ * stop() lets every loop finish at least `minRounds` probes first (a fault shorter than one probe
+ * is still covered from before it to after it). Returns how many ran and how many were answered.
  */
-export function probeContinuously(lab: Lab, client: PodName, minRounds = 2): { stop: () => Promise<{ probes: number; answered: number }> } {
+export function probeContinuously(lab: Lab, client: PodName, minRounds = 2, opts: { gatewayOwn?: boolean } = {}): { stop: () => Promise<{ probes: number; answered: number }> } {
   let running = true;
   let probes = 0;
   let answered = 0;
@@ -86,7 +86,7 @@ export function probeContinuously(lab: Lab, client: PodName, minRounds = 2): { s
     loop(async () => (await lab.echoFrom(client, "internet", "udp", { timeoutMs: ms })).ok),
     loop(async () => (await lab.echoFrom(client, "leak", "tcp", { timeoutMs: ms })).ok),
     loop(async () => (await lab.echoFrom(client, "leak", "udp", { timeoutMs: ms })).ok),
-    loop(async () => (await lab.echoFrom("gateway", "leak", "udp", { timeoutMs: ms })).ok),
+    ...(opts.gatewayOwn === false ? [] : [loop(async () => (await lab.echoFrom("gateway", "leak", "udp", { timeoutMs: ms })).ok)]),
     loop(async () => (await lab.exec(client, ["busybox", "ping", "-c", "1", "-W", "1", LAB.internetIp], { okCodes: [1] })).code === 0),
     loop(async () => (await lab.resolve(client, LAB.internetName, { server: GW, timeoutMs: ms })).ok),
   ];

@@ -1,6 +1,7 @@
 // OpenVPN over TCP 443, in a lab built by the CLI (`pod-gateway lab up --vpn openvpn
-// --vpn-proto tcp`): the client connects at start; for the gateway roles it is restarted
-// between gateway-init and the sidecar, as Kubernetes orders an init container and a VPN container; the kill switch holds while the client is killed and restarted and
+// --vpn-proto tcp`): the client connects at start; for the gateway roles it is stopped and
+// started again between gateway-init and gateway-sidecar, as a pod starts its VPN container after
+// the init containers (gateway-init takes the cluster DNS from resolv.conf as it finds it); the kill switch holds while the client is killed and restarted and
 // while the server is killed (the client sees its TCP connection end) and restarted; a
 // VPN_TRAFFIC_PORT that names UDP's port instead keeps the tunnel down. `lab down` removes
 // the OpenVPN processes with everything else.
@@ -58,17 +59,8 @@ describe("OpenVPN over TCP 443, lab built by the CLI", () => {
   });
 
   test("the gateway roles with the kill switch: client traffic leaves through the TCP tunnel", async () => {
-    // Kubernetes runs gateway-init before any regular container, so it reads the kubelet's
-    // resolv.conf: the CLI started the VPN client at once, so it is stopped (its down script
-    // restores resolv.conf) and comes back after gateway-init, before the sidecar starts.
-    const vpn = lab.openvpn();
-    const n = vpn.connections();
-    await vpn.stop("client");
-    expect((await lab.exec("gateway", ["cat", "/etc/resolv.conf"])).stdout).not.toContain(`nameserver ${LAB.vpnDnsIp}`);
-    roles = await startRoles(lab, bin, async () => {
-      await vpn.start("client");
-      await vpn.waitConnected(n, 30_000);
-    });
+    await lab.setVpnLink("deleted"); // its down script puts the cluster's resolv.conf back
+    roles = await startRoles(lab, bin, { afterInit: () => lab.setVpnLink("up") });
     await waitTrafficFlows(lab, "client-0");
   });
 

@@ -2,7 +2,8 @@
 // names the case; a seed replays the same cases.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { join } from "node:path";
+import { readFileSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fuzz, fuzzIsolated, fuzzParameters, fuzzRuns, runIsolated } from "../helpers/fuzz.ts";
 
 const targets = join(import.meta.dir, "..", "helpers", "fuzz-selftest-targets.ts");
@@ -65,6 +66,15 @@ describe("isolated runs", () => {
     expect(r.outcomes[2]).toMatchObject({ index: 2, ok: false, kind: "timeout" });
   });
 
+  test("the child's start-up is not counted against the first case", async () => {
+    const slow = { module: join(import.meta.dir, "..", "helpers", "fuzz-selftest-slow-start.ts"), fn: "echo" };
+    const r = await runIsolated(slow, [1, 2], { caseTimeoutMs: 1000 });
+    expect(r.outcomes).toEqual([
+      { index: 0, ok: true, value: "1" },
+      { index: 1, ok: true, value: "2" },
+    ]);
+  });
+
   test("a memory blow-up is a memory failure of that case", async () => {
     const r = await runIsolated(t("blowsUp"), [1, 2, 3], { memoryMb: 400 });
     expect(r.outcomes[0]).toMatchObject({ ok: true });
@@ -80,5 +90,17 @@ describe("isolated runs", () => {
     expect((err as Error).message).toContain("FUZZ_SEED=5");
     expect((err as Error).message).toContain("threw TypeError: seven");
     expect((err as Error).message).toContain("input: 7");
+    const saved = /whole input: (\S+)/.exec((err as Error).message)?.[1];
+    expect(saved && readFileSync(saved, "utf8")).toBe("7");
+    rmSync(dirname(saved!), { recursive: true });
+  });
+
+  test("a failing input is saved whole: bytes as they are", async () => {
+    const big = new Uint8Array(5000).fill(7);
+    const err = await fuzzIsolated("big", fc.constant(big), t("throwsOnBytes"), { runs: 1 }).catch((e: Error) => e);
+    const saved = /whole input: (\S+)/.exec((err as Error).message)?.[1];
+    expect(saved).toEndWith(".bin");
+    expect(new Uint8Array(readFileSync(saved!))).toEqual(big);
+    rmSync(dirname(saved!), { recursive: true });
   });
 });

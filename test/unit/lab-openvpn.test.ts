@@ -3,8 +3,10 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { checkArgs, type ArgSpec } from "../../src/cli/args.ts";
 import { parseVpnArgs } from "../../src/cli/lab/common.ts";
-import { runOpenVpnDnsScript } from "../../src/lab/openvpn.ts";
+import openVpnDns from "../../src/cli/lab/openvpn-dns.ts";
+import { dnsScriptArgv, runOpenVpnDnsScript } from "../../src/lab/openvpn.ts";
 import {
   checkOpenVpnSettings,
   openVpnFiles,
@@ -108,6 +110,15 @@ describe("config files", () => {
 });
 
 describe("the client's DNS script", () => {
+  test("its command line passes the strict argument check with the arguments OpenVPN appends", () => {
+    const argv = dnsScriptArgv("/run/pod-gateway-lab/abc");
+    const own = argv.slice(argv.indexOf("openvpn-dns") + 1);
+    const defs = openVpnDns.args as Record<string, ArgSpec>;
+    expect(checkArgs(defs, [...own, "tun0", "1500", "0", "198.19.0.2", "255.255.255.252", "init"])).toEqual([]);
+    // Without the `--` the command ends in, OpenVPN's arguments are arguments too many.
+    expect(checkArgs(defs, [...own.slice(0, -1), "tun0", "1500", "init"])).toHaveLength(3);
+  });
+
   test("pushed options in the order of their numbers; only well-formed DNS and DOMAIN options", () => {
     const env = {
       foreign_option_2: "dhcp-option DNS 10.64.0.1",

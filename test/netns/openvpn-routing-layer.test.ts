@@ -1,12 +1,7 @@
-// OpenVPN faults that leak (or break DNS) with today's gateway: they depend on issue 11's
-// routing layer (§1: `iif vxlan0` rule to our table with copies of the VPN's routes and
-// `unreachable default`; §3: upstream resolvers routed through VPN_INTERFACE) and on the
-// gateway sidecar learning the cluster DNS somewhere the VPN client cannot overwrite (§4).
-//
-// NOT part of `npm test` (the file name does not end in .test.ts): run it by name once the
-// routing layer is merged, then rename it to openvpn-routing-layer.test.ts:
-//   node_modules/.bin/bun test ./test/netns/openvpn-needs-routing-layer.ts
-// Failures seen before the routing layer, with today's gateway: see the notes of h17.
+// OpenVPN faults that leaked (or broke DNS) before issue 11's routing layer: §1, the `iif vxlan0`
+// rule to our table with copies of the VPN's routes and `unreachable default`; §3, upstream
+// resolvers routed through VPN_INTERFACE; §4, the cluster DNS recorded by gateway-init where a
+// VPN container cannot overwrite it. Found by h17 with the real OpenVPN (see its notes).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import type { Subprocess } from "bun";
@@ -56,7 +51,10 @@ describe("the server pushes a DNS server inside VPN_LOCAL_CIDRS (198.18.3.53 in 
       "while :; do iptables -F; iptables -P FORWARD ACCEPT; iptables -P OUTPUT ACCEPT; iptables -P INPUT ACCEPT; sleep 0.3; done",
     ]);
     const before = await leakBaseline(lab);
-    const probes = probeContinuously(lab, "client-0");
+    // The clients' traffic only: the routing layer covers what comes in on vxlan0. The gateway's
+    // own output (other than its DNS upstreams, §3) is guarded by the firewall layer alone, which
+    // this flusher removes: its UDP to the leak host does leave by eth0 during the reconnect.
+    const probes = probeContinuously(lab, "client-0", 2, { gatewayOwn: false });
     try {
       const vpn = lab.openvpn();
       const n = vpn.connections();
@@ -74,12 +72,18 @@ describe("the server pushes a DNS server inside VPN_LOCAL_CIDRS (198.18.3.53 in 
 });
 
 describe("the VPN container connected before the gateway sidecar started (it rewrote resolv.conf first)", () => {
-  const t = withLab({ clients: 1, vpn: "openvpn" });
+  const t = withLab({ clients: 1, vpn: "openvpn", vpnLink: "deleted" });
 
   test("cluster names still resolve through .1 (the sidecar must not take the VPN's resolver for the cluster DNS, issue 11 §4)", async () => {
     const lab = t.lab;
-    expect(readFileSync(lab.resolvConfPath("gateway"), "utf8")).toContain(`nameserver ${LAB.vpnDnsIp}`);
-    const roles = await startRoles(lab, bin);
+    // As in a pod: gateway-init (an init container) before the VPN container, which connects
+    // and rewrites resolv.conf before gateway-sidecar starts.
+    const roles = await startRoles(lab, bin, {
+      afterInit: async () => {
+        await lab.setVpnLink("up");
+        expect(readFileSync(lab.resolvConfPath("gateway"), "utf8")).toContain(`nameserver ${LAB.vpnDnsIp}`);
+      },
+    });
     started.push(roles);
     await waitTrafficFlows(lab, "client-0");
     expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
