@@ -216,6 +216,8 @@ describe("OpenVPN in the gateway pod", () => {
     // The right port: the waiting client gets through at its next attempt.
     await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
     await vpn.waitConnected(n);
+    // The server counts the connection a moment before the client has set up tun0's routes.
+    await waitFor("the VPN's routes", async () => (await lab.exec("gateway", ["ip", "route", "show"])).stdout.includes("0.0.0.0/1"), 15_000, { everyMs: 100 });
     // No sidecar runs here to copy the new tun0's routes into our table, and the lab's internet
     // host is also the VPN's resolver, which issue 11 §3 routes through that table only: one more
     // gateway-init (idempotent) brings it in line, as the sidecar would within its route check.
