@@ -150,14 +150,14 @@ const RULES: { [K in SettingKey]: Rule<Settings[K]> } = {
     notAllOfIPv4(parseCidrList(t), "the kill switch would let traffic to every destination leave through eth0 instead of the VPN; list only the networks reached outside the VPN"),
   DNS_LOCAL_CIDRS: (t) => {
     // Despite its name (kept from the reference) this lists DNS domains, e.g. "local cluster.local".
-    const out: string[] = [];
+    const out = new Set<string>(); // insertion order; linear in the list
     const errors: string[] = [];
     for (const item of splitList(t)) {
       if (item.includes("/")) {
         // An IPv4 CIDR is a reverse zone (its PTR names) for the cluster DNS, as in the reference.
         const c = parseCidr4(item);
         if (!c.ok) errors.push(`${c.error} (DNS_LOCAL_CIDRS lists DNS domains, or IPv4 CIDRs whose reverse zone the cluster DNS answers)`);
-        else if (!out.includes(c.value)) out.push(c.value);
+        else out.add(c.value);
         continue;
       }
       if (isIP(item)) {
@@ -166,9 +166,9 @@ const RULES: { [K in SettingKey]: Rule<Settings[K]> } = {
       }
       const d = checkDnsName(item.replace(/^\./, ""));
       if (!d.ok) errors.push(d.error);
-      else if (!out.includes(d.value)) out.push(d.value);
+      else out.add(d.value);
     }
-    return errors.length ? bad(joinErrors(errors)) : ok(out);
+    return errors.length ? bad(joinErrors(errors)) : ok([...out]);
   },
   DNS_LOCAL_SERVER: (t) => {
     const s = trimmed(t);

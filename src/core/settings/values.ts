@@ -150,54 +150,45 @@ export function parseCidr6(text: string): Checked<string> {
   return ok(canonical);
 }
 
-/** A list of IPv4 and IPv6 CIDRs, canonical; duplicates are dropped with a warning. */
-export function parseCidrList46(text: string): Checked<string[]> {
-  const out: string[] = [];
+/** A list of CIDRs read by `parseItem`, canonical; duplicates are dropped with a warning (a Set: linear in the list). */
+function parseCidrListWith(text: string, parseItem: (item: string) => Checked<string>): Checked<string[]> {
+  const seen = new Set<string>();
   const warnings: string[] = [];
   const errors: string[] = [];
   for (const item of splitList(text)) {
-    const c = item.includes(":") ? parseCidr6(item) : parseCidr4(item);
+    const c = parseItem(item);
     if (!c.ok) {
       errors.push(c.error);
       continue;
     }
     warnings.push(...(c.warnings ?? []));
-    if (out.includes(c.value)) warnings.push(`${c.value} is listed twice; using it once`);
-    else out.push(c.value);
+    if (seen.has(c.value)) warnings.push(`${c.value} is listed twice; using it once`);
+    else seen.add(c.value);
   }
   if (errors.length) return bad(joinErrors(errors));
-  return ok(out, warnings);
+  return ok([...seen], warnings);
+}
+
+/** A list of IPv4 and IPv6 CIDRs, canonical; duplicates are dropped with a warning. */
+export function parseCidrList46(text: string): Checked<string[]> {
+  return parseCidrListWith(text, (item) => (item.includes(":") ? parseCidr6(item) : parseCidr4(item)));
 }
 
 /** A list of IPv4 CIDRs, canonical; duplicates are dropped with a warning. */
 export function parseCidrList(text: string): Checked<string[]> {
-  const out: string[] = [];
-  const warnings: string[] = [];
-  const errors: string[] = [];
-  for (const item of splitList(text)) {
-    const c = parseCidr4(item);
-    if (!c.ok) {
-      errors.push(c.error);
-      continue;
-    }
-    warnings.push(...(c.warnings ?? []));
-    if (out.includes(c.value)) warnings.push(`${c.value} is listed twice; using it once`);
-    else out.push(c.value);
-  }
-  if (errors.length) return bad(joinErrors(errors));
-  return ok(out, warnings);
+  return parseCidrListWith(text, parseCidr4);
 }
 
 /** A list of IPv4/IPv6 addresses (as the webhook passes K8S_DNS_ips: space-separated). */
 export function parseAddressList(text: string): Checked<string[]> {
-  const out: string[] = [];
+  const out = new Set<string>(); // insertion order; linear in the list
   const errors: string[] = [];
   for (const item of splitList(text)) {
     if (!isIP(item)) errors.push(`${show(item)} is not an IPv4 or IPv6 address`);
-    else if (!out.includes(item)) out.push(item);
+    else out.add(item);
   }
   if (errors.length) return bad(joinErrors(errors));
-  return ok(out);
+  return ok([...out]);
 }
 
 /** Ports 1..65535, space/comma separated. */
