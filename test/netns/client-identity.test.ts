@@ -104,7 +104,9 @@ describe("unique identity per live pod", () => {
     procs.push(side);
     const out = collect(side);
     await waitFor("the sidecar to take the lease over", () => out.text().includes("took over the DHCP lease") || side.exitCode !== null, 15_000, { detail: out.text });
-    await Bun.sleep(1500); // some lifetime runs down, so the renewal is visible
+    // Some lifetime runs down, so the renewal is visible: the renewal writes the granted 120 s less
+    // the second it is into (119), so at least two whole seconds must have passed before reading.
+    await Bun.sleep(3000);
     const lft = (await vxlan(lab, "client-0")).validLft!;
     side.kill("SIGUSR1");
     await waitFor("the renewal", async () => ((await vxlan(lab, "client-0")).validLft ?? 0) > lft, 15_000, { detail: out.text });
