@@ -2,8 +2,11 @@
 // podman's store, writes dist/pod-gateway-<version>-<arch>.oci.tar with its sha256, and
 // dist/image.json (digests, layer sizes, build time) that the image tests start from.
 //
-//   bun src/image/build-image.ts [--local-bases] [--no-cache] [--arch amd64|arm64 ...] [--tag NAME]
+//   bun src/image/build-image.ts [--local-bases] [--no-cache] [--from-commit] [--arch amd64|arm64 ...] [--tag NAME]
 //
+// Without --arch it builds the host's architecture, and the other one (arm64 on amd64) only when
+// binfmt_misc can run its binaries (qemu-user-static); otherwise it says it built one only.
+// --from-commit builds HEAD as committed (git archive) rather than the work tree.
 // --local-bases builds stand-ins for the three base images first (src/image/standins.ts), for
 // machines that cannot reach Docker Hub or gcr.io; the Dockerfile is the same either way (its
 // bases are build arguments). The build is reproducible: --timestamp is the commit's time, so
@@ -21,12 +24,32 @@ import { ensureStandIns, type StandIns } from "./standins.ts";
 export const IMAGE_REPOSITORY = "localhost/pod-gateway";
 export const IMAGE_JSON = join(REPO_ROOT, "dist", "image.json");
 
-/** ELF magic and e_machine of aarch64 as binfmt_misc entries write them (qemu-user-static's). */
-const AARCH64_MAGIC = "7f454c460201010000000000000000000200b700";
+/**
+ * The first 20 bytes of an ELF header as binfmt_misc entries match them (qemu-user-static's):
+ * 64-bit little-endian, version 1, e_type EXEC, then e_machine (little-endian).
+ */
+function binfmtMagic(arch: ArchInfo): string {
+  const m = arch.machine;
+  return `7f454c460201010000000000000000000200${(m & 0xff).toString(16).padStart(2, "0")}${(m >> 8).toString(16).padStart(2, "0")}`;
+}
 
-/** True when one of the binfmt_misc entries' texts runs aarch64 ELF binaries. Pure. */
-export function binfmtRunsArm64(entries: string[]): boolean {
-  return entries.some((t) => /^enabled$/m.test(t) && new RegExp(`^magic ${AARCH64_MAGIC}`, "m").test(t));
+/** True when one of the binfmt_misc entries' texts is enabled and runs `arch`'s ELF binaries. Pure. */
+export function binfmtRuns(arch: ArchInfo, entries: string[]): boolean {
+  return entries.some((t) => /^enabled$/m.test(t) && new RegExp(`^magic ${binfmtMagic(arch)}`, "m").test(t));
+}
+
+/**
+ * The architectures `npm run image` builds when none is named: the host's always; the other one
+ * only when this machine can run its binaries (the Dockerfile's debian stage runs apt-get for the
+ * target). `note` says what was left out and why. Pure.
+ */
+export function planArches(host: ArchInfo, binfmtEntries: string[]): { arches: ArchInfo[]; note?: string } {
+  const other = host.name === "amd64" ? ARCHES.arm64 : ARCHES.amd64;
+  if (binfmtRuns(other, binfmtEntries)) return { arches: [host, other] };
+  return {
+    arches: [host],
+    note: `building linux/${host.name} only: this machine cannot run ${other.name} binaries (no enabled binfmt_misc entry for them; qemu-user-static registers one)`,
+  };
 }
 
 function readBinfmtEntries(): string[] {
@@ -93,6 +116,12 @@ function git(args: string[]): string {
 export interface BuildImageOptions {
   localBases: boolean;
   noCache: boolean;
+  /**
+   * Build HEAD as committed (`git archive HEAD` as the build context) instead of the work tree:
+   * uncommitted and untracked files cannot reach the image, so two builds of one commit have
+   * the same inputs whatever the work tree holds.
+   */
+  fromCommit?: boolean;
   arches: ArchInfo[];
   /** Repository to tag (default localhost/pod-gateway). */
   repository?: string;
@@ -110,15 +139,28 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageRecord[]
   const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string };
   const commit = git(["rev-parse", "--short=12", "HEAD"]);
   const timestamp = Number(git(["log", "-1", "--format=%ct", "HEAD"]));
-  const dirty = git(["status", "--porcelain", "--untracked-files=no"]) !== "";
-  if (dirty) log(`warning: the work tree has uncommitted changes; the image holds them, but is labelled ${commit}`);
   const work = mkdtempSync(join(tmpdir(), "pgw-image-"));
+  let context = REPO_ROOT;
+  let dirty = false;
   const records: ImageRecord[] = [];
   try {
+    if (opts.fromCommit) {
+      context = join(work, "context");
+      mkdirSync(context);
+      const tar = join(work, "context.tar");
+      git(["archive", "--format=tar", "-o", tar, commit]);
+      const x = Bun.spawnSync(["tar", "-x", "-f", tar, "-C", context], { stdout: "pipe", stderr: "pipe" });
+      if (x.exitCode !== 0) throw new Error(`unpacking git archive ${commit} into ${context}: tar exited ${x.exitCode}: ${x.stderr.toString().trim()}`);
+      rmSync(tar);
+      log(`building commit ${commit} as committed (git archive), not the work tree`);
+    } else {
+      dirty = git(["status", "--porcelain", "--untracked-files=no"]) !== "";
+      if (dirty) log(`warning: the work tree has uncommitted changes; the image holds them, but is labelled ${commit}`);
+    }
     for (const arch of opts.arches) {
       const t0 = performance.now();
       // Real bases: the Dockerfile's own defaults, fully qualified for podman.
-      let bases: Partial<StandIns> = Object.fromEntries(Object.entries(parseBaseArgs(readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8"))).map(([k, v]) => [k, qualifyImageRef(v)]));
+      let bases: Partial<StandIns> = Object.fromEntries(Object.entries(parseBaseArgs(readFileSync(join(context, "Dockerfile"), "utf8"))).map(([k, v]) => [k, qualifyImageRef(v)]));
       if (opts.localBases) {
         bases = await ensureStandIns(p, manifest, arch, log, work);
         // The tools stage runs on the builder's platform (FROM --platform=$BUILDPLATFORM): its
@@ -139,8 +181,8 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageRecord[]
         ...(opts.localBases ? ["--pull=never"] : []),
         ...(opts.noCache ? ["--no-cache"] : []),
         "-t", ref,
-        "-f", join(REPO_ROOT, "Dockerfile"),
-        REPO_ROOT,
+        "-f", join(context, "Dockerfile"),
+        context,
       ];
       log(`podman build for linux/${arch.name}${opts.localBases ? " with local stand-in bases" : ""} (commit ${commit}, timestamp ${timestamp})`);
       const tb = performance.now();
@@ -215,23 +257,21 @@ if (import.meta.main) {
       options: {
         "local-bases": { type: "boolean", default: false },
         "no-cache": { type: "boolean", default: false },
+        "from-commit": { type: "boolean", default: false },
         arch: { type: "string", multiple: true },
         tag: { type: "string" },
       },
       strict: true,
     });
-    const host = hostArch();
     let arches: ArchInfo[];
+    let note: string | undefined;
     if (values.arch?.length) arches = [...new Set(values.arch.map((a) => parseArch(a).name))].map((n) => ARCHES[n]);
-    else {
-      arches = [host];
-      const other = host.name === "amd64" ? ARCHES.arm64 : ARCHES.amd64;
-      if (other.name === "arm64" && binfmtRunsArm64(readBinfmtEntries())) arches.push(other);
-      else process.stderr.write(`image: building linux/${host.name} only: this machine cannot run ${other.name} binaries (no enabled binfmt_misc entry for them; qemu-user-static provides one)\n`);
-    }
+    else ({ arches, note } = planArches(hostArch(), readBinfmtEntries()));
+    if (note) process.stderr.write(`image: ${note}\n`);
     const t0 = performance.now();
-    await buildImage({ localBases: values["local-bases"], noCache: values["no-cache"], arches, repository: values.tag });
-    process.stderr.write(`image: done in ${((performance.now() - t0) / 1000).toFixed(0)} s; details in ${IMAGE_JSON}\n`);
+    const recs = await buildImage({ localBases: values["local-bases"], noCache: values["no-cache"], fromCommit: values["from-commit"], arches, repository: values.tag });
+    const built = recs.map((r) => `linux/${r.arch}`).join(" and ");
+    process.stderr.write(`image: built ${built}${note ? " only" : ""} in ${((performance.now() - t0) / 1000).toFixed(0)} s; details in ${IMAGE_JSON}\n`);
   } catch (e) {
     process.stderr.write(`image: ${(e as Error).message}\n`);
     process.exit(1);

@@ -147,13 +147,19 @@ async function bringUpClient(lab: Lab, pod: PodName, readOnly: boolean, label: s
 }
 
 interface AddrJson {
-  addr_info?: { family: string; local: string; prefixlen: number; valid_life_time?: number }[];
+  addr_info?: { family: string; local: string; prefixlen: number; valid_life_time?: number; preferred_life_time?: number }[];
 }
 
-async function overlayAddress(lab: Lab, pod: PodName): Promise<{ addr: string; dhcp: boolean }> {
+async function readOverlayAddress(lab: Lab, pod: PodName) {
   const r = await lab.exec(pod, ["ip", "-j", "addr", "show", "dev", "vxlan0"]);
   const a = (JSON.parse(r.stdout) as AddrJson[])[0]?.addr_info?.find((x) => x.family === "inet");
   if (!a) throw new Error(`${pod}: vxlan0 has no IPv4 address`);
+  return a;
+}
+
+/** Static addresses are forever; a DHCP lease is written as the address' lifetime. */
+async function overlayAddress(lab: Lab, pod: PodName): Promise<{ addr: string; dhcp: boolean }> {
+  const a = await readOverlayAddress(lab, pod);
   return { addr: `${a.local}/${a.prefixlen}`, dhcp: a.valid_life_time !== undefined && a.valid_life_time < 0xffffffff };
 }
 
@@ -249,6 +255,27 @@ describe("the roles from the image, run by podman in the lab", () => {
   test("the demo's checks: addresses, egress through the VPN, DNS, port forward, kill switch", async () => {
     await demoChecks(t.lab);
   }, 120_000);
+
+  test("client-1's sidecar renews its DHCP lease on SIGUSR1 with only NET_ADMIN and NET_RAW (no NET_BIND_SERVICE)", async () => {
+    // Renewals once bound a UDP socket to <lease>:68, a privileged port: with --cap-drop all and
+    // only NET_ADMIN and NET_RAW that bind failed with EACCES. They now use the packet socket,
+    // which is why config/kubernetes/client-*.yaml add nothing but NET_ADMIN and NET_RAW.
+    const lab = t.lab;
+    const name = `${cs.prefix}-client-1-client_sidecar`;
+    const side = running.get(name);
+    if (!side) throw new Error(`${name} is not running (see the first failure)`);
+    const lifetime = async () => (await readOverlayAddress(lab, "client-1")).valid_life_time ?? 0xffffffff;
+    // Let the address' lifetime run down a little, so a renewal shows as it going back up.
+    const start = await lifetime();
+    await waitFor("client-1's lease lifetime to run down by 2 s", async () => (await lifetime()) <= start - 2, 15_000, { everyMs: 500 });
+    const before = await lifetime();
+    const { addr } = await overlayAddress(lab, "client-1");
+    await podman(fx.p, ["kill", "--signal", "USR1", name], { what: `asking ${name} to renew` });
+    await waitFor("the renewal (vxlan0's address lifetime going back up)", async () => (await lifetime()) > before, 15_000, { everyMs: 200, detail: () => side.text() });
+    expect((await overlayAddress(lab, "client-1")).addr).toBe(addr);
+    expect(side.text()).toContain("renewing the DHCP lease of " + addr.split("/")[0] + " now, as asked");
+    expect(/(renewing|rebinding) the DHCP lease[^\n]*failed[^\n]*/.exec(side.text())?.[0]).toBeUndefined();
+  }, 60_000);
 
   test("the image's binary reports this build under the client's capabilities, and the image has no shell", async () => {
     const lab = t.lab;

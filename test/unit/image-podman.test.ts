@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hostTarget, sha256File } from "../../build.ts";
-import { binfmtRunsArm64, parseBaseArgs, qualifyImageRef } from "../../src/image/build-image.ts";
+import { binfmtRuns, parseBaseArgs, planArches, qualifyImageRef } from "../../src/image/build-image.ts";
 import { parseTar } from "../../src/image/oci.ts";
 import { renderContainersConf } from "../../src/image/podman.ts";
 import { parseAptMirror, renderNodeStandIn, standInNames } from "../../src/image/standins.ts";
@@ -54,11 +54,23 @@ describe("Debian mirror for debootstrap", () => {
 
 describe("arm64 builds only where arm64 binaries run", () => {
   const qemu = "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: POCF\noffset 0\nmagic 7f454c460201010000000000000000000200b700\nmask ffffffffffffff00fffffffffffffffffeffffff\n";
-  test("an enabled aarch64 entry", () => {
-    expect(binfmtRunsArm64([qemu])).toBe(true);
-    expect(binfmtRunsArm64([qemu.replace("enabled", "disabled")])).toBe(false);
-    expect(binfmtRunsArm64([qemu.replace("b700", "2800")])).toBe(false); // arm (32-bit)
-    expect(binfmtRunsArm64([])).toBe(false);
+  const qemuX86 = qemu.replaceAll("aarch64", "x86_64").replace("0200b700", "02003e00");
+  test("an enabled entry with the architecture's ELF machine", () => {
+    expect(binfmtRuns(ARCHES.arm64, [qemu])).toBe(true);
+    expect(binfmtRuns(ARCHES.arm64, [qemu.replace("enabled", "disabled")])).toBe(false);
+    expect(binfmtRuns(ARCHES.arm64, [qemu.replace("b700", "2800")])).toBe(false); // arm (32-bit)
+    expect(binfmtRuns(ARCHES.arm64, [qemuX86])).toBe(false);
+    expect(binfmtRuns(ARCHES.amd64, [qemuX86])).toBe(true);
+    expect(binfmtRuns(ARCHES.arm64, [])).toBe(false);
+  });
+  test("amd64 always; arm64 too only when binfmt_misc runs it, otherwise the build says amd64 only", () => {
+    expect(planArches(ARCHES.amd64, [qemu])).toEqual({ arches: [ARCHES.amd64, ARCHES.arm64] });
+    const alone = planArches(ARCHES.amd64, [qemu.replace("enabled", "disabled")]);
+    expect(alone.arches).toEqual([ARCHES.amd64]);
+    expect(alone.note).toBe("building linux/amd64 only: this machine cannot run arm64 binaries (no enabled binfmt_misc entry for them; qemu-user-static registers one)");
+    // On an arm64 builder the other architecture is amd64.
+    expect(planArches(ARCHES.arm64, [qemuX86]).arches).toEqual([ARCHES.arm64, ARCHES.amd64]);
+    expect(planArches(ARCHES.arm64, []).note).toContain("building linux/arm64 only");
   });
 });
 
