@@ -1,58 +1,18 @@
 // The Kubernetes API client against a fake API server over real TLS: the sidecar's
 // watchUntilPodDone, checkPodDone, and the compiled binary's `check-done`.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createConsola } from "consola/basic";
 import type { Pod } from "../../src/core/kube/types.ts";
 import { KubeApiError } from "../../src/core/kube/failure.ts";
-import { checkPodDone, fetchPod, readInClusterConfig, resolveCheckMode, watchPodDoneIfEnabled, watchUntilPodDone, type KubeConfig, type WatchTiming } from "../../src/sys/kube.ts";
+import { checkPodDone, fetchPod, readInClusterConfig, resolveCheckMode, watchPodDoneIfEnabled, watchUntilPodDone, type WatchTiming } from "../../src/sys/kube.ts";
 import { binPath, REPO } from "../helpers/bin.ts";
-import { FakeKube, loadFixture, makeCerts, recordingClock, setContainerState, terminated, writeServiceAccount, type Certs, type FixtureName } from "../helpers/fake-kube.ts";
+import { loadFixture, recordingClock, setContainerState, terminated, writeServiceAccount } from "../helpers/fake-kube.ts";
+import { fakeKubeRig, type KubeSetup } from "../helpers/fake-kube-rig.ts";
 
-let certs: Certs;
-let work = "";
-const fakes: FakeKube[] = [];
-
-beforeAll(() => {
-  certs = makeCerts();
-  work = mkdtempSync(join(tmpdir(), "pgw-kube-test-"));
-});
-afterEach(async () => {
-  await Promise.all(fakes.splice(0).map((f) => f.stop()));
-});
-afterAll(() => {
-  rmSync(work, { recursive: true, force: true });
-  rmSync(certs.dir, { recursive: true, force: true });
-});
-
-let seq = 0;
-interface Setup {
-  fake: FakeKube;
-  cfg: KubeConfig;
-  saDir: string;
-  pod: Pod;
-  ns: string;
-  name: string;
-  env: Record<string, string>;
-}
-
-/** A fake API holding one fixture pod, a service-account dir for it, and the resolved config. */
-function setup(fixture: FixtureName, opts: { hostname?: string; edit?: (p: Pod) => void } = {}): Setup {
-  const token = `token-${++seq}`;
-  const fake = new FakeKube({ certs, token, hostname: opts.hostname });
-  fakes.push(fake);
-  const base = loadFixture(fixture);
-  opts.edit?.(base);
-  const pod = fake.setPod(base);
-  const ns = pod.metadata!.namespace!;
-  const name = pod.metadata!.name!;
-  const saDir = writeServiceAccount(join(work, `sa-${seq}`), { token, ca: certs.caPem, namespace: ns });
-  const env = { ...fake.serviceEnv(), POD_NAME: name, POD_NAMESPACE: ns };
-  const cfg = readInClusterConfig({ saDir, env });
-  return { fake, cfg, saDir, pod, ns, name, env };
-}
+const kube = fakeKubeRig("pgw-kube-test-");
+const setup = kube.setup;
 
 interface Captured {
   type: string;
@@ -75,7 +35,7 @@ async function waitFor(pred: () => boolean, what: string, timeoutMs = 10_000): P
 const FAST: Partial<WatchTiming> = { requestTimeoutMs: 2000 };
 
 /** Start the sidecar's wait; `settled` tells whether it has resolved. */
-function startWatch(s: Setup, extra: { timing?: Partial<WatchTiming>; signal?: AbortSignal } = {}) {
+function startWatch(s: KubeSetup, extra: { timing?: Partial<WatchTiming>; signal?: AbortSignal } = {}) {
   const clock = recordingClock();
   const log = captureLog();
   const state = { settled: false };
@@ -122,7 +82,7 @@ describe("checkPodDone (one GET)", () => {
 
   test("a server certificate from another CA is rejected (TLS error, exit code 5)", async () => {
     const s = setup("job-one-app");
-    const err = await fetchPod({ ...s.cfg, ca: certs.wrongCaPem }).catch((e: unknown) => e);
+    const err = await fetchPod({ ...s.cfg, ca: kube.certs.wrongCaPem }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KubeApiError);
     expect((err as KubeApiError).failure.kind).toBe("tls");
     expect((err as KubeApiError).exitCode).toBe(5);
@@ -404,7 +364,7 @@ describe("watchUntilPodDone (the sidecar's wait)", () => {
     const ctl = new AbortController();
     const clock = recordingClock();
     const log = captureLog();
-    const p = watchUntilPodDone({ cfg: { ...s.cfg, ca: certs.wrongCaPem }, clock, log: log.logger, signal: ctl.signal, random: () => 1 });
+    const p = watchUntilPodDone({ cfg: { ...s.cfg, ca: kube.certs.wrongCaPem }, clock, log: log.logger, signal: ctl.signal, random: () => 1 });
     await waitFor(() => clock.sleeps.length >= 4, "a few retries");
     ctl.abort();
     expect(await p).toBe("aborted");
@@ -511,11 +471,11 @@ describe("SIDECAR_EXIT_WHEN_POD_DONE=auto and restartPolicy Always (issue 13 §7
 
 describe("resolveCheckMode", () => {
   test("auto is on exactly when a token is mounted; on/off are forced", () => {
-    const withToken = writeServiceAccount(join(work, "mode-token"), { token: "t" });
-    const without = writeServiceAccount(join(work, "mode-none"), { ca: "x" });
+    const withToken = writeServiceAccount(join(kube.work, "mode-token"), { token: "t" });
+    const without = writeServiceAccount(join(kube.work, "mode-none"), { ca: "x" });
     expect(resolveCheckMode("auto", withToken)).toBe(true);
     expect(resolveCheckMode("auto", without)).toBe(false);
-    expect(resolveCheckMode("auto", join(work, "does-not-exist"))).toBe(false);
+    expect(resolveCheckMode("auto", join(kube.work, "does-not-exist"))).toBe(false);
     expect(resolveCheckMode("on", without)).toBe(true);
     expect(resolveCheckMode("off", withToken)).toBe(false);
   });
@@ -524,7 +484,7 @@ describe("resolveCheckMode", () => {
 describe("watchPodDoneIfEnabled (the sidecar's entry point)", () => {
   test("auto without a token → off, no request", async () => {
     const s = setup("job-one-app");
-    const noToken = writeServiceAccount(join(work, `sa-notoken-${seq}`), { ca: certs.caPem, namespace: s.ns });
+    const noToken = writeServiceAccount(join(kube.work, `sa-notoken-${kube.seq}`), { ca: kube.certs.caPem, namespace: s.ns });
     const log = captureLog();
     expect(await watchPodDoneIfEnabled({ setting: "auto", saDir: noToken, env: s.env, log: log.logger })).toBe("off");
     expect(await watchPodDoneIfEnabled({ setting: "off", saDir: s.saDir, env: s.env, log: log.logger })).toBe("off");
@@ -574,10 +534,10 @@ describe("pod-gateway check-done (compiled binary)", () => {
 
   test("errors: configuration 2, refused 4, wrong CA / server error 5; nothing on stdout", async () => {
     const s = setup("job-one-app");
-    const missing = await run(["--serviceaccount-dir", join(work, "nowhere")], { POD_NAME: s.name });
+    const missing = await run(["--serviceaccount-dir", join(kube.work, "nowhere")], { POD_NAME: s.name });
     expect(missing.code).toBe(2);
     expect(missing.err).toContain("KUBERNETES_SERVICE_HOST");
-    expect(missing.err).toContain(`${join(work, "nowhere")}/token`);
+    expect(missing.err).toContain(`${join(kube.work, "nowhere")}/token`);
 
     s.fake.rbac.get = false;
     const refused = await run(["--serviceaccount-dir", s.saDir], s.env);
@@ -585,7 +545,7 @@ describe("pod-gateway check-done (compiled binary)", () => {
     expect(refused.err).toContain("HTTP 403 Forbidden");
     s.fake.rbac.get = true;
 
-    const wrongCa = writeServiceAccount(join(work, `sa-wrong-ca-${seq}`), { token: s.fake.token, ca: certs.wrongCaPem, namespace: s.ns });
+    const wrongCa = writeServiceAccount(join(kube.work, `sa-wrong-ca-${kube.seq}`), { token: s.fake.token, ca: kube.certs.wrongCaPem, namespace: s.ns });
     const tls = await run(["--serviceaccount-dir", wrongCa], s.env);
     expect(tls.code).toBe(5);
     expect(tls.err).toContain("TLS verification failed");
@@ -604,10 +564,10 @@ describe("pod-gateway check-done (compiled binary)", () => {
 
 describe("fake API server as a separate process (for lab tests in a namespace)", () => {
   test("serves a pod file, takes commands on stdin, check-done follows", async () => {
-    const podFile = join(work, "standalone-pod.json");
+    const podFile = join(kube.work, "standalone-pod.json");
     writeFileSync(podFile, JSON.stringify(loadFixture("job-one-app")));
-    const saDir = writeServiceAccount(join(work, "sa-standalone"), { token: "lab-token", ca: certs.caPem, namespace: "media" });
-    const proc = Bun.spawn([process.execPath, join(REPO, "test/helpers/fake-kube.ts"), "--certs", certs.dir, "--host", "127.0.0.1", "--token", "lab-token", "--pod", podFile], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+    const saDir = writeServiceAccount(join(kube.work, "sa-standalone"), { token: "lab-token", ca: kube.certs.caPem, namespace: "media" });
+    const proc = Bun.spawn([process.execPath, join(REPO, "test/helpers/fake-kube.ts"), "--certs", kube.certs.dir, "--host", "127.0.0.1", "--token", "lab-token", "--pod", podFile], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
     try {
       const reader = proc.stdout.getReader();
       let buf = "";

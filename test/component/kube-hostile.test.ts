@@ -2,46 +2,20 @@
 // fake API server: bodies that are not Pods, redirects, endless and compressed bodies, watch lines
 // without end, and service-account files that are not regular files. Every answer in
 // test/fixtures/hostile/api/ is replayed through the compiled binary's `check-done`.
-import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { createConsola } from "consola/basic";
 import { KubeApiError } from "../../src/core/kube/failure.ts";
-import { checkPodDone, readInClusterConfig, watchUntilPodDone, type KubeConfig } from "../../src/sys/kube.ts";
+import { checkPodDone, watchUntilPodDone } from "../../src/sys/kube.ts";
 import { binPath, REPO } from "../helpers/bin.ts";
-import { FakeKube, loadFixture, makeCerts, recordingClock, setContainerState, terminated, writeServiceAccount, type Certs, type Fault } from "../helpers/fake-kube.ts";
+import { loadFixture, recordingClock, setContainerState, terminated, writeServiceAccount, type Fault } from "../helpers/fake-kube.ts";
+import { fakeKubeRig } from "../helpers/fake-kube-rig.ts";
 
 setDefaultTimeout(60_000);
 
-let certs: Certs;
-let work = "";
-const fakes: FakeKube[] = [];
-beforeAll(() => {
-  certs = makeCerts();
-  work = mkdtempSync(join(tmpdir(), "pgw-kube-hostile-"));
-});
-afterEach(async () => {
-  await Promise.all(fakes.splice(0).map((f) => f.stop()));
-});
-afterAll(() => {
-  rmSync(work, { recursive: true, force: true });
-  rmSync(certs.dir, { recursive: true, force: true });
-});
-
-let seq = 0;
-function setup() {
-  const token = `token-${++seq}`;
-  const fake = new FakeKube({ certs, token });
-  fakes.push(fake);
-  const pod = fake.setPod(loadFixture("job-one-app"));
-  const ns = pod.metadata!.namespace!;
-  const name = pod.metadata!.name!;
-  const saDir = writeServiceAccount(join(work, `sa-${seq}`), { token, ca: certs.caPem, namespace: ns });
-  const env = { ...fake.serviceEnv(), POD_NAME: name, POD_NAMESPACE: ns };
-  const cfg: KubeConfig = readInClusterConfig({ saDir, env });
-  return { fake, saDir, env, cfg, ns, name };
-}
+const kube = fakeKubeRig("pgw-kube-hostile-");
+const setup = () => kube.setup("job-one-app");
 
 async function checkDone(args: string[], env: Record<string, string>, timeoutMs = 30_000) {
   const p = Bun.spawn([binPath(), "check-done", ...args], { env: { PATH: process.env.PATH ?? "", ...env }, stdout: "pipe", stderr: "pipe" });
@@ -92,7 +66,7 @@ describe("the token never reaches the output", () => {
       expect(r.code).not.toBe(0);
       expect(r.err).not.toContain(s.fake.token);
     }
-    const wrongCa = writeServiceAccount(join(work, `sa-wrong-ca-${seq}`), { token: s.fake.token, ca: certs.wrongCaPem, namespace: s.ns });
+    const wrongCa = writeServiceAccount(join(kube.work, `sa-wrong-ca-${kube.seq}`), { token: s.fake.token, ca: kube.certs.wrongCaPem, namespace: s.ns });
     const r = await checkDone(["--serviceaccount-dir", wrongCa], { ...s.env, LOG_LEVEL: "trace" });
     expect(r.code).toBe(5);
     expect(r.err).not.toContain(s.fake.token);
@@ -206,8 +180,8 @@ describe("service-account files: only regular files, read at most a limit (issue
   test("a FIFO as token or ca.crt: configuration error (exit 2) naming it, no hang", async () => {
     const s = setup();
     for (const file of ["token", "ca.crt"]) {
-      const dir = join(work, `sa-fifo-${file}-${seq}`);
-      writeServiceAccount(dir, { token: s.fake.token, ca: certs.caPem, namespace: s.ns });
+      const dir = join(kube.work, `sa-fifo-${file}-${kube.seq}`);
+      writeServiceAccount(dir, { token: s.fake.token, ca: kube.certs.caPem, namespace: s.ns });
       rmSync(join(dir, file));
       mkfifo(join(dir, file));
       const r = await checkDone(["--serviceaccount-dir", dir], s.env, 15_000);
@@ -218,20 +192,20 @@ describe("service-account files: only regular files, read at most a limit (issue
 
   test("a token linked to /dev/zero or a directory is refused; a huge token is refused before the request", async () => {
     const s = setup();
-    const zero = join(work, `sa-zero-${seq}`);
-    writeServiceAccount(zero, { ca: certs.caPem, namespace: s.ns });
+    const zero = join(kube.work, `sa-zero-${kube.seq}`);
+    writeServiceAccount(zero, { ca: kube.certs.caPem, namespace: s.ns });
     symlinkSync("/dev/zero", join(zero, "token"));
     const r1 = await checkDone(["--serviceaccount-dir", zero], s.env, 15_000);
     expect(r1.code).toBe(2);
     expect(r1.err).toContain(`${zero}/token: is a character device, not a regular file`);
 
-    const dirTok = join(work, `sa-dir-${seq}`);
-    writeServiceAccount(dirTok, { ca: certs.caPem, namespace: s.ns });
+    const dirTok = join(kube.work, `sa-dir-${kube.seq}`);
+    writeServiceAccount(dirTok, { ca: kube.certs.caPem, namespace: s.ns });
     mkdirSync(join(dirTok, "token"));
     expect((await checkDone(["--serviceaccount-dir", dirTok], s.env)).err).toContain("token: is a directory, not a regular file");
 
-    const big = join(work, `sa-big-${seq}`);
-    writeServiceAccount(big, { token: "x".repeat(64 * 1024 + 1), ca: certs.caPem, namespace: s.ns });
+    const big = join(kube.work, `sa-big-${kube.seq}`);
+    writeServiceAccount(big, { token: "x".repeat(64 * 1024 + 1), ca: kube.certs.caPem, namespace: s.ns });
     const r3 = await checkDone(["--serviceaccount-dir", big], s.env);
     expect(r3.code).toBe(2);
     expect(r3.err).toContain("token: is larger than the limit of 65536 bytes");
