@@ -280,6 +280,16 @@ describe("rejected values: file:line, key and why", () => {
       expect(msg).toContain(fragment);
     });
 
+  test("a long list that covers all of IPv4 is named by an excerpt, not item by item", () => {
+    const all8 = Array.from({ length: 256 }, (_, i) => `${i}.0.0.0/8`);
+    const msg = errorOf("NOT_ROUTED_TO_GATEWAY_CIDRS", all8.join(" "));
+    expect(msg).toBe(`${CONFIG}:2: NOT_ROUTED_TO_GATEWAY_CIDRS: 0.0.0.0/8 1.0.0.0/8 2.0.0.0/8 3.0.0.0/8 … 252 more together cover all of IPv4: every destination would stay on eth0 and nothing would be routed to the gateway; list the cluster's own CIDRs (pod and service networks)`);
+    // Five items are shown whole ("… 1 more" would save nothing).
+    const five = ["0.0.0.0/3", "32.0.0.0/3", "64.0.0.0/3", "96.0.0.0/3", "128.0.0.0/1"];
+    expect(errorOf("VPN_LOCAL_CIDRS", five.join(" "))).toContain(`VPN_LOCAL_CIDRS: ${five.join(" ")} together cover all of IPv4`);
+    expect(errorOf("VPN_LOCAL_CIDRS", [...five.slice(0, 4), "128.0.0.0/2", "192.0.0.0/2"].join(" "))).toContain("VPN_LOCAL_CIDRS: 0.0.0.0/3 32.0.0.0/3 64.0.0.0/3 96.0.0.0/3 … 2 more together cover all of IPv4");
+  });
+
   test("all errors are reported together, in file order, each where its value was set", () => {
     const r = resolve(["VPN_BLOCK_OTHER_TRAFFIC=perhaps", "VXLAN_ID=0", "# comment", "VXLAN_PORT=70000", "VPN_INTERFACE=wg/0"]);
     expect(r.config).toBeUndefined();

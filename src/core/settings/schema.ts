@@ -91,8 +91,17 @@ export const RANGES = {
 /** A list of CIDRs that together cover all of IPv4 disables what the setting exists for: an error. */
 function notAllOfIPv4(c: Checked<string[]>, why: string): Checked<string[]> {
   if (!c.ok || !coversAllIPv4(c.value)) return c;
-  const which = c.value.includes("0.0.0.0/0") ? "0.0.0.0/0 is" : `${c.value.join(" ")} together cover`;
+  const which = c.value.includes("0.0.0.0/0") ? "0.0.0.0/0 is" : `${excerptList(c.value)} together cover`;
   return bad(`${which} all of IPv4: ${why}`);
+}
+
+/**
+ * A list for a message: whole when short, else its first items and "… N more" (a value may
+ * hold thousands of CIDRs; the message names the setting and its line, not every item). Pure.
+ */
+export function excerptList(items: readonly string[], max = 4): string {
+  if (items.length <= max + 1) return items.join(" ");
+  return `${items.slice(0, max).join(" ")} … ${items.length - max} more`;
 }
 
 /** Whether the union of the prefixes is 0.0.0.0/0. */
