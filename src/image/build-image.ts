@@ -23,6 +23,8 @@ import { ensureStandIns, type StandIns } from "./standins.ts";
 
 export const IMAGE_REPOSITORY = "localhost/pod-gateway";
 export const IMAGE_JSON = join(REPO_ROOT, "dist", "image.json");
+/** What the Dockerfile copies from the build context (test/unit/image-dockerfile.test.ts reads the COPY lines). */
+export const BUILD_INPUTS = ["Dockerfile", "package.json", "package-lock.json", "tsconfig.json", "build.ts", "src", "config"] as const;
 
 /**
  * The first 20 bytes of an ELF header as binfmt_misc entries match them (qemu-user-static's):
@@ -154,8 +156,9 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageRecord[]
       rmSync(tar);
       log(`building commit ${commit} as committed (git archive), not the work tree`);
     } else {
-      dirty = git(["status", "--porcelain", "--untracked-files=no"]) !== "";
-      if (dirty) log(`warning: the work tree has uncommitted changes; the image holds them, but is labelled ${commit}`);
+      // Uncommitted or untracked files among what the Dockerfile copies end up in the image.
+      dirty = git(["status", "--porcelain", "--untracked-files=all", "--", ...BUILD_INPUTS]) !== "";
+      if (dirty) log(`warning: the work tree has uncommitted or untracked files in the build's inputs; the image holds them, but is labelled ${commit}`);
     }
     for (const arch of opts.arches) {
       const t0 = performance.now();

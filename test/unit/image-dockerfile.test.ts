@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { BUILD_INPUTS } from "../../src/image/build-image.ts";
 import { readRootfsManifest, REPO_ROOT } from "../../src/sys/rootfs.ts";
 
 interface Instr {
@@ -96,6 +97,12 @@ describe("Dockerfile", () => {
     for (const f of ["package.json", "package-lock.json", "tsconfig.json", "build.ts", "src/", "config/"]) expect(copies).toContain(f);
     for (const src of Object.values(manifest.files)) expect(copies.some((c) => c.endsWith("/") && src.startsWith(c))).toBe(true);
     expect(runs(stage("tools"))).toContain("npm ci --no-audit --no-fund");
+  });
+
+  test("npm run image's notion of the build's inputs (for 'uncommitted changes') is every file the Dockerfile copies from the context", () => {
+    const fromContext = stages.flatMap((s) => s.instrs.filter((i) => i.op === "COPY" && !i.args.startsWith("--from=")).flatMap((i) => i.args.split(/\s+/).slice(0, -1)));
+    const inputs = ["Dockerfile", ...fromContext.map((c) => c.replace(/\/$/, ""))].sort();
+    expect(inputs).toEqual([...BUILD_INPUTS].sort());
   });
 
   test("Debian packages come from the manifest, never typed into the Dockerfile", () => {

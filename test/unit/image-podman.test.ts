@@ -152,4 +152,10 @@ describe("the gated image tests", () => {
     for (const f of readdirSync(join(REPO_ROOT, "test/image"))) expect(f).not.toMatch(/(\.test|_test_|\.spec|_spec_)/);
     expect(pkg.scripts.image).toBe("bun src/image/build-image.ts");
   });
+  test("CI's image job (.ci/run-image) sets up, builds the image, then runs npm run test:image; .ci/run (npm test) does not", () => {
+    const job = readFileSync(join(REPO_ROOT, ".ci/run-image"), "utf8");
+    const steps = job.split("\n").filter((l) => l && !l.startsWith("#") && !l.startsWith("set ") && !l.startsWith("cd "));
+    expect(steps).toEqual([".ci/setup", 'npm run image -- "$@"', "npm run test:image"]);
+    expect(readFileSync(join(REPO_ROOT, ".ci/run"), "utf8")).not.toContain("test:image");
+  });
 });
