@@ -193,12 +193,12 @@ for (const kind of ["veth", "openvpn"] as const)
       const after = await counts(lab);
       expect(after.eth0).toBeGreaterThan(before.eth0);
       expect(after.vpn).toBe(before.vpn);
-    }, 30_000);
+    }, 60_000);
 
     test("only the cluster DNS upstream: a warning that names are resolved outside the VPN", async () => {
       sidecar = await startSidecar(t.lab);
       expect(sidecar.out.text()).toContain(`the only DNS upstream is the cluster DNS ${LAB.clusterDnsIp}: names are resolved outside the VPN`);
-    }, 30_000);
+    }, 60_000);
 
     test("the VPN client writes the resolver into resolv.conf: every query goes through the VPN, none by eth0; cluster names stay with the cluster DNS", async () => {
       const lab = t.lab;
@@ -217,7 +217,7 @@ for (const kind of ["veth", "openvpn"] as const)
       expect(after.eth0).toBe(before.eth0);
       expect(after.vpn - before.vpn).toBeGreaterThanOrEqual(6);
       expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
-    }, 30_000);
+    }, 60_000);
 
     test("the sidecar restarted with a fresh filesystem after the VPN rewrote resolv.conf still knows the cluster DNS (recorded in the kernel by gateway-init)", async () => {
       const lab = t.lab;
@@ -231,7 +231,7 @@ for (const kind of ["veth", "openvpn"] as const)
       expect(sidecar.out.text()).toContain(`upstream DNS: ${RESOLVER}; cluster DNS for local: ${LAB.clusterDnsIp}`);
       expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
       expect(await lab.resolve("client-0", fresh(), { server: GW })).toMatchObject({ ok: true, addresses: [ANSWER.vpn] });
-    }, 30_000);
+    }, 60_000);
 
     for (const f of FAULTS[kind])
       test(`${f.name}: not one query reaches the resolver's eth0 side${f.held ? ", queries get no answer while it lasts" : ""}; answers through the VPN again after`, async () => {
