@@ -240,7 +240,7 @@ for (const kind of ["veth", "openvpn"] as const)
         // The gateway's own queries straight to the resolver only while resolv.conf names it:
         // OpenVPN's down script (soft restart, ping-restart) puts the cluster DNS back, and from
         // then on 198.18.7.53 is an address in VPN_LOCAL_CIDRS like any other, routed by eth0
-        // (measured: 3 to 6 of those queries reach the eth0 side; none of the clients').
+        // (measured: 1 to 6 of those queries reach the eth0 side; none of the clients').
         const queries = queryContinuously(lab, f.held);
         try {
           await f.begin(lab);
