@@ -182,7 +182,10 @@ export class OpenVpnControl {
     if (pid === undefined) return;
     if (sig === "SIGKILL") process.kill(pid, "SIGKILL");
     const left = await killPids([pid], sig === "SIGKILL" ? 0 : 5000);
-    if (left.length) throw new OpenVpnError(`stopping the OpenVPN ${side}: pid ${pid} survived SIGKILL`);
+    // A killed process can take seconds to finish exiting: closing its tun device waits for the
+    // kernel's rtnl lock, which other labs' namespace churn holds (seen at load 160 on 2 cores).
+    for (const deadline = Date.now() + 15_000; left.length && isAlive(pid) && Date.now() < deadline; ) await Bun.sleep(20);
+    if (left.length && isAlive(pid)) throw new OpenVpnError(`stopping the OpenVPN ${side}: pid ${pid} still there 15 s after SIGKILL`);
   }
 
   /** SIGUSR1: a soft restart (reconnect; the tun device stays only with persist-tun). SIGHUP: a hard restart. */

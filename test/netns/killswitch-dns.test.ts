@@ -1,15 +1,19 @@
-// DNS always through the tunnel (compiled binary, real dnsmasq and kernel in the lab). VPN
-// providers hand out resolvers inside private ranges that fall in VPN_LOCAL_CIDRS; here the same
-// address, 198.18.7.53 (inside the lab's 198.18.0.0/16), answers on both sides: behind the VPN
-// exit (on the internet host, answering *.probe.test with 10.0.0.2) and on the eth0 side (on the
-// node, answering 10.0.0.1). Each side counts the queries that reach it. Once the VPN client
-// writes that resolver into resolv.conf, every query the gateway forwards goes through the VPN,
-// and none leaves by eth0, also while the VPN link is down.
+// DNS always through the tunnel (compiled binary, real dnsmasq and kernel in the lab), against
+// both VPN kinds. VPN providers hand out resolvers inside private ranges that fall in
+// VPN_LOCAL_CIDRS; here the same address, 198.18.7.53 (inside the lab's 198.18.0.0/16), answers on
+// both sides: behind the VPN exit (on the internet host, answering *.probe.test with 10.0.0.2) and
+// on the eth0 side (on the node, answering 10.0.0.1). Each side counts the queries that reach it.
+// Once the VPN client writes that resolver into resolv.conf (the stand-in: the lab writes it; the
+// real OpenVPN client: its server pushes it and the up script writes it), every query the gateway
+// forwards goes through the VPN, and none leaves by eth0, also while the VPN is down: the
+// stand-in's link down or deleted; OpenVPN's own events (client killed, soft restart, server
+// killed and the client's ping-restart), with queries running throughout.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { clientMac } from "../../src/core/net/vxlan.ts";
+import type { VpnKind } from "../../src/lab/openvpn-plan.ts";
 import type { Lab, PodName } from "../../src/lab/types.ts";
 import { which } from "../../src/sys/exec.ts";
 import { binPath, requireRoot } from "../helpers/bin.ts";
@@ -19,10 +23,8 @@ const GW = "172.16.0.1";
 const RESOLVER = "198.18.7.53";
 const ANSWER = { eth0: "10.0.0.1", vpn: "10.0.0.2" } as const;
 const SIDE = { eth0: "node", vpn: "internet" } as const satisfies Record<string, PodName>;
-const t = withLab({ clients: 1 });
 const procs: Subprocess[] = [];
 let bin = "";
-let sidecarOut = { text: () => "" };
 let n = 0;
 const fresh = () => `q${++n}.probe.test`; // a new name each time: nothing from a cache
 
@@ -51,19 +53,20 @@ async function resolverOn(lab: Lab, side: keyof typeof SIDE): Promise<void> {
   collect(p);
 }
 
-let sidecar: Subprocess<"ignore", "pipe", "pipe"> | undefined;
-async function startSidecar(lab: Lab): Promise<void> {
-  sidecar = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, "gateway", "sidecar"), "--route-check-interval", "0.2"], { env: lab.roleEnv("gateway") });
-  procs.push(sidecar);
-  sidecarOut = collect(sidecar);
-  await waitFor("dnsmasq to bind vxlan0", () => sidecarOut.text().includes("sockets bound exclusively to interface vxlan0"), 15_000, { detail: () => sidecarOut.text() });
+interface Sidecar {
+  p: Subprocess<"ignore", "pipe", "pipe">;
+  out: { text: () => string };
+}
+async function startSidecar(lab: Lab): Promise<Sidecar> {
+  const p = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, "gateway", "sidecar"), "--route-check-interval", "0.2"], { env: lab.roleEnv("gateway") });
+  procs.push(p);
+  const out = collect(p);
+  await waitFor("dnsmasq to bind vxlan0", () => out.text().includes("sockets bound exclusively to interface vxlan0"), 15_000, { detail: () => out.text() });
+  return { p, out };
 }
 
-beforeAll(async () => {
-  requireRoot();
-  bin = binPath();
-  for (const tool of ["dnsmasq", "bridge", "nft"]) if (!which(tool)) throw new Error(`${tool} is missing: apt-get install dnsmasq-base iproute2 nftables`);
-  const lab = t.lab;
+/** The resolver on both sides, and client-0's VXLAN endpoint with a static address. */
+async function setUp(lab: Lab): Promise<void> {
   await resolverOn(lab, "eth0");
   await resolverOn(lab, "vpn");
   // Behind the VPN exit, the resolver's address is the internet host's.
@@ -77,75 +80,183 @@ beforeAll(async () => {
   ];
   await lab.exec("client-0", ["ip", "-batch", "-"], { input: cmds.join("\n") + "\n" });
   await lab.exec("client-0", ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vxlan0", "dst", lab.gatewayPodIp()]);
-}, 30_000);
+}
+
+/**
+ * Queries for fresh names from client-0 through .1 and, with `gatewayOwn`, from the gateway
+ * straight to the resolver, until stop().
+ */
+function queryContinuously(lab: Lab, gatewayOwn: boolean): { stop: () => Promise<number> } {
+  let running = true;
+  let sent = 0;
+  const loop = async (pod: PodName, server: string) => {
+    for (let i = 0; running || i < 2; i++) {
+      sent++;
+      await lab.resolve(pod, fresh(), { server, timeoutMs: 500 });
+      await Bun.sleep(50);
+    }
+  };
+  const loops = [loop("client-0", GW), gatewayOwn ? loop("gateway", RESOLVER) : loop("client-0", GW)];
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+      return sent;
+    },
+  };
+}
+
+/**
+ * A VPN outage. `held` faults stay until end(): while they last, queries get no answer at all;
+ * the others (OpenVPN's own reconnects) end by themselves, begin() returns once reconnected.
+ */
+interface DnsFault {
+  name: string;
+  held: boolean;
+  begin: (lab: Lab) => Promise<void>;
+  end: (lab: Lab) => Promise<void>;
+}
+
+const FAULTS: Record<VpnKind, DnsFault[]> = {
+  veth: (["down", "deleted"] as const).map((f) => ({
+    name: `VPN link ${f}`,
+    held: true,
+    begin: (lab) => lab.setVpnLink(f),
+    end: (lab) => lab.setVpnLink("up"),
+  })),
+  openvpn: [
+    {
+      name: "the OpenVPN client killed (SIGKILL: tun0 goes, no down script, resolv.conf still names the resolver) and started again",
+      held: true,
+      begin: async (lab) => {
+        await lab.openvpn().stop("client", "SIGKILL");
+        await lab.openvpn().waitLinkGone();
+      },
+      end: async (lab) => {
+        const vpn = lab.openvpn();
+        const n = vpn.connections();
+        await vpn.start("client");
+        await vpn.waitConnected(n);
+      },
+    },
+    {
+      name: "a soft restart (SIGUSR1: the down script, tun0 deleted and re-created, the up script)",
+      held: false,
+      begin: async (lab) => {
+        const vpn = lab.openvpn();
+        const n = vpn.connections();
+        vpn.signal("client", "SIGUSR1");
+        await vpn.waitConnected(n);
+      },
+      end: async () => {},
+    },
+    {
+      name: "the server killed and started again (the client's ping-restart)",
+      held: false,
+      begin: async (lab) => {
+        const vpn = lab.openvpn();
+        const n = vpn.connections();
+        const restarts = () => readFileSync(vpn.logFile("client"), "utf8").split("ping-restart").length;
+        const before = restarts();
+        await vpn.stop("server", "SIGKILL");
+        await waitFor("the client's ping-restart", () => restarts() > before, 15_000);
+        await vpn.start("server");
+        await vpn.waitConnected(n);
+      },
+      end: async () => {},
+    },
+  ],
+};
+
+beforeAll(() => {
+  requireRoot();
+  bin = binPath();
+  for (const tool of ["dnsmasq", "bridge", "nft", "openvpn"]) if (!which(tool)) throw new Error(`${tool} is missing: apt-get install dnsmasq-base iproute2 nftables openvpn`);
+});
 
 afterAll(async () => {
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
 });
 
-describe("DNS upstreams only through the VPN", () => {
-  test("control: without our host route, the gateway reaches the resolver's address by eth0 (the leak)", async () => {
-    const lab = t.lab;
-    await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
-    const before = await counts(lab);
-    expect(await lab.resolve("gateway", fresh(), { server: RESOLVER })).toMatchObject({ ok: true, addresses: [ANSWER.eth0] });
-    const after = await counts(lab);
-    expect(after.eth0).toBeGreaterThan(before.eth0);
-    expect(after.vpn).toBe(before.vpn);
-  });
+for (const kind of ["veth", "openvpn"] as const)
+  describe(`DNS upstreams only through the VPN (${kind === "veth" ? "the stand-in VPN link" : "a real OpenVPN client"})`, () => {
+    // OpenVPN: the client connects after gateway-init and the sidecar, its server pushing the resolver.
+    const t = withLab(kind === "veth" ? { clients: 1, vpn: kind } : { clients: 1, vpn: kind, vpnLink: "deleted", openvpn: { pushDns: RESOLVER } });
+    let sidecar: Sidecar | undefined;
+    beforeAll(() => setUp(t.lab), 30_000);
 
-  test("only the cluster DNS upstream: a warning that names are resolved outside the VPN", async () => {
-    const lab = t.lab;
-    await startSidecar(lab);
-    expect(sidecarOut.text()).toContain(`the only DNS upstream is the cluster DNS ${LAB.clusterDnsIp}: names are resolved outside the VPN`);
-  }, 30_000);
-
-  test("the VPN client writes the resolver into resolv.conf: every query goes through the VPN, none by eth0; cluster names stay with the cluster DNS", async () => {
-    const lab = t.lab;
-    await lab.writeResolvConf("gateway", `nameserver ${RESOLVER}\n`);
-    await waitFor("the resolver's host route through the VPN", () => sidecarOut.text().includes(`DNS upstreams ${RESOLVER}: only through ${lab.vpnInterface}`), 5000, { detail: () => sidecarOut.text() });
-    await waitFor("the host route in our table", async () => (await lab.exec("gateway", ["ip", "route", "get", RESOLVER])).stdout.includes(`dev ${lab.vpnInterface}`), 5000);
-    const before = await counts(lab);
-    for (let i = 0; i < 3; i++) {
-      expect(await lab.resolve("client-0", fresh(), { server: GW })).toMatchObject({ ok: true, addresses: [ANSWER.vpn] });
-      expect(await lab.resolve("gateway", fresh(), { server: RESOLVER })).toMatchObject({ ok: true, addresses: [ANSWER.vpn] });
-    }
-    const after = await counts(lab);
-    expect(after.eth0).toBe(before.eth0);
-    expect(after.vpn - before.vpn).toBeGreaterThanOrEqual(6);
-    expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
-  }, 30_000);
-
-  test("the sidecar restarted with a fresh filesystem after the VPN rewrote resolv.conf still knows the cluster DNS (recorded in the kernel by gateway-init)", async () => {
-    const lab = t.lab;
-    expect((await lab.exec("gateway", ["ip", "route", "show", "proto", "202"])).stdout).toContain(`${LAB.clusterDnsIp} via ${LAB.nodeIp} dev eth0`);
-    sidecar!.kill("SIGTERM");
-    expect(await sidecar!.exited).toBe(0);
-    // What a restarted container loses: everything in its own filesystem.
-    const copy = join(lab.runDir, "gateway", "resolv_copy.conf");
-    for (const f of [copy, `${copy}.original`, join(lab.runDir, "gateway", "sidecar")]) rmSync(f, { recursive: true, force: true });
-    await startSidecar(lab);
-    expect(sidecarOut.text()).toContain(`upstream DNS: ${RESOLVER}; cluster DNS for local: ${LAB.clusterDnsIp}`);
-    expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
-    expect(await lab.resolve("client-0", fresh(), { server: GW })).toMatchObject({ ok: true, addresses: [ANSWER.vpn] });
-  }, 30_000);
-
-  for (const fault of ["down", "deleted"] as const) {
-    test(`VPN link ${fault}: queries get no answer rather than one from the eth0 side`, async () => {
+    test("control: without our host route, the gateway reaches the resolver's address by eth0 (the leak)", async () => {
       const lab = t.lab;
-      await lab.setVpnLink(fault);
-      try {
-        await waitFor("the resolver to be unreachable", async () => (await lab.exec("gateway", ["ip", "route", "get", RESOLVER], { okCodes: [2] })).code !== 0, 5000);
-        const before = await counts(lab);
-        expect((await lab.resolve("client-0", fresh(), { server: GW, timeoutMs: 1500 })).ok).toBe(false);
-        expect((await lab.resolve("gateway", fresh(), { server: RESOLVER, timeoutMs: 1000 })).ok).toBe(false);
-        expect(await counts(lab)).toEqual(before);
-      } finally {
-        await lab.setVpnLink("up");
+      await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
+      const before = await counts(lab);
+      expect(await lab.resolve("gateway", fresh(), { server: RESOLVER })).toMatchObject({ ok: true, addresses: [ANSWER.eth0] });
+      const after = await counts(lab);
+      expect(after.eth0).toBeGreaterThan(before.eth0);
+      expect(after.vpn).toBe(before.vpn);
+    }, 60_000);
+
+    test("only the cluster DNS upstream: a warning that names are resolved outside the VPN", async () => {
+      sidecar = await startSidecar(t.lab);
+      expect(sidecar.out.text()).toContain(`the only DNS upstream is the cluster DNS ${LAB.clusterDnsIp}: names are resolved outside the VPN`);
+    }, 60_000);
+
+    test("the VPN client writes the resolver into resolv.conf: every query goes through the VPN, none by eth0; cluster names stay with the cluster DNS", async () => {
+      const lab = t.lab;
+      if (kind === "veth") await lab.writeResolvConf("gateway", `nameserver ${RESOLVER}\n`);
+      else await lab.setVpnLink("up"); // the client connects; its up script writes the pushed resolver
+      expect(readFileSync(lab.resolvConfPath("gateway"), "utf8")).toContain(`nameserver ${RESOLVER}`);
+      await waitFor("the resolver's host route through the VPN", () => sidecar!.out.text().includes(`DNS upstreams ${RESOLVER}: only through ${lab.vpnInterface}`), 5000, { detail: () => sidecar!.out.text() });
+      // Unreachable (exit 2) until the VPN's routes are copied into our table under the host route.
+      await waitFor("the host route in our table", async () => (await lab.exec("gateway", ["ip", "route", "get", RESOLVER], { okCodes: [2] })).stdout.includes(`dev ${lab.vpnInterface}`), 10_000);
+      const before = await counts(lab);
+      for (let i = 0; i < 3; i++) {
+        expect(await lab.resolve("client-0", fresh(), { server: GW })).toMatchObject({ ok: true, addresses: [ANSWER.vpn] });
+        expect(await lab.resolve("gateway", fresh(), { server: RESOLVER })).toMatchObject({ ok: true, addresses: [ANSWER.vpn] });
       }
-      let answer;
-      await waitFor("answers through the VPN again", async () => (answer = await lab.resolve("client-0", fresh(), { server: GW, timeoutMs: 500 })).ok, 10_000, { everyMs: 0 });
-      expect(answer).toMatchObject({ addresses: [ANSWER.vpn] });
-    }, 30_000);
-  }
-});
+      const after = await counts(lab);
+      expect(after.eth0).toBe(before.eth0);
+      expect(after.vpn - before.vpn).toBeGreaterThanOrEqual(6);
+      expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
+    }, 60_000);
+
+    test("the sidecar restarted with a fresh filesystem after the VPN rewrote resolv.conf still knows the cluster DNS (recorded in the kernel by gateway-init)", async () => {
+      const lab = t.lab;
+      expect((await lab.exec("gateway", ["ip", "route", "show", "proto", "202"])).stdout).toContain(`${LAB.clusterDnsIp} via ${LAB.nodeIp} dev eth0`);
+      sidecar!.p.kill("SIGTERM");
+      expect(await sidecar!.p.exited).toBe(0);
+      // What a restarted container loses: everything in its own filesystem.
+      const copy = join(lab.runDir, "gateway", "resolv_copy.conf");
+      for (const f of [copy, `${copy}.original`, join(lab.runDir, "gateway", "sidecar")]) rmSync(f, { recursive: true, force: true });
+      sidecar = await startSidecar(lab);
+      expect(sidecar.out.text()).toContain(`upstream DNS: ${RESOLVER}; cluster DNS for local: ${LAB.clusterDnsIp}`);
+      expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
+      expect(await lab.resolve("client-0", fresh(), { server: GW })).toMatchObject({ ok: true, addresses: [ANSWER.vpn] });
+    }, 60_000);
+
+    for (const f of FAULTS[kind])
+      test(`${f.name}: not one query reaches the resolver's eth0 side${f.held ? ", queries get no answer while it lasts" : ""}; answers through the VPN again after`, async () => {
+        const lab = t.lab;
+        const before = await counts(lab);
+        // The gateway's own queries straight to the resolver only while resolv.conf names it:
+        // OpenVPN's down script (soft restart, ping-restart) puts the cluster DNS back, and from
+        // then on 198.18.7.53 is an address in VPN_LOCAL_CIDRS like any other, routed by eth0
+        // (measured: 1 to 6 of those queries reach the eth0 side; none of the clients').
+        const queries = queryContinuously(lab, f.held);
+        try {
+          await f.begin(lab);
+          if (f.held) {
+            await waitFor("the resolver to be unreachable", async () => (await lab.exec("gateway", ["ip", "route", "get", RESOLVER], { okCodes: [2] })).code !== 0, 5000);
+            expect((await lab.resolve("client-0", fresh(), { server: GW, timeoutMs: 1500 })).ok).toBe(false);
+            expect((await lab.resolve("gateway", fresh(), { server: RESOLVER, timeoutMs: 1000 })).ok).toBe(false);
+          }
+        } finally {
+          await f.end(lab);
+          expect(await queries.stop()).toBeGreaterThanOrEqual(4);
+        }
+        expect((await counts(lab)).eth0).toBe(before.eth0);
+        let answer;
+        await waitFor("answers through the VPN again", async () => (answer = await lab.resolve("client-0", fresh(), { server: GW, timeoutMs: 500 })).ok, 20_000, { everyMs: 0 });
+        expect(answer).toMatchObject({ addresses: [ANSWER.vpn] });
+        expect((await counts(lab)).eth0).toBe(before.eth0);
+      }, 60_000);
+  });

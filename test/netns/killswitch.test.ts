@@ -70,10 +70,10 @@ async function stop(p: Subprocess | undefined): Promise<void> {
 }
 
 /** TCP, UDP and ICMP from every client to both hosts; returns the probes that got an answer. */
-async function probeAll(lab: Lab): Promise<string[]> {
+async function probeAll(lab: Lab, clients: readonly PodName[] = CLIENTS): Promise<string[]> {
   const answered: string[] = [];
   const probes: Promise<void>[] = [];
-  for (const pod of CLIENTS)
+  for (const pod of clients)
     for (const target of ["internet", "leak"] as const) {
       for (const proto of ["tcp", "udp"] as const)
         probes.push(lab.echoFrom(pod, target, proto, { timeoutMs: 1000 }).then((r) => void (r.ok && answered.push(`${pod} ${proto} ${target}`))));
@@ -130,26 +130,76 @@ async function setUpClients(lab: Lab): Promise<void> {
 }
 
 /**
- * The VPN link down or deleted while another process flushes the filter table and sets the
- * policies to ACCEPT: not one probe answered, not one packet at either host, and the gateway
- * still serves DNS and DHCP on the overlay; then the link comes back and traffic flows.
+ * With another process in the gateway pod flushing the filter layer and setting the policies to
+ * ACCEPT over and over, `fault` happens; then not one probe is answered and not one packet
+ * arrives at either host. `meanwhile` runs under the same conditions (e.g. the overlay's DHCP and
+ * DNS, which must keep working).
  */
-async function flushedWithLinkFault(lab: Lab, fault: "down" | "deleted"): Promise<void> {
-  await lab.setVpnLink(fault);
-  await waitFor("the copies to leave our table", async () => (await copies(lab)).length === 0, 10_000);
-  const f = flusher(lab, "iptables");
+async function expectSealedWhileFlushed(
+  lab: Lab,
+  opts: { backend?: "iptables" | "nft"; fault?: () => Promise<void>; meanwhile?: () => Promise<void>; clients?: readonly PodName[] } = {},
+): Promise<void> {
+  const f = flusher(lab, opts.backend ?? "iptables");
   try {
+    await opts.fault?.();
     await Bun.sleep(500);
     const before = await seen(lab);
-    expect(await probeAll(lab)).toEqual([]);
+    expect(await probeAll(lab, opts.clients)).toEqual([]);
     expect(await seen(lab)).toEqual(before);
-    // The gateway still serves the overlay.
-    expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
-    expect((await udhcpc(lab, "client-0")).router).toBe(GW);
+    await opts.meanwhile?.();
   } finally {
     await stop(f);
   }
-  await vpnUpAndMeasure(lab, `${lab.vpnKind === "openvpn" ? "OpenVPN, " : ""}after the link was ${fault}`);
+}
+
+/**
+ * VPN outages: the stand-in's link taken down or deleted; with OpenVPN also the client's own
+ * events (tun0 goes with a killed process; a killed server ends in the client's ping-restart,
+ * which deletes tun0 without persist-tun). `end` brings the VPN back (or lets it come back).
+ */
+const LINK_FAULTS = {
+  down: { begin: (lab: Lab) => lab.setVpnLink("down"), end: async (_lab: Lab) => {} },
+  deleted: { begin: (lab: Lab) => lab.setVpnLink("deleted"), end: async (_lab: Lab) => {} },
+  "client killed (SIGKILL)": {
+    begin: async (lab: Lab) => {
+      await lab.openvpn().stop("client", "SIGKILL");
+      await lab.openvpn().waitLinkGone();
+    },
+    end: async (_lab: Lab) => {}, // setVpnLink("up") starts a client when none runs
+  },
+  "server killed (SIGKILL), the client's ping-restart": {
+    begin: async (lab: Lab) => {
+      await lab.openvpn().stop("server", "SIGKILL");
+      await lab.openvpn().waitLinkGone(15_000); // keepalive 1 4: ping-restart after 4 s
+    },
+    end: async (lab: Lab) => {
+      const vpn = lab.openvpn();
+      const n = vpn.connections();
+      await vpn.start("server");
+      await vpn.waitConnected(n, 40_000);
+    },
+  },
+} as const;
+type LinkFault = keyof typeof LINK_FAULTS;
+
+/**
+ * A VPN outage while another process flushes the filter table and sets the policies to ACCEPT:
+ * not one probe answered, not one packet at either host, and the gateway still serves DNS and
+ * DHCP on the overlay; then the VPN comes back and traffic flows.
+ */
+async function flushedWithLinkFault(lab: Lab, fault: LinkFault): Promise<void> {
+  await expectSealedWhileFlushed(lab, {
+    fault: async () => {
+      await LINK_FAULTS[fault].begin(lab);
+      await waitFor("the copies to leave our table", async () => (await copies(lab)).length === 0, 10_000);
+    },
+    meanwhile: async () => {
+      expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
+      expect((await udhcpc(lab, "client-0")).router).toBe(GW);
+    },
+  });
+  await LINK_FAULTS[fault].end(lab);
+  await vpnUpAndMeasure(lab, `${lab.vpnKind === "openvpn" ? "OpenVPN, " : ""}after the ${fault === "down" || fault === "deleted" ? `link was ${fault}` : fault}`);
 }
 
 beforeAll(async () => {
@@ -213,19 +263,17 @@ describe("kill switch: firewall and routing layers", () => {
     const lab = t.lab;
     const dev = lab.vpnInterface;
     const other = `${dev}x`;
-    const f = flusher(lab, "iptables");
     try {
-      // A link must be down to be renamed; the kernel drops its IPv4 routes then.
-      await lab.exec("gateway", ["ip", "-batch", "-"], {
-        input: `link set ${dev} down\nlink set ${dev} name ${other}\nlink set ${other} up\nroute replace 0.0.0.0/1 via ${LAB.vpnExitIp} dev ${other}\nroute replace 128.0.0.0/1 via ${LAB.vpnExitIp} dev ${other}\n`,
+      await expectSealedWhileFlushed(lab, {
+        fault: async () => {
+          // A link must be down to be renamed; the kernel drops its IPv4 routes then.
+          await lab.exec("gateway", ["ip", "-batch", "-"], {
+            input: `link set ${dev} down\nlink set ${dev} name ${other}\nlink set ${other} up\nroute replace 0.0.0.0/1 via ${LAB.vpnExitIp} dev ${other}\nroute replace 128.0.0.0/1 via ${LAB.vpnExitIp} dev ${other}\n`,
+          });
+          await waitFor("no copies under either name", async () => (await ourTable(lab)).every((l) => !l.endsWith(` ${dev}`) && !l.endsWith(` ${other}`)), 10_000, { detail: () => sidecarOut.text() });
+        },
       });
-      await waitFor("no copies under either name", async () => (await ourTable(lab)).every((l) => !l.endsWith(` ${dev}`) && !l.endsWith(` ${other}`)), 10_000, { detail: () => sidecarOut.text() });
-      await Bun.sleep(500);
-      const before = await seen(lab);
-      expect(await probeAll(lab)).toEqual([]);
-      expect(await seen(lab)).toEqual(before);
     } finally {
-      await stop(f);
       await lab.exec("gateway", ["ip", "-batch", "-"], { input: `link set ${other} down\nlink set ${other} name ${dev}\n` });
     }
     await vpnUpAndMeasure(lab, "after a rename and back");
@@ -239,15 +287,7 @@ describe("kill switch: firewall and routing layers", () => {
     const init = await lab.exec("gateway", [bin, "gateway-init"], { env: env(lab), what: "gateway-init" });
     expect(init.stderr).toContain(`0 ${lab.vpnInterface} route(s) copied`);
     await startSidecar(lab);
-    const f = flusher(lab, "iptables");
-    try {
-      await Bun.sleep(500);
-      const before = await seen(lab);
-      expect(await probeAll(lab)).toEqual([]);
-      expect(await seen(lab)).toEqual(before);
-    } finally {
-      await stop(f);
-    }
+    await expectSealedWhileFlushed(lab);
     await vpnUpAndMeasure(lab, "a link absent at start");
   }, 60_000);
 
@@ -278,33 +318,37 @@ describe("kill switch: firewall and routing layers", () => {
     appendFileSync(join(cfg, "settings.sh"), "FIREWALL_BACKEND=nft\n");
     await lab.exec("gateway", [bin, "gateway-init", "--config-dir", cfg], { env: env(lab), what: "gateway-init (nft)" });
     await startSidecar(lab, cfg);
-    await lab.setVpnLink("down");
-    const f = flusher(lab, "nft");
-    try {
-      await waitFor("the copies to leave our table", async () => (await copies(lab)).length === 0, 10_000);
-      await Bun.sleep(500);
-      const before = await seen(lab);
-      expect(await probeAll(lab)).toEqual([]);
-      expect(await seen(lab)).toEqual(before);
-    } finally {
-      await stop(f);
-    }
+    await expectSealedWhileFlushed(lab, {
+      backend: "nft",
+      fault: async () => {
+        await lab.setVpnLink("down");
+        await waitFor("the copies to leave our table", async () => (await copies(lab)).length === 0, 10_000);
+      },
+    });
     await vpnUpAndMeasure(lab, "nft backend, after the link was down");
     await stopSidecar();
   }, 60_000);
 });
 
-// The same faults with a real OpenVPN client (issue 17): SIGTERM removes tun0 with its routes, a
-// downed tun0 loses them. The lab starts without the client, as a pod starts its VPN container
-// after the init containers: gateway-init first, then the client connects and rewrites
-// resolv.conf, then gateway-sidecar (the cluster DNS comes from gateway-init's kernel record).
+// The same faults with a real OpenVPN client (issue 17), and the client's own events: SIGTERM
+// removes tun0 with its routes (its down script runs), a downed tun0 loses them, a killed client
+// takes tun0 with it (no down script), a killed server ends in the client's ping-restart. The
+// lab starts without the client, as a pod starts its VPN container after the init containers:
+// gateway-init first (nothing may leak while no VPN exists), then the client connects and
+// rewrites resolv.conf, then gateway-sidecar (the cluster DNS comes from gateway-init's kernel
+// record). SIGUSR1 under the flusher is in openvpn-routing-layer.test.ts; the same events without
+// it, with probes from the gateway itself too, in openvpn.test.ts.
 describe("kill switch with a real OpenVPN client", () => {
   const ovpn = withLab({ clients: 2, natConf: NAT_CONF, vpn: "openvpn", vpnLink: "deleted" });
 
-  test("gateway-init, the client connects, the sidecar starts: traffic through the tunnel, DHCP and cluster names through .1", async () => {
+  test("gateway-init with no VPN yet: nothing leaks; the client connects, the sidecar starts: traffic through the tunnel, DHCP and cluster names through .1", async () => {
     const lab = ovpn.lab;
     await setUpClients(lab);
     await lab.exec("gateway", [bin, "gateway-init"], { env: env(lab), what: "gateway-init" });
+    // client-1 only: client-0 has no lease before the sidecar's DHCP, so its default route is
+    // still its own eth0 (its probes would never touch the gateway).
+    await expectSealedWhileFlushed(lab, { clients: ["client-1"] });
+    await lab.exec("gateway", [bin, "gateway-init"], { env: env(lab), what: "gateway-init (its firewall back after the flusher)" });
     await lab.setVpnLink("up");
     await startSidecar(lab);
     expect((await udhcpc(lab, "client-0")).router).toBe(GW);
@@ -313,8 +357,8 @@ describe("kill switch with a real OpenVPN client", () => {
     expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
   }, 60_000);
 
-  for (const fault of ["down", "deleted"] as const)
-    test(`tun0 ${fault}, filter table flushed and policies ACCEPT every 0.2 s: zero packets at the internet and leak hosts; DHCP and DNS to .1 still work`, async () => {
+  for (const fault of ["down", "deleted", "client killed (SIGKILL)", "server killed (SIGKILL), the client's ping-restart"] as const)
+    test(`${fault === "down" || fault === "deleted" ? `tun0 ${fault}` : `the OpenVPN ${fault}`}, filter table flushed and policies ACCEPT every 0.2 s: zero packets at the internet and leak hosts; DHCP and DNS to .1 still work`, async () => {
       await flushedWithLinkFault(ovpn.lab, fault);
     }, 90_000);
 

@@ -29,15 +29,94 @@ export async function startRoles(lab: Lab, bin: string, opts: { afterInit?: () =
   const init = await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
   expect(init.stderr).toContain(`kill switch: on (traffic leaves only through ${lab.vpnInterface})`);
   await opts.afterInit?.();
-  const sidecar = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, "gateway", "sidecar"), "--firewall-check-interval", "1"], {
-    env: lab.roleEnv("gateway"),
-  });
-  const sidecarOut = collect(sidecar);
-  await waitFor("the gateway's dnsmasq", () => sidecarOut.text().includes("dnsmasq running") || sidecar.exitCode !== null, 15_000);
-  if (sidecar.exitCode !== null) throw new Error(`gateway-sidecar exited ${sidecar.exitCode}:\n${sidecarOut.text()}`);
+  const { sidecar, sidecarOut } = await startGatewaySidecar(lab, bin);
   await lab.exec("client-0", [bin, "client-init"], { env: lab.roleEnv("client-0"), what: "client-init" });
   const clientSidecar = lab.spawn("client-0", [bin, "client-sidecar"], { env: lab.roleEnv("client-0") });
   return { sidecar, sidecarOut, clientSidecar, clientOut: collect(clientSidecar) };
+}
+
+/**
+ * gateway-sidecar (the lab's configuration unless `configDir`), once its dnsmasq runs: by then
+ * its drop report listens too (it binds the NFLOG group just before starting dnsmasq).
+ */
+export async function startGatewaySidecar(lab: Lab, bin: string, configDir?: string): Promise<Pick<Roles, "sidecar" | "sidecarOut">> {
+  const args = [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, "gateway", "sidecar"), "--firewall-check-interval", "1"];
+  if (configDir) args.push("--config-dir", configDir);
+  const sidecar = lab.spawn("gateway", args, { env: lab.roleEnv("gateway") });
+  const sidecarOut = collect(sidecar);
+  await waitFor("the gateway's dnsmasq", () => sidecarOut.text().includes("dnsmasq running") || sidecar.exitCode !== null, 15_000);
+  if (sidecar.exitCode !== null) throw new Error(`gateway-sidecar exited ${sidecar.exitCode}:\n${sidecarOut.text()}`);
+  expect(sidecarOut.text()).not.toContain("drop report is off");
+  return { sidecar, sidecarOut };
+}
+
+async function stopProcs(...ps: (Subprocess | undefined)[]): Promise<void> {
+  for (const p of ps) if (p && p.exitCode === null) p.kill("SIGTERM");
+  await Promise.all(ps.map((p) => p?.exited));
+}
+
+/** The drop report's line (issue 13 §5) for the lab's VPN server on this transport and port. */
+export function dropReportLine(proto: "udp" | "tcp", port: number): RegExp {
+  const dst = `${LAB.vpnServerIp.replaceAll(".", "\\.")} ${proto}/${port}`;
+  // The parenthesis counts other destinations: the ICMP errors the server's old session draws.
+  return new RegExp(`the kill switch dropped \\d+ packets? to ${dst} on eth0( \\(and [^)]*\\))? — if that is your VPN server, add ${port} to VPN_TRAFFIC_PORT`);
+}
+
+/**
+ * With the kill switch on and a VPN_TRAFFIC_PORT that misses the server's port, the tunnel does
+ * not come up, nothing leaks, and gateway-sidecar says why (the drop report names the server, its
+ * transport and port). Then the lab's own VPN_TRAFFIC_PORT lets the waiting client through.
+ *
+ * The gateway's running containers are stopped first (a sidecar re-asserts its own settings).
+ * The new sidecar starts before the VPN client so its drop report listens before the client's
+ * first packet: a UDP client whose sends fail (the kill switch's drop gives it EPERM) only resends
+ * its first handshake packet with a doubling timeout (measured: at 0, 2.5, 7, 15 and 31 s, then
+ * a restart at 60 s), so a report that binds after the first packet can wait half a minute.
+ */
+export async function expectWrongPortKeepsTunnelDown(lab: Lab, bin: string, roles: Roles | undefined, wrongPort: number): Promise<void> {
+  const vpn = lab.openvpn();
+  const { proto, port } = vpn.settings;
+  await stopProcs(roles?.sidecar, roles?.clientSidecar);
+  await lab.setVpnLink("deleted");
+  const wrong = configWith(lab, `config-wrong-port-${wrongPort}`, `VPN_TRAFFIC_PORT="${wrongPort}"`);
+  await lab.exec("gateway", [bin, "gateway-init", "--config-dir", wrong], { env: lab.roleEnv("gateway"), what: `gateway-init (VPN_TRAFFIC_PORT ${wrongPort})` });
+  const { sidecar, sidecarOut } = await startGatewaySidecar(lab, bin, wrong);
+  try {
+    const before = await leakBaseline(lab);
+    const drops = await killSwitchOutputDrops(lab);
+    const n = vpn.connections();
+    const initiated = () => readFileSync(vpn.logFile("client"), "utf8").split("Peer Connection Initiated").length;
+    const initiatedBefore = initiated();
+    const started = performance.now();
+    await vpn.start("client");
+    await waitFor("the drop report naming the VPN server", () => dropReportLine(proto, port).test(sidecarOut.text()), 20_000, {
+      everyMs: 100,
+      detail: () => `${sidecarOut.text()}\nclient:\n${tail(vpn.logFile("client"))}`,
+    });
+    // An unblocked client connects in ~0.1 s here; give the blocked one its first resends.
+    await Bun.sleep(Math.max(0, 4000 - (performance.now() - started)));
+    expect(vpn.connections()).toBe(n);
+    expect(initiated()).toBe(initiatedBefore);
+    expect(await vpnIfindex(lab)).toBeUndefined(); // OpenVPN opens tun0 only once the server answered
+    expect((await lab.exec("gateway", ["ip", "route", "show"])).stdout).not.toContain("0.0.0.0/1");
+    expect(await killSwitchOutputDrops(lab)).toBeGreaterThan(drops);
+    await expectNoLeak(lab, before, `wrong VPN_TRAFFIC_PORT ${wrongPort}`);
+  } finally {
+    await stopProcs(sidecar);
+  }
+  // The right port: the waiting client gets through at its next attempt.
+  const before = await leakBaseline(lab);
+  const n = vpn.connections();
+  await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
+  await vpn.waitConnected(n, 40_000);
+  // The server counts the connection a moment before the client has set up tun0's routes.
+  await waitFor("the VPN's routes", async () => (await lab.exec("gateway", ["ip", "route", "show"])).stdout.includes("0.0.0.0/1"), 15_000, { everyMs: 100 });
+  // No sidecar runs now to copy the new tun0's routes into our table, and the lab's internet
+  // host is also the VPN's resolver, which issue 11 §3 routes through that table only: one more
+  // gateway-init (idempotent) brings it in line, as the sidecar would within its route check.
+  await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init (tunnel up)" });
+  expect((await lab.echoFrom("gateway", "internet", "tcp")).ok).toBe(true);
+  await expectNoLeak(lab, before, `wrong VPN_TRAFFIC_PORT ${wrongPort}, then corrected`);
 }
 
 export interface LeakBaseline {

@@ -3,7 +3,7 @@
 // started again between gateway-init and gateway-sidecar, as a pod starts its VPN container after
 // the init containers (gateway-init takes the cluster DNS from resolv.conf as it finds it); the kill switch holds while the client is killed and restarted and
 // while the server is killed (the client sees its TCP connection end) and restarted; a
-// VPN_TRAFFIC_PORT that names UDP's port instead keeps the tunnel down. `lab down` removes
+// VPN_TRAFFIC_PORT that names UDP's port instead keeps the tunnel down, and the gateway says why. `lab down` removes
 // the OpenVPN processes with everything else.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -15,9 +15,10 @@ import type { Lab } from "../../src/lab/types.ts";
 import { which } from "../../src/sys/exec.ts";
 import { binPath, requireRoot } from "../helpers/bin.ts";
 import { LAB } from "./helpers.ts";
-import { configWith, expectNoLeak, killSwitchOutputDrops, leakBaseline, probeContinuously, startRoles, vpnIfindex, waitTrafficFlows, type Roles } from "./openvpn-fixture.ts";
+import { expectNoLeak, expectWrongPortKeepsTunnelDown, leakBaseline, probeContinuously, startRoles, vpnIfindex, waitTrafficFlows, type Roles } from "./openvpn-fixture.ts";
 
-setDefaultTimeout(60_000);
+// Generous: at load 100 on the shared 2 cores a kill, reconnect and probe wind-down took over 60 s.
+setDefaultTimeout(120_000);
 
 const id = makeLabId(Math.random);
 let bin = "";
@@ -85,24 +86,8 @@ describe("OpenVPN over TCP 443, lab built by the CLI", () => {
     });
   }
 
-  test("VPN_TRAFFIC_PORT naming 1194 (UDP's port) instead of 443: the TCP tunnel does not come up, nothing leaks", async () => {
-    const vpn = lab.openvpn();
-    for (const p of [roles!.sidecar, roles!.clientSidecar]) p.kill("SIGTERM");
-    await Promise.all([roles!.sidecar.exited, roles!.clientSidecar.exited]);
-    await lab.setVpnLink("deleted");
-    const wrong = configWith(lab, "config-wrong-port", 'VPN_TRAFFIC_PORT="1194"');
-    await lab.exec("gateway", [bin, "gateway-init", "--config-dir", wrong], { env: lab.roleEnv("gateway"), what: "gateway-init (VPN_TRAFFIC_PORT 1194)" });
-    const before = await leakBaseline(lab);
-    const drops = await killSwitchOutputDrops(lab);
-    const n = vpn.connections();
-    await vpn.start("client");
-    await Bun.sleep(4000);
-    expect(vpn.connections()).toBe(n);
-    expect(await vpnIfindex(lab)).toBeUndefined();
-    expect(await killSwitchOutputDrops(lab)).toBeGreaterThan(drops); // its SYNs to 198.51.100.1:443
-    await expectNoLeak(lab, before, "wrong VPN_TRAFFIC_PORT");
-    await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
-    await vpn.waitConnected(n, 30_000);
+  test("VPN_TRAFFIC_PORT naming 1194 (UDP's port) instead of 443: the TCP tunnel does not come up, nothing leaks, the drop report names 198.51.100.1 tcp/443", async () => {
+    await expectWrongPortKeepsTunnelDown(lab, bin, roles, 1194);
   });
 
   test("lab down removes the lab with its OpenVPN processes", async () => {

@@ -114,6 +114,15 @@ describe("planDropReport", () => {
     expect(s.pending.size).toBe(0);
     expect(planDropReport(s, 200_000, "eth0")).toBeUndefined();
   });
+  test("a tcp or udp destination takes the line before other protocols, even dropped less (the ICMP errors a stale VPN session draws)", () => {
+    const s = newDropReportState();
+    // What an OpenVPN client with a wrong VPN_TRAFFIC_PORT produced in the lab in one poll: the
+    // gateway's port unreachable to the server's packets for the old session, and its own hello.
+    recordDrops(s, [pkt("198.51.100.1", "icmp"), pkt("198.51.100.1", "icmp"), pkt("198.51.100.1", "udp", 1194)]);
+    expect(planDropReport(s, 0, "eth0")).toBe(
+      "the kill switch dropped 1 packet to 198.51.100.1 udp/1194 on eth0 (and 2 packets to 1 other destination) — if that is your VPN server, add 1194 to VPN_TRAFFIC_PORT",
+    );
+  });
   test("multicast, broadcast and link-local destinations (router solicitations, MLD) never take the report", () => {
     const s = newDropReportState();
     const mld = decodeNflogPacket(one(MLD6))!;

@@ -191,15 +191,23 @@ export function recordDrops(state: DropReportState, packets: readonly LoggedPack
 
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
+/** A tcp or udp destination: the only kind that can be a VPN server's port (the report's hint). */
+const hasPort = (p: LoggedPacket): boolean => p.port !== undefined && (p.proto === "udp" || p.proto === "tcp");
+
 /**
  * The report due at `now`, if any: the first drops are reported at once, later ones at most once
- * per interval. It names the destination dropped most, with the hint for tcp and udp, and counts
- * the rest. Resets the counts it reported.
+ * per interval. It names the tcp or udp destination dropped most, with the hint, and counts the
+ * rest; other protocols are named only when nothing else was dropped. Why tcp and udp first: a
+ * VPN client whose server port is missing from VPN_TRAFFIC_PORT often has an old session's server
+ * still sending to it; the gateway answers each with an ICMP port unreachable the kill switch
+ * drops too (seen with OpenVPN), and a tie with that ICMP must not spend the minute's one line
+ * on it. Resets the counts it reported.
  */
 export function planDropReport(state: DropReportState, now: number, iface: string, intervalMs = DROP_REPORT_INTERVAL_MS): string | undefined {
   if (state.pending.size === 0) return undefined;
   if (state.lastReport !== undefined && now - state.lastReport < intervalMs) return undefined;
-  const entries = [...state.pending.entries()].sort((a, b) => b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1));
+  const rank = ([k, e]: [string, { packet: LoggedPacket }]) => (k !== "others" && hasPort(e.packet) ? 0 : 1);
+  const entries = [...state.pending.entries()].sort((a, b) => rank(a) - rank(b) || b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1));
   const [key, top] = entries.find(([k]) => k !== "others") ?? entries[0]!;
   const rest = entries.filter(([k]) => k !== key);
   const restCount = rest.reduce((n, [, e]) => n + e.count, 0);
@@ -208,7 +216,7 @@ export function planDropReport(state: DropReportState, now: number, iface: strin
   const restNamed = rest.filter(([k]) => k !== "others").length;
   const more = rest.length > restNamed ? "more than " : "";
   if (restCount > 0) text += ` (and ${plural(restCount, "packet", "packets")} to ${more}${plural(restNamed, "other destination", "other destinations")})`;
-  if (key !== "others" && p.port !== undefined && (p.proto === "udp" || p.proto === "tcp"))
+  if (key !== "others" && hasPort(p))
     text += ` — if that is your VPN server, add ${p.port} to VPN_TRAFFIC_PORT`;
   state.pending.clear();
   state.lastReport = now;
