@@ -81,7 +81,7 @@ export const LAB6 = {
   /** The cluster's IPv6 network: pods and services (VPN_LOCAL_CIDRS in IPv6 tests). */
   clusterCidr: "fd00:18::/48",
   /** An IPv6 service address on the node's lo, inside clusterCidr. */
-  serviceIp: "fd00:18:1::10",
+  serviceIp: "fd00:18:0:1::10",
   nodeLeakIp: "fd00:17::1",
   leakHostIp: "fd00:17::2",
   /** An IPv6 destination outside the cluster: routed by the node to the leak host and counted there. */
