@@ -7,10 +7,11 @@
 //   - Other IPv6 output on eth0 is dropped: a host route via eth0 to an outside address (as a VPN
 //     client adds for its server) leads nowhere; a counter at the node's uplink host sees nothing,
 //     while the same connection attempt from a pod without the kill switch is counted there.
+// The same ND allowance holds in the fail-closed (blocking) ruleset.
 // And the client side of a dual-stack cluster: after client-init, IPv6 service traffic stays on
 // eth0 and the IPv6 default route is gone.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendFileSync, cpSync } from "node:fs";
+import { appendFileSync, chmodSync, cpSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { LAB6, type Lab } from "../../src/lab/types.ts";
@@ -162,6 +163,36 @@ describe("dual-stack gateway with the kill switch on", () => {
       expect(await tcp6(lab, "gateway", LAB6.nodeIp)).not.toBe("connected");
     }, 60_000);
   }
+});
+
+describe("dual-stack gateway, failed closed", () => {
+  test("iptables-nft: with the blocking ruleset in (the rules read back never match), ND still works and the IPv6 VPN_LOCAL_CIDRS are reached; other IPv6 on eth0 is still dropped", async () => {
+    const lab = t.lab;
+    // Unverifiable: every IPv4 save misses our FORWARD chain's rules, so gateway-init fails closed.
+    const wrapDir = join(lab.runDir, "lying-save");
+    mkdirSync(wrapDir, { recursive: true });
+    const save = which("iptables-nft-save")!;
+    writeFileSync(join(wrapDir, "iptables-nft-save"), `#!/bin/sh\n'${save}' "$@" | grep -v -- '^-A POD-GATEWAY-FORWARD '; exit 0\n`);
+    chmodSync(join(wrapDir, "iptables-nft-save"), 0o755);
+    await lab.exec("gateway", ["nft", "flush", "ruleset"]);
+    const cfg = config(lab, "config-failclosed", "FIREWALL_BACKEND=iptables-nft\n");
+    const init = await lab.exec("gateway", [bin, "gateway-init", "--config-dir", cfg], { env: { ...lab.roleEnv("gateway"), PATH: `${wrapDir}:${process.env.PATH}` }, okCodes: [1] });
+    expect(init.code).toBe(1);
+    expect(init.stderr).toContain("fail closed");
+    const rules6 = (await lab.exec("gateway", ["ip6tables-nft-save", "-t", "filter"])).stdout.split("\n").filter((l) => l.startsWith("-A POD-GATEWAY-OUTPUT "));
+    expect(rules6.at(-1)).toContain('--comment "fail closed" -j DROP');
+    expect(rules6.filter((l) => l.includes("--icmpv6-type"))).toHaveLength(5);
+    await lab.exec("gateway", ["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    expect(await tcp6(lab, "gateway", LAB6.nodeIp)).toBe("connected");
+    expect(await tcp6(lab, "gateway", LAB6.serviceIp)).toBe("connected");
+    const before = await outsideCount(lab);
+    expect(await tcp6(lab, "gateway", LAB6.outsideIp, 80, 1500)).not.toBe("connected");
+    expect(await outsideCount(lab)).toBe(before);
+    // Control: the blocking ruleset without the ND accepts loses the router.
+    expect(await deleteNdAccepts(lab, "iptables-nft")).toBe(5);
+    await lab.exec("gateway", ["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    expect(await tcp6(lab, "gateway", LAB6.nodeIp)).not.toBe("connected");
+  }, 60_000);
 });
 
 describe("dual-stack client", () => {
