@@ -174,11 +174,14 @@ async function applyNetwork(s: Settings, ip: Ip, plans: NetworkPlans, d: DnsFact
  * gateway-sidecar runs it at start, so a ConfigMap changed since gateway-init ran leaves nothing
  * stale. Returns the number of changes and the cluster DNS as decided.
  */
-export async function reconcileGatewayNetwork(s: Settings, ip: Ip, d: DnsFacts, log: Logger): Promise<{ changes: number; clusterDns?: string; dns: NetworkPlans["dns"] }> {
+export async function reconcileGatewayNetwork(
+  s: Settings, ip: Ip, d: DnsFacts, log: Logger, routes6: () => Routes6Host = netlinkRoutes6Host,
+): Promise<{ changes: number; clusterDns?: string; dns: NetworkPlans["dns"] }> {
   const plans = planAll(s, await readGatewayFacts(ip), d);
   for (const w of plans.net.warnings) log.warn(w);
   await applyNetwork(s, ip, plans, d, log);
-  return { changes: actionsOf(plans).length, clusterDns: plans.clusterDns, dns: plans.dns };
+  const six = await reconcileLocalRoutes6(s, routes6, log);
+  return { changes: actionsOf(plans).length + six.changes, clusterDns: plans.clusterDns, dns: plans.dns };
 }
 
 export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDeps): Promise<GatewayInitResult> {

@@ -161,7 +161,7 @@ describe("dual-stack gateway with the kill switch on", () => {
       expect(await deleteNdAccepts(lab, backend)).toBe(5);
       await lab.exec("gateway", ["ip", "-6", "neigh", "flush", "dev", "eth0"]);
       expect(await tcp6(lab, "gateway", LAB6.nodeIp)).not.toBe("connected");
-    }, 60_000);
+    }, 120_000);
   }
 });
 
@@ -192,19 +192,23 @@ describe("dual-stack gateway, failed closed", () => {
     expect(await deleteNdAccepts(lab, "iptables-nft")).toBe(5);
     await lab.exec("gateway", ["ip", "-6", "neigh", "flush", "dev", "eth0"]);
     expect(await tcp6(lab, "gateway", LAB6.nodeIp)).not.toBe("connected");
-  }, 60_000);
+  }, 120_000);
 });
 
 describe("dual-stack client", () => {
-  test("after client-init, IPv6 service traffic stays on eth0 and the IPv6 default is gone (nothing else of IPv6 leaves)", async () => {
+  test("the gateway sidecar restores a missing IPv6 VPN_LOCAL_CIDRS route at start; after client-init, IPv6 service traffic stays on eth0 and the IPv6 default is gone (nothing else of IPv6 leaves)", async () => {
     const lab = t.lab;
     await lab.exec("gateway", ["nft", "flush", "ruleset"]);
     await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
+    // The sidecar brings the network in line at start, the IPv6 VPN_LOCAL_CIDRS routes included.
+    await lab.exec("gateway", ["ip", "-6", "route", "del", LAB6.clusterCidr, "proto", "201"]);
     const proc = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, "gw")], { env: lab.roleEnv("gateway") });
     procs.push(proc);
     const out = collect(proc);
     await waitFor("the gateway's dnsmasq", () => out.text().includes("dnsmasq running") || proc.exitCode !== null, 15_000, { detail: out.text });
     expect(proc.exitCode).toBeNull();
+    expect(out.text()).toContain("network brought in line with the current settings (1 changes)");
+    expect((await lab.exec("gateway", ["ip", "-6", "route", "show", "proto", "201"])).stdout).toContain(`${LAB6.clusterCidr} via ${LAB6.nodeIp} dev eth0`);
 
     const r = await lab.exec("client-0", [bin, "client-init"], { env: lab.roleEnv("client-0"), okCodes: [1, 2, 3] });
     expect(r.code, r.stderr).toBe(0);
@@ -221,5 +225,5 @@ describe("dual-stack client", () => {
     expect(await outsideCount(lab)).toBe(before);
     // IPv4 goes to the gateway as before.
     expect((await lab.exec("client-0", ["ip", "-j", "route", "get", LAB.internetIp])).stdout).toContain('"dev":"vxlan0"');
-  }, 60_000);
+  }, 120_000);
 });
