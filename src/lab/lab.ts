@@ -12,6 +12,7 @@
 //   selfCommand(): string[]                          argv prefix that re-runs this program
 //   startDaemon(lab, pod, name, argv, {env}?)        a long-running command that outlives this process
 //   LAB                                              the address plan (src/lab/types.ts)
+//   LAB6                                             the IPv6 plan of LabOptions.ipv6 (dual-stack pods; off by default)
 //   lab.openvpn()                                    the real VPN's controls (LabOptions.vpn "openvpn"):
 //                                                    start/stop/signal server and client, waitConnected
 // In tests prefer withLab() from test/netns/helpers.ts, which destroys the lab in afterAll.
@@ -85,9 +86,9 @@ import { OpenVpnControl, writeOpenVpnFiles } from "./openvpn.ts";
 import { checkOpenVpnSettings, openVpnClientRunDir, resolveOpenVpnSettings, VPN_KINDS, type VpnKind } from "./openvpn-plan.ts";
 import { isAlive, killNamespaceProcesses, killPids, readNetnsNames } from "./procs.ts";
 import { selfCommand } from "./self.ts";
-import { LAB, type EchoHits, type EchoHost, type EchoReply, type Lab, type LabOptions, type PacketCount, type PodName, type ResolveResult, type VpnLinkState } from "./types.ts";
+import { LAB, LAB6, type EchoHits, type EchoHost, type EchoReply, type Lab, type LabOptions, type PacketCount, type PodName, type ResolveResult, type VpnLinkState } from "./types.ts";
 
-export { LAB, selfCommand };
+export { LAB, LAB6, selfCommand };
 export type { Lab, LabOptions, PodName };
 
 const logger = () => log().withTag("lab");
@@ -392,7 +393,7 @@ class RealLab implements Lab {
       mkdirSync(join("/etc/netns", this.ns(p)), { recursive: true });
       writeFileSync(this.resolvConfPath(p), renderResolvConf(p));
     }
-    await step("sysctls", () => Promise.all(pods.map((p) => sysctls(this.ns(p), planSysctls(p)))));
+    await step("sysctls", () => Promise.all(pods.map((p) => sysctls(this.ns(p), planSysctls(p, st.ipv6)))));
     await step("links", () => ipBatch(undefined, planVeths(st), `creating the links of lab ${this.id}`));
     await step("addresses and routes", () => Promise.all(pods.map((p) => ipBatch(this.ns(p), planPodConfig(st, p), `configuring ${this.ns(p)}`))));
     if (this.nftPath) {
@@ -493,7 +494,7 @@ class RealLab implements Lab {
     rmSync(podDir, { recursive: true, force: true });
     mkdirSync(podDir, { recursive: true });
     await this.writeResolvConf("gateway", renderResolvConf("gateway"));
-    await sysctls(gw, planSysctls("gateway"));
+    await sysctls(gw, planSysctls("gateway", st.ipv6));
     const veth = this.vpnKind === "veth";
     const veths: Cmd[] = [planGatewayEthVeth(next)];
     if (next.vpnLink !== "deleted" && veth) veths.push(planVpnVeth(next));
@@ -633,6 +634,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab & { buildMs:
     createdAt: new Date().toISOString(),
     createdBy: opts.createdBy ?? "library",
     ...(opts.vpn === "openvpn" ? { vpn: "openvpn" as const, openvpn: resolveOpenVpnSettings(opts.openvpn) } : {}),
+    ...(opts.ipv6 ? { ipv6: true } : {}),
   };
   const lab = new RealLab(state);
   try {

@@ -2,7 +2,7 @@
 // namespace, and the text of every file the lab writes (settings.sh, dnsmasq configs, hosts,
 // resolv.conf, the nft counters). Pure: src/lab/lab.ts applies what this plans.
 import { checkOpenVpnSettings, type OpenVpnSettings, type VpnKind } from "./openvpn-plan.ts";
-import { LAB, type PodName, type VpnLinkState } from "./types.ts";
+import { LAB, LAB6, type PodName, type VpnLinkState } from "./types.ts";
 
 /** Every lab namespace is `pgw-<id>-<pod>`; `lab down` finds leftovers by this prefix. */
 export const NS_PREFIX = "pgw-";
@@ -22,6 +22,8 @@ export interface LabShape {
   vpn?: VpnKind;
   /** The real VPN's settings (vpn "openvpn"). */
   openvpn?: OpenVpnSettings;
+  /** Dual-stack pods (LabOptions.ipv6); absent in older state files: IPv4 only. */
+  ipv6?: boolean;
 }
 
 export function vpnKindOf(shape: Pick<LabShape, "vpn">): VpnKind {
@@ -157,7 +159,7 @@ export const VPN_UPLINK = "uplink0";
 
 // ---- sysctls, one `sysctl -w` per namespace ----
 
-export function planSysctls(pod: PodName): string[] {
+export function planSysctls(pod: PodName, ipv6 = false): string[] {
   // IPv6 DAD would keep link-local addresses tentative for a second after every link comes up.
   const common = ["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"];
   switch (pod) {
@@ -165,7 +167,10 @@ export function planSysctls(pod: PodName): string[] {
     case "vpn":
       // Routers. rp_filter off: IPv4 settings of a new namespace are copied from the host's,
       // and a strict host would make the lab's asymmetric test paths depend on the machine.
-      return [...common, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"];
+      return [
+        ...common, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+        ...(ipv6 && pod === "node" ? ["net.ipv6.conf.all.forwarding=1"] : []),
+      ];
     case "internet":
     case "leak":
       // The leak host is the node's uplink but forwards nothing: whatever reaches it is counted and dropped.
@@ -252,6 +257,13 @@ export function planPodConfig(shape: LabShape, pod: PodName): Cmd[] {
       ];
       const ports = ["gateway" as PodName, ...Array.from({ length: shape.clients }, (_, i) => clientName(i))];
       for (const p of ports) cmds.push(["link", "set", nodePort(p), "master", NODE_BRIDGE, "up"]);
+      if (shape.ipv6)
+        cmds.push(
+          ["addr", "add", `${LAB6.nodeIp}/64`, "dev", NODE_BRIDGE, "nodad"],
+          ["addr", "add", `${LAB6.serviceIp}/128`, "dev", "lo"],
+          ["addr", "add", `${LAB6.nodeLeakIp}/64`, "dev", nodePort("leak"), "nodad"],
+          ["route", "add", "::/0", "via", LAB6.leakHostIp],
+        );
       if (vpnKindOf(shape) === "openvpn") cmds.push(["addr", "add", `${LAB.nodeVpnServerSideIp}/24`, "dev", NODE_VPN_PORT], ["link", "set", NODE_VPN_PORT, "up"]);
       return cmds;
     }
@@ -288,6 +300,7 @@ export function planPodConfig(shape: LabShape, pod: PodName): Cmd[] {
         ["addr", "add", `${LAB.leakHostIp}/24`, "dev", "eth0"],
         ["link", "set", "eth0", "up"],
         ["route", "add", "default", "via", LAB.nodeLeakIp],
+        ...(shape.ipv6 ? [["addr", "add", `${LAB6.leakHostIp}/64`, "dev", "eth0", "nodad"], ["route", "add", "::/0", "via", LAB6.nodeLeakIp]] : []),
       ];
     case "gateway": {
       const cmds: Cmd[] = [
@@ -295,6 +308,7 @@ export function planPodConfig(shape: LabShape, pod: PodName): Cmd[] {
         ["addr", "add", `${gatewayIpFor(shape.gatewayGeneration)}/24`, "dev", "eth0"],
         ["link", "set", "eth0", "up"],
         ["route", "add", "default", "via", LAB.nodeIp],
+        ...podIpv6(shape, gatewayIpFor(shape.gatewayGeneration)),
       ];
       // With OpenVPN the client makes the VPN link (started once the namespaces are built).
       if (vpnKindOf(shape) === "openvpn") return cmds;
@@ -305,7 +319,18 @@ export function planPodConfig(shape: LabShape, pod: PodName): Cmd[] {
   }
   const i = clientIndex(pod);
   if (i === undefined) throw new Error(`unknown lab pod ${pod}`);
-  return [lo, ["addr", "add", `${clientIp(i)}/24`, "dev", "eth0"], ["link", "set", "eth0", "up"], ["route", "add", "default", "via", LAB.nodeIp]];
+  return [lo, ["addr", "add", `${clientIp(i)}/24`, "dev", "eth0"], ["link", "set", "eth0", "up"], ["route", "add", "default", "via", LAB.nodeIp], ...podIpv6(shape, clientIp(i))];
+}
+
+/** The IPv6 address of a pod whose IPv4 address is given (198.18.0.N is fd00:18::N). */
+export function podIp6(ip4: string): string {
+  return `${LAB6.podCidr.slice(0, LAB6.podCidr.indexOf("::") + 2)}${ip4.split(".")[3]}`;
+}
+
+/** A dual-stack pod's eth0 (LabOptions.ipv6): its IPv6 address and default route via the node. */
+function podIpv6(shape: LabShape, ip4: string): Cmd[] {
+  if (!shape.ipv6) return [];
+  return [["addr", "add", `${podIp6(ip4)}/64`, "dev", "eth0", "nodad"], ["route", "add", "::/0", "via", LAB6.nodeIp, "dev", "eth0"]];
 }
 
 // ---- files ----
@@ -501,6 +526,7 @@ export function parseState(text: string, file: string): LabState {
   if (!["up", "down", "deleted"].includes(v.vpnLink)) throw bad("bad vpnLink");
   if (typeof v.configDir !== "string" || typeof v.runDir !== "string") throw bad("bad directories");
   if (v.vpn !== undefined && v.vpn !== "veth" && v.vpn !== "openvpn") throw bad("bad vpn");
+  if (v.ipv6 !== undefined && typeof v.ipv6 !== "boolean") throw bad("bad ipv6");
   if (v.vpn === "openvpn" && (typeof v.openvpn !== "object" || v.openvpn === null || checkOpenVpnSettings(v.openvpn).length)) throw bad("bad openvpn settings");
   return v as LabState;
 }

@@ -69,6 +69,25 @@ export const LAB = {
   echoUdpPort: 8081, // UDP: answers each datagram with the source "ip:port"
 } as const;
 
+/**
+ * The lab's IPv6 plan (LabOptions.ipv6, issue 13 §6): pods' eth0 dual-stack on fd00:18::/64 with
+ * the node's bridge as their IPv6 router, the cluster's IPv6 services on the node's lo, and the
+ * node's IPv6 uplink to the leak host (whatever the node forwards elsewhere is counted there).
+ * Pod addresses mirror the IPv4 ones: 198.18.0.N is fd00:18::N (N in decimal digits).
+ */
+export const LAB6 = {
+  podCidr: "fd00:18::/64",
+  nodeIp: "fd00:18::1",
+  /** The cluster's IPv6 network: pods and services (VPN_LOCAL_CIDRS in IPv6 tests). */
+  clusterCidr: "fd00:18::/48",
+  /** An IPv6 service address on the node's lo, inside clusterCidr. */
+  serviceIp: "fd00:18:0:1::10",
+  nodeLeakIp: "fd00:17::1",
+  leakHostIp: "fd00:17::2",
+  /** An IPv6 destination outside the cluster: routed by the node to the leak host and counted there. */
+  outsideIp: "2001:db8:77::10",
+} as const;
+
 export type PodName = "node" | "gateway" | "vpn" | "internet" | "leak" | `client-${number}`;
 
 /** The two hosts that run the echo service and count the packets that reach them. */
@@ -109,6 +128,12 @@ export interface LabOptions {
   vpnLink?: VpnLinkState;
   /** OpenVPN's transport and pushes (vpn "openvpn" only): UDP 1194 by default, TCP 443 as an option. */
   openvpn?: Partial<OpenVpnSettings>;
+  /**
+   * Dual-stack pods (default off): pods' eth0 get an IPv6 address in LAB6.podCidr and an IPv6
+   * default route via the node (LAB6.nodeIp), the node routes IPv6 and holds LAB6.serviceIp, and
+   * IPv6 it forwards elsewhere is counted at the leak host.
+   */
+  ipv6?: boolean;
 }
 
 /** What an echo service has counted since it started (GET / and UDP datagrams; not /hits). */

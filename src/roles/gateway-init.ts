@@ -37,6 +37,7 @@ import { IpBatchError, type Ip } from "../sys/ip.ts";
 import type { Logger } from "../sys/log.ts";
 import { ensureSysctl, type Sysctl } from "../sys/sysctl.ts";
 import { failClosed, readDnsFacts, reconcileFirewall } from "./gateway-killswitch.ts";
+import { netlinkRoutes6Host, reconcileLocalRoutes6, type Routes6Host } from "./gateway-local6.ts";
 
 export interface GatewayInitDeps {
   runner: Runner;
@@ -49,6 +50,8 @@ export interface GatewayInitDeps {
   resolvConf?: string;
   /** Removes our objects from the backends other than the chosen one (tests inject one). */
   removeStaleFirewall?: (chosen: BackendName) => Promise<string[]>;
+  /** The pod's IPv6 routes for the IPv6 VPN_LOCAL_CIDRS (tests inject one); default: rtnetlink. */
+  routes6?: () => Routes6Host;
 }
 
 export interface GatewayInitResult {
@@ -171,11 +174,14 @@ async function applyNetwork(s: Settings, ip: Ip, plans: NetworkPlans, d: DnsFact
  * gateway-sidecar runs it at start, so a ConfigMap changed since gateway-init ran leaves nothing
  * stale. Returns the number of changes and the cluster DNS as decided.
  */
-export async function reconcileGatewayNetwork(s: Settings, ip: Ip, d: DnsFacts, log: Logger): Promise<{ changes: number; clusterDns?: string; dns: NetworkPlans["dns"] }> {
+export async function reconcileGatewayNetwork(
+  s: Settings, ip: Ip, d: DnsFacts, log: Logger, routes6: () => Routes6Host = netlinkRoutes6Host,
+): Promise<{ changes: number; clusterDns?: string; dns: NetworkPlans["dns"] }> {
   const plans = planAll(s, await readGatewayFacts(ip), d);
   for (const w of plans.net.warnings) log.warn(w);
   await applyNetwork(s, ip, plans, d, log);
-  return { changes: actionsOf(plans).length, clusterDns: plans.clusterDns, dns: plans.dns };
+  const six = await reconcileLocalRoutes6(s, routes6, log);
+  return { changes: actionsOf(plans).length + six.changes, clusterDns: plans.clusterDns, dns: plans.dns };
 }
 
 export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDeps): Promise<GatewayInitResult> {
@@ -206,7 +212,11 @@ export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDe
   //    already exactly the plan is left alone (its read was the verification), so a re-run
   //    changes no rule and its counters keep counting.
   for (const p of checkProblems(check)) log.debug(`firewall: ${p}`);
-  const [fw, network] = await Promise.allSettled([reconcileFirewall(backend, fwPlan, log, { check }), applyNetwork(s, ip, plans, dnsFacts, log)]);
+  //    The IPv6 VPN_LOCAL_CIDRS routes (issue 13 §3) follow the IPv4 network, on the netlink layer.
+  const [fw, network] = await Promise.allSettled([
+    reconcileFirewall(backend, fwPlan, log, { check }),
+    applyNetwork(s, ip, plans, dnsFacts, log).then(() => reconcileLocalRoutes6(s, deps.routes6 ?? netlinkRoutes6Host, log)),
+  ]);
   const fwResult = fw.status === "fulfilled" ? fw.value : { applied: 0, parts: [], problems: [(fw.reason as Error).message] };
   const applied = fwResult.parts;
 
@@ -243,8 +253,10 @@ export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDe
   );
 
   const fwState = applied.length ? `applied ${applied.join(", ")}` : "already as planned";
-  const changes = actionsOf(plans).length;
+  const changes = actionsOf(plans).length + (network.status === "fulfilled" ? network.value.changes : 0);
   log.info(`gateway ready (${changes ? `${changes} network changes` : "network already as planned"}, firewall ${backend.name} ${fwState})`);
+  const routes6 = network.status === "fulfilled" ? network.value.plan.routes : [];
+  if (routes6.length) log.info(`routes (IPv6): ${routes6.map((r) => `${r.dst} via ${r.via} dev ${r.dev}`).join(", ")}`);
   for (const line of [...summarizeGatewayNetwork(net), summarizeKillSwitch(plans.routing, plans.input), ...summarizeFirewall(fwPlan)]) log.info(line);
   return { backend: backend.name, network: net, firewall: fwPlan, networkChanges: changes, firewallApplied: applied, forwardingChanged };
 }

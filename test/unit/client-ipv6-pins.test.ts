@@ -48,13 +48,14 @@ describe("settings", () => {
     expect(parseCidrList46("10.0.0.0/8 fd00:99::/64, fd00:99::/64")).toEqual({ ok: true, value: ["10.0.0.0/8", "fd00:99::/64"], warnings: ["fd00:99::/64 is listed twice; using it once"] });
   });
 
-  test("NOT_ROUTED_TO_GATEWAY_CIDRS takes them; all of IPv6 is refused as all of IPv4 is; VPN_LOCAL_CIDRS still IPv4 only", () => {
+  test("NOT_ROUTED_TO_GATEWAY_CIDRS takes them; all of IPv6 is refused as all of IPv4 is; so does VPN_LOCAL_CIDRS (issue 13 §3, the gateway)", () => {
     const v = (k: string, value: string) => validateSettings({ [k]: { value, file: "/config/settings.sh", line: 3, source: { kind: "file", file: "/config/settings.sh", line: 3 } } } as Record<string, RawSetting>);
     expect(v("NOT_ROUTED_TO_GATEWAY_CIDRS", "10.0.0.0/8 fd00:99::/64").values.NOT_ROUTED_TO_GATEWAY_CIDRS).toEqual(["10.0.0.0/8", "fd00:99::/64"]);
     const msg = (k: string, value: string) => v(k, value).issues.filter((i) => i.key === k).map((i) => i.message).join("\n");
     expect(msg("NOT_ROUTED_TO_GATEWAY_CIDRS", "10.0.0.0/8 fd00:99::/64")).toBe("");
     expect(msg("NOT_ROUTED_TO_GATEWAY_CIDRS", "fd00::/8 ::/0")).toContain("::/0 is all of IPv6");
-    expect(msg("VPN_LOCAL_CIDRS", "fd00:99::/64")).toContain("only IPv4 CIDRs are supported here");
+    expect(msg("VPN_LOCAL_CIDRS", "fd00:99::/64")).toBe("");
+    expect(msg("VPN_LOCAL_CIDRS", "fd00:99::/64 ::/0")).toContain("::/0 is all of IPv6");
   });
 });
 

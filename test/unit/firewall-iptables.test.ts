@@ -2,7 +2,7 @@
 // jump placement and verification diffs.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { planFirewall, type FirewallNatEntry, type FirewallPlan, type FirewallSettings } from "../../src/core/firewall/model.ts";
+import { planBlockingFirewall, planFirewall, type FirewallNatEntry, type FirewallPlan, type FirewallSettings } from "../../src/core/firewall/model.ts";
 import {
   chainsOf,
   diffIptables,
@@ -12,6 +12,7 @@ import {
   planIptablesChains,
   quoteLikeSave,
   renderIptablesRestore,
+  renderIptablesRule,
 } from "../../src/core/firewall/render-iptables.ts";
 import { testSettings } from "../helpers/settings.ts";
 
@@ -89,6 +90,11 @@ const GOLDEN_V6 = `*filter
 -A POD-GATEWAY-OUTPUT -o vxlan0 -m comment --comment "to clients" -j ACCEPT
 -A POD-GATEWAY-OUTPUT -o eth0 -p udp -m udp --dport 8472 -m comment --comment "vxlan to client pods" -j ACCEPT
 -A POD-GATEWAY-OUTPUT -o eth0 -m conntrack --ctstate ESTABLISHED --ctdir REPLY -m comment --comment "replies to connections opened to the gateway" -j ACCEPT
+-A POD-GATEWAY-OUTPUT -o eth0 -p ipv6-icmp -m icmp6 --icmpv6-type 133 -m hl --hl-eq 255 -m comment --comment "ipv6 router solicitation on eth0" -j ACCEPT
+-A POD-GATEWAY-OUTPUT -o eth0 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -m hl --hl-eq 255 -m comment --comment "ipv6 router advertisement on eth0" -j ACCEPT
+-A POD-GATEWAY-OUTPUT -o eth0 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -m hl --hl-eq 255 -m comment --comment "ipv6 neighbour solicitation on eth0" -j ACCEPT
+-A POD-GATEWAY-OUTPUT -o eth0 -p ipv6-icmp -m icmp6 --icmpv6-type 136 -m hl --hl-eq 255 -m comment --comment "ipv6 neighbour advertisement on eth0" -j ACCEPT
+-A POD-GATEWAY-OUTPUT -o eth0 -p ipv6-icmp -m icmp6 --icmpv6-type 143 -m hl --hl-eq 1 -m comment --comment "ipv6 mldv2 report on eth0" -j ACCEPT
 -A POD-GATEWAY-OUTPUT -p udp -m udp --dport 443 -m comment --comment "vpn transport" -j ACCEPT
 -A POD-GATEWAY-OUTPUT -p tcp -m tcp --dport 443 -m comment --comment "vpn transport" -j ACCEPT
 -A POD-GATEWAY-OUTPUT -o eth0 -m limit --limit 10/sec -m comment --comment "drop report" -j NFLOG --nflog-group 4201
@@ -153,6 +159,21 @@ COMMIT
       "-D POSTROUTING -j POD-GATEWAY-POSTROUTING",
       "-I POSTROUTING 1 -j POD-GATEWAY-POSTROUTING",
     ]);
+  });
+
+  test("IPv6 ND and MLD accepts (issue 13 §6) in the form ip6tables-save prints; never in IPv4, and blocking keeps them", () => {
+    const nd = planFirewall(base, []).rules.filter((r) => r.match.proto === "icmpv6");
+    expect(nd.map((r) => renderIptablesRule(r, 6))).toEqual([
+      '-o eth0 -p ipv6-icmp -m icmp6 --icmpv6-type 133 -m hl --hl-eq 255 -m comment --comment "ipv6 router solicitation on eth0" -j ACCEPT',
+      '-o eth0 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -m hl --hl-eq 255 -m comment --comment "ipv6 router advertisement on eth0" -j ACCEPT',
+      '-o eth0 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -m hl --hl-eq 255 -m comment --comment "ipv6 neighbour solicitation on eth0" -j ACCEPT',
+      '-o eth0 -p ipv6-icmp -m icmp6 --icmpv6-type 136 -m hl --hl-eq 255 -m comment --comment "ipv6 neighbour advertisement on eth0" -j ACCEPT',
+      '-o eth0 -p ipv6-icmp -m icmp6 --icmpv6-type 143 -m hl --hl-eq 1 -m comment --comment "ipv6 mldv2 report on eth0" -j ACCEPT',
+    ]);
+    expect(() => renderIptablesRule(nd[0]!, 4)).toThrow(/icmpv6 rules are IPv6 only/);
+    expect(renderIptablesRestore(planFirewall(base, []), 4, undefined)).not.toContain("icmp6");
+    const blocking = renderIptablesRestore(planBlockingFirewall(base), 6, undefined);
+    expect(blocking.split("\n").filter((l) => l.includes("--icmpv6-type"))).toHaveLength(5);
   });
 
   test("every one of our chains is always declared, even when the settings leave it empty", () => {

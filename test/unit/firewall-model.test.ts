@@ -142,6 +142,27 @@ describe("planFirewall", () => {
     expect(rulesOf(p, 6).some((r) => r.table !== "filter")).toBe(false);
   });
 
+  test("IPv6 dual stack (issue 13 §6): ND types 133-136 (hop limit 255) and MLDv2 reports (143, hop limit 1) may leave eth0, IPv6 only, before the VPN_LOCAL_CIDRS accepts and the drop", () => {
+    const p = planFirewall({ ...base, VPN_LOCAL_CIDRS: ["10.0.0.0/8", "fd00:18::/48"] }, []);
+    const out6 = of(rulesOf(p, 6), "filter", "output");
+    const nd = out6.filter((r) => r.match.proto === "icmpv6");
+    expect(nd.map((r) => [r.match.out, r.match.icmpv6Type, r.match.hopLimit, r.target.kind, r.families])).toEqual([
+      ["eth0", 133, 255, "accept", [6]],
+      ["eth0", 134, 255, "accept", [6]],
+      ["eth0", 135, 255, "accept", [6]],
+      ["eth0", 136, 255, "accept", [6]],
+      ["eth0", 143, 1, "accept", [6]],
+    ]);
+    expect(rulesOf(p, 4).some((r) => r.match.proto === "icmpv6")).toBe(false);
+    const at = (pred: (r: (typeof out6)[number]) => boolean) => out6.findIndex(pred);
+    expect(at((r) => r.match.proto === "icmpv6")).toBeLessThan(at((r) => r.match.dst === "fd00:18::/48"));
+    expect(at((r) => r.match.dst === "fd00:18::/48")).toBeLessThan(at((r) => r.target.kind === "drop"));
+    expect(out6.at(-1)!.target.kind).toBe("drop");
+    // Only ND/MLD: no ICMPv6 echo, no other type, and nothing with the kill switch off.
+    expect(new Set(nd.map((r) => r.match.icmpv6Type))).toEqual(new Set([133, 134, 135, 136, 143]));
+    expect(planFirewall({ ...base, VPN_BLOCK_OTHER_TRAFFIC: false }, []).rules.some((r) => r.match.proto === "icmpv6")).toBe(false);
+  });
+
   test("several VPN transport ports: udp and tcp each", () => {
     const p = planFirewall({ ...base, VPN_TRAFFIC_PORT: [1194, 51820] }, []);
     expect(p.rules.filter((r) => r.comment === "vpn transport").map((r) => `${r.match.proto}/${r.match.dport}`)).toEqual(["udp/1194", "tcp/1194", "udp/51820", "tcp/51820"]);
@@ -150,10 +171,10 @@ describe("planFirewall", () => {
   test("the plan is deterministic and counts rules by purpose", () => {
     expect(planFirewall(base, [web])).toEqual(planFirewall(base, [web]));
     expect(countByPurpose(planFirewall(base, [web]))).toEqual({
-      "client-input": 5, "mss-clamp": 1, nat: 1, "port-forward": 4, replies: 3, "vpn-ingress": 1, "kill-switch": 14, "ipv6-block": 2,
+      "client-input": 5, "mss-clamp": 1, nat: 1, "port-forward": 4, replies: 3, "vpn-ingress": 1, "kill-switch": 19, "ipv6-block": 2,
     });
     expect(summarizeFirewall(planFirewall(base, [web]))).toEqual([
-      "rules by purpose: client-input 5, mss-clamp 1, nat 1, port-forward 4, replies 3, vpn-ingress 1, kill-switch 14, ipv6-block 2",
+      "rules by purpose: client-input 5, mss-clamp 1, nat 1, port-forward 4, replies 3, vpn-ingress 1, kill-switch 19, ipv6-block 2",
       "nat: MASQUERADE",
       "kill switch: on (traffic leaves only through tun0)",
       "port forwards: tun0:tcp/8080 -> 172.16.0.10 (web), tun0:udp/8081 -> 172.16.0.10 (web)",
@@ -177,6 +198,11 @@ describe("planBlockingFirewall (fail closed)", () => {
       [{ out: "vxlan0" }, "accept"],
       [{ out: "eth0", proto: "udp", dport: 8472 }, "accept"],
       [{ out: "eth0", ctState: ["established"], ctReply: true }, "accept"],
+      [{ out: "eth0", proto: "icmpv6", icmpv6Type: 133, hopLimit: 255 }, "accept"],
+      [{ out: "eth0", proto: "icmpv6", icmpv6Type: 134, hopLimit: 255 }, "accept"],
+      [{ out: "eth0", proto: "icmpv6", icmpv6Type: 135, hopLimit: 255 }, "accept"],
+      [{ out: "eth0", proto: "icmpv6", icmpv6Type: 136, hopLimit: 255 }, "accept"],
+      [{ out: "eth0", proto: "icmpv6", icmpv6Type: 143, hopLimit: 1 }, "accept"],
       [{ dst: "10.0.0.0/8" }, "accept"],
       [{ dst: "192.168.0.0/16" }, "accept"],
       [{}, "drop"],

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { planFirewall, type FirewallNatEntry, type FirewallSettings } from "../../src/core/firewall/model.ts";
-import { diffNft, nftComment, parseNftTableJson, planNftTable, renderNftRule, renderNftScript } from "../../src/core/firewall/render-nft.ts";
+import { diffNft, nftComment, parseNftTableJson, planNftTable, renderNftRule, renderNftScript, renderNftStatement } from "../../src/core/firewall/render-nft.ts";
 import { testSettings } from "../helpers/settings.ts";
 
 const base: FirewallSettings = testSettings({ VPN_LOCAL_CIDRS: ["10.0.0.0/8"], SNAT_IP: "198.19.0.2" });
@@ -57,6 +57,11 @@ table inet pod_gateway {
 		oifname "vxlan0" accept comment "to clients #82eaa451"
 		oifname "eth0" udp dport 8472 accept comment "vxlan to client pods #a543c9ba"
 		oifname "eth0" ct state established ct direction reply accept comment "replies to connections opened to the gateway #5307fc7d"
+		meta nfproto ipv6 oifname "eth0" icmpv6 type nd-router-solicit ip6 hoplimit 255 accept comment "ipv6 router solicitation on eth0 #31628d3f"
+		meta nfproto ipv6 oifname "eth0" icmpv6 type nd-router-advert ip6 hoplimit 255 accept comment "ipv6 router advertisement on eth0 #8bbab888"
+		meta nfproto ipv6 oifname "eth0" icmpv6 type nd-neighbor-solicit ip6 hoplimit 255 accept comment "ipv6 neighbour solicitation on eth0 #eeaad5ec"
+		meta nfproto ipv6 oifname "eth0" icmpv6 type nd-neighbor-advert ip6 hoplimit 255 accept comment "ipv6 neighbour advertisement on eth0 #94dbf38d"
+		meta nfproto ipv6 oifname "eth0" icmpv6 type mld2-listener-report ip6 hoplimit 1 accept comment "ipv6 mldv2 report on eth0 #7a28989f"
 		ip daddr 10.0.0.0/8 accept comment "to VPN_LOCAL_CIDRS #0417d5bf"
 		udp dport 443 accept comment "vpn transport #510a878a"
 		tcp dport 443 accept comment "vpn transport #de144f16"
@@ -110,6 +115,11 @@ const CAPTURED = `{"nftables":[
 {"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":28,"comment":"to clients #82eaa451","expr":[{"match":null},{"accept":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":29,"comment":"vxlan to client pods #a543c9ba","expr":[{"match":null},{"match":null},{"accept":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":30,"comment":"replies to connections opened to the gateway #5307fc7d","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":40,"comment":"ipv6 router solicitation on eth0 #31628d3f","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":41,"comment":"ipv6 router advertisement on eth0 #8bbab888","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":42,"comment":"ipv6 neighbour solicitation on eth0 #eeaad5ec","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":43,"comment":"ipv6 neighbour advertisement on eth0 #94dbf38d","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":44,"comment":"ipv6 mldv2 report on eth0 #7a28989f","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":31,"comment":"to VPN_LOCAL_CIDRS #0417d5bf","expr":[{"match":null},{"accept":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":32,"comment":"vpn transport #510a878a","expr":[{"match":null},{"accept":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"output","handle":33,"comment":"vpn transport #de144f16","expr":[{"match":null},{"accept":null}]}},
@@ -141,6 +151,20 @@ describe("renderNftScript", () => {
     const p = planFirewall({ ...base, VPN_LOCAL_CIDRS: ["fd00::/8"] }, []);
     const v6 = p.rules.filter((r) => r.match.dst === "fd00::/8").map(renderNftRule);
     expect(v6).toEqual(['ip6 daddr fd00::/8 accept comment "to VPN_LOCAL_CIDRS #21e64fa2"', 'ip6 daddr fd00::/8 accept comment "to VPN_LOCAL_CIDRS #21e64fa2"']);
+  });
+
+  test("IPv6 ND and MLD accepts (issue 13 §6): by the type names nft lists, with the hop limit; an ICMPv6 type without a name here is refused", () => {
+    const nd = planFirewall(base, []).rules.filter((r) => r.match.proto === "icmpv6").map(renderNftStatement);
+    expect(nd).toEqual([
+      'meta nfproto ipv6 oifname "eth0" icmpv6 type nd-router-solicit ip6 hoplimit 255 accept',
+      'meta nfproto ipv6 oifname "eth0" icmpv6 type nd-router-advert ip6 hoplimit 255 accept',
+      'meta nfproto ipv6 oifname "eth0" icmpv6 type nd-neighbor-solicit ip6 hoplimit 255 accept',
+      'meta nfproto ipv6 oifname "eth0" icmpv6 type nd-neighbor-advert ip6 hoplimit 255 accept',
+      'meta nfproto ipv6 oifname "eth0" icmpv6 type mld2-listener-report ip6 hoplimit 1 accept',
+    ]);
+    const odd = { ...planFirewall(base, []).rules.find((r) => r.match.proto === "icmpv6")! };
+    expect(() => renderNftStatement({ ...odd, match: { ...odd.match, icmpv6Type: 128 } })).toThrow(/ICMPv6 type 128 has no nft name/);
+    expect(() => renderNftStatement({ ...odd, match: { ...odd.match, hopLimit: 256 } })).toThrow(/not a one-byte value/);
   });
 });
 
@@ -218,7 +242,7 @@ describe("parseNftTableJson / diffNft", () => {
     const state = parseNftTableJson(CAPTURED);
     state.chains.get("output")!.rules.pop();
     expect(diffNft(plan, state)).toEqual([
-      'nft table inet pod_gateway: chain output has 9 rules, expected 10 (first difference at rule 10: none instead of drop "kill switch #46516870")',
+      'nft table inet pod_gateway: chain output has 14 rules, expected 15 (first difference at rule 15: none instead of drop "kill switch #46516870")',
     ]);
     const prio = parseNftTableJson(CAPTURED.replace('"hook":"input","prio":-10', '"hook":"input","prio":0'));
     expect(diffNft(plan, prio)).toEqual(["nft table inet pod_gateway: chain input is type filter hook input priority 0 policy accept, expected filter input -10 accept"]);
@@ -231,7 +255,7 @@ describe("parseNftTableJson / diffNft", () => {
   test("a plan that differs only in a value (VPN_TRAFFIC_PORT) differs from the table: the tags see it", () => {
     const other = planFirewall({ ...base, VPN_TRAFFIC_PORT: [444] }, [web2, mail]);
     expect(diffNft(other, parseNftTableJson(CAPTURED))).toEqual([
-      'nft table inet pod_gateway: chain output rule 7 is accept "vpn transport #510a878a", expected accept "vpn transport #a188c899"',
+      'nft table inet pod_gateway: chain output rule 12 is accept "vpn transport #510a878a", expected accept "vpn transport #a188c899"',
     ]);
   });
 

@@ -10,6 +10,8 @@ import type { FirewallPlan } from "../../src/core/firewall/model.ts";
 import type { ResolvedConfig, Settings } from "../../src/core/settings/types.ts";
 import { parseGatewayReads, renderGatewayReads } from "../../src/core/gateway/plan.ts";
 import { runGatewayInit } from "../../src/roles/gateway-init.ts";
+import { formatChange, type NetChange } from "../../src/core/net/change.ts";
+import type { IpRoute } from "../../src/core/net/ip-json.ts";
 import { loadConfig } from "../../src/sys/config.ts";
 import type { RunOptions, RunResult, Runner } from "../../src/sys/exec.ts";
 import type { FirewallBackend, FirewallCheck, FirewallPart } from "../../src/sys/firewall.ts";
@@ -115,6 +117,21 @@ function hostRunner(host: FakeHost, events: string[]): Runner {
   };
 }
 
+/** The IPv6 main table as the IPv6 step sees it: replace and delete by destination. */
+function applyRoute6(table: IpRoute[], c: NetChange, events: string[]): void {
+  events.push(`ip -6 ${formatChange(c)}`);
+  if (c.op !== "route-replace" && c.op !== "route-del") throw new Error(`unexpected ${c.op}`);
+  const i = table.findIndex((r) => r.dst === c.route.dst && (c.op === "route-replace" || r.gateway === c.route.via));
+  if (c.op === "route-del") {
+    if (i < 0) throw new Error("no such route");
+    table.splice(i, 1);
+  } else {
+    const r: IpRoute = { dst: c.route.dst, gateway: c.route.via, dev: c.route.dev, protocol: String(c.route.proto), metric: 1024, flags: [] };
+    if (i < 0) table.push(r);
+    else table[i] = r;
+  }
+}
+
 function setup(over: Partial<Settings> = {}, nat: ResolvedConfig["nat"] = []) {
   const events: string[] = [];
   const host = FakeHost.pod();
@@ -128,6 +145,7 @@ function setup(over: Partial<Settings> = {}, nat: ResolvedConfig["nat"] = []) {
   const fw = new RecordingBackend(events);
   const { log, lines } = quietLog();
   const stale: string[] = [];
+  const routes6: IpRoute[] = [];
   const deps = {
     runner,
     ip: new Ip(runner),
@@ -136,18 +154,42 @@ function setup(over: Partial<Settings> = {}, nat: ResolvedConfig["nat"] = []) {
     firewall: async () => fw,
     resolvConf: join(empty, "no-resolv.conf"),
     removeStaleFirewall: async (chosen: string) => (events.push(`stale firewall removal (not ${chosen})`), stale),
+    // Never the host's own routes: the IPv6 step reads and changes this list only.
+    routes6: () => ({ readRoutes6: () => routes6.slice(), apply: (c: NetChange) => applyRoute6(routes6, c, events), close: () => {} }),
   };
-  return { events, host, sysctl, fw, lines, deps, stale, cfg: config(over, nat) };
+  return { events, host, sysctl, fw, lines, deps, stale, routes6, cfg: config(over, nat) };
 }
 
 describe("runGatewayInit", () => {
+  test("IPv6 VPN_LOCAL_CIDRS (issue 13 §3) are routed via eth0's IPv6 gateway after the IPv4 network; a re-run changes nothing; a CIDR taken out goes", async () => {
+    const t = setup({ VPN_LOCAL_CIDRS: ["10.0.0.0/8", "fd00:18::/48"] });
+    t.routes6.push({ dst: "default", gateway: "fe80::1", dev: "eth0", protocol: "ra", metric: 1024, flags: [] });
+    const r = await runGatewayInit(t.cfg, t.deps);
+    expect(t.events.filter((e) => e.startsWith("ip"))).toEqual(["ip read (3 reads)", expect.stringMatching(/^ip batch /), "ip -6 route replace fd00:18::/48 via fe80::1 dev eth0 proto 201"]);
+    expect(t.lines.join("\n")).toContain("routes (IPv6): fd00:18::/48 via fe80::1 dev eth0");
+    expect(r.networkChanges).toBeGreaterThan(1);
+    t.events.length = 0;
+    expect((await runGatewayInit(t.cfg, t.deps)).networkChanges).toBe(0);
+    expect(t.events.some((e) => e.startsWith("ip -6"))).toBe(false);
+    t.events.length = 0;
+    await runGatewayInit({ ...t.cfg, settings: { ...t.cfg.settings, VPN_LOCAL_CIDRS: ["10.0.0.0/8"] } }, t.deps);
+    expect(t.events.filter((e) => e.startsWith("ip -6"))).toEqual(["ip -6 route del fd00:18::/48 via fe80::1 dev eth0 proto 201 metric 1024"]);
+  });
+
+  test("IPv6 VPN_LOCAL_CIDRS on a pod without IPv6: a warning, nothing applied, the gateway comes up", async () => {
+    const t = setup({ VPN_LOCAL_CIDRS: ["10.0.0.0/8", "fd00:18::/48"] });
+    await runGatewayInit(t.cfg, t.deps);
+    expect(t.events.some((e) => e.startsWith("ip -6"))).toBe(false);
+    expect(t.lines.join("\n")).toContain("VPN_LOCAL_CIDRS fd00:18::/48: not routed, eth0 has no IPv6 default route");
+  });
+
   test("order: reads side by side, the firewall reconcile beside links/rules/routes/our table (applied and read in one ip process), then forwarding", async () => {
     const t = setup({}, [{ name: "web", octet: 10, ports: [{ proto: "tcp", port: 8080 }], file: "nat.conf", line: 1 }]);
     const r = await runGatewayInit(t.cfg, t.deps);
     expect(t.events).toEqual([
       "ip read (3 reads)",
       "firewall read",
-      "firewall apply (29 rules)",
+      "firewall apply (34 rules)",
       "ip batch (11 commands, then 3 reads)",
       "firewall read (table)",
       "stale firewall removal (not nft)",
@@ -194,7 +236,7 @@ describe("runGatewayInit", () => {
     t.fw.kernel = undefined; // flushed
     t.events.length = 0;
     const r = await runGatewayInit(t.cfg, t.deps);
-    expect(t.events).toEqual(["ip read (3 reads)", "firewall read", "firewall apply (27 rules)", "firewall read (table)", "stale firewall removal (not nft)"]);
+    expect(t.events).toEqual(["ip read (3 reads)", "firewall read", "firewall apply (32 rules)", "firewall read (table)", "stale firewall removal (not nft)"]);
     expect(r.networkChanges).toBe(0);
     expect(r.firewallApplied).toEqual(["table"]);
   });
@@ -205,7 +247,7 @@ describe("runGatewayInit", () => {
     t.events.length = 0;
     const nat: ResolvedConfig["nat"] = [{ name: "web", octet: 10, ports: [{ proto: "tcp", port: 8080 }], file: "nat.conf", line: 1 }];
     await runGatewayInit({ ...t.cfg, nat }, t.deps);
-    expect(t.events).toContain("firewall apply (29 rules)");
+    expect(t.events).toContain("firewall apply (34 rules)");
     expect(t.fw.kernel!.portForwards).toHaveLength(1);
   });
 
@@ -235,7 +277,7 @@ describe("runGatewayInit", () => {
     t.fw.failApplies = 1;
     const r = await runGatewayInit(t.cfg, t.deps);
     expect(r.firewallApplied).toEqual(["table"]);
-    expect(t.events.filter((e) => e.startsWith("firewall"))).toEqual(["firewall read", "firewall apply (27 rules)", "firewall read", "firewall apply (27 rules)", "firewall read (table)"]);
+    expect(t.events.filter((e) => e.startsWith("firewall"))).toEqual(["firewall read", "firewall apply (32 rules)", "firewall read", "firewall apply (32 rules)", "firewall read (table)"]);
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("1");
   });
 
@@ -250,7 +292,7 @@ describe("runGatewayInit", () => {
     expect(t.fw.applied).toHaveLength(1);
     const block = t.fw.applied[0]!;
     expect(block.rules.filter((r) => r.hook === "forward").map((r) => r.target.kind)).toEqual(["drop"]);
-    expect(t.events.filter((e) => e.startsWith("firewall apply"))).toEqual([...Array(3).fill("firewall apply (27 rules)"), "firewall apply (13 rules)"]);
+    expect(t.events.filter((e) => e.startsWith("firewall apply"))).toEqual([...Array(3).fill("firewall apply (32 rules)"), "firewall apply (18 rules)"]);
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
     expect(t.host.print().split("\n").filter((l) => l.includes("table 4201") && l.includes("tun0"))).toEqual([]);
     expect(t.host.print()).toContain("route unreachable default table 4201 metric 4294967295");
@@ -275,7 +317,7 @@ describe("runGatewayInit", () => {
     expect(err.message).toStartWith("applying the firewall (nft): rules read back differ from the plan: nft table inet pod_gateway: chain output missing");
     expect(t.fw.applied.at(-1)!.rules.some((r) => r.comment === "fail closed")).toBe(true);
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
-    expect(t.events.filter((e) => e.startsWith("firewall apply")).at(-1)).toBe("firewall apply (13 rules)");
+    expect(t.events.filter((e) => e.startsWith("firewall apply")).at(-1)).toBe("firewall apply (18 rules)");
   });
 
   test("when even the blocking ruleset fails, the error says so", async () => {

@@ -119,7 +119,7 @@ describe("planGatewayNetwork", () => {
     expect(planGatewayNetwork(base, facts(g)).actions.filter((a) => a.args[0] === "rule").map((a) => a.args[1])).toEqual(["add"]);
   });
 
-  test("local routes: only with a VPN interface; a wrong next hop is replaced; IPv6 CIDRs only warned about", () => {
+  test("local routes: only with a VPN interface; a wrong next hop is replaced; IPv6 CIDRs left to planLocalRoutes6 (no ip action, no warning here)", () => {
     expect(planGatewayNetwork({ ...base, VPN_INTERFACE: "" }, facts(FakeHost.pod())).actions.some((a) => a.args[0] === "route")).toBe(false);
     const h = FakeHost.pod();
     h.routes.push({ dst: "10.0.0.0/8", gateway: "198.18.0.99", dev: "eth0" });
@@ -128,7 +128,8 @@ describe("planGatewayNetwork", () => {
       "route replace 10.0.0.0/8 via 198.18.0.1 dev eth0 proto 201",
       "route replace 192.168.0.0/16 via 198.18.0.1 dev eth0 proto 201",
     ]);
-    expect(p.warnings).toEqual(["VPN_LOCAL_CIDRS fd00::/8: IPv6 routes are not managed (the overlay is IPv4)"]);
+    expect(p.warnings).toEqual([]);
+    expect(p.localRoutes.map((r) => r.dst)).toEqual(["10.0.0.0/8", "192.168.0.0/16"]);
   });
 
   test("a re-run after a VPN client replaced the default route finds the gateway in our earlier routes", () => {

@@ -28,9 +28,13 @@ export interface Match {
   notOut?: string;
   src?: string; // CIDR
   dst?: string; // CIDR
-  proto?: "tcp" | "udp" | "icmp";
+  proto?: "tcp" | "udp" | "icmp" | "icmpv6";
   dport?: number;
   icmpEchoRequest?: true;
+  /** ICMPv6 type (proto "icmpv6", IPv6 rules only): one of ND_ICMPV6_TYPES. */
+  icmpv6Type?: number;
+  /** IPv6 hop limit equal to this (ND is sent with 255, MLD with 1: neither crosses a router as valid). */
+  hopLimit?: number;
   /** TCP SYN without RST (SYN and SYN/ACK): the packets that carry the MSS option. */
   tcpSyn?: true;
   ctState?: readonly ("established" | "related")[];
@@ -117,6 +121,30 @@ const V4: readonly Family[] = [4];
 const V6: readonly Family[] = [6];
 const BOTH: readonly Family[] = [4, 6];
 
+/**
+ * What the kill switch lets out of eth0 for IPv6 link-layer housekeeping (issue 13 §6): router
+ * solicitation/advertisement, neighbour solicitation/advertisement (types 133–136, sent with hop
+ * limit 255 as RFC 4861 §7.1 requires of valid ND) and MLDv2 reports (143, hop limit 1, RFC 3810
+ * §5). Without them a dual-stack gateway pod cannot resolve its IPv6 router on eth0, and its own
+ * IPv6 cluster networking (replies to probes, VPN_LOCAL_CIDRS) stops. ICMPv6 ND is not tracked by
+ * conntrack, so the "replies" rule does not cover it.
+ */
+export const ND_ICMPV6_TYPES: readonly { type: number; hopLimit: number; comment: string }[] = [
+  { type: 133, hopLimit: 255, comment: "ipv6 router solicitation on eth0" },
+  { type: 134, hopLimit: 255, comment: "ipv6 router advertisement on eth0" },
+  { type: 135, hopLimit: 255, comment: "ipv6 neighbour solicitation on eth0" },
+  { type: 136, hopLimit: 255, comment: "ipv6 neighbour advertisement on eth0" },
+  { type: 143, hopLimit: 1, comment: "ipv6 mldv2 report on eth0" },
+];
+
+/** The ND/MLD accepts on eth0, the same in the kill switch and in the blocking ruleset. */
+function ndRules(): FwRule[] {
+  return ND_ICMPV6_TYPES.map(({ type, hopLimit, comment }): FwRule => ({
+    table: "filter", hook: "output", families: V6, purpose: "kill-switch", comment,
+    match: { out: POD_IF, proto: "icmpv6", icmpv6Type: type, hopLimit }, target: { kind: "accept" },
+  }));
+}
+
 export function planFirewall(s: FirewallSettings, nat: readonly FirewallNatEntry[]): FirewallPlan {
   const rules: FwRule[] = [];
   const warnings: string[] = [];
@@ -182,6 +210,8 @@ export function planFirewall(s: FirewallSettings, nat: readonly FirewallNatEntry
     add("filter", "output", BOTH, "kill-switch", "vxlan to client pods", { out: POD_IF, proto: "udp", dport: vxlanPort }, accept);
     // Replies only (never new connections): kubelet probes and connections opened to the pod.
     add("filter", "output", BOTH, "replies", "replies to connections opened to the gateway", { out: POD_IF, ctState: ["established"], ctReply: true }, accept);
+    // IPv6 neighbour discovery and MLD on eth0 (issue 13 §6): a dual-stack pod keeps its router.
+    rules.push(...ndRules());
     for (const c of localCidrs) add("filter", "output", [cidrFamily(c)], "kill-switch", "to VPN_LOCAL_CIDRS", { dst: c }, accept);
     for (const port of s.VPN_TRAFFIC_PORT) {
       add("filter", "output", BOTH, "kill-switch", "vpn transport", { proto: "udp", dport: port }, accept);
@@ -218,7 +248,8 @@ export function planFirewall(s: FirewallSettings, nat: readonly FirewallNatEntry
  * The fail-closed fallback: applied when applying the real plan failed with the kill switch
  * on, or the sidecar could not prove it. Forwarding stops completely and the gateway's own
  * traffic only reaches loopback, the overlay (dnsmasq keeps serving DHCP and DNS), the VXLAN
- * underlay, VPN_LOCAL_CIDRS (the cluster DNS) and replies on eth0 (kubelet probes); the client
+ * underlay, VPN_LOCAL_CIDRS (the cluster DNS), replies on eth0 (kubelet probes) and IPv6
+ * neighbour discovery and MLD reports on eth0 (ND_ICMPV6_TYPES); the client
  * input rules stay so a later re-run (or the sidecar) can repair things.
  */
 export function planBlockingFirewall(s: FirewallSettings): FirewallPlan {
@@ -232,6 +263,9 @@ export function planBlockingFirewall(s: FirewallSettings): FirewallPlan {
     { table: "filter", hook: "output", families: BOTH, match: { out: VXLAN_IF }, target: { kind: "accept" }, purpose: "kill-switch", comment: "to clients" },
     { table: "filter", hook: "output", families: BOTH, match: { out: POD_IF, proto: "udp", dport: effectiveVxlanPort(s.VXLAN_PORT) }, target: { kind: "accept" }, purpose: "kill-switch", comment: "vxlan to client pods" },
     { table: "filter", hook: "output", families: BOTH, match: { out: POD_IF, ctState: ["established"], ctReply: true }, target: { kind: "accept" }, purpose: "replies", comment: "replies to connections opened to the gateway" },
+    // The same ND/MLD allowance as the kill switch: without it an IPv6 reply to a probe could
+    // not even resolve the router's link-layer address (ND is not tracked by conntrack).
+    ...ndRules(),
     // The cluster (its DNS answers cluster names for the overlay), as the kill switch allows it:
     // never the VPN's way out. DNS upstreams inside these ranges stay unreachable by our table.
     ...s.VPN_LOCAL_CIDRS.map((c): FwRule => ({ table: "filter", hook: "output", families: [cidrFamily(c)], match: { dst: c }, target: { kind: "accept" }, purpose: "kill-switch", comment: "to VPN_LOCAL_CIDRS" })),

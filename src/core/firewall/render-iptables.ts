@@ -53,6 +53,12 @@ export function iptablesInterface(name: string): string {
   return name;
 }
 
+/** A one-byte field (ICMPv6 type, hop limit) as iptables-save prints it: decimal. */
+function oneByte(n: number): string {
+  if (!Number.isInteger(n) || n < 0 || n > 255) throw new Error(`${n} is not a one-byte value`);
+  return String(n);
+}
+
 const CT_ORDER = ["RELATED", "ESTABLISHED", "DNAT"] as const;
 
 /** One rule in iptables-save form, without the leading "-A CHAIN". */
@@ -68,6 +74,10 @@ export function renderIptablesRule(r: FwRule, family: Family): string {
     if (family !== 4) throw new Error("icmp rules are IPv4 only");
     out.push("-p", "icmp");
     if (m.icmpEchoRequest) out.push("-m", "icmp", "--icmp-type", "8");
+  } else if (m.proto === "icmpv6") {
+    if (family !== 6) throw new Error("icmpv6 rules are IPv6 only");
+    out.push("-p", "ipv6-icmp");
+    if (m.icmpv6Type !== undefined) out.push("-m", "icmp6", "--icmpv6-type", oneByte(m.icmpv6Type));
   } else if (m.proto) {
     out.push("-p", m.proto);
     if (m.dport !== undefined || m.tcpSyn) {
@@ -75,6 +85,10 @@ export function renderIptablesRule(r: FwRule, family: Family): string {
       if (m.dport !== undefined) out.push("--dport", String(m.dport));
       if (m.tcpSyn) out.push("--tcp-flags", "SYN,RST", "SYN");
     }
+  }
+  if (m.hopLimit !== undefined) {
+    if (family !== 6) throw new Error("hop limit rules are IPv6 only");
+    out.push("-m", "hl", "--hl-eq", oneByte(m.hopLimit));
   }
   if (m.ctState?.length || m.ctDnat || m.ctReply) {
     const states = new Set<string>([...(m.ctState ?? []).map((s) => s.toUpperCase()), ...(m.ctDnat ? ["DNAT"] : [])]);

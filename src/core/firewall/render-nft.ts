@@ -125,6 +125,21 @@ export function nftComment(comment: string, statement: string): string {
   return `${comment.slice(0, MAX_COMMENT - tag.length - 2)} #${tag}`;
 }
 
+/** The ICMPv6 types the model uses, by the names `nft list` prints for them. */
+const ICMPV6_NAMES: ReadonlyMap<number, string> = new Map([
+  [133, "nd-router-solicit"],
+  [134, "nd-router-advert"],
+  [135, "nd-neighbor-solicit"],
+  [136, "nd-neighbor-advert"],
+  [143, "mld2-listener-report"],
+]);
+
+function nftIcmpv6Type(t: number): string {
+  const name = ICMPV6_NAMES.get(t);
+  if (name === undefined) throw new Error(`ICMPv6 type ${t} has no nft name here (known: ${[...ICMPV6_NAMES.keys()].join(", ")})`);
+  return name;
+}
+
 /** One rule's statements, without its comment. */
 export function renderNftStatement(r: FwRule): string {
   const m = r.match;
@@ -137,10 +152,15 @@ export function renderNftStatement(r: FwRule): string {
   if (m.src) out.push(`${cidrFamily(m.src) === 4 ? "ip" : "ip6"} saddr ${addr(m.src)}`);
   if (m.dst) out.push(`${cidrFamily(m.dst) === 4 ? "ip" : "ip6"} daddr ${addr(m.dst)}`);
   if (m.proto === "icmp") out.push(m.icmpEchoRequest ? "icmp type echo-request" : "meta l4proto icmp");
+  else if (m.proto === "icmpv6") out.push(m.icmpv6Type !== undefined ? `icmpv6 type ${nftIcmpv6Type(m.icmpv6Type)}` : "meta l4proto ipv6-icmp");
   else if (m.proto) {
     if (m.dport !== undefined) out.push(`${m.proto} dport ${m.dport}`);
     if (m.tcpSyn) out.push("tcp flags & (syn | rst) == syn");
     if (m.dport === undefined && !m.tcpSyn) out.push(`meta l4proto ${m.proto}`);
+  }
+  if (m.hopLimit !== undefined) {
+    if (!Number.isInteger(m.hopLimit) || m.hopLimit < 0 || m.hopLimit > 255) throw new Error(`hop limit ${m.hopLimit} is not a one-byte value`);
+    out.push(`ip6 hoplimit ${m.hopLimit}`);
   }
   if (m.ctState?.length) out.push(`ct state ${[...m.ctState].sort().join(",")}`);
   if (m.ctDnat) out.push("ct status dnat");

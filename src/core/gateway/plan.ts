@@ -131,8 +131,7 @@ export function planLocalRoutes(
   let defaultGateway: string | undefined;
   if (s.VPN_INTERFACE === "") return { localRoutes, defaultGateway, warnings };
   const v4 = s.VPN_LOCAL_CIDRS.filter((c) => !c.includes(":")).map(canonicalCidr);
-  const v6 = s.VPN_LOCAL_CIDRS.filter((c) => c.includes(":"));
-  if (v6.length) warnings.push(`VPN_LOCAL_CIDRS ${v6.join(" ")}: IPv6 routes are not managed (the overlay is IPv4)`);
+  // The IPv6 ones are planned by planLocalRoutes6 (core/gateway/local6.ts), on the netlink layer.
   defaultGateway = mainRoutes.find((r) => r.dst === "default" && r.dev === POD_IF && r.gateway)?.gateway;
   // A re-run after a VPN client replaced the default route: our earlier routes still know it
   // (marked with our protocol; an older version's unmarked ones for these CIDRs count too).

@@ -155,8 +155,14 @@ const RULES: { [K in SettingKey]: Rule<Settings[K]> } = {
   VPN_INTERFACE: optionalInterface,
   VPN_BLOCK_OTHER_TRAFFIC: boolean,
   VPN_TRAFFIC_PORT: (t) => parsePortList(t),
-  VPN_LOCAL_CIDRS: (t) =>
-    notAllOfIPv4(parseCidrList(t), "the kill switch would let traffic to every destination leave through eth0 instead of the VPN; list only the networks reached outside the VPN"),
+  // IPv6 CIDRs too (issue 13 §3): the gateway routes them via eth0's IPv6 gateway and its kill
+  // switch accepts them for IPv6.
+  VPN_LOCAL_CIDRS: (t) => {
+    const why = "the kill switch would let traffic to every destination leave through eth0 instead of the VPN; list only the networks reached outside the VPN";
+    const c = notAllOfIPv4(parseCidrList46(t), why);
+    if (c.ok && c.value.some((x) => x.endsWith("/0"))) return bad(`${c.value.find((x) => x.endsWith("/0"))} is all of IPv6: ${why}`);
+    return c;
+  },
   DNS_LOCAL_CIDRS: (t) => {
     // Despite its name (kept from the reference) this lists DNS domains, e.g. "local cluster.local".
     const out = new Set<string>(); // insertion order; linear in the list
