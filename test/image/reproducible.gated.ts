@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { buildImage } from "../../src/image/build-image.ts";
 import { parseTar, readOciArchive } from "../../src/image/oci.ts";
 import { podman } from "../../src/image/podman.ts";
-import { ARCHES, hostArch, REPO_ROOT } from "../../src/sys/rootfs.ts";
+import { ARCHES, hostArch, REPO_ROOT } from "../../src/image/rootfs.ts";
 import { requireImage } from "./common.ts";
 
 const REPO = "localhost/pod-gateway-repro-check";

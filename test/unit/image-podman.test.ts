@@ -10,7 +10,7 @@ import { binfmtRunsArm64, parseBaseArgs, qualifyImageRef } from "../../src/image
 import { parseTar } from "../../src/image/oci.ts";
 import { renderContainersConf } from "../../src/image/podman.ts";
 import { parseAptMirror, renderNodeStandIn, standInNames } from "../../src/image/standins.ts";
-import { ARCHES, readRootfsManifest, REPO_ROOT } from "../../src/sys/rootfs.ts";
+import { ARCHES, readRootfsManifest, REPO_ROOT } from "../../src/image/rootfs.ts";
 
 describe("podman settings", () => {
   test("containers.conf: no default ulimits, no network unless asked, runc, cgroupfs", () => {
