@@ -112,11 +112,14 @@ export function ipRuleFromNetlink(r: NlRuleFact): IpRule & Record<string, unknow
   return out;
 }
 
-/** A route as `ip -j route show table all` prints it (table names local, main and default). */
+/**
+ * A route as `ip -j route show table all` prints it: table names local, main and default, and no
+ * protocol for "boot" (iproute2 prints it only with -d).
+ */
 export function ipRouteFromNetlinkAll(r: NlRouteFact, names: ReadonlyMap<number, string>): IpRoute {
-  const x = ipRouteFromNetlink(r, names);
+  const { protocol, ...x } = ipRouteFromNetlink(r, names);
   const t = r.tableId ?? r.table;
-  return TABLES[t] ? { ...x, table: TABLES[t] } : x;
+  return { ...x, ...(protocol !== "boot" ? { protocol } : {}), ...(TABLES[t] ? { table: TABLES[t] } : {}) };
 }
 
 /**
