@@ -5,9 +5,9 @@
 // (gateway-init exits non-zero; the sidecar keeps serving the overlay and retries).
 import { readFileSync } from "node:fs";
 import { planBlockingFirewall, type FirewallPlan, type FirewallSettings } from "../core/firewall/model.ts";
-import { ipv4Routes, killSwitchInput, planKillSwitch, type KillSwitchFacts, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
+import { killSwitchInput, planKillSwitch, type KillSwitchFacts, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
 import { GatewayPlanError, planLocalRoutes } from "../core/gateway/plan.ts";
-import { describeChanges, formatChange } from "../core/net/change.ts";
+import { describeChanges } from "../core/net/change.ts";
 import type { IpRoute } from "../core/net/ip-json.ts";
 import { parseResolvConf } from "../core/resolv.ts";
 import type { Settings } from "../core/settings/types.ts";

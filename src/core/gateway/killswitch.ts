@@ -264,11 +264,6 @@ export function planKillSwitch(input: KillSwitchInput, facts: KillSwitchFacts): 
   return { table, vpnRoutes, actions };
 }
 
-/** IPv4 routes of every table from `ip -j route show table all` (IPv6 ones carry "pref" or a colon): for facts read with ip. */
-export function ipv4Routes(all: readonly (IpRoute & { pref?: string })[]): IpRoute[] {
-  return all.filter((r) => r.pref === undefined && !r.dst.includes(":") && !(r.gateway ?? "").includes(":"));
-}
-
 /** One line for the logs: what the routing layer holds. */
 export function summarizeKillSwitch(p: KillSwitchPlan, input: KillSwitchInput): string {
   if (!input.enabled) return "kill switch routing layer: off";
