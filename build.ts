@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { machineName, readElf, type ElfInfo } from "./src/sys/rootfs-elf.ts";
+import { machineName, readElf, type ElfInfo } from "./src/image/rootfs-elf.ts";
 
 const root = import.meta.dir;
 const pkg = (await Bun.file(join(root, "package.json")).json()) as { version: string };

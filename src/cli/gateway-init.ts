@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import { runGatewayInit } from "../roles/gateway-init.ts";
 import { ProcessRunner } from "../sys/exec.ts";
-import { Ip } from "../sys/ip.ts";
+import { NetlinkGatewayNet } from "../sys/gateway-host.ts";
 import { log } from "../sys/log.ts";
 import { ProcSysctl } from "../sys/sysctl.ts";
 import { roleArgs } from "./args.ts";
@@ -19,7 +19,12 @@ export default defineCommand({
     // Configuration first: any error exits 2 before anything is changed.
     const config = prepareRole(args, logger, "gateway-init");
     const runner = new ProcessRunner();
-    await runGatewayInit(config, { runner, ip: new Ip(runner), sysctl: new ProcSysctl(), log: logger });
+    const net = new NetlinkGatewayNet();
+    try {
+      await runGatewayInit(config, { runner, net, sysctl: new ProcSysctl(), log: logger });
+    } finally {
+      net.close();
+    }
     return 0;
   },
 });

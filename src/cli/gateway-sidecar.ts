@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import { runGatewaySidecar } from "../roles/gateway-sidecar.ts";
 import { ProcessRunner } from "../sys/exec.ts";
-import { Ip } from "../sys/ip.ts";
+import { NetlinkGatewayNet } from "../sys/gateway-host.ts";
 import { log } from "../sys/log.ts";
 import { RANGES } from "../core/settings/schema.ts";
 import { parseNumberOption, roleArgs } from "./args.ts";
@@ -71,7 +71,7 @@ export default defineCommand({
         resolvConf: args["resolv-conf"] ?? env.POD_GATEWAY_RESOLV_CONF ?? "/etc/resolv.conf",
         dnsmasqDir: args["dnsmasq-dir"] ?? env.POD_GATEWAY_DNSMASQ_DIR ?? "/etc/dnsmasq.d",
       },
-      { runner, ip: new Ip(runner), log: logger, firewallCheckSeconds: check, routeCheckSeconds: routeCheck, maxFailedChecks, monitor: telemetry.monitor },
+      { runner, net: new NetlinkGatewayNet(), log: logger, firewallCheckSeconds: check, routeCheckSeconds: routeCheck, maxFailedChecks, monitor: telemetry.monitor },
     );
     telemetry.close();
     return code;

@@ -1,4 +1,4 @@
-// Builds pod-gateway's runtime root filesystem from config/image/rootfs.json (see src/sys/rootfs.ts).
+// Builds pod-gateway's runtime root filesystem from config/image/rootfs.json (see src/image/rootfs.ts).
 // The Dockerfile runs it in its build stage; the rootfs tests call the same functions.
 //
 //   bun src/image/assemble.ts --sysroot /sysroot --arch arm64 --out /rootfs
@@ -6,7 +6,7 @@
 //   bun src/image/assemble.ts --print-packages     Debian packages the sysroot must have, one a line
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { ARCHES, assembleRootfs, hostArch, measureTree, parseArch, readRootfsManifest, renderRootfsListing, REPO_ROOT } from "../sys/rootfs.ts";
+import { ARCHES, assembleRootfs, hostArch, measureTree, parseArch, readRootfsManifest, renderRootfsListing, REPO_ROOT } from "./rootfs.ts";
 
 function usage(msg: string): never {
   process.stderr.write(`assemble: ${msg}\nusage: bun src/image/assemble.ts --sysroot DIR --arch amd64|arm64 --out DIR [--binary FILE] [--profile image|client-copy] [--with-base] [--quiet]\n       bun src/image/assemble.ts --print-packages\n`);

@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ARCHES, hostArch, parseArch, readRootfsManifest, REPO_ROOT, type ArchInfo } from "../sys/rootfs.ts";
+import { ARCHES, hostArch, parseArch, readRootfsManifest, REPO_ROOT, type ArchInfo } from "./rootfs.ts";
 import { sha256File } from "../../build.ts";
 import { parseTar, readOciArchive } from "./oci.ts";
 import { podman, podmanStreamed, setupPodman, type Podman } from "./podman.ts";

@@ -10,7 +10,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { which } from "../sys/exec.ts";
-import { REPO_ROOT } from "../sys/rootfs.ts";
+import { REPO_ROOT } from "./rootfs.ts";
 
 /**
  * containers.conf for podman here. Pure.

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { build, COMPILE_FLAGS, targets, type TargetName } from "../../build.ts";
-import { assembleRootfs, hostArch, measureTree, readRootfsManifest, REPO_ROOT } from "../sys/rootfs.ts";
+import { assembleRootfs, hostArch, measureTree, readRootfsManifest, REPO_ROOT } from "./rootfs.ts";
 
 // Registries store layers gzip-compressed at the default level; measure the same way.
 const GZIP_LEVEL = 6;

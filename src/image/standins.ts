@@ -11,7 +11,7 @@ import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync
 import { homedir } from "node:os";
 import { join, posix } from "node:path";
 import { which } from "../sys/exec.ts";
-import { resolveInRoot, type ArchInfo, type RootfsManifest } from "../sys/rootfs.ts";
+import { resolveInRoot, type ArchInfo, type RootfsManifest } from "./rootfs.ts";
 import { imageExists, podman, podmanStreamed, type Podman } from "./podman.ts";
 
 export interface StandIns {

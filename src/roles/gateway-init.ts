@@ -6,18 +6,8 @@
 import { StepError } from "../core/errors.ts";
 import type { BackendName } from "../core/firewall/backend.ts";
 import { planBlockingFirewall, planFirewall, summarizeFirewall, type FirewallPlan } from "../core/firewall/model.ts";
-import {
-  GatewayPlanError,
-  parseGatewayReads,
-  planGatewayNetwork,
-  readClusterDnsRecord,
-  renderGatewayReads,
-  summarizeGatewayNetwork,
-  type GatewayFacts,
-  type GatewayNetPlan,
-  type GatewayNetSettings,
-  type NetAction,
-} from "../core/gateway/plan.ts";
+import { GatewayPlanError, planGatewayNetwork, readClusterDnsRecord, summarizeGatewayNetwork, type GatewayFacts, type GatewayNetPlan, type GatewayNetSettings } from "../core/gateway/plan.ts";
+import { describeChanges, formatChange, type NetChange } from "../core/net/change.ts";
 import { killSwitchInput, planDnsUpstreams, planKillSwitch, routingFactsAfter, summarizeKillSwitch, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
 import type { ResolvedConfig, Settings } from "../core/settings/types.ts";
 import type { Runner } from "../sys/exec.ts";
@@ -33,7 +23,7 @@ import {
   type FirewallPart,
   type KnownReads,
 } from "../sys/firewall.ts";
-import { IpBatchError, type Ip } from "../sys/ip.ts";
+import type { GatewayNet } from "../sys/gateway-host.ts";
 import type { Logger } from "../sys/log.ts";
 import { ensureSysctl, type Sysctl } from "../sys/sysctl.ts";
 import { failClosed, readDnsFacts, reconcileFirewall } from "./gateway-killswitch.ts";
@@ -41,7 +31,8 @@ import { netlinkRoutes6Host, reconcileLocalRoutes6, type Routes6Host } from "./g
 
 export interface GatewayInitDeps {
   runner: Runner;
-  ip: Ip;
+  /** Links, addresses, rules and routes: rtnetlink (src/sys/gateway-host.ts). */
+  net: GatewayNet;
   sysctl: Sysctl;
   log: Logger;
   /** Backend factory (tests inject one); default: automatic choice per the settings. */
@@ -69,14 +60,10 @@ export const IP_FORWARD = "net.ipv4.ip_forward";
 /** The pod's resolv.conf: at gateway-init time (before any VPN container) it names the cluster DNS. */
 export const ETC_RESOLV_CONF = "/etc/resolv.conf";
 
-/** Links with addresses, IPv4 routes of table main and IPv4 rules, in one `ip` process. */
-export async function readGatewayFacts(ip: Ip): Promise<GatewayFacts> {
-  return parseReads(await ip.batchRead([], renderGatewayReads(), "reading links, addresses, routes and rules"));
-}
-
-function parseReads(stdout: string): GatewayFacts {
+/** Links with addresses, IPv4 routes of every table and IPv4 rules (rtnetlink dumps). */
+export async function readGatewayFacts(net: GatewayNet): Promise<GatewayFacts> {
   try {
-    return parseGatewayReads(stdout);
+    return await net.readFacts();
   } catch (e) {
     throw new StepError("reading the gateway network", (e as Error).message, { cause: e });
   }
@@ -116,12 +103,6 @@ export async function openFirewall(
   return { backend, known: choice.known, reads };
 }
 
-/** The action a failed batch stopped at, with why it was planned (or the read that failed). */
-function batchError(actions: NetAction[], e: unknown): string {
-  const a = e instanceof IpBatchError ? actions[e.index] : undefined;
-  return a ? `ip ${a.args.join(" ")} (${a.why}): ${(e as IpBatchError).detail}` : (e as Error).message;
-}
-
 /** The network plan and the kill switch's routing layer (its table and rules) from one read. */
 interface NetworkPlans {
   net: GatewayNetPlan;
@@ -150,22 +131,20 @@ function planAll(s: Settings, facts: GatewayFacts, d: DnsFacts): NetworkPlans {
   return { net, input, clusterDns, dns, routing: planKillSwitch(input, routingFactsAfter(net, facts)) };
 }
 
-const actionsOf = (p: NetworkPlans) => [...p.net.actions, ...p.routing.actions];
+const actionsOf = (p: NetworkPlans): NetChange[] => [...p.net.actions, ...p.routing.actions];
 
-/** Apply the network actions and read the state back in the same `ip` process: nothing may be left to do. */
-async function applyNetwork(s: Settings, ip: Ip, plans: NetworkPlans, d: DnsFacts, log: Logger): Promise<void> {
+/** Apply the network changes (vxlan0, the policy rules, routes, our routing table) and read the state back: nothing may be left to do. */
+async function applyNetwork(s: Settings, net: GatewayNet, plans: NetworkPlans, d: DnsFacts, log: Logger): Promise<void> {
   const actions = actionsOf(plans);
   if (actions.length === 0) return; // the facts just read are the verification
-  for (const a of actions) log.debug(`ip ${a.args.join(" ")}  # ${a.why}`);
-  let out: string;
+  for (const line of describeChanges(actions)) log.debug(line);
   try {
-    out = await ip.batchRead(actions.map((a) => a.args), renderGatewayReads(), "configuring vxlan0, the policy rules, routes and our routing table");
+    await net.apply(actions);
   } catch (e) {
-    throw new StepError("configuring the gateway network", batchError(actions, e), { cause: e });
+    throw new StepError("configuring the gateway network", (e as Error).message, { cause: e });
   }
-  const after = actionsOf(planAll(s, parseReads(out), d));
-  if (after.length)
-    throw new StepError("verifying the gateway network", `still differs after applying: ${after.map((a) => `${a.why} (ip ${a.args.join(" ")})`).join("; ")}`);
+  const after = actionsOf(planAll(s, await readGatewayFacts(net), d));
+  if (after.length) throw new StepError("verifying the gateway network", `still differs after applying: ${after.map((a) => `${a.why} (${formatChange(a)})`).join("; ")}`);
 }
 
 /**
@@ -175,23 +154,23 @@ async function applyNetwork(s: Settings, ip: Ip, plans: NetworkPlans, d: DnsFact
  * stale. Returns the number of changes and the cluster DNS as decided.
  */
 export async function reconcileGatewayNetwork(
-  s: Settings, ip: Ip, d: DnsFacts, log: Logger, routes6: () => Routes6Host = netlinkRoutes6Host,
+  s: Settings, net: GatewayNet, d: DnsFacts, log: Logger, routes6: () => Routes6Host = netlinkRoutes6Host,
 ): Promise<{ changes: number; clusterDns?: string; dns: NetworkPlans["dns"] }> {
-  const plans = planAll(s, await readGatewayFacts(ip), d);
+  const plans = planAll(s, await readGatewayFacts(net), d);
   for (const w of plans.net.warnings) log.warn(w);
-  await applyNetwork(s, ip, plans, d, log);
+  await applyNetwork(s, net, plans, d, log);
   const six = await reconcileLocalRoutes6(s, routes6, log);
   return { changes: actionsOf(plans).length + six.changes, clusterDns: plans.clusterDns, dns: plans.dns };
 }
 
 export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDeps): Promise<GatewayInitResult> {
-  const { ip, log } = deps;
+  const { log } = deps;
   const s = config.settings;
 
-  // 1. Read and plan. The pod's network and our firewall objects are independent reads: one ip
-  //    process side by side with the backend's (after its automatic choice, whose reads the
-  //    check reuses). Planning fails before anything is changed.
-  const netRead = readGatewayFacts(ip);
+  // 1. Read and plan. The pod's network (rtnetlink dumps, in-process) and our firewall objects
+  //    (the backend's programs, after its automatic choice, whose reads the check reuses).
+  //    Planning fails before anything is changed.
+  const netRead = readGatewayFacts(deps.net);
   netRead.catch(() => undefined); // awaited below; this keeps a failure from counting as unhandled if planning throws first
   const fwPlan = planFirewall(s, config.nat);
   for (const w of fwPlan.warnings) log.warn(w);
@@ -208,14 +187,14 @@ export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDe
 
   // 2. The firewall (check → apply → check, the reconcile the sidecar repeats) side by side with
   //    the network changes (links, addresses, policy rules, routes and our routing table: only
-  //    what differs, applied and read back in one ip process). Forwarding is still off. A part
+  //    what differs, applied and read back over rtnetlink). Forwarding is still off. A part
   //    already exactly the plan is left alone (its read was the verification), so a re-run
   //    changes no rule and its counters keep counting.
   for (const p of checkProblems(check)) log.debug(`firewall: ${p}`);
   //    The IPv6 VPN_LOCAL_CIDRS routes (issue 13 §3) follow the IPv4 network, on the netlink layer.
   const [fw, network] = await Promise.allSettled([
     reconcileFirewall(backend, fwPlan, log, { check }),
-    applyNetwork(s, ip, plans, dnsFacts, log).then(() => reconcileLocalRoutes6(s, deps.routes6 ?? netlinkRoutes6Host, log)),
+    applyNetwork(s, deps.net, plans, dnsFacts, log).then(() => reconcileLocalRoutes6(s, deps.routes6 ?? netlinkRoutes6Host, log)),
   ]);
   const fwResult = fw.status === "fulfilled" ? fw.value : { applied: 0, parts: [], problems: [(fw.reason as Error).message] };
   const applied = fwResult.parts;
@@ -226,7 +205,7 @@ export async function runGatewayInit(config: ResolvedConfig, deps: GatewayInitDe
   if (fwResult.problems.length) failures.push(...fwResult.problems);
   if (network.status === "rejected" && fwPlan.killSwitch) failures.push((network.reason as Error).message);
   if (failures.length && fwPlan.killSwitch) {
-    const closeErrors = await failClosed(backend, s, ip, dns.upstreams, log);
+    const closeErrors = await failClosed(backend, s, deps.net, dns.upstreams, log);
     if (closeErrors.length === 0) log.error("the kill switch could not be proven: all forwarded and outgoing traffic is blocked (fail closed)");
     const also = closeErrors.map((e) => `\n  and failing closed failed too: ${e}`).join("");
     if (fwResult.problems.length) throw new StepError(`applying the firewall (${backend.name})`, failures.join("\n  ") + also);

@@ -5,13 +5,14 @@
 // (gateway-init exits non-zero; the sidecar keeps serving the overlay and retries).
 import { readFileSync } from "node:fs";
 import { planBlockingFirewall, type FirewallPlan, type FirewallSettings } from "../core/firewall/model.ts";
-import { ipv4Routes, killSwitchInput, planKillSwitch, type KillSwitchFacts, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
-import { GatewayPlanError, planLocalRoutes, type NetAction } from "../core/gateway/plan.ts";
-import { parseIpJson, type IpRoute, type IpRule } from "../core/net/ip-json.ts";
+import { killSwitchInput, planKillSwitch, type KillSwitchFacts, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
+import { GatewayPlanError, planLocalRoutes } from "../core/gateway/plan.ts";
+import { describeChanges } from "../core/net/change.ts";
+import type { IpRoute } from "../core/net/ip-json.ts";
 import { parseResolvConf } from "../core/resolv.ts";
 import type { Settings } from "../core/settings/types.ts";
 import { checkProblems, type FirewallBackend, type FirewallCheck, type FirewallPart } from "../sys/firewall.ts";
-import { IpBatchError, type Ip } from "../sys/ip.ts";
+import type { GatewayNet } from "../sys/gateway-host.ts";
 import type { Logger } from "../sys/log.ts";
 
 /** Tries within one check before a layer counts as not proven. */
@@ -64,28 +65,19 @@ export async function reconcileFirewall(
   return done(problems);
 }
 
-/** The kill switch's facts (every table's IPv4 routes, the rules) as one `ip` process's answers. */
-export function parseRoutingReads(stdout: string): KillSwitchFacts & { main: IpRoute[] } {
-  const lines = stdout.split("\n").filter((l) => l.trim() !== "");
-  if (lines.length !== 2) throw new Error(`ip -batch printed ${lines.length} answers for 2 reads`);
-  const routes = ipv4Routes(parseIpJson<IpRoute>(lines[0]!));
-  const rules = parseIpJson<IpRule>(lines[1]!);
-  return { routes, rules, main: routes.filter((r) => (r.table ?? "main") === "main") };
-}
-export const ROUTING_READS: readonly string[][] = [["route", "show", "table", "all"], ["rule", "show"]];
-
-function describeBatchError(actions: readonly NetAction[], e: unknown): string {
-  const a = e instanceof IpBatchError ? actions[e.index] : undefined;
-  return a ? `ip ${a.args.join(" ")} (${a.why}): ${(e as IpBatchError).detail}` : (e as Error).message;
+/** The kill switch's facts (every table's IPv4 routes, the rules, main's routes) over rtnetlink. */
+export async function readRoutingFacts(net: GatewayNet): Promise<KillSwitchFacts & { main: IpRoute[] }> {
+  const f = await net.readFacts();
+  return { routes: f.allRoutes, rules: f.rules, main: f.routes };
 }
 
 /**
- * Routing layer: read → plan → apply and read back in one `ip` process → plan again (nothing may
- * be left); up to `attempts` times. `input` builds the plan's input from main's routes (the
+ * Routing layer: read → plan → apply and read back → plan again (nothing may be left); up to
+ * `attempts` times. `input` builds the plan's input from main's routes (the
  * VPN_LOCAL_CIDRS next hop is learned there). Never throws.
  */
 export async function reconcileRouting(
-  ip: Ip,
+  net: GatewayNet,
   input: (main: readonly IpRoute[]) => KillSwitchInput,
   log: Logger,
   opts: { attempts?: number } = {},
@@ -93,28 +85,20 @@ export async function reconcileRouting(
   const attempts = opts.attempts ?? ATTEMPTS_PER_CHECK;
   let applied = 0;
   let problems: string[] = [];
-  let out: string | undefined;
   for (let i = 0; i < attempts; i++) {
     try {
-      out ??= await ip.batchRead([], ROUTING_READS, "reading routes and rules");
-      const facts = parseRoutingReads(out);
+      const facts = await readRoutingFacts(net);
       const plan = planKillSwitch(input(facts.main), facts);
       if (plan.actions.length === 0) return { applied, problems: [], plan };
-      for (const a of plan.actions) log.debug(`ip ${a.args.join(" ")}  # ${a.why}`);
-      try {
-        out = await ip.batchRead(plan.actions.map((a) => a.args), ROUTING_READS, "applying the kill switch's routing table and rules");
-      } catch (e) {
-        out = undefined;
-        throw new Error(describeBatchError(plan.actions, e));
-      }
+      for (const line of describeChanges(plan.actions)) log.debug(line);
+      await net.apply(plan.actions);
       applied += plan.actions.length;
-      const after = parseRoutingReads(out);
+      const after = await readRoutingFacts(net);
       const left = planKillSwitch(input(after.main), after).actions;
       if (left.length === 0) return { applied, problems: [], plan };
       problems = [`still differs after applying: ${left.map((a) => a.why).join("; ")}`];
     } catch (e) {
       problems = [e instanceof GatewayPlanError ? e.message : (e as Error).message];
-      out = undefined;
     }
   }
   return { applied, problems };
@@ -133,14 +117,14 @@ export function routingInputFor(s: Settings, dnsUpstreams: readonly string[], cl
 export async function failClosed(
   backend: FirewallBackend,
   s: Settings & FirewallSettings,
-  ip: Ip,
+  net: GatewayNet,
   dnsUpstreams: readonly string[],
   log: Logger,
 ): Promise<string[]> {
   const errors: string[] = [];
   const [fw, routes] = await Promise.all([
     reconcileFirewall(backend, planBlockingFirewall(s), log, { attempts: 1 }),
-    s.VPN_BLOCK_OTHER_TRAFFIC && s.VPN_INTERFACE !== "" ? reconcileRouting(ip, routingInputFor(s, dnsUpstreams, true), log, { attempts: 1 }) : undefined,
+    s.VPN_BLOCK_OTHER_TRAFFIC && s.VPN_INTERFACE !== "" ? reconcileRouting(net, routingInputFor(s, dnsUpstreams, true), log, { attempts: 1 }) : undefined,
   ]);
   if (fw.problems.length) errors.push(`the blocking ruleset: ${fw.problems.join("; ")}`);
   if (routes?.problems.length) errors.push(`dropping the VPN routes from our table: ${routes.problems.join("; ")}`);
@@ -172,7 +156,7 @@ export interface GuardDeps {
   backend: FirewallBackend;
   plan: FirewallPlan;
   settings: Settings;
-  ip: Ip;
+  net: GatewayNet;
   log: Logger;
   /** Told each firewall check's outcome (health and metrics: src/sys/gateway-telemetry.ts). */
   onFirewallChecked?(r: { problems: readonly string[]; reasserted: boolean; left: readonly string[]; error?: string }): void;
@@ -273,7 +257,7 @@ export class KillSwitchGuard {
 
   private async routesStep(): Promise<void> {
     const { log, settings: s } = this.d;
-    const r = await reconcileRouting(this.d.ip, routingInputFor(s, this.dns, this.closed), log);
+    const r = await reconcileRouting(this.d.net, routingInputFor(s, this.dns, this.closed), log);
     if (r.problems.length === 0) {
       if (r.plan && this.enabled && r.applied)
         log.info(`kill switch routing table: ${r.applied} change(s), ${r.plan.vpnRoutes} ${s.VPN_INTERFACE} route(s) copied${this.closed ? " (closed)" : ""}`);

@@ -10,7 +10,7 @@ import { StepError } from "../core/errors.ts";
 import { planFirewall } from "../core/firewall/model.ts";
 import { KILLSWITCH_TABLE } from "../core/firewall/names.ts";
 import { planDnsUpstreams } from "../core/gateway/killswitch.ts";
-import { renderLeaseSeed, type Neighbour } from "../core/gateway/leases.ts";
+import { renderLeaseSeed } from "../core/gateway/leases.ts";
 import { renderDnsmasqConfig } from "../core/dnsmasq/render.ts";
 import { VXLAN_IF } from "../core/net/vxlan.ts";
 import { parseResolvConf, renderResolvCopy } from "../core/resolv.ts";
@@ -18,7 +18,7 @@ import { isIPv4 } from "../core/settings/values.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
 import type { Runner } from "../sys/exec.ts";
 import { removeStaleFirewall, type FirewallBackend } from "../sys/firewall.ts";
-import type { Ip } from "../sys/ip.ts";
+import type { GatewayNet } from "../sys/gateway-host.ts";
 import type { Logger } from "../sys/log.ts";
 import { forwardSignals, spawnSupervised, type SupervisedChild } from "../sys/supervisor.ts";
 import { readRegularFile } from "../sys/files.ts";
@@ -58,11 +58,12 @@ export function listDropIns(dir: string): string[] | undefined {
 
 export interface GatewaySidecarDeps {
   runner: Runner;
-  ip: Ip;
+  /** Links, addresses, rules, routes, neighbours: rtnetlink (src/sys/gateway-host.ts). */
+  net: GatewayNet;
   log: Logger;
   /** Seconds between firewall checks (default 5). */
   firewallCheckSeconds?: number;
-  /** Seconds between looks at the routing fingerprint (default 0.2); `ip` runs on a change and every ROUTE_FULL_CHECK_SECONDS. */
+  /** Seconds between looks at the routing fingerprint (default 0.2); routes and rules are dumped on a change and every ROUTE_FULL_CHECK_SECONDS. */
   routeCheckSeconds?: number;
   /** The fingerprint (tests inject one); default: /proc/net/route and the VPN link's sysfs files. */
   routeSignature?: () => string;
@@ -118,7 +119,7 @@ export function syncResolvCopy(resolvConf: string, copy: string, log: Logger): s
 }
 
 export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySidecarPaths, deps: GatewaySidecarDeps): Promise<number> {
-  const { log, ip } = deps;
+  const { log, net: host } = deps;
   const s = config.settings;
   const copy = s.RESOLV_CONF_COPY;
 
@@ -144,12 +145,12 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   // stay. The cluster DNS comes from DNS_LOCAL_SERVER, else the kernel's record (gateway-init
   // wrote it before any VPN container rewrote resolv.conf; our own filesystem may be fresh from
   // a restart), else the original we saved.
-  let link = await ip.link(VXLAN_IF);
-  if (!link) throw new StepError("reading vxlan0", `${VXLAN_IF} does not exist: gateway-init (the init container) must run first`);
-  const net = await reconcileGatewayNetwork(s, ip, { nameservers: upstreams, clusterDnsCandidates: [parseResolvConf(original).ipv4[0]] }, log);
+  let mtu = await host.linkMtu(VXLAN_IF);
+  if (mtu === undefined) throw new StepError("reading vxlan0", `${VXLAN_IF} does not exist: gateway-init (the init container) must run first`);
+  const net = await reconcileGatewayNetwork(s, host, { nameservers: upstreams, clusterDnsCandidates: [parseResolvConf(original).ipv4[0]] }, log);
   if (net.changes) {
     log.info(`network brought in line with the current settings (${net.changes} changes)`);
-    link = (await ip.link(VXLAN_IF)) ?? link;
+    mtu = (await host.linkMtu(VXLAN_IF)) ?? mtu;
   }
   const localServer = net.clusterDns;
   deps.monitor?.upstreams(upstreams, true);
@@ -160,12 +161,12 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   const leaseFile = join(paths.runDir, "dnsmasq.leases");
   const dropInDir = paths.dnsmasqDir ?? "/etc/dnsmasq.d";
   const dropIns = listDropIns(dropInDir);
-  const conf = renderDnsmasqConfig({ settings: s, nat: config.nat, mtu: link.mtu, localServer, leaseFile, dropInDir: dropIns ? dropInDir : undefined });
+  const conf = renderDnsmasqConfig({ settings: s, nat: config.nat, mtu, localServer, leaseFile, dropInDir: dropIns ? dropInDir : undefined });
   // A fresh filesystem (a restarted container) has no lease file: rebuild it from the clients
   // the kernel knows on vxlan0, so that no new client is given an address still in use.
   if (!existsSync(leaseFile))
     try {
-      const neighbours = await ip.json<Neighbour>(["neigh", "show", "dev", VXLAN_IF]);
+      const neighbours = await host.neighbours(VXLAN_IF);
       const seed = renderLeaseSeed(neighbours, { network: s.VXLAN_IP_NETWORK, firstDynamic: s.VXLAN_GATEWAY_FIRST_DYNAMIC_IP, leaseTime: s.DHCP_LEASE_TIME, nowSeconds: Math.floor(Date.now() / 1000) });
       writeFileAtomic(leaseFile, seed);
       if (seed) log.info(`no lease file: ${seed.split("\n").length - 1} lease(s) rebuilt from ${VXLAN_IF}'s neighbours (addresses in use stay with their clients)`);
@@ -192,7 +193,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   // (another container may flush INPUT, set policies, insert rules before ours: our jump must
   // stay at position 1), our routing table whenever the VPN link or main's routes change (the
   // link comes, goes, is renamed or re-created, and its routes must be copied: a file-read
-  // fingerprint every fraction of a second, `ip` only on a change) and in full every
+  // fingerprint every fraction of a second, rtnetlink dumps only on a change) and in full every
   // ROUTE_FULL_CHECK_SECONDS (routes in the VPN's own table, our rules). What cannot be proven
   // fails closed.
   const opened = deps.firewall ? { backend: await deps.firewall(), reads: undefined } : await openFirewall(config, deps.runner, log);
@@ -202,7 +203,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   const routeEvery = Math.min(deps.routeCheckSeconds ?? 0.2, fwEvery);
   const fullEvery = Math.max(routeEvery, Math.min(ROUTE_FULL_CHECK_SECONDS, fwEvery));
   const maxFailedChecks = deps.maxFailedChecks ?? 5;
-  const guard = new KillSwitchGuard({ backend, plan: fwPlan, settings: s, ip, log, onFirewallChecked: (r) => deps.monitor?.firewallChecked(r) }, { maxFailedChecks, routingChecksPerFirewallCheck: Math.ceil(fwEvery / fullEvery) });
+  const guard = new KillSwitchGuard({ backend, plan: fwPlan, settings: s, net: host, log, onFirewallChecked: (r) => deps.monitor?.firewallChecked(r) }, { maxFailedChecks, routingChecksPerFirewallCheck: Math.ceil(fwEvery / fullEvery) });
   const signature = deps.routeSignature ?? (() => readRouteSignature(s.VPN_INTERFACE));
   const dnsFor = (list: readonly string[]) => {
     const d = planDnsUpstreams(list, localServer);
@@ -264,7 +265,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   });
 
   // Duplicate overlay addresses and MACs (issue 13 §2): src/sys/duplicates-watch.ts.
-  const duplicates = startDuplicateWatch({ runner: deps.runner, log: log.withTag("duplicates") });
+  const duplicates = startDuplicateWatch({ net: host, log: log.withTag("duplicates") });
   // What the kill switch drops on eth0 (issue 13 §5): src/sys/drop-report.ts; `drops.counter` is for metrics.
   const drops = fwPlan.killSwitch ? startDropReport({ log: log.withTag("kill switch") }) : undefined;
 

@@ -10,12 +10,13 @@
 // net.ipv4.conf.*.drop_unicast_in_l2_multicast is off by default). The server's unicast reply
 // reaches the packet socket as well as the IP layer, which finds no UDP socket on port 68 and may
 // answer with an ICMP port unreachable; the lab's renewal tests pass with it.
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { ptr } from "bun:ffi";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DecodeError, decodeIpUdp, encodeIpUdp } from "../core/dhcp/codec.ts";
 import { DHCP_REPLY_FILTER, encodeBpfProgram } from "../core/dhcp/bpf.ts";
 import type { Destination } from "../core/dhcp/machine.ts";
 import { PodGatewayError } from "../core/errors.ts";
 import { realClock } from "./clock.ts";
+import { errno, libc, strerror } from "./libc.ts";
 
 /** What the DHCP driver needs from a transport: send a BOOTP payload, wait for replies. */
 export interface DhcpTransport {
@@ -38,7 +39,7 @@ export class DhcpSocketError extends PodGatewayError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// libc through bun:ffi (works inside compiled binaries).
+// libc through bun:ffi (works inside compiled binaries): the process's one handle, src/sys/libc.ts.
 
 const AF_PACKET = 17;
 const SOCK_DGRAM = 2;
@@ -58,45 +59,8 @@ const EAGAIN = 11;
 const EPERM = 1;
 const EACCES = 13;
 
-function openLibc() {
-  const symbols = {
-    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-    bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-    setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-    sendto: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i64_fast },
-    recvfrom: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i64_fast },
-    close: { args: [FFIType.i32], returns: FFIType.i32 },
-    if_nametoindex: { args: [FFIType.ptr], returns: FFIType.u32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-    strerror: { args: [FFIType.i32], returns: FFIType.cstring },
-  } as const;
-  const errors: string[] = [];
-  // glibc first (the release binary), then musl's names.
-  for (const name of ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
-    try {
-      return dlopen(name, symbols).symbols;
-    } catch (e) {
-      errors.push(`${name}: ${(e as Error).message}`);
-    }
-  }
-  throw new DhcpSocketError(`loading libc for the DHCP packet socket failed: ${errors.join("; ")}`);
-}
-
-type Libc = ReturnType<typeof openLibc>;
-let libcCache: Libc | undefined;
-function libc(): Libc {
-  libcCache ??= openLibc();
-  return libcCache;
-}
-
-/** errno of the call just made; read at once, before anything else can touch it. */
-function errno(): number {
-  const p = libc().__errno_location();
-  return p === null ? 0 : read.i32(p as number as import("bun:ffi").Pointer, 0);
-}
-
 function describeErrno(e: number): string {
-  const text = libc().strerror(e) ?? `errno ${e}`;
+  const text = strerror(e) ?? `errno ${e}`;
   return `${text} (${ERRNO_NAMES[e] ?? `errno ${e}`})`;
 }
 

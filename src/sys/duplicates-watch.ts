@@ -1,11 +1,11 @@
 // The gateway sidecar's poll of vxlan0's neighbours and forwarding database for duplicate overlay
-// identities (decisions in src/core/gateway/duplicates.ts). Two short reads every few seconds; a
+// identities (decisions in src/core/gateway/duplicates.ts). Two rtnetlink dumps every few seconds; a
 // failed read is logged once until reads work again, and never stops the sidecar.
 import { newDuplicateState, parseSightings, planDuplicateReports, DUPLICATE_WINDOW_MS } from "../core/gateway/duplicates.ts";
 import { VXLAN_IF } from "../core/net/vxlan.ts";
 import type { Clock } from "./clock.ts";
 import { realClock } from "./clock.ts";
-import type { Runner } from "./exec.ts";
+import type { GatewayNet } from "./gateway-host.ts";
 import type { Logger } from "./log.ts";
 
 /**
@@ -18,7 +18,7 @@ export interface DuplicateWatch {
   stop(): void;
 }
 
-export function startDuplicateWatch(opts: { runner: Runner; log: Logger; clock?: Clock; intervalMs?: number; windowMs?: number }): DuplicateWatch {
+export function startDuplicateWatch(opts: { net: Pick<GatewayNet, "neighbours" | "fdb">; log: Logger; clock?: Clock; intervalMs?: number; windowMs?: number }): DuplicateWatch {
   const clock = opts.clock ?? realClock;
   const interval = opts.intervalMs ?? DUPLICATE_POLL_MS;
   const state = newDuplicateState();
@@ -26,12 +26,8 @@ export function startDuplicateWatch(opts: { runner: Runner; log: Logger; clock?:
   let failing = false;
 
   const poll = async (): Promise<void> => {
-    const [neigh, fdb] = await Promise.all([
-      opts.runner.run(["ip", "-j", "neigh", "show", "dev", VXLAN_IF], { what: `reading ${VXLAN_IF}'s neighbours` }),
-      opts.runner.run(["bridge", "-j", "fdb", "show", "dev", VXLAN_IF], { what: `reading ${VXLAN_IF}'s forwarding database` }),
-    ]);
-    const json = (text: string): unknown => (text.trim() === "" ? [] : JSON.parse(text));
-    const reports = planDuplicateReports(state, parseSightings(json(neigh.stdout), json(fdb.stdout)), clock.now(), opts.windowMs ?? DUPLICATE_WINDOW_MS);
+    const [neigh, fdb] = await Promise.all([opts.net.neighbours(VXLAN_IF), opts.net.fdb(VXLAN_IF)]);
+    const reports = planDuplicateReports(state, parseSightings(neigh, fdb), clock.now(), opts.windowMs ?? DUPLICATE_WINDOW_MS);
     for (const r of reports) opts.log.warn(r.text);
   };
 

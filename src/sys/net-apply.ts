@@ -1,11 +1,14 @@
 // Executes the typed change model (src/core/net/change.ts) with the netlink layer: one change,
 // one or a few rtnetlink requests. Errors are the layer's NetlinkError (operation, object, errno).
 import { protoNumber } from "../core/client/facts.ts";
-import type { NetChange, RouteSpec } from "../core/net/change.ts";
+import { formatChange, type NetChange, type RouteSpec, type RuleSpec } from "../core/net/change.ts";
+import { PodGatewayError } from "../core/errors.ts";
 import type { Rtnl } from "./netlink.ts";
 
 function tableId(t: string | undefined): number {
   if (t === undefined || t === "main") return 254;
+  if (t === "local") return 255;
+  if (t === "default") return 253;
   if (/^\d+$/.test(t)) return Number(t);
   throw new Error(`route table ${JSON.stringify(t)}: only "main" or a number`);
 }
@@ -24,6 +27,21 @@ export function netlinkRoute(r: RouteSpec, forDelete: boolean) {
     ...(proto !== undefined ? { protocol: proto } : {}),
     ...(r.metric ? { metric: r.metric } : {}),
     table: tableId(r.table),
+    ...(r.type !== undefined && r.type !== "unicast" ? { type: r.type } : {}),
+    ...(r.src !== undefined && !forDelete ? { prefsrc: r.src } : {}),
+  };
+}
+
+/** A planned IPv4 rule as the netlink rule operation takes it. */
+export function netlinkRule(r: RuleSpec) {
+  return {
+    family: 4 as const,
+    priority: r.pref,
+    table: tableId(r.table),
+    ...(r.from !== undefined ? { from: r.from } : {}),
+    ...(r.to !== undefined ? { to: r.to } : {}),
+    ...(r.iif !== undefined ? { iif: r.iif } : {}),
+    ...(r.suppressPrefixlength !== undefined ? { suppressPrefixlen: r.suppressPrefixlength } : {}),
   };
 }
 
@@ -48,6 +66,16 @@ export function applyNetChange(nl: Rtnl, c: NetChange): void {
       // pointing at the old pod IP after the gateway moves, and nothing would ever correct it.
       return nl.createVxlan({ name: v.name, vni: v.vni, port: v.port, dev: v.dev, remote: v.remote, mac: v.mac, mtu: v.mtu, learning: false, up: true });
     }
+    case "vxlan-learning-add": {
+      // The gateway's side: learning on (clients are found by their packets), no remote, created
+      // down so that it is addressed before it carries anything.
+      const v = c.vxlan;
+      return nl.createVxlan({ name: v.name, vni: v.vni, port: v.port, dev: v.dev, mac: v.mac, mtu: v.mtu, learning: true });
+    }
+    case "rule-add":
+      return nl.rule("add", netlinkRule(c.rule));
+    case "rule-del":
+      return nl.rule("delete", netlinkRule(c.rule));
     case "vxlan-set-remote":
       return nl.setVxlanRemote(c.dev, c.remote);
     case "link-set":
@@ -60,4 +88,27 @@ export function applyNetChange(nl: Rtnl, c: NetChange): void {
       nl.flushNeighbours(c.dev);
       return;
   }
+}
+
+/** A change of a list failed: which one (its index), the change with why it was planned, and the netlink error. */
+export class NetApplyError extends PodGatewayError {
+  override name = "NetApplyError";
+  constructor(
+    readonly index: number,
+    readonly change: NetChange,
+    cause: unknown,
+  ) {
+    super(`${formatChange(change)} (${change.why}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/** Apply changes in order; stops at the first that fails (NetApplyError naming it), as `ip -batch` did. */
+export function applyNetChanges(nl: Rtnl, changes: readonly NetChange[]): void {
+  changes.forEach((c, i) => {
+    try {
+      applyNetChange(nl, c);
+    } catch (e) {
+      throw new NetApplyError(i, c, e);
+    }
+  });
 }

@@ -1,18 +1,18 @@
 // rtnetlink in-process: an AF_NETLINK/NETLINK_ROUTE socket through bun:ffi (the model is the DHCP
-// packet socket, src/sys/dhcp-socket.ts), the request/ACK/dump protocol over it, an event
+// packet socket, src/sys/dhcp-socket.ts; both share one libc handle, src/sys/libc.ts), the request/ACK/dump protocol over it, an event
 // subscription, and the typed operations the roles use. Messages are built and read by the pure
 // codec in src/core/netlink/.
 //
 // Requests are synchronous: rtnetlink handles a request inside sendmsg() and queues the answer
 // (and the first part of a dump) before send returns, so a blocking recv with SO_RCVTIMEO as a
 // bound never waits in practice and needs no event loop. Only the event socket polls.
-import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import * as C from "../core/netlink/constants.ts";
 import { decodeAddr, decodeLink, decodeNeigh, decodeRoute, decodeRule, type AddrMessage, type LinkMessage, type NeighMessage, type RouteMessage, type RuleMessage } from "../core/netlink/messages.ts";
 import * as R from "../core/netlink/requests.ts";
 import { attrString, decodeAttrs, decodeError, decodeMessages, encodeMessage, type NlMessage } from "../core/netlink/wire.ts";
 import { PodGatewayError } from "../core/errors.ts";
 import { realClock } from "./clock.ts";
+import { errno, libc, strerror } from "./libc.ts";
 
 // ---------------------------------------------------------------- errors
 
@@ -65,39 +65,8 @@ const SO_RCVTIMEO = 20;
 const MSG_DONTWAIT = 0x40;
 const MSG_TRUNC = 0x20;
 
-function openLibc() {
-  const symbols = {
-    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-    bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-    setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-    send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64_fast },
-    recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64_fast },
-    close: { args: [FFIType.i32], returns: FFIType.i32 },
-    if_nametoindex: { args: [FFIType.ptr], returns: FFIType.u32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-    strerror: { args: [FFIType.i32], returns: FFIType.cstring },
-  } as const;
-  const errors: string[] = [];
-  for (const name of ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
-    try {
-      return dlopen(name, symbols).symbols;
-    } catch (e) {
-      errors.push(`${name}: ${(e as Error).message}`);
-    }
-  }
-  throw new PodGatewayError(`loading libc for the netlink socket failed: ${errors.join("; ")}`);
-}
-
-let libcCache: ReturnType<typeof openLibc> | undefined;
-const libc = () => (libcCache ??= openLibc());
-
-function errno(): number {
-  const p = libc().__errno_location();
-  return p === null ? 0 : read.i32(p as unknown as Pointer, 0);
-}
-
 export function describeErrno(e: number): string {
-  const text = (libcCache ?? libc()).strerror(e) ?? `errno ${e}`;
+  const text = strerror(e) ?? `errno ${e}`;
   return `${text} (${ERRNO_NAMES[e] ?? `errno ${e}`})`;
 }
 

@@ -6,7 +6,7 @@
 // a built image and take minutes. package.json's test:image lists them.
 import { readImageRecord, type ImageRecord } from "../../src/image/build-image.ts";
 import { imageExists, podman, podmanArgv, setupPodman, type Podman } from "../../src/image/podman.ts";
-import { hostArch, REPO_ROOT } from "../../src/sys/rootfs.ts";
+import { hostArch, REPO_ROOT } from "../../src/image/rootfs.ts";
 import { join } from "node:path";
 
 export interface ImageFixture {

@@ -21,7 +21,7 @@ import type { Subprocess } from "bun";
 import { podman, podmanArgv } from "../../src/image/podman.ts";
 import { selfCommand, startDaemon } from "../../src/lab/lab.ts";
 import type { Lab, PodName } from "../../src/lab/types.ts";
-import { REPO_ROOT } from "../../src/sys/rootfs.ts";
+import { REPO_ROOT } from "../../src/image/rootfs.ts";
 import { collect, LAB, waitFor, withLab } from "../netns/helpers.ts";
 import { Containers, requireImage, type ImageFixture } from "./common.ts";
 

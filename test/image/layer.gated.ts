@@ -1,6 +1,6 @@
 // The built image (dist/image.json, from `npm run image`), read from its OCI archive:
 // - our layer (the last) holds exactly what config/image/rootfs.json lists, planned by the
-//   script the Dockerfile runs (src/sys/rootfs.ts), with the commit's time on every file;
+//   script the Dockerfile runs (src/image/rootfs.ts), with the commit's time on every file;
 // - no layer holds a shell, busybox, apt or dpkg;
 // - the config: no ENTRYPOINT, CMD pod-gateway --help, user 0, the OCI labels, distroless' PATH;
 // - the archive's digest is the one recorded, and podman's store has the same image.
@@ -11,7 +11,7 @@ import { join, posix } from "node:path";
 import { parseTar, readOciArchive, type OciImage, type TarEntry } from "../../src/image/oci.ts";
 import { podman } from "../../src/image/podman.ts";
 import { DISTROLESS_PATH } from "../../src/image/standins.ts";
-import { hostArch, readRootfsManifest, readRootfsPlan, REPO_ROOT } from "../../src/sys/rootfs.ts";
+import { hostArch, readRootfsManifest, readRootfsPlan, REPO_ROOT } from "../../src/image/rootfs.ts";
 import { requireImage, type ImageFixture } from "./common.ts";
 
 let fx: ImageFixture;

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { buildImage, IMAGE_JSON, readImageRecord, type ImageRecord } from "../../src/image/build-image.ts";
 import { parseTar, readOciArchive } from "../../src/image/oci.ts";
 import { podman, setupPodman } from "../../src/image/podman.ts";
-import { ARCHES, hostArch, REPO_ROOT } from "../../src/sys/rootfs.ts";
+import { ARCHES, hostArch, REPO_ROOT } from "../../src/image/rootfs.ts";
 
 const REPO = "localhost/pod-gateway-repro-check";
 

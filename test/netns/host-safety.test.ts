@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { assembleRootfs, hostArch, readRootfsManifest } from "../../src/sys/rootfs.ts";
+import { assembleRootfs, hostArch, readRootfsManifest } from "../../src/image/rootfs.ts";
 import { binPath, requireRoot } from "../helpers/bin.ts";
 
 const ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", gateway: "198.51.100.7", K8S_DNS_ips: "198.51.100.53", POD_NAME: "safety-test" };

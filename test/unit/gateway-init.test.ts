@@ -8,14 +8,12 @@ import { createConsola } from "consola/basic";
 import { CommandError, StepError } from "../../src/core/errors.ts";
 import type { FirewallPlan } from "../../src/core/firewall/model.ts";
 import type { ResolvedConfig, Settings } from "../../src/core/settings/types.ts";
-import { parseGatewayReads, renderGatewayReads } from "../../src/core/gateway/plan.ts";
 import { runGatewayInit } from "../../src/roles/gateway-init.ts";
 import { formatChange, type NetChange } from "../../src/core/net/change.ts";
 import type { IpRoute } from "../../src/core/net/ip-json.ts";
 import { loadConfig } from "../../src/sys/config.ts";
-import type { RunOptions, RunResult, Runner } from "../../src/sys/exec.ts";
+import type { Runner } from "../../src/sys/exec.ts";
 import type { FirewallBackend, FirewallCheck, FirewallPart } from "../../src/sys/firewall.ts";
-import { Ip } from "../../src/sys/ip.ts";
 import type { Sysctl } from "../../src/sys/sysctl.ts";
 import { FakeHost } from "../fixtures/gateway/fake-host.ts";
 
@@ -84,37 +82,14 @@ class RecordingBackend implements FirewallBackend {
   }
 }
 
-const READS = new Set(["addr show", "route show table all", "rule show"]);
-
-/**
- * A runner over the fake host that also answers `ip -j -d -batch -`: apply lines go to the
- * host (failing like ip -batch does: the kernel's answer, then "Command failed -:<line>"), read
- * lines print the host's state as one JSON array each. Every ip process is an event.
- */
-function hostRunner(host: FakeHost, events: string[]): Runner {
-  return {
-    run: async (argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> => {
-      if (argv.join(" ") !== "ip -j -d -batch -") {
-        if (argv.includes("-batch")) events.push(`ip batch (${(opts.input ?? "").trim().split("\n").length} commands)`);
-        return host.run(argv, opts);
-      }
-      const lines = (opts.input ?? "").split("\n").filter((l) => l.trim() !== "");
-      const writes = lines.filter((l) => !READS.has(l)).length;
-      events.push(writes ? `ip batch (${writes} commands, then ${lines.length - writes} reads)` : `ip read (${lines.length} reads)`);
-      host.calls.push([...argv]);
-      let stdout = "";
-      for (const [i, line] of lines.entries()) {
-        if (line === "addr show") stdout += JSON.stringify(host.links) + "\n";
-        else if (line === "route show table all") stdout += JSON.stringify(host.routes.map((r) => ({ ...r, table: r.table ?? "main" }))) + "\n";
-        else if (line === "rule show") stdout += JSON.stringify(host.rules) + "\n";
-        else {
-          const err = host.apply(line.split(/\s+/));
-          if (err) throw new CommandError(argv, 1, `${err}\nCommand failed -:${i + 1}\n`, opts.what);
-        }
-      }
-      return { code: 0, stdout, stderr: "" };
-    },
-  };
+/** The fake host, each read and apply an event (what used to be an `ip` process is now a netlink exchange). */
+function eventHost(events: string[]): FakeHost {
+  const host = FakeHost.pod();
+  const read = host.readFacts.bind(host);
+  const apply = host.apply.bind(host);
+  host.readFacts = async () => (events.push("net read"), read());
+  host.apply = async (changes) => (events.push(`net apply (${changes.length} changes)`), apply(changes));
+  return host;
 }
 
 /** The IPv6 main table as the IPv6 step sees it: replace and delete by destination. */
@@ -134,8 +109,8 @@ function applyRoute6(table: IpRoute[], c: NetChange, events: string[]): void {
 
 function setup(over: Partial<Settings> = {}, nat: ResolvedConfig["nat"] = []) {
   const events: string[] = [];
-  const host = FakeHost.pod();
-  const runner = hostRunner(host, events);
+  const host = eventHost(events);
+  const runner: Runner = { run: async (argv) => Promise.reject(new Error(`no program expected: ${argv.join(" ")}`)) };
   const sysctl = new MemSysctl();
   const origWrite = sysctl.write.bind(sysctl);
   sysctl.write = (k, v) => {
@@ -148,7 +123,7 @@ function setup(over: Partial<Settings> = {}, nat: ResolvedConfig["nat"] = []) {
   const routes6: IpRoute[] = [];
   const deps = {
     runner,
-    ip: new Ip(runner),
+    net: host,
     sysctl,
     log,
     firewall: async () => fw,
@@ -165,7 +140,9 @@ describe("runGatewayInit", () => {
     const t = setup({ VPN_LOCAL_CIDRS: ["10.0.0.0/8", "fd00:18::/48"] });
     t.routes6.push({ dst: "default", gateway: "fe80::1", dev: "eth0", protocol: "ra", metric: 1024, flags: [] });
     const r = await runGatewayInit(t.cfg, t.deps);
-    expect(t.events.filter((e) => e.startsWith("ip"))).toEqual(["ip read (3 reads)", expect.stringMatching(/^ip batch /), "ip -6 route replace fd00:18::/48 via fe80::1 dev eth0 proto 201"]);
+    expect(t.events.filter((e) => e.startsWith("ip -6"))).toEqual(["ip -6 route replace fd00:18::/48 via fe80::1 dev eth0 proto 201"]);
+    // After the IPv4 network's changes.
+    expect(t.events.findIndex((e) => e.startsWith("ip -6"))).toBeGreaterThan(t.events.findIndex((e) => e.startsWith("net apply")));
     expect(t.lines.join("\n")).toContain("routes (IPv6): fd00:18::/48 via fe80::1 dev eth0");
     expect(r.networkChanges).toBeGreaterThan(1);
     t.events.length = 0;
@@ -183,15 +160,16 @@ describe("runGatewayInit", () => {
     expect(t.lines.join("\n")).toContain("VPN_LOCAL_CIDRS fd00:18::/48: not routed, eth0 has no IPv6 default route");
   });
 
-  test("order: reads side by side, the firewall reconcile beside links/rules/routes/our table (applied and read in one ip process), then forwarding", async () => {
+  test("order: reads side by side, the firewall reconcile beside links/rules/routes/our table (applied and read back over netlink), then forwarding", async () => {
     const t = setup({}, [{ name: "web", octet: 10, ports: [{ proto: "tcp", port: 8080 }], file: "nat.conf", line: 1 }]);
     const r = await runGatewayInit(t.cfg, t.deps);
     expect(t.events).toEqual([
-      "ip read (3 reads)",
+      "net read",
       "firewall read",
       "firewall apply (34 rules)",
-      "ip batch (11 commands, then 3 reads)",
+      "net apply (11 changes)",
       "firewall read (table)",
+      "net read",
       "stale firewall removal (not nft)",
       "sysctl net.ipv4.ip_forward=1",
     ]);
@@ -209,18 +187,18 @@ describe("runGatewayInit", () => {
       "route unreachable default table 4201 metric 4294967295",
       'rule {"priority":45,"src":"all","iif":"vxlan0","table":"4201"}',
     ]);
-    // Two ip processes in all: the read, and the changes with their read back.
-    expect(t.host.calls.filter((c) => c[0] === "ip")).toHaveLength(2);
+    // Two reads (before and after) and one list of changes; no program ran (the runner refuses any).
+    expect(t.host.calls.map((c) => c[0])).toEqual(["read", "apply", "read"]);
   });
 
-  test("a second run only reads: no firewall apply, no ip batch, the same state", async () => {
+  test("a second run only reads: no firewall apply, no network change, the same state", async () => {
     const t = setup();
     await runGatewayInit(t.cfg, t.deps);
     const state = t.host.print();
     const vxlanIndex = t.host.link("vxlan0")!.ifindex;
     t.events.length = 0;
     const r = await runGatewayInit(t.cfg, t.deps);
-    expect(t.events).toEqual(["ip read (3 reads)", "firewall read", "stale firewall removal (not nft)"]);
+    expect(t.events).toEqual(["net read", "firewall read", "stale firewall removal (not nft)"]);
     expect(r.networkChanges).toBe(0);
     expect(r.firewallApplied).toEqual([]);
     expect(r.forwardingChanged).toBe(false);
@@ -236,7 +214,7 @@ describe("runGatewayInit", () => {
     t.fw.kernel = undefined; // flushed
     t.events.length = 0;
     const r = await runGatewayInit(t.cfg, t.deps);
-    expect(t.events).toEqual(["ip read (3 reads)", "firewall read", "firewall apply (32 rules)", "firewall read (table)", "stale firewall removal (not nft)"]);
+    expect(t.events).toEqual(["net read", "firewall read", "firewall apply (32 rules)", "firewall read (table)", "stale firewall removal (not nft)"]);
     expect(r.networkChanges).toBe(0);
     expect(r.firewallApplied).toEqual(["table"]);
   });
@@ -361,53 +339,29 @@ describe("runGatewayInit", () => {
     const t = setup();
     t.host.links = t.host.links.filter((l) => l.ifname !== "eth0");
     await expect(runGatewayInit(t.cfg, t.deps)).rejects.toThrow("planning the gateway network: eth0 not found");
-    expect(t.events).toEqual(["ip read (3 reads)", "firewall read"]);
+    expect(t.events).toEqual(["net read", "firewall read"]);
     expect(t.fw.applied).toHaveLength(0);
   });
 
-  test("a failing ip command is named with what it was for", async () => {
+  test("a failing change is named with what it was for", async () => {
     const t = setup();
     t.host.addLink({ ifname: "vxlan0", linkinfo: { info_kind: "vxlan", info_data: { id: 42, port: 8472, link: "eth0" } }, address: "02:00:00:00:00:09" });
     // The fake refuses to delete this link, like a busy device would.
-    const apply = t.host.apply.bind(t.host);
-    t.host.apply = (args) => (args[0] === "link" && args[1] === "del" ? "RTNETLINK answers: Device or resource busy" : apply(args));
+    const apply = t.host.apply1.bind(t.host);
+    t.host.apply1 = (args) => (args[0] === "link" && args[1] === "del" ? "RTNETLINK answers: Device or resource busy" : apply(args));
     const e = await runGatewayInit(t.cfg, t.deps).catch((x) => x);
-    expect(e.message).toMatch(/^configuring the gateway network: ip link del dev vxlan0 \(existing vxlan0 does not match \(MAC 02:00:00:00:00:09.*\)\): RTNETLINK answers: Device or resource busy$/);
+    expect(e.message).toMatch(/^configuring the gateway network: link del vxlan0 \(existing vxlan0 does not match \(MAC 02:00:00:00:00:09.*\)\): RTNETLINK answers: Device or resource busy$/);
   });
 
   test("a network that still differs after applying (a change the kernel ignored) is an error", async () => {
     const t = setup();
-    const apply = t.host.apply.bind(t.host);
+    const apply = t.host.apply1.bind(t.host);
     // The kernel takes the policy rule without error but does not keep it.
-    t.host.apply = (args) => (args[0] === "rule" ? undefined : apply(args));
+    t.host.apply1 = (args) => (args[0] === "rule" ? undefined : apply(args));
     const e = await runGatewayInit(t.cfg, t.deps).catch((x) => x);
     expect(e.message).toStartWith(
-      "verifying the gateway network: still differs after applying: main table before the VPN's catch-all (ip rule add from all lookup main suppress_prefixlength 0 pref 50); clients' packets are routed by our table only (ip rule add pref 45 iif vxlan0 lookup 4201)\n  and failing closed failed too: dropping the VPN routes from our table: still differs after applying",
+      "verifying the gateway network: still differs after applying: main table before the VPN's catch-all (rule add pref 50 lookup main suppress_prefixlength 0); clients' packets are routed by our table only (rule add pref 45 iif vxlan0 lookup 4201)\n  and failing closed failed too: dropping the VPN routes from our table: still differs after applying",
     );
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
-  });
-});
-
-describe("parseGatewayReads", () => {
-  test("one JSON array per read, in order; routes of other tables and of IPv6 left out", () => {
-    const out = [
-      JSON.stringify([{ ifindex: 1, ifname: "lo", flags: ["UP"], mtu: 65536, operstate: "UNKNOWN", addr_info: [] }]),
-      JSON.stringify([
-        { type: "unicast", dst: "default", gateway: "198.18.0.1", dev: "eth0", table: "main" },
-        { type: "local", dst: "127.0.0.1", dev: "lo", table: "local" },
-        { type: "unicast", dst: "fe80::/64", dev: "eth0", table: "main", pref: "medium" },
-      ]),
-      JSON.stringify([{ priority: 0, src: "all", table: "local" }]),
-    ].join("\n");
-    const f = parseGatewayReads(out + "\n");
-    expect(f.links.map((l) => l.ifname)).toEqual(["lo"]);
-    expect(f.routes.map((r) => r.dst)).toEqual(["default"]);
-    expect(f.rules).toEqual([{ priority: 0, src: "all", table: "local" }]);
-    expect(renderGatewayReads()).toEqual([["addr", "show"], ["route", "show", "table", "all"], ["rule", "show"]]);
-  });
-
-  test("a missing answer or garbage is an error", () => {
-    expect(() => parseGatewayReads("[]\n[]\n")).toThrow("ip -batch printed 2 answers for 3 reads");
-    expect(() => parseGatewayReads("[]\n[]\nnot json\n")).toThrow("ip rule show printed something that is not JSON");
   });
 });

@@ -16,15 +16,13 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createConsola } from "consola/basic";
-import { CommandError } from "../../src/core/errors.ts";
 import { planFirewall, type FirewallPlan } from "../../src/core/firewall/model.ts";
 import type { Settings } from "../../src/core/settings/types.ts";
 import { KillSwitchGuard } from "../../src/roles/gateway-killswitch.ts";
-import type { RunOptions, RunResult, Runner } from "../../src/sys/exec.ts";
 import type { FirewallBackend, FirewallCheck, FirewallPart } from "../../src/sys/firewall.ts";
-import { Ip } from "../../src/sys/ip.ts";
 import { readRouteSignature } from "../../src/sys/route-signature.ts";
 import { FakeHost } from "../fixtures/gateway/fake-host.ts";
+import { formatChange, formatChangeWords } from "../../src/core/net/change.ts";
 import { testSettings } from "../helpers/settings.ts";
 
 const s = testSettings({ VPN_LOCAL_CIDRS: ["10.0.0.0/8"], VPN_INTERFACE: "tun0", VPN_BLOCK_OTHER_TRAFFIC: true });
@@ -44,8 +42,8 @@ function converge(h: FakeHost, input: KillSwitchInput): number {
     const p = planKillSwitch(input, facts(h));
     if (p.actions.length === 0) return round;
     for (const a of p.actions) {
-      const err = h.apply(a.args);
-      if (err) throw new Error(`ip ${a.args.join(" ")}: ${err}`);
+      const err = h.applyChange(a);
+      if (err) throw new Error(`${formatChange(a)}: ${err}`);
     }
   }
   throw new Error("did not converge in 3 rounds");
@@ -72,8 +70,8 @@ describe("planKillSwitch", () => {
     ]);
     expect(p.vpnRoutes).toBe(3);
     // The unreachable default goes in first, the rule after the table is filled.
-    expect(p.actions.map((a) => a.args.join(" "))[0]).toBe("route replace unreachable default metric 4294967295 table 4201");
-    expect(p.actions.at(-1)!.args.join(" ")).toBe("rule add pref 45 iif vxlan0 lookup 4201");
+    expect(p.actions.map((a) => formatChange(a))[0]).toBe("route replace unreachable 0.0.0.0/0 metric 4294967295 table 4201");
+    expect(formatChange(p.actions.at(-1)!)).toBe("rule add pref 45 iif vxlan0 lookup 4201");
     expect(converge(h, killSwitchInput(s, local, []))).toBe(1);
     expect(planKillSwitch(killSwitchInput(s, local, []), facts(h)).actions).toEqual([]);
   });
@@ -229,24 +227,6 @@ class FlakyBackend implements FirewallBackend {
   }
 }
 
-function batchRunner(h: FakeHost): Runner {
-  return {
-    run: async (argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> => {
-      let stdout = "";
-      const lines = (opts.input ?? "").split("\n").filter((l) => l.trim() !== "");
-      for (const [i, line] of lines.entries()) {
-        if (line === "route show table all") stdout += JSON.stringify(h.routes) + "\n";
-        else if (line === "rule show") stdout += JSON.stringify(h.rules) + "\n";
-        else {
-          const err = h.apply(line.split(/\s+/));
-          if (err) throw new CommandError(argv, 1, `${err}\nCommand failed -:${i + 1}\n`, opts.what);
-        }
-      }
-      return { code: 0, stdout, stderr: "" };
-    },
-  };
-}
-
 function guardSetup() {
   const h = host();
   h.routes.push({ dst: "0.0.0.0/1", gateway: "10.8.0.1", dev: "tun0" }, { dst: "128.0.0.0/1", gateway: "10.8.0.1", dev: "tun0" });
@@ -255,7 +235,7 @@ function guardSetup() {
   const lines: string[] = [];
   const log = createConsola({ level: 5 });
   log.setReporters([{ log: (o) => void lines.push(`${o.type}: ${o.args.join(" ")}`) }]);
-  const guard = new KillSwitchGuard({ backend, plan: planFirewall(settings, []), settings, ip: new Ip(batchRunner(h)), log }, { maxFailedChecks: 3, routingChecksPerFirewallCheck: 2 });
+  const guard = new KillSwitchGuard({ backend, plan: planFirewall(settings, []), settings, net: h, log }, { maxFailedChecks: 3, routingChecksPerFirewallCheck: 2 });
   return { h, backend, guard, lines, tunCopies: () => h.routes.filter((r) => r.table === "4201" && r.dev === "tun0").length };
 }
 
@@ -310,8 +290,8 @@ describe("KillSwitchGuard (the sidecar's reconcile)", () => {
   test("a routing table that cannot be written closes the firewall too (blocking ruleset), and counts towards exiting", async () => {
     const g = guardSetup();
     await g.guard.checkFirewall();
-    const apply = g.h.apply.bind(g.h);
-    g.h.apply = (args) => (args[0] === "route" ? "RTNETLINK answers: Operation not permitted" : apply(args));
+    const apply = g.h.apply1.bind(g.h);
+    g.h.apply1 = (args) => (args[0] === "route" ? "RTNETLINK answers: Operation not permitted" : apply(args));
     for (let i = 0; i < 6; i++) await g.guard.syncRoutes();
     await g.guard.idle();
     expect(g.backend.applies.at(-1)).toBe("blocking");
@@ -320,7 +300,7 @@ describe("KillSwitchGuard (the sidecar's reconcile)", () => {
     // Firewall checks meanwhile keep the blocking ruleset.
     await g.guard.checkFirewall();
     expect(g.backend.applies.at(-1)).toBe("blocking");
-    g.h.apply = apply;
+    g.h.apply1 = apply;
     await g.guard.syncRoutes();
     await g.guard.idle();
     expect(g.guard.routingFailures).toBe(0);

@@ -7,6 +7,7 @@ import { GatewayPlanError, planGatewayNetwork, readClusterDnsRecord, summarizeGa
 import { killSwitchInput, planKillSwitch, routingFactsAfter } from "../../src/core/gateway/killswitch.ts";
 import { gatewayMac } from "../../src/core/net/vxlan.ts";
 import { FakeHost } from "../fixtures/gateway/fake-host.ts";
+import { formatChange, formatChangeWords } from "../../src/core/net/change.ts";
 import { testSettings } from "../helpers/settings.ts";
 
 const base: GatewayNetSettings = testSettings({ VPN_LOCAL_CIDRS: ["10.0.0.0/8", "192.168.0.0/16"] });
@@ -24,8 +25,8 @@ function converge(h: FakeHost, s: GatewayNetSettings): number {
     const p = planGatewayNetwork(s, facts(h));
     if (p.actions.length === 0) return round;
     for (const a of p.actions) {
-      const err = h.apply(a.args);
-      if (err) throw new Error(`ip ${a.args.join(" ")}: ${err}`);
+      const err = h.applyChange(a);
+      if (err) throw new Error(`${formatChange(a)}: ${err}`);
     }
   }
   throw new Error("did not converge in 3 rounds");
@@ -34,11 +35,11 @@ function converge(h: FakeHost, s: GatewayNetSettings): number {
 describe("planGatewayNetwork", () => {
   test("a fresh pod: create vxlan0 with VNI, port, stable MAC and MTU; address; up; rule; local routes", () => {
     const p = planGatewayNetwork(base, facts(FakeHost.pod()));
-    expect(p.actions.map((a) => a.args.join(" "))).toEqual([
+    expect(p.actions.map((a) => formatChange(a))).toEqual([
       `link add vxlan0 address ${gatewayMac(42)} mtu 1450 type vxlan id 42 dev eth0 dstport 8472`,
-      "addr add 172.16.0.1/24 dev vxlan0",
-      "link set dev vxlan0 up",
-      "rule add from all lookup main suppress_prefixlength 0 pref 50",
+      "addr replace 172.16.0.1/24 dev vxlan0 valid_lft forever preferred_lft forever",
+      "link set vxlan0 up",
+      "rule add pref 50 lookup main suppress_prefixlength 0",
       "route replace 10.0.0.0/8 via 198.18.0.1 dev eth0 proto 201",
       "route replace 192.168.0.0/16 via 198.18.0.1 dev eth0 proto 201",
     ]);
@@ -63,7 +64,7 @@ describe("planGatewayNetwork", () => {
     const index = h.link("vxlan0")!.ifindex;
     expect(h.link("vxlan0")!.mtu).toBe(8951);
     const p = planGatewayNetwork({ ...base, VPN_INTERFACE_MTU: 1380 }, facts(h));
-    expect(p.actions.map((a) => a.args.join(" "))).toEqual(["link set dev vxlan0 mtu 1380"]);
+    expect(p.actions.map((a) => formatChange(a))).toEqual(["link set vxlan0 mtu 1380"]);
     expect(p.vxlan.mtuWhy).toBe("VPN_INTERFACE_MTU 1380 < eth0 MTU 9001 - 50");
     converge(h, { ...base, VPN_INTERFACE_MTU: 1380 });
     expect(h.link("vxlan0")!.ifindex).toBe(index);
@@ -79,9 +80,9 @@ describe("planGatewayNetwork", () => {
       const h = FakeHost.pod();
       converge(h, base);
       const p = planGatewayNetwork({ ...base, ...change }, facts(h));
-      expect(p.actions[0]!.args).toEqual(["link", "del", "dev", "vxlan0"]);
+      expect(formatChangeWords(p.actions[0]!)).toEqual(["link", "del", "vxlan0"]);
       expect(p.actions[0]!.why).toContain(what);
-      expect(p.actions[1]!.args.slice(0, 3)).toEqual(["link", "add", "vxlan0"]);
+      expect(formatChangeWords(p.actions[1]!).slice(0, 3)).toEqual(["link", "add", "vxlan0"]);
     }
     const h = FakeHost.pod();
     converge(h, base);
@@ -97,10 +98,10 @@ describe("planGatewayNetwork", () => {
     converge(h, { ...base, VXLAN_IP_NETWORK: "172.17.0" });
     h.link("vxlan0")!.flags = ["BROADCAST"];
     const p = planGatewayNetwork(base, facts(h));
-    expect(p.actions.map((a) => a.args.join(" "))).toEqual([
+    expect(p.actions.map((a) => formatChange(a))).toEqual([
       "addr del 172.17.0.1/24 dev vxlan0",
-      "addr add 172.16.0.1/24 dev vxlan0",
-      "link set dev vxlan0 up",
+      "addr replace 172.16.0.1/24 dev vxlan0 valid_lft forever preferred_lft forever",
+      "link set vxlan0 up",
     ]);
   });
 
@@ -109,22 +110,22 @@ describe("planGatewayNetwork", () => {
     converge(h, base);
     const r = h.rules.find((x) => x.priority === 50)!;
     h.rules.push(structuredClone(r), structuredClone(r));
-    expect(planGatewayNetwork(base, facts(h)).actions.map((a) => a.args.join(" "))).toEqual([
-      "rule del from all lookup main suppress_prefixlength 0 pref 50",
-      "rule del from all lookup main suppress_prefixlength 0 pref 50",
+    expect(planGatewayNetwork(base, facts(h)).actions.map((a) => formatChange(a))).toEqual([
+      "rule del pref 50 lookup main suppress_prefixlength 0",
+      "rule del pref 50 lookup main suppress_prefixlength 0",
     ]);
     // A different rule at preference 50 is not ours and is left alone.
     const g = FakeHost.pod();
     g.rules.push({ priority: 50, src: "10.0.0.0/8", table: "main" });
-    expect(planGatewayNetwork(base, facts(g)).actions.filter((a) => a.args[0] === "rule").map((a) => a.args[1])).toEqual(["add"]);
+    expect(planGatewayNetwork(base, facts(g)).actions.filter((a) => formatChangeWords(a)[0] === "rule").map((a) => formatChangeWords(a)[1])).toEqual(["add"]);
   });
 
   test("local routes: only with a VPN interface; a wrong next hop is replaced; IPv6 CIDRs left to planLocalRoutes6 (no ip action, no warning here)", () => {
-    expect(planGatewayNetwork({ ...base, VPN_INTERFACE: "" }, facts(FakeHost.pod())).actions.some((a) => a.args[0] === "route")).toBe(false);
+    expect(planGatewayNetwork({ ...base, VPN_INTERFACE: "" }, facts(FakeHost.pod())).actions.some((a) => formatChangeWords(a)[0] === "route")).toBe(false);
     const h = FakeHost.pod();
     h.routes.push({ dst: "10.0.0.0/8", gateway: "198.18.0.99", dev: "eth0" });
     const p = planGatewayNetwork({ ...base, VPN_LOCAL_CIDRS: ["10.0.0.0/8", "fd00::/8", "192.168.7.9/16"] }, facts(h));
-    expect(p.actions.filter((a) => a.args[0] === "route").map((a) => a.args.join(" "))).toEqual([
+    expect(p.actions.filter((a) => formatChangeWords(a)[0] === "route").map((a) => formatChange(a))).toEqual([
       "route replace 10.0.0.0/8 via 198.18.0.1 dev eth0 proto 201",
       "route replace 192.168.0.0/16 via 198.18.0.1 dev eth0 proto 201",
     ]);
@@ -155,7 +156,7 @@ describe("the cluster DNS recorded in the kernel (for a sidecar restarted with a
   test("recorded as a host route on eth0 with protocol 202; a new one replaces it; unknown keeps it", () => {
     const h = FakeHost.pod();
     const apply = (clusterDns?: string) => {
-      for (const a of planGatewayNetwork(base, facts(h), { clusterDns }).actions) expect(h.apply(a.args)).toBeUndefined();
+      for (const a of planGatewayNetwork(base, facts(h), { clusterDns }).actions) expect(h.applyChange(a)).toBeUndefined();
     };
     apply("10.96.0.10");
     expect(h.print()).toContain("route 10.96.0.10 via 198.18.0.1 dev eth0 proto 202");
@@ -225,8 +226,8 @@ describe("property: nothing stale — after any sequence of configurations the s
       const actions = [...net.actions, ...ks.actions];
       if (actions.length === 0) return;
       for (const a of actions) {
-        const err = h.apply(a.args);
-        if (err) throw new Error(`ip ${a.args.join(" ")}: ${err}`);
+        const err = h.applyChange(a);
+        if (err) throw new Error(`${formatChange(a)}: ${err}`);
       }
     }
     throw new Error("did not converge in 3 rounds");

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectedElf, gitCommit, parseTarget, renderSha256Sums, sha256File, verifyBinary } from "../../build.ts";
-import { REPO_ROOT } from "../../src/sys/rootfs.ts";
+import { REPO_ROOT } from "../../src/image/rootfs.ts";
 
 const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string };
 

@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUILD_INPUTS } from "../../src/image/build-image.ts";
-import { readRootfsManifest, REPO_ROOT } from "../../src/sys/rootfs.ts";
+import { readRootfsManifest, REPO_ROOT } from "../../src/image/rootfs.ts";
 
 interface Instr {
   op: string;

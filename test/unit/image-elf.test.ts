@@ -2,8 +2,8 @@
 // laid out field by field, real files of this machine, and corrupt input.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { decodeElf, ElfError, EM, readElf, type ByteSource } from "../../src/sys/rootfs-elf.ts";
-import { hostArch } from "../../src/sys/rootfs.ts";
+import { decodeElf, ElfError, EM, readElf, type ByteSource } from "../../src/image/rootfs-elf.ts";
+import { hostArch } from "../../src/image/rootfs.ts";
 
 interface FixtureOpts {
   bits: 32 | 64;

@@ -10,7 +10,7 @@ import { binfmtRuns, parseBaseArgs, planArches, qualifyImageRef } from "../../sr
 import { parseTar } from "../../src/image/oci.ts";
 import { renderContainersConf } from "../../src/image/podman.ts";
 import { parseAptMirror, renderNodeStandIn, standInNames } from "../../src/image/standins.ts";
-import { ARCHES, readRootfsManifest, REPO_ROOT } from "../../src/sys/rootfs.ts";
+import { ARCHES, readRootfsManifest, REPO_ROOT } from "../../src/image/rootfs.ts";
 
 describe("podman settings", () => {
   test("containers.conf: no default ulimits, no network unless asked, runc, cgroupfs", () => {

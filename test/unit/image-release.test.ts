@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { targets } from "../../build.ts";
-import { REPO_ROOT } from "../../src/sys/rootfs.ts";
+import { REPO_ROOT } from "../../src/image/rootfs.ts";
 
 type Obj = Record<string, any>;
 const wf = Bun.YAML.parse(readFileSync(join(REPO_ROOT, ".github/workflows/release.yml"), "utf8")) as Obj;

@@ -6,11 +6,11 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { multiCallNames } from "../../src/cli/commands.ts";
-import { readElf } from "../../src/sys/rootfs-elf.ts";
+import { readElf } from "../../src/image/rootfs-elf.ts";
 import {
   ARCHES, applyRootfsPlan, hostArch, parseArch, parseDpkgStatus, parseRootfsManifest, readRootfsManifest, readRootfsPlan,
   renderRootfsListing, resolveInRoot, REPO_ROOT, type RootfsPlan,
-} from "../../src/sys/rootfs.ts";
+} from "../../src/image/rootfs.ts";
 
 const arch = hostArch();
 const manifest = readRootfsManifest();

@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { targets } from "../../build.ts";
-import { REPO_ROOT } from "../../src/sys/rootfs.ts";
+import { REPO_ROOT } from "../../src/image/rootfs.ts";
 import { renderSizesTable, type Sizes } from "../../src/image/sizes.ts";
 
 const M = 1048576;

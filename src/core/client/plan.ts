@@ -12,13 +12,13 @@ import { isOurProto, ROUTE_PROTO } from "./constants.ts";
 import { planPodIdentity } from "./identity.ts";
 import type { AddressFact, ClientFacts } from "./facts.ts";
 import { formatPrefix4, parsePrefix4, prefixContains, type Prefix4 } from "../net/ipv4.ts";
-import type { NetChange, RouteSpec, VxlanSpec } from "../net/change.ts";
+import type { PodChange, RouteSpec, VxlanSpec } from "../net/change.ts";
 
 // The change model (routes, vxlan, addresses, neighbours) is shared: src/core/net/change.ts.
 export type { RouteSpec, VxlanSpec } from "../net/change.ts";
 export { stateChanges } from "../net/change.ts";
 /** A planned change to the pod's network (the client's name for NetChange). */
-export type Change = NetChange;
+export type Change = PodChange;
 
 export class PlanError extends Error {
   override name = "PlanError";

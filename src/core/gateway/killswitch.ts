@@ -2,8 +2,9 @@
 // (iif vxlan0) is routed by, and that holds no way out but the VPN. It does not depend on any
 // firewall rule, so a flushed filter table (a VPN container's start-up script, `iptables -F`
 // with policies ACCEPT) does not open the gateway. Pure: plans the table and our policy rules
-// from `ip -j route show table all` and `ip -j rule show`, and returns the `ip` commands that
-// make the kernel's state exactly the plan (adds before deletes; a second plan is empty).
+// from the routes of every table and the rules (rtnetlink dumps in `ip -j`'s shapes), and returns
+// the changes (src/core/net/change.ts) that make the kernel's state exactly the plan (adds before
+// deletes; a second plan is empty).
 //
 // Our table (KILLSWITCH_TABLE) holds:
 //   - the overlay /24 on vxlan0 (client to client, and the replies the gateway forwards);
@@ -24,7 +25,7 @@ import { routeDst } from "../net/ip-json.ts";
 import { parsePrefix4, prefixContains } from "../net/ipv4.ts";
 import { POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 import type { Settings } from "../settings/types.ts";
-import type { NetAction } from "./plan.ts";
+import type { NetChange, RouteSpec, RouteType, RuleSpec } from "../net/change.ts";
 
 /** One route of our table, as planned or as read back. */
 export interface TableRoute {
@@ -67,7 +68,7 @@ export interface KillSwitchPlan {
   table: TableRoute[];
   /** Route copies taken from VPN_INTERFACE routes (0 while the VPN link is down or absent). */
   vpnRoutes: number;
-  actions: NetAction[];
+  actions: NetChange[];
 }
 
 const TABLE = String(KILLSWITCH_TABLE);
@@ -107,19 +108,22 @@ export function describeTableRoute(r: TableRoute): string {
   return parts.join(" ");
 }
 
-function routeArgs(verb: "replace" | "del", r: TableRoute): string[] {
-  const a = ["route", verb];
-  if (r.type === "unreachable") a.push("unreachable");
-  a.push(r.dst);
-  if (verb === "replace") {
-    if (r.via) a.push("via", r.via);
-    if (r.dev) a.push("dev", r.dev);
-    if (r.onlink) a.push("onlink");
-    if (r.src) a.push("src", r.src);
-  }
-  a.push("metric", String(r.metric), "table", TABLE);
-  return a;
+/** A route of our table as a change's route: all of it to replace, its slot (type, dst, metric) to delete. */
+function routeSpec(verb: "replace" | "del", r: TableRoute): RouteSpec {
+  return {
+    family: 4,
+    dst: r.dst,
+    ...(r.type === "unreachable" ? { type: "unreachable" as const } : {}),
+    ...(verb === "replace" && r.via ? { via: r.via } : {}),
+    ...(verb === "replace" && r.dev ? { dev: r.dev } : {}),
+    ...(verb === "replace" && r.onlink ? { onlink: true } : {}),
+    ...(verb === "replace" && r.src ? { src: r.src } : {}),
+    metric: r.metric,
+    table: TABLE,
+  };
 }
+
+const DELETABLE_TYPES: readonly string[] = ["unicast", "unreachable", "blackhole", "prohibit", "throw"];
 
 /** The prefix length of `dst` when it holds the IPv4 address, else -1. */
 function covers(dst: string, addr: string): number {
@@ -171,8 +175,7 @@ export function planKillSwitchTable(input: KillSwitchInput, facts: KillSwitchFac
 }
 
 interface WantRule {
-  pref: number;
-  args: string[];
+  rule: RuleSpec;
   key: string;
   why: string;
 }
@@ -182,20 +185,24 @@ function ruleKey(pref: number, sel: string): string {
 }
 
 /** Our rules as read: preference 45/46 and our table. */
-function ourRules(rules: readonly IpRule[]): { key: string; del: string[] }[] {
-  const out: { key: string; del: string[] }[] = [];
+function ourRules(rules: readonly IpRule[]): { key: string; del: RuleSpec }[] {
+  const out: { key: string; del: RuleSpec }[] = [];
   for (const r of rules as readonly (IpRule & Record<string, unknown>)[]) {
     if (r.table !== TABLE || (r.priority !== KILLSWITCH_CLIENT_RULE_PREF && r.priority !== KILLSWITCH_DNS_RULE_PREF)) continue;
     const sel: string[] = [];
+    const to = typeof r.dst === "string" ? `${r.dst}/${typeof r.dstlen === "number" ? r.dstlen : 32}` : undefined;
+    const from = r.src !== undefined && r.src !== "all" ? `${r.src}/${typeof r.srclen === "number" ? r.srclen : 32}` : undefined;
     if (typeof r.iif === "string") sel.push("iif", r.iif);
-    if (typeof r.dst === "string") sel.push("to", `${r.dst}/${typeof r.dstlen === "number" ? r.dstlen : 32}`);
-    if (r.src !== undefined && r.src !== "all") sel.push("from", `${r.src}/${typeof r.srclen === "number" ? r.srclen : 32}`);
-    for (const k of ["oif", "fwmark", "not", "ipproto", "sport", "dport", "tos", "uidrange", "suppress_prefixlen"]) if (r[k] !== undefined) sel.push(`${k}=${JSON.stringify(r[k])}`);
+    if (to) sel.push("to", to);
+    if (from) sel.push("from", from);
+    for (const k of ["oif", "fwmark", "not", "ipproto", "sport", "dport", "tos", "uidrange", "l3mdev", "suppress_prefixlen"]) if (r[k] !== undefined) sel.push(`${k}=${JSON.stringify(r[k])}`);
     const clean = sel.every((a) => !a.includes("="));
     out.push({
       key: ruleKey(r.priority, sel.join(" ")),
       // A rule with selectors we never add is not re-created; deleting it by preference and table alone is exact enough (ours).
-      del: clean ? ["rule", "del", "pref", String(r.priority), ...sel, "lookup", TABLE] : ["rule", "del", "pref", String(r.priority), "lookup", TABLE],
+      del: clean
+        ? { pref: r.priority, ...(from ? { from } : {}), ...(to ? { to } : {}), ...(typeof r.iif === "string" ? { iif: r.iif } : {}), table: TABLE }
+        : { pref: r.priority, table: TABLE },
     });
   }
   return out;
@@ -204,12 +211,9 @@ function ourRules(rules: readonly IpRule[]): { key: string; del: string[] }[] {
 function wantRules(input: KillSwitchInput): WantRule[] {
   if (!input.enabled) return [];
   const out: WantRule[] = [];
-  const client = ["iif", VXLAN_IF];
-  out.push({ pref: KILLSWITCH_CLIENT_RULE_PREF, args: client, key: ruleKey(KILLSWITCH_CLIENT_RULE_PREF, client.join(" ")), why: "clients' packets are routed by our table only" });
-  for (const addr of input.dnsUpstreams) {
-    const sel = ["to", `${addr}/32`];
-    out.push({ pref: KILLSWITCH_DNS_RULE_PREF, args: sel, key: ruleKey(KILLSWITCH_DNS_RULE_PREF, sel.join(" ")), why: `DNS upstream ${addr} only through ${input.vpnInterface}` });
-  }
+  out.push({ rule: { pref: KILLSWITCH_CLIENT_RULE_PREF, iif: VXLAN_IF, table: TABLE }, key: ruleKey(KILLSWITCH_CLIENT_RULE_PREF, `iif ${VXLAN_IF}`), why: "clients' packets are routed by our table only" });
+  for (const addr of input.dnsUpstreams)
+    out.push({ rule: { pref: KILLSWITCH_DNS_RULE_PREF, to: `${addr}/32`, table: TABLE }, key: ruleKey(KILLSWITCH_DNS_RULE_PREF, `to ${addr}/32`), why: `DNS upstream ${addr} only through ${input.vpnInterface}` });
   return out;
 }
 
@@ -219,14 +223,15 @@ function wantRules(input: KillSwitchInput): WantRule[] {
  */
 export function planKillSwitch(input: KillSwitchInput, facts: KillSwitchFacts): KillSwitchPlan {
   const { table, vpnRoutes } = planKillSwitchTable(input, facts);
-  const actions: NetAction[] = [];
+  const actions: NetChange[] = [];
   const have = new Map<string, TableRoute>();
   for (const r of facts.routes) {
     if (tableOf(r) !== TABLE) continue;
     const t = toTableRoute(r);
     // Anything in our table we cannot express (a multipath or blackhole route) is stale by definition.
     if (!t) {
-      actions.push({ args: ["route", "del", routeDst(r), ...(r.type ? ["type", r.type] : []), "metric", String(r.metric ?? 0), "table", TABLE], why: `not ours to keep: ${r.type ?? "route"} ${r.dst} in table ${TABLE}` });
+      const type = r.type !== undefined && DELETABLE_TYPES.includes(r.type) ? { type: r.type as RouteType } : {};
+      actions.push({ op: "route-del", route: { family: 4, dst: routeDst(r), ...type, metric: r.metric ?? 0, table: TABLE }, why: `not ours to keep: ${r.type ?? "route"} ${r.dst} in table ${TABLE}` });
       continue;
     }
     have.set(slot(t), t);
@@ -238,30 +243,25 @@ export function planKillSwitch(input: KillSwitchInput, facts: KillSwitchFacts): 
     want.add(slot(r));
     const h = have.get(slot(r));
     if (h && describeTableRoute(h) === describeTableRoute(r)) continue;
-    actions.push({ args: routeArgs("replace", r), why: `table ${TABLE}: ${describeTableRoute(r)}` });
+    actions.push({ op: "route-replace", route: routeSpec("replace", r), why: `table ${TABLE}: ${describeTableRoute(r)}` });
   }
   const rulesHave = ourRules(facts.rules);
   const rulesWant = wantRules(input);
   const haveKeys = new Set<string>();
   for (const w of rulesWant) {
     if (rulesHave.some((h) => h.key === w.key)) continue;
-    actions.push({ args: ["rule", "add", "pref", String(w.pref), ...w.args, "lookup", TABLE], why: w.why });
+    actions.push({ op: "rule-add", rule: w.rule, why: w.why });
   }
-  for (const [k, h] of have) if (!want.has(k)) actions.push({ args: routeArgs("del", h), why: `stale in table ${TABLE}: ${describeTableRoute(h)}` });
+  for (const [k, h] of have) if (!want.has(k)) actions.push({ op: "route-del", route: routeSpec("del", h), why: `stale in table ${TABLE}: ${describeTableRoute(h)}` });
   for (const h of rulesHave) {
     // Exactly once: duplicates go too.
     if (rulesWant.some((w) => w.key === h.key) && !haveKeys.has(h.key)) {
       haveKeys.add(h.key);
       continue;
     }
-    actions.push({ args: h.del, why: `stale rule (${h.key} lookup ${TABLE})` });
+    actions.push({ op: "rule-del", rule: h.del, why: `stale rule (${h.key} lookup ${TABLE})` });
   }
   return { table, vpnRoutes, actions };
-}
-
-/** IPv4 routes of every table from `ip -j route show table all` (IPv6 ones carry "pref" or a colon). */
-export function ipv4Routes(all: readonly (IpRoute & { pref?: string })[]): IpRoute[] {
-  return all.filter((r) => r.pref === undefined && !r.dst.includes(":") && !(r.gateway ?? "").includes(":"));
 }
 
 /** One line for the logs: what the routing layer holds. */
@@ -308,7 +308,7 @@ export function planDnsUpstreams(nameservers: readonly string[], clusterDns: str
  * and re-created takes its routes (ours included) with it, so they are neither deleted again (the
  * batch would stop at "No such process") nor counted as present.
  */
-export function routingFactsAfter(net: { actions: readonly NetAction[] }, facts: { allRoutes: readonly IpRoute[]; rules: readonly IpRule[] }): KillSwitchFacts {
-  const gone = new Set(net.actions.filter((a) => a.args[0] === "link" && a.args[1] === "del").map((a) => (a.args[2] === "dev" ? a.args[3] : a.args[2])));
+export function routingFactsAfter(net: { actions: readonly NetChange[] }, facts: { allRoutes: readonly IpRoute[]; rules: readonly IpRule[] }): KillSwitchFacts {
+  const gone = new Set(net.actions.flatMap((a) => (a.op === "link-del" ? [a.dev] : [])));
   return { routes: gone.size ? facts.allRoutes.filter((r) => !gone.has(r.dev ?? "")) : facts.allRoutes, rules: facts.rules };
 }

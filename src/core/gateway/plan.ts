@@ -1,16 +1,16 @@
 // Plans the gateway pod's links, addresses, policy rule and routes: compares the facts read
-// with `ip -j` against what gateway-init wants and returns only the `ip` commands needed,
-// so a second run on a correct pod plans nothing (and vxlan0 is never re-created needlessly).
+// (rtnetlink dumps in `ip -j`'s shapes, src/core/gateway/facts.ts) against what gateway-init
+// wants and returns only the changes needed (src/core/net/change.ts), so a second run on a
+// correct pod plans nothing (and vxlan0 is never re-created needlessly).
 import type { IpAddr, IpRoute, IpRule } from "../net/ip-json.ts";
-import { parseIpJson, routeDst } from "../net/ip-json.ts";
-import { parseReadBatch, renderReadBatch, type ReadCommand } from "../client/read-batch.ts";
+import { routeDst } from "../net/ip-json.ts";
+import type { NetChange } from "../net/change.ts";
 import type { Settings } from "../settings/types.ts";
 import { effectiveVxlanPort, gatewayMac, gatewayOverlayIp, planVxlanMtu, POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 import { canonicalCidr } from "../firewall/model.ts";
 import { CLUSTER_DNS_ROUTE_PROTO } from "../firewall/names.ts";
 import { isIPv4 } from "../settings/values.ts";
 import { isOurProto, ROUTE_PROTO } from "../client/constants.ts";
-import { ipv4Routes } from "./killswitch.ts";
 
 /**
  * Why preference 50: a VPN client such as wg-quick routes everything through its own table
@@ -22,7 +22,7 @@ import { ipv4Routes } from "./killswitch.ts";
 export const SUPPRESS_RULE_PREF = 50;
 
 export interface GatewayFacts {
-  /** `ip -j -d addr show`: every link with its linkinfo and addresses. */
+  /** Every link with its linkinfo and addresses (as `ip -j -d addr show`). */
   links: IpAddr[];
   /** IPv4 routes of table main. */
   routes: IpRoute[];
@@ -32,51 +32,16 @@ export interface GatewayFacts {
   rules: IpRule[];
 }
 
-// The facts as ONE `ip -j -d -batch -` process (process start-up is most of gateway-init's
-// time), after the apply commands when there are any: links with addresses and the routes as
-// client-init reads them (core/client/read-batch.ts), then the rules. A batch line cannot carry
-// -4, but `ip rule show` without a family lists IPv4 rules (iproute2 picks AF_INET for rules).
-const NET_READS: readonly ReadCommand[] = [{ kind: "addrs" }, { kind: "routes" }];
-
-/** The read commands (arguments after `ip -j -d`) whose answers parseGatewayReads takes. */
-export function renderGatewayReads(): string[][] {
-  return [...renderReadBatch(NET_READS), ["rule", "show"]];
-}
-
-/** The facts from the batch's stdout: one JSON array per read, one per line, in renderGatewayReads' order. */
-export function parseGatewayReads(stdout: string): GatewayFacts {
-  const lines = stdout.split("\n").filter((l) => l.trim() !== "");
-  const want = NET_READS.length + 1;
-  if (lines.length !== want) throw new Error(`ip -batch printed ${lines.length} answers for ${want} reads`);
-  const { links, routes4 } = parseReadBatch(NET_READS, lines.slice(0, NET_READS.length).join("\n"), "");
-  let rules: IpRule[];
-  let allRoutes: IpRoute[];
-  try {
-    allRoutes = ipv4Routes(parseIpJson<IpRoute>(lines[NET_READS.length - 1]!));
-  } catch {
-    throw new Error("ip route show table all printed something that is not JSON");
-  }
-  try {
-    rules = parseIpJson<IpRule>(lines[NET_READS.length]!);
-  } catch {
-    throw new Error("ip rule show printed something that is not JSON");
-  }
-  return { links, routes: routes4, allRoutes, rules };
-}
-
 export type GatewayNetSettings = Pick<
   Settings,
   "VXLAN_ID" | "VXLAN_PORT" | "VXLAN_IP_NETWORK" | "VPN_INTERFACE" | "VPN_INTERFACE_MTU" | "VPN_LOCAL_CIDRS"
 >;
 
-/** One `ip` command (arguments after "ip") and why it is needed. */
-export interface NetAction {
-  args: string[];
-  why: string;
-}
+/** One planned change to the gateway's network (with why it is needed). */
+export type NetAction = NetChange;
 
 export interface GatewayNetPlan {
-  actions: NetAction[];
+  actions: NetChange[];
   vxlan: { name: string; vni: number; port: number; mac: string; mtu: number; mtuWhy: string; address: string };
   /** The pod's original default gateway on eth0 (VPN_LOCAL_CIDRS go via it). */
   defaultGateway: string | undefined;
@@ -151,7 +116,7 @@ export function readClusterDnsRecord(mainRoutes: readonly IpRoute[]): string | u
 }
 
 export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts, opts: { clusterDns?: string } = {}): GatewayNetPlan {
-  const actions: NetAction[] = [];
+  const actions: NetChange[] = [];
   const warnings: string[] = [];
   const eth0 = f.links.find((l) => l.ifname === POD_IF);
   if (!eth0) throw new GatewayPlanError(`${POD_IF} not found: the gateway needs the pod's ${POD_IF} as the VXLAN underlay`);
@@ -167,33 +132,31 @@ export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts, opts:
   if (link) {
     const bad = vxlanMismatch(link, { vni, port, mac });
     if (bad.length) {
-      actions.push({ args: ["link", "del", "dev", v], why: `existing ${v} does not match (${bad.join("; ")})` });
+      actions.push({ op: "link-del", dev: v, why: `existing ${v} does not match (${bad.join("; ")})` });
       link = undefined;
     }
   }
+  const addAddress = (why: string): NetChange => ({ op: "addr-set", dev: v, local: address.split("/")[0]!, prefixlen: 24, lifetime: "forever", why });
   if (!link) {
     // VNI, port, device and MAC at creation: a stable MAC (derived from the VNI) keeps clients'
     // ARP caches valid across gateway restarts.
-    actions.push({
-      args: ["link", "add", v, "address", mac, "mtu", String(mtu), "type", "vxlan", "id", String(vni), "dev", POD_IF, "dstport", String(port)],
-      why: `create ${v} (VNI ${vni}, port ${port}, MTU ${mtu})`,
-    });
-    actions.push({ args: ["addr", "add", address, "dev", v], why: `overlay address ${address}` });
-    actions.push({ args: ["link", "set", "dev", v, "up"], why: `${v} up` });
+    actions.push({ op: "vxlan-learning-add", vxlan: { name: v, vni, port, dev: POD_IF, mac, mtu }, why: `create ${v} (VNI ${vni}, port ${port}, MTU ${mtu})` });
+    actions.push(addAddress(`overlay address ${address}`));
+    actions.push({ op: "link-set", dev: v, up: true, why: `${v} up` });
   } else {
-    if (link.mtu !== mtu) actions.push({ args: ["link", "set", "dev", v, "mtu", String(mtu)], why: `${v} MTU ${link.mtu} -> ${mtu}` });
+    if (link.mtu !== mtu) actions.push({ op: "link-set", dev: v, mtu, why: `${v} MTU ${link.mtu} -> ${mtu}` });
     const inet = link.addr_info.filter((a) => a.family === "inet");
     for (const a of inet)
-      if (`${a.local}/${a.prefixlen}` !== address) actions.push({ args: ["addr", "del", `${a.local}/${a.prefixlen}`, "dev", v], why: `stale address on ${v}` });
-    if (!inet.some((a) => `${a.local}/${a.prefixlen}` === address)) actions.push({ args: ["addr", "add", address, "dev", v], why: `overlay address ${address}` });
-    if (!link.flags.includes("UP")) actions.push({ args: ["link", "set", "dev", v, "up"], why: `${v} up` });
+      if (`${a.local}/${a.prefixlen}` !== address) actions.push({ op: "addr-del", dev: v, local: a.local, prefixlen: a.prefixlen, why: `stale address on ${v}` });
+    if (!inet.some((a) => `${a.local}/${a.prefixlen}` === address)) actions.push(addAddress(`overlay address ${address}`));
+    if (!link.flags.includes("UP")) actions.push({ op: "link-set", dev: v, up: true, why: `${v} up` });
   }
 
   // ---- policy rule, exactly once
-  const ruleArgs = ["from", "all", "lookup", "main", "suppress_prefixlength", "0", "pref", String(SUPPRESS_RULE_PREF)];
+  const rule = { pref: SUPPRESS_RULE_PREF, table: "main", suppressPrefixlength: 0 };
   const n = f.rules.filter(isSuppressRule).length;
-  if (n === 0) actions.push({ args: ["rule", "add", ...ruleArgs], why: "main table before the VPN's catch-all" });
-  for (let i = 1; i < n; i++) actions.push({ args: ["rule", "del", ...ruleArgs], why: "duplicate policy rule" });
+  if (n === 0) actions.push({ op: "rule-add", rule, why: "main table before the VPN's catch-all" });
+  for (let i = 1; i < n; i++) actions.push({ op: "rule-del", rule, why: "duplicate policy rule" });
 
   // ---- VPN_LOCAL_CIDRS via the pod's original default gateway
   const { localRoutes, defaultGateway, warnings: localWarnings } = planLocalRoutes(s, f.routes);
@@ -201,7 +164,7 @@ export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts, opts:
   for (const { dst, via } of localRoutes) {
     const have = f.routes.find((r) => routeDst(r) === dst && (r.type === undefined || r.type === "unicast"));
     if (have && have.gateway === via && have.dev === POD_IF && isOurProto(have.protocol)) continue;
-    actions.push({ args: ["route", "replace", dst, "via", via, "dev", POD_IF, "proto", String(ROUTE_PROTO)], why: `VPN_LOCAL_CIDRS ${dst} stays on ${POD_IF}` });
+    actions.push({ op: "route-replace", route: { family: 4, dst, via, dev: POD_IF, proto: ROUTE_PROTO }, why: `VPN_LOCAL_CIDRS ${dst} stays on ${POD_IF}` });
   }
   // The cluster DNS, recorded as a host route on eth0 (it is reached there in any case): known
   // only to gateway-init's first run, it must survive the sidecar's restarts. Unknown: kept as is.
@@ -210,16 +173,17 @@ export function planGatewayNetwork(s: GatewayNetSettings, f: GatewayFacts, opts:
   if (dnsHost && !localRoutes.some((l) => l.dst === dnsHost)) {
     const same = records.find((r) => routeDst(r) === dnsHost && r.gateway === defaultGateway && r.dev === POD_IF);
     for (const r of records)
-      if (r !== same) actions.push({ args: ["route", "del", routeDst(r), "proto", String(CLUSTER_DNS_ROUTE_PROTO)], why: `the cluster DNS is ${opts.clusterDns} now, not ${routeDst(r)}` });
+      if (r !== same) actions.push({ op: "route-del", route: { family: 4, dst: routeDst(r), proto: CLUSTER_DNS_ROUTE_PROTO }, why: `the cluster DNS is ${opts.clusterDns} now, not ${routeDst(r)}` });
     if (!same)
-      actions.push({ args: ["route", "replace", dnsHost, "via", defaultGateway!, "dev", POD_IF, "proto", String(CLUSTER_DNS_ROUTE_PROTO)], why: `cluster DNS ${opts.clusterDns} on ${POD_IF} (recorded for restarts)` });
+      actions.push({ op: "route-replace", route: { family: 4, dst: dnsHost, via: defaultGateway!, dev: POD_IF, proto: CLUSTER_DNS_ROUTE_PROTO }, why: `cluster DNS ${opts.clusterDns} on ${POD_IF} (recorded for restarts)` });
   }
   // Nothing stale: our routes (marked with our protocol) for CIDRs no longer planned go.
   const planned = new Set(localRoutes.map((l) => l.dst));
   for (const r of f.routes)
     if (isOurProto(r.protocol) && !planned.has(routeDst(r)))
       actions.push({
-        args: ["route", "del", routeDst(r), ...(r.gateway ? ["via", r.gateway] : []), ...(r.dev ? ["dev", r.dev] : []), "proto", String(ROUTE_PROTO)],
+        op: "route-del",
+        route: { family: 4, dst: routeDst(r), ...(r.gateway ? { via: r.gateway } : {}), ...(r.dev ? { dev: r.dev } : {}), proto: ROUTE_PROTO },
         why: `no longer in VPN_LOCAL_CIDRS: ${routeDst(r)}`,
       });
 

@@ -312,7 +312,15 @@ export interface RuleMessage {
   fwmark?: number;
   suppressPrefixlen?: number;
   protocol?: number;
+  /**
+   * Decoded only: selectors present that the codec does not decode further, by iproute2's JSON
+   * names (a reader must not take such a rule for one that matches everything).
+   */
+  otherSelectors?: string[];
 }
+
+/** FRA_* selectors kept only by name (src/core/netlink/constants.ts lists the decoded ones). */
+const OTHER_RULE_SELECTORS: Readonly<Record<number, string>> = { 11: "realms", 12: "tun_id", 13: "suppress_ifgroup", 16: "fwmask", 19: "l3mdev", 20: "uidrange", 22: "ipproto", 23: "sport", 24: "dport" };
 
 export function encodeRule(m: RuleMessage): Uint8Array {
   const f = new Uint8Array(C.FIB_RULE_HDR_LEN);
@@ -347,6 +355,10 @@ export function decodeRule(payload: Uint8Array): RuleMessage {
       case C.FRA_FWMARK: m.fwmark = attrU32(a); break;
       case C.FRA_SUPPRESS_PREFIXLEN: m.suppressPrefixlen = attrU32(a); break;
       case C.FRA_PROTOCOL: m.protocol = attrU8(a); break;
+      default: {
+        const name = OTHER_RULE_SELECTORS[a.type];
+        if (name) (m.otherSelectors ??= []).push(name);
+      }
     }
   });
   return m;

@@ -4,7 +4,7 @@
 // program's loader, which cannot work for another architecture's sysroot (the Docker build
 // assembles an arm64 root filesystem on an amd64 builder).
 // decodeElf is pure (bytes in, facts out); readElf is its thin file-reading wrapper. They
-// live beside the assembler (src/sys/rootfs.ts) because that is their only other user.
+// live beside the assembler (src/image/rootfs.ts) because that is their only other user.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 
 /** e_machine values (ELF gABI / the processor supplements). */

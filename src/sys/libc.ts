@@ -1,0 +1,52 @@
+// libc through bun:ffi, loaded once per process for every in-process socket (the DHCP packet
+// socket, src/sys/dhcp-socket.ts; netlink, src/sys/netlink.ts). Each dlopen() compiles its
+// TinyCC trampolines and maps its own code: one loader means that work, and those pages, once.
+import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
+import { PodGatewayError } from "../core/errors.ts";
+
+const SYMBOLS = {
+  socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64_fast },
+  recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64_fast },
+  sendto: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i64_fast },
+  recvfrom: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i64_fast },
+  close: { args: [FFIType.i32], returns: FFIType.i32 },
+  if_nametoindex: { args: [FFIType.ptr], returns: FFIType.u32 },
+  __errno_location: { args: [], returns: FFIType.ptr },
+  strerror: { args: [FFIType.i32], returns: FFIType.cstring },
+} as const;
+
+function openLibc() {
+  const errors: string[] = [];
+  // glibc first (the release binary), then musl's names.
+  for (const name of ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
+    try {
+      return dlopen(name, SYMBOLS).symbols;
+    } catch (e) {
+      errors.push(`${name}: ${(e as Error).message}`);
+    }
+  }
+  throw new PodGatewayError(`loading libc (bun:ffi) failed: ${errors.join("; ")}`);
+}
+
+export type Libc = ReturnType<typeof openLibc>;
+let cache: Libc | undefined;
+
+/** The process's one libc handle (opened on first use). */
+export function libc(): Libc {
+  cache ??= openLibc();
+  return cache;
+}
+
+/** errno of the call just made; read at once, before anything else can touch it. */
+export function errno(): number {
+  const p = libc().__errno_location();
+  return p === null ? 0 : read.i32(p as unknown as Pointer, 0);
+}
+
+/** The C library's text for an errno ("No such device"). */
+export function strerror(e: number): string | undefined {
+  return libc().strerror(e) ?? undefined;
+}
