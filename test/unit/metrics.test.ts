@@ -1,7 +1,8 @@
 // The metrics registry and its text exposition; the client and gateway monitors built on it.
 import { describe, expect, test } from "bun:test";
+import { decideHealth } from "../../src/core/health.ts";
 import { ClientMonitor } from "../../src/core/metrics/client.ts";
-import { dhcpPoolSize, GatewayMonitor, parseDnsmasqLeases } from "../../src/core/metrics/gateway.ts";
+import { dhcpPoolSize, DROP_PROTOCOLS, dropProtocol, GatewayMonitor, parseDnsmasqLeases } from "../../src/core/metrics/gateway.ts";
 import { escapeHelp, escapeLabelValue, formatValue, MetricsRegistry } from "../../src/core/metrics/registry.ts";
 
 describe("registry", () => {
@@ -115,6 +116,29 @@ describe("client monitor", () => {
     expect(m.registry!.render()).not.toContain("pod_gateway_client_lease_expiry_timestamp_seconds 130");
     expect(m.status(25_000, "v")).toEqual({ role: "client-sidecar", version: "v", tickAgeMs: 4000, intervalMs: 2000, gatewayAnswerAgeMs: undefined, gatewayReachable: false });
   });
+
+  test("isolation: readiness holds only when the lookups made for it AND the sidecar's isolation watch find no route around the tunnel", () => {
+    const m = new ClientMonitor(cfg, 0);
+    m.probe(1000, true, 0.4);
+    const ok = { ok: true, detail: "no route around the tunnel" };
+    const leak = { ok: false, detail: "1.1.1.1 is reachable via 198.18.0.1 dev eth0" };
+    // Before the watch's first check: the lookups decide; no gauge yet.
+    m.turn(1000, { ...stats, isolation: { holds: undefined, problem: undefined } }, undefined);
+    expect(m.registry!.render()).not.toMatch(/^pod_gateway_client_isolated /m);
+    expect(decideHealth(m.status(1500, "v", ok), "ready").ok).toBe(true);
+    expect(decideHealth(m.status(1500, "v", leak), "ready").line).toBe("client-sidecar readiness: NOT OK: not isolated: 1.1.1.1 is reachable via 198.18.0.1 dev eth0");
+    // The watch found a leak: not ready even if the lookups now pass (the two agree again at its next check).
+    m.turn(2000, { ...stats, isolation: { holds: false, problem: 'route "1.1.1.1 via 198.18.0.1 dev eth0" sends 1.1.1.1 around the tunnel' } }, undefined);
+    expect(m.registry!.render()).toContain("pod_gateway_client_isolated 0\n");
+    const v = decideHealth(m.status(2500, "v", ok), "ready");
+    expect(v).toEqual({ ok: false, line: `client-sidecar readiness: NOT OK: not isolated: the sidecar's isolation watch: route "1.1.1.1 via 198.18.0.1 dev eth0" sends 1.1.1.1 around the tunnel` });
+    expect(decideHealth(m.status(2500, "v", leak), "ready").line).toContain("; now: 1.1.1.1 is reachable via 198.18.0.1 dev eth0");
+    // Liveness never looks at it.
+    expect(decideHealth(m.status(2500, "v"), "live").ok).toBe(true);
+    m.turn(3000, { ...stats, isolation: { holds: true, problem: undefined } }, undefined);
+    expect(m.registry!.render()).toContain("pod_gateway_client_isolated 1\n");
+    expect(decideHealth(m.status(3500, "v", ok), "ready").line).toBe("client-sidecar readiness: ok: loop ticked 0.5 s ago (limit 6.0 s), gateway answered 2.5 s ago, isolated");
+  });
 });
 
 describe("gateway monitor", () => {
@@ -147,5 +171,25 @@ describe("gateway monitor", () => {
     expect(t).toContain("pod_gateway_gateway_dhcp_leases 1\n");
     expect(t).toContain("pod_gateway_gateway_clients_seen 2\n");
     expect(t).toContain("pod_gateway_gateway_vpn_interface_up 0\n");
+  });
+
+  test("kill-switch drops: absent until the drop report runs, then counted by a bounded protocol label", () => {
+    const m = new GatewayMonitor(cfg, 0);
+    expect(m.registry.render()).not.toContain("pod_gateway_gateway_killswitch_drops_total{");
+    const counter = { packets: 0, lost: 0, reports: 0 };
+    m.dropReport(counter);
+    let t = m.registry.render();
+    for (const protocol of DROP_PROTOCOLS) expect(t).toContain(`pod_gateway_gateway_killswitch_drops_total{protocol="${protocol}"} 0\n`);
+    m.killSwitchDropped([{ proto: "udp" }, { proto: "udp" }, { proto: "tcp" }, { proto: "sctp" }, { proto: "proto 47" }, { proto: "icmpv6" }]);
+    counter.lost = 2;
+    m.refresh();
+    t = m.registry.render();
+    expect(t).toContain('pod_gateway_gateway_killswitch_drops_total{protocol="udp"} 2\n');
+    expect(t).toContain('pod_gateway_gateway_killswitch_drops_total{protocol="tcp"} 1\n');
+    expect(t).toContain('pod_gateway_gateway_killswitch_drops_total{protocol="other"} 2\n');
+    expect(t).toContain('pod_gateway_gateway_killswitch_drops_total{protocol="icmpv6"} 1\n');
+    expect(t).toContain("pod_gateway_gateway_killswitch_drop_log_overruns_total 2\n");
+    expect(t.match(/killswitch_drops_total\{/g)).toHaveLength(DROP_PROTOCOLS.length);
+    expect(["tcp", "udp", "icmp", "icmpv6", "other", "proto 1", "sctp", "", "TCP"].map(dropProtocol)).toEqual(["tcp", "udp", "icmp", "icmpv6", "other", "other", "other", "other", "other"]);
   });
 });

@@ -12,6 +12,8 @@ export interface ClientCounts {
   reinits: number;
   renewals: number;
   failedRenewals: number;
+  /** The sidecar's isolation watch (IsolationWatch): holds undefined until its first check. */
+  isolation?: { holds: boolean | undefined; problem: string | undefined };
 }
 
 export interface ClientMonitorConfig {
@@ -43,6 +45,7 @@ function clientFamilies(r: MetricsRegistry) {
     repairs: r.counter("pod_gateway_client_repairs_total", "Repairs of the tunnel: in_place (remote and neighbours) or reinit (the tunnel rebuilt).", ["kind"]),
     renewals: r.counter("pod_gateway_client_dhcp_renewals_total", "DHCP lease renewals, by result.", ["result"]),
     leaseExpiry: r.gauge("pod_gateway_client_lease_expiry_timestamp_seconds", "When the current DHCP lease expires, seconds since the epoch (absent without an expiring lease)."),
+    isolated: r.gauge("pod_gateway_client_isolated", "1 while the sidecar's isolation watch finds no route around the tunnel, 0 when it found one (absent before its first check)."),
   };
 }
 
@@ -59,6 +62,7 @@ export class ClientMonitor {
   private failures = 0;
   private reachable: boolean | undefined;
   private downSince: number | undefined;
+  private watch: { holds: boolean | undefined; problem: string | undefined } | undefined;
 
   constructor(
     readonly cfg: ClientMonitorConfig,
@@ -127,6 +131,9 @@ export class ClientMonitor {
   /** The end of one turn of the sidecar's loop: liveness, and the machine's counts and lease. */
   turn(now: number, counts: ClientCounts, lease: Lease | undefined): void {
     this.lastTurnAt = now;
+    this.watch = counts.isolation && { holds: counts.isolation.holds, problem: counts.isolation.problem };
+    if (this.watch?.holds === undefined) this.m?.isolated.clear();
+    else this.m?.isolated.set(this.watch.holds ? 1 : 0);
     this.m?.repairs.set(counts.heals, { kind: "in_place" });
     this.m?.repairs.set(counts.reinits, { kind: "reinit" });
     this.m?.renewals.set(counts.renewals, { result: "ok" });
@@ -136,7 +143,14 @@ export class ClientMonitor {
     else this.m?.leaseExpiry.clear();
   }
 
-  status(now: number, version: string, isolation?: { ok: boolean; detail: string }): ClientStatus {
+  /**
+   * `isolation`: the route lookups made for a readiness answer. Isolation holds when they find no
+   * route around the tunnel AND the sidecar's isolation watch (its last check) found none: a leak
+   * either one sees makes the pod not ready.
+   */
+  status(now: number, version: string, lookups?: { ok: boolean; detail: string }): ClientStatus {
+    let isolation = lookups;
+    if (lookups && this.watch?.holds === false) isolation = { ok: false, detail: `the sidecar's isolation watch: ${this.watch.problem ?? "a route around the tunnel"}${lookups.ok ? "" : `; now: ${lookups.detail}`}` };
     return {
       role: "client-sidecar",
       version,
