@@ -82,6 +82,8 @@ export interface GatewaySidecarMonitor {
   dnsmasqStarted(child: { exited: Promise<number> }, leaseFile: string): void;
   /** The kill switch's drop report started (only with the kill switch on): its running counts. */
   dropReport?(r: DropReport): void;
+  /** Overlay addresses and MACs behind two or more pod IPs now (after each duplicate poll). */
+  duplicates?(counts: { address: number; mac: number }): void;
   /** Packets the kill switch's NFLOG rule logged on eth0 (drained every second). */
   killSwitchDropped?(packets: readonly LoggedPacket[]): void;
 }
@@ -269,7 +271,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   });
 
   // Duplicate overlay addresses and MACs (issue 13 §2): src/sys/duplicates-watch.ts.
-  const duplicates = startDuplicateWatch({ runner: deps.runner, log: log.withTag("duplicates") });
+  const duplicates = startDuplicateWatch({ runner: deps.runner, log: log.withTag("duplicates"), onCounts: (c) => deps.monitor?.duplicates?.(c) });
   // What the kill switch drops on eth0 (issue 13 §5): src/sys/drop-report.ts; `drops.counter` is for metrics.
   const drops = fwPlan.killSwitch ? startDropReport({ log: log.withTag("kill switch"), onPackets: (p) => deps.monitor?.killSwitchDropped?.(p) }) : undefined;
   if (drops) deps.monitor?.dropReport?.(drops);

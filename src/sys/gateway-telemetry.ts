@@ -98,6 +98,7 @@ export async function startGatewayTelemetry(o: { settings: Settings; log: Logger
         void child.exited.then(() => mon.dnsmasq(false));
       },
       dropReport: (r) => mon.dropReport(r.counter),
+      duplicates: (c) => mon.duplicates(c),
       killSwitchDropped: (packets) => mon.killSwitchDropped(packets),
     },
     metricsPort,

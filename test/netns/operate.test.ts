@@ -202,6 +202,8 @@ describe("probes and metrics in the lab", () => {
     const m = await scrape(lab, "gateway", GW_PORT);
     expect(value(m, "pod_gateway_gateway_firewall_verified")).toBe(1);
     expect(value(m, "pod_gateway_gateway_firewall_failures_total")).toBe(0);
+    // One line, named like the metric it moved.
+    expect(gw.out.text()).toMatch(new RegExp(`re-asserted \\([a-z-]+\\): .* \\(pod_gateway_gateway_firewall_reasserts_total ${value(m, "pod_gateway_gateway_firewall_reasserts_total")}\\)\n`));
     expect((await health(lab, "gateway", "--ready")).code).toBe(0);
   }, 30_000);
 
@@ -218,8 +220,10 @@ describe("probes and metrics in the lab", () => {
     const m = await scrape(lab, "client-0", CLIENT_PORT);
     expect(value(m, "pod_gateway_client_gateway_reachable")).toBe(1);
     expect(value(m, "pod_gateway_client_repairs_total", { kind: "in_place" })).toBeGreaterThanOrEqual(1);
-    expect(sideOut.text()).toContain("gateway unreachable:");
-    expect(sideOut.text()).toMatch(/gateway reachable again after [0-9.]+ s \(pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1\)/);
+    // One line per state change, named like the metric it moves (CONNECTION_RETRY_COUNT is 1 here).
+    expect(sideOut.text()).toMatch(/gateway 172\.16\.0\.1 did not answer: .* \(pod_gateway_client_gateway_reachable 0\)\n/);
+    expect(sideOut.text()).toMatch(/gateway 172\.16\.0\.1 answers again after \d+ failed probe\(s\) \([0-9.]+ s\) \(pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1\)\n/);
+    expect(sideOut.text()).toMatch(/gateway pod moved from [0-9.]+ to [0-9.]+: .* \(pod_gateway_client_repairs_total\{kind="in_place"\} \d+\)\n/);
     await waitFor("ready again", async () => (await health(lab, "client-0", "--ready")).code === 0, 10_000, { everyMs: 200 });
   }, 60_000);
 

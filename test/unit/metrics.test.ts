@@ -60,18 +60,22 @@ describe("registry", () => {
 
 describe("client monitor", () => {
   const cfg = { intervalMs: 2000, retryCount: 2, version: "1.2.3", commit: "abc" };
-  const stats = { heals: 0, reinits: 0, renewals: 0, failedRenewals: 0 };
+  const stats = { heals: 0, reinits: 0, renewals: 0, failedRenewals: 0, recoveries: 0 };
 
-  test("reachable follows the probes; a recovery is counted once the gateway answers after being unreachable", () => {
+  test("reachable follows the probes (unreachable after CONNECTION_RETRY_COUNT failures); recoveries are the machine's count", () => {
     const m = new ClientMonitor(cfg, 0);
-    expect(m.probe(1000, true, 0.4)).toBeUndefined();
+    m.probe(1000, true, 0.4);
     expect(m.registry!.render()).toContain("pod_gateway_client_gateway_reachable 1\n");
-    expect(m.probe(3000, false, undefined)).toBeUndefined(); // one failure: below CONNECTION_RETRY_COUNT
-    expect(m.probe(5000, false, undefined)?.text).toBe("gateway unreachable: 2 probes failed (pod_gateway_client_gateway_reachable 0)");
-    expect(m.probe(7000, false, undefined)).toBeUndefined();
+    m.probe(3000, false, undefined); // one failure: below CONNECTION_RETRY_COUNT
+    expect(m.registry!.render()).toContain("pod_gateway_client_gateway_reachable 1\n");
+    m.probe(5000, false, undefined);
+    m.probe(7000, false, undefined);
     expect(m.registry!.render()).toContain("pod_gateway_client_gateway_reachable 0\n");
-    expect(m.probe(9000, true, 0.3)).toEqual({ level: "info", text: "gateway reachable again after 6.0 s (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1)" });
+    expect(m.status(7000, "v").gatewayReachable).toBe(false);
+    m.probe(9000, true, 0.3);
+    m.turn(9000, { ...stats, recoveries: 1 }, undefined);
     const text = m.registry!.render();
+    expect(text).toContain("pod_gateway_client_gateway_reachable 1\n");
     expect(text).toContain("pod_gateway_client_recoveries_total 1\n");
     expect(text).toContain('pod_gateway_client_probes_total{result="failed"} 3\n');
     expect(text).toContain('pod_gateway_client_probe_rtt_seconds_bucket{le="0.0005"} 2\n');
@@ -79,13 +83,14 @@ describe("client monitor", () => {
     expect(text).toContain('pod_gateway_build_info{commit="abc",role="client-sidecar",version="1.2.3"} 1\n');
   });
 
-  test("metrics off: no registry, the same notes and status", () => {
+  test("metrics off: no registry, the same status", () => {
     const m = new ClientMonitor({ ...cfg, metrics: false }, 0);
     expect(m.registry).toBeUndefined();
     m.probe(1000, true, 0.4);
     m.probe(3000, false, undefined);
-    expect(m.probe(5000, false, undefined)?.text).toBe("gateway unreachable: 2 probes failed (pod_gateway_client_gateway_reachable 0)");
-    expect(m.probe(7000, true, 0.4)?.text).toBe("gateway reachable again after 4.0 s (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1)");
+    m.probe(5000, false, undefined);
+    expect(m.status(5000, "v").gatewayReachable).toBe(false);
+    m.probe(7000, true, 0.4);
     m.turn(8000, stats, undefined);
     expect(m.status(9000, "v")).toEqual({ role: "client-sidecar", version: "v", tickAgeMs: 1000, intervalMs: 2000, gatewayAnswerAgeMs: 2000, gatewayReachable: true });
   });
@@ -106,7 +111,7 @@ describe("client monitor", () => {
   test("turn copies the machine's counts and the lease's expiry; status ages", () => {
     const m = new ClientMonitor(cfg, 0);
     const lease = { address: "172.16.0.21", obtainedAt: 10_000, leaseSeconds: 120, renewSeconds: 60, rebindSeconds: 105 } as never;
-    m.turn(20_000, { heals: 2, reinits: 1, renewals: 4, failedRenewals: 1 }, lease);
+    m.turn(20_000, { heals: 2, reinits: 1, renewals: 4, failedRenewals: 1, recoveries: 0 }, lease);
     const text = m.registry!.render();
     expect(text).toContain('pod_gateway_client_repairs_total{kind="in_place"} 2\n');
     expect(text).toContain('pod_gateway_client_repairs_total{kind="reinit"} 1\n');

@@ -1,6 +1,7 @@
 // What the gateway sidecar tells operators: its metrics, and the status its probe reads. Pure: the
 // sidecar and its telemetry (src/sys/gateway-telemetry.ts) report what they saw, with the time.
 import type { GatewayStatus } from "../health.ts";
+import { DUPLICATES_METRIC } from "../gateway/duplicates.ts";
 import { MetricsRegistry } from "./registry.ts";
 
 export interface GatewayMonitorConfig {
@@ -73,6 +74,11 @@ export class GatewayMonitor {
       "Packets the kill switch dropped on eth0, by protocol, as its NFLOG rule logged them (at most 10 a second are logged: a lower bound). Absent with the kill switch off.",
       ["protocol"],
     ),
+    duplicates: this.registry.gauge(
+      DUPLICATES_METRIC,
+      "Overlay addresses (kind=address) or MACs (kind=mac) seen behind two or more pod IPs within the last minute: two live pods share one overlay identity.",
+      ["kind"],
+    ),
     dropLogLost: this.registry.counter("pod_gateway_gateway_killswitch_drop_log_overruns_total", "Times the kernel dropped drop-log messages the sidecar did not read in time (ENOBUFS). Absent with the kill switch off."),
   };
   private dropCounter: { lost: number } | undefined;
@@ -88,6 +94,12 @@ export class GatewayMonitor {
     this.m.leases.set(0);
     this.m.clients.set(0);
     this.m.fwVerified.set(0);
+    for (const kind of ["address", "mac"]) this.m.duplicates.set(0, { kind });
+  }
+
+  duplicates(counts: { address: number; mac: number }): void {
+    this.m.duplicates.set(counts.address, { kind: "address" });
+    this.m.duplicates.set(counts.mac, { kind: "mac" });
   }
 
   /**
