@@ -1,6 +1,8 @@
 // The metrics registry and its text exposition; the client and gateway monitors built on it.
 import { describe, expect, test } from "bun:test";
 import { decideHealth } from "../../src/core/health.ts";
+import { newDuplicateState, planDuplicateReports } from "../../src/core/gateway/duplicates.ts";
+import { createLogger } from "../../src/sys/log.ts";
 import { ClientMonitor } from "../../src/core/metrics/client.ts";
 import { dhcpPoolSize, DROP_PROTOCOLS, dropProtocol, GatewayMonitor, parseDnsmasqLeases } from "../../src/core/metrics/gateway.ts";
 import { escapeHelp, escapeLabelValue, formatValue, MetricsRegistry } from "../../src/core/metrics/registry.ts";
@@ -196,5 +198,35 @@ describe("gateway monitor", () => {
     expect(t).toContain("pod_gateway_gateway_killswitch_drop_log_overruns_total 2\n");
     expect(t.match(/killswitch_drops_total\{/g)).toHaveLength(DROP_PROTOCOLS.length);
     expect(["tcp", "udp", "icmp", "icmpv6", "other", "proto 1", "sctp", "", "TCP"].map(dropProtocol)).toEqual(["tcp", "udp", "icmp", "icmpv6", "other", "other", "other", "other", "other"]);
+  });
+});
+
+describe("state-change lines in both log formats", () => {
+  test("each is one line at info or warn, text and JSON, naming its metric", () => {
+    const m = new GatewayMonitor({ intervalMs: 5000, poolSize: 235, version: "1", commit: "c" }, 0);
+    const st = newDuplicateState();
+    const a = { mac: "02:aa:aa:aa:aa:aa", podIp: "10.244.1.17", overlayIp: "172.16.0.5" };
+    planDuplicateReports(st, [a], 0);
+    const notes = [
+      m.vpnLink("tun0", true)!,
+      m.vpnLink("tun0", false)!,
+      m.firewallChecked(1, { problems: ['iptables filter INPUT: no jump to "POD-GATEWAY-INPUT"'], reasserted: false, left: [] })!,
+      ...planDuplicateReports(st, [{ ...a, mac: "02:bb:bb:bb:bb:bb", podIp: "10.244.2.9" }], 1000).map((r) => ({ level: r.over ? "info" : "warn", text: r.text }) as const),
+      ...planDuplicateReports(st, [a], 70_000).map((r) => ({ level: r.over ? "info" : "warn", text: r.text }) as const),
+    ];
+    expect(notes.map((n) => n.level)).toEqual(["info", "warn", "warn", "warn", "info"]);
+    for (const format of ["text", "json"]) {
+      const lines: string[] = [];
+      const log = createLogger({ LOG_FORMAT: format === "json" ? "json" : "" }, (l) => lines.push(l));
+      for (const n of notes) log[n.level](n.text);
+      expect(lines).toHaveLength(notes.length);
+      lines.forEach((line, i) => {
+        expect(line).not.toContain("\n");
+        const msg = format === "json" ? (JSON.parse(line) as { msg: string; level: string }).msg : line.replace(/^\[(info|warn)\] /, "");
+        if (format === "json") expect((JSON.parse(line) as { level: string }).level).toBe(notes[i]!.level);
+        expect(msg).toBe(notes[i]!.text);
+        expect(msg).toMatch(/\(pod_gateway_[a-z_]+(\{[a-z]+="[a-z_]+"\})? \d+\)$/);
+      });
+    }
   });
 });
