@@ -170,6 +170,9 @@ describe("probes and metrics in the lab", () => {
     await waitFor("ready again", async () => (await health(lab, "client-0", "--ready")).code === 0, 10_000, { everyMs: 200, detail: () => sideOut.text() });
     expect(value(await scrape(lab, "client-0", CLIENT_PORT), "pod_gateway_client_isolated")).toBe(1);
     expect((await doctor()).failed).toEqual([]);
+    // The isolation watch's lines name the gauge they move.
+    expect(sideOut.text()).toMatch(/isolation broken: .*208\.67\.222\.222.* \(pod_gateway_client_isolated 0; not ready\)\n/);
+    expect(sideOut.text()).toMatch(/isolation holds again: .* \(pod_gateway_client_isolated 1\)\n/);
   }, 60_000);
 
   test("VPN link down: its gauge goes to 0 and a log line names it; what the gateway sends falls to eth0 and the kill switch's drops are counted; the gateway stays ready (not the VPN link)", async () => {
