@@ -6,12 +6,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";
-import { ISOLATION_PROBES_V4 } from "../core/client/constants.ts";
+import { ISOLATION_PROBES_V4, ISOLATION_PROBES_V6 } from "../core/client/constants.ts";
 import type { ClientFacts } from "../core/client/facts.ts";
-import type { RouteGetResult } from "../core/client/isolation.ts";
-import { checkClientVxlan, checkForwarding, checkLease, checkRoute, detectRole, fail, pass, renderDoctor, renderDoctorJson, type Check, type DoctorRole } from "../core/doctor.ts";
+import { decideIsolation, type RouteGetResult } from "../core/client/isolation.ts";
+import { checkClientVxlan, checkForwarding, checkIsolation, checkLease, checkReadiness, checkRoute, detectRole, fail, pass, renderDoctor, renderDoctorJson, type Check, type DoctorRole } from "../core/doctor.ts";
 import { UsageError } from "../core/errors.ts";
-import { parseStatus, type GatewayStatus } from "../core/health.ts";
+import { decideHealth, parseStatus, type GatewayStatus } from "../core/health.ts";
 import { dhcpPoolSize, parseDnsmasqLeases } from "../core/metrics/gateway.ts";
 import { gatewayOverlayIp } from "../core/net/vxlan.ts";
 import { parseResolvConf } from "../core/resolv.ts";
@@ -43,6 +43,18 @@ async function loadSettings(configDir: string | undefined): Promise<{ cfg?: Reso
   } catch (e) {
     const message = messageOf(e);
     return { check: () => fail("settings", message, "settings.sh or nat.conf is invalid (file and line above)", "fix the ConfigMap mounted at /config, then restart the pod") };
+  }
+}
+
+/** The client-sidecar's answer to "ready", decided as `health --ready` decides it. */
+async function sidecarReadiness(): Promise<{ ok: boolean; line: string } | { error: string }> {
+  const { askStatus } = await import("../sys/status-socket.ts");
+  const r = await askStatus("client-sidecar", "ready", 1500);
+  if (!r.ok) return { error: r.error };
+  try {
+    return decideHealth(parseStatus(r.text), "ready");
+  } catch (e) {
+    return { error: messageOf(e) };
   }
 }
 
@@ -87,6 +99,8 @@ async function readNetwork(dsts: readonly string[]): Promise<{ facts: ClientFact
 
 interface DoctorOptions {
   clusterName?: string;
+  /** A client-sidecar answers on its status socket: its readiness is shown too. */
+  clientSidecar?: boolean;
   internetName: string;
   runDir: string;
 }
@@ -99,11 +113,13 @@ async function clientChecks(cfg: ResolvedConfig, o: DoctorOptions): Promise<Chec
   const apiServer = process.env.KUBERNETES_SERVICE_HOST;
   const internet = ISOLATION_PROBES_V4[0]!;
   const dsts = [...(clusterDns ? [clusterDns] : []), ...(apiServer?.includes(".") ? [apiServer] : []), internet];
+  // The lookups the sidecar's readiness and isolation watch make (readIsolation): the same verdict.
+  const isolationDsts = [...ISOLATION_PROBES_V4, ...ISOLATION_PROBES_V6];
 
   // The gateway's name through the cluster DNS (read first: vxlan0's remote is compared with it).
   let gatewayPodIp: string | undefined;
   const [net, gwName] = await Promise.all([
-    readNetwork(dsts),
+    readNetwork([...dsts, ...isolationDsts]),
     clusterDns && s.GATEWAY_NAME ? lookup(s.GATEWAY_NAME, clusterDns) : Promise.resolve(undefined),
   ]);
   let nameCheck: Check;
@@ -125,6 +141,7 @@ async function clientChecks(cfg: ResolvedConfig, o: DoctorOptions): Promise<Chec
   if (clusterDns) checks.push(checkRoute("route to the cluster", "cluster DNS", net.routes[i++]!, "eth0"));
   if (apiServer?.includes(".")) checks.push(checkRoute("route to the API server", "API server", net.routes[i++]!, "eth0"));
   checks.push(checkRoute("route to the internet", "internet address", net.routes[i++]!, "vxlan0"));
+  checks.push(checkIsolation(decideIsolation(net.routes.slice(dsts.length))));
   checks.push(nameCheck);
 
   const clusterName = o.clusterName ?? (s.GATEWAY_NAME && !/^[0-9.:]+$/.test(s.GATEWAY_NAME) ? s.GATEWAY_NAME : "kubernetes.default.svc.cluster.local");
@@ -145,6 +162,8 @@ async function clientChecks(cfg: ResolvedConfig, o: DoctorOptions): Promise<Chec
       : fail("internet name via gateway", `${o.internetName} through ${overlayGw}: ${inet.ok ? "no address" : inet.error}`, "the gateway has no working upstream DNS (the VPN is down, or its resolv.conf has no nameserver)", "run `pod-gateway doctor` in the gateway (VPN link, upstream DNS)"),
   );
   checks.push(checkLease(net.facts.vxlan, s.VXLAN_IP_NETWORK, Date.now() / 1000));
+  // What `pod-gateway health --ready` would say, when a client-sidecar runs in this pod.
+  if (o.clientSidecar) checks.push(checkReadiness(await sidecarReadiness()));
   return checks;
 }
 
@@ -271,7 +290,7 @@ export default defineCommand({
     const checks: Check[] = [settings.check(role)];
     if (!role) checks.push(fail("role", why, "neither client-init nor gateway-init has run in this pod", "run doctor in a routed pod's sidecar container or in the gateway pod"));
     else if (settings.cfg) {
-      const o: DoctorOptions = { clusterName: args["cluster-name"], internetName: args["internet-name"] ?? "example.com", runDir: args["run-dir"] ?? process.env.POD_GATEWAY_RUN_DIR ?? DEFAULT_RUN_DIR };
+      const o: DoctorOptions = { clusterName: args["cluster-name"], internetName: args["internet-name"] ?? "example.com", runDir: args["run-dir"] ?? process.env.POD_GATEWAY_RUN_DIR ?? DEFAULT_RUN_DIR, clientSidecar: client?.role === "client-sidecar" };
       checks.push(...(role === "client" ? await clientChecks(settings.cfg, o) : await gatewayChecks(settings.cfg, o, gateway?.role === "gateway-sidecar" ? gateway : undefined)));
     }
     if (args.json) process.stdout.write(renderDoctorJson(role, why, checks) + "\n");

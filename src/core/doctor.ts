@@ -1,7 +1,7 @@
 // `pod-gateway doctor`: the checks' verdicts and their rendering. Pure: src/cli/doctor.ts reads the
 // world (netlink, DNS, the sidecar's status, files) and hands the facts to the functions here, which
 // decide each check and, for a failed one, name the likely cause and what to change.
-import type { RouteGetResult } from "./client/isolation.ts";
+import type { IsolationVerdict, RouteGetResult } from "./client/isolation.ts";
 import { ROUTING_ERRNOS } from "./client/isolation.ts";
 import type { VxlanFact } from "./client/facts.ts";
 
@@ -63,6 +63,22 @@ export function checkRoute(name: string, what: string, r: RouteGetResult, dev: "
   if (!r.ok && ROUTING_ERRNOS[r.errno])
     return fail(name, `${what} ${r.dst}: ${describeRoute(r)}`, "there is no default route through the tunnel (client-init did not finish, or it was removed)", "restart the pod; read client-init's log");
   return fail(name, `${what} ${r.dst}: ${describeRoute(r)}, expected dev vxlan0`, "a route leads around the tunnel (traffic would leak outside the VPN)", "find it with `ip route get` (another table, a split default); remove it, or restart the pod");
+}
+
+/**
+ * Isolation as the client sidecar's readiness and its isolation watch judge it (decideIsolation
+ * over the same lookups): no route to the internet around the tunnel.
+ */
+export function checkIsolation(v: IsolationVerdict): Check {
+  if (v.isolated) return pass("isolation", `no route around the tunnel (${v.details.length} lookups: ${v.details.join("; ")})`);
+  return fail("isolation", v.leaks.join("; "), "a route leads around the tunnel (traffic would leak outside the VPN); the client-sidecar reports the pod not ready", "find it with `ip route get` (another table, a split default, a policy rule); remove it, or restart the pod");
+}
+
+/** The client-sidecar's own readiness verdict (`pod-gateway health --ready`), when a sidecar answers. */
+export function checkReadiness(verdict: { ok: boolean; line: string } | { error: string }): Check {
+  if ("error" in verdict) return fail("readiness", verdict.error, "the client-sidecar did not answer its status socket in time", "read the client-sidecar's log; restart the pod if it is stuck");
+  if (verdict.ok) return pass("readiness", verdict.line);
+  return fail("readiness", verdict.line, "the sidecar's own checks fail (the lines above name the likely cause)", "fix what the failed checks above name; readiness follows within a probe interval");
 }
 
 export function checkLease(vx: VxlanFact | undefined, network: string, nowS: number): Check {

@@ -173,6 +173,8 @@ export class KillSwitchGuard {
   closed = false;
   firewallFailures = 0;
   routingFailures = 0;
+  /** Firewall re-assertions that left the rules as planned (pod_gateway_gateway_firewall_reasserts_total). */
+  private reasserts = 0;
   private dns: string[] = [];
   // One queue per layer: a firewall check (which may wait up to 5 s for the xtables lock) never
   // delays the copy of a VPN link's routes. The firewall side may wait for the routing side,
@@ -236,7 +238,8 @@ export class KillSwitchGuard {
     const r = await reconcileFirewall(backend, plan, log);
     this.d.onFirewallChecked?.({ problems: r.found, reasserted: r.found.length > 0 && r.problems.length === 0, left: r.problems });
     if (r.problems.length === 0) {
-      if (r.found.length) log.warn(`firewall differed from the plan (changed by someone else, or a new configuration), re-asserted (${backend.name}): ${r.found.join("; ")}`);
+      // Named like the metric it moves (the monitor counts the same condition).
+      if (r.found.length) log.warn(`firewall differed from the plan (changed by someone else, or a new configuration), re-asserted (${backend.name}): ${r.found.join("; ")} (pod_gateway_gateway_firewall_reasserts_total ${++this.reasserts})`);
       this.firewallFailures = 0;
       if (this.closed) {
         log.info("the firewall is proven again: the VPN's routes go back into our table");

@@ -24,7 +24,8 @@ import { forwardSignals, spawnSupervised, type SupervisedChild } from "../sys/su
 import { readRegularFile } from "../sys/files.ts";
 import { MAX_CONFIG_FILE_BYTES } from "../core/settings/limits.ts";
 import { startDuplicateWatch } from "../sys/duplicates-watch.ts";
-import { startDropReport } from "../sys/drop-report.ts";
+import { startDropReport, type DropReport } from "../sys/drop-report.ts";
+import type { LoggedPacket } from "../core/netlink/nflog.ts";
 import { readRouteSignature } from "../sys/route-signature.ts";
 import { watchFile, writeFileAtomic } from "../sys/watch.ts";
 import { openFirewall, reconcileGatewayNetwork } from "./gateway-init.ts";
@@ -80,6 +81,12 @@ export interface GatewaySidecarMonitor {
   firewallChecked(r: { problems: readonly string[]; reasserted: boolean; left: readonly string[]; error?: string }): void;
   upstreams(servers: readonly string[], initial: boolean): void;
   dnsmasqStarted(child: { exited: Promise<number> }, leaseFile: string): void;
+  /** The kill switch's drop report started (only with the kill switch on): its running counts. */
+  dropReport?(r: DropReport): void;
+  /** Overlay addresses and MACs behind two or more pod IPs now (after each duplicate poll). */
+  duplicates?(counts: { address: number; mac: number }): void;
+  /** Packets the kill switch's NFLOG rule logged on eth0 (drained every second). */
+  killSwitchDropped?(packets: readonly LoggedPacket[]): void;
 }
 
 /**
@@ -265,9 +272,10 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   });
 
   // Duplicate overlay addresses and MACs (issue 13 §2): src/sys/duplicates-watch.ts.
-  const duplicates = startDuplicateWatch({ net: host, log: log.withTag("duplicates") });
+  const duplicates = startDuplicateWatch({ net: host, log: log.withTag("duplicates"), onCounts: (c) => deps.monitor?.duplicates?.(c) });
   // What the kill switch drops on eth0 (issue 13 §5): src/sys/drop-report.ts; `drops.counter` is for metrics.
-  const drops = fwPlan.killSwitch ? startDropReport({ log: log.withTag("kill switch") }) : undefined;
+  const drops = fwPlan.killSwitch ? startDropReport({ log: log.withTag("kill switch"), onPackets: (p) => deps.monitor?.killSwitchDropped?.(p) }) : undefined;
+  if (drops) deps.monitor?.dropReport?.(drops);
 
   // 6. dnsmasq in the foreground.
   let child: SupervisedChild;

@@ -65,10 +65,7 @@ export async function startClientTelemetry(o: { settings: Settings; host: Client
   }
   return {
     monitor: {
-      probe(now, alive, rttMs) {
-        const n = mon.probe(now, alive, rttMs);
-        if (n) log[n.level](n.text);
-      },
+      probe: (now, alive, rttMs) => mon.probe(now, alive, rttMs),
       turn: (now, stats, lease) => mon.turn(now, stats, lease),
     },
     metricsPort,

@@ -91,7 +91,15 @@ export function drainNflog(sock: NetlinkSocket, group: number, counter: DropCoun
   }
 }
 
-export function startDropReport(opts: { log: Logger; clock?: Clock; pollMs?: number; reportIntervalMs?: number; group?: number }): DropReport {
+export function startDropReport(opts: {
+  log: Logger;
+  clock?: Clock;
+  pollMs?: number;
+  reportIntervalMs?: number;
+  group?: number;
+  /** Told of the packets each drain read (the metrics count them by protocol). */
+  onPackets?: (packets: readonly LoggedPacket[]) => void;
+}): DropReport {
   const clock = opts.clock ?? realClock;
   const group = opts.group ?? KILLSWITCH_NFLOG_GROUP;
   const counter: DropCounter = { packets: 0, lost: 0, reports: 0 };
@@ -110,6 +118,7 @@ export function startDropReport(opts: { log: Logger; clock?: Clock; pollMs?: num
       try {
         const packets = drainNflog(sock, group, counter);
         counter.packets += packets.length;
+        if (packets.length) opts.onPackets?.(packets);
         recordDrops(state, packets);
         const text = planDropReport(state, clock.now(), POD_IF, opts.reportIntervalMs);
         if (text) {

@@ -1,7 +1,7 @@
 // The gateway sidecar's poll of vxlan0's neighbours and forwarding database for duplicate overlay
 // identities (decisions in src/core/gateway/duplicates.ts). Two rtnetlink dumps every few seconds; a
 // failed read is logged once until reads work again, and never stops the sidecar.
-import { newDuplicateState, parseSightings, planDuplicateReports, DUPLICATE_WINDOW_MS } from "../core/gateway/duplicates.ts";
+import { countDuplicates, newDuplicateState, parseSightings, planDuplicateReports, DUPLICATE_WINDOW_MS } from "../core/gateway/duplicates.ts";
 import { VXLAN_IF } from "../core/net/vxlan.ts";
 import type { Clock } from "./clock.ts";
 import { realClock } from "./clock.ts";
@@ -18,7 +18,15 @@ export interface DuplicateWatch {
   stop(): void;
 }
 
-export function startDuplicateWatch(opts: { net: Pick<GatewayNet, "neighbours" | "fdb">; log: Logger; clock?: Clock; intervalMs?: number; windowMs?: number }): DuplicateWatch {
+export function startDuplicateWatch(opts: {
+  net: Pick<GatewayNet, "neighbours" | "fdb">;
+  log: Logger;
+  clock?: Clock;
+  intervalMs?: number;
+  windowMs?: number;
+  /** After each poll: overlay addresses and MACs behind two or more pod IPs now (the metrics). */
+  onCounts?: (counts: { address: number; mac: number }) => void;
+}): DuplicateWatch {
   const clock = opts.clock ?? realClock;
   const interval = opts.intervalMs ?? DUPLICATE_POLL_MS;
   const state = newDuplicateState();
@@ -28,7 +36,8 @@ export function startDuplicateWatch(opts: { net: Pick<GatewayNet, "neighbours" |
   const poll = async (): Promise<void> => {
     const [neigh, fdb] = await Promise.all([opts.net.neighbours(VXLAN_IF), opts.net.fdb(VXLAN_IF)]);
     const reports = planDuplicateReports(state, parseSightings(neigh, fdb), clock.now(), opts.windowMs ?? DUPLICATE_WINDOW_MS);
-    for (const r of reports) opts.log.warn(r.text);
+    for (const r of reports) opts.log[r.over ? "info" : "warn"](r.text);
+    opts.onCounts?.(countDuplicates(state));
   };
 
   void (async () => {

@@ -74,6 +74,7 @@ export async function startGatewayTelemetry(o: { settings: Settings; log: Logger
         {
           metrics: async () => {
             look();
+            mon.refresh();
             return mon.registry.render();
           },
           status,
@@ -96,6 +97,9 @@ export async function startGatewayTelemetry(o: { settings: Settings; log: Logger
         mon.dnsmasq(true);
         void child.exited.then(() => mon.dnsmasq(false));
       },
+      dropReport: (r) => mon.dropReport(r.counter),
+      duplicates: (c) => mon.duplicates(c),
+      killSwitchDropped: (packets) => mon.killSwitchDropped(packets),
     },
     metricsPort,
     close: () => closers.forEach((c) => c()),

@@ -77,7 +77,7 @@ describe("doctor in the lab", () => {
     expect(failed(c.out)).toEqual([]);
     expect(c.code).toBe(0);
     expect(c.out).toContain("pod-gateway doctor: client (vxlan0 has a unicast remote (a client's tunnel))");
-    for (const name of ["settings", "vxlan0", "route to the cluster", "route to the API server", "route to the internet", "gateway name", "gateway answers", "cluster name via gateway", "internet name via gateway", "lease"])
+    for (const name of ["settings", "vxlan0", "route to the cluster", "route to the API server", "route to the internet", "isolation", "gateway name", "gateway answers", "cluster name via gateway", "internet name via gateway", "lease"])
       expect(c.out).toContain(`✓ ${name}: `);
     expect(c.out).toContain(`✓ internet name via gateway: ${LAB.internetName} → ${LAB.internetIp}`);
     expect(await snapshot(lab, "client-0")).toBe(beforeClient);
@@ -94,7 +94,7 @@ describe("doctor in the lab", () => {
     try {
       const r = await doctor(lab, "client-0");
       expect(r.code).toBe(1);
-      expect(failed(r.out)).toEqual([`✗ route to the internet: internet address 1.1.1.1: via ${LAB.nodeIp} dev eth0, expected dev vxlan0`]);
+      expect(failed(r.out)).toEqual([`✗ route to the internet: internet address 1.1.1.1: via ${LAB.nodeIp} dev eth0, expected dev vxlan0`, `✗ isolation: 1.1.1.1 is reachable via ${LAB.nodeIp} dev eth0`]);
       expect(r.out).toContain("cause: a route leads around the tunnel");
     } finally {
       await lab.exec("client-0", ["ip", "route", "del", "1.1.1.1/32"]);

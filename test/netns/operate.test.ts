@@ -9,7 +9,7 @@ import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { which } from "../../src/sys/exec.ts";
 import type { Lab, PodName } from "../../src/lab/types.ts";
 import { binPath, requireRoot } from "../helpers/bin.ts";
-import { collect, waitFor, withLab } from "./helpers.ts";
+import { collect, LAB, waitFor, withLab } from "./helpers.ts";
 
 const GW_PORT = 9108;
 const CLIENT_PORT = 9109;
@@ -135,12 +135,60 @@ describe("probes and metrics in the lab", () => {
     expect(value(await scrape(lab, "gateway", GW_PORT), "pod_gateway_gateway_clients_seen")).toBe(1);
   }, 60_000);
 
-  test("VPN link down: its gauge goes to 0 and a log line names it; the gateway stays ready (not the VPN link)", async () => {
+  test("a route around the tunnel: the client is not ready (health, /readyz and doctor agree), stays live, and is ready again once it goes", async () => {
     const lab = t.lab;
+    const doctor = async () => {
+      const r = await lab.exec("client-0", [bin, "doctor", "--internet-name", LAB.internetName], { env: lab.roleEnv("client-0"), okCodes: [1] });
+      // This lab's gateway has no upstream DNS set (doctor.test.ts checks the rest): the routing lines only.
+      const failed = r.stdout.split("\n").filter((l) => l.startsWith("✗") && !l.startsWith("✗ internet name via gateway"));
+      return { code: r.code, failed, out: r.stdout };
+    };
+    const healthy = await doctor();
+    expect(healthy.failed).toEqual([]);
+    expect(healthy.out).toMatch(/✓ readiness: client-sidecar readiness: ok: .*, isolated\n/);
+    expect(healthy.out).toContain("✓ isolation: no route around the tunnel");
+    await waitFor("isolated 1", async () => value(await scrape(lab, "client-0", CLIENT_PORT), "pod_gateway_client_isolated") === 1, 5000, { everyMs: 200, detail: () => sideOut.text() });
+
+    // A second isolation probe address only, so the first lookup (the doctor's "route to the internet") still passes.
+    await lab.exec("client-0", ["ip", "route", "add", "208.67.222.222/32", "via", LAB.nodeIp, "dev", "eth0"]);
+    try {
+      const notReady = await health(lab, "client-0", "--ready");
+      expect(notReady.code).toBe(1);
+      expect(notReady.line).toContain(`client-sidecar readiness: NOT OK: not isolated: `);
+      expect(notReady.line).toContain(`208.67.222.222 is reachable via ${LAB.nodeIp} dev eth0`);
+      expect((await health(lab, "client-0")).code).toBe(0);
+      const readyz = await get(lab, "client-0", CLIENT_PORT, "/readyz");
+      expect(readyz.status).toBe(503);
+      expect(readyz.body).toContain("not isolated");
+      // The sidecar's isolation watch sees the route change too: its gauge and its log line.
+      await waitFor("isolated 0", async () => value(await scrape(lab, "client-0", CLIENT_PORT), "pod_gateway_client_isolated") === 0, 10_000, { everyMs: 200, detail: () => sideOut.text() });
+      const d = await doctor();
+      expect(d.failed).toEqual([`✗ isolation: 208.67.222.222 is reachable via ${LAB.nodeIp} dev eth0`, expect.stringMatching(/^✗ readiness: client-sidecar readiness: NOT OK: not isolated: .*208\.67\.222\.222/)]);
+    } finally {
+      await lab.exec("client-0", ["ip", "route", "del", "208.67.222.222/32"]);
+    }
+    await waitFor("ready again", async () => (await health(lab, "client-0", "--ready")).code === 0, 10_000, { everyMs: 200, detail: () => sideOut.text() });
+    expect(value(await scrape(lab, "client-0", CLIENT_PORT), "pod_gateway_client_isolated")).toBe(1);
+    expect((await doctor()).failed).toEqual([]);
+    // The isolation watch's lines name the gauge they move.
+    expect(sideOut.text()).toMatch(/isolation broken: .*208\.67\.222\.222.* \(pod_gateway_client_isolated 0; not ready\)\n/);
+    expect(sideOut.text()).toMatch(/isolation holds again: .* \(pod_gateway_client_isolated 1\)\n/);
+  }, 60_000);
+
+  test("VPN link down: its gauge goes to 0 and a log line names it; what the gateway sends falls to eth0 and the kill switch's drops are counted; the gateway stays ready (not the VPN link)", async () => {
+    const lab = t.lab;
+    const before = await scrape(lab, "gateway", GW_PORT);
+    // The drop report runs (the kill switch is on in the lab): every protocol's count is there.
+    for (const protocol of ["tcp", "udp", "icmp", "icmpv6", "other"]) expect(value(before, "pod_gateway_gateway_killswitch_drops_total", { protocol })).toBeGreaterThanOrEqual(0);
+    const udpBefore = value(before, "pod_gateway_gateway_killswitch_drops_total", { protocol: "udp" })!;
     await lab.setVpnLink("down");
     try {
       await waitFor("vpn_interface_up 0", async () => value(await scrape(lab, "gateway", GW_PORT), "pod_gateway_gateway_vpn_interface_up") === 0, 5000, { everyMs: 200 });
       expect(gw.out.text()).toContain("VPN link tun0 down (pod_gateway_gateway_vpn_interface_up 0)");
+      // Without the VPN's routes a send from the gateway pod takes eth0's default route: dropped.
+      expect((await lab.echoFrom("gateway", "leak", "udp", { timeoutMs: 500 })).ok).toBe(false);
+      await waitFor("udp drops counted", async () => value(await scrape(lab, "gateway", GW_PORT), "pod_gateway_gateway_killswitch_drops_total", { protocol: "udp" })! > udpBefore, 5000, { everyMs: 200, detail: () => gw.out.text() });
+      expect(promtool((await get(lab, "gateway", GW_PORT, "/metrics")).body)).toEqual({ code: 0, out: "" });
       expect((await health(lab, "gateway", "--ready")).code).toBe(0);
     } finally {
       await lab.setVpnLink("up");
@@ -157,6 +205,8 @@ describe("probes and metrics in the lab", () => {
     const m = await scrape(lab, "gateway", GW_PORT);
     expect(value(m, "pod_gateway_gateway_firewall_verified")).toBe(1);
     expect(value(m, "pod_gateway_gateway_firewall_failures_total")).toBe(0);
+    // One line, named like the metric it moved.
+    expect(gw.out.text()).toMatch(new RegExp(`re-asserted \\([a-z-]+\\): .* \\(pod_gateway_gateway_firewall_reasserts_total ${value(m, "pod_gateway_gateway_firewall_reasserts_total")}\\)\n`));
     expect((await health(lab, "gateway", "--ready")).code).toBe(0);
   }, 30_000);
 
@@ -173,8 +223,10 @@ describe("probes and metrics in the lab", () => {
     const m = await scrape(lab, "client-0", CLIENT_PORT);
     expect(value(m, "pod_gateway_client_gateway_reachable")).toBe(1);
     expect(value(m, "pod_gateway_client_repairs_total", { kind: "in_place" })).toBeGreaterThanOrEqual(1);
-    expect(sideOut.text()).toContain("gateway unreachable:");
-    expect(sideOut.text()).toMatch(/gateway reachable again after [0-9.]+ s \(pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1\)/);
+    // One line per state change, named like the metric it moves (CONNECTION_RETRY_COUNT is 1 here).
+    expect(sideOut.text()).toMatch(/gateway 172\.16\.0\.1 did not answer: .* \(pod_gateway_client_gateway_reachable 0\)\n/);
+    expect(sideOut.text()).toMatch(/gateway 172\.16\.0\.1 answers again after \d+ failed probe\(s\) \([0-9.]+ s\) \(pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1\)\n/);
+    expect(sideOut.text()).toMatch(/gateway pod moved from [0-9.]+ to [0-9.]+: .* \(pod_gateway_client_repairs_total\{kind="in_place"\} \d+\)\n/);
     await waitFor("ready again", async () => (await health(lab, "client-0", "--ready")).code === 0, 10_000, { everyMs: 200 });
   }, 60_000);
 

@@ -630,14 +630,13 @@ describe("runClientSidecar: the monitor (health status and metrics)", () => {
     const mon = new ClientMonitor({ intervalMs: 2000, retryCount: 1, version: "v", commit: "c" }, clock.now());
     const notes: string[] = [];
     let turns = 0;
-    const r = await runClientSidecar(w.deps(), {
+    const log = createConsola({ level: 5 });
+    log.setReporters([{ log: (o) => void ((o.type === "warn" || o.type === "info") && notes.push(o.args.join(" "))) }]);
+    const r = await runClientSidecar({ ...w.deps(), log }, {
       ...clientInput(over),
       signal: ctl.signal,
       monitor: {
-        probe(now, alive, rttMs) {
-          const n = mon.probe(now, alive, rttMs);
-          if (n) notes.push(n.text);
-        },
+        probe: (now, alive, rttMs) => mon.probe(now, alive, rttMs),
         turn(now, stats, lease) {
           turns++;
           mon.turn(now, stats, lease);
@@ -645,10 +644,14 @@ describe("runClientSidecar: the monitor (health status and metrics)", () => {
       },
     });
     expect(r.stats.gatewayMoves).toBe(1);
-    expect(notes).toEqual([
-      "gateway unreachable: 1 probes failed (pod_gateway_client_gateway_reachable 0)",
-      expect.stringMatching(/^gateway reachable again after [0-9.]+ s \(pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1\)$/),
+    // The sidecar's lines for the state changes name the metrics they move, one line each.
+    const named = notes.filter((n) => n.includes("(pod_gateway_client_gateway_reachable"));
+    expect(named).toEqual([
+      expect.stringMatching(/^gateway 172\.16\.0\.1 did not answer: .* \(pod_gateway_client_gateway_reachable 0\)$/),
+      expect.stringMatching(/^gateway 172\.16\.0\.1 answers again after \d+ failed probe\(s\) \([0-9.]+ s\) \(pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1\)$/),
     ]);
+    expect(notes.filter((n) => n.startsWith("gateway 172.16.0.1 "))).toHaveLength(2); // lost, back: one line each
+    expect(notes).toContainEqual(expect.stringMatching(/^gateway pod moved from 10\.244\.1\.5 to 10\.244\.2\.9: .* \(pod_gateway_client_repairs_total\{kind="in_place"\} \d+\)$/));
     const text = mon.registry!.render();
     expect(text).toContain("pod_gateway_client_recoveries_total 1\n");
     // Every repair in place counts: the neighbour flushes while the gateway was gone, then the move.

@@ -90,7 +90,7 @@ describe("the loop's steps", () => {
     expect(m.next(0).step).toEqual({ kind: "sleep", untilMs: 60_000 }); // T1 before the first tick
     expect(m.next(60_000).step).toEqual({ kind: "renew", lease: m.lease!, rebind: false });
     const failed = m.renewFailed(60_000, m.lease!, false, "timeout");
-    expect(failed[0]!.text).toBe("renewing the DHCP lease of 172.16.0.23 failed: timeout");
+    expect(failed[0]!.text).toBe('renewing the DHCP lease of 172.16.0.23 failed: timeout (pod_gateway_client_dhcp_renewals_total{result="failed"} 1)');
     // after a failure: half the time left to T2 (60 s + 45 s / 2)
     expect(m.next(60_001).step).toEqual({ kind: "sleep", untilMs: 82_500 });
     expect(m.next(105_000).step).toMatchObject({ kind: "renew", rebind: true });
@@ -115,7 +115,7 @@ describe("the loop's steps", () => {
     expect(r.step).toMatchObject({ kind: "renew", rebind: false });
     expect(r.notes.map((n) => n.text)).toEqual(["renewing the DHCP lease of 172.16.0.23 now, as asked"]);
     const notes = m.renewed(m.lease!, lease(20, 120, "172.16.0.24"), false);
-    expect(notes.map((n) => n.text)).toEqual(["the DHCP server moved us from 172.16.0.23 to 172.16.0.24", "DHCP lease of 172.16.0.24 renewed for 120 s"]);
+    expect(notes.map((n) => n.text)).toEqual(["the DHCP server moved us from 172.16.0.23 to 172.16.0.24", 'DHCP lease of 172.16.0.24 renewed for 120 s (pod_gateway_client_dhcp_renewals_total{result="ok"} 1)']);
   });
 
   test("static mode never touches a lease", () => {
@@ -148,7 +148,7 @@ describe("probes, lookups and repairs", () => {
     expect(m.decide(6000, GW_POD)).toEqual({ repair: true, target: undefined });
     expect(m.stats).toMatchObject({ probes: 6, failedProbes: 6 });
     const back = m.probed(7000, 7000, true, "DNS NOERROR", true);
-    expect(back.notes.map((n) => n.text)).toEqual(["probe 172.16.0.1: alive (DNS NOERROR)", "gateway 172.16.0.1 answers again after 6 failed probe(s) (6 s)"]);
+    expect(back.notes.map((n) => n.text)).toEqual(["probe 172.16.0.1: alive (DNS NOERROR)", "gateway 172.16.0.1 answers again after 6 failed probe(s) (6 s) (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1)"]);
     expect(m.next(8000).step).toEqual({ kind: "tick", startedAt: 8000, lookup: false });
   });
 
@@ -163,7 +163,7 @@ describe("probes, lookups and repairs", () => {
     if (plan.kind !== "apply") return;
     // (the gateway pod's subnet is the CNI's on-link route: no pin to move, only the remote)
     expect(plan.changes.map(formatChange)).toEqual(["link set vxlan0 type vxlan remote 198.18.0.77", "neigh flush dev vxlan0"]);
-    expect(m.repaired("198.18.0.77").map((n) => n.text)).toEqual(["gateway pod moved from 198.18.0.2 to 198.18.0.77: tunnel remote and pinned route updated, neighbours flushed (address kept)"]);
+    expect(m.repaired("198.18.0.77").map((n) => n.text)).toEqual(['gateway pod moved from 198.18.0.2 to 198.18.0.77: tunnel remote and pinned route updated, neighbours flushed (address kept) (pod_gateway_client_repairs_total{kind="in_place"} 1)']);
     expect(m.stats).toMatchObject({ heals: 1, gatewayMoves: 1 });
     // answering again ends the outage
     const alive = m.probed(2000, 2000, true, "DNS NOERROR", false);
@@ -181,7 +181,7 @@ describe("probes, lookups and repairs", () => {
     bare.vxlan!.addresses = [];
     expect(m.planRepair(0, bare, undefined)).toEqual({ kind: "reinit", why: "vxlan0 lost its overlay address" });
     expect(m.reinitStarted("vxlan0 is gone")[0]!.text).toBe("vxlan0 is gone: re-initialising the tunnel");
-    expect(m.reinitDone({ gatewayPodIp: "198.18.0.9", address: "172.16.0.23", mode: "dhcp", lease: lease(0) })[0]!.text).toBe("tunnel re-initialised: 172.16.0.23 (dhcp) via gateway pod 198.18.0.9");
+    expect(m.reinitDone({ gatewayPodIp: "198.18.0.9", address: "172.16.0.23", mode: "dhcp", lease: lease(0) })[0]!.text).toBe('tunnel re-initialised: 172.16.0.23 (dhcp) via gateway pod 198.18.0.9 (pod_gateway_client_repairs_total{kind="reinit"} 1)');
     expect(m.gatewayIp).toBe("198.18.0.9");
     expect(m.stats.reinits).toBe(1);
   });
@@ -191,7 +191,7 @@ describe("probes, lookups and repairs", () => {
     m.start(0, initialised("172.16.0.23", "forever"));
     const plan = m.planRepair(0, initialised("172.16.0.23", "forever"), undefined);
     expect(plan.kind === "apply" && plan.changes.map(formatChange)).toEqual(["neigh flush dev vxlan0"]);
-    expect(m.repaired(GW_POD).map((n) => n.text)).toEqual(["gateway pod still at 198.18.0.2: neighbours flushed, waiting for it to answer"]);
+    expect(m.repaired(GW_POD).map((n) => n.text)).toEqual(['gateway pod still at 198.18.0.2: neighbours flushed, waiting for it to answer (pod_gateway_client_repairs_total{kind="in_place"} 1)']);
   });
 });
 

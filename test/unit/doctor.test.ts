@@ -1,7 +1,8 @@
 // The doctor's pure verdicts and rendering.
 import { describe, expect, test } from "bun:test";
 import type { VxlanFact } from "../../src/core/client/facts.ts";
-import { checkClientVxlan, checkForwarding, checkLease, checkRoute, detectRole, fail, pass, renderDoctor, renderDoctorJson } from "../../src/core/doctor.ts";
+import { decideIsolation } from "../../src/core/client/isolation.ts";
+import { checkClientVxlan, checkForwarding, checkIsolation, checkLease, checkReadiness, checkRoute, detectRole, fail, pass, renderDoctor, renderDoctorJson } from "../../src/core/doctor.ts";
 
 const vx = (over: Partial<VxlanFact> = {}): VxlanFact => ({
   kind: "vxlan",
@@ -45,6 +46,18 @@ describe("client checks", () => {
     expect(leak.fix).toContain("NOT_ROUTED_TO_GATEWAY_CIDRS");
     expect(checkRoute("r", "internet address", { dst: "1.1.1.1", ok: false, errno: 101, message: "x" }, "vxlan0")).toMatchObject({ ok: false, detail: "internet address 1.1.1.1: no route (ENETUNREACH)" });
     expect(checkRoute("r", "internet address", { dst: "1.1.1.1", ok: true, dev: "eth0" }, "vxlan0").cause).toContain("leads around the tunnel");
+  });
+
+  test("isolation: the verdict readiness uses (every lookup), and the sidecar's own readiness line", () => {
+    const good = checkIsolation(decideIsolation([{ dst: "1.1.1.1", ok: true, dev: "vxlan0", gateway: "172.16.0.1" }, { dst: "2606:4700:4700::1111", ok: false, errno: 101, message: "x" }]));
+    expect(good).toEqual(pass("isolation", "no route around the tunnel (2 lookups: 1.1.1.1: through the tunnel (via 172.16.0.1 dev vxlan0); 2606:4700:4700::1111: no route (ENETUNREACH))"));
+    // The second address only: a split route the first lookup does not see.
+    const bad = checkIsolation(decideIsolation([{ dst: "1.1.1.1", ok: true, dev: "vxlan0" }, { dst: "208.67.222.222", ok: true, dev: "eth0", gateway: "198.18.0.1" }]));
+    expect(bad).toMatchObject({ ok: false, detail: "208.67.222.222 is reachable via 198.18.0.1 dev eth0" });
+    expect(bad.cause).toContain("not ready");
+    expect(checkReadiness({ ok: true, line: "client-sidecar readiness: ok: x" })).toEqual(pass("readiness", "client-sidecar readiness: ok: x"));
+    expect(checkReadiness({ ok: false, line: "client-sidecar readiness: NOT OK: not isolated: y" })).toMatchObject({ ok: false, detail: "client-sidecar readiness: NOT OK: not isolated: y" });
+    expect(checkReadiness({ error: "timed out" })).toMatchObject({ ok: false, name: "readiness", detail: "timed out" });
   });
 
   test("lease: expiring, infinite, expired", () => {

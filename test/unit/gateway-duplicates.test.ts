@@ -1,7 +1,7 @@
 // The gateway's report of duplicate overlay identities (issue 13 §2): parsing vxlan0's neighbour
 // table and forwarding database (shapes as `ip -j` / `bridge -j` print them), and the one-minute window.
 import { describe, expect, test } from "bun:test";
-import { newDuplicateState, parseFdbPodIps, parseNeighMacs, parseSightings, planDuplicateReports, type Sighting } from "../../src/core/gateway/duplicates.ts";
+import { countDuplicates, newDuplicateState, parseFdbPodIps, parseNeighMacs, parseSightings, planDuplicateReports, type Sighting } from "../../src/core/gateway/duplicates.ts";
 
 const MAC_A = "02:aa:aa:aa:aa:aa";
 const MAC_B = "02:bb:bb:bb:bb:bb";
@@ -85,6 +85,36 @@ describe("planDuplicateReports", () => {
     const r = planDuplicateReports(st, [{ mac: MAC_A, podIp: "10.244.2.9" }], 5_000);
     expect(r.map((x) => [x.kind, x.value, x.pods.map((p) => p.podIp)])).toEqual([["mac", MAC_A, ["10.244.1.17", "10.244.2.9"]]]);
     expect(r[0]!.text).toContain(`MAC ${MAC_A} seen behind 2 pod IPs within 60 s: 10.244.1.17, 10.244.2.9`);
+  });
+
+  test("every line names the metric it moves; a duplicate that stops (a window without a second pod IP) gets one info line", () => {
+    const st = newDuplicateState();
+    planDuplicateReports(st, [a], 0);
+    const seen = planDuplicateReports(st, [b], 5_000);
+    expect(seen.map((r) => r.text.slice(r.text.lastIndexOf(" ("))).sort()).toEqual([' (pod_gateway_gateway_duplicate_identities{kind="address"} 1)']);
+    expect(countDuplicates(st)).toEqual({ address: 1, mac: 0 });
+    // Only pod a speaks from now on: b's sighting (5 s) is in the window until 65 s (reported again then).
+    for (let t = 10_000; t < 65_000; t += 5_000) expect(planDuplicateReports(st, [a], t)).toEqual([]);
+    expect(planDuplicateReports(st, [a], 65_000).map((r) => r.over)).toEqual([undefined]);
+    const over = planDuplicateReports(st, [a], 70_000);
+    expect(over).toEqual([
+      {
+        kind: "address",
+        value: "172.16.0.5",
+        pods: [{ podIp: "10.244.1.17", mac: MAC_A }],
+        over: true,
+        text: 'overlay address 172.16.0.5 no longer seen behind two pod IPs within 60 s: the duplicate is over (pod_gateway_gateway_duplicate_identities{kind="address"} 0)',
+      },
+    ]);
+    expect(countDuplicates(st)).toEqual({ address: 0, mac: 0 });
+    expect(planDuplicateReports(st, [a], 75_000)).toEqual([]);
+    // Both gone at once (the key itself forgotten): still one line.
+    const st2 = newDuplicateState();
+    planDuplicateReports(st2, [{ mac: MAC_A, podIp: "10.244.1.17" }], 0);
+    expect(planDuplicateReports(st2, [{ mac: MAC_A, podIp: "10.244.2.9" }], 1_000)[0]!.text).toEndWith('(pod_gateway_gateway_duplicate_identities{kind="mac"} 1)');
+    const gone = planDuplicateReports(st2, [], 100_000);
+    expect(gone.map((r) => [r.kind, r.over, r.pods])).toEqual([["mac", true, []]]);
+    expect(gone[0]!.text).toBe(`MAC ${MAC_A} no longer seen behind two pod IPs within 60 s: the duplicate is over (pod_gateway_gateway_duplicate_identities{kind="mac"} 0)`);
   });
 
   test("distinct pods with distinct addresses and MACs: nothing, and nothing is kept past the window", () => {

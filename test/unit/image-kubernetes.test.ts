@@ -1,5 +1,7 @@
 // config/kubernetes/: every manifest is validated against the Kubernetes OpenAPI schema (the
-// kubernetes-models package's generated validators), and holds exactly the container specs
+// kubernetes-models package's generated validators; the ServiceMonitor, a Prometheus Operator
+// CRD kubernetes-models has no type for, against a checked-in subset of its CRD schema,
+// test/fixtures/servicemonitor.schema.json), and holds exactly the container specs
 // the chart and the admission webhook generate; the Helm values set the image in both chart
 // layouts; the ConfigMap's settings load with pod-gateway's own loader.
 import { afterAll, describe, expect, test } from "bun:test";
@@ -7,6 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../src/image/rootfs.ts";
+import { checkSchema } from "../helpers/schema-subset.ts";
 
 const dir = join(REPO_ROOT, "config", "kubernetes");
 const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string };
@@ -32,7 +35,14 @@ function modelPath(apiVersion: string, kind: string): string {
   return `kubernetes-models/${apiVersion}/${kind}`;
 }
 
+const SERVICE_MONITOR_SCHEMA = JSON.parse(readFileSync(join(REPO_ROOT, "test", "fixtures", "servicemonitor.schema.json"), "utf8"));
+
 async function validate(doc: Obj): Promise<void> {
+  if (doc.apiVersion === "monitoring.coreos.com/v1" && doc.kind === "ServiceMonitor") {
+    const problems = checkSchema(SERVICE_MONITOR_SCHEMA, doc);
+    if (problems.length) throw new Error(problems.join("; "));
+    return;
+  }
   const mod = (await import(modelPath(doc.apiVersion, doc.kind))) as Record<string, new (o: Obj) => { validate(): void }>;
   const Model = mod[doc.kind];
   if (!Model) throw new Error(`kubernetes-models has no ${doc.apiVersion} ${doc.kind}`);
@@ -53,6 +63,7 @@ describe("config/kubernetes manifests", () => {
       "gateway.yaml: v1 Service pod-gateway",
       "rbac.yaml: rbac.authorization.k8s.io/v1 Role pod-gateway-pod-reader",
       "rbac.yaml: rbac.authorization.k8s.io/v1 RoleBinding pod-gateway-pod-reader",
+      "servicemonitor.yaml: monitoring.coreos.com/v1 ServiceMonitor pod-gateway",
     ]);
   });
 
@@ -75,6 +86,53 @@ describe("config/kubernetes manifests", () => {
     const noSelector = structuredClone(find("Deployment", "pod-gateway"));
     delete noSelector.spec.selector;
     await expect(validate(noSelector)).rejects.toThrow("selector");
+    const badProbe = structuredClone(find("Deployment", "pod-gateway"));
+    badProbe.spec.template.spec.containers[0].readinessProbe.periodSeconds = "10";
+    await expect(validate(badProbe)).rejects.toThrow("periodSeconds must be integer");
+    const sm = structuredClone(find("ServiceMonitor", "pod-gateway"));
+    sm.spec.endpoints[0].interval = "30 seconds";
+    sm.spec.endpoints[0].port = 9108;
+    sm.spec.endpoint = [];
+    delete sm.spec.selector;
+    await expect(validate(sm)).rejects.toThrow(
+      '/spec: must have selector; /spec/endpoints/0/port: must be string, not integer; /spec/endpoints/0/interval: "30 seconds" must match',
+    );
+    await expect(validate(sm)).rejects.toThrow("/spec/endpoint: unknown field");
+  });
+
+  test("probes: both sidecars (gateway and hand-written clients) run the binary as an exec probe, `health` live and `health --ready`, every 10 s or more; init containers have none", () => {
+    const dockerfile = readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8");
+    expect(dockerfile).toContain("/usr/local/bin/pod-gateway");
+    const sidecars = [
+      find("Deployment", "pod-gateway").spec.template.spec.containers.find((c: Obj) => c.name === "gateway-sidecar"),
+      ...[find("Pod", "my-app"), find("Job", "my-job")].map((d) => podSpec(d).initContainers.find((c: Obj) => c.name === "gateway-sidecar")),
+    ];
+    for (const c of sidecars) {
+      expect(c.livenessProbe.exec.command).toEqual(["/usr/local/bin/pod-gateway", "health"]);
+      expect(c.readinessProbe.exec.command).toEqual(["/usr/local/bin/pod-gateway", "health", "--ready"]);
+      for (const p of [c.livenessProbe, c.readinessProbe]) expect(p.periodSeconds).toBeGreaterThanOrEqual(10);
+      // `health` answers within 1 s, Kubernetes' default timeoutSeconds: none is set lower.
+      for (const p of [c.livenessProbe, c.readinessProbe]) expect(p.timeoutSeconds ?? 1).toBeGreaterThanOrEqual(1);
+      expect(c.livenessProbe.failureThreshold).toBeGreaterThanOrEqual(3);
+    }
+    const inits = [find("Deployment", "pod-gateway").spec.template.spec.initContainers, ...[find("Pod", "my-app"), find("Job", "my-job")].map((d) => podSpec(d).initContainers.filter((c: Obj) => c.restartPolicy !== "Always"))].flat();
+    for (const c of inits) expect([c.name, c.livenessProbe, c.readinessProbe]).toEqual([c.name, undefined, undefined]);
+  });
+
+  test("metrics: GATEWAY_METRICS_PORT in the ConfigMap = the sidecar's containerPort = the scrape annotation = the Service's metrics port, which the ServiceMonitor selects; clients keep theirs off", () => {
+    const settings = find("ConfigMap", "pod-gateway").data["settings.sh"] as string;
+    const port = Number(/^\s*GATEWAY_METRICS_PORT="?(\d+)"?\s*$/m.exec(settings)?.[1]);
+    expect(port).toBeGreaterThan(0);
+    expect(settings).not.toMatch(/^\s*CLIENT_METRICS_PORT=/m);
+    const tpl = find("Deployment", "pod-gateway").spec.template;
+    expect(tpl.metadata.annotations).toEqual({ "prometheus.io/scrape": "true", "prometheus.io/port": String(port), "prometheus.io/path": "/metrics" });
+    const side = tpl.spec.containers.find((c: Obj) => c.name === "gateway-sidecar");
+    expect(side.ports).toEqual([{ name: "metrics", containerPort: port, protocol: "TCP" }]);
+    const svc = find("Service", "pod-gateway");
+    expect(svc.spec.ports).toContainEqual({ name: "metrics", protocol: "TCP", port, targetPort: "metrics" });
+    const sm = find("ServiceMonitor", "pod-gateway");
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) expect(svc.metadata.labels[k]).toBe(v);
+    expect(sm.spec.endpoints).toEqual([{ port: "metrics", path: "/metrics", interval: "30s" }]);
   });
 
   test("gateway: init /bin/gateway_init.sh privileged, sidecar /bin/gateway_sidecar.sh with NET_ADMIN and NET_RAW, ConfigMap at /config, emptyDir at /run", () => {

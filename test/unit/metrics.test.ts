@@ -1,7 +1,10 @@
 // The metrics registry and its text exposition; the client and gateway monitors built on it.
 import { describe, expect, test } from "bun:test";
+import { decideHealth } from "../../src/core/health.ts";
+import { newDuplicateState, planDuplicateReports } from "../../src/core/gateway/duplicates.ts";
+import { createLogger } from "../../src/sys/log.ts";
 import { ClientMonitor } from "../../src/core/metrics/client.ts";
-import { dhcpPoolSize, GatewayMonitor, parseDnsmasqLeases } from "../../src/core/metrics/gateway.ts";
+import { dhcpPoolSize, DROP_PROTOCOLS, dropProtocol, GatewayMonitor, parseDnsmasqLeases } from "../../src/core/metrics/gateway.ts";
 import { escapeHelp, escapeLabelValue, formatValue, MetricsRegistry } from "../../src/core/metrics/registry.ts";
 
 describe("registry", () => {
@@ -59,18 +62,22 @@ describe("registry", () => {
 
 describe("client monitor", () => {
   const cfg = { intervalMs: 2000, retryCount: 2, version: "1.2.3", commit: "abc" };
-  const stats = { heals: 0, reinits: 0, renewals: 0, failedRenewals: 0 };
+  const stats = { heals: 0, reinits: 0, renewals: 0, failedRenewals: 0, recoveries: 0 };
 
-  test("reachable follows the probes; a recovery is counted once the gateway answers after being unreachable", () => {
+  test("reachable follows the probes (unreachable after CONNECTION_RETRY_COUNT failures); recoveries are the machine's count", () => {
     const m = new ClientMonitor(cfg, 0);
-    expect(m.probe(1000, true, 0.4)).toBeUndefined();
+    m.probe(1000, true, 0.4);
     expect(m.registry!.render()).toContain("pod_gateway_client_gateway_reachable 1\n");
-    expect(m.probe(3000, false, undefined)).toBeUndefined(); // one failure: below CONNECTION_RETRY_COUNT
-    expect(m.probe(5000, false, undefined)?.text).toBe("gateway unreachable: 2 probes failed (pod_gateway_client_gateway_reachable 0)");
-    expect(m.probe(7000, false, undefined)).toBeUndefined();
+    m.probe(3000, false, undefined); // one failure: below CONNECTION_RETRY_COUNT
+    expect(m.registry!.render()).toContain("pod_gateway_client_gateway_reachable 1\n");
+    m.probe(5000, false, undefined);
+    m.probe(7000, false, undefined);
     expect(m.registry!.render()).toContain("pod_gateway_client_gateway_reachable 0\n");
-    expect(m.probe(9000, true, 0.3)).toEqual({ level: "info", text: "gateway reachable again after 6.0 s (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1)" });
+    expect(m.status(7000, "v").gatewayReachable).toBe(false);
+    m.probe(9000, true, 0.3);
+    m.turn(9000, { ...stats, recoveries: 1 }, undefined);
     const text = m.registry!.render();
+    expect(text).toContain("pod_gateway_client_gateway_reachable 1\n");
     expect(text).toContain("pod_gateway_client_recoveries_total 1\n");
     expect(text).toContain('pod_gateway_client_probes_total{result="failed"} 3\n');
     expect(text).toContain('pod_gateway_client_probe_rtt_seconds_bucket{le="0.0005"} 2\n');
@@ -78,13 +85,14 @@ describe("client monitor", () => {
     expect(text).toContain('pod_gateway_build_info{commit="abc",role="client-sidecar",version="1.2.3"} 1\n');
   });
 
-  test("metrics off: no registry, the same notes and status", () => {
+  test("metrics off: no registry, the same status", () => {
     const m = new ClientMonitor({ ...cfg, metrics: false }, 0);
     expect(m.registry).toBeUndefined();
     m.probe(1000, true, 0.4);
     m.probe(3000, false, undefined);
-    expect(m.probe(5000, false, undefined)?.text).toBe("gateway unreachable: 2 probes failed (pod_gateway_client_gateway_reachable 0)");
-    expect(m.probe(7000, true, 0.4)?.text).toBe("gateway reachable again after 4.0 s (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1)");
+    m.probe(5000, false, undefined);
+    expect(m.status(5000, "v").gatewayReachable).toBe(false);
+    m.probe(7000, true, 0.4);
     m.turn(8000, stats, undefined);
     expect(m.status(9000, "v")).toEqual({ role: "client-sidecar", version: "v", tickAgeMs: 1000, intervalMs: 2000, gatewayAnswerAgeMs: 2000, gatewayReachable: true });
   });
@@ -105,7 +113,7 @@ describe("client monitor", () => {
   test("turn copies the machine's counts and the lease's expiry; status ages", () => {
     const m = new ClientMonitor(cfg, 0);
     const lease = { address: "172.16.0.21", obtainedAt: 10_000, leaseSeconds: 120, renewSeconds: 60, rebindSeconds: 105 } as never;
-    m.turn(20_000, { heals: 2, reinits: 1, renewals: 4, failedRenewals: 1 }, lease);
+    m.turn(20_000, { heals: 2, reinits: 1, renewals: 4, failedRenewals: 1, recoveries: 0 }, lease);
     const text = m.registry!.render();
     expect(text).toContain('pod_gateway_client_repairs_total{kind="in_place"} 2\n');
     expect(text).toContain('pod_gateway_client_repairs_total{kind="reinit"} 1\n');
@@ -114,6 +122,29 @@ describe("client monitor", () => {
     m.turn(21_000, stats, undefined);
     expect(m.registry!.render()).not.toContain("pod_gateway_client_lease_expiry_timestamp_seconds 130");
     expect(m.status(25_000, "v")).toEqual({ role: "client-sidecar", version: "v", tickAgeMs: 4000, intervalMs: 2000, gatewayAnswerAgeMs: undefined, gatewayReachable: false });
+  });
+
+  test("isolation: readiness holds only when the lookups made for it AND the sidecar's isolation watch find no route around the tunnel", () => {
+    const m = new ClientMonitor(cfg, 0);
+    m.probe(1000, true, 0.4);
+    const ok = { ok: true, detail: "no route around the tunnel" };
+    const leak = { ok: false, detail: "1.1.1.1 is reachable via 198.18.0.1 dev eth0" };
+    // Before the watch's first check: the lookups decide; no gauge yet.
+    m.turn(1000, { ...stats, isolation: { holds: undefined, problem: undefined } }, undefined);
+    expect(m.registry!.render()).not.toMatch(/^pod_gateway_client_isolated /m);
+    expect(decideHealth(m.status(1500, "v", ok), "ready").ok).toBe(true);
+    expect(decideHealth(m.status(1500, "v", leak), "ready").line).toBe("client-sidecar readiness: NOT OK: not isolated: 1.1.1.1 is reachable via 198.18.0.1 dev eth0");
+    // The watch found a leak: not ready even if the lookups now pass (the two agree again at its next check).
+    m.turn(2000, { ...stats, isolation: { holds: false, problem: 'route "1.1.1.1 via 198.18.0.1 dev eth0" sends 1.1.1.1 around the tunnel' } }, undefined);
+    expect(m.registry!.render()).toContain("pod_gateway_client_isolated 0\n");
+    const v = decideHealth(m.status(2500, "v", ok), "ready");
+    expect(v).toEqual({ ok: false, line: `client-sidecar readiness: NOT OK: not isolated: the sidecar's isolation watch: route "1.1.1.1 via 198.18.0.1 dev eth0" sends 1.1.1.1 around the tunnel` });
+    expect(decideHealth(m.status(2500, "v", leak), "ready").line).toContain("; now: 1.1.1.1 is reachable via 198.18.0.1 dev eth0");
+    // Liveness never looks at it.
+    expect(decideHealth(m.status(2500, "v"), "live").ok).toBe(true);
+    m.turn(3000, { ...stats, isolation: { holds: true, problem: undefined } }, undefined);
+    expect(m.registry!.render()).toContain("pod_gateway_client_isolated 1\n");
+    expect(decideHealth(m.status(3500, "v", ok), "ready").line).toBe("client-sidecar readiness: ok: loop ticked 0.5 s ago (limit 6.0 s), gateway answered 2.5 s ago, isolated");
   });
 });
 
@@ -147,5 +178,55 @@ describe("gateway monitor", () => {
     expect(t).toContain("pod_gateway_gateway_dhcp_leases 1\n");
     expect(t).toContain("pod_gateway_gateway_clients_seen 2\n");
     expect(t).toContain("pod_gateway_gateway_vpn_interface_up 0\n");
+  });
+
+  test("kill-switch drops: absent until the drop report runs, then counted by a bounded protocol label", () => {
+    const m = new GatewayMonitor(cfg, 0);
+    expect(m.registry.render()).not.toContain("pod_gateway_gateway_killswitch_drops_total{");
+    const counter = { packets: 0, lost: 0, reports: 0 };
+    m.dropReport(counter);
+    let t = m.registry.render();
+    for (const protocol of DROP_PROTOCOLS) expect(t).toContain(`pod_gateway_gateway_killswitch_drops_total{protocol="${protocol}"} 0\n`);
+    m.killSwitchDropped([{ proto: "udp" }, { proto: "udp" }, { proto: "tcp" }, { proto: "sctp" }, { proto: "proto 47" }, { proto: "icmpv6" }]);
+    counter.lost = 2;
+    m.refresh();
+    t = m.registry.render();
+    expect(t).toContain('pod_gateway_gateway_killswitch_drops_total{protocol="udp"} 2\n');
+    expect(t).toContain('pod_gateway_gateway_killswitch_drops_total{protocol="tcp"} 1\n');
+    expect(t).toContain('pod_gateway_gateway_killswitch_drops_total{protocol="other"} 2\n');
+    expect(t).toContain('pod_gateway_gateway_killswitch_drops_total{protocol="icmpv6"} 1\n');
+    expect(t).toContain("pod_gateway_gateway_killswitch_drop_log_overruns_total 2\n");
+    expect(t.match(/killswitch_drops_total\{/g)).toHaveLength(DROP_PROTOCOLS.length);
+    expect(["tcp", "udp", "icmp", "icmpv6", "other", "proto 1", "sctp", "", "TCP"].map(dropProtocol)).toEqual(["tcp", "udp", "icmp", "icmpv6", "other", "other", "other", "other", "other"]);
+  });
+});
+
+describe("state-change lines in both log formats", () => {
+  test("each is one line at info or warn, text and JSON, naming its metric", () => {
+    const m = new GatewayMonitor({ intervalMs: 5000, poolSize: 235, version: "1", commit: "c" }, 0);
+    const st = newDuplicateState();
+    const a = { mac: "02:aa:aa:aa:aa:aa", podIp: "10.244.1.17", overlayIp: "172.16.0.5" };
+    planDuplicateReports(st, [a], 0);
+    const notes = [
+      m.vpnLink("tun0", true)!,
+      m.vpnLink("tun0", false)!,
+      m.firewallChecked(1, { problems: ['iptables filter INPUT: no jump to "POD-GATEWAY-INPUT"'], reasserted: false, left: [] })!,
+      ...planDuplicateReports(st, [{ ...a, mac: "02:bb:bb:bb:bb:bb", podIp: "10.244.2.9" }], 1000).map((r) => ({ level: r.over ? "info" : "warn", text: r.text }) as const),
+      ...planDuplicateReports(st, [a], 70_000).map((r) => ({ level: r.over ? "info" : "warn", text: r.text }) as const),
+    ];
+    expect(notes.map((n) => n.level)).toEqual(["info", "warn", "warn", "warn", "info"]);
+    for (const format of ["text", "json"]) {
+      const lines: string[] = [];
+      const log = createLogger({ LOG_FORMAT: format === "json" ? "json" : "" }, (l) => lines.push(l));
+      for (const n of notes) log[n.level](n.text);
+      expect(lines).toHaveLength(notes.length);
+      lines.forEach((line, i) => {
+        expect(line).not.toContain("\n");
+        const msg = format === "json" ? (JSON.parse(line) as { msg: string; level: string }).msg : line.replace(/^\[(info|warn)\] /, "");
+        if (format === "json") expect((JSON.parse(line) as { level: string }).level).toBe(notes[i]!.level);
+        expect(msg).toBe(notes[i]!.text);
+        expect(msg).toMatch(/\(pod_gateway_[a-z_]+(\{[a-z]+="[a-z_]+"\})? \d+\)$/);
+      });
+    }
   });
 });

@@ -89,7 +89,7 @@ export class IsolationWatch {
       const was = this.state.problem;
       this.state.holds = true;
       this.state.problem = undefined;
-      if (was !== undefined) return [{ level: "info", text: `isolation holds again: no route leads around the tunnel (${v.details.join("; ")})` }];
+      if (was !== undefined) return [{ level: "info", text: `isolation holds again: no route leads around the tunnel (${v.details.join("; ")}) (pod_gateway_client_isolated 1)` }];
       return [{ level: "debug", text: `isolation holds (${v.details.join("; ")})` }];
     }
     const problem = v.leaking.map((r) => explainLeak(r, outcome.routes4)).join("; ");
@@ -101,7 +101,8 @@ export class IsolationWatch {
         level: "error",
         text:
           `isolation broken: ${problem}. This pod's traffic to those addresses leaves outside the VPN. ` +
-          `The sidecar did not add this route and leaves it in place (it never undoes a change it did not make): remove it, or find what added it`,
+          `The sidecar did not add this route and leaves it in place (it never undoes a change it did not make): remove it, or find what added it ` +
+          `(pod_gateway_client_isolated 0; not ready)`,
       },
     ];
   }

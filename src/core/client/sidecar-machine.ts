@@ -50,13 +50,15 @@ export interface SidecarStats {
   renewals: number;
   failedRenewals: number;
   leasesAcquired: number;
+  /** The gateway answered again after CONNECTION_RETRY_COUNT failed probes (pod_gateway_client_recoveries_total). */
+  recoveries: number;
   /** Whether the pod is still isolated (no route around the tunnel): readiness reads `isolation.holds`. */
   isolation: IsolationState;
 }
 
 export function newStats(): SidecarStats {
   return {
-    probes: 0, failedProbes: 0, heals: 0, gatewayMoves: 0, reinits: 0, renewals: 0, failedRenewals: 0, leasesAcquired: 0,
+    probes: 0, failedProbes: 0, heals: 0, gatewayMoves: 0, reinits: 0, renewals: 0, failedRenewals: 0, leasesAcquired: 0, recoveries: 0,
     isolation: { holds: undefined, problem: undefined, checks: 0 },
   };
 }
@@ -159,7 +161,7 @@ export class SidecarMachine {
       this.reacquireAt = undefined;
       this.stats.leasesAcquired++;
     }
-    return [note("info", `tunnel re-initialised: ${r.address} (${r.mode}) via gateway pod ${r.gatewayPodIp}`)];
+    return [note("info", `tunnel re-initialised: ${r.address} (${r.mode}) via gateway pod ${r.gatewayPodIp} (pod_gateway_client_repairs_total{kind="reinit"} ${this.stats.reinits})`)];
   }
 
   reinitFailed(message: string): Note[] {
@@ -233,14 +235,14 @@ export class SidecarMachine {
     this.lease = lease;
     this.leaseFailedAt = undefined;
     this.stats.renewals++;
-    notes.push(note("debug", `DHCP lease of ${lease.address} ${rebind ? "rebound" : "renewed"} for ${lease.leaseSeconds} s`));
+    notes.push(note("info", `DHCP lease of ${lease.address} ${rebind ? "rebound" : "renewed"} for ${lease.leaseSeconds} s (pod_gateway_client_dhcp_renewals_total{result="ok"} ${this.stats.renewals})`));
     return notes;
   }
 
   renewFailed(now: number, previous: Lease, rebind: boolean, message: string): Note[] {
     this.leaseFailedAt = now;
     this.stats.failedRenewals++;
-    return [note("warn", `${rebind ? "rebinding" : "renewing"} the DHCP lease of ${previous.address} failed: ${message}`)];
+    return [note("warn", `${rebind ? "rebinding" : "renewing"} the DHCP lease of ${previous.address} failed: ${message} (pod_gateway_client_dhcp_renewals_total{result="failed"} ${this.stats.failedRenewals})`)];
   }
 
   // ---------------------------------------------------------------- probing and deciding
@@ -265,7 +267,13 @@ export class SidecarMachine {
     const gw = this.cfg.overlayGw;
     const notes: Note[] = [note("trace", `probe ${gw}: ${alive ? "alive" : "failed"} (${detail})`)];
     if (alive) {
-      if (this.outage.failures > 0) notes.push(note("info", `gateway ${gw} answers again after ${this.outage.failures} failed probe(s) (${Math.round((now - (this.downSince ?? now)) / 100) / 10} s)`));
+      // One line per state change, named like the metric it moves: unreachable (after
+      // CONNECTION_RETRY_COUNT failures) → reachable is a recovery.
+      const f = this.outage.failures;
+      const recovered = f >= this.cfg.policy.retryCount;
+      if (recovered) this.stats.recoveries++;
+      const moved = recovered ? ` (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total ${this.stats.recoveries})` : "";
+      if (f > 0) notes.push(note("info", `gateway ${gw} answers again after ${f} failed probe(s) (${Math.round((now - (this.downSince ?? now)) / 100) / 10} s)${moved}`));
       this.outage.failures = 0;
       this.outage.repairs = 0;
       this.outage.lastRepairTickAt = undefined;
@@ -277,7 +285,9 @@ export class SidecarMachine {
     this.outage.failures++;
     this.downSince ??= startedAt;
     const f = this.outage.failures;
-    if (f === 1) notes.push(note("warn", `gateway ${gw} did not answer: ${detail}`));
+    const lost = f === this.cfg.policy.retryCount ? " (pod_gateway_client_gateway_reachable 0)" : "";
+    if (f === 1) notes.push(note("warn", `gateway ${gw} did not answer: ${detail}${lost}`));
+    else if (lost) notes.push(note("warn", `gateway ${gw} unreachable: ${f} probes failed${lost}`));
     else if (f % 10 === 0) notes.push(note("warn", `gateway ${gw} still not answering after ${f} probes (${Math.round((now - this.downSince) / 1000)} s)`));
     return { lookupNow: !lookedUp && planLookupWithProbe(this.cfg.policy, f), notes };
   }
@@ -334,9 +344,9 @@ export class SidecarMachine {
       this.stats.gatewayMoves++;
       const from = this.gatewayIp;
       this.gatewayIp = target;
-      return [note("info", `gateway pod moved from ${from ?? "unknown"} to ${target}: tunnel remote and pinned route updated, neighbours flushed (address kept)`)];
+      return [note("info", `gateway pod moved from ${from ?? "unknown"} to ${target}: tunnel remote and pinned route updated, neighbours flushed (address kept) (pod_gateway_client_repairs_total{kind="in_place"} ${this.stats.heals})`)];
     }
-    if (this.outage.repairs <= 1) return [note("info", `gateway pod still at ${target}: neighbours flushed, waiting for it to answer`)];
+    if (this.outage.repairs <= 1) return [note("info", `gateway pod still at ${target}: neighbours flushed, waiting for it to answer (pod_gateway_client_repairs_total{kind="in_place"} ${this.stats.heals})`)];
     return [];
   }
 

@@ -73,10 +73,22 @@ export interface DuplicateState {
   seen: Map<string, Map<string, { at: number; mac: string }>>;
   /** Key → when it was last reported (one report per key per window). */
   reported: Map<string, number>;
+  /** Keys behind two or more pod IPs now (within the window): a line when one stops being so. */
+  active: Set<string>;
 }
 
 export function newDuplicateState(): DuplicateState {
-  return { seen: new Map(), reported: new Map() };
+  return { seen: new Map(), reported: new Map(), active: new Set() };
+}
+
+/** The metric the duplicate lines move: keys behind two or more pod IPs now, by kind. */
+export const DUPLICATES_METRIC = "pod_gateway_gateway_duplicate_identities";
+
+/** How many overlay addresses and MACs are behind two or more pod IPs now. */
+export function countDuplicates(state: DuplicateState): { address: number; mac: number } {
+  let address = 0;
+  for (const k of state.active) if (k.startsWith("address ")) address++;
+  return { address, mac: state.active.size - address };
 }
 
 export interface DuplicateReport {
@@ -85,6 +97,8 @@ export interface DuplicateReport {
   value: string;
   /** The pod IPs it was seen behind within the window, sorted, each with the MAC seen there. */
   pods: { podIp: string; mac: string }[];
+  /** True: the duplicate is over (seen behind one pod IP at most for a whole window), an info line. */
+  over?: boolean;
   text: string;
 }
 
@@ -117,21 +131,39 @@ export function planDuplicateReports(state: DuplicateState, sightings: readonly 
     if (s.overlayIp !== undefined) note(`address ${s.overlayIp}`, s.podIp, s.mac);
   }
   const reports: DuplicateReport[] = [];
+  const secs = Math.round(windowMs / 1000);
+  const parse = (key: string) => {
+    const [kindWord, value] = key.split(" ", 2) as [string, string];
+    return { kind: kindWord === "address" ? ("address" as const) : ("mac" as const), value };
+  };
+  const ended = (key: string, pods: Map<string, { at: number; mac: string }> | undefined) => {
+    if (!state.active.delete(key)) return;
+    const { kind, value } = parse(key);
+    const list = [...(pods ?? [])].map(([podIp, v]) => ({ podIp, mac: v.mac }));
+    reports.push({ kind, value, pods: list, over: true, text: `${kind === "address" ? "overlay address" : "MAC"} ${value} no longer seen behind two pod IPs within ${secs} s: the duplicate is over` });
+  };
   for (const [key, pods] of state.seen) {
     for (const [podIp, v] of pods) if (now - v.at > windowMs) pods.delete(podIp);
     if (pods.size === 0) {
       state.seen.delete(key);
+      ended(key, undefined);
       continue;
     }
-    if (pods.size < 2) continue;
+    if (pods.size < 2) {
+      ended(key, pods);
+      continue;
+    }
+    state.active.add(key);
     const last = state.reported.get(key);
     if (last !== undefined && now - last < windowMs) continue;
     state.reported.set(key, now);
-    const [kindWord, value] = key.split(" ", 2) as [string, string];
-    const kind = kindWord === "address" ? "address" : "mac";
+    const { kind, value } = parse(key);
     const list = [...pods].map(([podIp, v]) => ({ podIp, mac: v.mac })).sort((a, b) => (a.podIp < b.podIp ? -1 : a.podIp > b.podIp ? 1 : 0));
     reports.push({ kind, value, pods: list, text: describe(kind, value, list, windowMs) });
   }
   for (const [key, at] of state.reported) if (now - at >= windowMs && !state.seen.has(key)) state.reported.delete(key);
+  // Every line names the metric it moves, with its value after this poll.
+  const counts = countDuplicates(state);
+  for (const r of reports) r.text += ` (${DUPLICATES_METRIC}{kind="${r.kind}"} ${counts[r.kind]})`;
   return reports;
 }

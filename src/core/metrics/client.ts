@@ -12,6 +12,10 @@ export interface ClientCounts {
   reinits: number;
   renewals: number;
   failedRenewals: number;
+  /** The gateway answered again after CONNECTION_RETRY_COUNT failed probes. */
+  recoveries: number;
+  /** The sidecar's isolation watch (IsolationWatch): holds undefined until its first check. */
+  isolation?: { holds: boolean | undefined; problem: string | undefined };
 }
 
 export interface ClientMonitorConfig {
@@ -30,8 +34,6 @@ export interface ClientMonitorConfig {
  */
 export const PROBE_RTT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5];
 
-export type MonitorNote = { level: "info" | "warn"; text: string };
-
 function clientFamilies(r: MetricsRegistry) {
   return {
     build: r.gauge("pod_gateway_build_info", "The running pod-gateway: version and commit (value 1).", ["version", "commit", "role"]),
@@ -43,6 +45,7 @@ function clientFamilies(r: MetricsRegistry) {
     repairs: r.counter("pod_gateway_client_repairs_total", "Repairs of the tunnel: in_place (remote and neighbours) or reinit (the tunnel rebuilt).", ["kind"]),
     renewals: r.counter("pod_gateway_client_dhcp_renewals_total", "DHCP lease renewals, by result.", ["result"]),
     leaseExpiry: r.gauge("pod_gateway_client_lease_expiry_timestamp_seconds", "When the current DHCP lease expires, seconds since the epoch (absent without an expiring lease)."),
+    isolated: r.gauge("pod_gateway_client_isolated", "1 while the sidecar's isolation watch finds no route around the tunnel, 0 when it found one (absent before its first check)."),
   };
 }
 
@@ -53,12 +56,11 @@ function clientFamilies(r: MetricsRegistry) {
 export class ClientMonitor {
   readonly registry: MetricsRegistry | undefined;
   private readonly m: ReturnType<typeof clientFamilies> | undefined;
-  private recoveries = 0;
   private lastTurnAt: number;
   private lastAnswerAt: number | undefined;
   private failures = 0;
   private reachable: boolean | undefined;
-  private downSince: number | undefined;
+  private watch: { holds: boolean | undefined; problem: string | undefined } | undefined;
 
   constructor(
     readonly cfg: ClientMonitorConfig,
@@ -75,34 +77,26 @@ export class ClientMonitor {
     for (const result of ["ok", "failed"]) m.renewals.inc(0, { result });
   }
 
-  /** One probe's outcome; a note when the gateway's reachability changes. */
-  probe(now: number, alive: boolean, rttMs: number | undefined): MonitorNote | undefined {
+  /**
+   * One probe's outcome. The lines for reachability changes are the sidecar machine's (it counts
+   * the failures and the recoveries, and names these metrics in them): one line per change.
+   */
+  probe(now: number, alive: boolean, rttMs: number | undefined): void {
     this.m?.probes.inc(1, { result: alive ? "ok" : "failed" });
     if (alive) {
       this.failures = 0;
       this.lastAnswerAt = now;
       this.m?.lastAnswer.set(now / 1000);
       if (rttMs !== undefined) this.m?.rtt.observe(rttMs / 1000);
-      const was = this.reachable;
       this.reachable = true;
       this.m?.reachable.set(1);
-      if (was === false) {
-        this.recoveries++;
-        this.m?.recoveries.inc();
-        const s = this.downSince === undefined ? "" : ` after ${((now - this.downSince) / 1000).toFixed(1)} s`;
-        this.downSince = undefined;
-        return { level: "info", text: `gateway reachable again${s} (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total ${this.recoveries})` };
-      }
-      return undefined;
+      return;
     }
     this.failures++;
-    if (this.failures === 1) this.downSince = now;
-    if (this.failures >= this.cfg.retryCount && this.reachable !== false) {
+    if (this.failures >= this.cfg.retryCount) {
       this.reachable = false;
       this.m?.reachable.set(0);
-      return { level: "warn", text: `gateway unreachable: ${this.failures} probes failed (pod_gateway_client_gateway_reachable 0)` };
     }
-    return undefined;
   }
 
   /** Has the gateway answered since start (a probe of the loop, or one made for readiness)? */
@@ -127,6 +121,10 @@ export class ClientMonitor {
   /** The end of one turn of the sidecar's loop: liveness, and the machine's counts and lease. */
   turn(now: number, counts: ClientCounts, lease: Lease | undefined): void {
     this.lastTurnAt = now;
+    this.watch = counts.isolation && { holds: counts.isolation.holds, problem: counts.isolation.problem };
+    if (this.watch?.holds === undefined) this.m?.isolated.clear();
+    else this.m?.isolated.set(this.watch.holds ? 1 : 0);
+    this.m?.recoveries.set(counts.recoveries);
     this.m?.repairs.set(counts.heals, { kind: "in_place" });
     this.m?.repairs.set(counts.reinits, { kind: "reinit" });
     this.m?.renewals.set(counts.renewals, { result: "ok" });
@@ -136,7 +134,14 @@ export class ClientMonitor {
     else this.m?.leaseExpiry.clear();
   }
 
-  status(now: number, version: string, isolation?: { ok: boolean; detail: string }): ClientStatus {
+  /**
+   * `isolation`: the route lookups made for a readiness answer. Isolation holds when they find no
+   * route around the tunnel AND the sidecar's isolation watch (its last check) found none: a leak
+   * either one sees makes the pod not ready.
+   */
+  status(now: number, version: string, lookups?: { ok: boolean; detail: string }): ClientStatus {
+    let isolation = lookups;
+    if (lookups && this.watch?.holds === false) isolation = { ok: false, detail: `the sidecar's isolation watch: ${this.watch.problem ?? "a route around the tunnel"}${lookups.ok ? "" : `; now: ${lookups.detail}`}` };
     return {
       role: "client-sidecar",
       version,

@@ -1,6 +1,7 @@
 // What the gateway sidecar tells operators: its metrics, and the status its probe reads. Pure: the
 // sidecar and its telemetry (src/sys/gateway-telemetry.ts) report what they saw, with the time.
 import type { GatewayStatus } from "../health.ts";
+import { DUPLICATES_METRIC } from "../gateway/duplicates.ts";
 import { MetricsRegistry } from "./registry.ts";
 
 export interface GatewayMonitorConfig {
@@ -33,6 +34,14 @@ export function parseDnsmasqLeases(text: string): DnsmasqLease[] {
   return out;
 }
 
+/** The kill switch's drop counts by protocol: these values and no others (a label must stay bounded). */
+export const DROP_PROTOCOLS = ["tcp", "udp", "icmp", "icmpv6", "other"] as const;
+
+/** The protocol label of a logged packet (its `proto`: "tcp", "udp", "icmp", "icmpv6", "sctp", "proto N"). */
+export function dropProtocol(proto: string): (typeof DROP_PROTOCOLS)[number] {
+  return (DROP_PROTOCOLS as readonly string[]).includes(proto) && proto !== "other" ? (proto as (typeof DROP_PROTOCOLS)[number]) : "other";
+}
+
 /** The number of addresses DHCP hands out: .first to .254. */
 export function dhcpPoolSize(firstDynamic: number): number {
   return Math.max(0, 254 - firstDynamic + 1);
@@ -60,7 +69,19 @@ export class GatewayMonitor {
     vpnUp: this.registry.gauge("pod_gateway_gateway_vpn_interface_up", "1 when the VPN interface exists and is up (IFF_UP and carrier)."),
     upstream: this.registry.counter("pod_gateway_gateway_upstream_dns_changes_total", "Changes of the upstream DNS servers (the VPN client rewrote resolv.conf)."),
     upstreamServers: this.registry.gauge("pod_gateway_gateway_upstream_dns_servers", "Upstream DNS servers dnsmasq forwards to."),
+    drops: this.registry.counter(
+      "pod_gateway_gateway_killswitch_drops_total",
+      "Packets the kill switch dropped on eth0, by protocol, as its NFLOG rule logged them (at most 10 a second are logged: a lower bound). Absent with the kill switch off.",
+      ["protocol"],
+    ),
+    duplicates: this.registry.gauge(
+      DUPLICATES_METRIC,
+      "Overlay addresses (kind=address) or MACs (kind=mac) seen behind two or more pod IPs within the last minute: two live pods share one overlay identity.",
+      ["kind"],
+    ),
+    dropLogLost: this.registry.counter("pod_gateway_gateway_killswitch_drop_log_overruns_total", "Times the kernel dropped drop-log messages the sidecar did not read in time (ENOBUFS). Absent with the kill switch off."),
   };
+  private dropCounter: { lost: number } | undefined;
 
   constructor(
     readonly cfg: GatewayMonitorConfig,
@@ -73,6 +94,12 @@ export class GatewayMonitor {
     this.m.leases.set(0);
     this.m.clients.set(0);
     this.m.fwVerified.set(0);
+    for (const kind of ["address", "mac"]) this.m.duplicates.set(0, { kind });
+  }
+
+  duplicates(counts: { address: number; mac: number }): void {
+    this.m.duplicates.set(counts.address, { kind: "address" });
+    this.m.duplicates.set(counts.mac, { kind: "mac" });
   }
 
   /**
@@ -98,6 +125,24 @@ export class GatewayMonitor {
   dnsmasq(running: boolean): void {
     this.dnsmasqRunning = running;
     this.m.dnsmasqUp.set(running ? 1 : 0);
+  }
+
+  /** The kill switch's drop report runs: its drop counts start at 0 (else they stay absent). */
+  dropReport(counter: { lost: number }): void {
+    this.dropCounter = counter;
+    for (const protocol of DROP_PROTOCOLS) this.m.drops.inc(0, { protocol });
+    this.m.dropLogLost.set(counter.lost);
+  }
+
+  /** Packets the kill switch's NFLOG rule logged, counted by protocol (a bounded label: DROP_PROTOCOLS). */
+  killSwitchDropped(packets: readonly { proto: string }[]): void {
+    for (const p of packets) this.m.drops.inc(1, { protocol: dropProtocol(p.proto) });
+    if (this.dropCounter) this.m.dropLogLost.set(this.dropCounter.lost);
+  }
+
+  /** Before a scrape: counts kept outside the monitor. */
+  refresh(): void {
+    if (this.dropCounter) this.m.dropLogLost.set(this.dropCounter.lost);
   }
 
   upstreamChanged(servers: readonly string[], initial = false): void {

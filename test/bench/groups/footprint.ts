@@ -13,13 +13,13 @@
 //
 // Start-up: `pod-gateway version` against a hello world compiled with the flags build.ts uses,
 // alternated, after the other groups are done.
-import { copyFileSync, chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { COMPILE_FLAGS } from "../../../build.ts";
 import type { Lab } from "../../../src/lab/types.ts";
-import { benchLab, destroyBenchLab, inNs, OVERLAY_GW, roleEnv, startGateway, type BenchContext } from "../lib/context.ts";
+import { agentArgv, benchLab, destroyBenchLab, inNs, OVERLAY_GW, roleEnv, startGateway, type BenchContext } from "../lib/context.ts";
 import { childPids, collect, exeOf, mustRun, readFileRss, readMem, timed, waitFor, type Collected, type MemSample } from "../lib/proc.ts";
 import { summarize, type Figure, type GroupResult } from "../lib/stats.ts";
 
@@ -27,6 +27,8 @@ interface Sample {
   /** Seconds since sampling started. */
   t: number;
   client: MemSample;
+  /** client-1's sidecar: the same, with CLIENT_METRICS_PORT on and scraped (issue 15's budget). */
+  clientMetrics: MemSample;
   gateway: MemSample;
   /** dnsmasq (the gateway sidecar's child), summed if several. */
   dnsmasq: MemSample;
@@ -76,8 +78,11 @@ interface Running {
   clientOut: Collected;
   gatewayOut: Collected;
   gatewaySidecar: Subprocess<"ignore", "pipe", "pipe">;
-  pids: { client: number; gateway: number };
+  pids: { client: number; gateway: number; clientMetrics: number };
 }
+
+/** client-1's sidecar serves /metrics here (its own config dir: the lab's plus the port). */
+const METRICS_PORT = 9100;
 
 async function probeCount(lab: Lab): Promise<number> {
   const r = await mustRun("reading the probe counter", inNs(lab, "client-0", ["nft", "-j", "list", "table", "inet", "pgwbench_count"]));
@@ -108,17 +113,22 @@ export async function startFootprint(outer: BenchContext): Promise<{ finish(): P
     const clientOut = collect(clientSidecar);
     await waitFor("client-sidecar to start watching", () => clientOut.text().includes("watching gateway") || clientSidecar.exitCode !== null, 10_000);
     if (clientSidecar.exitCode !== null) throw new Error(`client-sidecar exited ${clientSidecar.exitCode}:\n${clientOut.text()}`);
-    // The second routed pod's sidecar: measured no further, it shares the binary's pages as pods on one node do.
-    const other = lab.spawn("client-1", [ctx.bin, "client-sidecar"], { env: roleEnv(ctx, lab, "client-1") as Record<string, string> });
-    void other.stdout.pipeTo(new WritableStream());
-    void other.stderr.pipeTo(new WritableStream());
+    // The second routed pod's sidecar shares the binary's pages as pods on one node do. It runs with
+    // metrics on (scraped every 5 s below): its private memory minus client-0's is what metrics cost.
+    const metricsConfig = ctx.cleanup.addDir(mkdtempSync(join(tmpdir(), "pgw-bench-metrics-")));
+    for (const f of ["settings.sh", "nat.conf"]) copyFileSync(join(lab.configDir, f), join(metricsConfig, f));
+    appendFileSync(join(metricsConfig, "settings.sh"), `\nCLIENT_METRICS_PORT=${METRICS_PORT}\n`);
+    const other = lab.spawn("client-1", [ctx.bin, "client-sidecar"], { env: roleEnv(ctx, lab, "client-1", { POD_GATEWAY_CONFIG_DIR: metricsConfig }) as Record<string, string> });
+    const otherOut = collect(other);
+    await waitFor("client-1's sidecar to serve metrics", () => otherOut.text().includes("metrics on http://") || other.exitCode !== null, 10_000);
+    if (other.exitCode !== null) throw new Error(`client-1's sidecar exited ${other.exitCode}:\n${otherOut.text()}`);
     running = {
       lab,
       clientSidecar,
       clientOut,
       gatewayOut: gw.out,
       gatewaySidecar: gw.sidecar,
-      pids: { client: await binaryPid(clientSidecar, ctx.bin), gateway: await binaryPid(gw.sidecar, ctx.bin) },
+      pids: { client: await binaryPid(clientSidecar, ctx.bin), gateway: await binaryPid(gw.sidecar, ctx.bin), clientMetrics: await binaryPid(other, ctx.bin) },
     };
   } catch (e) {
     idle.proc.kill();
@@ -134,6 +144,17 @@ export async function startFootprint(outer: BenchContext): Promise<{ finish(): P
   const probesAtStart = await probeCount(lab);
   const start = performance.now();
   let stop = false;
+  let scrapes = 0;
+  let scrapeError: string | undefined;
+  // A Prometheus scraping client-1's sidecar every 5 s (from inside its pod: the port is in its namespace).
+  const scraper = (async () => {
+    while (!stop && (performance.now() - start) / 1000 < ctx.opts.soakSeconds) {
+      const r = await timed(inNs(lab, "client-1", agentArgv(ctx, "http-get", `http://127.0.0.1:${METRICS_PORT}/metrics`)));
+      if (r.code === 0 && r.stdout.includes("pod_gateway_client_gateway_reachable")) scrapes++;
+      else scrapeError ??= `scraping client-1's /metrics: exit ${r.code}: ${(r.stdout + r.stderr).slice(0, 300)}`;
+      await Bun.sleep(5000);
+    }
+  })();
   let samplerError: unknown;
   const sampler = (async () => {
     while (!stop) {
@@ -141,7 +162,7 @@ export async function startFootprint(outer: BenchContext): Promise<{ finish(): P
       if (t > ctx.opts.soakSeconds) break;
       try {
         const dns = childPids(pids.gateway);
-        samples.push({ t, client: readMem(pids.client), gateway: readMem(pids.gateway), dnsmasq: sumMem(dns.map(readMem)), clientBinary: readFileRss(pids.client, ctx.bin), idle: readMem(idle.proc.pid), idleBinary: readFileRss(idle.proc.pid, idle.bin) });
+        samples.push({ t, client: readMem(pids.client), clientMetrics: readMem(pids.clientMetrics), gateway: readMem(pids.gateway), dnsmasq: sumMem(dns.map(readMem)), clientBinary: readFileRss(pids.client, ctx.bin), idle: readMem(idle.proc.pid), idleBinary: readFileRss(idle.proc.pid, idle.bin) });
       } catch (e) {
         samplerError = new Error(`sampling memory at ${t.toFixed(0)} s: ${(e as Error).message} (did a sidecar exit?)`);
         return;
@@ -156,6 +177,7 @@ export async function startFootprint(outer: BenchContext): Promise<{ finish(): P
   const stopAll = async () => {
     stop = true;
     await sampler;
+    await scraper;
     idle.proc.kill();
     await destroyBenchLab(ctx, lab);
   };
@@ -184,6 +206,14 @@ export async function startFootprint(outer: BenchContext): Promise<{ finish(): P
         { key: "footprint.client.private", label: "client-sidecar private memory", unit: "MB", ours: of((s) => s.client.private), baseline: { label: "idle Bun program's anonymous memory (floor)", summary: of((s) => s.idle.anon) }, target: { op: "<=", value: 6, text: "≤ 6 MB (issue 16)" } },
         { key: "footprint.client.binary", label: "client-sidecar: pages of the binary touched (smaps Rss of its mappings)", unit: "MB", ours: of((s) => s.clientBinary), baseline: { label: "idle Bun program (floor)", summary: of((s) => s.idleBinary) }, target: { op: "<=", value: 20, text: "≤ 20 MB (issue 16)" } },
         { key: "footprint.client.anon", label: "client-sidecar anonymous memory (heap, stacks, JIT)", unit: "MB", ours: of((s) => s.client.anon) },
+        { key: "footprint.client.metrics.private", label: "client-sidecar private memory with CLIENT_METRICS_PORT on, scraped every 5 s (client-1)", unit: "MB", ours: of((s) => s.clientMetrics.private) },
+        {
+          key: "footprint.client.metrics.cost",
+          label: "private memory metrics cost: client-1 (metrics on) − client-0 (off), per sample",
+          unit: "MB",
+          ours: of((s) => s.clientMetrics.private - s.client.private),
+          target: { op: "<=", value: 2 },
+        },
         { key: "footprint.client.pss", label: "client-sidecar PSS (shared pages divided among their users)", unit: "MB", ours: of((s) => s.client.pss) },
         { key: "footprint.gateway.rss", label: "gateway-sidecar RSS (without dnsmasq)", unit: "MB", ours: of((s) => s.gateway.rss), reference: "~9 MB whole tree (bash, dnsmasq, inotifyd)" },
         { key: "footprint.gateway.private", label: "gateway-sidecar private memory", unit: "MB", ours: of((s) => s.gateway.private) },
@@ -214,6 +244,7 @@ export async function startFootprint(outer: BenchContext): Promise<{ finish(): P
             label: "what RSS is made of (steady-state medians): anonymous memory / the rest (mapped binary and libraries)",
             value: `client-sidecar ${of((s) => s.client.anon).median.toFixed(1)} / ${(of((s) => s.client.rss).median - of((s) => s.client.anon).median).toFixed(1)} MB, gateway-sidecar ${of((s) => s.gateway.anon).median.toFixed(1)} / ${(of((s) => s.gateway.rss).median - of((s) => s.gateway.anon).median).toFixed(1)} MB`,
           },
+          { label: "scrapes of client-1's /metrics during the soak", value: `${scrapes}${scrapeError ? ` (first failure: ${scrapeError})` : ""}` },
           { label: "probes the client-sidecar sent to the gateway during the soak", value: `${probesAtEnd - probesAtStart} (${((probesAtEnd - probesAtStart) / (soakS / 60)).toFixed(0)} a minute)` },
           { label: "pod-gateway binary size", value: `${(Bun.file(ctx.bin).size / 2 ** 20).toFixed(0)} MiB (hello world: ${(startup.helloSize / 2 ** 20).toFixed(0)} MiB)` },
         ],
