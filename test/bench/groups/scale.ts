@@ -11,11 +11,12 @@
 // shared by every namespace; ../../../PLATFORM facts): for that run the bench raises
 // net.ipv4.neigh.default.gc_thresh1/2/3 in the host's namespace and restores the values it found
 // (in finally, and from the cleanup on an interrupt).
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Subprocess } from "bun";
 import type { Lab } from "../../../src/lab/types.ts";
 import { agentArgv, benchLab, destroyBenchLab, inNs, LAB, OVERLAY_GW, roleEnv, startGateway, type BenchContext, type RunningGateway } from "../lib/context.ts";
-import { collect, epochMs, waitFor, type Collected } from "../lib/proc.ts";
+import { collect, epochMs, mustRun, waitFor, type Collected } from "../lib/proc.ts";
 import { summarize, type Figure, type GroupResult } from "../lib/stats.ts";
 
 /** Sizes at or above this get the raised neighbour table. */
@@ -119,11 +120,25 @@ async function moveGateway(ctx: BenchContext, lab: Lab, sidecars: Sidecar[], ech
   const goneAt = epochMs();
   const waiter = lab.spawn("gateway", agentArgv(ctx, "dns-wait", OVERLAY_GW, "30000"));
   const waiterOut = collect(waiter);
-  const gateway = await startGateway(ctx, lab, `gw-${run}`);
+  // gateway-init, then gateway-sidecar; "ready" is the earlier of its "dnsmasq running" line (logged
+  // as dnsmasq is spawned, so a little early) and the first DNS answer the in-pod poller saw (late
+  // when the machine is so loaded that the poller itself starts slowly): back − ready errs long.
+  await mustRun("gateway-init", inNs(lab, "gateway", [ctx.bin, "gateway-init"]), { env: roleEnv(ctx, lab, "gateway") });
+  const runDir = join(lab.runDir, `gw-${run}`);
+  mkdirSync(runDir, { recursive: true });
+  const sidecar = lab.spawn("gateway", [ctx.bin, "gateway-sidecar", "--run-dir", runDir], { env: { ...lab.roleEnv("gateway"), LOG_LEVEL: "info" } });
+  const out = collect(sidecar);
+  let runningAt = Infinity;
+  out.onLine((l) => {
+    if (l.includes("dnsmasq running")) runningAt = Math.min(runningAt, epochMs());
+  });
+  await waitFor("the gateway's dnsmasq to start", () => runningAt < Infinity || sidecar.exitCode !== null, 15_000);
+  if (sidecar.exitCode !== null) throw new Error(`gateway-sidecar exited ${sidecar.exitCode}:\n${out.text()}`);
+  const gateway: RunningGateway = { sidecar, out };
   const code = await waiter.exited;
   const m = /ready (\S+)/.exec(waiterOut.text());
   if (code !== 0 || !m) throw new Error(`the new gateway's DNS never answered: ${waiterOut.text()}`);
-  const readyAt = Number(m[1]);
+  const readyAt = Math.min(Number(m[1]), runningAt);
   const backAt: number[] = [];
   await waitFor(
     `every client back after the gateway moved (${sameIp ? "same" : "new"} IP)`,
@@ -190,7 +205,7 @@ async function runSize(ctx: BenchContext, n: number, moves: number): Promise<Siz
         outcomes.push(r.outcome);
         const o = r.outcome;
         ctx.log(
-          `scale: ${n} client(s), gateway re-created at the ${sameIp ? "same" : "a new"} IP: the last back ${o.lastBackMs.toFixed(0)} ms after the new gateway was ready (median ${o.medianBackMs.toFixed(0)} ms; client-0's echo ${o.echoBackMs?.toFixed(0) ?? "—"} ms)`,
+          `scale: ${n} client(s), gateway re-created at ${sameIp ? "the same" : "a new"} IP: the last back ${o.lastBackMs.toFixed(0)} ms after the new gateway was ready (median ${o.medianBackMs.toFixed(0)} ms; client-0's echo ${o.echoBackMs?.toFixed(0) ?? "—"} ms)`,
         );
       }
     }
@@ -244,7 +259,7 @@ export async function scaleGroup(ctx: BenchContext): Promise<GroupResult> {
     ],
     notes: [
       `One lab per size (${sizes.join(", ")} client pods, DHCP, default settings: probe every 2 s, 1 failure before acting). Ready = client-init's exit; the storm starts every client-init at once; a failed client-init is started again at once (the kubelet would back off) and counted. CPU = user + system time of each client-init from the kernel's accounting.`,
-      "Back = the client's sidecar logs that the gateway answers again (its probe through the tunnel; every 250 ms while lost), measured from the first answer of the new gateway's dnsmasq on 172.16.0.1 (polled every 5 ms inside the new pod). The gateway pod is re-created by the lab (its namespace deleted and made again: new MAC; the cluster DNS answers the new IP before gateway-init runs), at a new IP and at the same IP in turn; negative values (back before dnsmasq answered, on the old lease of a probe) count as 0.",
+      "Back = the client's sidecar logs that the gateway answers again (its probe through the tunnel; every 250 ms while lost), measured from the new gateway being ready: the earlier of its sidecar's \"dnsmasq running\" line and the first answer on 172.16.0.1 of a poller inside the new pod (every 5 ms). The gateway pod is re-created by the lab (its namespace deleted and made again: new MAC; the cluster DNS answers the new IP before gateway-init runs), at a new IP and at the same IP in turn; negative values (back before dnsmasq answered, on the old lease of a probe) count as 0.",
       `Sizes of ${RAISE_FROM} and more run with the kernel's neighbour table raised (gc_thresh1/2/3 ${RAISED.gc_thresh1}/${RAISED.gc_thresh2}/${RAISED.gc_thresh3}; restored after): one table is shared by every namespace of the machine, and 200 pods overflow the defaults (128/512/1024).`,
     ],
     durationMs: performance.now() - t0,
