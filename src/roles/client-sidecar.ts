@@ -314,9 +314,13 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   /** Forget the neighbours the tunnel relies on (while the gateway does not answer). Failures are logged at debug: the next tick tries again. */
   const refresh = async (): Promise<void> => {
     try {
-      const r = m.planRefresh(await deps.host.readFacts());
-      say(r.notes);
-      if (r.changes.length) await deps.host.apply(r.changes, "refreshing the tunnel's neighbours");
+      let changes = m.cachedRefresh();
+      if (!changes) {
+        const r = m.planRefresh(await deps.host.readFacts());
+        say(r.notes);
+        changes = r.changes;
+      }
+      if (changes.length) await deps.host.apply(changes, "refreshing the tunnel's neighbours");
     } catch (e) {
       log.debug(`refreshing the tunnel's neighbours failed: ${messageOf(e)}`);
     }

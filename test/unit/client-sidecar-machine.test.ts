@@ -316,14 +316,20 @@ describe("the neighbour refresh (a gateway re-created at the same pod IP)", () =
     expect(planNeighbourRefresh(initialised(), undefined).map(formatChange)).toEqual(["neigh flush dev vxlan0"]);
   });
 
-  test("the refresh is said once per outage", () => {
+  test("the refresh is said once per outage, and planned once per outage and repair", () => {
     const m = new SidecarMachine(cfg({ policy: { ...POLICY, retryCount: 1 } }), 0);
     m.start(0, initialised());
     m.probed(1000, 1000, false, "timeout", false);
     const first = m.planRefresh(initialised());
     expect(first.notes.map((n) => n.text)).toEqual(["refreshing the neighbours the tunnel relies on while gateway 172.16.0.1 does not answer: eth0 198.18.0.2 and every entry of vxlan0"]);
     expect(m.planRefresh(initialised()).notes).toEqual([]);
+    // planned once per outage: the driver need not read the network for every refresh
+    expect(m.cachedRefresh()!.map(formatChange)).toEqual(["neigh flush dev eth0 to 198.18.0.2", "neigh flush dev vxlan0"]);
+    m.repaired("198.18.0.9");
+    expect(m.cachedRefresh()).toBeUndefined(); // a repair (here a move) plans afresh
+    m.planRefresh(initialised());
     m.probed(1250, 1250, true, "ok", false);
+    expect(m.cachedRefresh()).toBeUndefined();
     m.probed(2000, 2000, false, "timeout", false);
     expect(m.planRefresh(initialised()).notes).toHaveLength(1);
   });

@@ -107,6 +107,12 @@ export class SidecarMachine {
   private nextLookupAt: number | undefined;
   /** The neighbour refresh is logged once per outage. */
   private refreshSaid = false;
+  /**
+   * The refresh's changes, planned once per outage and per repair: every failed tick of a lost
+   * gateway (4 a second) refreshes, and reading the whole network for it each time would cost a
+   * node of 200 routed pods most of a core. A repair or a re-initialisation plans afresh.
+   */
+  private refreshPlan: Change[] | undefined;
   private readonly random: () => number;
   /** When and what to report about routes around the tunnel. */
   readonly isolation: IsolationWatch;
@@ -163,6 +169,7 @@ export class SidecarMachine {
 
   reinitDone(r: ReinitOutcome): Note[] {
     this.gatewayIp = r.gatewayPodIp;
+    this.refreshPlan = undefined;
     if (r.lease) {
       this.dhcpMtu = r.lease.mtu;
       this.lease = r.lease;
@@ -302,6 +309,7 @@ export class SidecarMachine {
       this.lookupWarned = false;
       this.nextLookupAt = undefined;
       this.refreshSaid = false;
+      this.refreshPlan = undefined;
       return { lookupNow: false, notes };
     }
     this.stats.failedProbes++;
@@ -333,12 +341,18 @@ export class SidecarMachine {
     this.nextTickAt = planNextTickAt(this.cfg.policy, startedAt, now, this.fast(now));
   }
 
+  /** The refresh planned earlier in this outage (since the last repair), if any: no need to read the network. */
+  cachedRefresh(): Change[] | undefined {
+    return this.refreshPlan;
+  }
+
   /**
    * The neighbour refresh while the gateway is lost: the changes, and a note the first time in an
    * outage. See planNeighbourRefresh.
    */
   planRefresh(facts: ClientFacts): { changes: Change[]; notes: Note[] } {
     const changes = planNeighbourRefresh(facts, this.gatewayIp ?? facts.vxlan?.remote);
+    this.refreshPlan = changes;
     const notes: Note[] = [];
     if (!this.refreshSaid && changes.length) {
       this.refreshSaid = true;
@@ -382,6 +396,7 @@ export class SidecarMachine {
 
   /** The repair towards `target` was applied. */
   repaired(target: string): Note[] {
+    this.refreshPlan = undefined;
     if (target !== this.gatewayIp) {
       this.stats.gatewayMoves++;
       const from = this.gatewayIp;
