@@ -132,7 +132,8 @@ async function moveGateway(ctx: BenchContext, lab: Lab, sidecars: Sidecar[], ech
   out.onLine((l) => {
     if (l.includes("dnsmasq running")) runningAt = Math.min(runningAt, epochMs());
   });
-  await waitFor("the gateway's dnsmasq to start", () => runningAt < Infinity || sidecar.exitCode !== null, 15_000);
+  // Generous: with 200 sidecars probing every 250 ms on 2 cores, gateway-init and the sidecar start slowly.
+  await waitFor("the gateway's dnsmasq to start", () => runningAt < Infinity || sidecar.exitCode !== null, 60_000);
   if (sidecar.exitCode !== null) throw new Error(`gateway-sidecar exited ${sidecar.exitCode}:\n${out.text()}`);
   const gateway: RunningGateway = { sidecar, out };
   const code = await waiter.exited;
@@ -164,6 +165,8 @@ async function moveGateway(ctx: BenchContext, lab: Lab, sidecars: Sidecar[], ech
 
 interface SizeOutcome {
   n: number;
+  /** Why this size stopped early (its figures are what it measured before). */
+  error?: string;
   storm: StormOutcome;
   sidecarsWatchingMs: number;
   moves: MoveOutcome[];
@@ -194,25 +197,32 @@ async function runSize(ctx: BenchContext, n: number, moves: number): Promise<Siz
       if (m) echo.push(Number(m[2]));
     });
     const outcomes: MoveOutcome[] = [];
-    for (let i = 0; i < moves; i++) {
-      for (const sameIp of [false, true]) {
-        if (ctx.cleanup.interrupted) throw new Error("interrupted");
-        // A different phase of the sidecars' probe cycle each run.
-        await Bun.sleep(1000 + Math.random() * 2000);
-        void gateway; // recreateGateway() kills the old pod's processes
-        const r = await moveGateway(ctx, lab, sidecars, echo, sameIp, `n${n}-${i}-${sameIp ? "s" : "m"}`);
-        gateway = r.gateway;
-        outcomes.push(r.outcome);
-        const o = r.outcome;
-        ctx.log(
-          `scale: ${n} client(s), gateway re-created at ${sameIp ? "the same" : "a new"} IP: the last back ${o.lastBackMs.toFixed(0)} ms after the new gateway was ready (median ${o.medianBackMs.toFixed(0)} ms; client-0's echo ${o.echoBackMs?.toFixed(0) ?? "—"} ms)`,
-        );
+    let error: string | undefined;
+    try {
+      for (let i = 0; i < moves; i++) {
+        for (const sameIp of [false, true]) {
+          if (ctx.cleanup.interrupted) throw new Error("interrupted");
+          // A different phase of the sidecars' probe cycle each run.
+          await Bun.sleep(1000 + Math.random() * 2000);
+          void gateway; // recreateGateway() kills the old pod's processes
+          const r = await moveGateway(ctx, lab, sidecars, echo, sameIp, `n${n}-${i}-${sameIp ? "s" : "m"}`);
+          gateway = r.gateway;
+          outcomes.push(r.outcome);
+          const o = r.outcome;
+          ctx.log(
+            `scale: ${n} client(s), gateway re-created at ${sameIp ? "the same" : "a new"} IP: the last back ${o.lastBackMs.toFixed(0)} ms after the new gateway was ready (median ${o.medianBackMs.toFixed(0)} ms; client-0's echo ${o.echoBackMs?.toFixed(0) ?? "—"} ms)`,
+          );
+        }
       }
+    } catch (e) {
+      if (ctx.cleanup.interrupted) throw e;
+      error = (e as Error).message;
+      ctx.log(`scale: ${n} client(s): stopped after ${outcomes.length} move(s): ${error}`);
     }
     const reinits = sidecars.reduce((a, s) => a + (s.out.text().split("re-initialising the tunnel").length - 1), 0);
     for (const s of sidecars) s.proc.kill("SIGKILL");
     poller.kill("SIGKILL");
-    return { n, storm, sidecarsWatchingMs, moves: outcomes, reinits, neighbourTableRaised: restore !== undefined };
+    return { n, ...(error ? { error } : {}), storm, sidecarsWatchingMs, moves: outcomes, reinits, neighbourTableRaised: restore !== undefined };
   } finally {
     if (lab) await destroyBenchLab(ctx, lab);
     restore?.();
@@ -254,6 +264,7 @@ export async function scaleGroup(ctx: BenchContext): Promise<GroupResult> {
     title: "Many clients",
     figures,
     facts: [
+      ...out.filter((s) => s.error).map((s) => ({ label: `${s.n} client(s): stopped early`, value: s.error!.split("\n")[0]! })),
       ...out.map((s) => ({ label: `${s.n} client(s): client-inits retried / sidecars' full re-initialisations / neighbour table raised`, value: `${s.storm.retries} / ${s.reinits} / ${s.neighbourTableRaised ? "yes" : "no"}` })),
       ...out.map((s) => ({ label: `${s.n} client(s): all sidecars watching after`, value: `${(s.sidecarsWatchingMs / 1000).toFixed(1)} s` })),
     ],
