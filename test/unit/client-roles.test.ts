@@ -365,7 +365,7 @@ describe("runClientSidecar", () => {
     expect(w.tunnelWorks()).toBe(true);
   });
 
-  test("gateway down for 30 s: probes every 250 ms, a lookup about every second, neighbours refreshed, repairs back off; back at the same IP, healed at the next probe", async () => {
+  test("gateway down for 30 s: probes every 250 ms, a lookup about twice a second, neighbours refreshed, repairs back off; back at the same IP, healed at the next probe", async () => {
     const ctl = new AbortController();
     const clock = new VirtualClock({ at: 60_000, ctl });
     const w = new World(clock);
@@ -380,10 +380,10 @@ describe("runClientSidecar", () => {
     expect(probes[0]).toBe(10_000);
     expect(new Set(gaps(probes.slice(1)))).toEqual(new Set([250]));
     expect(probes.length).toBe(1 + (40_000 - 10_500) / 250);
-    // lookups: the first within one jittered gap of acting (random 0.5: 500 ms after 10.5 s), then every 1 s × (1 ± 0.5)
+    // lookups: the first within one jittered gap of acting (random 0.5: 250 ms after 10.5 s), then every 0.5 s × (1 ± 0.5)
     const lookups = during(w.lookupTimes);
-    expect(lookups[0]).toBe(11_000);
-    expect(new Set(gaps(lookups))).toEqual(new Set([1000]));
+    expect(lookups[0]).toBe(10_750);
+    expect(new Set(gaps(lookups))).toEqual(new Set([500]));
     // repairs at 10, 12, 16, 24 s (the backoff); every other failed tick refreshes the neighbours
     const what = (prefix: string) => during(w.appliedAt.filter((_, i) => w.appliedWhat[i]!.startsWith(prefix)));
     expect(what("repairing")).toEqual([10_500, 12_250, 16_250, 24_250]); // (applied once the tick's probe timed out)
@@ -419,7 +419,7 @@ describe("runClientSidecar", () => {
     clock.at(40_300, () => w.recreateGateway("198.18.0.7"));
     const r = await initThenSidecar(w, 60_000, ctl);
     const moveAt = w.appliedAt[w.applied.findIndex((c) => c.some((x) => x.op === "vxlan-set-remote" && x.remote === "198.18.0.7"))];
-    expect(moveAt).toBe(41_000); // the lookups at 11, 12, ... 41 s: the first after 40.3 s, not its probe's timeout later
+    expect(moveAt).toBe(40_750); // the lookups at 10.75, 11.25, ... 40.75 s: the first after 40.3 s, not its probe's timeout later
     expect(w.facts.vxlan!.remote).toBe("198.18.0.7");
     expect(r.stats.gatewayMoves).toBe(1);
     expect(r.stats.reinits).toBe(0);
@@ -440,7 +440,7 @@ describe("runClientSidecar", () => {
     expect(new Set(slow.slice(1).map((t, i) => t - slow[i]!))).toEqual(new Set([2000]));
     expect(r.stats.failedProbes).toBe(probes.length - 1); // the last (at 609.75 s) is cut short by the stop
     expect(w.lookupTimes.filter((t) => t >= 70_000).length).toBe(slow.length); // one with each probe
-    expect(w.lookupTimes.filter((t) => t < 70_000).length).toBe(59); // 11, 12, ... 69 s
+    expect(w.lookupTimes.filter((t) => t < 70_000).length).toBe(119); // 10.75, 11.25, ... 69.75 s
     // 10, 12, 16, 24, 40, 70, 100, ... 580 s
     expect(r.stats.heals).toBe(4 + 19);
     expect(w.appliedWhat.filter((x) => x.startsWith("repairing"))).toHaveLength(23);
