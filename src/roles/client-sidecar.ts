@@ -4,8 +4,8 @@
 // IP and flush vxlan0's neighbours — same MAC, same lease); while it stays down, probe every
 // 250 ms (for the first minute), look its name up about twice a second on a jittered schedule, so a
 // move is repaired within a second without 200 pods asking the cluster DNS in the same instant,
-// forget the eth0 and vxlan0 neighbours the tunnel relies on at every failed probe (a gateway
-// re-created at the same IP has a new MAC), and repeat the in-place repair with backoff;
+// forget the eth0 and vxlan0 neighbours the tunnel relies on at a failed probe, at most once a
+// second (a gateway re-created at the same IP has a new MAC), and repeat the in-place repair with backoff;
 // re-initialise fully only when the tunnel itself is gone. Renew the DHCP lease at
 // T1/T2, release it when the rest of the pod has finished (Jobs; on SIGTERM only then, otherwise
 // shorten it to SHUTDOWN_LEASE_SECONDS so the pool survives churn). Never exits
@@ -63,6 +63,8 @@ const PROBE_TIMEOUT_MS = 500;
 export const LOST_INTERVAL_MS = 250;
 /** The mean gap between lookups of the gateway's name while it is lost (jittered, see sidecarPolicy). */
 export const LOST_LOOKUP_INTERVAL_MS = 500;
+/** Least time between two neighbour refreshes while lost (each makes the pod ARP: a broadcast on a bridge CNI's node). */
+export const REFRESH_INTERVAL_MS = 1000;
 /** How long an outage is probed and looked up at the fast cadence before dropping back to the interval. */
 export const FAST_WINDOW_MS = 60_000;
 
@@ -90,6 +92,7 @@ export function sidecarPolicy(input: Pick<ClientInput, "settings">, over: Partia
     lookupIntervalMs: Math.min(LOST_LOOKUP_INTERVAL_MS, intervalMs),
     lookupJitter: 0.5,
     fastWindowMs: FAST_WINDOW_MS,
+    refreshIntervalMs: REFRESH_INTERVAL_MS,
     resolveDeadlineMs: 2000,
     renewDeadlineMs: 5000,
     reacquireDelayMs: Math.max(intervalMs, 4000),

@@ -131,7 +131,7 @@ describe("planLeaseStep", () => {
 });
 
 describe("probe cadence and repair schedule", () => {
-  const fastFields = { probeTimeoutMs: 500, lostIntervalMs: 250, lookupIntervalMs: 1000, lookupJitter: 0.5, fastWindowMs: 60_000 };
+  const fastFields = { probeTimeoutMs: 500, lostIntervalMs: 250, lookupIntervalMs: 1000, lookupJitter: 0.5, fastWindowMs: 60_000, refreshIntervalMs: 1000 };
   const p: ProbePolicy = { intervalMs: 2000, retryCount: 1, repairBackoffCapMs: 30_000, ...fastFields };
 
   test("ticks: one interval from the start of the last one (a probe's timeout does not stretch the cadence), never in the past", () => {

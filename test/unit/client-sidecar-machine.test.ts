@@ -31,6 +31,7 @@ const POLICY: MachinePolicy = {
   lookupIntervalMs: 1000,
   lookupJitter: 0.5,
   fastWindowMs: 60_000,
+  refreshIntervalMs: 500,
 };
 
 function cfg(over: Partial<MachineConfig> = {}): MachineConfig {
@@ -162,19 +163,19 @@ describe("probes, lookups and repairs", () => {
     m.tickDone(1500, 1510);
     expect(m.next(1750).step).toEqual({ kind: "tick", startedAt: 1750, lookup: false, timeoutMs: 250 });
     fail(1750);
-    // no repair (the backoff: 1 s after the first) but the neighbours are refreshed
-    expect(m.decide(1750, undefined)).toEqual({ repair: false, refresh: true });
+    // no repair (the backoff: 1 s after the first), and no refresh yet (at most every 500 ms here)
+    expect(m.decide(1750, undefined)).toEqual({ repair: false, refresh: false });
     m.tickDone(1750, 1760);
     expect(m.next(1760).step).toEqual({ kind: "sleep", untilMs: 2000 });
     // the lookup is due with the tick at 2000; the next one a jittered gap later: 1 s × (1 ± 0.5), 0.5 → 1 s
     expect(m.next(2000).step).toEqual({ kind: "tick", startedAt: 2000, lookup: true, timeoutMs: 250 });
     fail(2000, true);
-    expect(m.decide(2000, GW_POD)).toEqual({ repair: false, refresh: true });
+    expect(m.decide(2000, GW_POD)).toEqual({ repair: false, refresh: true }); // 500 ms after the repair's
     m.tickDone(2000, 2010);
     for (const t of [2250, 2500, 2750]) {
       expect(m.next(t).step).toMatchObject({ kind: "tick", lookup: false });
       fail(t, false);
-      expect(m.decide(t, undefined)).toEqual(t === 2500 ? { repair: true, target: undefined } : { repair: false, refresh: true });
+      expect(m.decide(t, undefined)).toEqual(t === 2500 ? { repair: true, target: undefined } : { repair: false, refresh: false });
       m.tickDone(t, t + 10);
     }
     expect(m.next(3000).step).toEqual({ kind: "tick", startedAt: 3000, lookup: true, timeoutMs: 250 });

@@ -113,6 +113,8 @@ export class SidecarMachine {
    * node of 200 routed pods most of a core. A repair or a re-initialisation plans afresh.
    */
   private refreshPlan: Change[] | undefined;
+  /** Start of the tick that last refreshed the neighbours (or repaired) in this outage. */
+  private lastRefreshAt: number | undefined;
   private readonly random: () => number;
   /** When and what to report about routes around the tunnel. */
   readonly isolation: IsolationWatch;
@@ -310,6 +312,7 @@ export class SidecarMachine {
       this.nextLookupAt = undefined;
       this.refreshSaid = false;
       this.refreshPlan = undefined;
+      this.lastRefreshAt = undefined;
       return { lookupNow: false, notes };
     }
     this.stats.failedProbes++;
@@ -325,14 +328,19 @@ export class SidecarMachine {
 
   /**
    * After a failed probe (and its lookup): repair, and towards which gateway pod (undefined: the
-   * current remote)? Else, once acting, `refresh`: forget the neighbours the tunnel relies on
-   * (planNeighbourRefresh) — the repair does that too.
+   * current remote)? Else, once acting and at most every refreshIntervalMs, `refresh`: forget the
+   * neighbours the tunnel relies on (planNeighbourRefresh) — the repair does that too.
    */
   decide(startedAt: number, found: string | undefined): { repair: false; refresh: boolean } | { repair: true; target: string | undefined } {
     const moved = this.isMove(found);
-    if (!planRepairNow(this.cfg.policy, this.outage, startedAt, moved)) return { repair: false, refresh: planLookupWithProbe(this.cfg.policy, this.outage.failures) };
+    if (!planRepairNow(this.cfg.policy, this.outage, startedAt, moved)) {
+      const due = planLookupWithProbe(this.cfg.policy, this.outage.failures) && (this.lastRefreshAt === undefined || startedAt - this.lastRefreshAt >= this.cfg.policy.refreshIntervalMs);
+      if (due) this.lastRefreshAt = startedAt;
+      return { repair: false, refresh: due };
+    }
     this.outage.repairs++;
     this.outage.lastRepairTickAt = startedAt;
+    this.lastRefreshAt = startedAt;
     return { repair: true, target: moved ? found : undefined };
   }
 
