@@ -118,7 +118,8 @@ async function moveGateway(ctx: BenchContext, lab: Lab, sidecars: Sidecar[], ech
   const seen = sidecars.map((s) => s.backs.length);
   await lab.recreateGateway({ sameIp });
   const goneAt = epochMs();
-  const waiter = lab.spawn("gateway", agentArgv(ctx, "dns-wait", OVERLAY_GW, "30000"));
+  // Generous (90 s): gateway-init and dnsmasq start slowly beside 200 sidecars probing on 2 cores.
+  const waiter = lab.spawn("gateway", agentArgv(ctx, "dns-wait", OVERLAY_GW, "90000"));
   const waiterOut = collect(waiter);
   // gateway-init, then gateway-sidecar; "ready" is the earlier of its "dnsmasq running" line (logged
   // as dnsmasq is spawned, so a little early) and the first DNS answer the in-pod poller saw (late
