@@ -24,6 +24,8 @@ const RAISE_FROM = 100;
 const RAISED = { gc_thresh1: 4096, gc_thresh2: 8192, gc_thresh3: 16384 };
 const THRESH = ["gc_thresh1", "gc_thresh2", "gc_thresh3"] as const;
 const sysctlFile = (k: string) => `/proc/sys/net/ipv4/neigh/default/${k}`;
+/** One client is also measured with the old gateway gone this long before the new one comes (see moveGateway). */
+const OUTAGE_MS = 3000;
 /** A client that is not back this long after the gateway is ready counts as failed. */
 const GIVE_UP_MS = 60_000;
 
@@ -104,6 +106,8 @@ function startSidecars(ctx: BenchContext, lab: Lab): Sidecar[] {
 
 interface MoveOutcome {
   sameIp: boolean;
+  /** How long the old gateway stopped answering before it was re-created (0: re-created at once). */
+  outageMs: number;
   /** Last client back − ready (ms); negative: before dnsmasq answered. */
   lastBackMs: number;
   /** Median client back − ready. */
@@ -112,10 +116,18 @@ interface MoveOutcome {
   echoBackMs: number | undefined;
 }
 
-async function moveGateway(ctx: BenchContext, lab: Lab, sidecars: Sidecar[], echo: number[], sameIp: boolean, run: string): Promise<{ outcome: MoveOutcome; gateway: RunningGateway }> {
+async function moveGateway(ctx: BenchContext, lab: Lab, sidecars: Sidecar[], echo: number[], sameIp: boolean, outageMs: number, run: string): Promise<{ outcome: MoveOutcome; gateway: RunningGateway }> {
   // Everyone routed and answering before the move.
   await waitFor("every client's traffic to flow before the move", () => sidecars.every((s) => s.proc.exitCode === null) && (echo.at(-1) ?? 0) > epochMs() - 500, 30_000);
   const seen = sidecars.map((s) => s.backs.length);
+  if (outageMs > 0) {
+    // The old pod stops answering first (its VXLAN port dropped), as a pod that is deleted and
+    // scheduled again is gone for a while: the sidecars know it is lost before the new one is ready.
+    await mustRun("cutting the gateway off", inNs(lab, "gateway", ["nft", "-f", "-"]), {
+      input: "table inet pgwbench_outage {\n  chain in {\n    type filter hook input priority -400;\n    udp dport 8472 drop\n  }\n}\n",
+    });
+    await Bun.sleep(outageMs);
+  }
   await lab.recreateGateway({ sameIp });
   const goneAt = epochMs();
   // Generous (90 s): gateway-init and dnsmasq start slowly beside 200 sidecars probing on 2 cores.
@@ -159,7 +171,7 @@ async function moveGateway(ctx: BenchContext, lab: Lab, sidecars: Sidecar[], ech
   await waitFor("client-0's echo through the new gateway", () => (echoAt = echo.find((t) => t > goneAt)) !== undefined, 10_000).catch(() => {});
   const rel = backAt.map((t) => t - readyAt);
   return {
-    outcome: { sameIp, lastBackMs: Math.max(...rel), medianBackMs: summarize(rel).median, echoBackMs: echoAt === undefined ? undefined : echoAt - readyAt },
+    outcome: { sameIp, outageMs, lastBackMs: Math.max(...rel), medianBackMs: summarize(rel).median, echoBackMs: echoAt === undefined ? undefined : echoAt - readyAt },
     gateway,
   };
 }
@@ -201,17 +213,17 @@ async function runSize(ctx: BenchContext, n: number, moves: number): Promise<Siz
     let error: string | undefined;
     try {
       for (let i = 0; i < moves; i++) {
-        for (const sameIp of [false, true]) {
+        for (const [sameIp, outageMs] of n === 1 ? ([[false, 0], [true, 0], [false, OUTAGE_MS], [true, OUTAGE_MS]] as const) : ([[false, 0], [true, 0]] as const)) {
           if (ctx.cleanup.interrupted) throw new Error("interrupted");
           // A different phase of the sidecars' probe cycle each run.
           await Bun.sleep(1000 + Math.random() * 2000);
           void gateway; // recreateGateway() kills the old pod's processes
-          const r = await moveGateway(ctx, lab, sidecars, echo, sameIp, `n${n}-${i}-${sameIp ? "s" : "m"}`);
+          const r = await moveGateway(ctx, lab, sidecars, echo, sameIp, outageMs, `n${n}-${i}-${sameIp ? "s" : "m"}${outageMs ? "o" : ""}`);
           gateway = r.gateway;
           outcomes.push(r.outcome);
           const o = r.outcome;
           ctx.log(
-            `scale: ${n} client(s), gateway re-created at ${sameIp ? "the same" : "a new"} IP: the last back ${o.lastBackMs.toFixed(0)} ms after the new gateway was ready (median ${o.medianBackMs.toFixed(0)} ms; client-0's echo ${o.echoBackMs?.toFixed(0) ?? "—"} ms)`,
+            `scale: ${n} client(s), gateway re-created at ${sameIp ? "the same" : "a new"} IP${outageMs ? ` after a ${outageMs / 1000} s outage` : ""}: the last back ${o.lastBackMs.toFixed(0)} ms after the new gateway was ready (median ${o.medianBackMs.toFixed(0)} ms; client-0's echo ${o.echoBackMs?.toFixed(0) ?? "—"} ms)`,
           );
         }
       }
@@ -245,12 +257,12 @@ export async function scaleGroup(ctx: BenchContext): Promise<GroupResult> {
     const label = s.n === 1 ? "1 client" : `${s.n} clients`;
     figures.push({ key: `scale.ready.${s.n}`, label: `${label} started together: the last ready (client-init exit)`, unit: "ms", ours: summarize([s.storm.lastReadyMs]) });
     figures.push({ key: `scale.cpu.${s.n}`, label: `${label}: CPU per client-init (median of ${s.storm.cpuMs.length})`, unit: "ms", ours: summarize(s.storm.cpuMs) });
-    for (const sameIp of [false, true]) {
-      const ms = s.moves.filter((m) => m.sameIp === sameIp);
+    for (const [sameIp, outage] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const ms = s.moves.filter((m) => m.sameIp === sameIp && m.outageMs > 0 === outage);
       if (!ms.length) continue;
       figures.push({
-        key: `scale.back.${sameIp ? "same" : "new"}.${s.n}`,
-        label: `${label}: the last back after the gateway pod was re-created at ${sameIp ? "the same IP" : "a new IP"}`,
+        key: `scale.back.${sameIp ? "same" : "new"}${outage ? ".outage" : ""}.${s.n}`,
+        label: `${label}: the last back after the gateway pod was re-created at ${sameIp ? "the same IP" : "a new IP"}${outage ? ` after a ${OUTAGE_MS / 1000} s outage` : " at once"}`,
         unit: "ms",
         ours: summarize(clamp(ms.map((m) => m.lastBackMs))),
         target: { op: "<=", value: s.n === 1 ? 500 : 1500 },
@@ -271,7 +283,7 @@ export async function scaleGroup(ctx: BenchContext): Promise<GroupResult> {
     ],
     notes: [
       `One lab per size (${sizes.join(", ")} client pods, DHCP, default settings: probe every 2 s, 1 failure before acting). Ready = client-init's exit; the storm starts every client-init at once; a failed client-init is started again at once (the kubelet would back off) and counted. CPU = user + system time of each client-init from the kernel's accounting.`,
-      "Back = the client's sidecar logs that the gateway answers again (its probe through the tunnel; every 250 ms while lost), measured from the new gateway being ready: the earlier of its sidecar's \"dnsmasq running\" line and the first answer on 172.16.0.1 of a poller inside the new pod (every 5 ms). The gateway pod is re-created by the lab (its namespace deleted and made again: new MAC; the cluster DNS answers the new IP before gateway-init runs), at a new IP and at the same IP in turn; negative values (back before dnsmasq answered, on the old lease of a probe) count as 0.",
+      `Back = the client's sidecar logs that the gateway answers again (its probe through the tunnel; every 250 ms while lost), measured from the new gateway being ready: the earlier of its sidecar's "dnsmasq running" line and the first answer on 172.16.0.1 of a poller inside the new pod (every 5 ms). The gateway pod is re-created by the lab (its namespace deleted and made again: new MAC; the cluster DNS answers the new IP before gateway-init runs), at a new IP and at the same IP in turn — "at once": the lab re-creates a pod within about a second, sooner than a sidecar probing every 2 s may notice the old one is gone, so that figure includes the detection; one client is also measured after a ${OUTAGE_MS / 1000} s outage (the old pod's VXLAN port dropped first), where the sidecar knows the gateway is lost before the new one is ready, as when a real pod is deleted and scheduled again; negative values (back before dnsmasq answered, on the old lease of a probe) count as 0.`,
       `Sizes of ${RAISE_FROM} and more run with the kernel's neighbour table raised (gc_thresh1/2/3 ${RAISED.gc_thresh1}/${RAISED.gc_thresh2}/${RAISED.gc_thresh3}; restored after): one table is shared by every namespace of the machine, and 200 pods overflow the defaults (128/512/1024).`,
     ],
     durationMs: performance.now() - t0,
