@@ -1,7 +1,8 @@
 // `npm run bench` (as root): the five benchmark groups of issue 8 against the compiled binary,
 // in the namespace lab, each figure set against a baseline measured in the same run.
 //
-//   bun test/bench/run.ts                      everything (~12 min on 2 cores), writes
+//   bun test/bench/run.ts                      everything (~16 min on 2 cores; the scale group
+//                                              builds a 200-client lab), writes
 //                                              test/bench/results/latest.{json,md} and chart.svg
 //   --only client,gateway                      a subset: client, recovery, scale, gateway, footprint, datapath, openvpn
 //   --scale-sizes 1,50,200                     client pods per lab of the scale group (default 1,50,200; quick 1,50)
