@@ -471,7 +471,7 @@ class RealLab implements Lab {
 
   // ---- changing a running lab ----
 
-  async recreateGateway(): Promise<string> {
+  async recreateGateway(opts: { sameIp?: boolean } = {}): Promise<string> {
     const st = this.state;
     const gw = this.ns("gateway");
     // `ip netns exec` joins the namespace a moment after spawn() returns: a scan of the
@@ -485,7 +485,8 @@ class RealLab implements Lab {
     if (st.vpnLink !== "deleted" && this.vpnKind === "veth") del.push(["link", "del", st.vpnInterface]);
     await host.run(["ip", "-n", gw, "-force", "-batch", "-"], { input: del.map((c) => c.join(" ")).join("\n") + "\n", okCodes: [1], what: `deleting the links of ${gw}` });
     await ipBatch(undefined, [["netns", "del", gw], ["netns", "add", gw]], `re-creating namespace ${gw}`);
-    this.state = { ...st, gatewayGeneration: st.gatewayGeneration + 1 };
+    // The generation names the pod IP: a pod re-created at the same IP keeps it.
+    this.state = { ...st, gatewayGeneration: st.gatewayGeneration + (opts.sameIp ? 0 : 1) };
     const next = this.state;
     this.saveState();
     // A new pod starts with an empty /run: nothing of the old pod's state (saved resolv.conf,

@@ -8,14 +8,16 @@ import { LAB, LAB6, type PodName, type VpnLinkState } from "./types.ts";
 export const NS_PREFIX = "pgw-";
 /** Per-lab state and scratch files live in RUN_ROOT/<id> (tmpfs: gone after a reboot, like the namespaces). */
 export const RUN_ROOT = "/run/pod-gateway-lab";
-export const MAX_CLIENTS = 90; // .10 to .99: the gateway's later addresses start at .108
+// .10 to .209: the gateway's later addresses start at .210. 200 clients is the scale bench's
+// largest lab (issue 11 §6); a lab that size needs the kernel's neighbour table raised (PLATFORM.md).
+export const MAX_CLIENTS = 200;
 export const STATE_VERSION = 1;
 
 export interface LabShape {
   id: string;
   clients: number;
   vpnInterface: string;
-  /** How many times the gateway pod was re-created (0 for the first one). */
+  /** How many times the gateway pod was re-created with a new IP (0 for the first one): names its IP. */
   gatewayGeneration: number;
   vpnLink: VpnLinkState;
   /** The VPN kind (absent in state files of older labs: the veth stand-in). */
@@ -108,9 +110,9 @@ export function labPods(shape: Pick<LabShape, "clients">): PodName[] {
 
 const POD_NET = "198.18.0";
 
-/** Gateway pod IP of a generation: .2 to .9, then .108 up to .254 (clients own .10 to .99). */
+/** Gateway pod IP of a generation: .2 to .9, then .210 up to .254 (clients own .10 to .209). */
 export function gatewayIpFor(generation: number): string {
-  const octet = generation < 8 ? 2 + generation : 100 + generation;
+  const octet = generation < 8 ? 2 + generation : 202 + generation;
   if (octet > 254) throw new Error(`gateway re-created ${generation} times: the lab's pod network has no address left for it`);
   return `${POD_NET}.${octet}`;
 }

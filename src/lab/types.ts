@@ -26,9 +26,9 @@ import type { RunOptions, RunResult } from "../sys/exec.ts";
 export const LAB = {
   podCidr: "198.18.0.0/24",
   nodeIp: "198.18.0.1",
-  /** First gateway pod IP; recreateGateway() moves it to .3, .4, ... .9, then .108 and up. */
+  /** First gateway pod IP; recreateGateway() moves it to .3, .4, ... .9, then .210 and up (unless asked to keep it). */
   gatewayPodIp: "198.18.0.2",
-  /** client-N has 198.18.0.(10+N); at most 90 clients. */
+  /** client-N has 198.18.0.(10+N); at most 200 clients. */
   firstClientIp: "198.18.0.10",
   serviceCidr: "198.18.1.0/24",
   clusterDnsIp: "198.18.1.10",
@@ -199,10 +199,11 @@ export interface Lab {
   spawn(pod: PodName, argv: readonly string[], opts?: { env?: Record<string, string> }): Subprocess<"ignore", "pipe", "pipe">;
   /**
    * Delete the gateway pod's namespace (killing every process in it) and create it again with
-   * the next pod IP; the VPN link comes back in the state it had; the cluster DNS follows
-   * (verified before returning). Returns the new IP.
+   * the next pod IP — or with the same one (`sameIp`: a pod re-created on the same node by a
+   * bridge CNI, or with a pinned IP; its eth0 gets a new MAC all the same); the VPN link comes
+   * back in the state it had; the cluster DNS follows (verified before returning). Returns the IP.
    */
-  recreateGateway(): Promise<string>;
+  recreateGateway(opts?: { sameIp?: boolean }): Promise<string>;
   /**
    * Take the VPN link down / up / delete it / add it back. "down" and "deleted" remove the
    * def1 routes (the kernel drops routes of a downed link), so the gateway's traffic falls back

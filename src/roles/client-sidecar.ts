@@ -1,9 +1,12 @@
 // client-sidecar: keep the pod's tunnel healthy for the pod's lifetime. Probe the gateway every
 // CLIENT_PROBE_INTERVAL seconds; after CONNECTION_RETRY_COUNT consecutive failures heal in place
 // (re-resolve the gateway; if it moved, point vxlan0's remote and the pinned route at the new pod
-// IP and flush vxlan0's neighbours — same MAC, same lease); while it stays down, look its name up
-// again with every probe, so a move is repaired within one interval, and repeat the in-place repair
-// with backoff; re-initialise fully only when the tunnel itself is gone. Renew the DHCP lease at
+// IP and flush vxlan0's neighbours — same MAC, same lease); while it stays down, probe every
+// 250 ms (for the first minute), look its name up about twice a second on a jittered schedule, so a
+// move is repaired within a second without 200 pods asking the cluster DNS in the same instant,
+// forget the eth0 and vxlan0 neighbours the tunnel relies on at a failed probe, at most once a
+// second (a gateway re-created at the same IP has a new MAC), and repeat the in-place repair with backoff;
+// re-initialise fully only when the tunnel itself is gone. Renew the DHCP lease at
 // T1/T2, release it when the rest of the pod has finished (Jobs; on SIGTERM only then, otherwise
 // shorten it to SHUTDOWN_LEASE_SECONDS so the pool survives churn). Never exits
 // on failure: a crash-looping sidecar heals nothing.
@@ -29,10 +32,11 @@ export interface SidecarDeps extends ClientDeps {
   watchPodDone?: (signal: AbortSignal) => Promise<PodDoneResult>;
   /** A cheap fingerprint of the routes (src/sys/route-signature.ts), read every tick: a change re-checks isolation at once. */
   routeSignature?: () => string;
+  /** Uniform in [0, 1): the jitter of the gateway lookups (default Math.random). */
+  random?: () => number;
 }
 
 export interface SidecarPolicy extends MachinePolicy {
-  probeTimeoutMs: number;
   /** The deadline client-init gets when the sidecar re-initialises the tunnel. */
   resolveDeadlineMs: number;
   renewDeadlineMs: number;
@@ -55,6 +59,15 @@ export interface SidecarPolicy extends MachinePolicy {
  */
 const PROBE_TIMEOUT_MS = 500;
 
+/** The probe cadence while the gateway is lost (issue 11 §6: one client back within 0.5 s of the gateway's return). */
+export const LOST_INTERVAL_MS = 250;
+/** The mean gap between lookups of the gateway's name while it is lost (jittered, see sidecarPolicy). */
+export const LOST_LOOKUP_INTERVAL_MS = 500;
+/** Least time between two neighbour refreshes while lost (each makes the pod ARP: a broadcast on a bridge CNI's node). */
+export const REFRESH_INTERVAL_MS = 1000;
+/** How long an outage is probed and looked up at the fast cadence before dropping back to the interval. */
+export const FAST_WINDOW_MS = 60_000;
+
 /** Isolation is re-checked this often (issue 11 §7), and at the first tick after the main table changed. */
 export const ISOLATION_INTERVAL_MS = 30_000;
 
@@ -70,6 +83,16 @@ export function sidecarPolicy(input: Pick<ClientInput, "settings">, over: Partia
     // keep their interval, which is what bounds recovery once the gateway is back.
     repairBackoffCapMs: Math.max(intervalMs, 30_000),
     probeTimeoutMs: Math.min(PROBE_TIMEOUT_MS, intervalMs),
+    // While the gateway is lost: a probe every 250 ms, so a gateway that is back is seen within a
+    // quarter of a second (one DNS datagram each; a long outage drops back to the interval after
+    // a minute), and a lookup of its name about twice a second, each gap jittered by ±50 % and
+    // the first spread over half a second, so the routed pods that lost the gateway together
+    // spread their queries over the cluster DNS (200 pods: ~400 queries a second, evenly).
+    lostIntervalMs: Math.min(LOST_INTERVAL_MS, intervalMs),
+    lookupIntervalMs: Math.min(LOST_LOOKUP_INTERVAL_MS, intervalMs),
+    lookupJitter: 0.5,
+    fastWindowMs: FAST_WINDOW_MS,
+    refreshIntervalMs: REFRESH_INTERVAL_MS,
     resolveDeadlineMs: 2000,
     renewDeadlineMs: 5000,
     reacquireDelayMs: Math.max(intervalMs, 4000),
@@ -141,7 +164,15 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   const mode = addressMode(input);
   const { gatewayPodIp: _, ...netInput } = networkInput(input, "");
   const m = new SidecarMachine(
-    { policy, mode: mode.kind === "static" ? { kind: "static", address: mode.address } : { kind: "dhcp" }, network: s.VXLAN_IP_NETWORK, overlayGw, netInput, requestedAddress: input.requestedAddress },
+    {
+      policy,
+      mode: mode.kind === "static" ? { kind: "static", address: mode.address } : { kind: "dhcp" },
+      network: s.VXLAN_IP_NETWORK,
+      overlayGw,
+      netInput,
+      requestedAddress: input.requestedAddress,
+      ...(deps.random ? { random: deps.random } : {}),
+    },
     clock.now(),
     stats,
   );
@@ -284,11 +315,26 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     say(m.repaired(plan.target));
   };
 
+  /** Forget the neighbours the tunnel relies on (while the gateway does not answer). Failures are logged at debug: the next tick tries again. */
+  const refresh = async (): Promise<void> => {
+    try {
+      let changes = m.cachedRefresh();
+      if (!changes) {
+        const r = m.planRefresh(await deps.host.readFacts());
+        say(r.notes);
+        changes = r.changes;
+      }
+      if (changes.length) await deps.host.apply(changes, "refreshing the tunnel's neighbours");
+    } catch (e) {
+      log.debug(`refreshing the tunnel's neighbours failed: ${messageOf(e)}`);
+    }
+  };
+
   /**
    * One probe. While the gateway is down the lookup of its name goes out with it: when the name
    * points elsewhere the probe (which can only time out) is cut short and the tunnel repointed at once.
    */
-  const tick = async (startedAt: number, lookupWithProbe: boolean): Promise<void> => {
+  const tick = async (startedAt: number, lookupWithProbe: boolean, timeoutMs: number): Promise<void> => {
     const decision = await scoped(signal, async (callSignal, abortCall) => {
       let found: string | undefined;
       const lookup = lookupWithProbe
@@ -297,7 +343,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
             if (m.isMove(ip)) abortCall();
           })
         : undefined;
-      const r = await deps.probeOnce(overlayGw, { timeoutMs: policy.probeTimeoutMs, signal: callSignal });
+      const r = await deps.probeOnce(overlayGw, { timeoutMs, signal: callSignal });
       if (signal.aborted) return undefined;
       input.monitor?.probe(clock.now(), r.alive, r.rttMs);
       const p = m.probed(clock.now(), startedAt, r.alive, r.detail, lookup !== undefined);
@@ -311,7 +357,9 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
       else if (p.lookupNow) found = await lookUpGateway(callSignal);
       return signal.aborted ? undefined : m.decide(startedAt, found);
     });
-    if (decision?.repair && !signal.aborted) await scoped(signal, (sig) => repair(decision.target, sig));
+    if (!decision || signal.aborted) return;
+    if (decision.repair) await scoped(signal, (sig) => repair(decision.target, sig));
+    else if (decision.refresh) await refresh();
   };
 
   // ---- isolation: client-init's check again, every isolationIntervalMs and when the routes changed; reported, never undone
@@ -336,7 +384,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     else if (step.kind === "acquire") await acquire(step.fallbackAddress);
     else if (step.kind === "renew") await renew(step.lease, step.rebind);
     else {
-      await tick(step.startedAt, step.lookup);
+      await tick(step.startedAt, step.lookup, step.timeoutMs);
       if (!signal.aborted) await watchIsolation();
       m.tickDone(step.startedAt, clock.now());
     }

@@ -407,11 +407,15 @@ export class Rtnl {
     return this.sock.dump(R.neighDumpRequest(family, index), what).filter((m) => m.header.type === C.RTM_NEWNEIGH).map((m) => decodeNeigh(m.payload)).filter((n) => index === undefined || n.index === index);
   }
 
-  /** `ip neigh flush dev <dev>`: every IPv4 entry but the permanent ones (NOARP ones go too, as with ip). Returns how many went. */
-  flushNeighbours(dev: string): number {
+  /**
+   * `ip neigh flush dev <dev> [to <addr>]`: every IPv4 entry (or only `to`'s) but the permanent
+   * ones (NOARP ones go too, as with ip). Returns how many went.
+   */
+  flushNeighbours(dev: string, to?: string): number {
     let n = 0;
     for (const e of this.neighbours(4, dev)) {
       if (e.state & C.NUD_PERMANENT || e.dst === undefined) continue;
+      if (to !== undefined && e.dst !== to) continue;
       try {
         this.sock.request(R.neighDeleteRequest(4, e.index, e.dst), `deleting neighbour ${e.dst} on ${dev}`);
         n++;

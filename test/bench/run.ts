@@ -1,9 +1,11 @@
 // `npm run bench` (as root): the five benchmark groups of issue 8 against the compiled binary,
 // in the namespace lab, each figure set against a baseline measured in the same run.
 //
-//   bun test/bench/run.ts                      everything (~12 min on 2 cores), writes
+//   bun test/bench/run.ts                      everything (~16 min on 2 cores; the scale group
+//                                              builds a 200-client lab), writes
 //                                              test/bench/results/latest.{json,md} and chart.svg
-//   --only client,gateway                      a subset: client, recovery, gateway, footprint, datapath, openvpn
+//   --only client,gateway                      a subset: client, recovery, scale, gateway, footprint, datapath, openvpn
+//   --scale-sizes 1,50,200                     client pods per lab of the scale group (default 1,50,200; quick 1,50)
 //   --quick                                    fewer and shorter runs (development)
 //   --runs N  --soak-min M  --outage-runs N    override the run counts / soak length
 //   --no-sweep                                 leave other runs' throwaway namespaces alone (a
@@ -33,13 +35,15 @@ import { gatewayGroup, NS_PREFIX } from "./groups/gateway.ts";
 import { startFootprint } from "./groups/footprint.ts";
 import { datapathGroup } from "./groups/datapath.ts";
 import { openvpnGroup } from "./groups/openvpn.ts";
+import { scaleGroup } from "./groups/scale.ts";
+import { MAX_CLIENTS } from "../../src/lab/plan.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
 const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
 function usage(): never {
   process.stderr.write(
-    "usage: bun test/bench/run.ts [--only client,recovery,gateway,footprint,datapath,openvpn] [--quick] [--runs N] [--soak-min M] [--outage-runs N] [--no-sweep] [--out DIR]\n",
+    "usage: bun test/bench/run.ts [--only client,recovery,scale,gateway,footprint,datapath,openvpn] [--quick] [--runs N] [--soak-min M] [--outage-runs N] [--scale-sizes 1,50,200] [--no-sweep] [--out DIR]\n",
   );
   process.exit(2);
 }
@@ -55,6 +59,7 @@ export function parseOptions(argv: string[]): { opts: BenchOptions; only: GroupI
         runs: { type: "string" },
         "soak-min": { type: "string" },
         "outage-runs": { type: "string" },
+        "scale-sizes": { type: "string" },
         out: { type: "string" },
         "no-sweep": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
@@ -88,9 +93,19 @@ export function parseOptions(argv: string[]): { opts: BenchOptions; only: GroupI
     steadySeconds: Math.min(60, Math.round(soakMin * 60) / 2),
     startupRuns: q ? 15 : 50,
     iperfSeconds: q ? 1 : 2,
+    scaleSizes: values["scale-sizes"] !== undefined ? parseSizes(values["scale-sizes"]) : q ? [1, 50] : [1, 50, 200],
   };
-  const complete = !q && only.length === GROUPS.length && values.runs === undefined && values["soak-min"] === undefined && values["outage-runs"] === undefined;
+  const complete =
+    !q && only.length === GROUPS.length && values.runs === undefined && values["soak-min"] === undefined && values["outage-runs"] === undefined && values["scale-sizes"] === undefined;
   return { opts, only: only as GroupId[], out: values.out, complete, sweep: !values["no-sweep"] };
+}
+
+/** "1,50,200": client counts of the scale group, each 1 to the lab's maximum. */
+export function parseSizes(v: string): number[] {
+  const sizes = v.split(",").map((x) => x.trim());
+  const out = sizes.map(Number);
+  if (!sizes.length || out.some((n, i) => !/^\d+$/.test(sizes[i]!) || n < 1 || n > MAX_CLIENTS)) throw new Error(`--scale-sizes ${JSON.stringify(v)}: expected client counts from 1 to ${MAX_CLIENTS}, comma-separated`);
+  return out;
 }
 
 function checkPrerequisites(only: GroupId[]): void {
@@ -159,6 +174,7 @@ async function main(): Promise<number> {
     const sequential: [GroupId, string, (c: BenchContext) => Promise<GroupResult>][] = [
       ["client", "Client time to ready", clientGroup],
       ["recovery", "Recovery after the gateway moves", recoveryGroup],
+      ["scale", "Many clients", scaleGroup],
       ["gateway", "Gateway init versus port forwards", gatewayGroup],
       ["datapath", "Data path", datapathGroup],
       ["openvpn", "The real VPN", openvpnGroup],

@@ -7,7 +7,7 @@ import { decideIsolation } from "../../src/core/client/isolation.ts";
 import { addressLifetime, leaseFromAddress, planLeaseStep } from "../../src/core/client/lease.ts";
 import { INFINITE_LEASE } from "../../src/core/dhcp/types.ts";
 import { parseReadBatch, ReadBatchError, type ReadCommand } from "../../src/core/client/read-batch.ts";
-import { planLookupWithProbe, planNextTickAt, planRepair, repairDelayMs, type OutageState, type ProbePolicy } from "../../src/core/client/sidecar.ts";
+import { planFast, planLookupWithProbe, planNextLookupAt, planNextTickAt, planProbeTimeout, planRepair, repairDelayMs, type OutageState, type ProbePolicy } from "../../src/core/client/sidecar.ts";
 import type { Lease } from "../../src/core/dhcp/types.ts";
 import type { Clock } from "../../src/sys/clock.ts";
 import { GatewayResolveError, resolveGatewayAddress } from "../../src/sys/dns.ts";
@@ -131,7 +131,8 @@ describe("planLeaseStep", () => {
 });
 
 describe("probe cadence and repair schedule", () => {
-  const p: ProbePolicy = { intervalMs: 2000, retryCount: 1, repairBackoffCapMs: 30_000 };
+  const fastFields = { probeTimeoutMs: 500, lostIntervalMs: 250, lookupIntervalMs: 1000, lookupJitter: 0.5, fastWindowMs: 60_000, refreshIntervalMs: 1000 };
+  const p: ProbePolicy = { intervalMs: 2000, retryCount: 1, repairBackoffCapMs: 30_000, ...fastFields };
 
   test("ticks: one interval from the start of the last one (a probe's timeout does not stretch the cadence), never in the past", () => {
     expect(planNextTickAt(p, 10_000, 10_500)).toBe(12_000);
@@ -141,6 +142,20 @@ describe("probe cadence and repair schedule", () => {
   test("the name is looked up with the probe only once the sidecar acts on failures", () => {
     expect([0, 1, 5].map((f) => planLookupWithProbe(p, f))).toEqual([false, true, true]);
     expect([0, 1, 2, 3].map((f) => planLookupWithProbe({ ...p, retryCount: 3 }, f))).toEqual([false, false, false, true]);
+  });
+
+  test("while lost: the fast cadence and a probe timeout no longer than it, for the fast window only", () => {
+    expect(planNextTickAt(p, 10_000, 10_010, true)).toBe(10_250);
+    expect(planNextTickAt({ ...p, intervalMs: 100 }, 10_000, 10_010, true)).toBe(10_100); // never slower than the interval
+    expect([planFast(p, undefined, 5000), planFast(p, 1000, 60_999), planFast(p, 1000, 61_000)]).toEqual([false, true, false]);
+    expect([planProbeTimeout(p, true), planProbeTimeout(p, false), planProbeTimeout({ ...p, probeTimeoutMs: 100 }, true)]).toEqual([250, 500, 100]);
+  });
+
+  test("lookups: the first within one mean gap, later ones mean × (1 ± jitter); the interval after the fast window", () => {
+    expect([0, 0.5, 0.999].map((r) => planNextLookupAt(p, 1000, true, true, r))).toEqual([1000, 1500, 1999]);
+    expect([0, 0.5, 0.999].map((r) => Math.round(planNextLookupAt(p, 1000, true, false, r)))).toEqual([1500, 2000, 2499]);
+    expect(planNextLookupAt(p, 1000, false, false, 0.5)).toBe(3000);
+    expect(planNextLookupAt({ ...p, lookupJitter: 0 }, 1000, true, false, 0.9)).toBe(2000);
   });
 
   test("repair delay: interval × 2^(k-1), capped, never below the interval", () => {
@@ -166,7 +181,7 @@ describe("probe cadence and repair schedule", () => {
         fc.integer({ min: 1, max: 1500 }),
         fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 50 }),
         (intervalMs, retryCount, ticks, delays) => {
-          const pol: ProbePolicy = { intervalMs, retryCount, repairBackoffCapMs: Math.max(intervalMs, 30_000) };
+          const pol: ProbePolicy = { intervalMs, retryCount, repairBackoffCapMs: Math.max(intervalMs, 30_000), ...fastFields };
           const s: OutageState = { failures: 0, repairs: 0, lastRepairTickAt: undefined };
           const starts: number[] = [];
           const repairTicks: number[] = [];

@@ -8,6 +8,7 @@ import type { RouteGetResult } from "../../src/core/client/isolation.ts";
 import { parsePrefix4, prefixContains } from "../../src/core/net/ipv4.ts";
 import type { Change } from "../../src/core/client/plan.ts";
 import { simulateChanges } from "../../src/core/client/simulate.ts";
+import { formatChange } from "../../src/core/net/change.ts";
 import { INFINITE_LEASE, type Lease } from "../../src/core/dhcp/types.ts";
 import { StepError } from "../../src/core/errors.ts";
 import type { IpRoute } from "../../src/core/net/ip-json.ts";
@@ -70,6 +71,13 @@ class World {
   gatewayAt: string | undefined = "198.18.0.2";
   /** A re-created gateway cannot reach us until we ARP for it (learning-VXLAN side effect). */
   gatewayNeedsArp = false;
+  /**
+   * A gateway re-created at the same pod IP has a new MAC: eth0's neighbour entry still holds the
+   * old pod's until it is flushed (this fake's kernel never doubts it on its own).
+   */
+  ethNeighbourStale = false;
+  /** What each apply() was for (its `what`). */
+  appliedWhat: string[] = [];
   dhcpUp = true;
   nextOctet = 20;
   leases = new Map<string, string>();
@@ -78,6 +86,10 @@ class World {
   /** When each apply() happened (virtual ms). */
   appliedAt: number[] = [];
   probes = 0;
+  /** Every probeOnce: when it started and whether it was answered. */
+  probeLog: { t: number; alive: boolean }[] = [];
+  /** When each lookup of the gateway's name was made. */
+  lookupTimes: number[] = [];
   acquires: { requestedAddress?: string }[] = [];
   renewals = 0;
   renewFails = 0;
@@ -90,6 +102,7 @@ class World {
   constructor(readonly clock: VirtualClock) {}
 
   recreateGateway(ip: string): void {
+    if (ip === this.facts.vxlan?.remote) this.ethNeighbourStale = true;
     this.gatewayAt = ip;
     this.dnsAnswer = ip;
     this.gatewayNeedsArp = true;
@@ -100,6 +113,7 @@ class World {
     return (
       this.gatewayAt !== undefined &&
       !this.gatewayNeedsArp &&
+      !this.ethNeighbourStale &&
       vx !== undefined &&
       vx.up &&
       vx.remote === this.gatewayAt &&
@@ -133,16 +147,20 @@ class World {
       log: silent,
       host: {
         readFacts: async () => structuredClone(this.facts),
-        apply: async (changes) => {
+        apply: async (changes, what) => {
           this.facts = simulateChanges(this.facts, changes);
           this.applied.push([...changes]);
           this.appliedAt.push(this.clock.now());
-          if (changes.some((c) => c.op === "neigh-flush")) this.gatewayNeedsArp = false;
+          this.appliedWhat.push(what);
+          if (changes.some((c) => c.op === "neigh-flush" && c.dev === "vxlan0")) this.gatewayNeedsArp = false;
+          if (changes.some((c) => c.op === "neigh-flush" && c.dev === "eth0" && c.to === this.gatewayAt)) this.ethNeighbourStale = false;
         },
         readFactsAndRoutes: async (dsts) => ({ facts: structuredClone(this.facts), routes: dsts.map((d) => this.routeGet(d)) }),
       },
+      random: () => 0.5,
       resolveGateway: async (name) => {
         this.log.push(`resolve ${name}`);
+        this.lookupTimes.push(this.clock.now());
         if (!this.dnsAnswer) throw new Error("ETIMEOUT");
         return { address: this.dnsAnswer, via: "198.18.1.10" };
       },
@@ -152,13 +170,17 @@ class World {
       },
       probeOnce: async (_ip, o) => {
         this.probes++;
+        const entry = { t: this.clock.now(), alive: true };
+        this.probeLog.push(entry);
         if (this.tunnelWorks()) return { alive: true, detail: "ok" };
         // A probe that gets no answer takes its timeout, unless it is cut short first: a lookup
         // that went out with it answers within this turn of the event loop.
         await new Promise((r) => setImmediate(r));
+        entry.alive = false;
         if (o.signal?.aborted) return { alive: false, detail: "aborted" };
         await this.clock.sleep(o.timeoutMs);
-        return this.tunnelWorks() ? { alive: true, detail: "ok" } : { alive: false, detail: "timeout" };
+        entry.alive = this.tunnelWorks();
+        return entry.alive ? { alive: true, detail: "ok" } : { alive: false, detail: "timeout" };
       },
       dhcp: {
         acquire: async (id, o) => {
@@ -285,7 +307,10 @@ async function initThenSidecar(w: World, stopAt: number, ctl: AbortController, o
   await runClientInit(w.deps(), clientInput(over));
   w.applied = [];
   w.appliedAt = [];
+  w.appliedWhat = [];
   w.log = [];
+  w.probeLog = [];
+  w.lookupTimes = [];
   const stats = newStats();
   const r = await runClientSidecar({ ...w.deps(), ...deps }, { ...clientInput(over), signal: ctl.signal }, stats);
   return r;
@@ -340,28 +365,55 @@ describe("runClientSidecar", () => {
     expect(w.tunnelWorks()).toBe(true);
   });
 
-  test("gateway down for 30 s: the sidecar keeps going, one probe and one lookup per interval, repairs back off, recovers when it returns", async () => {
+  test("gateway down for 30 s: probes every 250 ms, a lookup about twice a second, neighbours refreshed once a second, repairs back off; back at the same IP, healed within a second", async () => {
     const ctl = new AbortController();
     const clock = new VirtualClock({ at: 60_000, ctl });
     const w = new World(clock);
     w.leaseSeconds = 3600;
-    const at = { probes: 0, lookups: 0, repairs: 0 };
-    clock.at(10_000, () => ((w.gatewayAt = undefined), (at.probes = w.probes), (at.lookups = w.log.length), (at.repairs = w.applied.length)));
-    let during = { probes: 0, lookups: 0, repairs: 0 };
-    clock.at(39_900, () => (during = { probes: w.probes - at.probes, lookups: w.log.length - at.lookups, repairs: w.applied.length - at.repairs }));
-    clock.at(40_000, () => w.recreateGateway("198.18.0.2"));
+    clock.at(10_000, () => (w.gatewayAt = undefined));
+    clock.at(40_000, () => w.recreateGateway("198.18.0.2")); // same pod IP: a new MAC behind it
     const r = await initThenSidecar(w, 60_000, ctl);
-    // ticks every 2 s from t = 10 s to 38 s: 15 probes, each with a lookup of the name
-    expect(during.probes).toBe(15);
-    expect(during.lookups).toBe(15);
-    // repairs (two `ip` processes each) at 10, 12, 16, 24 s: the backoff, not one per probe
-    expect(during.repairs).toBe(4);
+    const during = (ts: number[]) => ts.filter((t) => t >= 10_000 && t < 40_000);
+    const gaps = (ts: number[]) => ts.slice(1).map((t, i) => t - ts[i]!);
+    const probes = during(w.probeLog.map((p) => p.t));
+    // the first failure waits out the usual 500 ms; from then on a probe every 250 ms
+    expect(probes[0]).toBe(10_000);
+    expect(new Set(gaps(probes.slice(1)))).toEqual(new Set([250]));
+    expect(probes.length).toBe(1 + (40_000 - 10_500) / 250);
+    // lookups: the first within one jittered gap of acting (random 0.5: 250 ms after 10.5 s), then every 0.5 s × (1 ± 0.5)
+    const lookups = during(w.lookupTimes);
+    expect(lookups[0]).toBe(10_750);
+    expect(new Set(gaps(lookups))).toEqual(new Set([500]));
+    // repairs at 10, 12, 16, 24 s (the backoff); every other failed tick refreshes the neighbours
+    const what = (prefix: string) => during(w.appliedAt.filter((_, i) => w.appliedWhat[i]!.startsWith(prefix)));
+    expect(what("repairing")).toEqual([10_500, 12_250, 16_250, 24_250]); // (applied once the tick's probe timed out)
+    // refreshes between the repairs, at most one a second (each makes the pod ARP: a broadcast on a bridge CNI's node)
+    const touches = [...what("repairing"), ...what("refreshing")].sort((x, y) => x - y);
+    for (const g of gaps(touches)) expect(g).toBeGreaterThanOrEqual(1000 - 250); // (applied after each tick's 250 ms probe)
+    expect(what("refreshing").length).toBe(26); // 30 s, less the 4 repairs' seconds
+    expect(w.applied[w.appliedWhat.findIndex((x) => x.startsWith("refreshing"))]!.map(formatChange)).toEqual(["neigh flush dev eth0 to 198.18.0.2", "neigh flush dev vxlan0"]);
+    // back: the next refresh (at most a second after the gateway returned; here the tick at 40 s)
+    // forgets the old MAC and makes the gateway learn us, and the probe after it answers
+    const firstAlive = w.probeLog.find((p) => p.t >= 40_000 && p.alive)!.t;
+    expect(firstAlive).toBe(40_250);
     expect(r.stats.reinits).toBe(0);
     expect(w.tunnelWorks()).toBe(true);
     expect(r.reason).toBe("signal");
   });
 
-  test("after a 30 s outage the gateway comes back at a new IP: repointed at the first tick after its name follows, without waiting out a probe", async () => {
+  test("a gateway re-created at the same IP is not reached while eth0 keeps the old MAC: the sidecar forgets it", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 20_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    clock.at(5_000, () => ((w.recreateGateway("198.18.0.2"), (w.gatewayNeedsArp = false)))); // only eth0's entry is stale
+    await initThenSidecar(w, 20_000, ctl);
+    expect(w.applied.flat().filter((c) => c.op === "neigh-flush" && c.dev === "eth0").map(formatChange)[0]).toBe("neigh flush dev eth0 to 198.18.0.2");
+    expect(w.probeLog.find((p) => p.t > 5_000 && p.alive)!.t).toBe(6_500); // the tick at 6 s failed (500 ms), refreshed; the next answered
+    expect(w.tunnelWorks()).toBe(true);
+  });
+
+  test("after a 30 s outage the gateway comes back at a new IP: repointed at the first lookup after its name follows, without waiting out a probe", async () => {
     const ctl = new AbortController();
     const clock = new VirtualClock({ at: 60_000, ctl });
     const w = new World(clock);
@@ -370,25 +422,31 @@ describe("runClientSidecar", () => {
     clock.at(40_300, () => w.recreateGateway("198.18.0.7"));
     const r = await initThenSidecar(w, 60_000, ctl);
     const moveAt = w.appliedAt[w.applied.findIndex((c) => c.some((x) => x.op === "vxlan-set-remote" && x.remote === "198.18.0.7"))];
-    expect(moveAt).toBe(42_000); // the tick itself, not its probe's timeout later
+    expect(moveAt).toBe(40_750); // the lookups at 10.75, 11.25, ... 40.75 s: the first after 40.3 s, not its probe's timeout later
     expect(w.facts.vxlan!.remote).toBe("198.18.0.7");
     expect(r.stats.gatewayMoves).toBe(1);
     expect(r.stats.reinits).toBe(0);
     expect(w.tunnelWorks()).toBe(true);
   });
 
-  test("a 10-minute outage: probes and lookups stay at one per interval, repairs settle at one per 30 s", async () => {
+  test("a 10-minute outage: the fast cadence lasts a minute, then one probe and one lookup per interval; repairs settle at one per 30 s", async () => {
     const ctl = new AbortController();
     const clock = new VirtualClock({ at: 610_000, ctl });
     const w = new World(clock);
     w.leaseSeconds = INFINITE_LEASE;
     clock.at(10_000, () => (w.gatewayAt = undefined));
     const r = await initThenSidecar(w, 610_000, ctl);
-    expect(r.stats.failedProbes).toBe(300); // t = 10, 12, ... 608 s
-    expect(w.log.length).toBe(300);
+    const probes = w.probeLog.map((p) => p.t).filter((t) => t >= 10_000);
+    const fast = probes.filter((t) => t < 70_000);
+    const slow = probes.filter((t) => t >= 70_000);
+    expect(fast.length).toBe(1 + (70_000 - 10_500) / 250);
+    expect(new Set(slow.slice(1).map((t, i) => t - slow[i]!))).toEqual(new Set([2000]));
+    expect(r.stats.failedProbes).toBe(probes.length - 1); // the last (at 609.75 s) is cut short by the stop
+    expect(w.lookupTimes.filter((t) => t >= 70_000).length).toBe(slow.length); // one with each probe
+    expect(w.lookupTimes.filter((t) => t < 70_000).length).toBe(119); // 10.75, 11.25, ... 69.75 s
     // 10, 12, 16, 24, 40, 70, 100, ... 580 s
     expect(r.stats.heals).toBe(4 + 19);
-    expect(w.applied).toHaveLength(23 + 1); // + the shutdown's short lease (this fake's DHCP answers without the tunnel)
+    expect(w.appliedWhat.filter((x) => x.startsWith("repairing"))).toHaveLength(23);
   });
 
   test("the cluster DNS down during the outage too: the tunnel's remote is kept, the failed lookups are warned about once", async () => {

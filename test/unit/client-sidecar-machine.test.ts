@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseClientFacts, type ClientFacts } from "../../src/core/client/facts.ts";
 import { planClientAddress, planClientNetwork, type ClientNetworkInput } from "../../src/core/client/plan.ts";
-import { SidecarMachine, type MachineConfig } from "../../src/core/client/sidecar-machine.ts";
+import { planNeighbourRefresh, SidecarMachine, type MachineConfig, type MachinePolicy } from "../../src/core/client/sidecar-machine.ts";
 import { simulateChanges } from "../../src/core/client/simulate.ts";
 import { formatChange } from "../../src/core/net/change.ts";
 import type { Lease } from "../../src/core/dhcp/types.ts";
@@ -20,9 +20,24 @@ const netInput: Omit<ClientNetworkInput, "gatewayPodIp"> = {
   kubernetesServiceHost: undefined,
 };
 
+const POLICY: MachinePolicy = {
+  intervalMs: 1000,
+  retryCount: 3,
+  repairBackoffCapMs: 30_000,
+  reacquireDelayMs: 4000,
+  isolationIntervalMs: 30_000,
+  probeTimeoutMs: 500,
+  lostIntervalMs: 250,
+  lookupIntervalMs: 1000,
+  lookupJitter: 0.5,
+  fastWindowMs: 60_000,
+  refreshIntervalMs: 500,
+};
+
 function cfg(over: Partial<MachineConfig> = {}): MachineConfig {
   return {
-    policy: { intervalMs: 1000, retryCount: 3, repairBackoffCapMs: 30_000, reacquireDelayMs: 4000, isolationIntervalMs: 30_000 },
+    policy: POLICY,
+    random: () => 0.5,
     mode: { kind: "dhcp" },
     network: "172.16.0",
     overlayGw: "172.16.0.1",
@@ -85,7 +100,7 @@ describe("start and which address is ours", () => {
 
 describe("the loop's steps", () => {
   test("sleep to the next tick, tick, renew at T1, rebind at T2, a new lease after expiry", () => {
-    const m = new SidecarMachine(cfg({ policy: { intervalMs: 100_000, retryCount: 3, repairBackoffCapMs: 300_000, reacquireDelayMs: 4000, isolationIntervalMs: 30_000 } }), 0);
+    const m = new SidecarMachine(cfg({ policy: { ...POLICY, intervalMs: 100_000, repairBackoffCapMs: 300_000 } }), 0);
     m.start(0, initialised("172.16.0.23", 120));
     expect(m.next(0).step).toEqual({ kind: "sleep", untilMs: 60_000 }); // T1 before the first tick
     expect(m.next(60_000).step).toEqual({ kind: "renew", lease: m.lease!, rebind: false });
@@ -99,7 +114,7 @@ describe("the loop's steps", () => {
     expect(expired.notes[0]!.text).toBe("the DHCP lease of 172.16.0.23 expired without a renewal; asking for a new one");
     expect(m.acquireFailed(120_000, "no offer")[0]!.text).toBe("getting a new DHCP lease failed: no offer; trying again in 4 s");
     // the tick that was due at 100 s comes before the next attempt at 124 s
-    expect(m.next(121_000).step).toEqual({ kind: "tick", startedAt: 121_000, lookup: false });
+    expect(m.next(121_000).step).toEqual({ kind: "tick", startedAt: 121_000, lookup: false, timeoutMs: 500 });
     m.tickDone(121_000, 121_005);
     expect(m.next(122_000).step).toEqual({ kind: "sleep", untilMs: 124_000 });
     expect(m.next(124_000).step).toMatchObject({ kind: "acquire" });
@@ -122,34 +137,119 @@ describe("the loop's steps", () => {
     const m = new SidecarMachine(cfg({ mode: { kind: "static", address: "172.16.0.23" } }), 0);
     m.start(0, initialised("172.16.0.23", "forever"));
     expect(m.lease).toBeUndefined();
-    expect(m.next(1000).step).toEqual({ kind: "tick", startedAt: 1000, lookup: false });
+    expect(m.next(1000).step).toEqual({ kind: "tick", startedAt: 1000, lookup: false, timeoutMs: 500 });
     expect(m.release(1000)).toBeUndefined();
   });
 });
 
 describe("probes, lookups and repairs", () => {
-  test("the third failure looks up and repairs; the next repair waits for the backoff; an answer ends the outage", () => {
+  test("lost: probes every 250 ms; the third failure repairs and schedules jittered lookups; refreshes in between; an answer ends it all", () => {
     const m = new SidecarMachine(cfg(), 0);
     m.start(0, initialised());
     const fail = (t: number, lookedUp = false) => m.probed(t, t, false, "timeout", lookedUp);
+    expect(m.next(1000).step).toEqual({ kind: "tick", startedAt: 1000, lookup: false, timeoutMs: 500 });
     expect(fail(1000)).toEqual({ lookupNow: false, notes: [{ level: "trace", text: "probe 172.16.0.1: failed (timeout)" }, { level: "warn", text: "gateway 172.16.0.1 did not answer: timeout" }] });
-    expect(m.decide(1000, undefined)).toEqual({ repair: false });
-    expect(fail(2000).lookupNow).toBe(false);
-    expect(fail(3000).lookupNow).toBe(true);
-    expect(m.decide(3000, GW_POD)).toEqual({ repair: true, target: undefined });
-    // from now on the lookup goes out with the probe
-    expect(m.next(4000).step).toEqual({ kind: "tick", startedAt: 4000, lookup: true });
-    expect(fail(4000, true).lookupNow).toBe(false);
-    // backoff: 1 s after the first repair, 2 s after the second, ...
-    expect(m.decide(4000, GW_POD)).toEqual({ repair: true, target: undefined });
-    fail(5000, true);
-    expect(m.decide(5000, GW_POD)).toEqual({ repair: false });
-    fail(6000, true);
-    expect(m.decide(6000, GW_POD)).toEqual({ repair: true, target: undefined });
-    expect(m.stats).toMatchObject({ probes: 6, failedProbes: 6 });
-    const back = m.probed(7000, 7000, true, "DNS NOERROR", true);
-    expect(back.notes.map((n) => n.text)).toEqual(["probe 172.16.0.1: alive (DNS NOERROR)", "gateway 172.16.0.1 answers again after 6 failed probe(s) (6 s) (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1)"]);
-    expect(m.next(8000).step).toEqual({ kind: "tick", startedAt: 8000, lookup: false });
+    expect(m.decide(1000, undefined)).toEqual({ repair: false, refresh: false }); // below the retry count: only confirming
+    m.tickDone(1000, 1010);
+    // lost: the next probe 250 ms after this one started, waiting at most 250 ms for its answer
+    expect(m.next(1010).step).toEqual({ kind: "sleep", untilMs: 1250 });
+    expect(m.next(1250).step).toEqual({ kind: "tick", startedAt: 1250, lookup: false, timeoutMs: 250 });
+    fail(1250);
+    expect(m.decide(1250, undefined)).toEqual({ repair: false, refresh: false });
+    m.tickDone(1250, 1260);
+    expect(m.next(1500).step).toEqual({ kind: "tick", startedAt: 1500, lookup: false, timeoutMs: 250 });
+    fail(1500); // the third: acting; the first lookup within one mean gap (random 0.5 → 500 ms)
+    expect(m.decide(1500, undefined)).toEqual({ repair: true, target: undefined });
+    m.tickDone(1500, 1510);
+    expect(m.next(1750).step).toEqual({ kind: "tick", startedAt: 1750, lookup: false, timeoutMs: 250 });
+    fail(1750);
+    // no repair (the backoff: 1 s after the first), and no refresh yet (at most every 500 ms here)
+    expect(m.decide(1750, undefined)).toEqual({ repair: false, refresh: false });
+    m.tickDone(1750, 1760);
+    expect(m.next(1760).step).toEqual({ kind: "sleep", untilMs: 2000 });
+    // the lookup is due with the tick at 2000; the next one a jittered gap later: 1 s × (1 ± 0.5), 0.5 → 1 s
+    expect(m.next(2000).step).toEqual({ kind: "tick", startedAt: 2000, lookup: true, timeoutMs: 250 });
+    fail(2000, true);
+    expect(m.decide(2000, GW_POD)).toEqual({ repair: false, refresh: true }); // 500 ms after the repair's
+    m.tickDone(2000, 2010);
+    for (const t of [2250, 2500, 2750]) {
+      expect(m.next(t).step).toMatchObject({ kind: "tick", lookup: false });
+      fail(t, false);
+      expect(m.decide(t, undefined)).toEqual(t === 2500 ? { repair: true, target: undefined } : { repair: false, refresh: false });
+      m.tickDone(t, t + 10);
+    }
+    expect(m.next(3000).step).toEqual({ kind: "tick", startedAt: 3000, lookup: true, timeoutMs: 250 });
+    expect(m.stats).toMatchObject({ probes: 8, failedProbes: 8 });
+    const back = m.probed(3000, 3000, true, "DNS NOERROR", true);
+    expect(back.notes.map((n) => n.text)).toEqual(["probe 172.16.0.1: alive (DNS NOERROR)", "gateway 172.16.0.1 answers again after 8 failed probe(s) (2 s) (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1)"]);
+    m.tickDone(3000, 3005);
+    // answering: back to one probe per interval, no lookup
+    expect(m.next(3005).step).toEqual({ kind: "sleep", untilMs: 4000 });
+    expect(m.next(4000).step).toEqual({ kind: "tick", startedAt: 4000, lookup: false, timeoutMs: 500 });
+  });
+
+  test("jitter: 200 sidecars that lose the gateway in the same instant spread their lookups; each later gap is 0.5-1.5 mean gaps", () => {
+    let seed = 12345;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const firsts: number[] = [];
+    const gaps: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const m = new SidecarMachine(cfg({ random, policy: { ...POLICY, retryCount: 1 } }), 0);
+      m.start(0, initialised());
+      const lookups: number[] = [];
+      // every sidecar started together: the same tick times; the gateway gone at 1 s
+      let t = 1000;
+      while (t < 6000) {
+        const st = m.next(t).step;
+        if (st.kind === "sleep") {
+          t = st.untilMs;
+          continue;
+        }
+        if (st.kind !== "tick") throw new Error(`unexpected step ${st.kind}`);
+        if (st.lookup) lookups.push(t);
+        m.probed(t, t, false, "timeout", st.lookup);
+        m.decide(t, undefined);
+        m.tickDone(t, t);
+      }
+      firsts.push(lookups[0]!);
+      for (let k = 1; k < lookups.length; k++) gaps.push(lookups[k]! - lookups[k - 1]!);
+    }
+    // the first lookups fall within one mean gap after the failure, never all in one instant
+    for (const f of firsts) expect(f).toBeGreaterThanOrEqual(1000), expect(f).toBeLessThan(2000);
+    const perSlot = new Map<number, number>();
+    for (const f of firsts) perSlot.set(Math.floor(f / 100), (perSlot.get(Math.floor(f / 100)) ?? 0) + 1);
+    expect(perSlot.size).toBe(10); // every 100 ms slot of the second has some
+    expect(Math.max(...perSlot.values())).toBeLessThan(40); // and none more than a fifth of the herd
+    for (const g of gaps) expect(g).toBeGreaterThanOrEqual(500), expect(g).toBeLessThanOrEqual(1500);
+    expect(new Set(gaps).size).toBeGreaterThan(50); // not one lockstep gap
+  });
+
+  test("a long outage: after the fast minute, one probe (with its usual timeout) and about one lookup per interval", () => {
+    const m = new SidecarMachine(cfg({ policy: { ...POLICY, retryCount: 1 }, mode: { kind: "static", address: "172.16.0.23" } }), 0);
+    m.start(0, initialised("172.16.0.23", "forever"));
+    const ticks: { t: number; lookup: boolean; timeoutMs: number }[] = [];
+    let t = 1000;
+    while (t < 121_000) {
+      const st = m.next(t).step;
+      if (st.kind === "sleep") {
+        t = st.untilMs;
+        continue;
+      }
+      if (st.kind !== "tick") throw new Error(`unexpected step ${st.kind}`);
+      ticks.push({ t, lookup: st.lookup, timeoutMs: st.timeoutMs });
+      m.probed(t, t, false, "timeout", st.lookup);
+      m.decide(t, undefined);
+      m.tickDone(t, t);
+    }
+    const fast = ticks.filter((x) => x.t < 61_000);
+    const slow = ticks.filter((x) => x.t >= 62_000);
+    expect(fast.length).toBe(240); // every 250 ms for 60 s
+    expect(fast[0]!.timeoutMs).toBe(500); // the first failure: not lost yet
+    expect(fast.slice(1).every((x) => x.timeoutMs === 250)).toBe(true);
+    expect(fast.filter((x) => x.lookup).length).toBe(60); // random 0.5: every second
+    expect(slow.every((x) => x.timeoutMs === 500)).toBe(true);
+    for (let k = 1; k < slow.length; k++) expect(slow[k]!.t - slow[k - 1]!.t).toBe(1000);
+    expect(slow.filter((x) => x.lookup).length).toBe(slow.length);
   });
 
   test("a lookup that finds the gateway elsewhere repairs at once, towards it", () => {
@@ -162,8 +262,8 @@ describe("probes, lookups and repairs", () => {
     expect(plan.kind).toBe("apply");
     if (plan.kind !== "apply") return;
     // (the gateway pod's subnet is the CNI's on-link route: no pin to move, only the remote)
-    expect(plan.changes.map(formatChange)).toEqual(["link set vxlan0 type vxlan remote 198.18.0.77", "neigh flush dev vxlan0"]);
-    expect(m.repaired("198.18.0.77").map((n) => n.text)).toEqual(['gateway pod moved from 198.18.0.2 to 198.18.0.77: tunnel remote and pinned route updated, neighbours flushed (address kept) (pod_gateway_client_repairs_total{kind="in_place"} 1)']);
+    expect(plan.changes.map(formatChange)).toEqual(["link set vxlan0 type vxlan remote 198.18.0.77", "neigh flush dev eth0 to 198.18.0.77", "neigh flush dev vxlan0"]);
+    expect(m.repaired("198.18.0.77").map((n) => n.text)).toEqual(["gateway pod moved from 198.18.0.2 to 198.18.0.77: tunnel remote and pinned route updated, neighbours flushed (address kept) (pod_gateway_client_repairs_total{kind=\"in_place\"} 1)"]);
     expect(m.stats).toMatchObject({ heals: 1, gatewayMoves: 1 });
     // answering again ends the outage
     const alive = m.probed(2000, 2000, true, "DNS NOERROR", false);
@@ -186,12 +286,53 @@ describe("probes, lookups and repairs", () => {
     expect(m.stats.reinits).toBe(1);
   });
 
-  test("a repair where nothing moved only flushes the neighbours", () => {
+  test("a repair where nothing moved only refreshes the neighbours (eth0's of the gateway pod, vxlan0's)", () => {
     const m = new SidecarMachine(cfg({ mode: { kind: "static", address: "172.16.0.23" } }), 0);
     m.start(0, initialised("172.16.0.23", "forever"));
     const plan = m.planRepair(0, initialised("172.16.0.23", "forever"), undefined);
-    expect(plan.kind === "apply" && plan.changes.map(formatChange)).toEqual(["neigh flush dev vxlan0"]);
-    expect(m.repaired(GW_POD).map((n) => n.text)).toEqual(['gateway pod still at 198.18.0.2: neighbours flushed, waiting for it to answer (pod_gateway_client_repairs_total{kind="in_place"} 1)']);
+    expect(plan.kind === "apply" && plan.changes.map(formatChange)).toEqual(["neigh flush dev eth0 to 198.18.0.2", "neigh flush dev vxlan0"]);
+    expect(m.repaired(GW_POD).map((n) => n.text)).toEqual(["gateway pod still at 198.18.0.2: neighbours flushed, waiting for it to answer (pod_gateway_client_repairs_total{kind=\"in_place\"} 1)"]);
+  });
+});
+
+describe("the neighbour refresh (a gateway re-created at the same pod IP)", () => {
+  test("the gateway pod on the pod's own subnet: its eth0 entry and vxlan0's", () => {
+    expect(planNeighbourRefresh(initialised(), GW_POD).map(formatChange)).toEqual(["neigh flush dev eth0 to 198.18.0.2", "neigh flush dev vxlan0"]);
+  });
+
+  test("the gateway pod on another node, reached through a next hop: that next hop's entry too", () => {
+    const f = initialised();
+    f.routes4.push({ dst: "10.244.2.9", gateway: "198.18.0.1", dev: "eth0", flags: [] } as (typeof f.routes4)[number]);
+    f.routes4.push({ dst: "10.244.0.0/16", gateway: "198.18.0.254", dev: "eth0", flags: [] } as (typeof f.routes4)[number]);
+    expect(planNeighbourRefresh(f, "10.244.2.9").map(formatChange)).toEqual(["neigh flush dev eth0 to 10.244.2.9", "neigh flush dev eth0 to 198.18.0.1", "neigh flush dev vxlan0"]);
+    // only the most specific route counts, and one through the tunnel has no eth0 next hop
+    expect(planNeighbourRefresh(f, "10.244.7.7").map(formatChange)).toEqual(["neigh flush dev eth0 to 10.244.7.7", "neigh flush dev eth0 to 198.18.0.254", "neigh flush dev vxlan0"]);
+    expect(planNeighbourRefresh(f, "8.8.8.8").map(formatChange)).toEqual(["neigh flush dev eth0 to 8.8.8.8", "neigh flush dev vxlan0"]);
+  });
+
+  test("no tunnel, no known gateway: only what exists", () => {
+    const f = initialised();
+    f.vxlan = undefined;
+    expect(planNeighbourRefresh(f, GW_POD).map(formatChange)).toEqual(["neigh flush dev eth0 to 198.18.0.2"]);
+    expect(planNeighbourRefresh(initialised(), undefined).map(formatChange)).toEqual(["neigh flush dev vxlan0"]);
+  });
+
+  test("the refresh is said once per outage, and planned once per outage and repair", () => {
+    const m = new SidecarMachine(cfg({ policy: { ...POLICY, retryCount: 1 } }), 0);
+    m.start(0, initialised());
+    m.probed(1000, 1000, false, "timeout", false);
+    const first = m.planRefresh(initialised());
+    expect(first.notes.map((n) => n.text)).toEqual(["refreshing the neighbours the tunnel relies on while gateway 172.16.0.1 does not answer: eth0 198.18.0.2 and every entry of vxlan0"]);
+    expect(m.planRefresh(initialised()).notes).toEqual([]);
+    // planned once per outage: the driver need not read the network for every refresh
+    expect(m.cachedRefresh()!.map(formatChange)).toEqual(["neigh flush dev eth0 to 198.18.0.2", "neigh flush dev vxlan0"]);
+    m.repaired("198.18.0.9");
+    expect(m.cachedRefresh()).toBeUndefined(); // a repair (here a move) plans afresh
+    m.planRefresh(initialised());
+    m.probed(1250, 1250, true, "ok", false);
+    expect(m.cachedRefresh()).toBeUndefined();
+    m.probed(2000, 2000, false, "timeout", false);
+    expect(m.planRefresh(initialised()).notes).toHaveLength(1);
   });
 });
 

@@ -144,14 +144,16 @@ describe("plan", () => {
   });
 
   test("gateway addresses never collide with clients'", () => {
-    const gw = Array.from({ length: 155 }, (_, g) => gatewayIpFor(g));
-    expect(gw.slice(0, 9)).toEqual(["198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.0.5", "198.18.0.6", "198.18.0.7", "198.18.0.8", "198.18.0.9", "198.18.0.108"]);
+    const gw = Array.from({ length: 53 }, (_, g) => gatewayIpFor(g));
+    expect(gw.slice(0, 9)).toEqual(["198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.0.5", "198.18.0.6", "198.18.0.7", "198.18.0.8", "198.18.0.9", "198.18.0.210"]);
     expect(new Set(gw).size).toBe(gw.length);
-    const clients = Array.from({ length: 90 }, (_, i) => clientIp(i));
+    const clients = Array.from({ length: 200 }, (_, i) => clientIp(i));
     expect(clients.filter((c) => gw.includes(c))).toEqual([]);
     expect(clientIp(0)).toBe(LAB.firstClientIp);
-    expect(() => clientIp(90)).toThrow();
-    expect(() => gatewayIpFor(155)).toThrow(/no address left/);
+    expect(clientIp(199)).toBe("198.18.0.209");
+    expect(() => clientIp(200)).toThrow();
+    expect(gatewayIpFor(52)).toBe("198.18.0.254");
+    expect(() => gatewayIpFor(53)).toThrow(/no address left/);
   });
 
   test("a client pod: lo up, its address on eth0, default via the node", () => {

@@ -6,15 +6,18 @@
 // (`notes`), so the words are tested with the decisions.
 //
 //   loop:   next(now) → acquire | renew/rebind | tick | sleep(until)
-//   tick:   probe (+ lookup while acting on failures) → probed() → decide() → repair target?
+//   tick:   probe (+ lookup when one is due) → probed() → decide() → repair target? neighbour refresh?
 //   repair: planRepair(facts) → reinit | apply(changes) | nothing → repaired()
+//   refresh: planNeighbourRefresh(facts) → apply(changes)
 //   end:    release() → the lease to release, if it is still good
 import { leaseTimes, type Lease } from "../dhcp/types.ts";
 import { addressLifetime, leaseFromAddress, planLeaseStep, type LeaseStep } from "./lease.ts";
 import { planClientAddress, planClientNetwork, stateChanges, type Change, type ClientNetworkInput } from "./plan.ts";
-import { planLookupWithProbe, planNextTickAt, planRepair as planRepairNow, type OutageState, type ProbePolicy } from "./sidecar.ts";
+import { planFast, planLookupWithProbe, planNextLookupAt, planNextTickAt, planProbeTimeout, planRepair as planRepairNow, type OutageState, type ProbePolicy } from "./sidecar.ts";
+import { parsePrefix4, prefixContains } from "../net/ipv4.ts";
+import { simulateChanges } from "./simulate.ts";
 import type { AddressFact, ClientFacts } from "./facts.ts";
-import { VXLAN_IF } from "../net/vxlan.ts";
+import { POD_IF, VXLAN_IF } from "../net/vxlan.ts";
 import { IsolationWatch, type IsolationState } from "./isolation-watch.ts";
 
 export type Note = { level: "trace" | "debug" | "info" | "warn" | "error"; text: string };
@@ -39,6 +42,8 @@ export interface MachineConfig {
   netInput: Omit<ClientNetworkInput, "gatewayPodIp">;
   /** An address held before the sidecar started (asked for again). */
   requestedAddress?: string;
+  /** Uniform in [0, 1): spreads the lookups of pods that lost the gateway together (default Math.random). */
+  random?: () => number;
 }
 
 export interface SidecarStats {
@@ -67,8 +72,8 @@ export type NextStep =
   /** DHCP mode without a lease: get one (ask for `fallbackAddress` unless the kernel shows ours). */
   | { kind: "acquire"; fallbackAddress: string | undefined }
   | { kind: "renew"; lease: Lease; rebind: boolean }
-  /** Probe the gateway; look its name up alongside when `lookup`. */
-  | { kind: "tick"; startedAt: number; lookup: boolean }
+  /** Probe the gateway (waiting `timeoutMs` for its answer); look its name up alongside when `lookup`. */
+  | { kind: "tick"; startedAt: number; lookup: boolean; timeoutMs: number }
   | { kind: "sleep"; untilMs: number };
 
 export type RepairPlan =
@@ -100,6 +105,19 @@ export class SidecarMachine {
   /** A failed lookup is logged once per outage. */
   private lookupWarned = false;
   private nextTickAt: number;
+  /** While acting on an outage: when the next lookup of the gateway's name is due. */
+  private nextLookupAt: number | undefined;
+  /** The neighbour refresh is logged once per outage. */
+  private refreshSaid = false;
+  /**
+   * The refresh's changes, planned once per outage and per repair: every failed tick of a lost
+   * gateway (4 a second) refreshes, and reading the whole network for it each time would cost a
+   * node of 200 routed pods most of a core. A repair or a re-initialisation plans afresh.
+   */
+  private refreshPlan: Change[] | undefined;
+  /** Start of the tick that last refreshed the neighbours (or repaired) in this outage. */
+  private lastRefreshAt: number | undefined;
+  private readonly random: () => number;
   /** When and what to report about routes around the tunnel. */
   readonly isolation: IsolationWatch;
   /**
@@ -114,6 +132,7 @@ export class SidecarMachine {
     stats: SidecarStats = newStats(),
   ) {
     this.stats = stats;
+    this.random = cfg.random ?? Math.random;
     this.nextTickAt = now + cfg.policy.intervalMs;
     this.isolation = new IsolationWatch(cfg.policy.isolationIntervalMs, now, this.stats.isolation);
   }
@@ -154,6 +173,7 @@ export class SidecarMachine {
 
   reinitDone(r: ReinitOutcome): Note[] {
     this.gatewayIp = r.gatewayPodIp;
+    this.refreshPlan = undefined;
     if (r.lease) {
       this.dhcpMtu = r.lease.mtu;
       this.lease = r.lease;
@@ -201,10 +221,26 @@ export class SidecarMachine {
         if (s.kind === "wait") leaseWake = s.untilMs;
       }
     }
-    const wakeAt = Math.min(this.nextTickAt, leaseWake ?? Infinity, this.reacquireAt ?? Infinity);
+    // In the fast part of an outage a lookup that falls due between two probes is a tick of its own
+    // (with a probe: it is cheap), and the probe cadence restarts from it, so pods that lost the
+    // gateway together also leave it with their probes out of step. After it, the lookup goes with
+    // every probe, as the outage's ticks are spread by then.
+    const fast = this.fast(now);
+    const tickAt = Math.min(this.nextTickAt, fast ? (this.nextLookupAt ?? Infinity) : Infinity);
+    const wakeAt = Math.min(tickAt, leaseWake ?? Infinity, this.reacquireAt ?? Infinity);
     if (wakeAt > now) return { step: { kind: "sleep", untilMs: wakeAt }, notes };
-    if (now < this.nextTickAt) return { step: { kind: "sleep", untilMs: this.nextTickAt }, notes };
-    return { step: { kind: "tick", startedAt: now, lookup: planLookupWithProbe(this.cfg.policy, this.outage.failures) }, notes };
+    if (now < tickAt) return { step: { kind: "sleep", untilMs: tickAt }, notes };
+    let lookup = false;
+    if (this.nextLookupAt !== undefined && (!fast || now >= this.nextLookupAt)) {
+      lookup = true;
+      this.nextLookupAt = planNextLookupAt(this.cfg.policy, now, fast, false, this.random());
+    }
+    return { step: { kind: "tick", startedAt: now, lookup, timeoutMs: planProbeTimeout(this.cfg.policy, fast) }, notes };
+  }
+
+  /** In the fast part of an outage (src/core/client/sidecar.ts). */
+  private fast(now: number): boolean {
+    return planFast(this.cfg.policy, this.downSince, now);
   }
 
   // ---------------------------------------------------------------- the lease
@@ -259,8 +295,10 @@ export class SidecarMachine {
   }
 
   /**
-   * The probe's answer. Alive: the outage (if any) is over. Failed: counted; `lookupNow` when this
-   * failure is the one that makes the sidecar act and no lookup went out with the probe.
+   * The probe's answer. Alive: the outage (if any) is over. Failed: counted; the failure that makes
+   * the sidecar act schedules the outage's lookups (the first within one jittered gap: pods that
+   * lost the gateway together do not all ask the cluster DNS at once). `lookupNow` is always
+   * false now (kept for the driver's shape): lookups go out only on their schedule.
    */
   probed(now: number, startedAt: number, alive: boolean, detail: string, lookedUp: boolean): { lookupNow: boolean; notes: Note[] } {
     this.stats.probes++;
@@ -279,6 +317,10 @@ export class SidecarMachine {
       this.outage.lastRepairTickAt = undefined;
       this.downSince = undefined;
       this.lookupWarned = false;
+      this.nextLookupAt = undefined;
+      this.refreshSaid = false;
+      this.refreshPlan = undefined;
+      this.lastRefreshAt = undefined;
       return { lookupNow: false, notes };
     }
     this.stats.failedProbes++;
@@ -288,22 +330,54 @@ export class SidecarMachine {
     const lost = f === this.cfg.policy.retryCount ? " (pod_gateway_client_gateway_reachable 0)" : "";
     if (f === 1) notes.push(note("warn", `gateway ${gw} did not answer: ${detail}${lost}`));
     else if (lost) notes.push(note("warn", `gateway ${gw} unreachable: ${f} probes failed${lost}`));
-    else if (f % 10 === 0) notes.push(note("warn", `gateway ${gw} still not answering after ${f} probes (${Math.round((now - this.downSince) / 1000)} s)`));
-    return { lookupNow: !lookedUp && planLookupWithProbe(this.cfg.policy, f), notes };
+    else if (f % 10 === 0 && !this.fast(now)) notes.push(note("warn", `gateway ${gw} still not answering after ${f} probes (${Math.round((now - this.downSince) / 1000)} s)`));
+    if (this.nextLookupAt === undefined && !lookedUp && planLookupWithProbe(this.cfg.policy, f))
+      this.nextLookupAt = planNextLookupAt(this.cfg.policy, now, this.fast(now), true, this.random());
+    return { lookupNow: false, notes };
   }
 
-  /** After a failed probe (and its lookup): repair, and towards which gateway pod (undefined: the current remote)? */
-  decide(startedAt: number, found: string | undefined): { repair: false } | { repair: true; target: string | undefined } {
+  /**
+   * After a failed probe (and its lookup): repair, and towards which gateway pod (undefined: the
+   * current remote)? Else, once acting and at most every refreshIntervalMs, `refresh`: forget the
+   * neighbours the tunnel relies on (planNeighbourRefresh) — the repair does that too.
+   */
+  decide(startedAt: number, found: string | undefined): { repair: false; refresh: boolean } | { repair: true; target: string | undefined } {
     const moved = this.isMove(found);
-    if (!planRepairNow(this.cfg.policy, this.outage, startedAt, moved)) return { repair: false };
+    if (!planRepairNow(this.cfg.policy, this.outage, startedAt, moved)) {
+      const due = planLookupWithProbe(this.cfg.policy, this.outage.failures) && (this.lastRefreshAt === undefined || startedAt - this.lastRefreshAt >= this.cfg.policy.refreshIntervalMs);
+      if (due) this.lastRefreshAt = startedAt;
+      return { repair: false, refresh: due };
+    }
     this.outage.repairs++;
     this.outage.lastRepairTickAt = startedAt;
+    this.lastRefreshAt = startedAt;
     return { repair: true, target: moved ? found : undefined };
   }
 
   /** The tick that started at `startedAt` ended at `now`. */
   tickDone(startedAt: number, now: number): void {
-    this.nextTickAt = planNextTickAt(this.cfg.policy, startedAt, now);
+    this.nextTickAt = planNextTickAt(this.cfg.policy, startedAt, now, this.fast(now));
+  }
+
+  /** The refresh planned earlier in this outage (since the last repair), if any: no need to read the network. */
+  cachedRefresh(): Change[] | undefined {
+    return this.refreshPlan;
+  }
+
+  /**
+   * The neighbour refresh while the gateway is lost: the changes, and a note the first time in an
+   * outage. See planNeighbourRefresh.
+   */
+  planRefresh(facts: ClientFacts): { changes: Change[]; notes: Note[] } {
+    const changes = planNeighbourRefresh(facts, this.gatewayIp ?? facts.vxlan?.remote);
+    this.refreshPlan = changes;
+    const notes: Note[] = [];
+    if (!this.refreshSaid && changes.length) {
+      this.refreshSaid = true;
+      const eth = changes.filter((c) => c.op === "neigh-flush" && c.dev === POD_IF && c.to !== undefined).map((c) => (c.op === "neigh-flush" ? c.to : ""));
+      notes.push(note("info", `refreshing the neighbours the tunnel relies on while gateway ${this.cfg.overlayGw} does not answer: ${POD_IF} ${eth.join(", ")} and every entry of ${VXLAN_IF}`));
+    }
+    return { changes, notes };
   }
 
   // ---------------------------------------------------------------- repairing
@@ -332,7 +406,7 @@ export class SidecarMachine {
           ? { local: m.address, prefixlen: 24, lifetime: "forever" as const }
           : { local: addr.local, prefixlen: addr.prefixlen, lifetime: this.lease ? addressLifetime(this.lease, now) : addr.validLft === Infinity ? ("forever" as const) : addr.validLft };
       const addrChanges = stateChanges(planClientAddress(facts, this.cfg.network, want));
-      return { kind: "apply", target, changes: [...plan.changes, ...addrChanges, { op: "neigh-flush", dev: VXLAN_IF, why: "make the gateway learn us again" }] };
+      return { kind: "apply", target, changes: [...plan.changes, ...addrChanges, ...planNeighbourRefresh(afterChanges(facts, plan.changes), target)] };
     } catch (e) {
       return { kind: "none", notes: [note("warn", `planning the repair failed: ${e instanceof Error ? e.message : String(e)}`)] };
     }
@@ -340,6 +414,7 @@ export class SidecarMachine {
 
   /** The repair towards `target` was applied. */
   repaired(target: string): Note[] {
+    this.refreshPlan = undefined;
     if (target !== this.gatewayIp) {
       this.stats.gatewayMoves++;
       const from = this.gatewayIp;
@@ -359,3 +434,43 @@ export class SidecarMachine {
   }
 }
 
+
+/** The routes after the repair's changes (for the next hop to a new gateway pod); the current ones if they do not simulate. */
+function afterChanges(f: ClientFacts, changes: readonly Change[]): ClientFacts {
+  try {
+    return simulateChanges(f, changes);
+  } catch {
+    return f;
+  }
+}
+
+/**
+ * The neighbour entries the tunnel relies on, forgotten so that the kernel resolves them again at
+ * the next packet instead of waiting for its timers (issue 11 §6). A gateway pod re-created at the
+ * same pod IP has a new MAC: the eth0 entry of its IP (and of the next hop that reaches it, when a
+ * route sends it via one) still holds the old pod's, which the kernel only doubts after
+ * reachable_time plus delay_first_probe_time and three unicast probes — 13 s to over 40 s
+ * measured. vxlan0's entries go too: an entry of .1 left INCOMPLETE or FAILED by the outage waits
+ * for its own timers, and our broadcast ARP for .1 (through the flood entry) is how a new gateway,
+ * with an empty neighbour table and no flood entry of its own, learns where we are. Permanent
+ * entries (a CNI's static ARP) are never touched (net-apply skips them, as `ip neigh flush` does).
+ */
+export function planNeighbourRefresh(f: ClientFacts, gatewayPodIp: string | undefined): Change[] {
+  const out: Change[] = [];
+  const gw = gatewayPodIp === undefined ? undefined : parsePrefix4(gatewayPodIp);
+  if (gatewayPodIp !== undefined && gw && gw.len === 32) {
+    out.push({ op: "neigh-flush", dev: POD_IF, to: gatewayPodIp, why: "forget the MAC of the gateway pod's IP (a pod re-created at the same IP has a new one)" });
+    // The route the kernel takes to the gateway pod: the longest main-table prefix holding it.
+    let best: { len: number; via: string | undefined; dev: string | undefined } | undefined;
+    for (const r of f.routes4) {
+      if (r.type !== undefined && r.type !== "unicast") continue;
+      const p = parsePrefix4(r.dst);
+      if (!p || !prefixContains(p, gw)) continue;
+      if (!best || p.len > best.len) best = { len: p.len, via: r.gateway, dev: r.dev };
+    }
+    if (best?.via !== undefined && best.dev === POD_IF && best.via !== gatewayPodIp)
+      out.push({ op: "neigh-flush", dev: POD_IF, to: best.via, why: "forget the MAC of the next hop to the gateway pod" });
+  }
+  if (f.vxlan) out.push({ op: "neigh-flush", dev: VXLAN_IF, why: "ARP for the gateway again: a re-created gateway learns us from it" });
+  return out;
+}

@@ -1,10 +1,15 @@
-// The client sidecar's probe cadence and repair schedule. The probe (one DNS datagram) and, while
-// the gateway is down, a lookup of its name (one datagram to the cluster DNS) are cheap: they go
-// out once per interval, measured from the start of one tick to the start of the next, so a
-// gateway that comes back at a new address is seen within one interval. The repair in place
-// (reading and changing the pod's network over rtnetlink) is what a long outage must not
-// repeat every interval on every routed pod of a node: it backs off, except when the lookup shows
-// the gateway moved, which is repaired at once.
+// The client sidecar's probe cadence and repair schedule. The probe (one DNS datagram) goes out
+// once per interval, measured from the start of one tick to the start of the next — and faster
+// (lostIntervalMs) while the gateway is lost, for the first fastWindowMs of an outage, so a gateway
+// that is back is seen within a fraction of a second. Once the sidecar acts, the gateway's name is
+// looked up again (one datagram to the cluster DNS) on its own jittered schedule: every routed pod
+// of a cluster loses the gateway in the same instant, and lookups in lockstep would hit the
+// cluster DNS as one burst per round. The repair in place (reading and changing the pod's
+// network over rtnetlink) is what a long outage must not repeat every interval on every routed pod
+// of a node: it backs off, except when the lookup shows the gateway moved, which is repaired at
+// once. The neighbour refresh (a few local netlink requests) is not a repair: it goes with a failed
+// tick once acting, at most every refreshIntervalMs, because a gateway re-created at the same pod
+// IP is only reached again once the kernel forgets the old pod's MAC.
 
 export interface ProbePolicy {
   intervalMs: number;
@@ -12,6 +17,45 @@ export interface ProbePolicy {
   retryCount: number;
   /** Longest wait between two repairs in place while the gateway stays down at the same address. */
   repairBackoffCapMs: number;
+  /** The probe's answer is waited for this long (shortened to lostIntervalMs while lost, see planProbeTimeout). */
+  probeTimeoutMs: number;
+  /** The probe cadence while the gateway is lost (at most intervalMs), for the first fastWindowMs of the outage. */
+  lostIntervalMs: number;
+  /** The mean gap between two lookups of the gateway's name while lost (intervalMs after the fast window). */
+  lookupIntervalMs: number;
+  /** Each gap is the mean × (1 ± lookupJitter), uniformly; the first lookup of an outage comes within one mean gap. */
+  lookupJitter: number;
+  /** How long an outage is probed and looked up at the fast cadence; after that, at intervalMs. */
+  fastWindowMs: number;
+  /**
+   * Least time between two neighbour refreshes in one outage. Each refresh makes the pod ARP
+   * for the gateway again, a broadcast every pod on a bridge CNI's node sees: at every 250 ms
+   * probe, 200 pods made a storm of 160,000 ARP frames a second on one bridge.
+   */
+  refreshIntervalMs: number;
+}
+
+/** Whether the sidecar is in the fast part of an outage: lost (a probe failed) since `downSince`, less than fastWindowMs ago. */
+export function planFast(p: ProbePolicy, downSince: number | undefined, now: number): boolean {
+  return downSince !== undefined && now - downSince < p.fastWindowMs;
+}
+
+/** The wait for one probe's answer: the policy's, but no longer than the fast cadence while lost. */
+export function planProbeTimeout(p: ProbePolicy, fast: boolean): number {
+  return fast ? Math.min(p.probeTimeoutMs, p.lostIntervalMs) : p.probeTimeoutMs;
+}
+
+/**
+ * When the next lookup of the gateway's name goes out. `first`: the outage's first (the sidecar
+ * just started acting): somewhere in [now, now + mean), so that pods that lost the gateway
+ * together spread their first lookups over a whole gap. Later ones: mean × (1 ± jitter) after
+ * this one. `random` is uniform in [0, 1).
+ */
+export function planNextLookupAt(p: ProbePolicy, now: number, fast: boolean, first: boolean, random: number): number {
+  const mean = fast ? Math.min(p.lookupIntervalMs, p.intervalMs) : p.intervalMs;
+  if (first) return now + random * mean;
+  const j = Math.min(Math.max(p.lookupJitter, 0), 1);
+  return now + mean * (1 - j + 2 * j * random);
 }
 
 /** What the loop remembers about the current outage. */
@@ -24,9 +68,9 @@ export interface OutageState {
   lastRepairTickAt: number | undefined;
 }
 
-/** When the next tick starts: one interval after this one started, never in the past. */
-export function planNextTickAt(p: ProbePolicy, tickStartedAt: number, now: number): number {
-  return Math.max(now, tickStartedAt + p.intervalMs);
+/** When the next tick starts: one interval (the fast one while `fast`) after this one started, never in the past. */
+export function planNextTickAt(p: ProbePolicy, tickStartedAt: number, now: number, fast = false): number {
+  return Math.max(now, tickStartedAt + (fast ? Math.min(p.lostIntervalMs, p.intervalMs) : p.intervalMs));
 }
 
 /**

@@ -16,6 +16,8 @@ export class Cleanup {
   private readonly namespaces = new Set<string>();
   private readonly procs = new Set<Subprocess>();
   private readonly dirs = new Set<string>();
+  /** Synchronous restores of something the bench changed (host sysctls): run last, each once. */
+  private readonly restores = new Set<() => void>();
   private running: Promise<string[]> | undefined;
   /** Set once an interrupt started the teardown: groups stop starting new work. */
   interrupted = false;
@@ -42,6 +44,21 @@ export class Cleanup {
   addDir(d: string): string {
     this.dirs.add(d);
     return d;
+  }
+  /** `fn` must be synchronous and idempotent (it may also be called by its owner). */
+  addRestore(fn: () => void): void {
+    this.restores.add(fn);
+  }
+
+  private runRestores(problems: string[]): void {
+    for (const fn of this.restores) {
+      try {
+        fn();
+      } catch (e) {
+        problems.push(`restoring: ${(e as Error).message}`);
+      }
+    }
+    this.restores.clear();
   }
 
   /** Remove everything registered; returns the problems (never throws). Safe to call twice. */
@@ -80,6 +97,7 @@ export class Cleanup {
     }
     for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
     this.dirs.clear();
+    this.runRestores(problems);
     return problems;
   }
 
@@ -101,6 +119,7 @@ export class Cleanup {
       spawnSync("ip", ["netns", "del", ns], { stdio: "ignore" });
     }
     for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
+    this.runRestores([]);
   }
 
   /**

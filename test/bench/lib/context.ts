@@ -29,6 +29,8 @@ export interface BenchOptions {
   steadySeconds: number;
   startupRuns: number;
   iperfSeconds: number;
+  /** Client pods per lab of the scale group (issue 11 §6). */
+  scaleSizes: number[];
 }
 
 export interface BenchContext {

@@ -63,7 +63,7 @@ export interface GroupResult {
   data?: Record<string, unknown>;
 }
 
-export const GROUPS = ["client", "recovery", "gateway", "footprint", "datapath", "openvpn"] as const;
+export const GROUPS = ["client", "recovery", "scale", "gateway", "footprint", "datapath", "openvpn"] as const;
 export type GroupId = (typeof GROUPS)[number];
 
 export function ratio(f: Figure): number | undefined {
