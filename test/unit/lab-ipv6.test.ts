@@ -22,7 +22,7 @@ describe("lab IPv6 option", () => {
     const s = { ...state, ipv6: true };
     expect(podIp6("198.18.0.2")).toBe("fd00:18::2");
     expect(lines(s, "gateway")).toEqual(expect.arrayContaining(["addr add fd00:18::2/64 dev eth0 nodad", "route add ::/0 via fd00:18::1 dev eth0"]));
-    expect(lines({ ...s, gatewayGeneration: 8 }, "gateway")).toContain("addr add fd00:18::108/64 dev eth0 nodad");
+    expect(lines({ ...s, gatewayGeneration: 8 }, "gateway")).toContain("addr add fd00:18::210/64 dev eth0 nodad"); // 198.18.0.210
     expect(lines(s, "client-1")).toEqual(expect.arrayContaining(["addr add fd00:18::11/64 dev eth0 nodad", "route add ::/0 via fd00:18::1 dev eth0"]));
     expect(lines(s, "node")).toEqual(expect.arrayContaining([
       `addr add ${LAB6.nodeIp}/64 dev br0 nodad`, `addr add ${LAB6.serviceIp}/128 dev lo`, `addr add ${LAB6.nodeLeakIp}/64 dev veth-leak nodad`, `route add ::/0 via ${LAB6.leakHostIp}`,
