@@ -9,7 +9,7 @@ import { defineCommand } from "citty";
 import { ISOLATION_PROBES_V4, ISOLATION_PROBES_V6 } from "../core/client/constants.ts";
 import type { ClientFacts } from "../core/client/facts.ts";
 import { decideIsolation, type RouteGetResult } from "../core/client/isolation.ts";
-import { checkClientVxlan, checkForwarding, checkIsolation, checkLease, checkReadiness, checkRoute, detectRole, fail, pass, renderDoctor, renderDoctorJson, type Check, type DoctorRole } from "../core/doctor.ts";
+import { checkClientVxlan, checkForwarding, checkIsolation, checkLease, checkReadiness, checkRecentDrops, checkRoute, checkRoutingLayer, detectRole, fail, pass, renderDoctor, renderDoctorJson, type Check, type DoctorRole } from "../core/doctor.ts";
 import { UsageError } from "../core/errors.ts";
 import { decideHealth, parseStatus, type GatewayStatus } from "../core/health.ts";
 import { dhcpPoolSize, parseDnsmasqLeases } from "../core/metrics/gateway.ts";
@@ -216,6 +216,9 @@ async function gatewayChecks(cfg: ResolvedConfig, o: DoctorOptions, status: Gate
     checks.push(fail("firewall", `reading the firewall: ${messageOf(e)}`, "iptables/nft missing or the container lacks NET_ADMIN", "run doctor in the gateway-sidecar container"));
   }
 
+  // The routing layer, re-planned from the kernel (reads only).
+  checks.push(checkRoutingLayer(await readRoutingLayer(s, upstreams ?? [])));
+
   // The VPN link and its routes.
   const { readLinkUp } = await import("../sys/gateway-telemetry.ts");
   const up = readLinkUp(s.VPN_INTERFACE);
@@ -253,7 +256,41 @@ async function gatewayChecks(cfg: ResolvedConfig, o: DoctorOptions, status: Gate
     const live = parseDnsmasqLeases(text).filter((l) => l.expiry === 0 || l.expiry > now).length;
     checks.push(live >= pool ? fail("leases", `${live} of ${pool} in use`, "the DHCP pool is exhausted", "lower VXLAN_GATEWAY_FIRST_DYNAMIC_IP or shorten DHCP_LEASE_TIME") : pass("leases", `${live} of ${pool} in use`));
   }
+  checks.push(checkRecentDrops(status?.drops, s.VPN_BLOCK_OTHER_TRAFFIC && s.VPN_INTERFACE !== "", up));
   return checks;
+}
+
+/** The kill switch's routing layer as planned from the kernel's routes and rules now, open and closed. */
+async function readRoutingLayer(s: ResolvedConfig["settings"], nameservers: readonly string[]): Promise<Parameters<typeof checkRoutingLayer>[0]> {
+  const [{ NetlinkGatewayNet }, { readRoutingFacts, routingInputFor }, { planDnsUpstreams, planKillSwitch, summarizeKillSwitch }, { readClusterDnsRecord }, { formatChange }] = await Promise.all([
+    import("../sys/gateway-host.ts"),
+    import("../roles/gateway-killswitch.ts"),
+    import("../core/gateway/killswitch.ts"),
+    import("../core/gateway/plan.ts"),
+    import("../core/net/change.ts"),
+  ]);
+  const net = new NetlinkGatewayNet();
+  try {
+    const facts = await readRoutingFacts(net);
+    // The DNS upstreams pinned through the VPN: as the sidecar decides them (less loopback and the cluster DNS it recorded).
+    const dns = planDnsUpstreams(nameservers, readClusterDnsRecord(facts.main)).upstreams;
+    const plan = (closed: boolean) => {
+      const input = routingInputFor(s, dns, closed)(facts.main);
+      return { input, plan: planKillSwitch(input, facts) };
+    };
+    const open = plan(false);
+    return {
+      enabled: open.input.enabled,
+      summary: summarizeKillSwitch(open.plan, open.input),
+      // What is missing or wrong, as the change that would fix it and why it is needed.
+      open: open.plan.actions.map((a) => `needs ${formatChange(a)} (${a.why})`),
+      closed: plan(true).plan.actions.map((a) => a.why),
+    };
+  } catch (e) {
+    return { error: messageOf(e) };
+  } finally {
+    net.close();
+  }
 }
 
 export default defineCommand({

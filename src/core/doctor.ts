@@ -89,6 +89,41 @@ export function checkLease(vx: VxlanFact | undefined, network: string, nowS: num
   return pass("lease", `${addr.local}: expires in ${Math.round(addr.validLft)} s (at ${new Date((nowS + addr.validLft) * 1000).toISOString()})`);
 }
 
+/**
+ * The kill switch's routing layer (rule iif vxlan0 → our table), re-planned from the kernel's
+ * routes and rules: `open` are the changes a proven open layer would still need, `closed` those a
+ * failed-closed one would (the sidecar closes it while the firewall cannot be proven).
+ */
+export function checkRoutingLayer(r: { enabled: boolean; summary: string; open: readonly string[]; closed: readonly string[] } | { error: string }): Check {
+  const name = "kill switch routing";
+  if ("error" in r) return fail(name, `reading routes and rules over netlink: ${r.error}`, "the container lacks NET_ADMIN", "run doctor in the gateway-sidecar container");
+  if (!r.enabled) return pass(name, "off (VPN_BLOCK_OTHER_TRAFFIC=false or no VPN_INTERFACE): the firewall layer is off too");
+  if (r.open.length === 0) return pass(name, r.summary);
+  if (r.closed.length === 0)
+    return fail(name, "closed: our table holds no VPN routes, so clients' traffic is unreachable", "the gateway-sidecar failed closed because the firewall could not be proven (see the firewall line and the sidecar's log)", "fix what keeps the firewall from being written (another container's rules, the xtables lock); the sidecar opens the layer once it is proven");
+  return fail(name, r.open.join("; "), "another process changed our rule or table, or the gateway-sidecar is not running to keep the VPN's routes copied", "check the gateway-sidecar's log (it re-checks within a second); restart the gateway pod if it persists");
+}
+
+/** How long a drop report stays "recent" in the doctor's eyes. */
+export const RECENT_DROPS_MS = 10 * 60_000;
+
+/**
+ * What the kill switch dropped on eth0 lately (the sidecar's drop report). Drops while the VPN is
+ * down are the kill switch working; a report that names a tcp/udp destination while the VPN link
+ * is not up is the VPN client's own connection being dropped: the likely VPN_TRAFFIC_PORT mistake.
+ */
+export function checkRecentDrops(drops: { packets: number; last?: { text: string; ageMs: number } } | undefined, killSwitch: boolean, vpnUp: boolean | undefined): Check {
+  const name = "kill switch drops";
+  if (!killSwitch) return pass(name, "the kill switch is off");
+  if (!drops) return pass(name, "not known (no gateway-sidecar answers, or its drop log is off: see its log)");
+  const recent = drops.last && drops.last.ageMs <= RECENT_DROPS_MS ? drops.last : undefined;
+  if (!recent) return pass(name, `${drops.packets} packet(s) logged since the sidecar started; none reported in the last ${RECENT_DROPS_MS / 60_000} min`);
+  const ago = `${Math.round(recent.ageMs / 1000)} s ago`;
+  if (vpnUp !== true && recent.text.includes("add ") && recent.text.includes("VPN_TRAFFIC_PORT"))
+    return fail(name, `${ago}: ${recent.text}`, "the VPN link is not up and the kill switch drops the VPN client's own connection to its server", "add the VPN server's port to VPN_TRAFFIC_PORT (and check VPN_INTERFACE), then restart the gateway pod");
+  return pass(name, `${ago}: ${recent.text} (${drops.packets} logged since start; with the VPN down this is the kill switch working)`);
+}
+
 /** Forwarding on the gateway. */
 export function checkForwarding(value: string | undefined): Check {
   if (value === "1") return pass("forwarding", "net.ipv4.ip_forward = 1");

@@ -43,6 +43,11 @@ export interface GatewayStatus {
   /** Did the last firewall check (after any re-assertion) find our rules in place? undefined: not checked yet. */
   firewallVerified: boolean | undefined;
   firewallDetail: string;
+  /**
+   * The kill switch's drop report (absent with the kill switch off or its log group not bound):
+   * packets logged since start, and the last report line with its age.
+   */
+  drops?: { packets: number; last?: { text: string; ageMs: number } };
   /** Only when asked "ready": a DNS query to the overlay's .1 made for this answer. */
   dns?: { ok: boolean; detail: string };
 }

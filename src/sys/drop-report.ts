@@ -36,6 +36,8 @@ export interface DropCounter {
   packets: number;
   lost: number;
   reports: number;
+  /** The last line logged and when (clock ms): what `pod-gateway doctor` shows as recent drops. */
+  last?: { text: string; atMs: number };
 }
 
 export interface DropReport {
@@ -123,6 +125,7 @@ export function startDropReport(opts: {
         const text = planDropReport(state, clock.now(), POD_IF, opts.reportIntervalMs);
         if (text) {
           counter.reports++;
+          counter.last = { text, atMs: clock.now() };
           opts.log.warn(text);
         }
         failing = false;

@@ -68,7 +68,7 @@ describe("doctor in the lab", () => {
     expect(failed(g.out)).toEqual([]);
     expect(g.code).toBe(0);
     expect(g.out).toContain("pod-gateway doctor: gateway (a gateway-sidecar answers on its status socket)");
-    for (const name of ["settings", "vxlan0", "forwarding", "firewall", "VPN link", "upstream DNS", "dnsmasq", "leases"]) expect(g.out).toContain(`✓ ${name}: `);
+    for (const name of ["settings", "vxlan0", "forwarding", "firewall", "kill switch routing", "VPN link", "upstream DNS", "dnsmasq", "leases", "kill switch drops"]) expect(g.out).toContain(`✓ ${name}: `);
     expect(g.out).toContain("✓ leases: 1 of 235 in use");
     expect(await snapshot(lab, "gateway")).toBe(before);
 
@@ -193,6 +193,24 @@ describe("doctor in the lab", () => {
       await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init (repairing)" });
     }
     expect((await doctor(lab, "gateway")).code).toBe(0);
+  }, 30_000);
+
+  test("gateway: our routing-layer rule deleted while the sidecar is stopped (it would put it back within a second)", async () => {
+    const lab = t.lab;
+    const sidecar = procs[0]!;
+    process.kill(sidecar.pid, "SIGSTOP");
+    try {
+      await lab.exec("gateway", ["ip", "rule", "del", "pref", "45"]);
+      const r = await doctor(lab, "gateway");
+      expect(r.code).toBe(1);
+      const routing = failed(r.out).filter((l) => l.startsWith("✗ kill switch routing: "));
+      expect(routing).toHaveLength(1);
+      expect(routing[0]).toContain("4201");
+      expect(r.out).toContain("another process changed our rule or table");
+    } finally {
+      process.kill(sidecar.pid, "SIGCONT");
+    }
+    await waitFor("the sidecar to restore the rule and the doctor to pass", async () => (await doctor(lab, "gateway")).code === 0, 10_000, { everyMs: 300 });
   }, 30_000);
 
   test("gateway: the VPN client's resolv.conf has no nameserver", async () => {

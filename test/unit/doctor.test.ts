@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import type { VxlanFact } from "../../src/core/client/facts.ts";
 import { decideIsolation } from "../../src/core/client/isolation.ts";
-import { checkClientVxlan, checkForwarding, checkIsolation, checkLease, checkReadiness, checkRoute, detectRole, fail, pass, renderDoctor, renderDoctorJson } from "../../src/core/doctor.ts";
+import { checkClientVxlan, checkForwarding, checkIsolation, checkLease, checkReadiness, checkRoute, detectRole, fail, pass, renderDoctor, renderDoctorJson, checkRecentDrops, checkRoutingLayer, RECENT_DROPS_MS } from "../../src/core/doctor.ts";
 
 const vx = (over: Partial<VxlanFact> = {}): VxlanFact => ({
   kind: "vxlan",
@@ -70,6 +70,38 @@ describe("client checks", () => {
     expect(checkForwarding("1").ok).toBe(true);
     expect(checkForwarding("0").detail).toBe("net.ipv4.ip_forward = 0");
     expect(checkForwarding(undefined).detail).toBe("net.ipv4.ip_forward = unreadable");
+  });
+});
+
+describe("gateway checks", () => {
+  test("kill switch routing: off, proven, closed (failed closed by the sidecar), changed by someone else, unreadable", () => {
+    const summary = "kill switch routing layer: iif vxlan0 lookup 4201 (pref 45): 2 tun0 route(s) copied, unreachable otherwise";
+    expect(checkRoutingLayer({ enabled: false, summary: "off", open: ["x"], closed: [] })).toMatchObject({ ok: true, detail: expect.stringContaining("off") });
+    expect(checkRoutingLayer({ enabled: true, summary, open: [], closed: ["stale copy"] })).toEqual({ name: "kill switch routing", ok: true, detail: summary });
+    const closed = checkRoutingLayer({ enabled: true, summary, open: ["copy 0.0.0.0/1 via 10.8.0.1 dev tun0"], closed: [] });
+    expect(closed.ok).toBe(false);
+    expect(closed.detail).toStartWith("closed: ");
+    expect(closed.cause).toContain("failed closed");
+    const changed = checkRoutingLayer({ enabled: true, summary, open: ["rule iif vxlan0 lookup 4201 missing"], closed: ["rule iif vxlan0 lookup 4201 missing"] });
+    expect(changed).toMatchObject({ ok: false, detail: "rule iif vxlan0 lookup 4201 missing" });
+    expect(changed.cause).toContain("another process");
+    expect(checkRoutingLayer({ error: "EPERM" })).toMatchObject({ ok: false, detail: "reading routes and rules over netlink: EPERM" });
+  });
+
+  test("kill switch drops: recent reports shown; the VPN-port hint while the VPN link is not up fails; old ones only counted", () => {
+    const hint = "the kill switch dropped 3 packets to 203.0.113.5 udp/51820 on eth0 — if that is your VPN server, add 51820 to VPN_TRAFFIC_PORT";
+    expect(checkRecentDrops(undefined, false, undefined)).toMatchObject({ ok: true, detail: "the kill switch is off" });
+    expect(checkRecentDrops(undefined, true, true).ok).toBe(true);
+    expect(checkRecentDrops({ packets: 0 }, true, true).detail).toBe("0 packet(s) logged since the sidecar started; none reported in the last 10 min");
+    const down = checkRecentDrops({ packets: 7, last: { text: hint, ageMs: 12_000 } }, true, false);
+    expect(down).toMatchObject({ ok: false, detail: `12 s ago: ${hint}` });
+    expect(down.fix).toContain("VPN_TRAFFIC_PORT");
+    expect(checkRecentDrops({ packets: 7, last: { text: hint, ageMs: 12_000 } }, true, undefined).ok).toBe(false); // no VPN link at all
+    // The VPN up: the report is shown, not failed (the tunnel works, so the port is right).
+    expect(checkRecentDrops({ packets: 7, last: { text: hint, ageMs: 12_000 } }, true, true)).toMatchObject({ ok: true, detail: expect.stringContaining(hint) });
+    // ICMP only: no hint, never a failure.
+    expect(checkRecentDrops({ packets: 1, last: { text: "the kill switch dropped 1 packet to 198.51.100.1 icmp on eth0", ageMs: 1000 } }, true, false).ok).toBe(true);
+    expect(checkRecentDrops({ packets: 7, last: { text: hint, ageMs: RECENT_DROPS_MS + 1 } }, true, false)).toMatchObject({ ok: true, detail: expect.stringContaining("none reported in the last") });
   });
 });
 

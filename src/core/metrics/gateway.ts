@@ -81,7 +81,7 @@ export class GatewayMonitor {
     ),
     dropLogLost: this.registry.counter("pod_gateway_gateway_killswitch_drop_log_overruns_total", "Times the kernel dropped drop-log messages the sidecar did not read in time (ENOBUFS). Absent with the kill switch off."),
   };
-  private dropCounter: { lost: number } | undefined;
+  private dropCounter: { lost: number; packets?: number; last?: { text: string; atMs: number } } | undefined;
 
   constructor(
     readonly cfg: GatewayMonitorConfig,
@@ -128,7 +128,7 @@ export class GatewayMonitor {
   }
 
   /** The kill switch's drop report runs: its drop counts start at 0 (else they stay absent). */
-  dropReport(counter: { lost: number }): void {
+  dropReport(counter: { lost: number; packets?: number; last?: { text: string; atMs: number } }): void {
     this.dropCounter = counter;
     for (const protocol of DROP_PROTOCOLS) this.m.drops.inc(0, { protocol });
     this.m.dropLogLost.set(counter.lost);
@@ -177,7 +177,13 @@ export class GatewayMonitor {
       dnsmasqRunning: this.dnsmasqRunning,
       firewallVerified: this.firewallOk,
       firewallDetail: this.firewallDetail,
+      ...(this.dropCounter ? { drops: dropStatus(this.dropCounter, now) } : {}),
       ...(dns ? { dns } : {}),
     };
   }
+}
+
+/** The drop report's counts as the status socket carries them (the age from the same clock). */
+function dropStatus(c: { packets?: number; last?: { text: string; atMs: number } }, now: number): NonNullable<GatewayStatus["drops"]> {
+  return { packets: c.packets ?? 0, ...(c.last ? { last: { text: c.last.text, ageMs: Math.max(0, now - c.last.atMs) } } : {}) };
 }
