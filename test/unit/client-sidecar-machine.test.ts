@@ -149,6 +149,10 @@ describe("probes, lookups and repairs", () => {
     expect(m.stats).toMatchObject({ probes: 6, failedProbes: 6 });
     const back = m.probed(7000, 7000, true, "DNS NOERROR", true);
     expect(back.notes.map((n) => n.text)).toEqual(["probe 172.16.0.1: alive (DNS NOERROR)", "gateway 172.16.0.1 answers again after 6 failed probe(s) (6 s)"]);
+    // the lease is announced again (a gateway back after an outage may have lost its lease file), once
+    const announce = m.next(8000);
+    expect(announce.step).toMatchObject({ kind: "renew", rebind: false, lease: { address: "172.16.0.23" } });
+    expect(announce.notes.map((n) => n.text)).toEqual(["renewing the DHCP lease of 172.16.0.23 now, to announce it to the gateway again (it may have lost its lease file while away)"]);
     expect(m.next(8000).step).toEqual({ kind: "tick", startedAt: 8000, lookup: false });
   });
 
@@ -168,6 +172,8 @@ describe("probes, lookups and repairs", () => {
     // answering again ends the outage
     const alive = m.probed(2000, 2000, true, "DNS NOERROR", false);
     expect(alive.notes.at(-1)!.text).toBe("gateway 172.16.0.1 answers again after 1 failed probe(s) (1 s)");
+    // a new gateway pod starts with an empty lease file: the lease is announced to it
+    expect(m.next(3000).step).toMatchObject({ kind: "renew", lease: { address: "172.16.0.23" } });
     expect(m.next(3000).step).toMatchObject({ kind: "tick", lookup: false });
   });
 
