@@ -211,6 +211,11 @@ async function vpnUp(lab: Lab): Promise<void> {
   if (lab.vpnKind === "veth") await lab.writeResolvConf("gateway", `nameserver ${LAB.vpnDnsIp}\n`);
 }
 
+/** A test run alone (-t) finds the VPN as the earlier steps leave it: up, resolv.conf rewritten. */
+async function ensureVpnUp(): Promise<void> {
+  if (t.lab.vpnLinkState() !== "up") await step("the VPN up", vpnUp, { internet: true, sameState: false });
+}
+
 beforeAll(async () => {
   requireRoot();
   bin = binPath();
@@ -254,6 +259,7 @@ describe(`container restarts (${VPN} VPN)`, () => {
   });
 
   test("gateway-init re-run while the sidecar runs", async () => {
+    await ensureVpnUp();
     await step("gateway-init re-run", (lab) => restart(lab, "gateway", "gateway-init"), { internet: true });
     // In its own container it sees none of the sidecar's files: it must still change nothing (not
     // even for a moment: the DNS upstreams' routes are the sidecar's, read back from the kernel).
@@ -274,10 +280,21 @@ describe(`container restarts (${VPN} VPN)`, () => {
   });
 
   test("the gateway moved (a new pod: empty lease file, no neighbours); then a client-sidecar restarted", async () => {
+    await ensureVpnUp();
     await step("the gateway moved", async (lab) => {
-      await lab.recreateGateway();
-      await startGatewayPod(lab);
-      if (lab.vpnKind === "veth") await lab.writeResolvConf("gateway", `nameserver ${LAB.vpnDnsIp}\n`);
+      // The clients' sidecars are held (SIGSTOP) until the new pod's sidecar has started: it then
+      // finds no lease file and no neighbours to rebuild one from, so only the clients announcing
+      // their leases again keeps a newcomer off their addresses (whichever comes first in a cluster).
+      const held = CLIENTS.map((p) => lab.container(p, "client-sidecar")!.proc);
+      for (const p of held) p.kill("SIGSTOP");
+      try {
+        await lab.recreateGateway();
+        await startGatewayPod(lab);
+        if (lab.vpnKind === "veth") await lab.writeResolvConf("gateway", `nameserver ${LAB.vpnDnsIp}\n`);
+        expect(lab.container("gateway", "gateway-sidecar")!.output()).not.toContain("rebuilt from");
+      } finally {
+        for (const p of held) p.kill("SIGCONT");
+      }
     }, { internet: true, sameState: false, gatewayOwn: false }); // the old pod's processes die with it
     await step("client-sidecar after the gateway moved", (lab) => restart(lab, "client-1", "client-sidecar"), { internet: true });
   });
