@@ -288,10 +288,13 @@ describe(`container restarts (${VPN} VPN)`, () => {
       const held = CLIENTS.map((p) => lab.container(p, "client-sidecar")!.proc);
       for (const p of held) p.kill("SIGSTOP");
       try {
+        // The new pod's VPN container connects after its init containers (gateway-init reads the
+        // pod's resolv.conf before the VPN rewrites it), as in Kubernetes: not before, as the lab would.
+        await lab.setVpnLink("deleted");
         await lab.recreateGateway();
         await startGatewayPod(lab);
-        if (lab.vpnKind === "veth") await lab.writeResolvConf("gateway", `nameserver ${LAB.vpnDnsIp}\n`);
         expect(lab.container("gateway", "gateway-sidecar")!.output()).not.toContain("rebuilt from");
+        await vpnUp(lab);
       } finally {
         for (const p of held) p.kill("SIGCONT");
       }
