@@ -13,6 +13,8 @@
 //   startDaemon(lab, pod, name, argv, {env}?)        a long-running command that outlives this process
 //   LAB                                              the address plan (src/lab/types.ts)
 //   LAB6                                             the IPv6 plan of LabOptions.ipv6 (dual-stack pods; off by default)
+//   lab.startContainer/restartContainer/container    the roles as a pod's containers, each with its
+//                                                    own files, deleted when it restarts (below)
 //   lab.openvpn()                                    the real VPN's controls (LabOptions.vpn "openvpn"):
 //                                                    start/stop/signal server and client, waitConnected
 // In tests prefer withLab() from test/netns/helpers.ts, which destroys the lab in afterAll.
@@ -24,7 +26,11 @@
 // - The VPN link is up from the start (unless LabOptions.vpnLink says otherwise), with def1 routes: until gateway-init routes
 //   VPN_LOCAL_CIDRS via eth0, the gateway pod reaches the cluster DNS only through the VPN
 //   (i.e. not at all), as in a pod whose VPN container connected first.
-// - exec()/spawn() do not add roleEnv(pod): pass { env: lab.roleEnv(pod) } to run a role.
+// - exec()/spawn() do not add roleEnv(pod): pass { env: lab.roleEnv(pod) } to run a role. Its
+//   run dir is then the pod's, shared like an emptyDir and kept across runs; startContainer()
+//   gives a container its own (containerDir), and restartContainer() deletes it as the kubelet's
+//   restart drops a container's filesystem: only the namespace, /etc/netns/<ns>/ and the config
+//   dir survive.
 // - The node's default route points at the leak host, so anything the node forwards that is
 //   not for a pod or a service is counted there (packetsSeen("leak")); the internet host is
 //   reachable only through the VPN exit, which routes back to 198.19.0.0/30 only (un-NATed
@@ -47,8 +53,10 @@ import {
   STATE_VERSION,
   pickCliLabs,
   MAX_CLIENTS,
+  checkContainer,
   checkVpnInterface,
   clientName,
+  containerDir,
   gatewayIpFor,
   hasResolvConf,
   isValidLabId,
@@ -70,6 +78,7 @@ import {
   podRunDir,
   renderClusterDnsConf,
   renderClusterHosts,
+  renderContainerEnv,
   renderCounters,
   renderResolvConf,
   renderRoleEnv,
@@ -79,6 +88,7 @@ import {
   runDirOf,
   vpnKindOf,
   type Cmd,
+  type ContainerName,
   type LabState,
 } from "./plan.ts";
 import { describeMissing, readLabPrerequisites } from "./prereq.ts";
@@ -86,7 +96,7 @@ import { OpenVpnControl, writeOpenVpnFiles } from "./openvpn.ts";
 import { checkOpenVpnSettings, openVpnClientRunDir, resolveOpenVpnSettings, VPN_KINDS, type VpnKind } from "./openvpn-plan.ts";
 import { isAlive, killNamespaceProcesses, killPids, readNetnsNames } from "./procs.ts";
 import { selfCommand } from "./self.ts";
-import { LAB, LAB6, type EchoHits, type EchoHost, type EchoReply, type Lab, type LabOptions, type PacketCount, type PodName, type ResolveResult, type VpnLinkState } from "./types.ts";
+import { LAB, LAB6, type EchoHits, type EchoHost, type LabContainer, type EchoReply, type Lab, type LabOptions, type PacketCount, type PodName, type ResolveResult, type VpnLinkState } from "./types.ts";
 
 export { LAB, LAB6, selfCommand };
 export type { Lab, LabOptions, PodName };
@@ -239,6 +249,73 @@ export async function startDaemon(lab: Lab, pod: PodName, name: string, argv: re
   return { pid, logFile };
 }
 
+// ---- containers ----
+
+/** A role run as a container; restarted in place by RealLab.restartContainer. */
+class RunContainer implements LabContainer {
+  proc!: Subprocess<"ignore", "pipe", "pipe">;
+  restarts = 0;
+  private current = "";
+  private previous = "";
+
+  constructor(
+    readonly pod: PodName,
+    readonly name: ContainerName,
+    readonly argv: readonly string[],
+    readonly env: Record<string, string>,
+  ) {}
+
+  get exitCode(): number | null {
+    return this.proc.exitCode;
+  }
+
+  /** Take over a new run's process; the last run's output becomes "previous". */
+  attach(proc: Subprocess<"ignore", "pipe", "pipe">): void {
+    if (this.proc) {
+      this.previous += `${this.current}--- restarted ---\n`;
+      this.current = "";
+      this.restarts++;
+    }
+    this.proc = proc;
+    const pump = async (s: ReadableStream<Uint8Array>) => {
+      const dec = new TextDecoder();
+      for await (const chunk of s) if (this.proc === proc) this.current += dec.decode(chunk, { stream: true });
+    };
+    this.drained = Promise.all([pump(proc.stdout), pump(proc.stderr)]).then(
+      () => {},
+      () => {},
+    );
+  }
+
+  /** Resolves when the current run's output has been read to its end. */
+  drained: Promise<void> = Promise.resolve();
+
+  output(): string {
+    return this.current;
+  }
+
+  allOutput(): string {
+    return this.previous + this.current;
+  }
+}
+
+const isInit = (c: ContainerName) => c.endsWith("-init");
+
+/** SIGKILL to a process group, then wait (bounded) until none of it is left. */
+async function killGroup(pgid: number): Promise<void> {
+  const alive = () => {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!alive()) return;
+  process.kill(-pgid, "SIGKILL");
+  await poll(`ending process group ${pgid}`, 5000, () => (alive() ? undefined : true));
+}
+
 // ---- the lab ----
 
 class RealLab implements Lab {
@@ -250,6 +327,8 @@ class RealLab implements Lab {
   private vpnControl: OpenVpnControl | undefined;
   /** Milliseconds createLab took (for `lab up` and the benchmarks). */
   buildMs = 0;
+  /** Containers started by startContainer, by "<pod>/<container>" (this process only). */
+  private readonly containers = new Map<string, RunContainer>();
 
   constructor(private state: LabState) {
     this.clients = Array.from({ length: state.clients }, (_, i) => clientName(i));
@@ -317,6 +396,59 @@ class RealLab implements Lab {
     this.children.set(p, pod);
     void p.exited.then(() => this.children.delete(p));
     return p;
+  }
+
+  containerDir(pod: PodName, container: ContainerName): string {
+    const why = checkContainer(pod, container);
+    if (why) throw new LabError(why);
+    return containerDir(this.runDir, pod, container);
+  }
+
+  containerEnv(pod: PodName, container: ContainerName): Record<string, string> {
+    const why = checkContainer(pod, container);
+    if (why) throw new LabError(why);
+    return renderContainerEnv(pod, container, this.configDir, this.runDir);
+  }
+
+  container(pod: PodName, container: ContainerName): LabContainer | undefined {
+    return this.containers.get(`${pod}/${container}`);
+  }
+
+  async startContainer(pod: PodName, container: ContainerName, argv: readonly string[], opts: { env?: Record<string, string> } = {}): Promise<LabContainer> {
+    const key = `${pod}/${container}`;
+    const old = this.containers.get(key);
+    if (old && old.exitCode === null && old.proc.signalCode === null) throw new LabError(`starting ${key}: it is running (pid ${old.proc.pid}); restart it with restartContainer`);
+    const c = new RunContainer(pod, container, argv, { ...this.containerEnv(pod, container), ...opts.env });
+    this.containers.set(key, c);
+    await this.run(c);
+    return c;
+  }
+
+  async restartContainer(pod: PodName, container: ContainerName, opts: { signal?: "SIGTERM" | "SIGKILL"; graceMs?: number } = {}): Promise<LabContainer> {
+    const key = `${pod}/${container}`;
+    const c = this.containers.get(key);
+    if (!c) throw new LabError(`restarting ${key}: it was never started (startContainer)`);
+    const p = c.proc;
+    if (p.exitCode === null && p.signalCode === null) {
+      // The kubelet signals the container's main process; when it has gone (or the grace period
+      // is over) the container's other processes (dnsmasq) die with it: the whole group, here.
+      p.kill(opts.signal ?? "SIGTERM");
+      const timer = setTimeout(() => killGroup(p.pid), opts.graceMs ?? 5000);
+      await p.exited;
+      clearTimeout(timer);
+    }
+    await killGroup(p.pid);
+    await this.run(c);
+    return c;
+  }
+
+  /** A container's run: its dir made empty, its process started (and for an init container, waited for). */
+  private async run(c: RunContainer): Promise<void> {
+    const dir = containerDir(this.runDir, c.pod, c.name);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    c.attach(this.spawn(c.pod, c.argv, { env: c.env }));
+    if (isInit(c.name)) await Promise.all([c.proc.exited, c.drained]);
   }
 
   resolvConfPath(pod: PodName): string {

@@ -367,7 +367,9 @@ export function renderSettings(p: { id: string; vpnInterface: string; runDir: st
     `VPN_TRAFFIC_PORT="${p.vpnTrafficPort ?? 443}"`,
     // Never the shipped /etc/resolv_copy.conf: `ip netns exec` does not isolate /etc, so the
     // sidecar would write the host's /etc.
-    `RESOLV_CONF_COPY="${p.runDir}/gateway/resolv_copy.conf"`,
+    // A container the lab runs as such (Lab.startContainer) has its own run dir, so the copy is
+    // in the gateway-sidecar's own files, gone when it restarts, as /etc/resolv_copy.conf is in a pod.
+    `RESOLV_CONF_COPY="\${POD_GATEWAY_RUN_DIR:-${p.runDir}/gateway}/resolv_copy.conf"`,
     // No DNSSEC: the lab has no signed root to validate against, every answer would be bogus.
     `GATEWAY_ENABLE_DNSSEC="false"`,
   ];
@@ -476,11 +478,38 @@ export function podRunDir(runDir: string, pod: PodName): string {
   return `${runDir}/${pod}`;
 }
 
+/** The containers of the lab's pods, in the order a pod starts them (init first). */
+export const GATEWAY_CONTAINERS = ["gateway-init", "gateway-sidecar"] as const;
+export const CLIENT_CONTAINERS = ["client-init", "client-sidecar"] as const;
+export type ContainerName = (typeof GATEWAY_CONTAINERS)[number] | (typeof CLIENT_CONTAINERS)[number];
+
+/** Why `container` cannot run in `pod`, or undefined when it can. */
+export function checkContainer(pod: PodName, container: string): string | undefined {
+  const allowed: readonly string[] = pod === "gateway" ? GATEWAY_CONTAINERS : clientIndex(pod) !== undefined ? CLIENT_CONTAINERS : [];
+  if (allowed.includes(container)) return undefined;
+  return allowed.length ? `${pod} has no container ${JSON.stringify(container)} (it has ${allowed.join(", ")})` : `${pod} is not a pod with containers (only the gateway and client pods are)`;
+}
+
+/**
+ * A container's own writable files (its image's /run and /etc as far as our roles write them):
+ * deleted when the lab restarts the container. What persists across a restart is the pod's:
+ * /etc/netns/<ns>/ (resolv.conf, as the kubelet's mounts) and the config dir.
+ */
+export function containerDir(runDir: string, pod: PodName, container: ContainerName): string {
+  return `${podRunDir(runDir, pod)}/containers/${container}`;
+}
+
+/** renderRoleEnv for one container: its run dir (and with it RESOLV_CONF_COPY) is its own. */
+export function renderContainerEnv(pod: PodName, container: ContainerName, configDir: string, runDir: string): Record<string, string> {
+  return { ...renderRoleEnv(pod, configDir, runDir), POD_GATEWAY_RUN_DIR: containerDir(runDir, pod, container) };
+}
+
 export function renderRoleEnv(pod: PodName, configDir: string, runDir: string): Record<string, string> {
   const common = {
     POD_GATEWAY_CONFIG_DIR: configDir,
     // The roles' state (dnsmasq config, leases) stays in the lab, never the host's /run/pod-gateway
-    // that every lab (and the host) would share.
+    // that every lab (and the host) would share. This is the pod's dir (one shared by its
+    // containers, like an emptyDir); renderContainerEnv gives each container its own.
     POD_GATEWAY_RUN_DIR: podRunDir(runDir, pod),
     // Every pod sees the API server Service; it also satisfies the host-safety check, which is
     // right here: the role does run in its own network namespace.

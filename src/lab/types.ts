@@ -22,6 +22,9 @@ import type { Subprocess } from "bun";
 import type { OpenVpnControl } from "./openvpn.ts";
 import type { OpenVpnSettings, VpnKind } from "./openvpn-plan.ts";
 import type { RunOptions, RunResult } from "../sys/exec.ts";
+import type { ContainerName } from "./plan.ts";
+
+export type { ContainerName };
 
 export const LAB = {
   podCidr: "198.18.0.0/24",
@@ -198,6 +201,27 @@ export interface Lab {
    */
   spawn(pod: PodName, argv: readonly string[], opts?: { env?: Record<string, string> }): Subprocess<"ignore", "pipe", "pipe">;
   /**
+   * A container's own files (its run dir: what /run and the files it writes under /etc are in a
+   * pod), deleted when restartContainer() restarts it: <runDir>/<pod>/containers/<container>.
+   */
+  containerDir(pod: PodName, container: ContainerName): string;
+  /** roleEnv(pod) with the container's own run dir (RESOLV_CONF_COPY follows it). */
+  containerEnv(pod: PodName, container: ContainerName): Record<string, string>;
+  /**
+   * Run a role as a container of a pod: `argv` (the binary and its arguments) in the pod's
+   * namespace with containerEnv() plus opts.env, its dir created empty. Init containers are
+   * waited for (returns when they exit); sidecars keep running. Throws when it is already running.
+   */
+  startContainer(pod: PodName, container: ContainerName, argv: readonly string[], opts?: { env?: Record<string, string> }): Promise<LabContainer>;
+  /**
+   * Restart a container as the kubelet does: SIGTERM (or opts.signal), SIGKILL after graceMs
+   * (default 5000), its own files deleted, the same argv started again (an init container is run
+   * to its end again). The pod's namespace, /etc/netns files and config dir are kept.
+   */
+  restartContainer(pod: PodName, container: ContainerName, opts?: { signal?: "SIGTERM" | "SIGKILL"; graceMs?: number }): Promise<LabContainer>;
+  /** The container started last under this name in this pod (undefined when never started). */
+  container(pod: PodName, container: ContainerName): LabContainer | undefined;
+  /**
    * Delete the gateway pod's namespace (killing every process in it) and create it again with
    * the next pod IP — or with the same one (`sameIp`: a pod re-created on the same node by a
    * bridge CNI, or with a pinned IP; its eth0 gets a new MAC all the same); the VPN link comes
@@ -231,4 +255,20 @@ export interface Lab {
   writeResolvConf(pod: PodName, text: string): Promise<void>;
   /** Remove every namespace, process, /etc/netns entry and file this lab made. Safe to call twice. */
   destroy(): Promise<void>;
+}
+
+/** One container the lab runs (Lab.startContainer). */
+export interface LabContainer {
+  readonly pod: PodName;
+  readonly name: ContainerName;
+  /** The current run's process (an init container's has exited when startContainer returns). */
+  readonly proc: Subprocess<"ignore", "pipe", "pipe">;
+  /** Exit code of the current run (null while running or when killed by a signal). */
+  readonly exitCode: number | null;
+  /** Times it was restarted (0 for the first run). */
+  readonly restarts: number;
+  /** Output (stdout and stderr) of the current run. */
+  output(): string;
+  /** Output of every run so far, each previous one ended by a "--- restarted ---" line (kubectl logs --previous). */
+  allOutput(): string;
 }

@@ -8,7 +8,7 @@ import type { BackendName } from "../core/firewall/backend.ts";
 import { planBlockingFirewall, planFirewall, summarizeFirewall, type FirewallPlan } from "../core/firewall/model.ts";
 import { GatewayPlanError, planGatewayNetwork, readClusterDnsRecord, summarizeGatewayNetwork, type GatewayFacts, type GatewayNetPlan, type GatewayNetSettings } from "../core/gateway/plan.ts";
 import { describeChanges, formatChange, type NetChange } from "../core/net/change.ts";
-import { killSwitchInput, planDnsUpstreams, planKillSwitch, routingFactsAfter, summarizeKillSwitch, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
+import { killSwitchInput, planDnsUpstreams, planKillSwitch, readDnsUpstreamRecord, routingFactsAfter, summarizeKillSwitch, type KillSwitchInput, type KillSwitchPlan } from "../core/gateway/killswitch.ts";
 import type { ResolvedConfig, Settings } from "../core/settings/types.ts";
 import type { Runner } from "../sys/exec.ts";
 import {
@@ -126,7 +126,8 @@ export interface DnsFacts {
 function planAll(s: Settings, facts: GatewayFacts, d: DnsFacts): NetworkPlans {
   const clusterDns = s.DNS_LOCAL_SERVER || readClusterDnsRecord(facts.routes) || d.clusterDnsCandidates.find((c) => c !== undefined);
   const net = planNetwork(s, facts, clusterDns);
-  const dns = planDnsUpstreams(d.nameservers, clusterDns);
+  // No copy to read (gateway-init's own container never has the sidecar's): the upstreams the kernel routes.
+  const dns = planDnsUpstreams(d.nameservers.length ? d.nameservers : readDnsUpstreamRecord(facts.rules), clusterDns);
   const input = killSwitchInput(s, net.localRoutes, dns.upstreams);
   return { net, input, clusterDns, dns, routing: planKillSwitch(input, routingFactsAfter(net, facts)) };
 }

@@ -64,7 +64,7 @@ describe(`one lab (${vpn})`, () => {
     const lab = t.lab;
     const settings = await Bun.file(`${lab.configDir}/settings.sh`).text();
     expect(settings).toContain('NOT_ROUTED_TO_GATEWAY_CIDRS="198.18.0.0/16"');
-    expect(settings).toContain(`RESOLV_CONF_COPY="${lab.runDir}/gateway/resolv_copy.conf"`);
+    expect(settings).toContain(`RESOLV_CONF_COPY="\${POD_GATEWAY_RUN_DIR:-${lab.runDir}/gateway}/resolv_copy.conf"`);
     expect(settings).toContain('VPN_INTERFACE="tun0"');
     expect(existsSync(`${lab.configDir}/nat.conf`)).toBe(true);
     expect(lab.roleEnv("client-0")).toMatchObject({ gateway: LAB.gatewayName, K8S_DNS_ips: LAB.clusterDnsIp, POD_NAME: "client-0", POD_GATEWAY_CONFIG_DIR: lab.configDir });

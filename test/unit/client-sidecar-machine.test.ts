@@ -183,6 +183,10 @@ describe("probes, lookups and repairs", () => {
     const back = m.probed(3000, 3000, true, "DNS NOERROR", true);
     expect(back.notes.map((n) => n.text)).toEqual(["probe 172.16.0.1: alive (DNS NOERROR)", "gateway 172.16.0.1 answers again after 8 failed probe(s) (2 s) (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1)"]);
     m.tickDone(3000, 3005);
+    // the lease is announced again (a gateway back after an outage may have lost its lease file), once
+    const announce = m.next(3005);
+    expect(announce.step).toMatchObject({ kind: "renew", rebind: false, lease: { address: "172.16.0.23" } });
+    expect(announce.notes.map((n) => n.text)).toEqual(["renewing the DHCP lease of 172.16.0.23 now, to announce it to the gateway again (it may have lost its lease file while away)"]);
     // answering: back to one probe per interval, no lookup
     expect(m.next(3005).step).toEqual({ kind: "sleep", untilMs: 4000 });
     expect(m.next(4000).step).toEqual({ kind: "tick", startedAt: 4000, lookup: false, timeoutMs: 500 });
@@ -268,6 +272,8 @@ describe("probes, lookups and repairs", () => {
     // answering again ends the outage
     const alive = m.probed(2000, 2000, true, "DNS NOERROR", false);
     expect(alive.notes.at(-1)!.text).toBe("gateway 172.16.0.1 answers again after 1 failed probe(s) (1 s)");
+    // a new gateway pod starts with an empty lease file: the lease is announced to it
+    expect(m.next(3000).step).toMatchObject({ kind: "renew", lease: { address: "172.16.0.23" } });
     expect(m.next(3000).step).toMatchObject({ kind: "tick", lookup: false });
   });
 

@@ -7,6 +7,7 @@ import {
   killSwitchInput,
   planDnsUpstreams,
   planKillSwitch,
+  readDnsUpstreamRecord,
   planKillSwitchTable,
   describeTableRoute,
   type KillSwitchInput,
@@ -122,9 +123,13 @@ describe("planKillSwitch", () => {
     expect(ours(h)).toContain("route 1.1.1.1 via 10.8.0.1 dev tun0 table 4201");
     expect(ours(h)).toContain("route unreachable 1.1.1.1 table 4201 metric 4294967295");
     expect(ours(h)).toContain('rule {"priority":46,"src":"all","dst":"10.64.0.1","table":"4201"}');
+    // What a gateway-init re-run keeps without the sidecar's resolv.conf copy: the kernel's record.
+    expect(readDnsUpstreamRecord(facts(h).rules)).toEqual(["10.64.0.1", "1.1.1.1"]);
+    expect(planKillSwitch(killSwitchInput(s, local, readDnsUpstreamRecord(facts(h).rules)), facts(h)).actions).toEqual([]);
     // An upstream that is gone from resolv.conf loses its routes and rule.
     converge(h, killSwitchInput(s, local, ["1.1.1.1"]));
     expect(ours(h).some((l) => l.includes("10.64.0.1"))).toBe(false);
+    expect(readDnsUpstreamRecord(facts(h).rules)).toEqual(["1.1.1.1"]);
   });
 
   test("kill switch off (VPN_BLOCK_OTHER_TRAFFIC=false): our table is emptied and our rules removed", () => {

@@ -3,8 +3,10 @@
 // prerequisites message, state file).
 import { describe, expect, test } from "bun:test";
 import {
+  checkContainer,
   checkVpnInterface,
   clientIp,
+  containerDir,
   gatewayIpFor,
   makeLabId,
   nsName,
@@ -16,6 +18,7 @@ import {
   planSysctls,
   planVeths,
   renderClusterHosts,
+  renderContainerEnv,
   renderRoleEnv,
   renderSettings,
   renderState,
@@ -24,6 +27,10 @@ import {
 import { describeMissing } from "../../src/lab/prereq.ts";
 import { classifyRoleExit, demoExitCode, renderDemoReport, renderLabMap, renderStatus, type StepResult } from "../../src/lab/report.ts";
 import { LAB } from "../../src/lab/types.ts";
+import { loadConfig } from "../../src/sys/config.ts";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const state: LabState = {
   version: 1,
@@ -199,7 +206,7 @@ describe("plan", () => {
     expect(s).toContain('NOT_ROUTED_TO_GATEWAY_CIDRS="198.18.0.0/16"\n');
     expect(s).toContain('VPN_LOCAL_CIDRS="198.18.0.0/16"\n');
     expect(s).toContain('VPN_INTERFACE="wg0"\n');
-    expect(s).toContain('RESOLV_CONF_COPY="/run/pod-gateway-lab/abc123/gateway/resolv_copy.conf"\n');
+    expect(s).toContain('RESOLV_CONF_COPY="${POD_GATEWAY_RUN_DIR:-/run/pod-gateway-lab/abc123/gateway}/resolv_copy.conf"\n');
     expect(s).toContain('VPN_TRAFFIC_PORT="443"\n');
     expect(s.indexOf("VPN_BLOCK_OTHER_TRAFFIC=false")).toBeGreaterThan(s.indexOf("RESOLV_CONF_COPY"));
     expect(s).not.toContain("/etc/");
@@ -291,5 +298,31 @@ describe("prerequisites", () => {
     const offPath = describeMissing({ root: true, tools: { ...all, ip: undefined }, offPath: { ip: "/usr/sbin/ip" } });
     expect(offPath).toBe("the lab cannot start: missing ip on PATH (it is installed as /usr/sbin/ip: add /usr/sbin to PATH)");
     expect(describeMissing({ root: false, tools: all })).toBe("the lab cannot start: missing root (network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN: run it with sudo)");
+  });
+});
+
+describe("containers (issue 11 §4)", () => {
+  test("each container has its own run dir, and the resolv.conf copy follows it; the pod's own env keeps the pod's dir", () => {
+    const runDir = "/run/pod-gateway-lab/abc123";
+    const dir = mkdtempSync(join(tmpdir(), "lab-containers-"));
+    try {
+      writeFileSync(join(dir, "settings.sh"), renderSettings({ id: "abc123", vpnInterface: "tun0", runDir }));
+      const copyWith = (env: Record<string, string>) => loadConfig({ configDir: dir, defaultConfigDir: join(dir, "none"), env, role: "gateway-sidecar", onWarning: () => {} }).settings.RESOLV_CONF_COPY;
+      const sidecar = renderContainerEnv("gateway", "gateway-sidecar", dir, runDir);
+      expect(sidecar.POD_GATEWAY_RUN_DIR).toBe(containerDir(runDir, "gateway", "gateway-sidecar"));
+      expect(copyWith(sidecar)).toBe(`${runDir}/gateway/containers/gateway-sidecar/resolv_copy.conf`);
+      expect(copyWith(renderContainerEnv("gateway", "gateway-init", dir, runDir))).toBe(`${runDir}/gateway/containers/gateway-init/resolv_copy.conf`);
+      expect(copyWith(renderRoleEnv("gateway", dir, runDir))).toBe(`${runDir}/gateway/resolv_copy.conf`);
+      expect(copyWith({})).toBe(`${runDir}/gateway/resolv_copy.conf`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("only the gateway and client pods have containers, and only their own", () => {
+    expect(checkContainer("gateway", "gateway-sidecar")).toBeUndefined();
+    expect(checkContainer("client-3", "client-init")).toBeUndefined();
+    expect(checkContainer("gateway", "client-init")).toBe('gateway has no container "client-init" (it has gateway-init, gateway-sidecar)');
+    expect(checkContainer("node", "gateway-init")).toBe("node is not a pod with containers (only the gateway and client pods are)");
   });
 });

@@ -97,7 +97,8 @@ export class SidecarMachine {
   private leaseFailedAt: number | undefined;
   /** The address of the last lease, asked for again when a new lease is needed. */
   private lastAddress: string | undefined;
-  private renewRequested = false;
+  /** Why a renewal is due at the next step (SIGUSR1, a restart, the gateway back after an outage). */
+  private renewRequested: string | undefined;
   /** DHCP mode without a lease (it expired, or re-acquiring failed): when to try again. */
   private reacquireAt: number | undefined;
   private readonly outage: OutageState = { failures: 0, repairs: 0, lastRepairTickAt: undefined };
@@ -191,8 +192,8 @@ export class SidecarMachine {
   // ---------------------------------------------------------------- the loop
 
   /** Ask for a renewal at the next step (SIGUSR1). */
-  requestRenewal(): void {
-    this.renewRequested = true;
+  requestRenewal(why = "as asked"): void {
+    this.renewRequested = why;
   }
 
   /** What to do at `now`. */
@@ -204,10 +205,11 @@ export class SidecarMachine {
         if (this.reacquireAt === undefined || now >= this.reacquireAt) return { step: { kind: "acquire", fallbackAddress: this.lastAddress }, notes };
       } else {
         let s: LeaseStep = planLeaseStep(this.lease, now, this.leaseFailedAt);
-        if (this.renewRequested) {
-          this.renewRequested = false;
-          if (s.kind === "wait" || s.kind === "none") {
-            notes.push(note("info", `renewing the DHCP lease of ${this.lease.address} now, as asked`));
+        if (this.renewRequested !== undefined) {
+          const why = this.renewRequested;
+          this.renewRequested = undefined;
+          if (s.kind === "wait" || (s.kind === "none" && why === "as asked")) {
+            notes.push(note("info", `renewing the DHCP lease of ${this.lease.address} now, ${why}`));
             s = { kind: "renew" };
           }
         }
@@ -312,6 +314,9 @@ export class SidecarMachine {
       if (recovered) this.stats.recoveries++;
       const moved = recovered ? ` (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total ${this.stats.recoveries})` : "";
       if (f > 0) notes.push(note("info", `gateway ${gw} answers again after ${f} failed probe(s) (${Math.round((now - (this.downSince ?? now)) / 100) / 10} s)${moved}`));
+      // A gateway that was away may be a new pod, or a restarted sidecar, without our lease in
+      // its lease file: announce it again before it can be handed to a new pod.
+      if (f > 0 && this.cfg.mode.kind === "dhcp" && this.lease) this.renewRequested ??= "to announce it to the gateway again (it may have lost its lease file while away)";
       this.outage.failures = 0;
       this.outage.repairs = 0;
       this.outage.lastRepairTickAt = undefined;

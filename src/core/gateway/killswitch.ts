@@ -184,6 +184,18 @@ function ruleKey(pref: number, sel: string): string {
   return `${pref} ${sel}`;
 }
 
+/**
+ * The DNS upstreams our rules route through the VPN (`to <addr>/32 lookup 4201` at preference 46),
+ * as the kernel holds them: what a gateway-init re-run (a container that never sees the sidecar's
+ * resolv.conf copy) keeps, so that it does not drop the upstreams' routes the sidecar keeps.
+ */
+export function readDnsUpstreamRecord(rules: readonly IpRule[]): string[] {
+  const out: string[] = [];
+  for (const r of rules as readonly (IpRule & Record<string, unknown>)[])
+    if (r.table === TABLE && r.priority === KILLSWITCH_DNS_RULE_PREF && typeof r.dst === "string" && (r.dstlen === undefined || r.dstlen === 32) && !out.includes(r.dst)) out.push(r.dst);
+  return out;
+}
+
 /** Our rules as read: preference 45/46 and our table. */
 function ourRules(rules: readonly IpRule[]): { key: string; del: RuleSpec }[] {
   const out: { key: string; del: RuleSpec }[] = [];
