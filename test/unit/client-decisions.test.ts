@@ -6,7 +6,6 @@ import { decodeDnsReplyHeader, DNS_CLASS_CH, DNS_TYPE_TXT, encodeDnsQuery } from
 import { decideIsolation } from "../../src/core/client/isolation.ts";
 import { addressLifetime, leaseFromAddress, planLeaseStep } from "../../src/core/client/lease.ts";
 import { INFINITE_LEASE } from "../../src/core/dhcp/types.ts";
-import { parseReadBatch, ReadBatchError, type ReadCommand } from "../../src/core/client/read-batch.ts";
 import { planFast, planLookupWithProbe, planNextLookupAt, planNextTickAt, planProbeTimeout, planRepair, repairDelayMs, type OutageState, type ProbePolicy } from "../../src/core/client/sidecar.ts";
 import type { Lease } from "../../src/core/dhcp/types.ts";
 import type { Clock } from "../../src/sys/clock.ts";
@@ -297,39 +296,5 @@ describe("resolveGatewayAddress", () => {
   test("no IPv4 server at all: a clear error at once", async () => {
     await expect(resolveGatewayAddress("gw.svc", { servers: ["fd00::a"] })).rejects.toThrow(GatewayResolveError);
     await expect(resolveGatewayAddress("gw.svc", { servers: [] })).rejects.toThrow(/K8S_DNS_ips/);
-  });
-});
-
-describe("parseReadBatch (one `ip -j -d -force -batch -` for all reads)", () => {
-  const cmds: ReadCommand[] = [{ kind: "route-get", dst: "1.1.1.1" }, { kind: "route-get", dst: "2606:4700:4700::1111" }, { kind: "addrs" }, { kind: "routes" }];
-  // Shaped like a capture from iproute2 6.1 (fields trimmed): the first lookup failed.
-  const stdout = [
-    '[{"dst":"2606:4700:4700::1111","from":"::","gateway":"fd00::1","dev":"eth0","table":"main","prefsrc":"fd00::2","metric":1024,"flags":[],"pref":"medium"}]',
-    '[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP"],"mtu":65536,"operstate":"UNKNOWN","addr_info":[]},{"ifindex":2,"ifname":"eth0","flags":["UP"],"mtu":1500,"operstate":"UP","addr_info":[{"family":"inet","local":"198.18.0.10","prefixlen":24}]}]',
-    '[{"dst":"10.0.0.0/8","gateway":"198.18.0.1","dev":"eth0","table":"main","protocol":"201","flags":[]},' +
-      '{"dst":"198.18.0.0/24","dev":"eth0","table":"main","protocol":"kernel","scope":"link","prefsrc":"198.18.0.10","flags":[]},' +
-      '{"type":"local","dst":"198.18.0.10","dev":"eth0","table":"local","protocol":"kernel","scope":"host","prefsrc":"198.18.0.10","flags":[]},' +
-      '{"dst":"fd00::/64","dev":"eth0","table":"main","protocol":"kernel","metric":256,"flags":[],"pref":"medium"},' +
-      '{"dst":"default","gateway":"fd00::1","dev":"eth0","table":"main","metric":1024,"flags":[],"pref":"medium"},' +
-      '{"dst":"default","dev":"eth1","table":"main","metric":1024,"flags":[],"pref":"medium"}]',
-    "",
-  ].join("\n");
-  const stderr = "RTNETLINK answers: Network is unreachable\nCommand failed -:1\n";
-
-  test("answers are matched to their commands; failed lookups keep their error; routes split by table and family", () => {
-    const r = parseReadBatch(cmds, stdout, stderr);
-    expect(r.routeGets).toEqual([
-      { dst: "1.1.1.1", ok: false, code: 2, stderr: "RTNETLINK answers: Network is unreachable" },
-      { dst: "2606:4700:4700::1111", ok: true, dev: "eth0", gateway: "fd00::1", type: undefined },
-    ]);
-    expect(r.links.map((l) => l.ifname)).toEqual(["lo", "eth0"]);
-    expect(r.routes4.map((x) => x.dst)).toEqual(["10.0.0.0/8", "198.18.0.0/24"]);
-    // a device-only IPv6 default route (no address anywhere) is still IPv6: it carries "pref"
-    expect(r.routes6.map((x) => `${x.dst} ${x.dev}`)).toEqual(["fd00::/64 eth0", "default eth0", "default eth1"]);
-  });
-
-  test("a failed read (not a lookup) or answers that do not line up are errors, never guesses", () => {
-    expect(() => parseReadBatch(cmds, stdout, stderr + 'Object "addr" is unknown\nCommand failed -:3\n')).toThrow(ReadBatchError);
-    expect(() => parseReadBatch(cmds, stdout.split("\n").slice(1).join("\n"), stderr)).toThrow(/printed 2 answers for 3 successful commands/);
   });
 });
