@@ -1,0 +1,304 @@
+// Container restarts as Kubernetes does them (issue 11 §4), against the compiled binary: the
+// roles run as the lab's containers (Lab.startContainer), each with files of its own that a
+// restart deletes; what survives is the pod's (namespace, /etc/netns files, config dir). Each
+// container of both pods is restarted at each stage — gateway-sidecar before the VPN is up,
+// after, after the VPN client rewrote resolv.conf, twice in a row; gateway-init re-run;
+// client-sidecar during a DHCP renewal and after the gateway moved; client-init re-run — and
+// after every restart:
+// - cluster names (and, once the VPN's resolver is in, internet names) resolve through .1;
+// - both clients keep their addresses, no two share one, and the gateway's lease file holds both;
+// - a newcomer (client-2, busybox udhcpc) gets nothing: the range is .253–.254, both in use;
+// - the printed state (rules, routes, addresses, links, nft ruleset without counters) of the
+//   gateway and both clients is what it was before the restart: nothing duplicated or left over;
+// - the kill switch held throughout: probes ran during the restart (openvpn-fixture's
+//   probeContinuously) and not one packet reached the leak host, nor the internet host from
+//   outside the tunnel (expectNoLeak).
+// restart-matrix.test.ts runs it against the veth stand-in, restart-matrix-openvpn.test.ts against
+// a real OpenVPN client (its up script rewrites resolv.conf itself).
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { clientMac } from "../../src/core/net/vxlan.ts";
+import type { ContainerName, Lab, LabContainer, PodName } from "../../src/lab/types.ts";
+import { which } from "../../src/sys/exec.ts";
+import { binPath, REPO, requireRoot } from "../helpers/bin.ts";
+import { LAB, waitFor, withLab } from "./helpers.ts";
+import { expectNoLeak, GW, leakBaseline, probeContinuously } from "./openvpn-fixture.ts";
+
+export function restartMatrix(VPN: "veth" | "openvpn"): void {
+  // Bounds only (a broken restart must not hang the suite): the shared CI machine can be very slow.
+  setDefaultTimeout(240_000);
+
+  const CLIENTS = ["client-0", "client-1"] as const;
+  const NEWCOMER = "client-2";
+  const POOL = ["172.16.0.253", "172.16.0.254"];
+  const SCRIPT = join(REPO, "test/fixtures/gateway/udhcpc-script.sh");
+  const t = withLab({ clients: 3, vpn: VPN, vpnLink: "deleted", extraSettings: "VXLAN_GATEWAY_FIRST_DYNAMIC_IP=253\n" }, { buildMs: 90_000 });
+
+  let bin = "";
+  const addresses = new Map<PodName, string>();
+  const timings: string[] = [];
+
+  const sidecarArgv = () => [bin, "gateway-sidecar", "--route-check-interval", "0.2", "--firewall-check-interval", "1"];
+
+  async function readyGateway(lab: Lab): Promise<void> {
+    const c = lab.container("gateway", "gateway-sidecar")!;
+    await waitFor("the gateway-sidecar's dnsmasq", () => c.output().includes("dnsmasq running") || c.exitCode !== null, 45_000, { detail: () => c.allOutput() });
+    if (c.exitCode !== null) throw new Error(`gateway-sidecar exited ${c.exitCode}:\n${c.allOutput()}`);
+  }
+
+  async function readyClient(lab: Lab, pod: PodName): Promise<void> {
+    const c = lab.container(pod, "client-sidecar")!;
+    await waitFor(`${pod}'s client-sidecar`, () => /took over the DHCP lease|new DHCP lease/.test(c.output()) || c.exitCode !== null, 45_000, { detail: () => c.allOutput() });
+    if (c.exitCode !== null) throw new Error(`${pod}'s client-sidecar exited ${c.exitCode}:\n${c.allOutput()}`);
+  }
+
+  function expectInitOk(c: LabContainer): void {
+    if (c.exitCode !== 0) throw new Error(`${c.pod}'s ${c.name} exited ${c.exitCode}:\n${c.allOutput()}`);
+  }
+
+  async function startGatewayPod(lab: Lab): Promise<void> {
+    expectInitOk(await lab.startContainer("gateway", "gateway-init", [bin, "gateway-init"]));
+    await lab.startContainer("gateway", "gateway-sidecar", sidecarArgv());
+    await readyGateway(lab);
+  }
+
+  async function startClientPod(lab: Lab, pod: PodName): Promise<void> {
+    expectInitOk(await lab.startContainer(pod, "client-init", [bin, "client-init"]));
+    await lab.startContainer(pod, "client-sidecar", [bin, "client-sidecar"]);
+    await readyClient(lab, pod);
+  }
+
+  async function restart(lab: Lab, pod: PodName, container: ContainerName, opts?: { signal?: "SIGTERM" | "SIGKILL" }): Promise<void> {
+    const t0 = performance.now();
+    const c = await lab.restartContainer(pod, container, opts);
+    if (container === "gateway-sidecar") await readyGateway(lab);
+    else if (container === "client-sidecar") await readyClient(lab, pod);
+    else expectInitOk(c);
+    timings.push(`${pod}/${container} restarted and ready in ${Math.round(performance.now() - t0)} ms`);
+  }
+
+  async function overlayAddress(lab: Lab, pod: PodName): Promise<string | undefined> {
+    const r = await lab.exec(pod, ["ip", "-4", "-j", "addr", "show", "dev", "vxlan0"], { okCodes: [1] });
+    if (r.code !== 0) return undefined;
+    return (JSON.parse(r.stdout) as { addr_info: { local: string }[] }[])[0]?.addr_info[0]?.local;
+  }
+
+  async function vxlanMac(lab: Lab, pod: PodName): Promise<string> {
+    return (JSON.parse((await lab.exec(pod, ["ip", "-j", "link", "show", "dev", "vxlan0"])).stdout) as { address: string }[])[0]!.address;
+  }
+
+  /** What a pod's network looks like, printed; lifetimes and counters left out. */
+  async function printed(lab: Lab, pod: PodName): Promise<string> {
+    const run = async (argv: string[]) => (await lab.exec(pod, argv, { okCodes: [1] })).stdout;
+    const parts = await Promise.all([
+      run(["ip", "-4", "rule"]),
+      run(["ip", "-4", "route", "show", "table", "all"]),
+      run(["ip", "-6", "route", "show", "table", "main"]),
+      run(["ip", "-4", "-o", "addr"]),
+      run(["ip", "-d", "-o", "link", "show", "vxlan0"]),
+      pod === "gateway" ? run(["nft", "list", "ruleset"]) : Promise.resolve(""),
+    ]);
+    return parts
+      .join("\n----\n")
+      .replace(/valid_lft \S+ preferred_lft \S+/g, "")
+      .replace(/counter packets \d+ bytes \d+/g, "counter")
+      .replace(/ageing \d+/g, "")
+      .replace(/ +/g, " ");
+  }
+
+  /** Lines printed twice in a block (a rule, route or address added again). */
+  function duplicates(text: string): string[] {
+    const out: string[] = [];
+    for (const block of text.split("\n----\n").slice(0, 4)) {
+      const seen = new Set<string>();
+      for (const line of block.split("\n").filter(Boolean)) {
+        if (seen.has(line)) out.push(line);
+        seen.add(line);
+      }
+    }
+    return out;
+  }
+
+  type Snapshot = Map<PodName, string>;
+  const PODS: PodName[] = ["gateway", ...CLIENTS];
+
+  async function snapshot(lab: Lab): Promise<Snapshot> {
+    return new Map(await Promise.all(PODS.map(async (p) => [p, await printed(lab, p)] as const)));
+  }
+
+  function leaseFile(lab: Lab): string {
+    return join(lab.containerDir("gateway", "gateway-sidecar"), "dnsmasq.leases");
+  }
+
+  /** address → MACs in the running gateway-sidecar's lease file. */
+  function leases(lab: Lab): Map<string, string[]> {
+    const m = new Map<string, string[]>();
+    if (!existsSync(leaseFile(lab))) return m;
+    for (const line of readFileSync(leaseFile(lab), "utf8").split("\n")) {
+      const [, mac, ip] = line.split(" ");
+      if (ip && mac) m.set(ip, [...(m.get(ip) ?? []), mac]);
+    }
+    return m;
+  }
+
+  /** A newcomer asks for an address (3 tries): undefined when none was offered. */
+  async function newcomerLease(lab: Lab): Promise<string | undefined> {
+    await lab.exec(NEWCOMER, ["ip", "link", "del", "vxlan0"], { okCodes: [1] });
+    const cmds = [`link add vxlan0 address ${clientMac(NEWCOMER, 42)} mtu 1450 type vxlan id 42 dev eth0 dstport 8472`, "link set vxlan0 up"];
+    await lab.exec(NEWCOMER, ["ip", "-batch", "-"], { input: cmds.join("\n") + "\n" });
+    await lab.exec(NEWCOMER, ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vxlan0", "dst", lab.gatewayPodIp()]);
+    const file = join(lab.runDir, `${NEWCOMER}-lease.env`);
+    rmSync(file, { force: true });
+    const r = await lab.exec(NEWCOMER, ["busybox", "udhcpc", "-i", "vxlan0", "-f", "-q", "-n", "-t", "3", "-T", "1", "-s", SCRIPT], { env: { PGW_LEASE_OUT: file }, okCodes: [1] });
+    await lab.exec(NEWCOMER, ["ip", "link", "del", "vxlan0"], { okCodes: [1] });
+    if (r.code !== 0) return undefined;
+    return /^ip=(.*)$/m.exec(readFileSync(file, "utf8"))?.[1];
+  }
+
+  /** Everything the matrix checks after a restart (see the header); `expected`: the state before it. */
+  async function converged(lab: Lab, label: string, expected: Snapshot | undefined, opts: { internet: boolean }): Promise<void> {
+    const detail = () => `${lab.container("gateway", "gateway-sidecar")?.output() ?? ""}`.split("\n").slice(-25).join("\n");
+    for (const pod of CLIENTS) {
+      await waitFor(`${label}: a cluster name to resolve through .1 from ${pod}`, async () => (await lab.resolve(pod, LAB.apiServerName, { server: GW, timeoutMs: 1000 })).addresses.includes(LAB.apiServerIp), 45_000, { detail });
+      if (opts.internet) {
+        await waitFor(`${label}: an internet name to resolve through .1 from ${pod}`, async () => (await lab.resolve(pod, LAB.internetName, { server: GW, timeoutMs: 1000 })).addresses.includes(LAB.internetIp), 45_000, { detail });
+        await waitFor(`${label}: ${pod}'s traffic through the tunnel`, async () => {
+          const r = await lab.echoFrom(pod, "internet", "tcp", { timeoutMs: 1000 });
+          return r.ok && r.source.startsWith(`${LAB.vpnGatewayIp}:`);
+        }, 45_000, { detail });
+      }
+    }
+    const now = await Promise.all(CLIENTS.map((p) => overlayAddress(lab, p)));
+    expect({ label, addresses: now }).toEqual({ label, addresses: CLIENTS.map((p) => addresses.get(p)) });
+    expect(new Set(now).size).toBe(CLIENTS.length);
+    // The lease file holds every client's address, once, with that client's MAC.
+    const want = new Map(await Promise.all(CLIENTS.map(async (p) => [addresses.get(p)!, [await vxlanMac(lab, p)]] as const)));
+    await waitFor(`${label}: both clients' leases in the gateway's lease file`, () => CLIENTS.every((p) => JSON.stringify(leases(lab).get(addresses.get(p)!)) === JSON.stringify(want.get(addresses.get(p)!))), 45_000, {
+      detail: () => `${leaseFile(lab)}: ${existsSync(leaseFile(lab)) ? readFileSync(leaseFile(lab), "utf8") : "(none)"}\n${detail()}`,
+    });
+    expect({ label, newcomer: await newcomerLease(lab) }).toEqual({ label, newcomer: undefined });
+    if (expected) {
+      let got: Snapshot = new Map();
+      await waitFor(`${label}: the printed state as before the restart`, async () => {
+        got = await snapshot(lab);
+        return PODS.every((p) => got.get(p) === expected.get(p));
+      }, 30_000).catch(() => {});
+      for (const p of PODS) expect({ label, pod: p, state: got.get(p) }).toEqual({ label, pod: p, state: expected.get(p) });
+    }
+    for (const p of PODS) expect({ label, pod: p, duplicates: duplicates(await printed(lab, p)) }).toEqual({ label, pod: p, duplicates: [] });
+  }
+
+  /** A restart (or other step) with probes running through it; then convergence and not one leaked packet. */
+  async function step(label: string, act: (lab: Lab) => Promise<void>, opts: { internet: boolean; sameState?: boolean; gatewayOwn?: boolean }): Promise<void> {
+    const lab = t.lab;
+    const before = await leakBaseline(lab);
+    const expected = opts.sameState === false ? undefined : await snapshot(lab);
+    const probes = probeContinuously(lab, "client-0", 2, { gatewayOwn: opts.gatewayOwn });
+    try {
+      await act(lab);
+      await converged(lab, label, expected, opts);
+    } finally {
+      await probes.stop();
+    }
+    await expectNoLeak(lab, before, label);
+  }
+
+  /** The VPN comes up; with the veth stand-in, its "client" then rewrites resolv.conf as OpenVPN's up script does. */
+  async function vpnUp(lab: Lab): Promise<void> {
+    await lab.setVpnLink("up");
+    if (lab.vpnKind === "veth") await lab.writeResolvConf("gateway", `nameserver ${LAB.vpnDnsIp}\n`);
+  }
+
+  /** A test run alone (-t) finds the VPN as the earlier steps leave it: up, resolv.conf rewritten. */
+  async function ensureVpnUp(): Promise<void> {
+    if (t.lab.vpnLinkState() !== "up") await step("the VPN up", vpnUp, { internet: true, sameState: false });
+  }
+
+  beforeAll(async () => {
+    requireRoot();
+    bin = binPath();
+    for (const tool of ["dnsmasq", "busybox", "bridge", "nft"]) if (!which(tool)) throw new Error(`${tool} is missing: apt-get install dnsmasq-base busybox iproute2 nftables`);
+    const lab = t.lab;
+    await startGatewayPod(lab);
+    for (const pod of CLIENTS) await startClientPod(lab, pod);
+    for (const pod of CLIENTS) addresses.set(pod, (await overlayAddress(lab, pod))!);
+    expect([...addresses.values()].sort()).toEqual(POOL);
+  }, 90_000);
+
+  afterAll(() => {
+    if (timings.length) console.log(`[measure] restart matrix (${VPN}):\n  ${timings.join("\n  ")}`);
+  });
+
+  describe(`container restarts (${VPN} VPN)`, () => {
+    test("gateway-sidecar restarted before the VPN is up", async () => {
+      expect(t.lab.vpnLinkState()).toBe("deleted");
+      await step("gateway-sidecar before the VPN", (lab) => restart(lab, "gateway", "gateway-sidecar"), { internet: false });
+    });
+
+    test("the VPN comes up and rewrites resolv.conf: internet names resolve through the tunnel", async () => {
+      await step("the VPN up", vpnUp, { internet: true, sameState: false });
+    });
+
+    test("gateway-sidecar restarted after the VPN rewrote resolv.conf: cluster names still resolve (the kernel's record)", async () => {
+      expect(readFileSync(t.lab.resolvConfPath("gateway"), "utf8")).not.toContain(LAB.clusterDnsIp);
+      await step("gateway-sidecar after the resolv.conf rewrite", (lab) => restart(lab, "gateway", "gateway-sidecar"), { internet: true });
+    });
+
+    test("gateway-sidecar restarted twice in a row, the second time killed before it was ready", async () => {
+      await step("gateway-sidecar twice", async (lab) => {
+        await lab.restartContainer("gateway", "gateway-sidecar");
+        await Bun.sleep(200);
+        await restart(lab, "gateway", "gateway-sidecar", { signal: "SIGKILL" });
+      }, { internet: true });
+    });
+
+    test("gateway-sidecar crashed (SIGKILL; its dnsmasq dies with the container) and restarted", async () => {
+      await step("gateway-sidecar SIGKILL", (lab) => restart(lab, "gateway", "gateway-sidecar", { signal: "SIGKILL" }), { internet: true });
+    });
+
+    test("gateway-init re-run while the sidecar runs", async () => {
+      await ensureVpnUp();
+      await step("gateway-init re-run", (lab) => restart(lab, "gateway", "gateway-init"), { internet: true });
+      // In its own container it sees none of the sidecar's files: it must still change nothing (not
+      // even for a moment: the DNS upstreams' routes are the sidecar's, read back from the kernel).
+      expect(t.lab.container("gateway", "gateway-init")!.output()).toContain("network already as planned");
+    });
+
+    test("client-sidecar restarted during a DHCP renewal", async () => {
+      await step("client-sidecar during a renewal", async (lab) => {
+        const c = lab.container("client-0", "client-sidecar")!;
+        c.proc.kill("SIGUSR1");
+        await waitFor("the renewal to start", () => c.output().includes("renewing the DHCP lease"), 10_000, { everyMs: 5, detail: () => c.output() });
+        await restart(lab, "client-0", "client-sidecar");
+      }, { internet: true });
+    });
+
+    test("client-init re-run while the client-sidecar runs", async () => {
+      await step("client-init re-run", (lab) => restart(lab, "client-1", "client-init"), { internet: true });
+    });
+
+    test("the gateway moved (a new pod: empty lease file, no neighbours); then a client-sidecar restarted", async () => {
+      await ensureVpnUp();
+      await step("the gateway moved", async (lab) => {
+        // The clients' sidecars are held (SIGSTOP) until the new pod's sidecar has started: it then
+        // finds no lease file and no neighbours to rebuild one from, so only the clients announcing
+        // their leases again keeps a newcomer off their addresses (whichever comes first in a cluster).
+        const held = CLIENTS.map((p) => lab.container(p, "client-sidecar")!.proc);
+        for (const p of held) p.kill("SIGSTOP");
+        try {
+          // The new pod's VPN container connects after its init containers (gateway-init reads the
+          // pod's resolv.conf before the VPN rewrites it), as in Kubernetes: not before, as the lab would.
+          await lab.setVpnLink("deleted");
+          await lab.recreateGateway();
+          await startGatewayPod(lab);
+          expect(lab.container("gateway", "gateway-sidecar")!.output()).not.toContain("rebuilt from");
+          await vpnUp(lab);
+        } finally {
+          for (const p of held) p.kill("SIGCONT");
+        }
+      }, { internet: true, sameState: false, gatewayOwn: false }); // the old pod's processes die with it
+      await step("client-sidecar after the gateway moved", (lab) => restart(lab, "client-1", "client-sidecar"), { internet: true });
+    });
+  });
+}
