@@ -20,7 +20,7 @@ import type { Subprocess } from "bun";
 import { COMPILE_FLAGS } from "../../../build.ts";
 import type { Lab } from "../../../src/lab/types.ts";
 import { agentArgv, benchLab, destroyBenchLab, inNs, OVERLAY_GW, roleEnv, startGateway, type BenchContext } from "../lib/context.ts";
-import { childPids, collect, exeOf, mustRun, readFileRss, readMem, timed, waitFor, type Collected, type MemSample } from "../lib/proc.ts";
+import { childPids, collect, exeOf, mustRun, readFileRss, readMem, readMemIfAlive, timed, waitFor, type Collected, type MemSample } from "../lib/proc.ts";
 import { summarize, type Figure, type GroupResult } from "../lib/stats.ts";
 
 interface Sample {
@@ -161,8 +161,10 @@ export async function startFootprint(outer: BenchContext): Promise<{ finish(): P
       const t = (performance.now() - start) / 1000;
       if (t > ctx.opts.soakSeconds) break;
       try {
-        const dns = childPids(pids.gateway);
-        samples.push({ t, client: readMem(pids.client), clientMetrics: readMem(pids.clientMetrics), gateway: readMem(pids.gateway), dnsmasq: sumMem(dns.map(readMem)), clientBinary: readFileRss(pids.client, ctx.bin), idle: readMem(idle.proc.pid), idleBinary: readFileRss(idle.proc.pid, idle.bin) });
+        // dnsmasq only: the sidecar's other children (iptables/nft at each firewall check) live
+        // for milliseconds and can be gone between listing and reading (ENOENT ended a full run).
+        const dns = childPids(pids.gateway).filter((c) => exeOf(c)?.endsWith("/dnsmasq"));
+        samples.push({ t, client: readMem(pids.client), clientMetrics: readMem(pids.clientMetrics), gateway: readMem(pids.gateway), dnsmasq: sumMem(dns.flatMap((c) => readMemIfAlive(c) ?? [])), clientBinary: readFileRss(pids.client, ctx.bin), idle: readMem(idle.proc.pid), idleBinary: readFileRss(idle.proc.pid, idle.bin) });
       } catch (e) {
         samplerError = new Error(`sampling memory at ${t.toFixed(0)} s: ${(e as Error).message} (did a sidecar exit?)`);
         return;

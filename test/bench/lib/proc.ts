@@ -141,6 +141,16 @@ export function readMem(pid: number): MemSample {
   return parseSmapsRollup(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
 }
 
+/** readMem, or undefined when the process is gone (a short-lived child that exited meanwhile). */
+export function readMemIfAlive(pid: number): MemSample | undefined {
+  try {
+    return readMem(pid);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ESRCH") return undefined;
+    throw e;
+  }
+}
+
 /** Direct children of a process (all its threads' children). */
 export function childPids(pid: number): number[] {
   const out: number[] = [];
