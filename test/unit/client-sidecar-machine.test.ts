@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseClientFacts, type ClientFacts } from "../../src/core/client/facts.ts";
 import { planClientAddress, planClientNetwork, type ClientNetworkInput } from "../../src/core/client/plan.ts";
-import { planNeighbourRefresh, SidecarMachine, type MachineConfig, type MachinePolicy } from "../../src/core/client/sidecar-machine.ts";
+import { ANNOUNCE_SPREAD_MS, planNeighbourRefresh, SidecarMachine, type MachineConfig, type MachinePolicy } from "../../src/core/client/sidecar-machine.ts";
 import { simulateChanges } from "../../src/core/client/simulate.ts";
 import { formatChange } from "../../src/core/net/change.ts";
 import type { Lease } from "../../src/core/dhcp/types.ts";
@@ -183,13 +183,22 @@ describe("probes, lookups and repairs", () => {
     const back = m.probed(3000, 3000, true, "DNS NOERROR", true);
     expect(back.notes.map((n) => n.text)).toEqual(["probe 172.16.0.1: alive (DNS NOERROR)", "gateway 172.16.0.1 answers again after 8 failed probe(s) (2 s) (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1)"]);
     m.tickDone(3000, 3005);
-    // the lease is announced again (a gateway back after an outage may have lost its lease file), once
-    const announce = m.next(3005);
-    expect(announce.step).toMatchObject({ kind: "renew", rebind: false, lease: { address: "172.16.0.23" } });
-    expect(announce.notes.map((n) => n.text)).toEqual(["renewing the DHCP lease of 172.16.0.23 now, to announce it to the gateway again (it may have lost its lease file while away)"]);
     // answering: back to one probe per interval, no lookup
     expect(m.next(3005).step).toEqual({ kind: "sleep", untilMs: 4000 });
     expect(m.next(4000).step).toEqual({ kind: "tick", startedAt: 4000, lookup: false, timeoutMs: 500 });
+    m.probed(4000, 4000, true, "DNS NOERROR", false);
+    m.tickDone(4000, 4005);
+    // the lease is announced again (a gateway back after an outage may have lost its lease file),
+    // once, at a random point of ANNOUNCE_SPREAD_MS after the answer (random 0.5 → 2.5 s)
+    expect(m.next(4005).step).toEqual({ kind: "sleep", untilMs: 5000 });
+    m.next(5000);
+    m.probed(5000, 5000, true, "DNS NOERROR", false);
+    m.tickDone(5000, 5005);
+    expect(m.next(5005).step).toEqual({ kind: "sleep", untilMs: 3000 + ANNOUNCE_SPREAD_MS / 2 });
+    const announce = m.next(3000 + ANNOUNCE_SPREAD_MS / 2);
+    expect(announce.step).toMatchObject({ kind: "renew", rebind: false, lease: { address: "172.16.0.23" } });
+    expect(announce.notes.map((n) => n.text)).toEqual(["renewing the DHCP lease of 172.16.0.23 now, to announce it to the gateway again (it may have lost its lease file while away)"]);
+    expect(m.next(3000 + ANNOUNCE_SPREAD_MS / 2).step).toEqual({ kind: "sleep", untilMs: 6000 });
   });
 
   test("jitter: 200 sidecars that lose the gateway in the same instant spread their lookups; each later gap is 0.5-1.5 mean gaps", () => {
@@ -272,9 +281,12 @@ describe("probes, lookups and repairs", () => {
     // answering again ends the outage
     const alive = m.probed(2000, 2000, true, "DNS NOERROR", false);
     expect(alive.notes.at(-1)!.text).toBe("gateway 172.16.0.1 answers again after 1 failed probe(s) (1 s)");
-    // a new gateway pod starts with an empty lease file: the lease is announced to it
-    expect(m.next(3000).step).toMatchObject({ kind: "renew", lease: { address: "172.16.0.23" } });
+    // a new gateway pod starts with an empty lease file: the lease is announced to it, within
+    // ANNOUNCE_SPREAD_MS (random 0.5: half of it), not with the next probe
     expect(m.next(3000).step).toMatchObject({ kind: "tick", lookup: false });
+    const at = 2000 + ANNOUNCE_SPREAD_MS / 2;
+    expect(m.next(at).step).toMatchObject({ kind: "renew", lease: { address: "172.16.0.23" } });
+    expect(m.next(at).step).toMatchObject({ kind: "tick", lookup: false });
   });
 
   test("a repair re-initialises when the tunnel is gone or lost our address", () => {
