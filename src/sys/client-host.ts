@@ -6,7 +6,7 @@ import type { RouteGetResult } from "../core/client/isolation.ts";
 import type { Change } from "../core/client/plan.ts";
 import type { ClientHost } from "../roles/client-init.ts";
 import { PodGatewayError } from "../core/errors.ts";
-import { Rtnl } from "./netlink.ts";
+import { LazyRtnl } from "./netlink.ts";
 import { applyNetChange } from "./net-apply.ts";
 
 /** A change failed: what the role was doing, then the netlink error (operation, object, errno). */
@@ -21,19 +21,7 @@ export class ApplyError extends PodGatewayError {
   }
 }
 
-export class NetlinkClientHost implements ClientHost {
-  private rtnl: Rtnl | undefined;
-
-  private nl(): Rtnl {
-    this.rtnl ??= Rtnl.open();
-    return this.rtnl;
-  }
-
-  close(): void {
-    this.rtnl?.close();
-    this.rtnl = undefined;
-  }
-
+export class NetlinkClientHost extends LazyRtnl implements ClientHost {
   async readFacts(): Promise<ClientFacts> {
     const nl = this.nl();
     return parseNetlinkFacts(nl.links(), nl.addresses(4), nl.routes());

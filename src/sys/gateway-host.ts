@@ -7,7 +7,7 @@ import { bridgeFdbFromNetlink, ipNeighFromNetlink, parseGatewayNetlink } from ".
 import type { Neighbour } from "../core/gateway/leases.ts";
 import type { GatewayFacts } from "../core/gateway/plan.ts";
 import type { NetChange } from "../core/net/change.ts";
-import { Rtnl } from "./netlink.ts";
+import { LazyRtnl } from "./netlink.ts";
 import { applyNetChanges } from "./net-apply.ts";
 
 export interface GatewayNet {
@@ -23,19 +23,7 @@ export interface GatewayNet {
   fdb(dev: string): Promise<{ mac: string; dst?: string; state?: string }[]>;
 }
 
-export class NetlinkGatewayNet implements GatewayNet {
-  private rtnl: Rtnl | undefined;
-
-  private nl(): Rtnl {
-    this.rtnl ??= Rtnl.open();
-    return this.rtnl;
-  }
-
-  close(): void {
-    this.rtnl?.close();
-    this.rtnl = undefined;
-  }
-
+export class NetlinkGatewayNet extends LazyRtnl implements GatewayNet {
   async readFacts(): Promise<GatewayFacts> {
     const nl = this.nl();
     return parseGatewayNetlink(nl.links(), nl.addresses(), nl.routes(4), nl.rules(4));

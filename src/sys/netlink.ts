@@ -535,3 +535,18 @@ export class NetlinkEvents {
     this.rtnl.close();
   }
 }
+
+/** One rtnetlink socket opened at first use and kept until close(): the roles' network hosts extend it. */
+export class LazyRtnl {
+  private rtnl: Rtnl | undefined;
+
+  protected nl(): Rtnl {
+    this.rtnl ??= Rtnl.open();
+    return this.rtnl;
+  }
+
+  close(): void {
+    this.rtnl?.close();
+    this.rtnl = undefined;
+  }
+}

@@ -5,6 +5,7 @@
 // which the tests and the lab still read, so one fact reads the same from either source.
 import { ipRouteFromNetlink, type NlAddrFact, type NlLinkFact, type NlRouteFact } from "../client/facts.ts";
 import type { IpAddr, IpRoute, IpRule } from "../net/ip-json.ts";
+import type { RuleMessage } from "../netlink/messages.ts";
 import type { GatewayFacts } from "./plan.ts";
 
 const AF_INET = 2;
@@ -30,24 +31,8 @@ const TABLES: Readonly<Record<number, string>> = { 253: "default", 254: "main", 
 /** FR_ACT_* other than "to table", as `ip -j rule` prints them. */
 const RULE_ACTIONS: Readonly<Record<number, string>> = { 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit" };
 
-export interface NlRuleFact {
-  family: number;
-  dstLen: number;
-  srcLen: number;
-  tos: number;
-  table: number;
-  action: number;
-  flags: number;
-  dst?: string;
-  src?: string;
-  priority?: number;
-  tableId?: number;
-  iifname?: string;
-  oifname?: string;
-  fwmark?: number;
-  suppressPrefixlen?: number;
-  otherSelectors?: string[];
-}
+/** A decoded rule as the planners read it (the codec's message; its protocol is not looked at). */
+export type NlRuleFact = Omit<RuleMessage, "protocol">;
 
 export interface NlNeighFact {
   family: number;
