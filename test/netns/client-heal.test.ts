@@ -113,7 +113,9 @@ describe("client-sidecar heals a re-created gateway (issue 11 §6)", () => {
     }
 
   test("the sidecar said why it refreshed the neighbours, and never exited", () => {
-    expect(out.text()).toContain("refreshing the neighbours the tunnel relies on");
+    // A refresh between repairs, or (when every outage ended by a repair, which flushes the same
+    // entries: "act after 1 failure" here) the repair's own line — whichever the timing gave.
+    expect(out.text()).toMatch(/refreshing the neighbours the tunnel relies on|neighbours flushed/);
     expect(side.exitCode).toBeNull();
   });
 });
