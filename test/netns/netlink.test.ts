@@ -222,12 +222,16 @@ describe("the change model: what is printed is what is executed", () => {
       const r = sh(["ip", "-n", NS_IP, "-batch", "-"], changes.map(formatChange).join("\n") + "\n");
       if (r.code !== 0) throw new Error(`ip -batch: ${r.stderr}`);
       expect(ours(NS_NL, changes.map((c) => ({ call: "applyNetChange", args: [c] })))).toMatchObject({ ok: true });
-      // vxlan9's neighbours only: veth0 collects INCOMPLETE entries as the vxlan tries its remotes
-      const neigh = (ns: string) => (JSON.parse(ip(ns, "-j", "-4", "neigh", "show")) as { dev: string }[]).filter((n) => n.dev === "vxlan9");
+      // vxlan9's neighbours only: veth0 collects INCOMPLETE entries as the vxlan tries its remotes;
+      // sorted: the kernel dumps its neighbour hash table, whose order differs between namespaces
+      const neigh = (ns: string) =>
+        (JSON.parse(ip(ns, "-j", "-4", "neigh", "show")) as { dev: string; dst?: string }[])
+          .filter((n) => n.dev === "vxlan9")
+          .sort((a, b) => (a.dst ?? "").localeCompare(b.dst ?? "", "en", { numeric: true }));
       // `to` takes only that address's entry, never a permanent one; the full flush keeps the permanent entry (and only that one)
       // (`ip neigh show` leaves out the NOARP entry .79)
-      if (i === 1) expect(neigh(NS_NL).map((n) => (n as { dst?: string }).dst).sort()).toEqual(["172.18.0.78", "172.18.0.80"]);
-      if (i === 2) expect(neigh(NS_NL).map((n) => (n as { dst?: string }).dst)).toEqual(["172.18.0.80"]);
+      if (i === 1) expect(neigh(NS_NL).map((n) => n.dst)).toEqual(["172.18.0.78", "172.18.0.80"]);
+      if (i === 2) expect(neigh(NS_NL).map((n) => n.dst)).toEqual(["172.18.0.80"]);
       expect({ ...state(NS_NL), neigh: neigh(NS_NL) }).toEqual({ ...state(NS_IP), neigh: neigh(NS_IP) });
     });
   }
