@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # pod-gateway: one Bun-compiled binary on a distroless base (glibc, no shell, no package manager),
-# plus exactly the tools the roles run: ip/bridge, iptables (nf_tables and legacy), nft, dnsmasq.
+# plus exactly the programs the gateway roles run: iptables (nf_tables and legacy), nft, dnsmasq.
+# The client roles run none (links, addresses, routes and rules go through rtnetlink in-process).
 #
 #   docker buildx build --platform linux/amd64,linux/arm64 \
 #     --build-arg VCS_REF=$(git rev-parse --short=12 HEAD) --build-arg VERSION=0.1.0 -t pod-gateway .

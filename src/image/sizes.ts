@@ -30,7 +30,7 @@ export interface Sizes {
   binaries: Record<string, Sized>;
   /** The tree the Dockerfile copies onto distroless (host architecture), with and without the binary. */
   imageLayer: { arch: string; files: number; bytes: number; tarGzip: number; toolsAndLibrariesBytes: number };
-  /** Binary + ip + their libraries (glibc included): the copy-into-your-image case. */
+  /** The binary and its libraries (glibc included): the copy-into-your-image case. */
   clientCopy: { files: number; bytes: number; tarGzip: number };
 }
 
@@ -74,8 +74,8 @@ export function renderSizesTable(s: Sizes): string {
   for (const t of Object.keys(s.floor)) rows.push(`| hello world, ${t} (Bun runtime floor) | ${mib(s.floor[t]!.bytes)} | ${mib(s.floor[t]!.gzip)} | — |`);
   const l = s.imageLayer;
   rows.push(`| image layer on distroless (${l.arch}): binary, tools, libraries, config (${l.files} files) | ${mib(l.bytes)} | ${mib(l.tarGzip)} (tar) | — |`);
-  rows.push(`| of which ip, bridge, iptables, nft, dnsmasq and their libraries | ${mib(l.toolsAndLibrariesBytes)} | — | — |`);
-  rows.push(`| copy-into-your-image tree: binary, ip, libraries incl. glibc (${s.clientCopy.files} files) | ${mib(s.clientCopy.bytes)} | ${mib(s.clientCopy.tarGzip)} (tar) | — |`);
+  rows.push(`| of which iptables, nft, dnsmasq and their libraries | ${mib(l.toolsAndLibrariesBytes)} | — | — |`);
+  rows.push(`| copy-into-your-image tree: binary, libraries incl. glibc (${s.clientCopy.files} files) | ${mib(s.clientCopy.bytes)} | ${mib(s.clientCopy.tarGzip)} (tar) | — |`);
   return rows.join("\n");
 }
 

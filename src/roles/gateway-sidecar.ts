@@ -12,6 +12,7 @@ import { KILLSWITCH_TABLE } from "../core/firewall/names.ts";
 import { planDnsUpstreams } from "../core/gateway/killswitch.ts";
 import { renderLeaseSeed } from "../core/gateway/leases.ts";
 import { renderDnsmasqConfig } from "../core/dnsmasq/render.ts";
+import { DNSMASQ_PROGRAM } from "../core/programs.ts";
 import { VXLAN_IF } from "../core/net/vxlan.ts";
 import { parseResolvConf, renderResolvCopy } from "../core/resolv.ts";
 import { isIPv4 } from "../core/settings/values.ts";
@@ -190,7 +191,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     // own words, not make dnsmasq exit later in a restart loop.
     log.info(`dnsmasq drop-ins from ${dropInDir}: ${dropIns.length ? dropIns.join(", ") : "none (no *.conf files)"}`);
     try {
-      await deps.runner.run([deps.dnsmasq ?? "dnsmasq", "--test", `--conf-file=${confPath}`], { what: "checking the dnsmasq configuration with the drop-ins" });
+      await deps.runner.run([deps.dnsmasq ?? DNSMASQ_PROGRAM, "--test", `--conf-file=${confPath}`], { what: "checking the dnsmasq configuration with the drop-ins" });
     } catch (e) {
       throw new StepError(`checking the dnsmasq drop-ins in ${dropInDir}`, (e as Error).message, { cause: e });
     }
@@ -280,7 +281,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   // 6. dnsmasq in the foreground.
   let child: SupervisedChild;
   try {
-    child = spawnSupervised([deps.dnsmasq ?? "dnsmasq", "--keep-in-foreground", `--conf-file=${confPath}`], { logger: log.withTag("dnsmasq") });
+    child = spawnSupervised([deps.dnsmasq ?? DNSMASQ_PROGRAM, "--keep-in-foreground", `--conf-file=${confPath}`], { logger: log.withTag("dnsmasq") });
   } catch (e) {
     stopTimers();
     watcher.close();

@@ -6,20 +6,11 @@ import { existsSync } from "node:fs";
 import type { BackendName } from "../core/firewall/backend.ts";
 import type { Family, FirewallPlan } from "../core/firewall/model.ts";
 import { diffIptables, parseIptablesSave, planIptablesChains, renderIptablesRestore, type IptSave } from "../core/firewall/render-iptables.ts";
+import { iptablesTools, type IptablesTools } from "../core/programs.ts";
 import { which, type Runner } from "./exec.ts";
 import type { FirewallBackend, FirewallCheck, FirewallPart, KnownReads } from "./firewall.ts";
 
-export interface IptablesTools {
-  save: Record<Family, string>;
-  restore: Record<Family, string>;
-}
-
-export function iptablesTools(flavour: "nft" | "legacy"): IptablesTools {
-  return {
-    save: { 4: `iptables-${flavour}-save`, 6: `ip6tables-${flavour}-save` },
-    restore: { 4: `iptables-${flavour}-restore`, 6: `ip6tables-${flavour}-restore` },
-  };
-}
+export { iptablesTools, type IptablesTools };
 
 /** IPv6 is usable in this network namespace (not disabled on the kernel command line or by sysctl). */
 export function ipv6Enabled(): boolean {

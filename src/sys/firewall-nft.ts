@@ -4,13 +4,14 @@ import type { BackendName } from "../core/firewall/backend.ts";
 import type { FirewallPlan } from "../core/firewall/model.ts";
 import { NFT_FAMILY, NFT_TABLE } from "../core/firewall/names.ts";
 import { diffNft, parseNftTableJson, planNftTable, renderNftScript } from "../core/firewall/render-nft.ts";
+import { NFT_PROGRAM } from "../core/programs.ts";
 import type { Runner } from "./exec.ts";
 import type { FirewallBackend, FirewallCheck, FirewallPart, KnownReads } from "./firewall.ts";
 
 export class NftBackend implements FirewallBackend {
   readonly name: BackendName = "nft";
   readonly warnings: string[] = [];
-  constructor(private readonly runner: Runner, private readonly bin = "nft") {}
+  constructor(private readonly runner: Runner, private readonly bin = NFT_PROGRAM) {}
 
   /** `nft -j list table` output, or null when our table does not exist (nft exits 1). */
   async readTableJson(): Promise<string | null> {

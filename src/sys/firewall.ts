@@ -4,6 +4,7 @@ import type { Family, FirewallPlan } from "../core/firewall/model.ts";
 import { NFT_FAMILY, NFT_TABLE } from "../core/firewall/names.ts";
 import { renderIptablesRemoval } from "../core/firewall/remove.ts";
 import { hasForeignIptablesRules, hasOurIptablesChains, parseIptablesSave } from "../core/firewall/render-iptables.ts";
+import { NFT_PROGRAM } from "../core/programs.ts";
 import type { FirewallBackendSetting } from "../core/settings/types.ts";
 import { which, type Runner } from "./exec.ts";
 import { IptablesBackend, iptablesTools } from "./firewall-iptables.ts";
@@ -68,11 +69,11 @@ export async function readBackendFacts(runner: Runner): Promise<BackendFacts & {
   // Three independent reads, run side by side; the facts are assembled in a fixed order.
   const flavours = (["nft", "legacy"] as const).filter((f) => which(iptablesTools(f).save[4]) && which(iptablesTools(f).restore[4]));
   const name = (f: "nft" | "legacy"): BackendName => (f === "nft" ? "iptables-nft" : "iptables-legacy");
-  const haveNft = !!which("nft");
+  const haveNft = !!which(NFT_PROGRAM);
   const [texts, nftTable] = await Promise.all([
     Promise.all(flavours.map(async (f) => (await runner.run([iptablesTools(f).save[4]], { what: `reading rules (${name(f)})` })).stdout)),
     // JSON, as the nft backend's check reads it: when our table is there, this is that read.
-    haveNft ? runner.run(["nft", "-j", "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: "looking for our nft table" }) : undefined,
+    haveNft ? runner.run([NFT_PROGRAM, "-j", "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: "looking for our nft table" }) : undefined,
   ]);
   const saves = texts.map(parseIptablesSave);
   const available: BackendName[] = flavours.map(name);
@@ -98,7 +99,7 @@ export async function chooseFirewallBackend(
 ): Promise<BackendChoice & { facts?: BackendFacts; known?: KnownReads; reads?: ReadonlyMap<BackendName, KnownReads> }> {
   if (setting !== "auto") {
     const available = (["iptables-nft", "iptables-legacy", "nft"] as const).filter((b) =>
-      b === "nft" ? !!which("nft") : !!which(iptablesTools(b === "iptables-nft" ? "nft" : "legacy").restore[4]),
+      b === "nft" ? !!which(NFT_PROGRAM) : !!which(iptablesTools(b === "iptables-nft" ? "nft" : "legacy").restore[4]),
     );
     return decideFirewallBackend(setting, iptablesNft, { available, ours: [], foreignLegacy: false, foreignNft: false });
   }
@@ -121,8 +122,8 @@ export async function readOtherBackends(chosen: BackendName, runner: Runner): Pr
       out.set(name, new Map([["ipv4", (await runner.run([iptablesTools(f).save[4]], { what: `reading rules (${name})` })).stdout]]));
     }),
     (async () => {
-      if (chosen === "nft" || !which("nft")) return;
-      const r = await runner.run(["nft", "-j", "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: "looking for our nft table" });
+      if (chosen === "nft" || !which(NFT_PROGRAM)) return;
+      const r = await runner.run([NFT_PROGRAM, "-j", "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: "looking for our nft table" });
       out.set("nft", new Map([["table", r.code === 0 ? r.stdout : null]]));
     })(),
   ]);
@@ -140,7 +141,7 @@ export async function removeStaleFirewall(chosen: BackendName, runner: Runner, k
     const name: BackendName = f === "nft" ? "iptables-nft" : "iptables-legacy";
     if (name !== chosen && which(iptablesTools(f).save[4]) && which(iptablesTools(f).restore[4])) others.push(name);
   }
-  if (chosen !== "nft" && which("nft")) others.push("nft");
+  if (chosen !== "nft" && which(NFT_PROGRAM)) others.push("nft");
   const done = await Promise.all(others.map((b) => removeFrom(b, runner, known?.get(b))));
   return done.filter((d): d is string => d !== undefined);
 }
@@ -148,9 +149,9 @@ export async function removeStaleFirewall(chosen: BackendName, runner: Runner, k
 async function removeFrom(b: BackendName, runner: Runner, known: KnownReads | undefined): Promise<string | undefined> {
   if (b === "nft") {
     const had = known?.get("table");
-    const exists = had !== undefined ? had !== null : (await runner.run(["nft", "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: "looking for our nft table" })).code === 0;
+    const exists = had !== undefined ? had !== null : (await runner.run([NFT_PROGRAM, "list", "table", NFT_FAMILY, NFT_TABLE], { okCodes: [1], what: "looking for our nft table" })).code === 0;
     if (!exists) return undefined;
-    await runner.run(["nft", "delete", "table", NFT_FAMILY, NFT_TABLE], { what: `removing table ${NFT_FAMILY} ${NFT_TABLE} (nft, no longer the chosen backend)` });
+    await runner.run([NFT_PROGRAM, "delete", "table", NFT_FAMILY, NFT_TABLE], { what: `removing table ${NFT_FAMILY} ${NFT_TABLE} (nft, no longer the chosen backend)` });
     return `nft: table ${NFT_FAMILY} ${NFT_TABLE} removed`;
   }
   const tools = iptablesTools(b === "iptables-nft" ? "nft" : "legacy");

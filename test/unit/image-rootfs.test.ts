@@ -6,6 +6,7 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { multiCallNames } from "../../src/cli/commands.ts";
+import { ROLE_PROGRAMS } from "../../src/core/programs.ts";
 import { readElf } from "../../src/image/rootfs-elf.ts";
 import {
   ARCHES, applyRootfsPlan, hostArch, parseArch, parseDpkgStatus, parseRootfsManifest, readRootfsManifest, readRootfsPlan,
@@ -15,7 +16,8 @@ import {
 const arch = hostArch();
 const manifest = readRootfsManifest();
 // A glibc program of this machine stands in for the compiled binary: the plan only reads its
-// ELF header, and unit tests must not depend on dist/.
+// ELF header, and unit tests must not depend on dist/. (iproute2's ip: the lab needs it on the
+// machine; the image itself no longer ships it.)
 const fakeBinary = "/usr/bin/ip";
 
 const paths = (p: RootfsPlan) => p.entries.map((e) => e.path);
@@ -41,13 +43,22 @@ describe("the shipped manifest", () => {
     for (const s of Object.values(manifest.files)) expect(existsSync(join(REPO_ROOT, s))).toBe(true);
   });
 
-  test("the client profile needs nothing but ip; the image has every tool of both roles", () => {
-    const clientTools = manifest.programs.filter((p) => p.roles.includes("client")).map((p) => basename(p.path));
-    expect(clientTools).toEqual(["ip"]);
-    const all = manifest.programs.flatMap((p) => [basename(p.path), ...p.aliases]);
-    for (const t of ["ip", "bridge", "iptables", "iptables-restore", "iptables-save", "ip6tables-restore", "iptables-legacy-restore", "iptables-nft-restore", "nft", "dnsmasq"]) {
-      expect(all).toContain(t);
+  test("every program it ships is executed by the roles it is tagged with, and every program a role executes is shipped", () => {
+    // ROLE_PROGRAMS (src/core/programs.ts) holds the names the role code runs; the strace tests
+    // check that a role executes nothing else. A program is run under its file name or an alias.
+    const names = (p: (typeof manifest.programs)[number]) => [basename(p.path), ...p.aliases];
+    const notRun = manifest.programs.filter((p) => !p.roles.every((r) => names(p).some((n) => ROLE_PROGRAMS[r].includes(n))));
+    expect(notRun.map((p) => `${p.path} (${p.roles.join(", ")})`)).toEqual([]);
+    for (const role of ["client", "gateway"] as const) {
+      const shipped = manifest.programs.filter((p) => p.roles.includes(role)).flatMap(names);
+      expect({ role, missing: ROLE_PROGRAMS[role].filter((n) => !shipped.includes(n)) }).toEqual({ role, missing: [] });
     }
+    // The roles talk rtnetlink in-process: no iproute2 (ip, bridge), and the client roles run nothing.
+    expect(ROLE_PROGRAMS.client).toEqual([]);
+    expect(manifest.programs.filter((p) => p.roles.includes("client"))).toEqual([]);
+    expect(manifest.programs.flatMap(names).filter((n) => /^(ip|bridge|tc|ss)$/.test(n))).toEqual([]);
+    expect(manifest.debian.packages).not.toContain("iproute2");
+    for (const t of ["iptables-nft-restore", "iptables-legacy-save", "ip6tables-nft-restore", "nft", "dnsmasq"]) expect(manifest.programs.flatMap(names)).toContain(t);
     expect(manifest.profiles.image!.roles.sort()).toEqual(["client", "gateway"]);
     expect(manifest.profiles["client-copy"]).toEqual({ roles: ["client"], links: false, files: false, selfContained: true });
   });
@@ -66,7 +77,7 @@ describe("parseRootfsManifest", () => {
   });
   test("reports every problem at once, each with where it is", () => {
     const bad = JSON.parse(good);
-    bad.programs[0].path = "usr/sbin/ip"; // relative
+    bad.programs[0].path = "usr/sbin/xtables-nft-multi"; // relative
     bad.programs[1].roles = ["router"]; // unknown role
     bad.links["/bin/x/../y"] = "/usr/local/bin/pod-gateway"; // not normalized
     bad.profiles.image.links = "yes";
@@ -77,15 +88,15 @@ describe("parseRootfsManifest", () => {
       msg = (e as Error).message;
     }
     expect(msg).toContain("m.json: 4 problems");
-    expect(msg).toContain('programs[0].path: must be a normalized absolute path (got "usr/sbin/ip")');
+    expect(msg).toContain('programs[0].path: must be a normalized absolute path (got "usr/sbin/xtables-nft-multi")');
     expect(msg).toContain('programs[1].roles: unknown role "router"');
     expect(msg).toContain("links./bin/x/../y: must be a normalized absolute path");
     expect(msg).toContain("profiles.image.links: must be true or false");
   });
   test("two entries writing one path are refused", () => {
     const bad = JSON.parse(good);
-    bad.files["/usr/sbin/ip"] = "config/nat.conf";
-    expect(() => parseRootfsManifest(JSON.stringify(bad))).toThrow("files./usr/sbin/ip: path /usr/sbin/ip is also written by programs[0]");
+    bad.files["/usr/sbin/xtables-nft-multi"] = "config/nat.conf";
+    expect(() => parseRootfsManifest(JSON.stringify(bad))).toThrow("files./usr/sbin/xtables-nft-multi: path /usr/sbin/xtables-nft-multi is also written by programs[0]");
   });
   test("invalid JSON names the file", () => {
     expect(() => parseRootfsManifest("{", "x.json")).toThrow(/^x\.json: not valid JSON/);
@@ -142,9 +153,10 @@ describe("readRootfsPlan against this machine's packages", () => {
   test("image profile: the tools, their libraries, plugins, links, configuration; glibc left to the base", () => {
     const plan = readRootfsPlan({ manifest, sysroot: "/", arch, profile: "image", binary: fakeBinary });
     const ps = paths(plan);
-    for (const p of ["/usr/local/bin/pod-gateway", "/usr/sbin/ip", "/usr/sbin/bridge", "/usr/sbin/nft", "/usr/sbin/dnsmasq", "/usr/sbin/xtables-nft-multi", "/bin/client_init.sh", "/config/settings.sh", "/default_config/nat.conf", "/run"]) {
+    for (const p of ["/usr/local/bin/pod-gateway", "/usr/sbin/nft", "/usr/sbin/dnsmasq", "/usr/sbin/xtables-nft-multi", "/bin/client_init.sh", "/config/settings.sh", "/default_config/nat.conf", "/run"]) {
       expect(ps).toContain(p);
     }
+    expect(ps.filter((p) => /\/(ip|bridge)$/.test(p))).toEqual([]);
     expect(entry(plan, "/usr/sbin/iptables")).toEqual({ kind: "symlink", path: "/usr/sbin/iptables", target: "xtables-nft-multi", why: "multi-call name of xtables-nft-multi" });
     expect(entry(plan, "/usr/sbin/iptables-legacy-restore")).toMatchObject({ kind: "symlink", target: "xtables-legacy-multi" });
     expect(entry(plan, "/bin/gateway_sidecar.sh")).toMatchObject({ kind: "symlink", target: "/usr/local/bin/pod-gateway" });
@@ -161,6 +173,30 @@ describe("readRootfsPlan against this machine's packages", () => {
     expect(ps.some((p) => basename(p) === "libc.so.6" || p === arch.loader || p.startsWith("/etc/") || p === "/tmp")).toBe(false);
     // Nothing a shell script would need.
     expect(ps.some((p) => /\/(sh|bash|dash|busybox|ping|dig|udhcpc|python3?)$/.test(p))).toBe(false);
+  });
+
+  test("every program file in the plan is one a role executes (under its name or an alias's)", () => {
+    const plan = readRootfsPlan({ manifest, sysroot: "/", arch, profile: "image", binary: fakeBinary });
+    const libDir = `/usr/lib/${arch.triplet}/`;
+    const programs = plan.entries.filter((e) => e.kind === "file" && e.mode & 0o111 && !e.path.startsWith(libDir) && e.path !== arch.loader && e.path !== manifest.binary);
+    const run = new Set([...ROLE_PROGRAMS.client, ...ROLE_PROGRAMS.gateway]);
+    const notRun = programs.filter((f) => {
+      const dir = f.path.slice(0, f.path.lastIndexOf("/"));
+      const aliases = plan.entries.filter((e) => e.kind === "symlink" && e.target === basename(f.path) && e.path.startsWith(dir + "/")).map((e) => basename(e.path));
+      return ![basename(f.path), ...aliases].some((n) => run.has(n));
+    });
+    expect(programs.length).toBeGreaterThan(0);
+    expect(notRun.map((e) => e.path)).toEqual([]);
+  });
+
+  test("every Debian package the manifest installs provides one of its programs (none is there for nothing)", () => {
+    const sources = new Set(manifest.programs.map((p) => resolveInRoot("/", p.source.replaceAll("{triplet}", arch.triplet))));
+    const idle = manifest.debian.packages.filter((pkg) => {
+      const list = [`/var/lib/dpkg/info/${pkg}:${arch.name}.list`, `/var/lib/dpkg/info/${pkg}.list`].find((f) => existsSync(f));
+      if (!list) throw new Error(`Debian package ${pkg} is not installed on this machine (apt-get install ${pkg})`);
+      return !readFileSync(list, "utf8").split("\n").some((f) => f && sources.has(resolveInRoot("/", f)));
+    });
+    expect(idle).toEqual([]);
   });
 
   test("every ELF file in the plan is this architecture's and every library it needs is planned or the base's", () => {
@@ -183,15 +219,17 @@ describe("readRootfsPlan against this machine's packages", () => {
     expect(entry(plan, "/tmp")).toEqual({ kind: "dir", path: "/tmp", mode: 0o1777 });
   });
 
-  test("client-copy profile: the binary, ip and every library down to glibc and the loader, nothing else", () => {
+  test("client-copy profile: the binary and every library down to glibc and the loader, nothing else (no program)", () => {
     const plan = readRootfsPlan({ manifest, sysroot: "/", arch, profile: "client-copy", binary: fakeBinary });
     const files = plan.entries.filter((e) => e.kind === "file").map((e) => e.path);
     const progs = files.filter((p) => !p.startsWith(`/usr/lib/${arch.triplet}/`) && p !== arch.loader);
-    expect(progs.sort()).toEqual(["/usr/local/bin/pod-gateway", "/usr/sbin/ip"]);
+    expect(progs).toEqual(["/usr/local/bin/pod-gateway"]);
     expect(files).toContain(`/usr/lib/${arch.triplet}/libc.so.6`);
     expect(files).toContain(arch.loader);
-    expect(plan.entries.some((e) => e.kind === "symlink")).toBe(false);
-    expect(renderRootfsListing(plan)).toContain(`/usr/sbin/ip (0755) from /bin/ip`);
+    expect(plan.entries.some((e) => e.kind === "symlink" || e.kind === "text")).toBe(false);
+    expect(renderRootfsListing(plan)).toContain(`/usr/local/bin/pod-gateway (0755) pod-gateway`);
+    // Every library is one the binary needs (directly or through another library).
+    expect(plan.libraries.every((l) => l.neededBy.every((w) => w === manifest.binary || plan.libraries.some((o) => o.name === w)))).toBe(true);
   });
 
   test("a binary of another architecture is refused, naming both", () => {
@@ -222,12 +260,11 @@ describe("readRootfsPlan against a small merged-/usr sysroot", () => {
     symlinkSync("usr/bin", join(sys, "bin"));
     symlinkSync("usr/lib", join(sys, "lib"));
     symlinkSync("usr/lib64", join(sys, "lib64"));
-    copyFileSync("/usr/bin/ip", join(sys, "usr/bin/ip"));
-    // ip's libraries, each under a versioned name behind an ABSOLUTE link, the way Debian ships
-    // them: if the link were followed on the host instead of in the sysroot, the versioned name
-    // (which the host does not have) would be missing and the plan would fail.
+    // The stand-in binary's libraries, each under a versioned name behind an ABSOLUTE link, the
+    // way Debian ships them: if the link were followed on the host instead of in the sysroot, the
+    // versioned name (which the host does not have) would be missing and the plan would fail.
     const seen = new Set<string>();
-    const want = [...readElf("/usr/bin/ip").needed];
+    const want = [...readElf(fakeBinary).needed];
     while (want.length) {
       const n = want.shift()!;
       if (seen.has(n) || n === basename(arch.loader)) continue;
@@ -251,18 +288,19 @@ describe("readRootfsPlan against a small merged-/usr sysroot", () => {
     for (const e of plan.entries) if (e.kind === "file" && e.path !== "/usr/local/bin/pod-gateway") expect(e.source.startsWith(sys + "/")).toBe(true);
     expect(entry(plan, `/usr/lib/${arch.triplet}/libmnl.so.0`)).toMatchObject({ source: join(sys, lib, "libmnl.so.0.999-test") });
     applyRootfsPlan(plan, out);
-    expect(lstatSync(join(out, "usr/sbin/ip")).isFile()).toBe(true);
-    expect(statSync(join(out, "usr/sbin/ip")).mode & 0o777).toBe(0o755);
+    expect(lstatSync(join(out, "usr/local/bin/pod-gateway")).isFile()).toBe(true);
+    expect(statSync(join(out, "usr/local/bin/pod-gateway")).mode & 0o777).toBe(0o755);
+    expect(statSync(join(out, lib, "libmnl.so.0")).mode & 0o777).toBe(0o755);
     expect(lstatSync(join(out, arch.loader.slice(1))).isFile()).toBe(true);
     // Every directory on the way is a real directory (the Dockerfile merges the tree into the base's).
-    for (const d of ["usr", "usr/lib", lib, "usr/sbin", "usr/local/bin", arch.loader.slice(1, arch.loader.lastIndexOf("/"))]) {
+    for (const d of ["usr", "usr/lib", lib, "usr/local/bin", arch.loader.slice(1, arch.loader.lastIndexOf("/"))]) {
       expect(lstatSync(join(out, d)).isDirectory()).toBe(true);
     }
     expect(() => applyRootfsPlan(plan, out)).toThrow(`writing the root filesystem: ${out} is not empty`);
   });
 
   test("the image profile needs the gateway's packages' programs: a missing one is named", () => {
-    expect(() => readRootfsPlan({ manifest, sysroot: sys, arch, profile: "image", binary: fakeBinary })).toThrow(`program /sbin/bridge not found in sysroot ${sys}`);
+    expect(() => readRootfsPlan({ manifest, sysroot: sys, arch, profile: "image", binary: fakeBinary })).toThrow(`program /usr/sbin/xtables-nft-multi not found in sysroot ${sys}`);
   });
 
   test("a missing library is named with who needs it", () => {
@@ -279,10 +317,10 @@ describe("readRootfsPlan against a small merged-/usr sysroot", () => {
   test("missing Debian packages are named with the apt-get line", () => {
     const st = join(sys, "var/lib/dpkg/status");
     const saved = readFileSync(st, "utf8");
-    writeFileSync(st, status(["iproute2", "libc6"]));
+    writeFileSync(st, status(["iptables", "libc6"]));
     try {
       expect(() => readRootfsPlan({ manifest, sysroot: sys, arch, profile: "client-copy", binary: fakeBinary })).toThrow(
-        `Debian packages missing in sysroot ${sys}: iptables, nftables, dnsmasq-base (apt-get install --no-install-recommends iptables nftables dnsmasq-base)`,
+        `Debian packages missing in sysroot ${sys}: nftables, dnsmasq-base (apt-get install --no-install-recommends nftables dnsmasq-base)`,
       );
     } finally {
       writeFileSync(st, saved);
