@@ -300,10 +300,33 @@ function guardSetup() {
   const log = createConsola({ level: 5 });
   log.setReporters([{ log: (o) => void lines.push(`${o.type}: ${o.args.join(" ")}`) }]);
   const guard = new KillSwitchGuard({ backend, plan: planFirewall(settings, []), settings, net: h, log }, { maxFailedChecks: 3, routingChecksPerFirewallCheck: 2 });
-  return { h, backend, guard, lines, tunCopies: () => h.routes.filter((r) => r.table === "4201" && r.dev === "tun0").length };
+  return { h, settings, backend, guard, lines, tunCopies: () => h.routes.filter((r) => r.table === "4201" && r.dev === "tun0").length };
 }
 
 describe("KillSwitchGuard (the sidecar's reconcile)", () => {
+  test("a former DNS upstream stays pinned, logged once; a restarted guard keeps it; it goes when it becomes the cluster DNS", async () => {
+    const g = guardSetup();
+    const pinned = (h: FakeHost) => readDnsUpstreamRecord(h.rules);
+    g.guard.setDnsUpstreams(["10.64.0.1"], "10.96.0.10");
+    await g.guard.syncRoutes();
+    expect(pinned(g.h)).toEqual(["10.64.0.1"]);
+    g.guard.setDnsUpstreams([], "10.96.0.10"); // the down script put the cluster DNS back
+    await g.guard.syncRoutes();
+    await g.guard.syncRoutes();
+    expect(pinned(g.h)).toEqual(["10.64.0.1"]);
+    expect(g.h.routes.filter((r) => r.table === "4201" && r.dst === "10.64.0.1").map((r) => r.type ?? r.dev)).toEqual(["unreachable", "tun0"]);
+    expect(g.lines.filter((l) => l.includes("former DNS upstreams 10.64.0.1: still only through tun0"))).toHaveLength(1);
+    // A restarted sidecar: a new guard that knows only the current upstreams.
+    const again = new KillSwitchGuard({ backend: g.backend, plan: planFirewall(g.settings, []), settings: g.settings, net: g.h, log: createConsola({ level: 0 }) }, { maxFailedChecks: 3, routingChecksPerFirewallCheck: 2 });
+    again.setDnsUpstreams([], "10.96.0.10");
+    await again.syncRoutes();
+    expect(pinned(g.h)).toEqual(["10.64.0.1"]);
+    again.setDnsUpstreams([], "10.64.0.1");
+    await again.syncRoutes();
+    expect(pinned(g.h)).toEqual([]);
+    expect(g.h.routes.some((r) => r.table === "4201" && r.dst === "10.64.0.1")).toBe(false);
+  });
+
   test("a firewall apply that fails twice is retried within the check and then proven", async () => {
     const g = guardSetup();
     let fails = 2;
