@@ -128,7 +128,7 @@ function planAll(s: Settings, facts: GatewayFacts, d: DnsFacts): NetworkPlans {
   const net = planNetwork(s, facts, clusterDns);
   // No copy to read (gateway-init's own container never has the sidecar's): the upstreams the kernel routes.
   const dns = planDnsUpstreams(d.nameservers.length ? d.nameservers : readDnsUpstreamRecord(facts.rules), clusterDns);
-  const input = killSwitchInput(s, net.localRoutes, dns.upstreams);
+  const input = killSwitchInput(s, net.localRoutes, dns.upstreams, false, clusterDns);
   return { net, input, clusterDns, dns, routing: planKillSwitch(input, routingFactsAfter(net, facts)) };
 }
 

@@ -105,8 +105,8 @@ export async function reconcileRouting(
 }
 
 /** The routing layer's input from the settings and main's routes. */
-export function routingInputFor(s: Settings, dnsUpstreams: readonly string[], closed: boolean): (main: readonly IpRoute[]) => KillSwitchInput {
-  return (main) => killSwitchInput(s, planLocalRoutes(s, main).localRoutes, dnsUpstreams, closed);
+export function routingInputFor(s: Settings, dnsUpstreams: readonly string[], closed: boolean, clusterDns?: string): (main: readonly IpRoute[]) => KillSwitchInput {
+  return (main) => killSwitchInput(s, planLocalRoutes(s, main).localRoutes, dnsUpstreams, closed, clusterDns);
 }
 
 /**
@@ -176,6 +176,9 @@ export class KillSwitchGuard {
   /** Firewall re-assertions that left the rules as planned (pod_gateway_gateway_firewall_reasserts_total). */
   private reasserts = 0;
   private dns: string[] = [];
+  private clusterDns: string | undefined;
+  /** Former DNS upstreams whose pin was kept at the last check (logged when it changes). */
+  private formerDns = "";
   // One queue per layer: a firewall check (which may wait up to 5 s for the xtables lock) never
   // delays the copy of a VPN link's routes. The firewall side may wait for the routing side,
   // never the other way round.
@@ -190,8 +193,10 @@ export class KillSwitchGuard {
     this.enabled = d.plan.killSwitch;
   }
 
-  setDnsUpstreams(upstreams: readonly string[]): void {
+  /** The upstreams to pin, and the cluster DNS (a former upstream that is now the cluster DNS loses its pin). */
+  setDnsUpstreams(upstreams: readonly string[], clusterDns?: string): void {
     this.dns = [...upstreams];
+    this.clusterDns = clusterDns;
   }
 
   get exhausted(): string | undefined {
@@ -260,10 +265,14 @@ export class KillSwitchGuard {
 
   private async routesStep(): Promise<void> {
     const { log, settings: s } = this.d;
-    const r = await reconcileRouting(this.d.net, routingInputFor(s, this.dns, this.closed), log);
+    const r = await reconcileRouting(this.d.net, routingInputFor(s, this.dns, this.closed, this.clusterDns), log);
     if (r.problems.length === 0) {
       if (r.plan && this.enabled && r.applied)
         log.info(`kill switch routing table: ${r.applied} change(s), ${r.plan.vpnRoutes} ${s.VPN_INTERFACE} route(s) copied${this.closed ? " (closed)" : ""}`);
+      const former = r.plan?.formerDns.join(" ") ?? this.formerDns;
+      if (former !== this.formerDns && former)
+        log.info(`former DNS upstreams ${former}: still only through ${s.VPN_INTERFACE}, unreachable without it (inside VPN_LOCAL_CIDRS; something may still send to them)`);
+      this.formerDns = former;
       if (this.routingFailures) {
         this.routingFailures = 0;
         log.info("the kill switch's routing table is proven again");

@@ -216,7 +216,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   const dnsFor = (list: readonly string[]) => {
     const d = planDnsUpstreams(list, localServer);
     if (d.warning && fwPlan.killSwitch) log.warn(d.warning);
-    guard.setDnsUpstreams(fwPlan.killSwitch ? d.upstreams : []);
+    guard.setDnsUpstreams(fwPlan.killSwitch ? d.upstreams : [], localServer);
     if (fwPlan.killSwitch && d.upstreams.length) log.info(`DNS upstreams ${d.upstreams.join(" ")}: only through ${s.VPN_INTERFACE} (host routes in table ${KILLSWITCH_TABLE})`);
   };
   dnsFor(upstreams);

@@ -7,7 +7,10 @@
 // real OpenVPN client: its server pushes it and the up script writes it), every query the gateway
 // forwards goes through the VPN, and none leaves by eth0, also while the VPN is down: the
 // stand-in's link down or deleted; OpenVPN's own events (client killed, soft restart, server
-// killed and the client's ping-restart), with queries running throughout.
+// killed and the client's ping-restart), with queries running throughout. After the VPN client's
+// down script puts the cluster DNS back, the resolver is a *former* upstream: dnsmasq's queries in
+// flight and the VPN container's own processes (here: the gateway's own queries) still send to
+// it, and it stays pinned to the VPN (unreachable without it), never routed by eth0.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -63,6 +66,11 @@ async function startSidecar(lab: Lab): Promise<Sidecar> {
   const out = collect(p);
   await waitFor("dnsmasq to bind vxlan0", () => out.text().includes("sockets bound exclusively to interface vxlan0"), 15_000, { detail: () => out.text() });
   return { p, out };
+}
+
+/** The gateway's own query straight to the resolver: its answer says which side it reached. */
+async function gatewayQuery(lab: Lab, timeoutMs = 1000) {
+  return lab.resolve("gateway", fresh(), { server: RESOLVER, timeoutMs });
 }
 
 /** The resolver on both sides, and client-0's VXLAN endpoint with a static address. */
@@ -237,11 +245,10 @@ for (const kind of ["veth", "openvpn"] as const)
       test(`${f.name}: not one query reaches the resolver's eth0 side${f.held ? ", queries get no answer while it lasts" : ""}; answers through the VPN again after`, async () => {
         const lab = t.lab;
         const before = await counts(lab);
-        // The gateway's own queries straight to the resolver only while resolv.conf names it:
-        // OpenVPN's down script (soft restart, ping-restart) puts the cluster DNS back, and from
-        // then on 198.18.7.53 is an address in VPN_LOCAL_CIDRS like any other, routed by eth0
-        // (measured: 1 to 6 of those queries reach the eth0 side; none of the clients').
-        const queries = queryContinuously(lab, f.held);
+        // The gateway's own queries straight to the resolver throughout: OpenVPN's down script
+        // (soft restart, ping-restart) puts the cluster DNS back for a moment, and the resolver's
+        // pin must outlast that (before it did not: 1 to 6 of these queries reached the eth0 side).
+        const queries = queryContinuously(lab, true);
         try {
           await f.begin(lab);
           if (f.held) {
@@ -259,4 +266,46 @@ for (const kind of ["veth", "openvpn"] as const)
         expect(answer).toMatchObject({ addresses: [ANSWER.vpn] });
         expect((await counts(lab)).eth0).toBe(before.eth0);
       }, 60_000);
+
+    test("the VPN client goes and its down script puts the cluster DNS back (held): the former resolver stays pinned, not one query reaches its eth0 side", async () => {
+      const lab = t.lab;
+      const before = await counts(lab);
+      const logged = (s: string) => sidecar!.out.text().includes(s);
+      if (kind === "veth") {
+        // A down script first (the link still up): the former resolver is reached through the VPN.
+        await lab.writeResolvConf("gateway", `nameserver ${LAB.clusterDnsIp}\n`);
+        await waitFor("the sidecar to see the former resolver", () => logged(`former DNS upstreams ${RESOLVER}:`), 5000, { detail: () => sidecar!.out.text() });
+        expect(await gatewayQuery(lab)).toMatchObject({ ok: true, addresses: [ANSWER.vpn] });
+        await lab.setVpnLink("deleted");
+      } else {
+        await lab.openvpn().stop("client", "SIGTERM"); // the down script runs, tun0 goes
+        await lab.openvpn().waitLinkGone();
+        await waitFor("the sidecar to see the former resolver", () => logged(`former DNS upstreams ${RESOLVER}:`), 5000, { detail: () => sidecar!.out.text() });
+      }
+      expect(readFileSync(lab.resolvConfPath("gateway"), "utf8")).toContain(`nameserver ${LAB.clusterDnsIp}`);
+      try {
+        // Unreachable (exit 2 of `ip route get`), not routed by eth0; no answer from either side.
+        const r = await lab.exec("gateway", ["ip", "route", "get", RESOLVER], { okCodes: [2] });
+        expect({ code: r.code, out: r.stdout }).toMatchObject({ code: 2 });
+        for (let i = 0; i < 3; i++) expect((await gatewayQuery(lab, 500)).ok).toBe(false);
+        // Cluster names still resolve (dnsmasq forwards them to the cluster DNS by eth0).
+        expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
+      } finally {
+        if (kind === "veth") {
+          await lab.setVpnLink("up");
+          await lab.writeResolvConf("gateway", `nameserver ${RESOLVER}\n`);
+        } else {
+          const vpn = lab.openvpn();
+          const n = vpn.connections();
+          await vpn.start("client");
+          await vpn.waitConnected(n);
+        }
+      }
+      expect((await counts(lab)).eth0).toBe(before.eth0);
+      let answer;
+      await waitFor("answers through the VPN again", async () => (answer = await gatewayQuery(lab, 500)).ok, 20_000, { everyMs: 0 });
+      expect(answer).toMatchObject({ addresses: [ANSWER.vpn] });
+      expect(await lab.resolve("client-0", fresh(), { server: GW })).toMatchObject({ ok: true, addresses: [ANSWER.vpn] });
+      expect((await counts(lab)).eth0).toBe(before.eth0);
+    }, 60_000);
   });

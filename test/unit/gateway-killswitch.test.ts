@@ -10,6 +10,7 @@ import {
   readDnsUpstreamRecord,
   planKillSwitchTable,
   describeTableRoute,
+  MAX_FORMER_DNS_PINS,
   type KillSwitchInput,
 } from "../../src/core/gateway/killswitch.ts";
 import type { IpRoute } from "../../src/core/net/ip-json.ts";
@@ -126,10 +127,68 @@ describe("planKillSwitch", () => {
     // What a gateway-init re-run keeps without the sidecar's resolv.conf copy: the kernel's record.
     expect(readDnsUpstreamRecord(facts(h).rules)).toEqual(["10.64.0.1", "1.1.1.1"]);
     expect(planKillSwitch(killSwitchInput(s, local, readDnsUpstreamRecord(facts(h).rules)), facts(h)).actions).toEqual([]);
-    // An upstream that is gone from resolv.conf loses its routes and rule.
-    converge(h, killSwitchInput(s, local, ["1.1.1.1"]));
-    expect(ours(h).some((l) => l.includes("10.64.0.1"))).toBe(false);
-    expect(readDnsUpstreamRecord(facts(h).rules)).toEqual(["1.1.1.1"]);
+    // An upstream outside VPN_LOCAL_CIDRS that is gone from resolv.conf loses its routes and rule
+    // (the firewall's kill switch stops it on eth0).
+    converge(h, killSwitchInput(s, local, ["10.64.0.1"]));
+    expect(ours(h).some((l) => l.includes("1.1.1.1"))).toBe(false);
+    expect(readDnsUpstreamRecord(facts(h).rules)).toEqual(["10.64.0.1"]);
+  });
+
+  test("a former upstream inside VPN_LOCAL_CIDRS keeps its pin (OpenVPN's down script put the cluster DNS back): through the VPN while it is up, unreachable without it", () => {
+    const h = host();
+    h.routes.push({ dst: "0.0.0.0/1", gateway: "10.8.0.1", dev: "tun0" });
+    converge(h, killSwitchInput(s, local, ["10.64.0.1"], false, "10.96.0.10"));
+    const pinned = ours(h).filter((l) => l.includes("10.64.0.1"));
+    expect(pinned).toHaveLength(3);
+    // resolv.conf names the cluster DNS again: nothing changes in the kernel, the pin is "former".
+    const back = planKillSwitch(killSwitchInput(s, local, [], false, "10.96.0.10"), facts(h));
+    expect(back.actions).toEqual([]);
+    expect(back.formerDns).toEqual(["10.64.0.1"]);
+    // The VPN goes (the kernel deletes its routes): the former upstream is unreachable, not routed by eth0.
+    h.routes = h.routes.filter((r) => r.dev !== "tun0");
+    converge(h, killSwitchInput(s, local, [], false, "10.96.0.10"));
+    expect(ours(h).filter((l) => l.includes("10.64.0.1"))).toEqual([
+      "route unreachable 10.64.0.1 table 4201 metric 4294967295",
+      'rule {"priority":46,"src":"all","dst":"10.64.0.1","table":"4201"}',
+    ]);
+    // A restarted sidecar (fresh filesystem, no memory of it) finds it in the kernel and keeps it.
+    expect(planKillSwitch(killSwitchInput(s, local, []), facts(h)).actions).toEqual([]);
+  });
+
+  test("a former upstream loses its pin when it is no longer dangerous: the cluster DNS now, an address of the pod, on eth0's subnet, outside VPN_LOCAL_CIDRS; and with the kill switch off", () => {
+    const wide = [{ dst: "10.0.0.0/8", via: "198.18.0.1" }, { dst: "198.18.0.0/16", via: "198.18.0.1" }];
+    const pinnedThen = (dns: string, change: (h: FakeHost) => void, input: (h: FakeHost) => KillSwitchInput) => {
+      const h = host();
+      converge(h, killSwitchInput(s, wide, [dns]));
+      change(h);
+      converge(h, input(h));
+      return readDnsUpstreamRecord(facts(h).rules);
+    };
+    const none = () => {};
+    expect(pinnedThen("10.64.0.1", none, () => killSwitchInput(s, wide, []))).toEqual(["10.64.0.1"]);
+    expect(pinnedThen("10.96.0.10", none, () => killSwitchInput(s, wide, [], false, "10.96.0.10"))).toEqual([]);
+    // The cluster DNS as the kernel records it (gateway-init's host route with protocol 202).
+    expect(pinnedThen("10.96.0.10", (h) => h.routes.push({ dst: "10.96.0.10", gateway: "198.18.0.1", dev: "eth0", protocol: "202" }), () => killSwitchInput(s, wide, []))).toEqual([]);
+    expect(pinnedThen("10.64.0.1", (h) => h.routes.push({ type: "local", dst: "10.64.0.1", dev: "eth0", table: "local", scope: "host" }), () => killSwitchInput(s, wide, []))).toEqual([]);
+    expect(pinnedThen("198.18.0.53", none, () => killSwitchInput(s, wide, []))).toEqual([]);
+    expect(pinnedThen("172.16.0.9", none, () => killSwitchInput(s, [...wide, { dst: "172.16.0.0/12", via: "198.18.0.1" }], []))).toEqual([]);
+    expect(pinnedThen("10.64.0.1", none, () => killSwitchInput(s, [{ dst: "192.168.0.0/16", via: "198.18.0.1" }], []))).toEqual([]);
+    expect(pinnedThen("10.64.0.1", none, () => killSwitchInput({ ...s, VPN_BLOCK_OTHER_TRAFFIC: false }, wide, []))).toEqual([]);
+    // It becomes the upstream again: one pin, not two.
+    expect(pinnedThen("10.64.0.1", none, () => killSwitchInput(s, wide, ["10.2.0.1", "10.64.0.1"]))).toEqual(["10.64.0.1", "10.2.0.1"]);
+  });
+
+  test(`resolvers accumulate (a new one on each reconnect): at most ${MAX_FORMER_DNS_PINS} former ones stay pinned, the newest`, () => {
+    const h = host();
+    const addrs = Array.from({ length: MAX_FORMER_DNS_PINS + 4 }, (_, i) => `10.64.0.${i + 1}`);
+    for (const a of addrs) converge(h, killSwitchInput(s, local, [a]));
+    const last = addrs[addrs.length - 1]!;
+    expect(readDnsUpstreamRecord(facts(h).rules)).toEqual([...addrs.slice(-MAX_FORMER_DNS_PINS - 1)]);
+    expect(planKillSwitch(killSwitchInput(s, local, [last]), facts(h)).formerDns).toEqual(addrs.slice(-MAX_FORMER_DNS_PINS - 1, -1));
+    // The last one becomes former too: the oldest goes.
+    converge(h, killSwitchInput(s, local, []));
+    expect(readDnsUpstreamRecord(facts(h).rules)).toEqual(addrs.slice(-MAX_FORMER_DNS_PINS));
+    expect(ours(h).filter((l) => l.startsWith("route unreachable 10.64."))).toHaveLength(MAX_FORMER_DNS_PINS);
   });
 
   test("kill switch off (VPN_BLOCK_OTHER_TRAFFIC=false): our table is emptied and our rules removed", () => {
@@ -241,10 +300,33 @@ function guardSetup() {
   const log = createConsola({ level: 5 });
   log.setReporters([{ log: (o) => void lines.push(`${o.type}: ${o.args.join(" ")}`) }]);
   const guard = new KillSwitchGuard({ backend, plan: planFirewall(settings, []), settings, net: h, log }, { maxFailedChecks: 3, routingChecksPerFirewallCheck: 2 });
-  return { h, backend, guard, lines, tunCopies: () => h.routes.filter((r) => r.table === "4201" && r.dev === "tun0").length };
+  return { h, settings, backend, guard, lines, tunCopies: () => h.routes.filter((r) => r.table === "4201" && r.dev === "tun0").length };
 }
 
 describe("KillSwitchGuard (the sidecar's reconcile)", () => {
+  test("a former DNS upstream stays pinned, logged once; a restarted guard keeps it; it goes when it becomes the cluster DNS", async () => {
+    const g = guardSetup();
+    const pinned = (h: FakeHost) => readDnsUpstreamRecord(h.rules);
+    g.guard.setDnsUpstreams(["10.64.0.1"], "10.96.0.10");
+    await g.guard.syncRoutes();
+    expect(pinned(g.h)).toEqual(["10.64.0.1"]);
+    g.guard.setDnsUpstreams([], "10.96.0.10"); // the down script put the cluster DNS back
+    await g.guard.syncRoutes();
+    await g.guard.syncRoutes();
+    expect(pinned(g.h)).toEqual(["10.64.0.1"]);
+    expect(g.h.routes.filter((r) => r.table === "4201" && r.dst === "10.64.0.1").map((r) => r.type ?? r.dev)).toEqual(["unreachable", "tun0"]);
+    expect(g.lines.filter((l) => l.includes("former DNS upstreams 10.64.0.1: still only through tun0"))).toHaveLength(1);
+    // A restarted sidecar: a new guard that knows only the current upstreams.
+    const again = new KillSwitchGuard({ backend: g.backend, plan: planFirewall(g.settings, []), settings: g.settings, net: g.h, log: createConsola({ level: 0 }) }, { maxFailedChecks: 3, routingChecksPerFirewallCheck: 2 });
+    again.setDnsUpstreams([], "10.96.0.10");
+    await again.syncRoutes();
+    expect(pinned(g.h)).toEqual(["10.64.0.1"]);
+    again.setDnsUpstreams([], "10.64.0.1");
+    await again.syncRoutes();
+    expect(pinned(g.h)).toEqual([]);
+    expect(g.h.routes.some((r) => r.table === "4201" && r.dst === "10.64.0.1")).toBe(false);
+  });
+
   test("a firewall apply that fails twice is retried within the check and then proven", async () => {
     const g = guardSetup();
     let fails = 2;

@@ -14,7 +14,11 @@
 //     behind fwmark rules): when the VPN link goes down or away the kernel deletes the copies
 //     with the originals, and only the last entry is left;
 //   - per DNS upstream (§3 of the leak-proof issue): a host route through VPN_INTERFACE with the
-//     next hop of the VPN route that covers it, and an unreachable host route under it;
+//     next hop of the VPN route that covers it, and an unreachable host route under it ("pins",
+//     each with its `to <addr>/32 lookup 4201` rule at preference 46). A former upstream inside
+//     VPN_LOCAL_CIDRS keeps its pin (planDnsPins): after OpenVPN's down script puts the cluster DNS
+//     back, dnsmasq's in-flight queries and the VPN container's own processes still talk to the
+//     VPN's resolver, which eth0 would otherwise reach;
 //   - `unreachable default` at the lowest priority.
 // Routes to the gateway itself (DHCP, DNS and ping to .1, broadcasts) are decided by the local
 // table at preference 0, before any rule of ours.
@@ -24,6 +28,7 @@ import type { IpRoute, IpRule } from "../net/ip-json.ts";
 import { routeDst } from "../net/ip-json.ts";
 import { parsePrefix4, prefixContains } from "../net/ipv4.ts";
 import { POD_IF, VXLAN_IF } from "../net/vxlan.ts";
+import { CLUSTER_DNS_ROUTE_PROTO } from "../firewall/names.ts";
 import type { Settings } from "../settings/types.ts";
 import type { NetChange, RouteSpec, RouteType, RuleSpec } from "../net/change.ts";
 
@@ -49,6 +54,8 @@ export interface KillSwitchInput {
   localRoutes: readonly { dst: string; via: string }[];
   /** DNS upstreams that must go through the VPN (not loopback, not the cluster DNS). */
   dnsUpstreams: readonly string[];
+  /** The cluster DNS as decided, if known: a former upstream that is now the cluster DNS loses its pin. */
+  clusterDns?: string;
   /**
    * Fail closed: the VPN route copies (and the DNS host routes through the VPN) are left out,
    * so clients reach nothing but the overlay and VPN_LOCAL_CIDRS.
@@ -66,6 +73,8 @@ export interface KillSwitchFacts {
 export interface KillSwitchPlan {
   /** What the table should hold, in the order it is filled. */
   table: TableRoute[];
+  /** Former DNS upstreams whose pin is kept (planDnsPins). */
+  formerDns: string[];
   /** Route copies taken from VPN_INTERFACE routes (0 while the VPN link is down or absent). */
   vpnRoutes: number;
   actions: NetChange[];
@@ -133,7 +142,7 @@ function covers(dst: string, addr: string): number {
 }
 
 /** The desired table: what the header comment lists, without duplicates of a (dst, metric) slot. */
-export function planKillSwitchTable(input: KillSwitchInput, facts: KillSwitchFacts): { table: TableRoute[]; vpnRoutes: number } {
+export function planKillSwitchTable(input: KillSwitchInput, facts: KillSwitchFacts, pins: readonly string[] = planDnsPins(input, facts).pins): { table: TableRoute[]; vpnRoutes: number } {
   if (!input.enabled) return { table: [], vpnRoutes: 0 };
   const table: TableRoute[] = [];
   const taken = new Set<string>();
@@ -159,7 +168,7 @@ export function planKillSwitchTable(input: KillSwitchInput, facts: KillSwitchFac
   for (const c of copies) if (put(c)) vpnRoutes++;
 
   // DNS upstreams: through the VPN with the next hop of the most specific copy that covers them.
-  for (const addr of input.dnsUpstreams) {
+  for (const addr of pins) {
     const host = `${addr}/32`;
     let best: TableRoute | undefined;
     let bestLen = -1;
@@ -220,13 +229,52 @@ function ourRules(rules: readonly IpRule[]): { key: string; del: RuleSpec }[] {
   return out;
 }
 
-function wantRules(input: KillSwitchInput): WantRule[] {
+function wantRules(input: KillSwitchInput, pins: readonly string[]): WantRule[] {
   if (!input.enabled) return [];
   const out: WantRule[] = [];
   out.push({ rule: { pref: KILLSWITCH_CLIENT_RULE_PREF, iif: VXLAN_IF, table: TABLE }, key: ruleKey(KILLSWITCH_CLIENT_RULE_PREF, `iif ${VXLAN_IF}`), why: "clients' packets are routed by our table only" });
-  for (const addr of input.dnsUpstreams)
-    out.push({ rule: { pref: KILLSWITCH_DNS_RULE_PREF, to: `${addr}/32`, table: TABLE }, key: ruleKey(KILLSWITCH_DNS_RULE_PREF, `to ${addr}/32`), why: `DNS upstream ${addr} only through ${input.vpnInterface}` });
+  for (const addr of pins) {
+    const former = input.dnsUpstreams.includes(addr) ? "" : "former ";
+    out.push({ rule: { pref: KILLSWITCH_DNS_RULE_PREF, to: `${addr}/32`, table: TABLE }, key: ruleKey(KILLSWITCH_DNS_RULE_PREF, `to ${addr}/32`), why: `${former}DNS upstream ${addr} only through ${input.vpnInterface}` });
+  }
   return out;
+}
+
+/**
+ * At most this many former DNS upstreams keep their pin; beyond it the oldest pinned go first.
+ * Resolvers accumulate when a provider hands out a different one on each reconnect, and each pin
+ * is two routes and a rule that every packet of the pod passes.
+ */
+export const MAX_FORMER_DNS_PINS = 8;
+
+/**
+ * The addresses pinned through the VPN: the current DNS upstreams, then former ones still pinned
+ * in the kernel (the preference-46 rules, the only record: a restarted sidecar has a fresh
+ * filesystem) that stay dangerous. When OpenVPN's down script puts the cluster DNS back in
+ * resolv.conf, the VPN's resolver stops being an upstream, but dnsmasq's queries in flight (it
+ * re-reads its resolv-file later than we do) and the VPN container's own processes still send to
+ * it; inside VPN_LOCAL_CIDRS the main table would route those by eth0. So a former upstream keeps
+ * its pin (through the VPN while it is up, unreachable otherwise: it fails closed) while it is
+ * inside VPN_LOCAL_CIDRS and not genuinely local: the cluster DNS (as decided, or the kernel's
+ * record of it), an address of the pod itself, the overlay, a neighbour on eth0's own subnet or
+ * loopback. Outside VPN_LOCAL_CIDRS the firewall's kill switch already stops it on eth0. At most
+ * MAX_FORMER_DNS_PINS are kept, the newest: rules of one preference are listed in the order
+ * they were added. Pure.
+ */
+export function planDnsPins(input: KillSwitchInput, facts: KillSwitchFacts): { pins: string[]; former: string[] } {
+  if (!input.enabled) return { pins: [], former: [] };
+  const current = [...input.dnsUpstreams];
+  const main = facts.routes.filter((r) => tableOf(r) === "main");
+  const cluster = new Set([input.clusterDns, ...main.filter((r) => r.protocol === String(CLUSTER_DNS_ROUTE_PROTO) && r.dev === POD_IF).map((r) => routeDst(r).replace(/\/32$/, ""))]);
+  const local = (addr: string) =>
+    addr.startsWith("127.") ||
+    cluster.has(addr) ||
+    covers(input.overlayCidr, addr) >= 0 ||
+    facts.routes.some((r) => tableOf(r) === "local" && r.type === "local" && routeDst(r) === `${addr}/32`) ||
+    main.some((r) => r.dev === POD_IF && !r.gateway && r.scope === "link" && routeDst(r) !== "default" && covers(routeDst(r), addr) >= 0);
+  const eligible = readDnsUpstreamRecord(facts.rules).filter((a) => !current.includes(a) && input.localRoutes.some((l) => covers(l.dst, a) >= 0) && !local(a));
+  const former = eligible.slice(Math.max(0, eligible.length - MAX_FORMER_DNS_PINS));
+  return { pins: [...current, ...former], former };
 }
 
 /**
@@ -234,7 +282,8 @@ function wantRules(input: KillSwitchInput): WantRule[] {
  * stale ones are deleted, the table filled before the rule that points at it, stale rules last.
  */
 export function planKillSwitch(input: KillSwitchInput, facts: KillSwitchFacts): KillSwitchPlan {
-  const { table, vpnRoutes } = planKillSwitchTable(input, facts);
+  const { pins, former } = planDnsPins(input, facts);
+  const { table, vpnRoutes } = planKillSwitchTable(input, facts, pins);
   const actions: NetChange[] = [];
   const have = new Map<string, TableRoute>();
   for (const r of facts.routes) {
@@ -258,7 +307,7 @@ export function planKillSwitch(input: KillSwitchInput, facts: KillSwitchFacts): 
     actions.push({ op: "route-replace", route: routeSpec("replace", r), why: `table ${TABLE}: ${describeTableRoute(r)}` });
   }
   const rulesHave = ourRules(facts.rules);
-  const rulesWant = wantRules(input);
+  const rulesWant = wantRules(input, pins);
   const haveKeys = new Set<string>();
   for (const w of rulesWant) {
     if (rulesHave.some((h) => h.key === w.key)) continue;
@@ -273,13 +322,15 @@ export function planKillSwitch(input: KillSwitchInput, facts: KillSwitchFacts): 
     }
     actions.push({ op: "rule-del", rule: h.del, why: `stale rule (${h.key} lookup ${TABLE})` });
   }
-  return { table, vpnRoutes, actions };
+  return { table, formerDns: former, vpnRoutes, actions };
 }
 
 /** One line for the logs: what the routing layer holds. */
 export function summarizeKillSwitch(p: KillSwitchPlan, input: KillSwitchInput): string {
   if (!input.enabled) return "kill switch routing layer: off";
-  const dns = input.dnsUpstreams.length ? `, DNS upstreams ${input.dnsUpstreams.join(" ")} only through ${input.vpnInterface}` : "";
+  const dns =
+    (input.dnsUpstreams.length ? `, DNS upstreams ${input.dnsUpstreams.join(" ")} only through ${input.vpnInterface}` : "") +
+    (p.formerDns.length ? `, former DNS upstreams ${p.formerDns.join(" ")} kept off ${POD_IF}` : "");
   return `kill switch routing layer: iif ${VXLAN_IF} lookup ${KILLSWITCH_TABLE} (pref ${KILLSWITCH_CLIENT_RULE_PREF}): ${p.vpnRoutes} ${input.vpnInterface} route(s) copied${input.closed ? " (closed: no copies)" : ""}${dns}, unreachable otherwise`;
 }
 
@@ -289,6 +340,7 @@ export function killSwitchInput(
   localRoutes: readonly { dst: string; via: string }[],
   dnsUpstreams: readonly string[],
   closed = false,
+  clusterDns?: string,
 ): KillSwitchInput {
   return {
     enabled: s.VPN_BLOCK_OTHER_TRAFFIC && s.VPN_INTERFACE !== "",
@@ -297,6 +349,7 @@ export function killSwitchInput(
     localRoutes,
     dnsUpstreams,
     closed,
+    ...(clusterDns ? { clusterDns } : {}),
   };
 }
 
