@@ -225,6 +225,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   /** Full client-init. Failure is logged; the next repair tries again. */
   const reinit = async (why: string, callSignal: AbortSignal): Promise<void> => {
     say(m.reinitStarted(why));
+    renewal?.abort(); // overtaken: client-init gets (or keeps) the lease
     try {
       const r = await runClientInit(deps, {
         ...input,
@@ -272,14 +273,54 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     }
   };
 
-  const renew = async (current: Lease, rebind: boolean): Promise<void> => {
+  // A renewal runs beside the loop (the machine's `renewing`): a gateway being re-created answers
+  // none, and a loop that waited out the renewal's deadline probed nothing meanwhile. Only the
+  // DHCP exchange runs beside it; the lease is written to the kernel by the loop, between its
+  // other changes of the network.
+  interface Renewal {
+    id: number;
+    current: Lease;
+    rebind: boolean;
+    outcome?: { lease: Lease } | { error: string };
+    done: Promise<void>;
+    abort(): void;
+  }
+  let renewal: Renewal | undefined;
+  const startRenewal = async (id: number, current: Lease, rebind: boolean): Promise<void> => {
+    let who: DhcpIdentity;
     try {
-      const who = await identity();
-      const lease = await scoped(signal, (sig) => deps.dhcp.renew(current, who, { broadcast: rebind, deadlineMs: policy.renewDeadlineMs, signal: sig }));
-      await writeLease(lease, `renewing ${lease.address} on ${VXLAN_IF}`);
-      say(m.renewed(current, lease, rebind));
+      who = await identity();
     } catch (e) {
-      if (!signal.aborted) say(m.renewFailed(clock.now(), current, rebind, messageOf(e)));
+      if (m.renewalEnded(id)) say(m.renewFailed(clock.now(), current, rebind, messageOf(e)));
+      return;
+    }
+    const child = childSignal(signal);
+    const r: Renewal = { id, current, rebind, done: Promise.resolve(), abort: child.abort };
+    r.done = deps.dhcp
+      .renew(current, who, { broadcast: rebind, deadlineMs: policy.renewDeadlineMs, signal: child.signal })
+      .then(
+        (lease) => void (r.outcome = { lease }),
+        (e) => void (r.outcome = { error: messageOf(e) }),
+      )
+      .finally(() => {
+        child.release();
+        wakeUp?.();
+      });
+    renewal = r;
+  };
+  /** The loop's part of a renewal that ended: write the lease, tell the machine. */
+  const finishRenewal = async (): Promise<void> => {
+    const r = renewal;
+    if (!r?.outcome) return;
+    renewal = undefined;
+    if (!m.renewalEnded(r.id) || signal.aborted) return;
+    const o = r.outcome;
+    try {
+      if ("error" in o) throw new Error(o.error);
+      await writeLease(o.lease, `renewing ${o.lease.address} on ${VXLAN_IF}`);
+      say(m.renewed(r.current, o.lease, r.rebind));
+    } catch (e) {
+      say(m.renewFailed(clock.now(), r.current, r.rebind, messageOf(e)));
     }
   };
 
@@ -378,11 +419,15 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
 
   // ---- the loop
   while (!signal.aborted) {
+    await finishRenewal();
     const { step, notes } = m.next(clock.now());
     say(notes);
-    if (step.kind === "sleep") await nap(step.untilMs - clock.now());
-    else if (step.kind === "acquire") await acquire(step.fallbackAddress);
-    else if (step.kind === "renew") await renew(step.lease, step.rebind);
+    if (step.kind === "sleep") {
+      // A renewal that ended while the loop was busy is handled before sleeping.
+      if (renewal?.outcome) continue;
+      await nap(step.untilMs - clock.now());
+    } else if (step.kind === "acquire") await acquire(step.fallbackAddress);
+    else if (step.kind === "renew") await startRenewal(step.renewal, step.lease, step.rebind);
     else {
       await tick(step.startedAt, step.lookup, step.timeoutMs);
       if (!signal.aborted) await watchIsolation();
@@ -391,6 +436,10 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     input.monitor?.turn(clock.now(), stats, m.lease);
   }
   input.events?.removeEventListener("renew", onRenew);
+  if (renewal) {
+    renewal.abort();
+    await renewal.done;
+  }
 
   // ---- shutdown: release (or shorten the lease) within the second Kubernetes users expect
   let released = false;

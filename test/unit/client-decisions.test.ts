@@ -138,9 +138,9 @@ describe("probe cadence and repair schedule", () => {
     expect(planNextTickAt(p, 10_000, 13_100)).toBe(13_100); // a long repair: the next tick at once
   });
 
-  test("the name is looked up with the probe only once the sidecar acts on failures", () => {
+  test("the name is looked up (and the neighbours refreshed) from the first failed probe on, whatever the retry count", () => {
     expect([0, 1, 5].map((f) => planLookupWithProbe(p, f))).toEqual([false, true, true]);
-    expect([0, 1, 2, 3].map((f) => planLookupWithProbe({ ...p, retryCount: 3 }, f))).toEqual([false, false, false, true]);
+    expect([0, 1, 2, 3].map((f) => planLookupWithProbe({ ...p, retryCount: 3 }, f))).toEqual([false, true, true, true]);
   });
 
   test("while lost: the fast cadence and a probe timeout no longer than it, for the fast window only", () => {
@@ -172,7 +172,7 @@ describe("probe cadence and repair schedule", () => {
     expect(planRepair(p, st(4, 2, 10_000), 12_000, true)).toBe(true);
   });
 
-  test("property: over any outage, one probe per interval, a lookup with each once acting, and repairs spread by the backoff", () => {
+  test("property: over any outage, one probe per interval, a lookup with each after the first failure, and repairs spread by the backoff", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 100, max: 10_000 }),
@@ -200,7 +200,7 @@ describe("probe cadence and repair schedule", () => {
             t = planNextTickAt(pol, t, t + d) + (d % 7);
           }
           for (let i = 1; i < starts.length; i++) expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(intervalMs);
-          expect(lookups).toBe(Math.max(0, ticks - retryCount));
+          expect(lookups).toBe(ticks - 1);
           if (ticks >= retryCount) expect(repairTicks[0]).toBe(retryCount - 1);
           else expect(repairTicks).toEqual([]);
           const at = repairTicks.map((i) => starts[i]!);

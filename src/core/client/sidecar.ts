@@ -74,11 +74,16 @@ export function planNextTickAt(p: ProbePolicy, tickStartedAt: number, now: numbe
 }
 
 /**
- * Whether this tick looks the gateway up along with the probe: only once the sidecar acts on
- * failures (a healthy gateway is not looked up; below the retry count we only confirm).
+ * Whether the gateway's name is looked up (on its jittered schedule) and the tunnel's neighbours
+ * refreshed: from the first failed probe on, whatever CONNECTION_RETRY_COUNT says. A healthy
+ * gateway is not looked up. The retry count still holds back the repair in place (reading and
+ * rewriting the network) and the "unreachable" state; but a gateway re-created at a new IP or
+ * with a new MAC can only be found by a lookup and a refresh, and waiting for more failed probes
+ * before either added a whole probe interval or more (plus a timeout) to every recovery
+ * (issue 11 §6). A false alarm costs one DNS datagram and a few local netlink requests.
  */
-export function planLookupWithProbe(p: ProbePolicy, failures: number): boolean {
-  return failures >= p.retryCount;
+export function planLookupWithProbe(_p: ProbePolicy, failures: number): boolean {
+  return failures >= 1;
 }
 
 /** Wait after the k-th repair (k ≥ 1) before the next one: interval × 2^(k-1), capped, never below the interval. */
