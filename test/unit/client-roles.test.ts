@@ -628,6 +628,44 @@ describe("runClientSidecar: renew on request", () => {
     expect(w.renewals).toBe(1); // and the shutdown's short lease, not counted as a renewal
     expect(w.shortened).toHaveLength(1);
   });
+
+  test("a renewal nobody answers (the gateway is being re-created) does not hold the probes back: the new gateway is found while it waits", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 20_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    const events = new EventTarget();
+    const d = w.deps().dhcp;
+    const renewStarts: number[] = [];
+    // the renewal goes to the old pod: no answer until its 5 s deadline
+    const dhcp = {
+      ...d,
+      renew: async (l: Lease, id: DhcpIdentity, o: Parameters<typeof d.renew>[2]) => {
+        if (o.leaseSeconds !== undefined) return d.renew(l, id, o); // the shutdown's shortening
+        renewStarts.push(clock.now());
+        // (this virtual clock jumps to the end of any sleep: the deadline is an event instead,
+        // reached as the loop's own sleeps move the clock on)
+        return new Promise<Lease>((_, reject) => {
+          clock.at(clock.now() + o.deadlineMs, () => reject(new Error("DHCP: no answer within 5 s")));
+          o.signal?.addEventListener("abort", () => reject(new Error("aborted")));
+        });
+      },
+    };
+    clock.at(5_000, () => events.dispatchEvent(new Event("renew")));
+    clock.at(6_100, () => w.recreateGateway("198.18.0.77"));
+    let healedBy10s = false;
+    clock.at(10_500, () => (healedBy10s = w.tunnelWorks()));
+    await runClientInit(w.deps(), clientInput());
+    const r = await runClientSidecar({ ...w.deps(), dhcp }, { ...clientInput(), signal: ctl.signal, events });
+    // the one asked for, then (5 s later, one at a time) the announcement to the gateway that is back
+    expect(renewStarts[0]).toBeLessThanOrEqual(6_000);
+    expect(renewStarts[1]).toBeGreaterThanOrEqual(renewStarts[0]! + 5_000);
+    // a loop that waited for the renewal (until 10-11 s) probed nothing after the gateway left at 6.1 s
+    expect(healedBy10s).toBe(true);
+    expect(r.stats.gatewayMoves).toBe(1);
+    expect(r.stats.failedRenewals).toBeGreaterThanOrEqual(1);
+    expect(w.facts.vxlan!.remote).toBe("198.18.0.77");
+  });
 });
 
 describe("runClientSidecar: memory", () => {
