@@ -171,6 +171,29 @@ describe("the loop's steps", () => {
     expect(m.next(65_100).step).toMatchObject({ kind: "tick", startedAt: 65_100 });
   });
 
+  test("a renewal in flight across a move, granted once the gateway answers again, is the announcement: no second one", () => {
+    const m = new SidecarMachine(cfg({ policy: { ...POLICY, retryCount: 1 } }), 0);
+    m.start(0, initialised("172.16.0.23", 120));
+    m.requestRenewal();
+    expect(m.next(500).step).toMatchObject({ kind: "renew", renewal: 1 });
+    // the gateway goes while the renewal waits; the next probe fails, a later one is answered
+    expect(m.next(1000).step).toMatchObject({ kind: "tick" });
+    m.probed(1000, 1000, false, "timeout", false);
+    m.tickDone(1000, 1500);
+    expect(m.next(1500).step).toMatchObject({ kind: "tick" });
+    m.probed(1500, 1500, true, "DNS NOERROR", false); // an announce is now due within 5 s
+    m.tickDone(1500, 1505);
+    // the renewal's retransmission reaches the gateway that is back: granted
+    expect(m.renewalEnded(1)).toBe(true);
+    m.renewed(m.lease!, lease(1600), false);
+    for (let t = 2500; t <= 9500; t += 1000) {
+      const st = m.next(t).step;
+      expect(st.kind).toBe("tick"); // never a second renewal
+      m.probed(t, t, true, "DNS NOERROR", false);
+      m.tickDone(t, t + 5);
+    }
+  });
+
   test("a renewal overtaken by a re-initialisation no longer counts", () => {
     const m = new SidecarMachine(cfg(), 0);
     m.start(0, initialised("172.16.0.23", 120));

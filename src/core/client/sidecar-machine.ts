@@ -308,6 +308,9 @@ export class SidecarMachine {
     const notes: Note[] = [];
     if (lease.address !== previous.address) notes.push(note("warn", `the DHCP server moved us from ${previous.address} to ${lease.address}`));
     this.renewing = undefined;
+    // Granted while the gateway answers: the gateway that is back has recorded the lease, and an
+    // announce still pending (a renewal that was in flight across the move ended after it) is done.
+    if (this.outage.failures === 0) this.announceAt = undefined;
     this.dhcpMtu = lease.mtu;
     this.lease = lease;
     this.leaseFailedAt = undefined;
