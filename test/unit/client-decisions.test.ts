@@ -6,7 +6,7 @@ import { decodeDnsReplyHeader, DNS_CLASS_CH, DNS_TYPE_TXT, encodeDnsQuery } from
 import { decideIsolation } from "../../src/core/client/isolation.ts";
 import { addressLifetime, leaseFromAddress, planLeaseStep } from "../../src/core/client/lease.ts";
 import { INFINITE_LEASE } from "../../src/core/dhcp/types.ts";
-import { planFast, planLookupWithProbe, planNextLookupAt, planNextTickAt, planProbeTimeout, planRepair, repairDelayMs, type OutageState, type ProbePolicy } from "../../src/core/client/sidecar.ts";
+import { planFast, planLookupWithProbe, planNextLookupAt, planNextTickAt, planProbeTimeout, planRepair, planSlowProbeLookupAt, repairDelayMs, type OutageState, type ProbePolicy } from "../../src/core/client/sidecar.ts";
 import type { Lease } from "../../src/core/dhcp/types.ts";
 import type { Clock } from "../../src/sys/clock.ts";
 import { GatewayResolveError, resolveGatewayAddress } from "../../src/sys/dns.ts";
@@ -130,12 +130,19 @@ describe("planLeaseStep", () => {
 });
 
 describe("probe cadence and repair schedule", () => {
-  const fastFields = { probeTimeoutMs: 500, lostIntervalMs: 250, lookupIntervalMs: 1000, lookupJitter: 0.5, fastWindowMs: 60_000, refreshIntervalMs: 1000 };
+  const fastFields = { probeTimeoutMs: 500, lostIntervalMs: 250, lookupIntervalMs: 1000, lookupJitter: 0.5, fastWindowMs: 60_000, refreshIntervalMs: 1000, slowProbeMs: 100 };
   const p: ProbePolicy = { intervalMs: 2000, retryCount: 1, repairBackoffCapMs: 30_000, ...fastFields };
 
   test("ticks: one interval from the start of the last one (a probe's timeout does not stretch the cadence), never in the past", () => {
     expect(planNextTickAt(p, 10_000, 10_500)).toBe(12_000);
     expect(planNextTickAt(p, 10_000, 13_100)).toBe(13_100); // a long repair: the next tick at once
+  });
+
+  test("a regular probe unanswered for slowProbeMs has the name looked up alongside, at a random point before its timeout", () => {
+    const q = { ...p, slowProbeMs: 100 };
+    expect([0, 0.5, 0.999].map((r) => planSlowProbeLookupAt(q, 500, r))).toEqual([100, 300, 100 + 0.999 * 400]);
+    expect(planSlowProbeLookupAt(q, 100, 0.5)).toBeUndefined(); // the timeout comes first
+    expect(planSlowProbeLookupAt(q, 80, 0)).toBeUndefined();
   });
 
   test("the name is looked up (and the neighbours refreshed) from the first failed probe on, whatever the retry count", () => {

@@ -32,6 +32,7 @@ const POLICY: MachinePolicy = {
   lookupJitter: 0.5,
   fastWindowMs: 60_000,
   refreshIntervalMs: 500,
+  slowProbeMs: 100,
 };
 
 function cfg(over: Partial<MachineConfig> = {}): MachineConfig {
@@ -338,6 +339,22 @@ describe("probes, lookups and repairs", () => {
     expect(slow.every((x) => x.timeoutMs === 500)).toBe(true);
     for (let k = 1; k < slow.length; k++) expect(slow[k]!.t - slow[k - 1]!.t).toBe(1000);
     expect(slow.filter((x) => x.lookup).length).toBe(slow.length);
+  });
+
+  test("a slow probe is looked up alongside only while the gateway answers and the tick has no lookup of its own", () => {
+    const m = new SidecarMachine(cfg({ policy: { ...POLICY, retryCount: 1 } }), 0);
+    m.start(0, initialised());
+    const st = m.next(1000).step;
+    expect(st).toEqual({ kind: "tick", startedAt: 1000, lookup: false, timeoutMs: 500 });
+    expect(m.slowProbeLookupAfterMs({ lookup: false, timeoutMs: 500 })).toBe(300); // random 0.5: between 100 and 500 ms
+    expect(m.slowProbeLookupAfterMs({ lookup: true, timeoutMs: 500 })).toBeUndefined();
+    m.probed(1000, 1000, false, "timeout", true);
+    m.tickDone(1000, 1500);
+    // in the outage the lookups keep their own jittered schedule
+    expect(m.next(1500).step).toMatchObject({ kind: "tick", timeoutMs: 250 });
+    expect(m.slowProbeLookupAfterMs({ lookup: false, timeoutMs: 250 })).toBeUndefined();
+    m.probed(1500, 1500, true, "DNS NOERROR", false);
+    expect(m.slowProbeLookupAfterMs({ lookup: false, timeoutMs: 500 })).toBe(300);
   });
 
   test("a lookup that finds the gateway elsewhere repairs at once, towards it", () => {

@@ -13,7 +13,7 @@
 import { leaseTimes, type Lease } from "../dhcp/types.ts";
 import { addressLifetime, leaseFromAddress, planLeaseStep, type LeaseStep } from "./lease.ts";
 import { planClientAddress, planClientNetwork, stateChanges, type Change, type ClientNetworkInput } from "./plan.ts";
-import { planFast, planLookupWithProbe, planNextLookupAt, planNextTickAt, planProbeTimeout, planRepair as planRepairNow, type OutageState, type ProbePolicy } from "./sidecar.ts";
+import { planFast, planLookupWithProbe, planNextLookupAt, planNextTickAt, planProbeTimeout, planRepair as planRepairNow, planSlowProbeLookupAt, type OutageState, type ProbePolicy } from "./sidecar.ts";
 import { parsePrefix4, prefixContains } from "../net/ipv4.ts";
 import { simulateChanges } from "./simulate.ts";
 import type { AddressFact, ClientFacts } from "./facts.ts";
@@ -264,6 +264,16 @@ export class SidecarMachine {
       this.nextLookupAt = planNextLookupAt(this.cfg.policy, now, fast, false, this.random());
     }
     return { step: { kind: "tick", startedAt: now, lookup, timeoutMs: planProbeTimeout(this.cfg.policy, fast) }, notes };
+  }
+
+  /**
+   * For a tick `next` returned: after how long without an answer its probe has the gateway's
+   * name looked up alongside (planSlowProbeLookupAt) — only while the gateway answers (in an
+   * outage the lookups keep their own schedule) and when the tick has no lookup of its own.
+   */
+  slowProbeLookupAfterMs(step: { lookup: boolean; timeoutMs: number }): number | undefined {
+    if (step.lookup || this.downSince !== undefined) return undefined;
+    return planSlowProbeLookupAt(this.cfg.policy, step.timeoutMs, this.random());
   }
 
   /** In the fast part of an outage (src/core/client/sidecar.ts). */
