@@ -233,6 +233,21 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
       }
     });
 
+  // A renewal runs beside the loop (the machine's `renewing`): a gateway being re-created answers
+  // none, and a loop that waited out the renewal's deadline probed nothing meanwhile. Only the
+  // DHCP exchange runs beside it; the lease is written to the kernel by the loop, between its
+  // other changes of the network.
+  // (Declared before reinit, which aborts it, and which the start may already call.)
+  interface Renewal {
+    id: number;
+    current: Lease;
+    rebind: boolean;
+    outcome?: { lease: Lease } | { error: string };
+    done: Promise<void>;
+    abort(): void;
+  }
+  let renewal: Renewal | undefined;
+
   /** Full client-init. Failure is logged; the next repair tries again. */
   const reinit = async (why: string, callSignal: AbortSignal): Promise<void> => {
     say(m.reinitStarted(why));
@@ -284,19 +299,6 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     }
   };
 
-  // A renewal runs beside the loop (the machine's `renewing`): a gateway being re-created answers
-  // none, and a loop that waited out the renewal's deadline probed nothing meanwhile. Only the
-  // DHCP exchange runs beside it; the lease is written to the kernel by the loop, between its
-  // other changes of the network.
-  interface Renewal {
-    id: number;
-    current: Lease;
-    rebind: boolean;
-    outcome?: { lease: Lease } | { error: string };
-    done: Promise<void>;
-    abort(): void;
-  }
-  let renewal: Renewal | undefined;
   const startRenewal = async (id: number, current: Lease, rebind: boolean): Promise<void> => {
     let who: DhcpIdentity;
     try {

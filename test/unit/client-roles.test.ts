@@ -508,6 +508,17 @@ describe("runClientSidecar", () => {
     expect(w.tunnelWorks()).toBe(true);
   });
 
+  test("started on a pod without the tunnel (client-init's work undone): re-initialises at once, then watches", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 10_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    const r = await runClientSidecar(w.deps(), { ...clientInput(), signal: ctl.signal, events: new EventTarget() });
+    expect(r.stats.reinits).toBe(1);
+    expect(w.tunnelWorks()).toBe(true);
+    expect(r.stats.probes).toBeGreaterThan(0);
+  });
+
   test("a short lease is taken over from the kernel and renewed before it runs out; the kernel lifetime follows", async () => {
     const ctl = new AbortController();
     const clock = new VirtualClock({ at: 300_000, ctl });
