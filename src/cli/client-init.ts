@@ -39,8 +39,14 @@ export function realClientDeps(logger: Logger): Omit<SidecarDeps, "watchPodDone"
       return { alive: result.alive, attempts, detail: describeProbe(result) };
     },
     async probeOnce(ip, o) {
-      const r = await probeDns(ip, { timeoutMs: o.timeoutMs, signal: o.signal });
-      return { alive: r.alive, detail: describeProbe(r), rttMs: r.alive ? r.rttMs : undefined };
+      const slow = o.slow;
+      const timer = slow ? setTimeout(slow.then, slow.afterMs) : undefined;
+      try {
+        const r = await probeDns(ip, { timeoutMs: o.timeoutMs, signal: o.signal });
+        return { alive: r.alive, detail: describeProbe(r), rttMs: r.alive ? r.rttMs : undefined };
+      } finally {
+        clearTimeout(timer);
+      }
     },
   };
 }

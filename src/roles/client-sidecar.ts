@@ -1,13 +1,15 @@
 // client-sidecar: keep the pod's tunnel healthy for the pod's lifetime. Probe the gateway every
-// CLIENT_PROBE_INTERVAL seconds; after CONNECTION_RETRY_COUNT consecutive failures heal in place
-// (re-resolve the gateway; if it moved, point vxlan0's remote and the pinned route at the new pod
-// IP and flush vxlan0's neighbours — same MAC, same lease); while it stays down, probe every
-// 250 ms (for the first minute), look its name up about twice a second on a jittered schedule, so a
-// move is repaired within a second without 200 pods asking the cluster DNS in the same instant,
-// forget the eth0 and vxlan0 neighbours the tunnel relies on at a failed probe, at most once a
-// second (a gateway re-created at the same IP has a new MAC), and repeat the in-place repair with backoff;
-// re-initialise fully only when the tunnel itself is gone. Renew the DHCP lease at
-// T1/T2, release it when the rest of the pod has finished (Jobs; on SIGTERM only then, otherwise
+// CLIENT_PROBE_INTERVAL seconds (a probe unanswered for 100 ms has the gateway's name looked up
+// alongside: a gateway re-created at a new IP is followed before the probe times out). From the
+// first failed probe: probe every 250 ms (for the first minute), look its name up about twice a
+// second on a jittered schedule, so a move is repaired within a second without 200 pods asking
+// the cluster DNS in the same instant, and forget the eth0 and vxlan0 neighbours the tunnel
+// relies on at a failed probe, at most once a second (a gateway re-created at the same IP has a
+// new MAC). If it moved, point vxlan0's remote and the pinned route at the new pod IP and flush
+// vxlan0's neighbours — same MAC, same lease; after CONNECTION_RETRY_COUNT consecutive failures
+// repeat the in-place repair with backoff; re-initialise fully only when the tunnel itself is
+// gone. Renew the DHCP lease at T1/T2 (beside the probes: a renewal nobody answers must not hold
+// them back), release it when the rest of the pod has finished (Jobs; on SIGTERM only then, otherwise
 // shorten it to SHUTDOWN_LEASE_SECONDS so the pool survives churn). Never exits
 // on failure: a crash-looping sidecar heals nothing.
 //
@@ -26,8 +28,11 @@ export { newStats, type SidecarStats };
 export type PodDoneResult = "done" | "native-sidecar" | "forbidden" | "aborted" | "never-completes";
 
 export interface SidecarDeps extends ClientDeps {
-  /** One probe of the gateway through the tunnel. */
-  probeOnce(ip: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<{ alive: boolean; detail: string; rttMs?: number }>;
+  /**
+   * One probe of the gateway through the tunnel. `slow`: call `then` once the probe has gone
+   * unanswered for `afterMs` (never after it settled).
+   */
+  probeOnce(ip: string, opts: { timeoutMs: number; signal?: AbortSignal; slow?: { afterMs: number; then: () => void } }): Promise<{ alive: boolean; detail: string; rttMs?: number }>;
   /** Resolves when every other container of the pod has finished (Jobs); absent when not watching. */
   watchPodDone?: (signal: AbortSignal) => Promise<PodDoneResult>;
   /** A cheap fingerprint of the routes (src/sys/route-signature.ts), read every tick: a change re-checks isolation at once. */
@@ -63,6 +68,11 @@ const PROBE_TIMEOUT_MS = 500;
 export const LOST_INTERVAL_MS = 250;
 /** The mean gap between lookups of the gateway's name while it is lost (jittered, see sidecarPolicy). */
 export const LOST_LOOKUP_INTERVAL_MS = 500;
+/**
+ * A regular probe unanswered this long has the gateway's name looked up alongside (between this
+ * and its timeout): 3× the slowest answer seen with both cores oversubscribed twice over.
+ */
+export const SLOW_PROBE_MS = 100;
 /** Least time between two neighbour refreshes while lost (each makes the pod ARP: a broadcast on a bridge CNI's node). */
 export const REFRESH_INTERVAL_MS = 1000;
 /** How long an outage is probed and looked up at the fast cadence before dropping back to the interval. */
@@ -93,6 +103,7 @@ export function sidecarPolicy(input: Pick<ClientInput, "settings">, over: Partia
     lookupJitter: 0.5,
     fastWindowMs: FAST_WINDOW_MS,
     refreshIntervalMs: REFRESH_INTERVAL_MS,
+    slowProbeMs: SLOW_PROBE_MS,
     resolveDeadlineMs: 2000,
     renewDeadlineMs: 5000,
     reacquireDelayMs: Math.max(intervalMs, 4000),
@@ -222,9 +233,25 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
       }
     });
 
+  // A renewal runs beside the loop (the machine's `renewing`): a gateway being re-created answers
+  // none, and a loop that waited out the renewal's deadline probed nothing meanwhile. Only the
+  // DHCP exchange runs beside it; the lease is written to the kernel by the loop, between its
+  // other changes of the network.
+  // (Declared before reinit, which aborts it, and which the start may already call.)
+  interface Renewal {
+    id: number;
+    current: Lease;
+    rebind: boolean;
+    outcome?: { lease: Lease } | { error: string };
+    done: Promise<void>;
+    abort(): void;
+  }
+  let renewal: Renewal | undefined;
+
   /** Full client-init. Failure is logged; the next repair tries again. */
   const reinit = async (why: string, callSignal: AbortSignal): Promise<void> => {
     say(m.reinitStarted(why));
+    renewal?.abort(); // overtaken: client-init gets (or keeps) the lease
     try {
       const r = await runClientInit(deps, {
         ...input,
@@ -272,14 +299,41 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     }
   };
 
-  const renew = async (current: Lease, rebind: boolean): Promise<void> => {
+  const startRenewal = async (id: number, current: Lease, rebind: boolean): Promise<void> => {
+    let who: DhcpIdentity;
     try {
-      const who = await identity();
-      const lease = await scoped(signal, (sig) => deps.dhcp.renew(current, who, { broadcast: rebind, deadlineMs: policy.renewDeadlineMs, signal: sig }));
-      await writeLease(lease, `renewing ${lease.address} on ${VXLAN_IF}`);
-      say(m.renewed(current, lease, rebind));
+      who = await identity();
     } catch (e) {
-      if (!signal.aborted) say(m.renewFailed(clock.now(), current, rebind, messageOf(e)));
+      if (m.renewalEnded(id)) say(m.renewFailed(clock.now(), current, rebind, messageOf(e)));
+      return;
+    }
+    const child = childSignal(signal);
+    const r: Renewal = { id, current, rebind, done: Promise.resolve(), abort: child.abort };
+    r.done = deps.dhcp
+      .renew(current, who, { broadcast: rebind, deadlineMs: policy.renewDeadlineMs, signal: child.signal })
+      .then(
+        (lease) => void (r.outcome = { lease }),
+        (e) => void (r.outcome = { error: messageOf(e) }),
+      )
+      .finally(() => {
+        child.release();
+        wakeUp?.();
+      });
+    renewal = r;
+  };
+  /** The loop's part of a renewal that ended: write the lease, tell the machine. */
+  const finishRenewal = async (): Promise<void> => {
+    const r = renewal;
+    if (!r?.outcome) return;
+    renewal = undefined;
+    if (!m.renewalEnded(r.id) || signal.aborted) return;
+    const o = r.outcome;
+    try {
+      if ("error" in o) throw new Error(o.error);
+      await writeLease(o.lease, `renewing ${o.lease.address} on ${VXLAN_IF}`);
+      say(m.renewed(r.current, o.lease, r.rebind));
+    } catch (e) {
+      say(m.renewFailed(clock.now(), r.current, r.rebind, messageOf(e)));
     }
   };
 
@@ -335,15 +389,17 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
    * points elsewhere the probe (which can only time out) is cut short and the tunnel repointed at once.
    */
   const tick = async (startedAt: number, lookupWithProbe: boolean, timeoutMs: number): Promise<void> => {
+    const slowAfter = m.slowProbeLookupAfterMs({ lookup: lookupWithProbe, timeoutMs });
     const decision = await scoped(signal, async (callSignal, abortCall) => {
       let found: string | undefined;
-      const lookup = lookupWithProbe
-        ? lookUpGateway(callSignal).then((ip) => {
-            found = ip;
-            if (m.isMove(ip)) abortCall();
-          })
-        : undefined;
-      const r = await deps.probeOnce(overlayGw, { timeoutMs, signal: callSignal });
+      const startLookup = () =>
+        lookUpGateway(callSignal).then((ip) => {
+          found = ip;
+          if (m.isMove(ip)) abortCall();
+        });
+      let lookup = lookupWithProbe ? startLookup() : undefined;
+      const slow = slowAfter === undefined ? {} : { slow: { afterMs: slowAfter, then: () => void (lookup ??= startLookup()) } };
+      const r = await deps.probeOnce(overlayGw, { timeoutMs, signal: callSignal, ...slow });
       if (signal.aborted) return undefined;
       input.monitor?.probe(clock.now(), r.alive, r.rttMs);
       const p = m.probed(clock.now(), startedAt, r.alive, r.detail, lookup !== undefined);
@@ -378,11 +434,15 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
 
   // ---- the loop
   while (!signal.aborted) {
+    await finishRenewal();
     const { step, notes } = m.next(clock.now());
     say(notes);
-    if (step.kind === "sleep") await nap(step.untilMs - clock.now());
-    else if (step.kind === "acquire") await acquire(step.fallbackAddress);
-    else if (step.kind === "renew") await renew(step.lease, step.rebind);
+    if (step.kind === "sleep") {
+      // A renewal that ended while the loop was busy is handled before sleeping.
+      if (renewal?.outcome) continue;
+      await nap(step.untilMs - clock.now());
+    } else if (step.kind === "acquire") await acquire(step.fallbackAddress);
+    else if (step.kind === "renew") await startRenewal(step.renewal, step.lease, step.rebind);
     else {
       await tick(step.startedAt, step.lookup, step.timeoutMs);
       if (!signal.aborted) await watchIsolation();
@@ -391,6 +451,10 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     input.monitor?.turn(clock.now(), stats, m.lease);
   }
   input.events?.removeEventListener("renew", onRenew);
+  if (renewal) {
+    renewal.abort();
+    await renewal.done;
+  }
 
   // ---- shutdown: release (or shorten the lease) within the second Kubernetes users expect
   let released = false;

@@ -6,7 +6,7 @@ import { decodeDnsReplyHeader, DNS_CLASS_CH, DNS_TYPE_TXT, encodeDnsQuery } from
 import { decideIsolation } from "../../src/core/client/isolation.ts";
 import { addressLifetime, leaseFromAddress, planLeaseStep } from "../../src/core/client/lease.ts";
 import { INFINITE_LEASE } from "../../src/core/dhcp/types.ts";
-import { planFast, planLookupWithProbe, planNextLookupAt, planNextTickAt, planProbeTimeout, planRepair, repairDelayMs, type OutageState, type ProbePolicy } from "../../src/core/client/sidecar.ts";
+import { planFast, planLookupWithProbe, planNextLookupAt, planNextTickAt, planProbeTimeout, planRepair, planSlowProbeLookupAt, repairDelayMs, type OutageState, type ProbePolicy } from "../../src/core/client/sidecar.ts";
 import type { Lease } from "../../src/core/dhcp/types.ts";
 import type { Clock } from "../../src/sys/clock.ts";
 import { GatewayResolveError, resolveGatewayAddress } from "../../src/sys/dns.ts";
@@ -130,7 +130,7 @@ describe("planLeaseStep", () => {
 });
 
 describe("probe cadence and repair schedule", () => {
-  const fastFields = { probeTimeoutMs: 500, lostIntervalMs: 250, lookupIntervalMs: 1000, lookupJitter: 0.5, fastWindowMs: 60_000, refreshIntervalMs: 1000 };
+  const fastFields = { probeTimeoutMs: 500, lostIntervalMs: 250, lookupIntervalMs: 1000, lookupJitter: 0.5, fastWindowMs: 60_000, refreshIntervalMs: 1000, slowProbeMs: 100 };
   const p: ProbePolicy = { intervalMs: 2000, retryCount: 1, repairBackoffCapMs: 30_000, ...fastFields };
 
   test("ticks: one interval from the start of the last one (a probe's timeout does not stretch the cadence), never in the past", () => {
@@ -138,9 +138,16 @@ describe("probe cadence and repair schedule", () => {
     expect(planNextTickAt(p, 10_000, 13_100)).toBe(13_100); // a long repair: the next tick at once
   });
 
-  test("the name is looked up with the probe only once the sidecar acts on failures", () => {
+  test("a regular probe unanswered for slowProbeMs has the name looked up alongside, at a random point before its timeout", () => {
+    const q = { ...p, slowProbeMs: 100 };
+    expect([0, 0.5, 0.999].map((r) => planSlowProbeLookupAt(q, 500, r))).toEqual([100, 300, 100 + 0.999 * 400]);
+    expect(planSlowProbeLookupAt(q, 100, 0.5)).toBeUndefined(); // the timeout comes first
+    expect(planSlowProbeLookupAt(q, 80, 0)).toBeUndefined();
+  });
+
+  test("the name is looked up (and the neighbours refreshed) from the first failed probe on, whatever the retry count", () => {
     expect([0, 1, 5].map((f) => planLookupWithProbe(p, f))).toEqual([false, true, true]);
-    expect([0, 1, 2, 3].map((f) => planLookupWithProbe({ ...p, retryCount: 3 }, f))).toEqual([false, false, false, true]);
+    expect([0, 1, 2, 3].map((f) => planLookupWithProbe({ ...p, retryCount: 3 }, f))).toEqual([false, true, true, true]);
   });
 
   test("while lost: the fast cadence and a probe timeout no longer than it, for the fast window only", () => {
@@ -172,7 +179,7 @@ describe("probe cadence and repair schedule", () => {
     expect(planRepair(p, st(4, 2, 10_000), 12_000, true)).toBe(true);
   });
 
-  test("property: over any outage, one probe per interval, a lookup with each once acting, and repairs spread by the backoff", () => {
+  test("property: over any outage, one probe per interval, a lookup with each after the first failure, and repairs spread by the backoff", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 100, max: 10_000 }),
@@ -200,7 +207,7 @@ describe("probe cadence and repair schedule", () => {
             t = planNextTickAt(pol, t, t + d) + (d % 7);
           }
           for (let i = 1; i < starts.length; i++) expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(intervalMs);
-          expect(lookups).toBe(Math.max(0, ticks - retryCount));
+          expect(lookups).toBe(ticks - 1);
           if (ticks >= retryCount) expect(repairTicks[0]).toBe(retryCount - 1);
           else expect(repairTicks).toEqual([]);
           const at = repairTicks.map((i) => starts[i]!);

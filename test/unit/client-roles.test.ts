@@ -178,7 +178,16 @@ class World {
         await new Promise((r) => setImmediate(r));
         entry.alive = false;
         if (o.signal?.aborted) return { alive: false, detail: "aborted" };
-        await this.clock.sleep(o.timeoutMs);
+        let waited = 0;
+        if (o.slow) {
+          // unanswered for afterMs: the lookup the driver asked for goes out, and may cut the probe short
+          await this.clock.sleep(o.slow.afterMs);
+          waited = o.slow.afterMs;
+          o.slow.then();
+          await new Promise((r) => setImmediate(r));
+          if (o.signal?.aborted) return { alive: false, detail: "aborted" };
+        }
+        await this.clock.sleep(o.timeoutMs - waited);
         entry.alive = this.tunnelWorks();
         return entry.alive ? { alive: true, detail: "ok" } : { alive: false, detail: "timeout" };
       },
@@ -353,6 +362,22 @@ describe("runClientSidecar", () => {
     expect(w.facts.vxlan!.addresses[0]!.local).toBe("172.16.0.20");
   });
 
+  test("a gateway re-created at a new IP at once: found by the lookup alongside the first unanswered probe, before its timeout", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 20_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    clock.at(5_000, () => w.recreateGateway("198.18.0.9")); // gone and ready in the same instant: no outage to notice
+    const r = await initThenSidecar(w, 20_000, ctl);
+    const moveAt = w.appliedAt[w.applied.findIndex((c) => c.some((x) => x.op === "vxlan-set-remote" && x.remote === "198.18.0.9"))];
+    // the probe at 6 s gets no answer; 300 ms later (random 0.5 between 100 and 500 ms) the name
+    // is looked up, shows the move, cuts the probe short, and the tunnel is repointed
+    expect(w.lookupTimes.filter((t) => t >= 5_000)[0]).toBe(6_300);
+    expect(moveAt).toBe(6_300);
+    expect(w.probeLog.find((p) => p.t > 6_000 && p.alive)!.t).toBe(6_300);
+    expect(r.stats).toMatchObject({ gatewayMoves: 1, reinits: 0 });
+  });
+
   test("a gateway re-created at the same IP: the neighbour flush alone heals it", async () => {
     const ctl = new AbortController();
     const clock = new VirtualClock({ at: 20_000, ctl });
@@ -380,10 +405,12 @@ describe("runClientSidecar", () => {
     expect(probes[0]).toBe(10_000);
     expect(new Set(gaps(probes.slice(1)))).toEqual(new Set([250]));
     expect(probes.length).toBe(1 + (40_000 - 10_500) / 250);
-    // lookups: the first within one jittered gap of acting (random 0.5: 250 ms after 10.5 s), then every 0.5 s × (1 ± 0.5)
+    // lookups: alongside the first probe once it went unanswered for 300 ms (random 0.5 between
+    // 100 and 500 ms); the outage's own within one jittered gap of the second failure (random 0.5:
+    // 250 ms after 10.75 s), then every 0.5 s × (1 ± 0.5)
     const lookups = during(w.lookupTimes);
-    expect(lookups[0]).toBe(10_750);
-    expect(new Set(gaps(lookups))).toEqual(new Set([500]));
+    expect(lookups.slice(0, 2)).toEqual([10_300, 11_000]);
+    expect(new Set(gaps(lookups.slice(1)))).toEqual(new Set([500]));
     // repairs at 10, 12, 16, 24 s (the backoff); every other failed tick refreshes the neighbours
     const what = (prefix: string) => during(w.appliedAt.filter((_, i) => w.appliedWhat[i]!.startsWith(prefix)));
     expect(what("repairing")).toEqual([10_500, 12_250, 16_250, 24_250]); // (applied once the tick's probe timed out)
@@ -422,7 +449,9 @@ describe("runClientSidecar", () => {
     clock.at(40_300, () => w.recreateGateway("198.18.0.7"));
     const r = await initThenSidecar(w, 60_000, ctl);
     const moveAt = w.appliedAt[w.applied.findIndex((c) => c.some((x) => x.op === "vxlan-set-remote" && x.remote === "198.18.0.7"))];
-    expect(moveAt).toBe(40_750); // the lookups at 10.75, 11.25, ... 40.75 s: the first after 40.3 s, not its probe's timeout later
+    // the lookups: 10.3 s (the first probe went unanswered for 300 ms: random 0.5 between 100 and
+    // 500 ms), then 11, 11.5, ... 40.5 s: the first after 40.3 s, not its probe's timeout later
+    expect(moveAt).toBe(40_500);
     expect(w.facts.vxlan!.remote).toBe("198.18.0.7");
     expect(r.stats.gatewayMoves).toBe(1);
     expect(r.stats.reinits).toBe(0);
@@ -477,6 +506,17 @@ describe("runClientSidecar", () => {
     expect(r.stats.reinits).toBe(1);
     expect(w.acquires.at(-1)).toEqual({ requestedAddress: "172.16.0.20" });
     expect(w.tunnelWorks()).toBe(true);
+  });
+
+  test("started on a pod without the tunnel (client-init's work undone): re-initialises at once, then watches", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 10_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    const r = await runClientSidecar(w.deps(), { ...clientInput(), signal: ctl.signal, events: new EventTarget() });
+    expect(r.stats.reinits).toBe(1);
+    expect(w.tunnelWorks()).toBe(true);
+    expect(r.stats.probes).toBeGreaterThan(0);
   });
 
   test("a short lease is taken over from the kernel and renewed before it runs out; the kernel lifetime follows", async () => {
@@ -627,6 +667,44 @@ describe("runClientSidecar: renew on request", () => {
     expect(r.stats.renewals).toBe(1);
     expect(w.renewals).toBe(1); // and the shutdown's short lease, not counted as a renewal
     expect(w.shortened).toHaveLength(1);
+  });
+
+  test("a renewal nobody answers (the gateway is being re-created) does not hold the probes back: the new gateway is found while it waits", async () => {
+    const ctl = new AbortController();
+    const clock = new VirtualClock({ at: 20_000, ctl });
+    const w = new World(clock);
+    w.leaseSeconds = 3600;
+    const events = new EventTarget();
+    const d = w.deps().dhcp;
+    const renewStarts: number[] = [];
+    // the renewal goes to the old pod: no answer until its 5 s deadline
+    const dhcp = {
+      ...d,
+      renew: async (l: Lease, id: DhcpIdentity, o: Parameters<typeof d.renew>[2]) => {
+        if (o.leaseSeconds !== undefined) return d.renew(l, id, o); // the shutdown's shortening
+        renewStarts.push(clock.now());
+        // (this virtual clock jumps to the end of any sleep: the deadline is an event instead,
+        // reached as the loop's own sleeps move the clock on)
+        return new Promise<Lease>((_, reject) => {
+          clock.at(clock.now() + o.deadlineMs, () => reject(new Error("DHCP: no answer within 5 s")));
+          o.signal?.addEventListener("abort", () => reject(new Error("aborted")));
+        });
+      },
+    };
+    clock.at(5_000, () => events.dispatchEvent(new Event("renew")));
+    clock.at(6_100, () => w.recreateGateway("198.18.0.77"));
+    let healedBy10s = false;
+    clock.at(10_500, () => (healedBy10s = w.tunnelWorks()));
+    await runClientInit(w.deps(), clientInput());
+    const r = await runClientSidecar({ ...w.deps(), dhcp }, { ...clientInput(), signal: ctl.signal, events });
+    // the one asked for, then (5 s later, one at a time) the announcement to the gateway that is back
+    expect(renewStarts[0]).toBeLessThanOrEqual(6_000);
+    expect(renewStarts[1]).toBeGreaterThanOrEqual(renewStarts[0]! + 5_000);
+    // a loop that waited for the renewal (until 10-11 s) probed nothing after the gateway left at 6.1 s
+    expect(healedBy10s).toBe(true);
+    expect(r.stats.gatewayMoves).toBe(1);
+    expect(r.stats.failedRenewals).toBeGreaterThanOrEqual(1);
+    expect(w.facts.vxlan!.remote).toBe("198.18.0.77");
   });
 });
 

@@ -32,6 +32,7 @@ const POLICY: MachinePolicy = {
   lookupJitter: 0.5,
   fastWindowMs: 60_000,
   refreshIntervalMs: 500,
+  slowProbeMs: 100,
 };
 
 function cfg(over: Partial<MachineConfig> = {}): MachineConfig {
@@ -103,12 +104,13 @@ describe("the loop's steps", () => {
     const m = new SidecarMachine(cfg({ policy: { ...POLICY, intervalMs: 100_000, repairBackoffCapMs: 300_000 } }), 0);
     m.start(0, initialised("172.16.0.23", 120));
     expect(m.next(0).step).toEqual({ kind: "sleep", untilMs: 60_000 }); // T1 before the first tick
-    expect(m.next(60_000).step).toEqual({ kind: "renew", lease: m.lease!, rebind: false });
+    expect(m.next(60_000).step).toEqual({ kind: "renew", lease: m.lease!, rebind: false, renewal: 1 });
     const failed = m.renewFailed(60_000, m.lease!, false, "timeout");
     expect(failed[0]!.text).toBe('renewing the DHCP lease of 172.16.0.23 failed: timeout (pod_gateway_client_dhcp_renewals_total{result="failed"} 1)');
     // after a failure: half the time left to T2 (60 s + 45 s / 2)
     expect(m.next(60_001).step).toEqual({ kind: "sleep", untilMs: 82_500 });
-    expect(m.next(105_000).step).toMatchObject({ kind: "renew", rebind: true });
+    expect(m.next(105_000).step).toMatchObject({ kind: "renew", rebind: true, renewal: 2 });
+    m.renewFailed(105_000, m.lease!, true, "timeout");
     const expired = m.next(120_000);
     expect(expired.step).toEqual({ kind: "acquire", fallbackAddress: "172.16.0.23" });
     expect(expired.notes[0]!.text).toBe("the DHCP lease of 172.16.0.23 expired without a renewal; asking for a new one");
@@ -119,7 +121,7 @@ describe("the loop's steps", () => {
     expect(m.next(122_000).step).toEqual({ kind: "sleep", untilMs: 124_000 });
     expect(m.next(124_000).step).toMatchObject({ kind: "acquire" });
     m.acquired(lease(124_000, 600, "172.16.0.30"));
-    expect(m.stats).toMatchObject({ leasesAcquired: 1, failedRenewals: 1 });
+    expect(m.stats).toMatchObject({ leasesAcquired: 1, failedRenewals: 2 });
   });
 
   test("a renewal asked for (SIGUSR1) comes first, with its note", () => {
@@ -133,6 +135,77 @@ describe("the loop's steps", () => {
     expect(notes.map((n) => n.text)).toEqual(["the DHCP server moved us from 172.16.0.23 to 172.16.0.24", 'DHCP lease of 172.16.0.24 renewed for 120 s (pod_gateway_client_dhcp_renewals_total{result="ok"} 1)']);
   });
 
+  test("a renewal in flight does not hold the probes back; one at a time; what falls due meanwhile waits for its end", () => {
+    const m = new SidecarMachine(cfg(), 0);
+    m.start(0, initialised("172.16.0.23", 120));
+    // T1 at 60 s: the renewal starts; the loop goes on ticking at its interval while it runs
+    expect(m.next(60_000).step).toMatchObject({ kind: "renew", renewal: 1 });
+    expect(m.renewalInFlight).toBe(true);
+    expect(m.next(60_000).step).toEqual({ kind: "tick", startedAt: 60_000, lookup: false, timeoutMs: 500 });
+    m.probed(60_000, 60_000, false, "timeout", false);
+    m.decide(60_000, undefined);
+    m.tickDone(60_000, 60_500);
+    // a renewal asked for meanwhile (SIGUSR1) is not a second exchange: it waits; the outage's
+    // first lookup is a tick of its own (random 0.5: half a mean gap after the failure)
+    m.requestRenewal();
+    expect(m.next(60_500).step).toEqual({ kind: "tick", startedAt: 60_500, lookup: true, timeoutMs: 250 });
+    m.probed(60_500, 60_500, true, "DNS NOERROR", true);
+    m.tickDone(60_500, 60_510);
+    for (const t of [61_500, 62_500]) {
+      expect(m.next(t).step).toMatchObject({ kind: "tick", startedAt: t });
+      m.probed(t, t, true, "DNS NOERROR", false);
+      m.tickDone(t, t + 10);
+    }
+    // the gateway answered again after the failure: an announce is due at 60.5 + 2.5 s, but the
+    // renewal is still in flight: the loop sleeps to its next tick, not to the announce
+    expect(m.next(62_510).step).toEqual({ kind: "sleep", untilMs: 63_500 });
+    expect(m.next(63_100).step).toEqual({ kind: "sleep", untilMs: 63_500 });
+    // its end (the exchange timed out) counts, then the renewal asked for goes out
+    expect(m.renewalEnded(1)).toBe(true);
+    m.renewFailed(65_000, m.lease!, false, "no answer within 5 s");
+    expect(m.renewalInFlight).toBe(false);
+    const again = m.next(65_000);
+    expect(again.step).toMatchObject({ kind: "renew", renewal: 2, rebind: false });
+    expect(again.notes.map((n) => n.text)).toEqual(["renewing the DHCP lease of 172.16.0.23 now, as asked"]);
+    m.renewed(m.lease!, lease(65_100), false);
+    // that one renewal was the announce too: none more
+    expect(m.next(65_100).step).toMatchObject({ kind: "tick", startedAt: 65_100 });
+  });
+
+  test("a renewal in flight across a move, granted once the gateway answers again, is the announcement: no second one", () => {
+    const m = new SidecarMachine(cfg({ policy: { ...POLICY, retryCount: 1 } }), 0);
+    m.start(0, initialised("172.16.0.23", 120));
+    m.requestRenewal();
+    expect(m.next(500).step).toMatchObject({ kind: "renew", renewal: 1 });
+    // the gateway goes while the renewal waits; the next probe fails, a later one is answered
+    expect(m.next(1000).step).toMatchObject({ kind: "tick" });
+    m.probed(1000, 1000, false, "timeout", false);
+    m.tickDone(1000, 1500);
+    expect(m.next(1500).step).toMatchObject({ kind: "tick" });
+    m.probed(1500, 1500, true, "DNS NOERROR", false); // an announce is now due within 5 s
+    m.tickDone(1500, 1505);
+    // the renewal's retransmission reaches the gateway that is back: granted
+    expect(m.renewalEnded(1)).toBe(true);
+    m.renewed(m.lease!, lease(1600), false);
+    for (let t = 2500; t <= 9500; t += 1000) {
+      const st = m.next(t).step;
+      expect(st.kind).toBe("tick"); // never a second renewal
+      m.probed(t, t, true, "DNS NOERROR", false);
+      m.tickDone(t, t + 5);
+    }
+  });
+
+  test("a renewal overtaken by a re-initialisation no longer counts", () => {
+    const m = new SidecarMachine(cfg(), 0);
+    m.start(0, initialised("172.16.0.23", 120));
+    expect(m.next(60_000).step).toMatchObject({ kind: "renew", renewal: 1 });
+    m.reinitStarted("vxlan0 is gone");
+    m.reinitDone({ gatewayPodIp: GW_POD, address: "172.16.0.40", mode: "dhcp", lease: lease(61_000, 600, "172.16.0.40") });
+    expect(m.renewalEnded(1)).toBe(false); // its lease (172.16.0.23) must not replace the new one
+    expect(m.lease!.address).toBe("172.16.0.40");
+    expect(m.next(61_000).step).toMatchObject({ kind: "tick" });
+  });
+
   test("static mode never touches a lease", () => {
     const m = new SidecarMachine(cfg({ mode: { kind: "static", address: "172.16.0.23" } }), 0);
     m.start(0, initialised("172.16.0.23", "forever"));
@@ -143,44 +216,47 @@ describe("the loop's steps", () => {
 });
 
 describe("probes, lookups and repairs", () => {
-  test("lost: probes every 250 ms; the third failure repairs and schedules jittered lookups; refreshes in between; an answer ends it all", () => {
+  test("lost: from the first failure probes every 250 ms, jittered lookups and refreshes; the third failure repairs; an answer ends it all", () => {
     const m = new SidecarMachine(cfg(), 0);
     m.start(0, initialised());
     const fail = (t: number, lookedUp = false) => m.probed(t, t, false, "timeout", lookedUp);
     expect(m.next(1000).step).toEqual({ kind: "tick", startedAt: 1000, lookup: false, timeoutMs: 500 });
     expect(fail(1000)).toEqual({ lookupNow: false, notes: [{ level: "trace", text: "probe 172.16.0.1: failed (timeout)" }, { level: "warn", text: "gateway 172.16.0.1 did not answer: timeout" }] });
-    expect(m.decide(1000, undefined)).toEqual({ repair: false, refresh: false }); // below the retry count: only confirming
+    // below the retry count no repair, but the neighbours are refreshed at once (a gateway
+    // re-created at the same IP is only reached once the old pod's MAC is forgotten), and the
+    // first lookup is scheduled within one mean gap (random 0.5 → 500 ms)
+    expect(m.decide(1000, undefined)).toEqual({ repair: false, refresh: true });
     m.tickDone(1000, 1010);
     // lost: the next probe 250 ms after this one started, waiting at most 250 ms for its answer
     expect(m.next(1010).step).toEqual({ kind: "sleep", untilMs: 1250 });
     expect(m.next(1250).step).toEqual({ kind: "tick", startedAt: 1250, lookup: false, timeoutMs: 250 });
     fail(1250);
-    expect(m.decide(1250, undefined)).toEqual({ repair: false, refresh: false });
+    expect(m.decide(1250, undefined)).toEqual({ repair: false, refresh: false }); // at most every 500 ms here
     m.tickDone(1250, 1260);
-    expect(m.next(1500).step).toEqual({ kind: "tick", startedAt: 1500, lookup: false, timeoutMs: 250 });
-    fail(1500); // the third: acting; the first lookup within one mean gap (random 0.5 → 500 ms)
-    expect(m.decide(1500, undefined)).toEqual({ repair: true, target: undefined });
+    // the lookup is due with the tick at 1500; the next one a jittered gap later: 1 s × (1 ± 0.5), 0.5 → 1 s
+    expect(m.next(1500).step).toEqual({ kind: "tick", startedAt: 1500, lookup: true, timeoutMs: 250 });
+    fail(1500, true); // the third: acting
+    expect(m.decide(1500, GW_POD)).toEqual({ repair: true, target: undefined });
     m.tickDone(1500, 1510);
     expect(m.next(1750).step).toEqual({ kind: "tick", startedAt: 1750, lookup: false, timeoutMs: 250 });
     fail(1750);
-    // no repair (the backoff: 1 s after the first), and no refresh yet (at most every 500 ms here)
+    // no repair (the backoff: 1 s after the first), and no refresh yet (the repair flushed)
     expect(m.decide(1750, undefined)).toEqual({ repair: false, refresh: false });
     m.tickDone(1750, 1760);
     expect(m.next(1760).step).toEqual({ kind: "sleep", untilMs: 2000 });
-    // the lookup is due with the tick at 2000; the next one a jittered gap later: 1 s × (1 ± 0.5), 0.5 → 1 s
-    expect(m.next(2000).step).toEqual({ kind: "tick", startedAt: 2000, lookup: true, timeoutMs: 250 });
-    fail(2000, true);
-    expect(m.decide(2000, GW_POD)).toEqual({ repair: false, refresh: true }); // 500 ms after the repair's
+    expect(m.next(2000).step).toEqual({ kind: "tick", startedAt: 2000, lookup: false, timeoutMs: 250 });
+    fail(2000);
+    expect(m.decide(2000, undefined)).toEqual({ repair: false, refresh: true }); // 500 ms after the repair's
     m.tickDone(2000, 2010);
     for (const t of [2250, 2500, 2750]) {
-      expect(m.next(t).step).toMatchObject({ kind: "tick", lookup: false });
-      fail(t, false);
-      expect(m.decide(t, undefined)).toEqual(t === 2500 ? { repair: true, target: undefined } : { repair: false, refresh: false });
+      expect(m.next(t).step).toMatchObject({ kind: "tick", lookup: t === 2500 });
+      fail(t, t === 2500);
+      expect(m.decide(t, t === 2500 ? GW_POD : undefined)).toEqual(t === 2500 ? { repair: true, target: undefined } : { repair: false, refresh: false });
       m.tickDone(t, t + 10);
     }
-    expect(m.next(3000).step).toEqual({ kind: "tick", startedAt: 3000, lookup: true, timeoutMs: 250 });
+    expect(m.next(3000).step).toEqual({ kind: "tick", startedAt: 3000, lookup: false, timeoutMs: 250 });
     expect(m.stats).toMatchObject({ probes: 8, failedProbes: 8 });
-    const back = m.probed(3000, 3000, true, "DNS NOERROR", true);
+    const back = m.probed(3000, 3000, true, "DNS NOERROR", false);
     expect(back.notes.map((n) => n.text)).toEqual(["probe 172.16.0.1: alive (DNS NOERROR)", "gateway 172.16.0.1 answers again after 8 failed probe(s) (2 s) (pod_gateway_client_gateway_reachable 1, pod_gateway_client_recoveries_total 1)"]);
     m.tickDone(3000, 3005);
     // answering: back to one probe per interval, no lookup
@@ -263,6 +339,22 @@ describe("probes, lookups and repairs", () => {
     expect(slow.every((x) => x.timeoutMs === 500)).toBe(true);
     for (let k = 1; k < slow.length; k++) expect(slow[k]!.t - slow[k - 1]!.t).toBe(1000);
     expect(slow.filter((x) => x.lookup).length).toBe(slow.length);
+  });
+
+  test("a slow probe is looked up alongside only while the gateway answers and the tick has no lookup of its own", () => {
+    const m = new SidecarMachine(cfg({ policy: { ...POLICY, retryCount: 1 } }), 0);
+    m.start(0, initialised());
+    const st = m.next(1000).step;
+    expect(st).toEqual({ kind: "tick", startedAt: 1000, lookup: false, timeoutMs: 500 });
+    expect(m.slowProbeLookupAfterMs({ lookup: false, timeoutMs: 500 })).toBe(300); // random 0.5: between 100 and 500 ms
+    expect(m.slowProbeLookupAfterMs({ lookup: true, timeoutMs: 500 })).toBeUndefined();
+    m.probed(1000, 1000, false, "timeout", true);
+    m.tickDone(1000, 1500);
+    // in the outage the lookups keep their own jittered schedule
+    expect(m.next(1500).step).toMatchObject({ kind: "tick", timeoutMs: 250 });
+    expect(m.slowProbeLookupAfterMs({ lookup: false, timeoutMs: 250 })).toBeUndefined();
+    m.probed(1500, 1500, true, "DNS NOERROR", false);
+    expect(m.slowProbeLookupAfterMs({ lookup: false, timeoutMs: 500 })).toBe(300);
   });
 
   test("a lookup that finds the gateway elsewhere repairs at once, towards it", () => {

@@ -13,7 +13,7 @@
 import { leaseTimes, type Lease } from "../dhcp/types.ts";
 import { addressLifetime, leaseFromAddress, planLeaseStep, type LeaseStep } from "./lease.ts";
 import { planClientAddress, planClientNetwork, stateChanges, type Change, type ClientNetworkInput } from "./plan.ts";
-import { planFast, planLookupWithProbe, planNextLookupAt, planNextTickAt, planProbeTimeout, planRepair as planRepairNow, type OutageState, type ProbePolicy } from "./sidecar.ts";
+import { planFast, planLookupWithProbe, planNextLookupAt, planNextTickAt, planProbeTimeout, planRepair as planRepairNow, planSlowProbeLookupAt, type OutageState, type ProbePolicy } from "./sidecar.ts";
 import { parsePrefix4, prefixContains } from "../net/ipv4.ts";
 import { simulateChanges } from "./simulate.ts";
 import type { AddressFact, ClientFacts } from "./facts.ts";
@@ -71,7 +71,12 @@ export function newStats(): SidecarStats {
 export type NextStep =
   /** DHCP mode without a lease: get one (ask for `fallbackAddress` unless the kernel shows ours). */
   | { kind: "acquire"; fallbackAddress: string | undefined }
-  | { kind: "renew"; lease: Lease; rebind: boolean }
+  /**
+   * Start renewing (rebinding) `lease`. The driver runs the exchange beside the loop, which goes
+   * on probing meanwhile, and reports its end with renewalEnded(renewal) first: a renewal that a
+   * re-initialisation overtook no longer counts.
+   */
+  | { kind: "renew"; lease: Lease; rebind: boolean; renewal: number }
   /** Probe the gateway (waiting `timeoutMs` for its answer); look its name up alongside when `lookup`. */
   | { kind: "tick"; startedAt: number; lookup: boolean; timeoutMs: number }
   | { kind: "sleep"; untilMs: number };
@@ -103,6 +108,14 @@ export class SidecarMachine {
   private announceAt: number | undefined;
   /** DHCP mode without a lease (it expired, or re-acquiring failed): when to try again. */
   private reacquireAt: number | undefined;
+  /**
+   * The renewal in flight (its number), run beside the loop. Measured: a renewal sent to a
+   * gateway that is being re-created waits its whole deadline (5 s) for an answer, and while the
+   * loop waited with it, no probe saw the new gateway — the last of 200 pods back 5.1 s after it
+   * was ready. One renewal at a time; what falls due meanwhile (T1, an announce) waits for its end.
+   */
+  private renewing: number | undefined;
+  private renewalCount = 0;
   private readonly outage: OutageState = { failures: 0, repairs: 0, lastRepairTickAt: undefined };
   private downSince: number | undefined;
   /** A failed lookup is logged once per outage. */
@@ -171,6 +184,8 @@ export class SidecarMachine {
 
   reinitStarted(why: string): Note[] {
     this.stats.reinits++;
+    // A renewal in flight is overtaken: client-init gets (or keeps) the lease; its end no longer counts.
+    this.renewing = undefined;
     return [note("warn", `${why}: re-initialising the tunnel`)];
   }
 
@@ -205,7 +220,7 @@ export class SidecarMachine {
     if (this.cfg.mode.kind === "dhcp") {
       if (!this.lease) {
         if (this.reacquireAt === undefined || now >= this.reacquireAt) return { step: { kind: "acquire", fallbackAddress: this.lastAddress }, notes };
-      } else {
+      } else if (this.renewing === undefined) {
         if (this.announceAt !== undefined && now >= this.announceAt) {
           this.announceAt = undefined;
           this.renewRequested ??= "to announce it to the gateway again (it may have lost its lease file while away)";
@@ -225,7 +240,10 @@ export class SidecarMachine {
           this.lease = undefined;
           return { step: { kind: "acquire", fallbackAddress: this.lastAddress }, notes };
         }
-        if (s.kind === "renew" || s.kind === "rebind") return { step: { kind: "renew", lease: this.lease, rebind: s.kind === "rebind" }, notes };
+        if (s.kind === "renew" || s.kind === "rebind") {
+          this.renewing = ++this.renewalCount;
+          return { step: { kind: "renew", lease: this.lease, rebind: s.kind === "rebind", renewal: this.renewing }, notes };
+        }
         if (s.kind === "wait") leaseWake = s.untilMs;
       }
     }
@@ -235,7 +253,9 @@ export class SidecarMachine {
     // every probe, as the outage's ticks are spread by then.
     const fast = this.fast(now);
     const tickAt = Math.min(this.nextTickAt, fast ? (this.nextLookupAt ?? Infinity) : Infinity);
-    const wakeAt = Math.min(tickAt, leaseWake ?? Infinity, this.reacquireAt ?? Infinity, this.lease ? (this.announceAt ?? Infinity) : Infinity);
+    // (While a renewal is in flight its end wakes the driver: an announce due meanwhile waits for it.)
+    const announceWake = this.lease && this.renewing === undefined ? (this.announceAt ?? Infinity) : Infinity;
+    const wakeAt = Math.min(tickAt, leaseWake ?? Infinity, this.reacquireAt ?? Infinity, announceWake);
     if (wakeAt > now) return { step: { kind: "sleep", untilMs: wakeAt }, notes };
     if (now < tickAt) return { step: { kind: "sleep", untilMs: tickAt }, notes };
     let lookup = false;
@@ -244,6 +264,16 @@ export class SidecarMachine {
       this.nextLookupAt = planNextLookupAt(this.cfg.policy, now, fast, false, this.random());
     }
     return { step: { kind: "tick", startedAt: now, lookup, timeoutMs: planProbeTimeout(this.cfg.policy, fast) }, notes };
+  }
+
+  /**
+   * For a tick `next` returned: after how long without an answer its probe has the gateway's
+   * name looked up alongside (planSlowProbeLookupAt) — only while the gateway answers (in an
+   * outage the lookups keep their own schedule) and when the tick has no lookup of its own.
+   */
+  slowProbeLookupAfterMs(step: { lookup: boolean; timeoutMs: number }): number | undefined {
+    if (step.lookup || this.downSince !== undefined) return undefined;
+    return planSlowProbeLookupAt(this.cfg.policy, step.timeoutMs, this.random());
   }
 
   /** In the fast part of an outage (src/core/client/sidecar.ts). */
@@ -272,9 +302,25 @@ export class SidecarMachine {
     return [note("warn", `getting a new DHCP lease failed: ${message}; trying again in ${this.cfg.policy.reacquireDelayMs / 1000} s`)];
   }
 
+  /** Whether a renewal in flight whose exchange ended still counts (it is the current one); either way none is in flight now. */
+  renewalEnded(renewal: number): boolean {
+    const current = this.renewing === renewal;
+    if (current) this.renewing = undefined;
+    return current;
+  }
+
+  /** Whether a renewal is in flight. */
+  get renewalInFlight(): boolean {
+    return this.renewing !== undefined;
+  }
+
   renewed(previous: Lease, lease: Lease, rebind: boolean): Note[] {
     const notes: Note[] = [];
     if (lease.address !== previous.address) notes.push(note("warn", `the DHCP server moved us from ${previous.address} to ${lease.address}`));
+    this.renewing = undefined;
+    // Granted while the gateway answers: the gateway that is back has recorded the lease, and an
+    // announce still pending (a renewal that was in flight across the move ended after it) is done.
+    if (this.outage.failures === 0) this.announceAt = undefined;
     this.dhcpMtu = lease.mtu;
     this.lease = lease;
     this.leaseFailedAt = undefined;
@@ -284,6 +330,7 @@ export class SidecarMachine {
   }
 
   renewFailed(now: number, previous: Lease, rebind: boolean, message: string): Note[] {
+    this.renewing = undefined;
     this.leaseFailedAt = now;
     this.stats.failedRenewals++;
     return [note("warn", `${rebind ? "rebinding" : "renewing"} the DHCP lease of ${previous.address} failed: ${message} (pod_gateway_client_dhcp_renewals_total{result="failed"} ${this.stats.failedRenewals})`)];

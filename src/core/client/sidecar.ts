@@ -1,15 +1,18 @@
 // The client sidecar's probe cadence and repair schedule. The probe (one DNS datagram) goes out
 // once per interval, measured from the start of one tick to the start of the next — and faster
 // (lostIntervalMs) while the gateway is lost, for the first fastWindowMs of an outage, so a gateway
-// that is back is seen within a fraction of a second. Once the sidecar acts, the gateway's name is
-// looked up again (one datagram to the cluster DNS) on its own jittered schedule: every routed pod
-// of a cluster loses the gateway in the same instant, and lookups in lockstep would hit the
-// cluster DNS as one burst per round. The repair in place (reading and changing the pod's
-// network over rtnetlink) is what a long outage must not repeat every interval on every routed pod
-// of a node: it backs off, except when the lookup shows the gateway moved, which is repaired at
-// once. The neighbour refresh (a few local netlink requests) is not a repair: it goes with a failed
-// tick once acting, at most every refreshIntervalMs, because a gateway re-created at the same pod
-// IP is only reached again once the kernel forgets the old pod's MAC.
+// that is back is seen within a fraction of a second. From the first failed probe, the gateway's
+// name is looked up again (one datagram to the cluster DNS) on its own jittered schedule: every
+// routed pod of a cluster loses the gateway in the same instant, and lookups in lockstep would hit
+// the cluster DNS as one burst per round; a regular probe that goes unanswered for slowProbeMs
+// has one lookup alongside it (at a jittered point before its timeout), so that a gateway re-created
+// at a new IP at once is followed before the probe times out. The repair in place (reading and
+// changing the pod's network over rtnetlink) is what a long outage must not repeat every interval
+// on every routed pod of a node: it waits for the retry count and backs off, except when the lookup
+// shows the gateway moved, which is repaired at once. The neighbour refresh (a few local netlink
+// requests) is not a repair: it goes with a failed tick from the first failure, at most every
+// refreshIntervalMs, because a gateway re-created at the same pod IP is only reached again once
+// the kernel forgets the old pod's MAC.
 
 export interface ProbePolicy {
   intervalMs: number;
@@ -33,6 +36,27 @@ export interface ProbePolicy {
    * probe, 200 pods made a storm of 160,000 ARP frames a second on one bridge.
    */
   refreshIntervalMs: number;
+  /**
+   * A probe of a gateway that was answering, unanswered this long, has the gateway's name looked
+   * up alongside (at a random point between this and its timeout; see planSlowProbeLookupAt).
+   */
+  slowProbeMs: number;
+}
+
+/**
+ * A probe of a gateway that was answering, still unanswered `slowProbeMs` after it left: when
+ * (ms after the probe left) to look the gateway's name up alongside it, or undefined when the
+ * probe's timeout comes first. A gateway re-created at a new IP at once (gone and ready within a
+ * second) is noticed only by the next regular probe; looked up while that probe waits, the move
+ * is found before its timeout, and the probe is cut short — instead of the timeout and then the
+ * first lookup's jittered wait. Uniform over [slowProbeMs, timeout): pods whose probes go out
+ * together spread their lookups over that window, as they spread an outage's first lookups.
+ * A healthy gateway answers in well under a millisecond (30 ms the worst seen on a loaded
+ * machine), so a false alarm is one DNS datagram.
+ */
+export function planSlowProbeLookupAt(p: ProbePolicy, timeoutMs: number, random: number): number | undefined {
+  if (p.slowProbeMs >= timeoutMs) return undefined;
+  return p.slowProbeMs + random * (timeoutMs - p.slowProbeMs);
 }
 
 /** Whether the sidecar is in the fast part of an outage: lost (a probe failed) since `downSince`, less than fastWindowMs ago. */
@@ -74,11 +98,16 @@ export function planNextTickAt(p: ProbePolicy, tickStartedAt: number, now: numbe
 }
 
 /**
- * Whether this tick looks the gateway up along with the probe: only once the sidecar acts on
- * failures (a healthy gateway is not looked up; below the retry count we only confirm).
+ * Whether the gateway's name is looked up (on its jittered schedule) and the tunnel's neighbours
+ * refreshed: from the first failed probe on, whatever CONNECTION_RETRY_COUNT says. A healthy
+ * gateway is not looked up. The retry count still holds back the repair in place (reading and
+ * rewriting the network) and the "unreachable" state; but a gateway re-created at a new IP or
+ * with a new MAC can only be found by a lookup and a refresh, and waiting for more failed probes
+ * before either added a whole probe interval or more (plus a timeout) to every recovery
+ * (issue 11 §6). A false alarm costs one DNS datagram and a few local netlink requests.
  */
-export function planLookupWithProbe(p: ProbePolicy, failures: number): boolean {
-  return failures >= p.retryCount;
+export function planLookupWithProbe(_p: ProbePolicy, failures: number): boolean {
+  return failures >= 1;
 }
 
 /** Wait after the k-th repair (k ≥ 1) before the next one: interval × 2^(k-1), capped, never below the interval. */
