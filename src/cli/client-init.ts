@@ -3,7 +3,7 @@
 // Also exports what client-sidecar shares with it: the real deps and the role input.
 import { defineCommand } from "./define.ts";
 import { isIpv4 } from "../core/net/ipv4.ts";
-import { hostname } from "node:os";
+import { hostname } from "../sys/hostname.ts";
 import type { ConfigIssue } from "../core/errors.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
 import { runClientInit, type ClientInput, type DhcpClient } from "../roles/client-init.ts";

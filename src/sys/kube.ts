@@ -2,7 +2,7 @@
 // the watch loop the client sidecar runs to exit once the rest of its pod has finished.
 // Decisions (is the pod done, what a failure means, backoff) live in src/core/kube.
 import { existsSync } from "node:fs";
-import { hostname as osHostname } from "node:os";
+import { hostname as osHostname } from "./hostname.ts";
 import { join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { pickServiceAccountDir, resolveInClusterConfig, type KubeConfig } from "../core/kube/config.ts";
