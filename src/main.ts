@@ -1,11 +1,11 @@
 // Entry point: multi-call dispatch (the binary called as /bin/client_init.sh runs client-init),
 // the citty root command, and the single place where errors become exit codes.
-import { basename } from "node:path";
 import type { CommandDef } from "citty";
 import { checkArgs, type ArgSpec } from "./cli/args.ts";
 import { commands, multiCallNames } from "./cli/commands.ts";
 import { defaultArgs } from "./cli/define.ts";
 import { ExitCode, PodGatewayError, UsageError } from "./core/errors.ts";
+import { basenamePath } from "./core/path.ts";
 import { log } from "./sys/log.ts";
 import { flushOutput, writeStderr } from "./sys/output.ts";
 import { versionString } from "./version.ts";
@@ -26,7 +26,7 @@ function rootCommand(): CommandDef<any> {
 
 /** The command a multi-call name stands for, or undefined when called as pod-gateway. */
 export function commandForInvocation(argv0: string): string | undefined {
-  return multiCallNames[basename(argv0)];
+  return multiCallNames[basenamePath(argv0)];
 }
 
 /** Find the command the help flag refers to: walks sub-commands up to the first flag or `--`. */

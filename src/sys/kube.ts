@@ -3,7 +3,7 @@
 // Decisions (is the pod done, what a failure means, backoff) live in src/core/kube.
 import { existsSync } from "node:fs";
 import { hostname as osHostname } from "./hostname.ts";
-import { join } from "node:path";
+import { joinPath as join } from "../core/path.ts";
 import { ConfigError } from "../core/errors.ts";
 import { pickServiceAccountDir, resolveInClusterConfig, type KubeConfig } from "../core/kube/config.ts";
 import {
