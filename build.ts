@@ -97,6 +97,11 @@ export const COMPILE_FLAGS: readonly string[] = [
   // each lazily imported command (and the DHCP client, the lab, ...) becomes its own chunk inside
   // the binary, parsed only when imported: `version` no longer loads the whole program
   "--splitting",
+  // JavaScriptCore's tier-up thresholds ×32: code run a few times at start-up (configuration, the
+  // role's set-up) stays in the interpreter instead of keeping JIT threads busy compiling it for
+  // nothing. client-init: ~15 ms less CPU per run; `config` on a 1000-line nat.conf: less CPU, the
+  // same time. Long loops still reach the JIT, later.
+  "--compile-jit-policy", "32",
   "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
 ];
 

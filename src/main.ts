@@ -1,10 +1,11 @@
 // Entry point: multi-call dispatch (the binary called as /bin/client_init.sh runs client-init),
 // the citty root command, and the single place where errors become exit codes.
-import { basename } from "node:path";
 import type { CommandDef } from "citty";
 import { checkArgs, type ArgSpec } from "./cli/args.ts";
 import { commands, multiCallNames } from "./cli/commands.ts";
+import { defaultArgs } from "./cli/define.ts";
 import { ExitCode, PodGatewayError, UsageError } from "./core/errors.ts";
+import { basenamePath } from "./core/path.ts";
 import { log } from "./sys/log.ts";
 import { flushOutput, writeStderr } from "./sys/output.ts";
 import { versionString } from "./version.ts";
@@ -25,7 +26,7 @@ function rootCommand(): CommandDef<any> {
 
 /** The command a multi-call name stands for, or undefined when called as pod-gateway. */
 export function commandForInvocation(argv0: string): string | undefined {
-  return multiCallNames[basename(argv0)];
+  return multiCallNames[basenamePath(argv0)];
 }
 
 /** Find the command the help flag refers to: walks sub-commands up to the first flag or `--`. */
@@ -72,6 +73,12 @@ async function resolveLeaf(root: CommandDef<any>, args: string[]): Promise<[Comm
   }
 }
 
+/**
+ * The roles the Helm chart and the webhook run with no arguments. Their files define themselves
+ * without citty (cli/define.ts), so such a run starts them directly: no citty, no node:util.
+ */
+const ROLES = new Set(["client-init", "client-sidecar", "gateway-init", "gateway-sidecar"]);
+
 function beforeDoubleDash(args: string[]): string[] {
   const i = args.indexOf("--");
   return i < 0 ? args : args.slice(0, i);
@@ -97,6 +104,13 @@ export async function main(argv0: string, args: string[]): Promise<number> {
     if (args.length === 0) {
       await (await citty()).showUsage(root);
       return ExitCode.config;
+    }
+    // A role with no arguments (every pod's case): what citty's runCommand would do, without it.
+    if (args.length === 1 && ROLES.has(args[0]!)) {
+      const leaf = await commands[args[0]!]!();
+      const defs = typeof leaf.args === "function" ? await leaf.args() : await leaf.args;
+      const result = await leaf.run!({ rawArgs: [], args: defaultArgs(defs) as never, cmd: leaf });
+      return typeof result === "number" ? result : ExitCode.ok;
     }
     // citty's runCommand drops a sub-command's result, so walk to the leaf command ourselves
     // and run it directly: a numeric result of run() is the exit code (check-done, lab exec).

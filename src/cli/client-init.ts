@@ -1,9 +1,9 @@
 // `pod-gateway client-init` (and /bin/client_init.sh): the routed pod's init container.
 // Loads and validates the configuration, checks it runs in a pod, then runs the role.
 // Also exports what client-sidecar shares with it: the real deps and the role input.
-import { defineCommand } from "citty";
+import { defineCommand } from "./define.ts";
 import { isIpv4 } from "../core/net/ipv4.ts";
-import { hostname } from "node:os";
+import { hostname } from "../sys/hostname.ts";
 import type { ConfigIssue } from "../core/errors.ts";
 import type { ResolvedConfig } from "../core/settings/types.ts";
 import { runClientInit, type ClientInput, type DhcpClient } from "../roles/client-init.ts";

@@ -2,7 +2,7 @@
 // container. Keeps the tunnel healthy and the lease renewed; SIGTERM/SIGINT exit 0 at once (the
 // lease released only when the rest of the pod is done); with SIDECAR_EXIT_WHEN_POD_DONE it also
 // exits when the rest of the pod finished.
-import { defineCommand } from "citty";
+import { defineCommand } from "./define.ts";
 import { pickServiceAccountDir } from "../core/kube/config.ts";
 import { runClientSidecar, sidecarPolicy, type SidecarDeps } from "../roles/client-sidecar.ts";
 import { startClientTelemetry } from "../sys/client-telemetry.ts";

@@ -1,5 +1,5 @@
 // gateway-init: the gateway pod's init container (/bin/gateway_init.sh in the chart).
-import { defineCommand } from "citty";
+import { defineCommand } from "./define.ts";
 import { runGatewayInit } from "../roles/gateway-init.ts";
 import { ProcessRunner } from "../sys/exec.ts";
 import { NetlinkGatewayNet } from "../sys/gateway-host.ts";

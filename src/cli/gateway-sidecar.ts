@@ -1,5 +1,5 @@
 // gateway-sidecar: the gateway pod's main container (/bin/gateway_sidecar.sh in the chart).
-import { defineCommand } from "citty";
+import { defineCommand } from "./define.ts";
 import { runGatewaySidecar } from "../roles/gateway-sidecar.ts";
 import { ProcessRunner } from "../sys/exec.ts";
 import { NetlinkGatewayNet } from "../sys/gateway-host.ts";

@@ -3,11 +3,11 @@
 // --config-dir, or $POD_GATEWAY_CONFIG_DIR). A missing file counts as empty; an unreadable one
 // is an error. Throws ConfigError carrying every problem of every layer.
 import { statSync } from "node:fs";
-import { join, resolve } from "node:path";
 // Imported as text so `bun build --compile` embeds them: the binary works with no files at all.
 import builtinSettingsText from "../../config/settings.sh" with { type: "text" };
 import builtinNatText from "../../config/nat.conf" with { type: "text" };
 import { ConfigError, type ConfigIssue } from "../core/errors.ts";
+import { joinPath as join, resolvePath } from "../core/path.ts";
 import { MAX_CONFIG_FILE_BYTES } from "../core/settings/limits.ts";
 import { resolveConfig, type ConfigText, type LoadedConfig } from "../core/settings/resolve.ts";
 import type { Role } from "../core/settings/roles.ts";
@@ -76,7 +76,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
   const env = opts.env ?? process.env;
   const onWarning = opts.onWarning ?? ((w: string) => log().withTag("config").warn(w));
   const { dir, chosen } = configDirFor({ configDir: opts.configDir, env });
-  const dirs = [opts.defaultConfigDir ?? DEFAULT_DEFAULTS_DIR, dir].filter((d, i, all) => all.findIndex((x) => resolve(x) === resolve(d)) === i);
+  const dirs = [opts.defaultConfigDir ?? DEFAULT_DEFAULTS_DIR, dir].filter((d, i, all) => all.findIndex((x) => resolvePath(x, process.cwd()) === resolvePath(d, process.cwd())) === i);
 
   const readIssues: ConfigIssue[] = [];
   const readWarnings: string[] = [];

@@ -1,13 +1,15 @@
 // Resolving the gateway's Service name through the cluster DNS servers named in the settings,
 // never through /etc/resolv.conf: client-init runs while the pod's routes are being rewritten, and
-// some images have no /etc at all. node:dns's Resolver with setServers() asks exactly the servers
-// given (measured: works in compiled Bun, 0.3-1.2 ms per lookup).
-import { Resolver } from "node:dns/promises";
+// some images have no /etc at all. One A query per server over a connected UDP socket
+// (sys/udp-query.ts), decoded by core/client/dns-wire.ts: node:dns's Resolver did the same through
+// c-ares, whose loading cost every client-init a few ms of CPU.
+import { DNS_CLASS_IN, DNS_TYPE_A, decodeDnsAReply, encodeDnsQuery, rcodeName, sameDnsQuestion, type DnsAReply } from "../core/client/dns-wire.ts";
 import { isIpv4 as isIPv4 } from "../core/net/ipv4.ts";
 import { isIpv6Literal } from "../core/net/ipv6.ts";
 import type { Clock } from "./clock.ts";
 import { realClock } from "./clock.ts";
 import type { Logger } from "./log.ts";
+import { udpQuery } from "./udp-query.ts";
 
 export interface ResolveGatewayOptions {
   /** Cluster DNS servers as configured; IPv6 ones are skipped (the pod's route plan is IPv4). */
@@ -19,7 +21,7 @@ export interface ResolveGatewayOptions {
   clock?: Clock;
   signal?: AbortSignal;
   log?: Logger;
-  /** The lookup itself (tests replace it); default asks `server` with node:dns. */
+  /** The lookup itself (tests replace it); default asks `server` with lookupA. */
   lookup?: (name: string, server: string, timeoutMs: number) => Promise<string[]>;
 }
 
@@ -32,11 +34,31 @@ export interface ResolvedGateway {
   attempts: number;
 }
 
-/** Ask one server for A records. */
-export async function lookupA(name: string, server: string, timeoutMs: number): Promise<string[]> {
-  const r = new Resolver({ timeout: timeoutMs, tries: 1 });
-  r.setServers([server]);
-  return r.resolve4(name);
+/** c-ares's names for the failures (node:dns's codes, which the logs used before). */
+const RCODE_ERRORS: Record<number, string> = { 1: "EFORMERR", 2: "ESERVFAIL", 3: "ENOTFOUND", 4: "ENOTIMP", 5: "EREFUSED" };
+
+/**
+ * Ask one server (port 53) for the A records of `name`, once, waiting at most timeoutMs. An empty
+ * list when the name has none; throws an error whose `code` says why otherwise (ENOTFOUND for
+ * NXDOMAIN, ETIMEOUT, ECONNREFUSED, ...).
+ */
+export async function lookupA(name: string, server: string, timeoutMs: number, port = 53): Promise<string[]> {
+  const id = crypto.getRandomValues(new Uint16Array(1))[0]!;
+  const query = encodeDnsQuery(id, { name, type: DNS_TYPE_A, class: DNS_CLASS_IN });
+  const r = await udpQuery<DnsAReply>(server, port, query, {
+    timeoutMs,
+    accept: (datagram) => {
+      const reply = decodeDnsAReply(datagram);
+      return reply && reply.id === id && sameDnsQuestion(query, datagram) ? reply : undefined;
+    },
+  });
+  const fail = (code: string, message: string) => Object.assign(new Error(`querying ${server} for ${name}: ${message}`), { code });
+  if (r.kind === "timeout") throw fail("ETIMEOUT", `no answer within ${timeoutMs} ms`);
+  if (r.kind === "aborted") throw fail("ECANCELLED", "aborted");
+  if (r.kind === "error") throw fail(/\b(E[A-Z]+)\b/.exec(r.message)?.[1] ?? "EIO", r.message);
+  const rcode = r.value.rcode;
+  if (rcode !== 0) throw fail(RCODE_ERRORS[rcode] ?? rcodeName(rcode), rcodeName(rcode));
+  return r.value.addresses;
 }
 
 export class GatewayResolveError extends Error {

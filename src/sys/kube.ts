@@ -2,8 +2,8 @@
 // the watch loop the client sidecar runs to exit once the rest of its pod has finished.
 // Decisions (is the pod done, what a failure means, backoff) live in src/core/kube.
 import { existsSync } from "node:fs";
-import { hostname as osHostname } from "node:os";
-import { join } from "node:path";
+import { hostname as osHostname } from "./hostname.ts";
+import { joinPath as join } from "../core/path.ts";
 import { ConfigError } from "../core/errors.ts";
 import { pickServiceAccountDir, resolveInClusterConfig, type KubeConfig } from "../core/kube/config.ts";
 import {

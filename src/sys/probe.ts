@@ -2,10 +2,10 @@
 // overlay address (<net>.1:53): it needs no privileges and exercises exactly what clients depend
 // on (the VXLAN path, the gateway's ARP entry for us, its DNS service). Any answer, whatever its
 // rcode, means "alive".
-import { createSocket } from "node:dgram";
 import { DNS_CLASS_CH, DNS_TYPE_TXT, decodeDnsReplyHeader, encodeDnsQuery, rcodeName } from "../core/client/dns-wire.ts";
 import type { Clock } from "./clock.ts";
 import { realClock } from "./clock.ts";
+import { udpQuery } from "./udp-query.ts";
 
 /**
  * The question asked: `version.bind` CHAOS TXT. dnsmasq answers it from its own state and never
@@ -27,52 +27,30 @@ export interface DnsProbeOptions {
 }
 
 /** One DNS query to ip:port; resolves (never rejects) with what happened. */
-export function probeDns(ip: string, opts: DnsProbeOptions = {}): Promise<DnsProbeResult> {
+export async function probeDns(ip: string, opts: DnsProbeOptions = {}): Promise<DnsProbeResult> {
   const port = opts.port ?? 53;
   const timeoutMs = opts.timeoutMs ?? 1000;
   const id = (opts.randomId ?? (() => crypto.getRandomValues(new Uint16Array(1))[0]!))() & 0xffff;
   const query = encodeDnsQuery(id, PROBE_QUESTION);
   const started = performance.now();
-  return new Promise((resolve) => {
-    const sock = createSocket("udp4");
-    let done = false;
-    const finish = (r: DnsProbeResult) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      opts.signal?.removeEventListener("abort", onAbort);
-      try {
-        sock.close();
-      } catch {}
-      resolve(r);
-    };
-    const onAbort = () => finish({ alive: false, reason: "aborted", detail: "probe aborted" });
-    const timer = setTimeout(() => finish({ alive: false, reason: "timeout", detail: `no DNS answer from ${ip}:${port} within ${timeoutMs} ms` }), timeoutMs);
-    if (opts.signal?.aborted) return onAbort();
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-    sock.on("error", (e) => finish({ alive: false, reason: "error", detail: `DNS probe of ${ip}:${port}: ${e.message}` }));
-    sock.on("message", (msg) => {
-      const h = decodeDnsReplyHeader(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength));
-      if (!h || h.id !== id) return; // not our answer: keep waiting
-      finish({ alive: true, rttMs: performance.now() - started, rcode: rcodeName(h.rcode) });
-    });
-    // connect() makes the kernel drop datagrams from other sources and report ICMP errors
-    // (port unreachable: the gateway is up but nothing listens) as socket errors.
-    // The callback also runs when connect failed (no route: vxlan0 just deleted) or the probe has
-    // already finished; Bun then takes send(query, cb) for send(msg, port) and throws a RangeError
-    // out of the callback (seen as an uncaught stack trace in the sidecar's log).
-    sock.connect(port, ip, (err?: Error) => {
-      if (done) return;
-      if (err) return finish({ alive: false, reason: "error", detail: `DNS probe of ${ip}:${port}: ${err.message}` });
-      try {
-        sock.send(query, (e) => {
-          if (e) finish({ alive: false, reason: "error", detail: `sending DNS probe to ${ip}:${port}: ${e.message}` });
-        });
-      } catch (e) {
-        finish({ alive: false, reason: "error", detail: `sending DNS probe to ${ip}:${port}: ${(e as Error).message}` });
-      }
-    });
+  const r = await udpQuery(ip, port, query, {
+    timeoutMs,
+    signal: opts.signal,
+    accept: (datagram) => {
+      const h = decodeDnsReplyHeader(datagram);
+      return h && h.id === id ? h : undefined; // anything else is not our answer: keep waiting
+    },
   });
+  switch (r.kind) {
+    case "answer":
+      return { alive: true, rttMs: performance.now() - started, rcode: rcodeName(r.value.rcode) };
+    case "timeout":
+      return { alive: false, reason: "timeout", detail: `no DNS answer from ${ip}:${port} within ${timeoutMs} ms` };
+    case "aborted":
+      return { alive: false, reason: "aborted", detail: "probe aborted" };
+    case "error":
+      return { alive: false, reason: "error", detail: `DNS probe of ${ip}:${port}: ${r.message}` };
+  }
 }
 
 export interface ProbeUntilOptions extends DnsProbeOptions {

@@ -2,7 +2,7 @@
 // probe's wire format; and the gateway resolver's retry logic with a fake lookup and clock.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { decodeDnsReplyHeader, DNS_CLASS_CH, DNS_TYPE_TXT, encodeDnsQuery } from "../../src/core/client/dns-wire.ts";
+import { decodeDnsAReply, decodeDnsReplyHeader, DNS_CLASS_CH, DNS_CLASS_IN, DNS_TYPE_A, DNS_TYPE_TXT, encodeDnsQuery, sameDnsQuestion } from "../../src/core/client/dns-wire.ts";
 import { decideIsolation } from "../../src/core/client/isolation.ts";
 import { addressLifetime, leaseFromAddress, planLeaseStep } from "../../src/core/client/lease.ts";
 import { INFINITE_LEASE } from "../../src/core/dhcp/types.ts";
@@ -242,6 +242,33 @@ describe("DNS probe wire format", () => {
     expect(decodeDnsReplyHeader(new Uint8Array([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]))).toBeUndefined();
     expect(decodeDnsReplyHeader(new Uint8Array(11))).toBeUndefined();
     fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => void decodeDnsReplyHeader(b)));
+  });
+
+  test("A reply: answers after a CNAME, compressed names, other classes and types skipped (golden bytes)", () => {
+    const q = encodeDnsQuery(0xbeef, { name: "gw.svc", type: DNS_TYPE_A, class: DNS_CLASS_IN });
+    // prettier-ignore
+    const reply = new Uint8Array([
+      0xbe, 0xef, // id
+      0x81, 0x80, // QR RD RA, NOERROR
+      0, 1, 0, 4, 0, 0, 0, 0, // qd=1 an=4
+      2, ...Buffer.from("gw"), 3, ...Buffer.from("svc"), 0, 0, 1, 0, 1, // question (offset 12): gw.svc A IN
+      0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 30, 0, 4, 1, ...Buffer.from("x"), 0xc0, 15, // gw.svc CNAME x.svc
+      0xc0, 31, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 244, 1, 9, // x.svc A 10.244.1.9 (pointer to the CNAME's target)
+      0xc0, 31, 0, 1, 0, 3, 0, 0, 0, 30, 0, 4, 9, 9, 9, 9, // class CH: not an address of ours
+      0xc0, 31, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 244, 1, 10, // x.svc A 10.244.1.10
+    ]);
+    expect(decodeDnsAReply(reply)).toEqual({ id: 0xbeef, rcode: 0, answers: 4, truncated: false, addresses: ["10.244.1.9", "10.244.1.10"] });
+    expect(sameDnsQuestion(q, reply)).toBe(true);
+    // The name in another case is the same question (RFC 4343); another name is not.
+    expect(sameDnsQuestion(q, Uint8Array.from(reply, (b, i) => (i === 13 ? 0x47 : b)))).toBe(true);
+    expect(sameDnsQuestion(q, Uint8Array.from(reply, (b, i) => (i === 14 ? 0x78 : b)))).toBe(false);
+    // Cut anywhere inside the answers: not a reply we can use, never an exception.
+    for (let n = 12; n < reply.length; n++) expect(decodeDnsAReply(reply.subarray(0, n))).toBeUndefined();
+    // NXDOMAIN with TC set and no answers.
+    expect(decodeDnsAReply(Uint8Array.from(reply.subarray(0, 24), (b, i) => (i === 2 ? 0x83 : i === 3 ? 0x83 : i === 7 ? 0 : b)))).toEqual({
+      id: 0xbeef, rcode: 3, answers: 0, truncated: true, addresses: [],
+    });
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 96 }), (b) => void decodeDnsAReply(b)));
   });
 
   test("a label over 63 bytes is refused", () => {

@@ -1,6 +1,7 @@
-// The gateway probe against small DNS responders on loopback (no root, no namespaces).
+// The gateway probe and the gateway name lookup against small DNS responders on loopback (no root, no namespaces).
 import { afterAll, describe, expect, test } from "bun:test";
 import { createSocket, type Socket } from "node:dgram";
+import { lookupA } from "../../src/sys/dns.ts";
 import { probeDns, probeDnsUntil } from "../../src/sys/probe.ts";
 
 const sockets: Socket[] = [];
@@ -77,5 +78,46 @@ describe("probeDns", () => {
     const { result, attempts } = await probeDnsUntil("127.0.0.1", { port: srv.port, deadlineMs: 200, firstTimeoutMs: 30, maxTimeoutMs: 60 });
     expect(result).toMatchObject({ alive: false, reason: "timeout" });
     expect(attempts).toBeGreaterThanOrEqual(3);
+  });
+});
+
+/** An answer to an A query: the question echoed, then one A record per address (name by pointer to the question). */
+function aReply(q: Buffer, rcode: number, addresses: string[], id = q.readUInt16BE(0)): Buffer {
+  const head = Buffer.from(q);
+  head.writeUInt16BE(id, 0);
+  head.writeUInt16BE(0x8180 | rcode, 2);
+  head.writeUInt16BE(addresses.length, 6);
+  const records = addresses.map((a) => Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, ...a.split(".").map(Number)]));
+  return Buffer.concat([head, ...records]);
+}
+
+describe("lookupA", () => {
+  test("asks exactly the name, type A class IN, and returns every address", async () => {
+    const srv = await responder((q) => [aReply(q, 0, ["10.244.1.9", "10.244.1.10"])]);
+    expect(await lookupA("gateway.pod-gateway.svc.cluster.local", "127.0.0.1", 2000, srv.port)).toEqual(["10.244.1.9", "10.244.1.10"]);
+    const q = srv.queries[0]!;
+    expect(q.subarray(12, -4).toString("latin1")).toBe("\x07gateway\x0bpod-gateway\x03svc\x07cluster\x05local\x00");
+    expect([...q.subarray(-4)]).toEqual([0, 1, 0, 1]);
+  });
+
+  test("answers with another id or to another question are ignored; the right one is taken", async () => {
+    const srv = await responder((q) => {
+      const other = aReply(q, 0, ["9.9.9.9"]);
+      other[13] = 0x78; // another name, same length
+      return [aReply(q, 0, ["9.9.9.9"], q.readUInt16BE(0) ^ 1), other, aReply(q, 0, ["10.0.0.1"])];
+    });
+    expect(await lookupA("gw.svc", "127.0.0.1", 2000, srv.port)).toEqual(["10.0.0.1"]);
+  });
+
+  test("no A record: empty; NXDOMAIN, no answer, nobody listening: errors with node:dns's codes", async () => {
+    const empty = await responder((q) => [aReply(q, 0, [])]);
+    expect(await lookupA("gw.svc", "127.0.0.1", 2000, empty.port)).toEqual([]);
+    const nx = await responder((q) => [aReply(q, 3, [])]);
+    await expect(lookupA("gw.svc", "127.0.0.1", 2000, nx.port)).rejects.toMatchObject({ code: "ENOTFOUND" });
+    const silent = await responder(() => []);
+    await expect(lookupA("gw.svc", "127.0.0.1", 100, silent.port)).rejects.toMatchObject({ code: "ETIMEOUT" });
+    const gone = await responder(() => []);
+    sockets.pop()!.close();
+    await expect(lookupA("gw.svc", "127.0.0.1", 2000, gone.port)).rejects.toMatchObject({ code: "ECONNREFUSED" });
   });
 });
