@@ -170,10 +170,12 @@ export class LeaseGuard {
       return { hosts: changed ? hosts : undefined, done: true, note: left.length ? `address reservations of clients that never renewed dropped: ${left.join(" ")}` : undefined };
     }
     // A reservation for every client address not in the lease file; one whose lease dnsmasq
-    // holds is covered by it (whatever MAC: a lease dnsmasq gave is not ours to dispute).
+    // holds is covered by it (whatever MAC: a lease dnsmasq gave is not ours to dispute). While
+    // holding, every client seen is named, leased or not: the hold line would ignore its renewal.
     const next = new Map<string, string>();
-    for (const [ip, mac] of this.reservations) if (!l.leases.has(ip)) next.set(ip, mac);
-    for (const [ip, mac] of inRange) if (!l.leases.has(ip)) next.set(ip, mac);
+    const keep = (ip: string) => this.holding || !l.leases.has(ip);
+    for (const [ip, mac] of this.reservations) if (keep(ip)) next.set(ip, mac);
+    for (const [ip, mac] of inRange) if (keep(ip)) next.set(ip, mac);
     this.reservations = next;
     const hosts = renderGuardHosts(this.holding, next);
     if (hosts === this.written) return { note, done: false };
