@@ -187,6 +187,7 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
       for (const p of PODS) expect({ label, pod: p, state: got.get(p) }).toEqual({ label, pod: p, state: expected.get(p) });
     }
     for (const p of PODS) expect({ label, pod: p, duplicates: duplicates(await printed(lab, p)) }).toEqual({ label, pod: p, duplicates: [] });
+    for (const p of CLIENTS) expect({ label, pod: p, vsFreshPod: maskClient(await printed(lab, p), lab, p, addresses.get(p)!) }).toEqual({ label, pod: p, vsFreshPod: freshClient });
     if (opts.internet && !freshGateway) vpnUpStates.push({ label, state: maskGateway(await printed(lab, "gateway"), lab) });
   }
 
@@ -260,6 +261,19 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
     return [...blocks, tables.join("\n")].join("\n----\n");
   }
 
+  /** A client's printed state with what differs between two pods of one configuration masked: addresses (its pod IP, the gateway's, its overlay address), MACs. */
+  function maskClient(text: string, lab: Lab, pod: PodName, overlay: string): string {
+    const exact = (ip: string) => new RegExp(`(?<![\\d.])${ip.replace(/\./g, "\\.")}(?![\\d])`, "g");
+    return text
+      .replace(exact(lab.gatewayPodIp()), "<gateway IP>")
+      .replace(exact(lab.podIp(pod)), "<pod IP>")
+      .replace(exact(overlay), "<overlay address>")
+      .replace(/([0-9a-f]{2}:){5}[0-9a-f]{2}/g, "<mac>");
+  }
+
+  /** client-0's masked state as a fresh client pod (beforeAll) has it: every client is compared with it after every stage. */
+  let freshClient = "";
+
   /** The gateway's masked state after every stage with the VPN up (compared with a fresh pod's at the end). */
   const vpnUpStates: { label: string; state: string }[] = [];
   let freshGateway: string | undefined;
@@ -273,6 +287,7 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
     for (const pod of CLIENTS) await startClientPod(lab, pod);
     for (const pod of CLIENTS) addresses.set(pod, (await overlayAddress(lab, pod))!);
     expect([...addresses.values()].sort()).toEqual(POOL);
+    freshClient = maskClient(await printed(lab, "client-0"), lab, "client-0", addresses.get("client-0")!);
   }, 90_000);
 
   afterAll(() => {
@@ -348,6 +363,7 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
         const sidecar = lab.container("gateway", "gateway-sidecar")!.output();
         expect(sidecar).not.toContain("rebuilt from"); // no client reached it before it was ready
         expect(sidecar).toContain("first offers held");
+        timings.push(`new gateway pod: ${/first offers held [^\n]*/.exec(sidecar)?.[0]}`);
         await vpnUp(lab);
       }, { internet: true, sameState: false, gatewayOwn: false }); // the old pod's processes die with it
       freshGateway = maskGateway(await printed(t.lab, "gateway"), t.lab);
