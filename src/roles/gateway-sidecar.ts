@@ -36,14 +36,15 @@ export { originalResolvPath };
 
 /**
  * A new pod's hold of its first DHCP offers (src/core/gateway/leases.ts, LeaseGuard): until this
- * long without a new client on vxlan0, at most NEW_POD_MAX_HOLD_SECONDS after the first one.
+ * long without a new client on vxlan0, at most NEW_POD_MAX_HOLD_SECONDS (or twice the hold) after
+ * the first one: a herd of new pods at a first deployment is not held longer than that.
  * Clients of a lost gateway look its name up about twice a second (gaps jittered up to 0.75 s)
  * and ARP for .1 at the next probe (every 250 ms): each is seen within about 1 s of the new IP
  * being in the cluster DNS. Our DHCP client's DISCOVERs go out at 0, 0.25, 0.75, 1.75 s, so a
  * hold up to 1.75 s costs the first new client one retransmission.
  */
 export const NEW_POD_HOLD_SECONDS = 1.5;
-export const NEW_POD_MAX_HOLD_SECONDS = 10;
+export const NEW_POD_MAX_HOLD_SECONDS = 3;
 /** Reservations of clients seen but not yet in the lease file are kept (and learned) this long after the hold. */
 export const NEW_POD_LEARN_SECONDS = 120;
 
@@ -194,7 +195,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   // pod knows none yet: its first offers are guarded (LeaseGuard, started with dnsmasq below).
   const holdSeconds = deps.newPodHoldSeconds ?? NEW_POD_HOLD_SECONDS;
   const guard0 = !existsSync(leaseFile) && holdSeconds > 0
-    ? new LeaseGuard({ network: s.VXLAN_IP_NETWORK, firstDynamic: s.VXLAN_GATEWAY_FIRST_DYNAMIC_IP, quietSeconds: holdSeconds, maxHoldSeconds: NEW_POD_MAX_HOLD_SECONDS, learnSeconds: NEW_POD_LEARN_SECONDS })
+    ? new LeaseGuard({ network: s.VXLAN_IP_NETWORK, firstDynamic: s.VXLAN_GATEWAY_FIRST_DYNAMIC_IP, quietSeconds: holdSeconds, maxHoldSeconds: Math.max(NEW_POD_MAX_HOLD_SECONDS, 2 * holdSeconds), learnSeconds: NEW_POD_LEARN_SECONDS })
     : undefined;
   try {
     writeFileAtomic(hostsFile, guard0 ? guard0.initialHosts() : "");
