@@ -55,6 +55,8 @@ describe("LeaseGuard (a new pod's first offers)", () => {
     // A late client is still reserved; a lease in the file covers a reservation (it is dropped).
     expect(look(g, 63_000, [A, B]).hosts).toBe(`${A.lladdr},${A.dst}\n${B.lladdr},${B.dst}\n`);
     expect(look(g, 64_000, [A, B], [], new Map([[A.dst, A.lladdr]])).hosts).toBe(`${B.lladdr},${B.dst}\n`);
+    // A's lease released (gone from the file) while its neighbour entry lingers: not reserved again.
+    expect(look(g, 64_500, [A, B]).hosts).toBeUndefined();
     // The window closes: the hosts file is emptied, the reservation left over named.
     const over = look(g, 62_400 + 120_000, [B]);
     expect(over).toEqual({ hosts: "", done: true, note: `address reservations of clients that never renewed dropped: ${B.dst}` });

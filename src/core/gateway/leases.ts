@@ -111,6 +111,7 @@ export class LeaseGuard {
   private holding = true;
   private holdEnded: number | undefined;
   private reservations = new Map<string, string>();
+  private readonly leased = new Set<string>();
   private written: string | undefined;
   private started: number | undefined;
   private over = false;
@@ -172,10 +173,13 @@ export class LeaseGuard {
     // A reservation for every client address not in the lease file; one whose lease dnsmasq
     // holds is covered by it (whatever MAC: a lease dnsmasq gave is not ours to dispute). While
     // holding, every client seen is named, leased or not: the hold line would ignore its renewal.
+    // A pair dnsmasq has leased once is its business from then on: a client that released its
+    // lease (a pod gone) leaves a neighbour entry behind, which must not reserve the address again.
+    for (const [ip, mac] of l.leases) this.leased.add(`${ip} ${mac}`);
     const next = new Map<string, string>();
-    const keep = (ip: string) => this.holding || !l.leases.has(ip);
-    for (const [ip, mac] of this.reservations) if (keep(ip)) next.set(ip, mac);
-    for (const [ip, mac] of inRange) if (keep(ip)) next.set(ip, mac);
+    const keep = (ip: string, mac: string) => this.holding || (!l.leases.has(ip) && !this.leased.has(`${ip} ${mac}`));
+    for (const [ip, mac] of this.reservations) if (keep(ip, mac)) next.set(ip, mac);
+    for (const [ip, mac] of inRange) if (keep(ip, mac)) next.set(ip, mac);
     this.reservations = next;
     const hosts = renderGuardHosts(this.holding, next);
     if (hosts === this.written) return { note, done: false };
