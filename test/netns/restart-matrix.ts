@@ -3,16 +3,22 @@
 // restart deletes; what survives is the pod's (namespace, /etc/netns files, config dir). Each
 // container of both pods is restarted at each stage — gateway-sidecar before the VPN is up,
 // after, after the VPN client rewrote resolv.conf, twice in a row; gateway-init re-run;
-// client-sidecar during a DHCP renewal and after the gateway moved; client-init re-run — and
-// after every restart:
+// client-sidecar during a DHCP renewal (held in flight: the gateway drops DHCP on vxlan0 until the
+// old sidecar is gone) and after the gateway moved; client-init re-run — and the gateway pod is
+// re-created as Kubernetes does it (named by the cluster DNS only once ready) at a new IP and (veth)
+// the same IP, with a newcomer asking for its first address in that instant. After every step:
 // - cluster names (and, once the VPN's resolver is in, internet names) resolve through .1;
 // - both clients keep their addresses, no two share one, and the gateway's lease file holds both;
 // - a newcomer (client-2, busybox udhcpc) gets nothing: the range is .253–.254, both in use;
 // - the printed state (rules, routes, addresses, links, nft ruleset without counters) of the
 //   gateway and both clients is what it was before the restart: nothing duplicated or left over;
+//   each client's is client-0's as first built, and (checked once a fresh gateway pod was built)
+//   each gateway's is the fresh pod's, with what differs between pods masked (maskGateway/maskClient);
 // - the kill switch held throughout: probes ran during the restart (openvpn-fixture's
 //   probeContinuously) and not one packet reached the leak host, nor the internet host from
 //   outside the tunnel (expectNoLeak).
+// Control (veth, last): the same gateway move with the new pod's guard off (--new-pod-hold 0)
+// hands the newcomer an address a live client holds.
 // restart-matrix.test.ts runs it against the veth stand-in, restart-matrix-openvpn.test.ts against
 // a real OpenVPN client (its up script rewrites resolv.conf itself).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
@@ -188,6 +194,7 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
     }
     for (const p of PODS) expect({ label, pod: p, duplicates: duplicates(await printed(lab, p)) }).toEqual({ label, pod: p, duplicates: [] });
     for (const p of CLIENTS) expect({ label, pod: p, vsFreshPod: maskClient(await printed(lab, p), lab, p, addresses.get(p)!) }).toEqual({ label, pod: p, vsFreshPod: freshClient });
+    if (!opts.internet && !freshGatewayNoVpn) vpnDownStates.push({ label, state: maskGateway(await printed(lab, "gateway"), lab) });
     if (opts.internet && !freshGateway) vpnUpStates.push({ label, state: maskGateway(await printed(lab, "gateway"), lab) });
   }
 
@@ -277,6 +284,9 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
   /** The gateway's masked state after every stage with the VPN up (compared with a fresh pod's at the end). */
   const vpnUpStates: { label: string; state: string }[] = [];
   let freshGateway: string | undefined;
+  /** The same before the VPN is up, and the fresh pod's before its VPN connected. */
+  const vpnDownStates: { label: string; state: string }[] = [];
+  let freshGatewayNoVpn: string | undefined;
 
   beforeAll(async () => {
     requireRoot();
@@ -360,6 +370,7 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
       await ensureVpnUp();
       await step("the gateway moved", async (lab) => {
         expect({ newcomer: await moveGateway(lab, { sameIp: false }) }).toEqual({ newcomer: undefined });
+        freshGatewayNoVpn = maskGateway(await printed(lab, "gateway"), lab); // the VPN not connected yet
         const sidecar = lab.container("gateway", "gateway-sidecar")!.output();
         expect(sidecar).not.toContain("rebuilt from"); // no client reached it before it was ready
         expect(sidecar).toContain("first offers held");
@@ -386,6 +397,8 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
       if (!freshGateway) throw new Error("no fresh gateway pod was built (run the whole matrix)");
       expect(vpnUpStates.length).toBeGreaterThan(0);
       for (const { label, state } of vpnUpStates) expect({ label, state }).toEqual({ label, state: freshGateway });
+      expect(vpnDownStates.length).toBeGreaterThan(0);
+      for (const { label, state } of vpnDownStates) expect({ label, vpnDown: state }).toEqual({ label, vpnDown: freshGatewayNoVpn ?? "(none)" });
     });
 
     if (VPN === "veth")
