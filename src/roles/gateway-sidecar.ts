@@ -11,7 +11,7 @@ import { planFirewall } from "../core/firewall/model.ts";
 import { KILLSWITCH_TABLE } from "../core/firewall/names.ts";
 import { planDnsUpstreams } from "../core/gateway/killswitch.ts";
 import { LeaseGuard, renderLeaseSeed } from "../core/gateway/leases.ts";
-import { startLeaseGuard } from "../sys/lease-guard.ts";
+import { readGuardLook, startLeaseGuard } from "../sys/lease-guard.ts";
 import { renderDnsmasqConfig } from "../core/dnsmasq/render.ts";
 import { VXLAN_IF } from "../core/net/vxlan.ts";
 import { parseResolvConf, renderResolvCopy } from "../core/resolv.ts";
@@ -210,6 +210,15 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
       if (seed) log.info(`no lease file: ${seed.split("\n").length - 1} lease(s) rebuilt from ${VXLAN_IF}'s neighbours (addresses in use stay with their clients)`);
     } catch (e) {
       log.warn(`rebuilding the lease file from ${VXLAN_IF}'s neighbours: ${(e as Error).message}`);
+    }
+  // The guard's first look, before dnsmasq starts: clients there already (a restarted sidecar's,
+  // in the seed) are named in the hosts file, so the hold line never ignores their renewals.
+  if (guard0)
+    try {
+      const first = guard0.look(await readGuardLook(host, leaseFile, Date.now()));
+      if (first.hosts !== undefined) writeFileAtomic(hostsFile, first.hosts);
+    } catch (e) {
+      log.warn(`reading ${VXLAN_IF}'s neighbours for the hosts file: ${(e as Error).message}`);
     }
   try {
     writeFileAtomic(confPath, conf);

@@ -3,7 +3,7 @@
 // entries and dnsmasq's lease file every POLL_MS, writes dnsmasq's dhcp-hostsfile when the
 // decision changes and SIGHUPs dnsmasq to re-read it. A failed look is logged once and retried.
 import { readFileSync } from "node:fs";
-import { LeaseGuard, parseLeaseFile } from "../core/gateway/leases.ts";
+import { LeaseGuard, parseLeaseFile, type LeaseGuardLook } from "../core/gateway/leases.ts";
 import { VXLAN_IF } from "../core/net/vxlan.ts";
 import { realClock, type Clock } from "./clock.ts";
 import type { GatewayNet } from "./gateway-host.ts";
@@ -34,6 +34,16 @@ export function catchesSighup(pid: number): boolean {
   }
 }
 
+/** One look for the guard: vxlan0's neighbours and learned forwarding entries, dnsmasq's lease file (missing: none). */
+export async function readGuardLook(net: Pick<GatewayNet, "neighbours" | "fdb">, leaseFile: string, nowMs: number): Promise<LeaseGuardLook> {
+  const [neighbours, fdb] = await Promise.all([net.neighbours(VXLAN_IF), net.fdb(VXLAN_IF)]);
+  let leases = new Map<string, string>();
+  try {
+    leases = parseLeaseFile(readFileSync(leaseFile, "utf8"));
+  } catch {}
+  return { nowMs, neighbours, fdbMacs: fdb.filter((f) => f.state !== "permanent").map((f) => f.mac), leases };
+}
+
 export function startLeaseGuard(o: {
   guard: LeaseGuard;
   net: Pick<GatewayNet, "neighbours" | "fdb">;
@@ -52,12 +62,7 @@ export function startLeaseGuard(o: {
     while (!stop.signal.aborted) {
       let over = false;
       try {
-        const [neighbours, fdb] = await Promise.all([o.net.neighbours(VXLAN_IF), o.net.fdb(VXLAN_IF)]);
-        let leases = new Map<string, string>();
-        try {
-          leases = parseLeaseFile(readFileSync(o.leaseFile, "utf8"));
-        } catch {}
-        const step = o.guard.look({ nowMs: clock.now(), neighbours, fdbMacs: fdb.filter((f) => f.state !== "permanent").map((f) => f.mac), leases });
+        const step = o.guard.look(await readGuardLook(o.net, o.leaseFile, clock.now()));
         if (step.hosts !== undefined) {
           writeFileAtomic(o.hostsFile, step.hosts);
           pendingHup = true;
