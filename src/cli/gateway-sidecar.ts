@@ -43,6 +43,11 @@ export default defineCommand({
       description: "Seconds between looks at the VPN link and main's routes (file reads), 0.05 to 60; the kill switch's routing table is re-synced on a change and every 2 s (default: $POD_GATEWAY_ROUTE_CHECK_INTERVAL or 0.2)",
       valueHint: "SECONDS",
     },
+    "new-pod-hold": {
+      type: "string",
+      description: "With no lease file at start (a new pod), answer no DHCP client dnsmasq does not know until this many seconds passed without a new client on vxlan0, 0 to 30; 0 turns the guard off (default: $POD_GATEWAY_NEW_POD_HOLD or 1.5)",
+      valueHint: "SECONDS",
+    },
     "max-failed-checks": {
       type: "string",
       description: "Consecutive firewall checks that fail (the kill switch stays closed meanwhile) before exiting non-zero, 1 to 1000 (default: $POD_GATEWAY_MAX_FAILED_CHECKS or 5)",
@@ -60,6 +65,7 @@ export default defineCommand({
     const check = numberOption("firewall-check-interval", "POD_GATEWAY_FIREWALL_CHECK_INTERVAL", "5", RANGES.FIREWALL_CHECK_INTERVAL, true);
     const routeCheck = numberOption("route-check-interval", "POD_GATEWAY_ROUTE_CHECK_INTERVAL", "0.2", RANGES.ROUTE_CHECK_INTERVAL, true);
     const maxFailedChecks = numberOption("max-failed-checks", "POD_GATEWAY_MAX_FAILED_CHECKS", "5", RANGES.MAX_FAILED_CHECKS, false);
+    const newPodHold = numberOption("new-pod-hold", "POD_GATEWAY_NEW_POD_HOLD", "1.5", RANGES.NEW_POD_HOLD, true);
     // The sidecar re-asserts firewall rules: it changes network state too, so it is checked like init.
     const config = prepareRole(args, logger, "gateway-sidecar");
     const runner = new ProcessRunner();
@@ -71,7 +77,7 @@ export default defineCommand({
         resolvConf: args["resolv-conf"] ?? env.POD_GATEWAY_RESOLV_CONF ?? "/etc/resolv.conf",
         dnsmasqDir: args["dnsmasq-dir"] ?? env.POD_GATEWAY_DNSMASQ_DIR ?? "/etc/dnsmasq.d",
       },
-      { runner, net: new NetlinkGatewayNet(), log: logger, firewallCheckSeconds: check, routeCheckSeconds: routeCheck, maxFailedChecks, monitor: telemetry.monitor },
+      { runner, net: new NetlinkGatewayNet(), log: logger, firewallCheckSeconds: check, routeCheckSeconds: routeCheck, maxFailedChecks, newPodHoldSeconds: newPodHold, monitor: telemetry.monitor },
     );
     telemetry.close();
     return code;

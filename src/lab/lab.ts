@@ -603,7 +603,7 @@ class RealLab implements Lab {
 
   // ---- changing a running lab ----
 
-  async recreateGateway(opts: { sameIp?: boolean } = {}): Promise<string> {
+  async recreateGateway(opts: { sameIp?: boolean; unpublished?: boolean } = {}): Promise<string> {
     const st = this.state;
     const gw = this.ns("gateway");
     // `ip netns exec` joins the namespace a moment after spawn() returns: a scan of the
@@ -637,7 +637,7 @@ class RealLab implements Lab {
       ipBatch(this.ns("node"), [["link", "set", nodePort("gateway"), "master", NODE_BRIDGE, "up"]], `attaching the new gateway to ${NODE_BRIDGE}`),
       next.vpnLink === "deleted" || !veth ? Promise.resolve() : ipBatch(this.ns("vpn"), planVpnLinkUpExit(), "configuring the VPN exit's end of the VPN link"),
     ]);
-    await this.updateClusterDns();
+    if (!opts.unpublished) await this.updateClusterDns();
     if (!veth) {
       // A new pod's VPN container: nothing of the old one's files, connected again from scratch.
       rmSync(openVpnClientRunDir(this.runDir), { recursive: true, force: true });
@@ -645,6 +645,10 @@ class RealLab implements Lab {
       await this.startOpenVpn(next.vpnLink);
     }
     return this.gatewayPodIp();
+  }
+
+  async publishGateway(): Promise<void> {
+    await this.updateClusterDns();
   }
 
   /** Point the gateway name at the current gateway IP: rewrite the hosts file, SIGHUP, verify. */

@@ -227,7 +227,12 @@ export interface Lab {
    * bridge CNI, or with a pinned IP; its eth0 gets a new MAC all the same); the VPN link comes
    * back in the state it had; the cluster DNS follows (verified before returning). Returns the IP.
    */
-  recreateGateway(opts?: { sameIp?: boolean }): Promise<string>;
+  recreateGateway(opts?: { sameIp?: boolean; unpublished?: boolean }): Promise<string>;
+  /**
+   * Point the cluster DNS's gateway name at the current gateway IP (verified). recreateGateway
+   * does it unless `unpublished`: a headless Service lists a new pod only once it is ready.
+   */
+  publishGateway(): Promise<void>;
   /**
    * Take the VPN link down / up / delete it / add it back. "down" and "deleted" remove the
    * def1 routes (the kernel drops routes of a downed link), so the gateway's traffic falls back

@@ -10,7 +10,8 @@ import { StepError } from "../core/errors.ts";
 import { planFirewall } from "../core/firewall/model.ts";
 import { KILLSWITCH_TABLE } from "../core/firewall/names.ts";
 import { planDnsUpstreams } from "../core/gateway/killswitch.ts";
-import { renderLeaseSeed } from "../core/gateway/leases.ts";
+import { LeaseGuard, renderLeaseSeed } from "../core/gateway/leases.ts";
+import { readGuardLook, startLeaseGuard } from "../sys/lease-guard.ts";
 import { renderDnsmasqConfig } from "../core/dnsmasq/render.ts";
 import { DNSMASQ_PROGRAM } from "../core/programs.ts";
 import { VXLAN_IF } from "../core/net/vxlan.ts";
@@ -33,6 +34,20 @@ import { openFirewall, reconcileGatewayNetwork } from "./gateway-init.ts";
 import { KillSwitchGuard, originalResolvPath } from "./gateway-killswitch.ts";
 
 export { originalResolvPath };
+
+/**
+ * A new pod's hold of its first DHCP offers (src/core/gateway/leases.ts, LeaseGuard): until this
+ * long without a new client on vxlan0, at most NEW_POD_MAX_HOLD_SECONDS (or twice the hold) after
+ * the first one: a herd of new pods at a first deployment is not held longer than that.
+ * Clients of a lost gateway look its name up about twice a second (gaps jittered up to 0.75 s)
+ * and ARP for .1 at the next probe (every 250 ms): each is seen within about 1 s of the new IP
+ * being in the cluster DNS. Our DHCP client's DISCOVERs go out at 0, 0.25, 0.75, 1.75 s, so a
+ * hold up to 1.75 s costs the first new client one retransmission.
+ */
+export const NEW_POD_HOLD_SECONDS = 1.5;
+export const NEW_POD_MAX_HOLD_SECONDS = 3;
+/** Reservations of clients seen but not yet in the lease file are kept (and learned) this long after the hold. */
+export const NEW_POD_LEARN_SECONDS = 120;
 
 /** Full reads of routes and rules at least this often (seconds), whatever the fingerprint says. */
 export const ROUTE_FULL_CHECK_SECONDS = 2;
@@ -72,6 +87,11 @@ export interface GatewaySidecarDeps {
   /** Consecutive failed firewall checks (or as long in routing checks) before exiting non-zero (default 5). */
   maxFailedChecks?: number;
   firewall?: () => Promise<FirewallBackend>;
+  /**
+   * A start without a lease file (a new pod) holds dnsmasq's answers to unknown clients until no
+   * new client appeared on vxlan0 for this long (s; default NEW_POD_HOLD_SECONDS; 0: no guard).
+   */
+  newPodHoldSeconds?: number;
   /** dnsmasq command (default "dnsmasq" on PATH). */
   dnsmasq?: string;
   /** Told what the sidecar sees (health status and metrics: src/sys/gateway-telemetry.ts). */
@@ -167,11 +187,22 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   // 3. dnsmasq configuration.
   const confPath = join(paths.runDir, "dnsmasq.conf");
   const leaseFile = join(paths.runDir, "dnsmasq.leases");
+  const hostsFile = join(paths.runDir, "dnsmasq.hosts");
   const dropInDir = paths.dnsmasqDir ?? "/etc/dnsmasq.d";
   const dropIns = listDropIns(dropInDir);
-  const conf = renderDnsmasqConfig({ settings: s, nat: config.nat, mtu, localServer, leaseFile, dropInDir: dropIns ? dropInDir : undefined });
+  const conf = renderDnsmasqConfig({ settings: s, nat: config.nat, mtu, localServer, leaseFile, hostsFile, dropInDir: dropIns ? dropInDir : undefined });
   // A fresh filesystem (a restarted container) has no lease file: rebuild it from the clients
-  // the kernel knows on vxlan0, so that no new client is given an address still in use.
+  // the kernel knows on vxlan0, so that no new client is given an address still in use. A new
+  // pod knows none yet: its first offers are guarded (LeaseGuard, started with dnsmasq below).
+  const holdSeconds = deps.newPodHoldSeconds ?? NEW_POD_HOLD_SECONDS;
+  const guard0 = !existsSync(leaseFile) && holdSeconds > 0
+    ? new LeaseGuard({ network: s.VXLAN_IP_NETWORK, firstDynamic: s.VXLAN_GATEWAY_FIRST_DYNAMIC_IP, quietSeconds: holdSeconds, maxHoldSeconds: Math.max(NEW_POD_MAX_HOLD_SECONDS, 2 * holdSeconds), learnSeconds: NEW_POD_LEARN_SECONDS })
+    : undefined;
+  try {
+    writeFileAtomic(hostsFile, guard0 ? guard0.initialHosts() : "");
+  } catch (e) {
+    throw new StepError("writing the dnsmasq hosts file", `${hostsFile}: ${(e as Error).message}`, { cause: e });
+  }
   if (!existsSync(leaseFile))
     try {
       const neighbours = await host.neighbours(VXLAN_IF);
@@ -180,6 +211,15 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
       if (seed) log.info(`no lease file: ${seed.split("\n").length - 1} lease(s) rebuilt from ${VXLAN_IF}'s neighbours (addresses in use stay with their clients)`);
     } catch (e) {
       log.warn(`rebuilding the lease file from ${VXLAN_IF}'s neighbours: ${(e as Error).message}`);
+    }
+  // The guard's first look, before dnsmasq starts: clients there already (a restarted sidecar's,
+  // in the seed) are named in the hosts file, so the hold line never ignores their renewals.
+  if (guard0)
+    try {
+      const first = guard0.look(await readGuardLook(host, leaseFile, Date.now()));
+      if (first.hosts !== undefined) writeFileAtomic(hostsFile, first.hosts);
+    } catch (e) {
+      log.warn(`reading ${VXLAN_IF}'s neighbours for the hosts file: ${(e as Error).message}`);
     }
   try {
     writeFileAtomic(confPath, conf);
@@ -290,6 +330,8 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     throw new StepError("starting dnsmasq", (e as Error).message, { cause: e });
   }
   deps.monitor?.dnsmasqStarted(child, leaseFile);
+  const leaseGuard = guard0 ? startLeaseGuard({ guard: guard0, net: host, hostsFile, leaseFile, pid: child.pid, log: log.withTag("leases") }) : undefined;
+  if (guard0) log.info(`no lease file: offers to clients dnsmasq does not know wait until no new client appeared on ${VXLAN_IF} for ${holdSeconds} s; addresses seen in use are reserved for ${NEW_POD_LEARN_SECONDS} s after that`);
   const unforward = forwardSignals(child, log);
   log.info(`dnsmasq running (pid ${child.pid}): DHCP and DNS on ${VXLAN_IF}`);
   let gaveUp: string | undefined;
@@ -299,6 +341,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     child.stop("SIGTERM");
   });
   const code = await child.exited;
+  leaseGuard?.stop();
   unforward();
   stopTimers();
   watcher.close();

@@ -29,11 +29,11 @@ async function vxlanClient(lab: Lab, pod: PodName): Promise<void> {
   await lab.exec(pod, ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vxlan0", "dst", lab.gatewayPodIp()]);
 }
 
-/** A lease with busybox udhcpc (3 tries): the address, or undefined when none was offered. */
+/** A lease with busybox udhcpc (5 tries: a sidecar without a lease file holds its first answers 1.5 s): the address, or undefined when none was offered. */
 async function udhcpc(lab: Lab, pod: PodName): Promise<string | undefined> {
   const file = join(lab.runDir, `${pod}-lease.env`);
   rmSync(file, { force: true });
-  const r = await lab.exec(pod, ["busybox", "udhcpc", "-i", "vxlan0", "-f", "-q", "-n", "-t", "3", "-T", "1", "-s", SCRIPT], { env: { PGW_LEASE_OUT: file }, okCodes: [1] });
+  const r = await lab.exec(pod, ["busybox", "udhcpc", "-i", "vxlan0", "-f", "-q", "-n", "-t", "5", "-T", "1", "-s", SCRIPT], { env: { PGW_LEASE_OUT: file }, okCodes: [1] });
   if (r.code !== 0) return undefined;
   return /^ip=(.*)$/m.exec(readFileSync(file, "utf8"))?.[1];
 }

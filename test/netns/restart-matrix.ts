@@ -3,16 +3,22 @@
 // restart deletes; what survives is the pod's (namespace, /etc/netns files, config dir). Each
 // container of both pods is restarted at each stage — gateway-sidecar before the VPN is up,
 // after, after the VPN client rewrote resolv.conf, twice in a row; gateway-init re-run;
-// client-sidecar during a DHCP renewal and after the gateway moved; client-init re-run — and
-// after every restart:
+// client-sidecar during a DHCP renewal (held in flight: the gateway drops DHCP on vxlan0 until the
+// old sidecar is gone) and after the gateway moved; client-init re-run — and the gateway pod is
+// re-created as Kubernetes does it (named by the cluster DNS only once ready) at a new IP and (veth)
+// the same IP, with a newcomer asking for its first address in that instant. After every step:
 // - cluster names (and, once the VPN's resolver is in, internet names) resolve through .1;
 // - both clients keep their addresses, no two share one, and the gateway's lease file holds both;
 // - a newcomer (client-2, busybox udhcpc) gets nothing: the range is .253–.254, both in use;
 // - the printed state (rules, routes, addresses, links, nft ruleset without counters) of the
 //   gateway and both clients is what it was before the restart: nothing duplicated or left over;
+//   each client's is client-0's as first built, and (checked once a fresh gateway pod was built)
+//   each gateway's is the fresh pod's, with what differs between pods masked (maskGateway/maskClient);
 // - the kill switch held throughout: probes ran during the restart (openvpn-fixture's
 //   probeContinuously) and not one packet reached the leak host, nor the internet host from
 //   outside the tunnel (expectNoLeak).
+// Control (veth, last): the same gateway move with the new pod's guard off (--new-pod-hold 0)
+// hands the newcomer an address a live client holds.
 // restart-matrix.test.ts runs it against the veth stand-in, restart-matrix-openvpn.test.ts against
 // a real OpenVPN client (its up script rewrites resolv.conf itself).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
@@ -57,9 +63,9 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
     if (c.exitCode !== 0) throw new Error(`${c.pod}'s ${c.name} exited ${c.exitCode}:\n${c.allOutput()}`);
   }
 
-  async function startGatewayPod(lab: Lab): Promise<void> {
+  async function startGatewayPod(lab: Lab, extraArgs: string[] = []): Promise<void> {
     expectInitOk(await lab.startContainer("gateway", "gateway-init", [bin, "gateway-init"]));
-    await lab.startContainer("gateway", "gateway-sidecar", sidecarArgv());
+    await lab.startContainer("gateway", "gateway-sidecar", [...sidecarArgv(), ...extraArgs]);
     await readyGateway(lab);
   }
 
@@ -142,15 +148,15 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
     return m;
   }
 
-  /** A newcomer asks for an address (3 tries): undefined when none was offered. */
-  async function newcomerLease(lab: Lab): Promise<string | undefined> {
+  /** A newcomer asks for an address (`tries` DISCOVERs a second apart): undefined when none was offered. */
+  async function newcomerLease(lab: Lab, tries = 3): Promise<string | undefined> {
     await lab.exec(NEWCOMER, ["ip", "link", "del", "vxlan0"], { okCodes: [1] });
     const cmds = [`link add vxlan0 address ${clientMac(NEWCOMER, 42)} mtu 1450 type vxlan id 42 dev eth0 dstport 8472`, "link set vxlan0 up"];
     await lab.exec(NEWCOMER, ["ip", "-batch", "-"], { input: cmds.join("\n") + "\n" });
     await lab.exec(NEWCOMER, ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vxlan0", "dst", lab.gatewayPodIp()]);
     const file = join(lab.runDir, `${NEWCOMER}-lease.env`);
     rmSync(file, { force: true });
-    const r = await lab.exec(NEWCOMER, ["busybox", "udhcpc", "-i", "vxlan0", "-f", "-q", "-n", "-t", "3", "-T", "1", "-s", SCRIPT], { env: { PGW_LEASE_OUT: file }, okCodes: [1] });
+    const r = await lab.exec(NEWCOMER, ["busybox", "udhcpc", "-i", "vxlan0", "-f", "-q", "-n", "-t", String(tries), "-T", "1", "-s", SCRIPT], { env: { PGW_LEASE_OUT: file }, okCodes: [1] });
     await lab.exec(NEWCOMER, ["ip", "link", "del", "vxlan0"], { okCodes: [1] });
     if (r.code !== 0) return undefined;
     return /^ip=(.*)$/m.exec(readFileSync(file, "utf8"))?.[1];
@@ -187,6 +193,9 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
       for (const p of PODS) expect({ label, pod: p, state: got.get(p) }).toEqual({ label, pod: p, state: expected.get(p) });
     }
     for (const p of PODS) expect({ label, pod: p, duplicates: duplicates(await printed(lab, p)) }).toEqual({ label, pod: p, duplicates: [] });
+    for (const p of CLIENTS) expect({ label, pod: p, vsFreshPod: maskClient(await printed(lab, p), lab, p, addresses.get(p)!) }).toEqual({ label, pod: p, vsFreshPod: freshClient });
+    if (!opts.internet && !freshGatewayNoVpn) vpnDownStates.push({ label, state: maskGateway(await printed(lab, "gateway"), lab) });
+    if (opts.internet && !freshGateway) vpnUpStates.push({ label, state: maskGateway(await printed(lab, "gateway"), lab) });
   }
 
   /** A restart (or other step) with probes running through it; then convergence and not one leaked packet. */
@@ -215,6 +224,70 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
     if (t.lab.vpnLinkState() !== "up") await step("the VPN up", vpnUp, { internet: true, sameState: false });
   }
 
+  /** The test's own nft table holding DHCP back at the gateway. */
+  const HOLD_TABLE = "pgw_test_hold_dhcp";
+
+  /** DHCP packets HOLD_TABLE dropped so far. */
+  async function heldRequests(lab: Lab): Promise<number> {
+    const r = await lab.exec("gateway", ["nft", "list", "table", "ip", HOLD_TABLE], { okCodes: [1] });
+    return Number(/counter packets (\d+)/.exec(r.stdout)?.[1] ?? 0);
+  }
+
+  /**
+   * The gateway pod re-created as Kubernetes does it: the old pod goes and its clients count it
+   * unreachable (probing fast, looking its name up); the new pod's containers start (its VPN
+   * connects after the init containers); the cluster DNS names it only once it is ready (a
+   * headless Service lists ready pods only) — and in that instant a newcomer asks for its first
+   * address, up to 6 s. Returns what the newcomer was given.
+   */
+  async function moveGateway(lab: Lab, o: { sameIp: boolean; sidecarArgs?: string[] }): Promise<string | undefined> {
+    const marks = CLIENTS.map((p) => lab.container(p, "client-sidecar")!.output().length);
+    await lab.setVpnLink("deleted");
+    await lab.recreateGateway({ sameIp: o.sameIp, unpublished: true });
+    await waitFor("both clients to count the gateway unreachable", () => CLIENTS.every((p, i) => lab.container(p, "client-sidecar")!.output().slice(marks[i]).includes("pod_gateway_client_gateway_reachable 0")), 45_000, {
+      detail: () => CLIENTS.map((p) => lab.container(p, "client-sidecar")!.output().slice(-2000)).join("\n"),
+    });
+    await startGatewayPod(lab, o.sidecarArgs);
+    if (!o.sameIp) await lab.publishGateway();
+    return newcomerLease(lab, 6);
+  }
+
+  /**
+   * A gateway's printed state with what legitimately differs between two pods of one
+   * configuration masked: its pod IP and MACs; and the nft tables sorted (listed in the order
+   * they were created, which differs between a fresh apply and a re-assert).
+   */
+  function maskGateway(text: string, lab: Lab): string {
+    const ip = lab.gatewayPodIp().replace(/\./g, "\\.");
+    const blocks = text
+      .replace(new RegExp(`(?<![\\d.])${ip}(?![\\d])`, "g"), "<pod IP>")
+      .replace(/([0-9a-f]{2}:){5}[0-9a-f]{2}/g, "<mac>")
+      .split("\n----\n");
+    const nft = blocks.pop() ?? "";
+    const tables = nft.split(/\n(?=table )/).map((t) => t.trimEnd()).sort();
+    return [...blocks, tables.join("\n")].join("\n----\n");
+  }
+
+  /** A client's printed state with what differs between two pods of one configuration masked: addresses (its pod IP, the gateway's, its overlay address), MACs. */
+  function maskClient(text: string, lab: Lab, pod: PodName, overlay: string): string {
+    const exact = (ip: string) => new RegExp(`(?<![\\d.])${ip.replace(/\./g, "\\.")}(?![\\d])`, "g");
+    return text
+      .replace(exact(lab.gatewayPodIp()), "<gateway IP>")
+      .replace(exact(lab.podIp(pod)), "<pod IP>")
+      .replace(exact(overlay), "<overlay address>")
+      .replace(/([0-9a-f]{2}:){5}[0-9a-f]{2}/g, "<mac>");
+  }
+
+  /** client-0's masked state as a fresh client pod (beforeAll) has it: every client is compared with it after every stage. */
+  let freshClient = "";
+
+  /** The gateway's masked state after every stage with the VPN up (compared with a fresh pod's at the end). */
+  const vpnUpStates: { label: string; state: string }[] = [];
+  let freshGateway: string | undefined;
+  /** The same before the VPN is up, and the fresh pod's before its VPN connected. */
+  const vpnDownStates: { label: string; state: string }[] = [];
+  let freshGatewayNoVpn: string | undefined;
+
   beforeAll(async () => {
     requireRoot();
     bin = binPath();
@@ -224,6 +297,7 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
     for (const pod of CLIENTS) await startClientPod(lab, pod);
     for (const pod of CLIENTS) addresses.set(pod, (await overlayAddress(lab, pod))!);
     expect([...addresses.values()].sort()).toEqual(POOL);
+    freshClient = maskClient(await printed(lab, "client-0"), lab, "client-0", addresses.get("client-0")!);
   }, 90_000);
 
   afterAll(() => {
@@ -265,12 +339,26 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
       expect(t.lab.container("gateway", "gateway-init")!.output()).toContain("network already as planned");
     });
 
-    test("client-sidecar restarted during a DHCP renewal", async () => {
+    test("client-sidecar restarted during a DHCP renewal (the gateway's ACK held back)", async () => {
       await step("client-sidecar during a renewal", async (lab) => {
+        // The renewal is held in flight: DHCP to the gateway's port 67 arriving on vxlan0 is
+        // dropped (a table of the test's own, before everything else) until the old sidecar is gone.
         const c = lab.container("client-0", "client-sidecar")!;
-        c.proc.kill("SIGUSR1");
-        await waitFor("the renewal to start", () => c.output().includes("renewing the DHCP lease"), 10_000, { everyMs: 5, detail: () => c.output() });
-        await restart(lab, "client-0", "client-sidecar");
+        const mark = c.output().length;
+        await lab.exec("gateway", ["nft", "-f", "-"], { input: `table ip ${HOLD_TABLE} {\n chain pre {\n  type filter hook prerouting priority -400;\n  iifname "vxlan0" udp dport 67 counter drop\n }\n}\n` });
+        try {
+          c.proc.kill("SIGUSR1");
+          await waitFor("the renewal to start", () => c.output().slice(mark).includes("renewing the DHCP lease"), 10_000, { everyMs: 5, detail: () => c.output() });
+          await waitFor("a renewal REQUEST held at the gateway", async () => (await heldRequests(lab)) > 0, 10_000, { everyMs: 20 });
+          // In flight: asked, not answered.
+          expect(c.output().slice(mark)).not.toMatch(/DHCP lease of \S+ renewed/);
+          const t0 = performance.now();
+          await lab.restartContainer("client-0", "client-sidecar");
+          timings.push(`client-0/client-sidecar restarted (renewal in flight, ${await heldRequests(lab)} REQUEST(s) held) in ${Math.round(performance.now() - t0)} ms`);
+        } finally {
+          await lab.exec("gateway", ["nft", "delete", "table", "ip", HOLD_TABLE], { okCodes: [1] });
+        }
+        await readyClient(lab, "client-0");
       }, { internet: true });
     });
 
@@ -278,27 +366,49 @@ export function restartMatrix(VPN: "veth" | "openvpn"): void {
       await step("client-init re-run", (lab) => restart(lab, "client-1", "client-init"), { internet: true });
     });
 
-    test("the gateway moved (a new pod: empty lease file, no neighbours); then a client-sidecar restarted", async () => {
+    test("the gateway moved (a new pod at a new IP: no lease file, no neighbours); a newcomer asking at once gets no address in use; then a client-sidecar restarted", async () => {
       await ensureVpnUp();
       await step("the gateway moved", async (lab) => {
-        // The clients' sidecars are held (SIGSTOP) until the new pod's sidecar has started: it then
-        // finds no lease file and no neighbours to rebuild one from, so only the clients announcing
-        // their leases again keeps a newcomer off their addresses (whichever comes first in a cluster).
-        const held = CLIENTS.map((p) => lab.container(p, "client-sidecar")!.proc);
-        for (const p of held) p.kill("SIGSTOP");
-        try {
-          // The new pod's VPN container connects after its init containers (gateway-init reads the
-          // pod's resolv.conf before the VPN rewrites it), as in Kubernetes: not before, as the lab would.
-          await lab.setVpnLink("deleted");
-          await lab.recreateGateway();
-          await startGatewayPod(lab);
-          expect(lab.container("gateway", "gateway-sidecar")!.output()).not.toContain("rebuilt from");
-          await vpnUp(lab);
-        } finally {
-          for (const p of held) p.kill("SIGCONT");
-        }
+        expect({ newcomer: await moveGateway(lab, { sameIp: false }) }).toEqual({ newcomer: undefined });
+        freshGatewayNoVpn = maskGateway(await printed(lab, "gateway"), lab); // the VPN not connected yet
+        const sidecar = lab.container("gateway", "gateway-sidecar")!.output();
+        expect(sidecar).not.toContain("rebuilt from"); // no client reached it before it was ready
+        expect(sidecar).toContain("first offers held");
+        timings.push(`new gateway pod: ${/first offers held [^\n]*/.exec(sidecar)?.[0]}`);
+        await vpnUp(lab);
       }, { internet: true, sameState: false, gatewayOwn: false }); // the old pod's processes die with it
+      freshGateway = maskGateway(await printed(t.lab, "gateway"), t.lab);
       await step("client-sidecar after the gateway moved", (lab) => restart(lab, "client-1", "client-sidecar"), { internet: true });
     });
+
+    // veth only: the OpenVPN run's gateway moves are slower (a new VPN connection), and the guard does not depend on the VPN.
+    if (VPN === "veth")
+    test("the gateway re-created at the same IP: a newcomer asking at once gets no address in use", async () => {
+      await ensureVpnUp();
+      await step("the gateway re-created at the same IP", async (lab) => {
+        expect({ newcomer: await moveGateway(lab, { sameIp: true }) }).toEqual({ newcomer: undefined });
+        await vpnUp(lab);
+      }, { internet: true, sameState: false, gatewayOwn: false });
+      // A fresh pod of the same configuration, built a second time: the same printed state.
+      if (freshGateway) expect(maskGateway(await printed(t.lab, "gateway"), t.lab)).toBe(freshGateway);
+    });
+
+    test("every restarted gateway converged to what a fresh gateway pod of the same configuration gets", () => {
+      if (!freshGateway) throw new Error("no fresh gateway pod was built (run the whole matrix)");
+      expect(vpnUpStates.length).toBeGreaterThan(0);
+      for (const { label, state } of vpnUpStates) expect({ label, state }).toEqual({ label, state: freshGateway });
+      expect(vpnDownStates.length).toBeGreaterThan(0);
+      for (const { label, state } of vpnDownStates) expect({ label, vpnDown: state }).toEqual({ label, vpnDown: freshGatewayNoVpn ?? "(none)" });
+    });
+
+    if (VPN === "veth")
+      test("control: with the guard off (--new-pod-hold 0, as before it existed) the same newcomer is offered an address a live client holds", async () => {
+        await ensureVpnUp();
+        const lab = t.lab;
+        const got = await moveGateway(lab, { sameIp: false, sidecarArgs: ["--new-pod-hold", "0"] });
+        expect(lab.container("gateway", "gateway-sidecar")!.output()).not.toContain("first offers held");
+        expect({ newcomer: got, anAddressInUse: got !== undefined && POOL.includes(got) }).toEqual({ newcomer: got, anAddressInUse: true });
+        // Nothing is checked after this test: the two clients' addresses are no longer theirs alone.
+      });
   });
 }

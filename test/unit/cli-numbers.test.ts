@@ -59,3 +59,11 @@ describe("--isolation-check-interval (client-sidecar)", () => {
     for (const bad of ["0", "0.05", "3601", "1e3", "-1", ""]) expect(() => iso(bad)).toThrow("--isolation-check-interval");
   });
 });
+
+describe("--new-pod-hold (gateway-sidecar)", () => {
+  const hold = (t: string) => parseNumberOption("--new-pod-hold", t, RANGES.NEW_POD_HOLD, { fraction: true, unit: "seconds" });
+  test("accepts 0 (no guard) to 30 seconds, with a fraction; refuses the rest naming the flag", () => {
+    expect([hold("0"), hold("1.5"), hold("30")]).toEqual([0, 1.5, 30]);
+    for (const bad of ["30.5", "-1", "1e1", ""]) expect(() => hold(bad)).toThrow("--new-pod-hold");
+  });
+});

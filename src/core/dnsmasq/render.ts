@@ -16,6 +16,8 @@ export interface DnsmasqInputs {
   localServer: string | undefined;
   /** Where dnsmasq keeps its leases (must be writable: the runtime directory, not the image). */
   leaseFile: string;
+  /** dnsmasq's dhcp-hostsfile (re-read on SIGHUP): the sidecar's guard of a new pod's first offers. */
+  hostsFile?: string;
   trustAnchors?: readonly TrustAnchor[];
   /** A directory of user drop-ins (/etc/dnsmasq.d) whose *.conf files are read after ours. */
   dropInDir?: string;
@@ -114,6 +116,11 @@ export function renderDnsmasqConfig(i: DnsmasqInputs): string {
     "no-ping",
     dnsmasqOption("dhcp-leasefile", i.leaseFile),
   );
+  if (i.hostsFile !== undefined)
+    lines.push(
+      "# Reservations and a hold the sidecar writes while a new pod learns who holds which address (re-read on SIGHUP).",
+      dnsmasqOption("dhcp-hostsfile", i.hostsFile),
+    );
   if (i.dropInDir !== undefined)
     lines.push(
       "",

@@ -86,6 +86,8 @@ export const RANGES = {
   ISOLATION_CHECK_INTERVAL: { min: 0.1, max: 3600 },
   /** gateway-sidecar --max-failed-checks / $POD_GATEWAY_MAX_FAILED_CHECKS. */
   MAX_FAILED_CHECKS: { min: 1, max: 1000 },
+  /** gateway-sidecar --new-pod-hold / $POD_GATEWAY_NEW_POD_HOLD (seconds; 0 turns the first-offer guard off). */
+  NEW_POD_HOLD: { min: 0, max: 30 },
 } as const;
 
 /** A list of CIDRs that together cover all of IPv4 disables what the setting exists for: an error. */
