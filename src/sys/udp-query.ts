@@ -39,22 +39,30 @@ export function udpQuery<T>(ip: string, port: number, query: Uint8Array, opts: U
     const timer = setTimeout(() => finish({ kind: "timeout" }), opts.timeoutMs);
     if (opts.signal?.aborted) return onAbort();
     opts.signal?.addEventListener("abort", onAbort, { once: true });
-    Bun.udpSocket({
-      binaryType: "uint8array",
-      connect: { hostname: ip, port },
-      socket: {
-        data(_s, datagram) {
-          if (done) return;
-          const value = opts.accept(datagram);
-          if (value !== undefined) finish({ kind: "answer", value });
+    let opening;
+    try {
+      opening = Bun.udpSocket({
+        binaryType: "uint8array",
+        connect: { hostname: ip, port },
+        socket: {
+          data(_s, datagram) {
+            if (done) return;
+            const value = opts.accept(datagram);
+            if (value !== undefined) finish({ kind: "answer", value });
+          },
+          // Bun passes the error as the first argument (its typings say second): take whichever is one.
+          error(...args: unknown[]) {
+            const e = args.find((a) => a instanceof Error) as Error | undefined;
+            finish({ kind: "error", message: e?.message ?? "socket error" });
+          },
         },
-        // Bun passes the error as the first argument (its typings say second): take whichever is one.
-        error(...args: unknown[]) {
-          const e = args.find((a) => a instanceof Error) as Error | undefined;
-          finish({ kind: "error", message: e?.message ?? "socket error" });
-        },
-      },
-    }).then(
+      });
+    } catch (e) {
+      // connect() refused at once — Bun throws here rather than rejecting: no route (vxlan0
+      // just deleted), network unreachable, a broadcast address.
+      return finish({ kind: "error", message: (e as Error).message });
+    }
+    opening.then(
       (s) => {
         if (done) return s.close();
         sock = s;
@@ -64,7 +72,6 @@ export function udpQuery<T>(ip: string, port: number, query: Uint8Array, opts: U
           finish({ kind: "error", message: (e as Error).message });
         }
       },
-      // connect() failed: no route (vxlan0 just deleted), network unreachable.
       (e: Error) => finish({ kind: "error", message: e.message }),
     );
   });

@@ -57,6 +57,15 @@ describe("probeDns", () => {
     expect(r).toMatchObject({ alive: false, reason: "error" });
   });
 
+  test("a connect() the kernel refuses at once (no route: vxlan0 just deleted) is an error, not a rejection", async () => {
+    // Bun's udpSocket throws synchronously here; the broadcast address is refused (EACCES) without
+    // SO_BROADCAST on any machine, as a missing route is (ENETUNREACH) in a pod without vxlan0.
+    const r = await probeDns("255.255.255.255", { timeoutMs: 2000 });
+    expect(r).toMatchObject({ alive: false, reason: "error" });
+    expect((r as { detail: string }).detail).toContain("255.255.255.255:53");
+    await expect(lookupA("gw.svc", "255.255.255.255", 2000)).rejects.toMatchObject({ code: expect.any(String) });
+  });
+
   test("an aborted signal ends the probe at once", async () => {
     const srv = await responder(() => []);
     const ctl = new AbortController();
