@@ -15,7 +15,6 @@ import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DecodeError, decodeIpUdp, encodeIpU
 import { DHCP_REPLY_FILTER, encodeBpfProgram } from "../core/dhcp/bpf.ts";
 import type { Destination } from "../core/dhcp/machine.ts";
 import { PodGatewayError } from "../core/errors.ts";
-import { realClock } from "./clock.ts";
 import { errno, libc, strerror } from "./libc.ts";
 
 /** What the DHCP driver needs from a transport: send a BOOTP payload, wait for replies. */
@@ -47,6 +46,8 @@ const SOCK_CLOEXEC = 0o2000000;
 const ETH_P_IP = 0x0800;
 const SOL_SOCKET = 1;
 const SO_ATTACH_FILTER = 26;
+/** SO_RCVTIMEO (asm-generic, x86_64 and arm64): a struct timeval of two 64-bit longs on these targets. */
+const SO_RCVTIMEO = 20;
 const MSG_DONTWAIT = 0x40;
 const SOCKADDR_LL_SIZE = 20;
 
@@ -166,18 +167,62 @@ export class PacketSocket {
     }
   }
 
+  /** The receive timeout set on the socket (µs), so it is set again only when it changes. */
+  private timeoutUs = 0;
+
+  /**
+   * One queued IPv4 packet (a copy), waiting for it at most `ms` in the kernel (a receive bounded
+   * by SO_RCVTIMEO): woken as soon as a packet arrives. Undefined when none came in time.
+   */
+  recvWithin(ms: number): Uint8Array | undefined {
+    if (this.fd < 0) return undefined;
+    // At least 100 µs: a zero timeval would mean "wait forever".
+    const us = Math.max(100, Math.ceil(ms * 1000));
+    if (us !== this.timeoutUs) {
+      const tv = new Uint8Array(16);
+      const dv = new DataView(tv.buffer);
+      dv.setBigInt64(0, BigInt(Math.floor(us / 1_000_000)), true);
+      dv.setBigInt64(8, BigInt(us % 1_000_000), true);
+      if (libc().setsockopt(this.fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16) < 0) {
+        const e = errno();
+        throw new DhcpSocketError(`DHCP on ${this.ifname}: setting the receive timeout: ${describeErrno(e)}`, e);
+      }
+      this.timeoutUs = us;
+    }
+    const n = Number(libc().recvfrom(this.fd, this.buf, this.buf.length, 0, null, null));
+    if (n >= 0) return this.buf.slice(0, n);
+    const e = errno();
+    if (e === EINTR || e === EAGAIN) return undefined;
+    throw new DhcpSocketError(`DHCP on ${this.ifname}: receiving: ${describeErrno(e)}`, e);
+  }
+
   close(): void {
     if (this.fd >= 0) libc().close(this.fd);
     this.fd = -1;
   }
 }
 
+/** One turn of the event loop (signals, timers, the abort) without a timer's millisecond. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /**
  * The first exchange, on an interface without an address. Sends from 0.0.0.0:68 to
  * 255.255.255.255:67 at the link broadcast; receives through the BPF filter. A packet socket
- * cannot join Bun's event loop, so receive() polls a non-blocking recvfrom with short sleeps
- * (only while an exchange is in flight: tens of milliseconds in practice).
+ * cannot join Bun's event loop, so receive() waits in the kernel for at most pollMs at a time
+ * (woken the moment a reply arrives; a 2 ms sleep between non-blocking polls added ~2 ms to each
+ * exchange), then lets the event loop turn once (signals, the abort) before waiting again.
  */
+/** The DHCP payload of a packet from port 67 to 68; undefined for anything else. */
+function dhcpPayload(raw: Uint8Array): Uint8Array | undefined {
+  try {
+    const d = decodeIpUdp(raw);
+    return d.dstPort === DHCP_CLIENT_PORT && d.srcPort === DHCP_SERVER_PORT ? d.payload : undefined;
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
+    return undefined;
+  }
+}
+
 export class PacketTransport implements DhcpTransport {
   private ipId = 0;
   constructor(
@@ -201,16 +246,15 @@ export class PacketTransport implements DhcpTransport {
     const end = performance.now() + Math.max(0, waitMs);
     for (;;) {
       for (let raw = this.sock.recv(); raw !== undefined; raw = this.sock.recv()) {
-        try {
-          const d = decodeIpUdp(raw);
-          if (d.dstPort === DHCP_CLIENT_PORT && d.srcPort === DHCP_SERVER_PORT) return d.payload;
-        } catch (e) {
-          if (!(e instanceof DecodeError)) throw e;
-        }
+        const payload = dhcpPayload(raw);
+        if (payload) return payload;
       }
       const left = end - performance.now();
       if (left <= 0 || signal?.aborted) return undefined;
-      await realClock.sleep(Math.min(this.pollMs, left), signal);
+      const raw = this.sock.recvWithin(Math.min(this.pollMs, left));
+      const payload = raw && dhcpPayload(raw);
+      if (payload) return payload;
+      await nextTurn();
     }
   }
 
