@@ -150,6 +150,8 @@ async function moveGateway(ctx: BenchContext, lab: Lab, sidecars: Sidecar[], ech
   mkdirSync(runDir, { recursive: true });
   const sidecar = lab.spawn("gateway", [ctx.bin, "gateway-sidecar", "--run-dir", runDir], { env: { ...lab.roleEnv("gateway"), LOG_LEVEL: "info" } });
   const out = collect(sidecar);
+  const gwLines: [number, string][] = [];
+  out.onLine((l) => void gwLines.push([epochMs(), l]));
   let runningAt = Infinity;
   out.onLine((l) => {
     if (l.includes("dnsmasq running")) runningAt = Math.min(runningAt, epochMs());
@@ -185,7 +187,24 @@ async function moveGateway(ctx: BenchContext, lab: Lab, sidecars: Sidecar[], ech
     const text = slow
       .map(([r, i]) => `== ${sidecars[i]!.pod} back ${r.toFixed(0)} ms (gone ${(goneAt - readyAt).toFixed(0)})\n` + sidecars[i]!.lines.filter(([t]) => t > goneAt - 5000).map(([t, l]) => `${(t - readyAt).toFixed(0).padStart(7)} ${l}`).join("\n"))
       .join("\n");
-    writeFileSync(`${process.env.PGW_BENCH_SLOW_LOG}-${run}.txt`, text + "\n");
+    // Every client's DHCP renewals in flight, per 500 ms from 5 s before the old gateway left.
+    const from = goneAt - 5000;
+    const buckets = Math.ceil((Math.max(...backAt) - from) / 500) + 1;
+    const inFlight = new Array<number>(buckets).fill(0);
+    for (const sc of sidecars) {
+      let startAt: number | undefined;
+      for (const [t, l] of sc.lines) {
+        if (/renewing the DHCP lease .* now|renewing the DHCP lease of \S+ at/.test(l) && !l.includes("failed")) startAt = t;
+        else if (startAt !== undefined && /DHCP lease of \S+ (renewed|rebound)|(renewing|rebinding) the DHCP lease of \S+ failed/.test(l)) {
+          for (let b = 0; b < buckets; b++) if (from + b * 500 + 500 > startAt && from + b * 500 < t) inFlight[b]!++;
+          startAt = undefined;
+        }
+      }
+      if (startAt !== undefined) for (let b = 0; b < buckets; b++) if (from + b * 500 + 500 > startAt) inFlight[b]!++;
+    }
+    const hist = `renewals in flight per 500 ms from ${(from - readyAt).toFixed(0)} ms: ${inFlight.join(" ")}`;
+    const gw = gwLines.map(([t, l]) => `${(t - readyAt).toFixed(0).padStart(7)} ${l}`).join("\n");
+    writeFileSync(`${process.env.PGW_BENCH_SLOW_LOG}-${run}.txt`, hist + "\n" + text + "\n== the new gateway's sidecar\n" + gw + "\n");
   }
   return {
     outcome: { sameIp, outageMs, lastBackMs: Math.max(...rel), medianBackMs: summarize(rel).median, echoBackMs: echoAt === undefined ? undefined : echoAt - readyAt },
