@@ -18,7 +18,7 @@ import { DhcpMachine, type DhcpStep, type MachineAction, type RetryPolicy } from
 import type { Lease } from "../core/dhcp/types.ts";
 import { PodGatewayError } from "../core/errors.ts";
 import { realClock, type Clock } from "./clock.ts";
-import { PacketTransport, type DhcpTransport } from "./dhcp-socket.ts";
+import { BACKGROUND_RECEIVE, PacketTransport, type DhcpTransport, type ReceiveWait } from "./dhcp-socket.ts";
 import { log } from "./log.ts";
 
 export type { DhcpTransport } from "./dhcp-socket.ts";
@@ -184,6 +184,8 @@ export interface RenewOptions extends DhcpIdentity, DhcpRuntime {
   deadlineMs?: number;
   /** Ask for this lease time (option 51); the server may grant less, or its minimum. */
   leaseSeconds?: number;
+  /** How the reply is waited for (default BACKGROUND_RECEIVE: a renewal runs beside a sidecar's work; see ReceiveWait). */
+  receiveWait?: ReceiveWait;
 }
 
 /**
@@ -197,7 +199,7 @@ export interface RenewOptions extends DhcpIdentity, DhcpRuntime {
  */
 export async function renewLease(lease: Lease, opts: RenewOptions): Promise<Lease> {
   const clock = opts.clock ?? realClock;
-  const transport = opts.transport ?? PacketTransport.open(opts.ifname);
+  const transport = opts.transport ?? PacketTransport.open(opts.ifname, opts.receiveWait ?? BACKGROUND_RECEIVE);
   try {
     const machine = newMachine(opts, opts);
     const now = clock.now();

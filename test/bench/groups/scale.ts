@@ -11,6 +11,9 @@
 // shared by every namespace; ../../../PLATFORM facts): for that run the bench raises
 // net.ipv4.neigh.default.gc_thresh1/2/3 in the host's namespace and restores the values it found
 // (in finally, and from the cleanup on an interrupt).
+//
+// Diagnosis: with PGW_BENCH_SLOW_LOG=/dir/prefix, each move writes the three slowest clients'
+// sidecar lines (ms from the new gateway being ready) to /dir/prefix-<run>.txt.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -53,6 +56,8 @@ interface Sidecar {
   out: Collected;
   /** Epoch ms of each "answers again" line. */
   backs: number[];
+  /** Every line with the epoch ms it arrived (the slowest clients' are written out after a move). */
+  lines: [number, string][];
 }
 
 interface StormOutcome {
@@ -97,10 +102,14 @@ function startSidecars(ctx: BenchContext, lab: Lab): Sidecar[] {
     const proc = ctx.cleanup.addProc(lab.spawn(pod as `client-${number}`, [ctx.bin, "client-sidecar"], { env: roleEnv(ctx, lab, pod as `client-${number}`) as Record<string, string> }));
     const out = collect(proc);
     const backs: number[] = [];
+    const lines: [number, string][] = [];
     out.onLine((l) => {
-      if (l.includes("answers again")) backs.push(epochMs());
+      const t = epochMs();
+      lines.push([t, l]);
+      if (lines.length > 400) lines.splice(0, 200);
+      if (l.includes("answers again")) backs.push(t);
     });
-    return { pod, proc, out, backs };
+    return { pod, proc, out, backs, lines };
   });
 }
 
@@ -141,6 +150,8 @@ async function moveGateway(ctx: BenchContext, lab: Lab, sidecars: Sidecar[], ech
   mkdirSync(runDir, { recursive: true });
   const sidecar = lab.spawn("gateway", [ctx.bin, "gateway-sidecar", "--run-dir", runDir], { env: { ...lab.roleEnv("gateway"), LOG_LEVEL: "info" } });
   const out = collect(sidecar);
+  const gwLines: [number, string][] = [];
+  out.onLine((l) => void gwLines.push([epochMs(), l]));
   let runningAt = Infinity;
   out.onLine((l) => {
     if (l.includes("dnsmasq running")) runningAt = Math.min(runningAt, epochMs());
@@ -170,6 +181,31 @@ async function moveGateway(ctx: BenchContext, lab: Lab, sidecars: Sidecar[], ech
   let echoAt: number | undefined;
   await waitFor("client-0's echo through the new gateway", () => (echoAt = echo.find((t) => t > goneAt)) !== undefined, 10_000).catch(() => {});
   const rel = backAt.map((t) => t - readyAt);
+  if (process.env.PGW_BENCH_SLOW_LOG) {
+    // Diagnosis: the three slowest clients' sidecar lines of this move, ms from ready.
+    const slow = rel.map((r, i) => [r, i] as const).sort((a, b) => b[0] - a[0]).slice(0, 3);
+    const text = slow
+      .map(([r, i]) => `== ${sidecars[i]!.pod} back ${r.toFixed(0)} ms (gone ${(goneAt - readyAt).toFixed(0)})\n` + sidecars[i]!.lines.filter(([t]) => t > goneAt - 5000).map(([t, l]) => `${(t - readyAt).toFixed(0).padStart(7)} ${l}`).join("\n"))
+      .join("\n");
+    // Every client's DHCP renewals in flight, per 500 ms from 5 s before the old gateway left.
+    const from = goneAt - 5000;
+    const buckets = Math.ceil((Math.max(...backAt) - from) / 500) + 1;
+    const inFlight = new Array<number>(buckets).fill(0);
+    for (const sc of sidecars) {
+      let startAt: number | undefined;
+      for (const [t, l] of sc.lines) {
+        if (/renewing the DHCP lease .* now|renewing the DHCP lease of \S+ at/.test(l) && !l.includes("failed")) startAt = t;
+        else if (startAt !== undefined && /DHCP lease of \S+ (renewed|rebound)|(renewing|rebinding) the DHCP lease of \S+ failed/.test(l)) {
+          for (let b = 0; b < buckets; b++) if (from + b * 500 + 500 > startAt && from + b * 500 < t) inFlight[b]!++;
+          startAt = undefined;
+        }
+      }
+      if (startAt !== undefined) for (let b = 0; b < buckets; b++) if (from + b * 500 + 500 > startAt) inFlight[b]!++;
+    }
+    const hist = `renewals in flight per 500 ms from ${(from - readyAt).toFixed(0)} ms: ${inFlight.join(" ")}`;
+    const gw = gwLines.map(([t, l]) => `${(t - readyAt).toFixed(0).padStart(7)} ${l}`).join("\n");
+    writeFileSync(`${process.env.PGW_BENCH_SLOW_LOG}-${run}.txt`, hist + "\n" + text + "\n== the new gateway's sidecar\n" + gw + "\n");
+  }
   return {
     outcome: { sameIp, outageMs, lastBackMs: Math.max(...rel), medianBackMs: summarize(rel).median, echoBackMs: echoAt === undefined ? undefined : echoAt - readyAt },
     gateway,
