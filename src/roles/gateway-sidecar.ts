@@ -195,7 +195,8 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   // the kernel knows on vxlan0, so that no new client is given an address still in use. A new
   // pod knows none yet: its first offers are guarded (LeaseGuard, started with dnsmasq below).
   const holdSeconds = deps.newPodHoldSeconds ?? NEW_POD_HOLD_SECONDS;
-  const guard0 = !existsSync(leaseFile) && holdSeconds > 0
+  const noLeaseFile = !existsSync(leaseFile);
+  const guard0 = noLeaseFile && holdSeconds > 0
     ? new LeaseGuard({ network: s.VXLAN_IP_NETWORK, firstDynamic: s.VXLAN_GATEWAY_FIRST_DYNAMIC_IP, quietSeconds: holdSeconds, maxHoldSeconds: Math.max(NEW_POD_MAX_HOLD_SECONDS, 2 * holdSeconds), learnSeconds: NEW_POD_LEARN_SECONDS })
     : undefined;
   try {
@@ -203,7 +204,7 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
   } catch (e) {
     throw new StepError("writing the dnsmasq hosts file", `${hostsFile}: ${(e as Error).message}`, { cause: e });
   }
-  if (!existsSync(leaseFile))
+  if (noLeaseFile)
     try {
       const neighbours = await host.neighbours(VXLAN_IF);
       const seed = renderLeaseSeed(neighbours, { network: s.VXLAN_IP_NETWORK, firstDynamic: s.VXLAN_GATEWAY_FIRST_DYNAMIC_IP, leaseTime: s.DHCP_LEASE_TIME, nowSeconds: Math.floor(Date.now() / 1000) });

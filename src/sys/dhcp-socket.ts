@@ -15,6 +15,7 @@ import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DecodeError, decodeIpUdp, encodeIpU
 import { DHCP_REPLY_FILTER, encodeBpfProgram } from "../core/dhcp/bpf.ts";
 import type { Destination } from "../core/dhcp/machine.ts";
 import { PodGatewayError } from "../core/errors.ts";
+import { realClock } from "./clock.ts";
 import { errno, libc, strerror } from "./libc.ts";
 
 /** What the DHCP driver needs from a transport: send a BOOTP payload, wait for replies. */
@@ -243,20 +244,6 @@ export function planReceiveStep(w: ReceiveWait, leftMs: number): { kind: "block"
   return w.kind === "block" ? { kind: "block", ms: Math.min(w.pollMs, leftMs) } : { kind: "sleep", ms: Math.min(Math.max(1, w.idleMs), leftMs) };
 }
 
-/** A timer of `ms`, cut short by the abort. */
-function sleepAbortable(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
-
 /**
  * DHCP over a packet socket. Sends from the given address (0.0.0.0 for the first exchange, on an
  * interface without an address) to port 67 at the link broadcast; receives through the BPF filter,
@@ -291,7 +278,7 @@ export class PacketTransport implements DhcpTransport {
       const step = signal?.aborted ? undefined : planReceiveStep(this.wait, end - performance.now());
       if (!step) return undefined;
       if (step.kind === "sleep") {
-        await sleepAbortable(step.ms, signal);
+        await realClock.sleep(step.ms, signal);
         continue;
       }
       const raw = this.sock.recvWithin(step.ms);
