@@ -237,6 +237,8 @@ describe("gateway roles in the lab", () => {
       const peer = (watcher = watchPeer(lab, "client-1"));
       await waitFor("the greeting at client-1", () => peer.out.text().includes('data "pod-gateway watch 1\\n"'), 5000, { detail: () => peer.out.text() });
       expect(peer.out.text()).toBe('connected\ndata "pod-gateway watch 1\\n"\n'); // the greeting and nothing else, still open
+      // Keepalive armed: a client pod gone without a FIN must not hold its slot for ever.
+      expect((await lab.exec("gateway", ["ss", "-Htno", "state", "established", `sport = :${WATCH_PORT}`])).stdout).toContain("timer:(keepalive,");
     } finally {
       await lab.exec("gateway", ["iptables", "-P", "INPUT", "ACCEPT"]);
     }
