@@ -18,7 +18,7 @@
 // signals that cut them short.
 import { planClientAddress, planVxlanMtuChange } from "../core/client/plan.ts";
 import type { IsolationOutcome } from "../core/client/isolation-watch.ts";
-import { newStats, SidecarMachine, type MachinePolicy, type Note, type SidecarStats } from "../core/client/sidecar-machine.ts";
+import { newStats, SidecarMachine, type MachinePolicy, type Note, type RefreshKind, type SidecarStats } from "../core/client/sidecar-machine.ts";
 import type { Lease } from "../core/dhcp/types.ts";
 import { gatewayOverlayIp, VXLAN_IF } from "../core/net/vxlan.ts";
 import { addressMode, applyLogged, dhcpIdentity, messageOf, networkInput, readIsolation, runClientInit, type ClientDeps, type ClientInput, type DhcpIdentity } from "./client-init.ts";
@@ -78,6 +78,10 @@ export const REFRESH_INTERVAL_MS = 1000;
 /** How long an outage is probed and looked up at the fast cadence before dropping back to the interval. */
 export const FAST_WINDOW_MS = 60_000;
 
+/** A watch connection that never got established is tried again after 30 s, then twice as long each time, up to 5 min. */
+export const WATCH_RETRY_MS = 30_000;
+export const WATCH_RETRY_CAP_MS = 300_000;
+
 /** Isolation is re-checked this often (issue 11 §7), and at the first tick after the main table changed. */
 export const ISOLATION_INTERVAL_MS = 30_000;
 
@@ -108,6 +112,8 @@ export function sidecarPolicy(input: Pick<ClientInput, "settings">, over: Partia
     renewDeadlineMs: 5000,
     reacquireDelayMs: Math.max(intervalMs, 4000),
     isolationIntervalMs: ISOLATION_INTERVAL_MS,
+    watchRetryMs: WATCH_RETRY_MS,
+    watchRetryCapMs: WATCH_RETRY_CAP_MS,
     releaseTimeoutMs: 500,
     shutdownLeaseSeconds: SHUTDOWN_LEASE_SECONDS,
     ...over,
@@ -370,11 +376,11 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   };
 
   /** Forget the neighbours the tunnel relies on (while the gateway does not answer). Failures are logged at debug: the next tick tries again. */
-  const refresh = async (): Promise<void> => {
+  const refresh = async (kind: RefreshKind): Promise<void> => {
     try {
-      let changes = m.cachedRefresh();
+      let changes = m.cachedRefresh(kind);
       if (!changes) {
-        const r = m.planRefresh(await deps.host.readFacts());
+        const r = m.planRefresh(await deps.host.readFacts(), kind);
         say(r.notes);
         changes = r.changes;
       }
@@ -415,7 +421,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     });
     if (!decision || signal.aborted) return;
     if (decision.repair) await scoped(signal, (sig) => repair(decision.target, sig));
-    else if (decision.refresh) await refresh();
+    else if (decision.refresh) await refresh(decision.refresh);
   };
 
   // ---- isolation: client-init's check again, every isolationIntervalMs and when the routes changed; reported, never undone

@@ -33,6 +33,8 @@ const POLICY: MachinePolicy = {
   fastWindowMs: 60_000,
   refreshIntervalMs: 500,
   slowProbeMs: 100,
+  watchRetryMs: 30_000,
+  watchRetryCapMs: 300_000,
 };
 
 function cfg(over: Partial<MachineConfig> = {}): MachineConfig {
@@ -225,13 +227,15 @@ describe("probes, lookups and repairs", () => {
     // below the retry count no repair, but the neighbours are refreshed at once (a gateway
     // re-created at the same IP is only reached once the old pod's MAC is forgotten), and the
     // first lookup is scheduled within one mean gap (random 0.5 → 500 ms)
-    expect(m.decide(1000, undefined)).toEqual({ repair: false, refresh: true });
+    expect(m.decide(1000, undefined)).toEqual({ repair: false, refresh: "all" });
     m.tickDone(1000, 1010);
     // lost: the next probe 250 ms after this one started, waiting at most 250 ms for its answer
     expect(m.next(1010).step).toEqual({ kind: "sleep", untilMs: 1250 });
     expect(m.next(1250).step).toEqual({ kind: "tick", startedAt: 1250, lookup: false, timeoutMs: 250 });
     fail(1250);
-    expect(m.decide(1250, undefined)).toEqual({ repair: false, refresh: false }); // at most every 500 ms here
+    // eth0's entries at most every 500 ms here; vxlan0's at every failed probe (an INCOMPLETE
+    // entry of .1 would wait for the kernel's 1 s retransmit)
+    expect(m.decide(1250, undefined)).toEqual({ repair: false, refresh: "tunnel" });
     m.tickDone(1250, 1260);
     // the lookup is due with the tick at 1500; the next one a jittered gap later: 1 s × (1 ± 0.5), 0.5 → 1 s
     expect(m.next(1500).step).toEqual({ kind: "tick", startedAt: 1500, lookup: true, timeoutMs: 250 });
@@ -240,18 +244,18 @@ describe("probes, lookups and repairs", () => {
     m.tickDone(1500, 1510);
     expect(m.next(1750).step).toEqual({ kind: "tick", startedAt: 1750, lookup: false, timeoutMs: 250 });
     fail(1750);
-    // no repair (the backoff: 1 s after the first), and no refresh yet (the repair flushed)
-    expect(m.decide(1750, undefined)).toEqual({ repair: false, refresh: false });
+    // no repair (the backoff: 1 s after the first), and only vxlan0's refresh (the repair flushed eth0's)
+    expect(m.decide(1750, undefined)).toEqual({ repair: false, refresh: "tunnel" });
     m.tickDone(1750, 1760);
     expect(m.next(1760).step).toEqual({ kind: "sleep", untilMs: 2000 });
     expect(m.next(2000).step).toEqual({ kind: "tick", startedAt: 2000, lookup: false, timeoutMs: 250 });
     fail(2000);
-    expect(m.decide(2000, undefined)).toEqual({ repair: false, refresh: true }); // 500 ms after the repair's
+    expect(m.decide(2000, undefined)).toEqual({ repair: false, refresh: "all" }); // 500 ms after the repair's
     m.tickDone(2000, 2010);
     for (const t of [2250, 2500, 2750]) {
       expect(m.next(t).step).toMatchObject({ kind: "tick", lookup: t === 2500 });
       fail(t, t === 2500);
-      expect(m.decide(t, t === 2500 ? GW_POD : undefined)).toEqual(t === 2500 ? { repair: true, target: undefined } : { repair: false, refresh: false });
+      expect(m.decide(t, t === 2500 ? GW_POD : undefined)).toEqual(t === 2500 ? { repair: true, target: undefined } : { repair: false, refresh: "tunnel" });
       m.tickDone(t, t + 10);
     }
     expect(m.next(3000).step).toEqual({ kind: "tick", startedAt: 3000, lookup: false, timeoutMs: 250 });
@@ -436,6 +440,9 @@ describe("the neighbour refresh (a gateway re-created at the same pod IP)", () =
     expect(m.planRefresh(initialised()).notes).toEqual([]);
     // planned once per outage: the driver need not read the network for every refresh
     expect(m.cachedRefresh()!.map(formatChange)).toEqual(["neigh flush dev eth0 to 198.18.0.2", "neigh flush dev vxlan0"]);
+    // the tunnel's part alone (at the failed probes between two whole refreshes)
+    expect(m.cachedRefresh("tunnel")!.map(formatChange)).toEqual(["neigh flush dev vxlan0"]);
+    expect(m.planRefresh(initialised(), "tunnel").changes.map(formatChange)).toEqual(["neigh flush dev vxlan0"]);
     m.repaired("198.18.0.9");
     expect(m.cachedRefresh()).toBeUndefined(); // a repair (here a move) plans afresh
     m.planRefresh(initialised());
@@ -452,5 +459,167 @@ describe("release", () => {
     m.start(0, initialised("172.16.0.23", 120));
     expect(m.release(1000)?.address).toBe("172.16.0.23");
     expect(m.release(121_000)).toBeUndefined();
+  });
+});
+
+describe("the watch connection (the gateway says goodbye)", () => {
+  const watched = (over: Partial<MachineConfig> = {}) => {
+    const m = new SidecarMachine(cfg({ watchPort: 4790, mode: { kind: "static", address: "172.16.0.23" }, ...over }), 0);
+    m.start(0, initialised("172.16.0.23", "forever"));
+    return m;
+  };
+  const texts = (notes: { text: string }[]) => notes.map((n) => n.text);
+
+  test("port 0: never a connection", () => {
+    const m = new SidecarMachine(cfg({ watchPort: 0 }), 0);
+    m.start(0, initialised());
+    expect(m.watchStep(0)).toEqual({});
+    m.probed(1000, 1000, false, "timeout", false);
+    m.probed(1250, 1250, true, "ok", false);
+    expect(m.watchStep(1300)).toEqual({});
+    expect(m.watchEstablished(1, 1300).keep).toBe(false);
+  });
+
+  test("opened at the start (client-init's probe answered); a goodbye probes and looks up at once, then at the lost cadence, until an answer AND a new watch", () => {
+    const m = watched();
+    expect(m.watchStep(0)).toEqual({ open: 1 });
+    expect(m.watchStep(10)).toEqual({}); // one at a time
+    const est = m.watchEstablished(1, 20);
+    expect(est.keep).toBe(true);
+    expect(texts(est.notes)).toEqual(["watching gateway 172.16.0.1 for its goodbye on TCP port 4790"]);
+    expect(m.next(500).step).toEqual({ kind: "sleep", untilMs: 1000 });
+    // the gateway-sidecar got SIGTERM: it closed the connection first
+    expect(texts(m.watchClosed(1, 500, "closed by the gateway"))).toEqual([
+      "gateway 172.16.0.1 closed the watch connection (closed by the gateway): it is leaving; probing every 250 ms and looking it up until a gateway answers and is watched again (pod_gateway_client_watch_goodbyes_total 1)",
+    ]);
+    expect(m.stats.watchGoodbyes).toBe(1);
+    // at once: a probe with a lookup, at the fast timeout
+    expect(m.next(500).step).toEqual({ kind: "tick", startedAt: 500, lookup: true, timeoutMs: 250 });
+    // the leaving gateway's dnsmasq still answers: that does not end the fast mode
+    m.probed(501, 500, true, "DNS NOERROR", true);
+    expect(m.decide(500, GW_POD)).toMatchObject({ repair: false });
+    m.tickDone(500, 501);
+    // a new connection only after the lost interval: its port is closed already (not a "no watch" failure)
+    expect(m.watchStep(600)).toEqual({});
+    // (the cadence: 250 ms after the tick at 500)
+    expect(m.next(600).step).toEqual({ kind: "sleep", untilMs: 750 });
+    expect(m.watchStep(750)).toEqual({ open: 2 });
+    expect(m.watchFailed(2, 750, "connecting: ECONNREFUSED").map((n) => n.level)).toEqual(["debug"]);
+    expect(m.next(750).step).toMatchObject({ kind: "tick", startedAt: 750, timeoutMs: 250 });
+    // now it is gone: the first failed probe refreshes every neighbour, the next ones vxlan0's
+    m.probed(1000, 750, false, "timeout", false);
+    expect(m.decide(750, undefined)).toEqual({ repair: false, refresh: "all" });
+    m.tickDone(750, 1000);
+    expect(m.watchStep(1000)).toEqual({}); // not while it does not answer
+    expect(m.next(1000).step).toMatchObject({ kind: "tick", startedAt: 1000, timeoutMs: 250 });
+    m.probed(1250, 1000, false, "timeout", false);
+    expect(m.decide(1000, undefined)).toEqual({ repair: false, refresh: "tunnel" });
+    m.tickDone(1000, 1250);
+    // the new gateway answers: a new connection at once (a recovery), but still fast until it is established
+    expect(m.next(1250).step).toMatchObject({ kind: "tick", startedAt: 1250 });
+    m.probed(1260, 1250, true, "DNS NOERROR", false);
+    m.tickDone(1250, 1260);
+    expect(m.watchStep(1260)).toEqual({ open: 3 });
+    expect(m.next(1260).step).toEqual({ kind: "sleep", untilMs: 1500 });
+    const back = m.watchEstablished(3, 1270);
+    expect(texts(back.notes)).toEqual(["watching gateway 172.16.0.1 for its goodbye on TCP port 4790", "gateway 172.16.0.1 answers and is watched again 0.8 s after its goodbye"]);
+    // back to the regular cadence: no lookups, the regular timeout, one probe per interval
+    expect(m.next(1500).step).toEqual({ kind: "tick", startedAt: 1500, lookup: false, timeoutMs: 500 });
+    m.probed(1501, 1500, true, "ok", false);
+    m.tickDone(1500, 1501);
+    expect(m.next(1501).step).toEqual({ kind: "sleep", untilMs: 2500 });
+  });
+
+  test("a goodbye, then a new watch before any answer: the fast mode ends with the next answer", () => {
+    const m = watched();
+    m.watchStep(0);
+    m.watchEstablished(1, 1);
+    m.watchClosed(1, 100, "connection lost: ECONNRESET");
+    m.next(100);
+    m.probed(350, 100, false, "timeout", true);
+    m.tickDone(100, 350);
+    m.next(350);
+    m.probed(360, 350, true, "ok", false);
+    m.tickDone(350, 360);
+    expect(m.watchStep(360)).toEqual({ open: 2 });
+    // a probe fails before the greeting arrives: established, but still looking
+    m.next(600);
+    m.probed(850, 600, false, "timeout", false);
+    m.tickDone(600, 850);
+    expect(texts(m.watchEstablished(2, 860).notes)).toEqual(["watching gateway 172.16.0.1 for its goodbye on TCP port 4790"]);
+    expect(m.next(860).step).toMatchObject({ kind: "tick", startedAt: 860, timeoutMs: 250 });
+    const ok = m.probed(870, 860, true, "ok", false);
+    expect(texts(ok.notes)).toContain("gateway 172.16.0.1 answers and is watched again 0.8 s after its goodbye");
+    m.tickDone(860, 870);
+    // (the recovery asks for a fresh watch: the one held is dropped for a new one)
+    expect(m.watchStep(870)).toEqual({ close: 2, open: 3 });
+    expect(m.next(870).step).toEqual({ kind: "sleep", untilMs: 1860 });
+  });
+
+  test("never established (an older gateway): a back-off of 30 s, then 60 s, said once; no fast mode, no probe more", () => {
+    const m = watched();
+    expect(m.watchStep(0)).toEqual({ open: 1 });
+    const first = m.watchFailed(1, 2000, "no greeting within 2000 ms");
+    expect(first).toEqual([{ level: "info", text: "gateway 172.16.0.1 offers no watch connection on TCP port 4790 (no greeting within 2000 ms); noticing its departures by probing only; trying again in 30 s" }]);
+    // the probes keep their regular cadence
+    expect(m.next(2000).step).toEqual({ kind: "tick", startedAt: 2000, lookup: false, timeoutMs: 500 });
+    m.probed(2001, 2000, true, "ok", false);
+    m.tickDone(2000, 2001);
+    expect(m.next(2001).step).toEqual({ kind: "sleep", untilMs: 3000 });
+    expect(m.watchStep(31_999)).toEqual({});
+    expect(m.watchStep(32_000)).toEqual({ open: 2 });
+    expect(m.watchFailed(2, 32_010, "connecting: ECONNREFUSED")).toEqual([{ level: "debug", text: "gateway 172.16.0.1 offers no watch connection on TCP port 4790 (connecting: ECONNREFUSED); noticing its departures by probing only; trying again in 60 s" }]);
+    expect(m.watchStep(92_009)).toEqual({});
+    expect(m.watchStep(92_010)).toEqual({ open: 3 });
+    // an outage and a recovery: tried again at once (the failures may have been the outage's)
+    m.watchFailed(3, 92_020, "connecting: EHOSTUNREACH");
+    m.probed(93_000, 93_000, false, "timeout", false);
+    expect(m.watchStep(93_001)).toEqual({});
+    m.probed(94_000, 94_000, true, "ok", false);
+    expect(m.watchStep(94_001)).toEqual({ open: 4 });
+    expect(m.stats.watchGoodbyes).toBe(0);
+  });
+
+  test("the fast window ends the leaving even without a new watch; then failures back off", () => {
+    const m = watched();
+    m.watchStep(0);
+    m.watchEstablished(1, 1);
+    m.watchClosed(1, 1000, "closed by the gateway");
+    let t = 1000;
+    const ticks: number[] = [];
+    while (t < 70_000) {
+      const st = m.next(t).step;
+      if (st.kind === "sleep") {
+        t = st.untilMs;
+        continue;
+      }
+      ticks.push(t);
+      m.probed(t, t, true, "ok", st.kind === "tick" && st.lookup); // an old gateway: answers, never a watch
+      m.tickDone(t, t);
+      const w = m.watchStep(t);
+      if (w.open) m.watchFailed(w.open, t, "connecting: ECONNREFUSED");
+    }
+    expect(ticks.filter((x) => x < 61_000)).toHaveLength(240); // every 250 ms for the fast minute
+    expect(ticks.filter((x) => x >= 62_000).every((x, i, a) => i === 0 || x - a[i - 1]! === 1000)).toBe(true);
+  });
+
+  test("a move repoints, probes at once and watches the new pod; outcomes of dropped connections are ignored", () => {
+    const m = watched();
+    m.watchStep(0);
+    m.watchEstablished(1, 1);
+    m.next(1000);
+    m.probed(1000, 1000, false, "aborted", true);
+    expect(m.decide(1000, "198.18.0.77")).toEqual({ repair: true, target: "198.18.0.77" });
+    m.repaired("198.18.0.77");
+    m.tickDone(1000, 1005);
+    // the next probe at once, not 250 ms after the last one started
+    expect(m.next(1005).step).toMatchObject({ kind: "tick", startedAt: 1005 });
+    m.probed(1006, 1005, true, "ok", false);
+    m.tickDone(1005, 1006);
+    expect(m.watchStep(1006)).toEqual({ close: 1, open: 2 });
+    expect(m.watchClosed(1, 1007, "connection lost")).toEqual([]); // the old one, closed by us
+    expect(m.stats.watchGoodbyes).toBe(0);
+    expect(m.watchEstablished(1, 1007).keep).toBe(false);
+    expect(m.watchEstablished(2, 1008).keep).toBe(true);
   });
 });
