@@ -66,6 +66,8 @@ FIREWALL_BACKEND=auto
 CLIENT_PROBE_INTERVAL=2
 # Client sidecar exits once every other container of its pod has terminated: auto, on or off
 SIDECAR_EXIT_WHEN_POD_DONE=auto
+# TCP port on the overlay's .1 where client sidecars hold a connection the gateway closes when it stops; 0 = off
+GATEWAY_WATCH_PORT=4790
 # Gateway sidecar's Prometheus /metrics (and /healthz, /readyz) port; 0 = off
 GATEWAY_METRICS_PORT=0
 # Client sidecar's /metrics port, opened in the application's network namespace; 0 = off

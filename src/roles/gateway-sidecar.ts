@@ -30,6 +30,8 @@ import { startDropReport, type DropReport } from "../sys/drop-report.ts";
 import type { LoggedPacket } from "../core/netlink/nflog.ts";
 import { readRouteSignature } from "../sys/route-signature.ts";
 import { watchFile, writeFileAtomic } from "../sys/watch.ts";
+import { planWatchListen } from "../core/gateway/watch.ts";
+import { startWatchServer } from "../sys/watch-server.ts";
 import { openFirewall, reconcileGatewayNetwork } from "./gateway-init.ts";
 import { KillSwitchGuard, originalResolvPath } from "./gateway-killswitch.ts";
 
@@ -108,6 +110,8 @@ export interface GatewaySidecarMonitor {
   duplicates?(counts: { address: number; mac: number }): void;
   /** Packets the kill switch's NFLOG rule logged on eth0 (drained every second). */
   killSwitchDropped?(packets: readonly LoggedPacket[]): void;
+  /** Client watch connections held now (GATEWAY_WATCH_PORT; only while listening). */
+  watchConnections?(held: number): void;
 }
 
 /**
@@ -331,17 +335,25 @@ export async function runGatewaySidecar(config: ResolvedConfig, paths: GatewaySi
     throw new StepError("starting dnsmasq", (e as Error).message, { cause: e });
   }
   deps.monitor?.dnsmasqStarted(child, leaseFile);
+  // The clients' watch connections (GATEWAY_WATCH_PORT, src/sys/watch-server.ts), from the moment
+  // dnsmasq runs: however we stop, they are ended first, so clients look for the next gateway
+  // while this one shuts down.
+  const listen = planWatchListen(s);
+  const watch = listen ? startWatchServer({ ...listen, log: log.withTag("watch"), onCount: (n) => deps.monitor?.watchConnections?.(n) }) : undefined;
+  const endWatch = () => void watch?.close();
   const leaseGuard = guard0 ? startLeaseGuard({ guard: guard0, net: host, hostsFile, leaseFile, pid: child.pid, log: log.withTag("leases") }) : undefined;
   if (guard0) log.info(`no lease file: offers to clients dnsmasq does not know wait until no new client appeared on ${VXLAN_IF} for ${holdSeconds} s; addresses seen in use are reserved for ${NEW_POD_LEARN_SECONDS} s after that`);
-  const unforward = forwardSignals(child, log);
+  const unforward = forwardSignals(child, log, { first: endWatch });
   log.info(`dnsmasq running (pid ${child.pid}): DHCP and DNS on ${VXLAN_IF}`);
   let gaveUp: string | undefined;
   void exhausted.then((why) => {
     gaveUp = why;
     log.error(`${why}: exiting so that Kubernetes restarts the container (the kill switch stays closed)`);
+    endWatch();
     child.stop("SIGTERM");
   });
   const code = await child.exited;
+  endWatch();
   leaseGuard?.stop();
   unforward();
   stopTimers();

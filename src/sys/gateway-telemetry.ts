@@ -100,6 +100,7 @@ export async function startGatewayTelemetry(o: { settings: Settings; log: Logger
       dropReport: (r) => mon.dropReport(r.counter),
       duplicates: (c) => mon.duplicates(c),
       killSwitchDropped: (packets) => mon.killSwitchDropped(packets),
+      watchConnections: (held) => mon.watchConnections(held),
     },
     metricsPort,
     close: () => closers.forEach((c) => c()),

@@ -84,12 +84,18 @@ export function spawnSupervised(argv: readonly string[], opts: SuperviseOptions)
 
 /**
  * Pass SIGTERM and SIGINT on to the child as SIGTERM (dnsmasq ignores SIGINT in the
- * foreground). Returns a function that removes the handlers.
+ * foreground), after `first` (what must happen before the child stops: gateway-sidecar ends its
+ * watch connections). Returns a function that removes the handlers.
  */
-export function forwardSignals(child: SupervisedChild, log: Logger, signals: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT"]): () => void {
-  const handlers = signals.map((sig) => {
+export function forwardSignals(child: SupervisedChild, log: Logger, opts: { signals?: readonly NodeJS.Signals[]; first?: () => void } = {}): () => void {
+  const handlers = (opts.signals ?? ["SIGTERM", "SIGINT"]).map((sig) => {
     const h = () => {
       log.info(`${sig} received: stopping`);
+      try {
+        opts.first?.();
+      } catch (e) {
+        log.error(`before stopping: ${(e as Error).message}`);
+      }
       child.stop("SIGTERM");
     };
     process.on(sig, h);

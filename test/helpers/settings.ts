@@ -29,6 +29,7 @@ export function testSettings(over: Partial<Settings> = {}): Settings {
     FIREWALL_BACKEND: "auto",
     CLIENT_PROBE_INTERVAL: 2,
     SIDECAR_EXIT_WHEN_POD_DONE: "off",
+    GATEWAY_WATCH_PORT: 4790,
     GATEWAY_METRICS_PORT: 0,
     CLIENT_METRICS_PORT: 0,
     METRICS_BIND_ADDRESS: "0.0.0.0",

@@ -279,7 +279,7 @@ describe("renderings", () => {
     expect(t[1]).toMatch(/^ {2}KEY +VALUE +SOURCE$/);
     expect(t.find((l) => l.includes("GATEWAY_NAME"))).toMatch(/^ {2}GATEWAY_NAME +gw +default \(from \$gateway\)$/);
     expect(t.find((l) => l.includes("K8S_DNS_IPS"))).toMatch(/^ {2}K8S_DNS_IPS +"" +default \(from \$K8S_DNS_ips unset\)$/);
-    expect(t.filter((l) => /^ {2}[A-Z0-9_]+ /.test(l))).toHaveLength(1 + 27);
+    expect(t.filter((l) => /^ {2}[A-Z0-9_]+ /.test(l))).toHaveLength(1 + 28);
     expect(t).toContain("NAT entries: none (builtin:nat.conf)");
     const withNat = renderConfigTable(chart());
     expect(withNat.find((l) => l.includes("VXLAN_ID"))).toMatch(new RegExp(`^ {2}VXLAN_ID +43 +${settingsFile.replace(/[.]/g, "\\.")}:16$`));
@@ -293,7 +293,7 @@ describe("renderings", () => {
     const j = JSON.parse(renderConfigJson(cfg));
     expect(Object.keys(j)).toEqual(["settings", "sources", "nat", "files", "warnings", "natFile", "expansions"]);
     expect(j.settings.VPN_INTERFACE_MTU).toBeNull();
-    expect(Object.keys(j.settings)).toHaveLength(27);
+    expect(Object.keys(j.settings)).toHaveLength(28);
     expect(j.sources.VXLAN_ID).toEqual({ kind: "default" });
   });
 });

@@ -31,6 +31,7 @@ const GOLDEN_V4 = `*filter
 -A POD-GATEWAY-INPUT -i vxlan0 -p udp -m udp --dport 53 -m comment --comment "dns from clients" -j ACCEPT
 -A POD-GATEWAY-INPUT -i vxlan0 -p tcp -m tcp --dport 53 -m comment --comment "dns from clients" -j ACCEPT
 -A POD-GATEWAY-INPUT -i vxlan0 -p icmp -m icmp --icmp-type 8 -m comment --comment "ping from clients" -j ACCEPT
+-A POD-GATEWAY-INPUT -i vxlan0 -p tcp -m tcp --dport 4790 -m comment --comment "watch from clients" -j ACCEPT
 -A POD-GATEWAY-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "replies to the gateway" -j ACCEPT
 -A POD-GATEWAY-FORWARD -o vxlan0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "replies to clients" -j ACCEPT
 -A POD-GATEWAY-FORWARD -d 172.16.0.10/32 -i tun0 -o vxlan0 -p tcp -m tcp --dport 8080 -m conntrack --ctstate DNAT -m comment --comment "port forward web tcp/8080" -j ACCEPT
@@ -260,6 +261,7 @@ describe("property: for any settings, the state a restore leaves verifies clean 
     VPN_TRAFFIC_PORT: fc.array(fc.integer({ min: 1, max: 65535 }), { maxLength: 3 }),
     VPN_LOCAL_CIDRS: fc.array(cidr, { maxLength: 3 }),
     SNAT_IP: fc.constantFrom("", "198.19.0.2"),
+    GATEWAY_WATCH_PORT: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 65535 })),
   });
   const nat = fc.array(
     fc.record({ name: fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/), octet, ports: fc.array(fc.record({ proto: fc.constantFrom("tcp" as const, "udp" as const), port: fc.integer({ min: 1, max: 65535 }) }), { maxLength: 3 }) }),

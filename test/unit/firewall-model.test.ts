@@ -25,17 +25,35 @@ const of = (rules: FwRule[], table: string, hook: string) => rules.filter((r) =>
 const comments = (rules: FwRule[]) => rules.map((r) => r.comment);
 
 describe("planFirewall", () => {
-  test("client input: VXLAN on eth0 (both families), DHCP, DNS udp+tcp and ping on vxlan0 (IPv4)", () => {
+  const clientInput = (p: ReturnType<typeof planFirewall>) =>
+    of(p.rules, "filter", "input")
+      .filter((r) => r.purpose === "client-input")
+      .map((r) => [r.match.in, r.match.proto, r.match.dport ?? (r.match.icmpEchoRequest ? "echo" : "-"), r.families.join("")]);
+
+  test("client input: VXLAN on eth0 (both families), DHCP, DNS udp+tcp, ping and the watch port on vxlan0 (IPv4)", () => {
     const p = planFirewall(base, []);
-    const input = of(p.rules, "filter", "input").filter((r) => r.purpose === "client-input");
-    expect(input.every((r) => r.target.kind === "accept")).toBe(true);
-    expect(input.map((r) => [r.match.in, r.match.proto, r.match.dport ?? (r.match.icmpEchoRequest ? "echo" : "-"), r.families.join("")])).toEqual([
+    expect(of(p.rules, "filter", "input").filter((r) => r.purpose === "client-input").every((r) => r.target.kind === "accept")).toBe(true);
+    expect(clientInput(p)).toEqual([
       ["eth0", "udp", 8472, "46"],
       ["vxlan0", "udp", 67, "4"],
       ["vxlan0", "udp", 53, "4"],
       ["vxlan0", "tcp", 53, "4"],
       ["vxlan0", "icmp", "echo", "4"],
+      ["vxlan0", "tcp", 4790, "4"], // GATEWAY_WATCH_PORT's default
     ]);
+  });
+
+  test("GATEWAY_WATCH_PORT: its accept follows the setting, with the kill switch on or off, and in the blocking ruleset; 0 means no rule", () => {
+    const watch = (p: ReturnType<typeof planFirewall>) => p.rules.filter((r) => r.comment === "watch from clients").map((r) => [r.hook, r.match.in, r.match.proto, r.match.dport, r.families.join("")]);
+    for (const killSwitch of [true, false]) {
+      const s = { ...base, VPN_BLOCK_OTHER_TRAFFIC: killSwitch };
+      expect(watch(planFirewall({ ...s, GATEWAY_WATCH_PORT: 5000 }, []))).toEqual([["input", "vxlan0", "tcp", 5000, "4"]]);
+      expect(watch(planFirewall({ ...s, GATEWAY_WATCH_PORT: 0 }, []))).toEqual([]);
+    }
+    // Failing closed must not cut the clients' watch connections (the sidecar keeps running).
+    expect(watch(planBlockingFirewall({ ...base, GATEWAY_WATCH_PORT: 5000 }))).toEqual([["input", "vxlan0", "tcp", 5000, "4"]]);
+    expect(watch(planBlockingFirewall({ ...base, GATEWAY_WATCH_PORT: 0 }))).toEqual([]);
+    expect(clientInput(planFirewall({ ...base, GATEWAY_WATCH_PORT: 0 }, []))).toHaveLength(5);
   });
 
   test("VXLAN_PORT 0 means the kernel's 8472; an explicit port is used as is (never port 0 rules)", () => {
@@ -171,10 +189,10 @@ describe("planFirewall", () => {
   test("the plan is deterministic and counts rules by purpose", () => {
     expect(planFirewall(base, [web])).toEqual(planFirewall(base, [web]));
     expect(countByPurpose(planFirewall(base, [web]))).toEqual({
-      "client-input": 5, "mss-clamp": 1, nat: 1, "port-forward": 4, replies: 3, "vpn-ingress": 1, "kill-switch": 19, "ipv6-block": 2,
+      "client-input": 6, "mss-clamp": 1, nat: 1, "port-forward": 4, replies: 3, "vpn-ingress": 1, "kill-switch": 19, "ipv6-block": 2,
     });
     expect(summarizeFirewall(planFirewall(base, [web]))).toEqual([
-      "rules by purpose: client-input 5, mss-clamp 1, nat 1, port-forward 4, replies 3, vpn-ingress 1, kill-switch 19, ipv6-block 2",
+      "rules by purpose: client-input 6, mss-clamp 1, nat 1, port-forward 4, replies 3, vpn-ingress 1, kill-switch 19, ipv6-block 2",
       "nat: MASQUERADE",
       "kill switch: on (traffic leaves only through tun0)",
       "port forwards: tun0:tcp/8080 -> 172.16.0.10 (web), tun0:udp/8081 -> 172.16.0.10 (web)",
@@ -207,7 +225,7 @@ describe("planBlockingFirewall (fail closed)", () => {
       [{ dst: "192.168.0.0/16" }, "accept"],
       [{}, "drop"],
     ]);
-    expect(of(p.rules, "filter", "input")).toHaveLength(5);
+    expect(of(p.rules, "filter", "input")).toHaveLength(6); // the client-input accepts, the watch port's among them
     expect(p.rules.some((r) => r.table === "nat")).toBe(false);
   });
 });

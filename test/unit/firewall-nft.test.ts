@@ -34,6 +34,7 @@ table inet pod_gateway {
 		meta nfproto ipv4 iifname "vxlan0" udp dport 53 accept comment "dns from clients #d6955a4f"
 		meta nfproto ipv4 iifname "vxlan0" tcp dport 53 accept comment "dns from clients #6f0409b3"
 		meta nfproto ipv4 iifname "vxlan0" icmp type echo-request accept comment "ping from clients #636d2a67"
+		meta nfproto ipv4 iifname "vxlan0" tcp dport 4790 accept comment "watch from clients #6ad5ca47"
 		ct state established,related accept comment "replies to the gateway #8ec0115e"
 	}
 
@@ -99,6 +100,7 @@ const CAPTURED = `{"nftables":[
 {"rule":{"family":"inet","table":"pod_gateway","chain":"input","handle":12,"comment":"dns from clients #d6955a4f","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"input","handle":13,"comment":"dns from clients #6f0409b3","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"input","handle":14,"comment":"ping from clients #636d2a67","expr":[{"match":null},{"match":null},{"accept":null}]}},
+{"rule":{"family":"inet","table":"pod_gateway","chain":"input","handle":45,"comment":"watch from clients #6ad5ca47","expr":[{"match":null},{"match":null},{"match":null},{"accept":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"input","handle":15,"comment":"replies to the gateway #8ec0115e","expr":[{"match":null},{"accept":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"forward","handle":16,"comment":"clamp mss to path mtu #9c80e8dd","expr":[{"match":null},{"match":null},{"mangle":null}]}},
 {"rule":{"family":"inet","table":"pod_gateway","chain":"forward","handle":17,"comment":"no ipv6 from the overlay #2555c29e","expr":[{"match":null},{"match":null},{"counter":null},{"drop":null}]}},
@@ -276,7 +278,8 @@ describe("parseNftTableJson / diffNft", () => {
 
   test("a table made by an earlier version (a rule per port forward, no tags) differs: it is replaced", () => {
     const d = diffNft(planFirewall(base, [web]), parseNftTableJson(EARLIER));
-    expect(d[0]).toStartWith('nft table inet pod_gateway: chain input rule 1 is accept "vxlan from client pods", expected accept "vxlan from client pods #');
+    // (It also had no watch port rule: GATEWAY_WATCH_PORT came later.)
+    expect(d[0]).toStartWith('nft table inet pod_gateway: chain input has 6 rules, expected 7 (first difference at rule 1: accept "vxlan from client pods" instead of accept "vxlan from client pods #');
     expect(d).toContain("nft table inet pod_gateway: set pf_fwd_tcp missing");
   });
 

@@ -166,7 +166,7 @@ describe("runGatewayInit", () => {
     expect(t.events).toEqual([
       "net read",
       "firewall read",
-      "firewall apply (34 rules)",
+      "firewall apply (35 rules)",
       "net apply (11 changes)",
       "firewall read (table)",
       "net read",
@@ -214,7 +214,7 @@ describe("runGatewayInit", () => {
     t.fw.kernel = undefined; // flushed
     t.events.length = 0;
     const r = await runGatewayInit(t.cfg, t.deps);
-    expect(t.events).toEqual(["net read", "firewall read", "firewall apply (32 rules)", "firewall read (table)", "stale firewall removal (not nft)"]);
+    expect(t.events).toEqual(["net read", "firewall read", "firewall apply (33 rules)", "firewall read (table)", "stale firewall removal (not nft)"]);
     expect(r.networkChanges).toBe(0);
     expect(r.firewallApplied).toEqual(["table"]);
   });
@@ -225,7 +225,7 @@ describe("runGatewayInit", () => {
     t.events.length = 0;
     const nat: ResolvedConfig["nat"] = [{ name: "web", octet: 10, ports: [{ proto: "tcp", port: 8080 }], file: "nat.conf", line: 1 }];
     await runGatewayInit({ ...t.cfg, nat }, t.deps);
-    expect(t.events).toContain("firewall apply (34 rules)");
+    expect(t.events).toContain("firewall apply (35 rules)");
     expect(t.fw.kernel!.portForwards).toHaveLength(1);
   });
 
@@ -255,7 +255,7 @@ describe("runGatewayInit", () => {
     t.fw.failApplies = 1;
     const r = await runGatewayInit(t.cfg, t.deps);
     expect(r.firewallApplied).toEqual(["table"]);
-    expect(t.events.filter((e) => e.startsWith("firewall"))).toEqual(["firewall read", "firewall apply (32 rules)", "firewall read", "firewall apply (32 rules)", "firewall read (table)"]);
+    expect(t.events.filter((e) => e.startsWith("firewall"))).toEqual(["firewall read", "firewall apply (33 rules)", "firewall read", "firewall apply (33 rules)", "firewall read (table)"]);
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("1");
   });
 
@@ -270,7 +270,7 @@ describe("runGatewayInit", () => {
     expect(t.fw.applied).toHaveLength(1);
     const block = t.fw.applied[0]!;
     expect(block.rules.filter((r) => r.hook === "forward").map((r) => r.target.kind)).toEqual(["drop"]);
-    expect(t.events.filter((e) => e.startsWith("firewall apply"))).toEqual([...Array(3).fill("firewall apply (32 rules)"), "firewall apply (18 rules)"]);
+    expect(t.events.filter((e) => e.startsWith("firewall apply"))).toEqual([...Array(3).fill("firewall apply (33 rules)"), "firewall apply (19 rules)"]);
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
     expect(t.host.print().split("\n").filter((l) => l.includes("table 4201") && l.includes("tun0"))).toEqual([]);
     expect(t.host.print()).toContain("route unreachable default table 4201 metric 4294967295");
@@ -295,7 +295,7 @@ describe("runGatewayInit", () => {
     expect(err.message).toStartWith("applying the firewall (nft): rules read back differ from the plan: nft table inet pod_gateway: chain output missing");
     expect(t.fw.applied.at(-1)!.rules.some((r) => r.comment === "fail closed")).toBe(true);
     expect(t.sysctl.values.get("net.ipv4.ip_forward")).toBe("0");
-    expect(t.events.filter((e) => e.startsWith("firewall apply")).at(-1)).toBe("firewall apply (18 rules)");
+    expect(t.events.filter((e) => e.startsWith("firewall apply")).at(-1)).toBe("firewall apply (19 rules)");
   });
 
   test("when even the blocking ruleset fails, the error says so", async () => {
@@ -309,7 +309,7 @@ describe("runGatewayInit", () => {
     const t = setup({ VPN_BLOCK_OTHER_TRAFFIC: false });
     t.fw.failApplies = 3;
     await expect(runGatewayInit(t.cfg, t.deps)).rejects.toThrow("applying the firewall (nft)");
-    expect(t.events.filter((e) => e.startsWith("firewall apply"))).toEqual(Array(3).fill("firewall apply (12 rules)"));
+    expect(t.events.filter((e) => e.startsWith("firewall apply"))).toEqual(Array(3).fill("firewall apply (13 rules)"));
   });
 
   test("kill switch off: rules that read back wrong are an error, without the blocking fallback", async () => {

@@ -66,6 +66,27 @@ describe("spawnSupervised", () => {
     expect(process.listenerCount("SIGTERM")).toBe(listeners); // handlers removed again
   });
 
+  test("`first` runs before the child is told to stop (gateway-sidecar ends its watch connections before dnsmasq), even when it throws", async () => {
+    for (const fail of [false, true]) {
+      const r = recorder();
+      const order: string[] = [];
+      const child = { pid: 0, exited: Promise.resolve(0), stopping: false, stop: (s?: string) => void order.push(`stop ${s}`) };
+      const off = forwardSignals(child, r.log, {
+        first: () => {
+          order.push(`first (child stopping: ${child.stopping})`);
+          if (fail) throw new Error("boom");
+        },
+      });
+      try {
+        process.emit("SIGTERM");
+      } finally {
+        off();
+      }
+      expect(order).toEqual(["first (child stopping: false)", "stop SIGTERM"]);
+      if (fail) expect(r.lines).toContain("error: before stopping: boom");
+    }
+  });
+
   test("a missing program fails at spawn, naming it", () => {
     expect(() => spawnSupervised(["/nonexistent/dnsmasq"], { logger: recorder().log })).toThrow();
   });

@@ -201,6 +201,17 @@ describe("gateway monitor", () => {
   });
 });
 
+describe("gateway monitor: watch connections", () => {
+  test("absent until the watch port listens, then the number held", () => {
+    const m = new GatewayMonitor({ intervalMs: 5000, poolSize: 235, version: "v", commit: "c" }, 0);
+    expect(m.registry.render()).not.toMatch(/^pod_gateway_gateway_watch_connections /m);
+    m.watchConnections(0);
+    expect(m.registry.render()).toContain("# TYPE pod_gateway_gateway_watch_connections gauge\npod_gateway_gateway_watch_connections 0\n");
+    m.watchConnections(3);
+    expect(m.registry.render()).toContain("\npod_gateway_gateway_watch_connections 3\n");
+  });
+});
+
 describe("state-change lines in both log formats", () => {
   test("each is one line at info or warn, text and JSON, naming its metric", () => {
     const m = new GatewayMonitor({ intervalMs: 5000, poolSize: 235, version: "1", commit: "c" }, 0);

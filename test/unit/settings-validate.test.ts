@@ -73,6 +73,7 @@ describe("the shipped defaults", () => {
       FIREWALL_BACKEND: "auto",
       CLIENT_PROBE_INTERVAL: 2,
       SIDECAR_EXIT_WHEN_POD_DONE: "auto",
+      GATEWAY_WATCH_PORT: 4790,
       GATEWAY_METRICS_PORT: 0,
       CLIENT_METRICS_PORT: 0,
       METRICS_BIND_ADDRESS: "0.0.0.0",
@@ -172,6 +173,9 @@ describe("accepted values", () => {
     ["GATEWAY_NAME", "pod-gateway.vpn.svc.cluster.local", "pod-gateway.vpn.svc.cluster.local"],
     ["GATEWAY_NAME", "10.244.1.7", "10.244.1.7"],
     ["GATEWAY_NAME", "fd00::7", "fd00::7"],
+    ["GATEWAY_WATCH_PORT", "0", 0],
+    ["GATEWAY_WATCH_PORT", " 4791 ", 4791],
+    ["GATEWAY_WATCH_PORT", "65535", 65535],
   ];
   for (const [key, value, expected] of cases)
     test(`${key}="${value}"`, () => expect(settingsOf([`${key}="${value}"`])[key as keyof Settings]).toEqual(expected as never));
@@ -275,6 +279,11 @@ describe("rejected values: file:line, key and why", () => {
     ["SIDECAR_EXIT_WHEN_POD_DONE", "sometimes", "is not auto, on or off"],
     ["GATEWAY_NAME", "bad name", "is neither a DNS name nor an IP address"],
     ["GATEWAY_NAME", "-x.example", "is neither a DNS name nor an IP address"],
+    ["GATEWAY_WATCH_PORT", "65536", "65536 is out of range 0..65535"],
+    ["GATEWAY_WATCH_PORT", "-1", "has a sign"],
+    ["GATEWAY_WATCH_PORT", "watch", "is not a whole number"],
+    ["GATEWAY_WATCH_PORT", "", "is empty"],
+    ["GATEWAY_WATCH_PORT", "53", "53 is dnsmasq's DNS port on the overlay's .1; choose another port, or 0 for off"],
   ];
   for (const [key, value, fragment] of cases)
     test(`${key}="${value}"`, () => {

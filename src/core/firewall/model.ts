@@ -85,7 +85,7 @@ export interface FirewallPlan {
 
 export type FirewallSettings = Pick<
   Settings,
-  "VXLAN_IP_NETWORK" | "VXLAN_PORT" | "VPN_INTERFACE" | "VPN_BLOCK_OTHER_TRAFFIC" | "VPN_TRAFFIC_PORT" | "VPN_LOCAL_CIDRS" | "SNAT_IP"
+  "VXLAN_IP_NETWORK" | "VXLAN_PORT" | "VPN_INTERFACE" | "VPN_BLOCK_OTHER_TRAFFIC" | "VPN_TRAFFIC_PORT" | "VPN_LOCAL_CIDRS" | "SNAT_IP" | "GATEWAY_WATCH_PORT"
 >;
 
 export type FirewallNatEntry = Pick<NatEntry, "name" | "octet" | "ports">;
@@ -169,6 +169,10 @@ export function planFirewall(s: FirewallSettings, nat: readonly FirewallNatEntry
   add("filter", "input", V4, "client-input", "dns from clients", { in: VXLAN_IF, proto: "udp", dport: 53 }, accept);
   add("filter", "input", V4, "client-input", "dns from clients", { in: VXLAN_IF, proto: "tcp", dport: 53 }, accept);
   add("filter", "input", V4, "client-input", "ping from clients", { in: VXLAN_IF, proto: "icmp", icmpEchoRequest: true }, accept);
+  // The gateway sidecar's watch port (GATEWAY_WATCH_PORT, src/sys/watch-server.ts): each client
+  // sidecar holds one connection, and its close tells the client the gateway is leaving.
+  if (s.GATEWAY_WATCH_PORT !== 0)
+    add("filter", "input", V4, "client-input", "watch from clients", { in: VXLAN_IF, proto: "tcp", dport: s.GATEWAY_WATCH_PORT }, accept);
   // Replies to what the gateway itself sent: without them a VPN container's INPUT DROP would
   // also drop the upstream answers dnsmasq forwards to clients.
   add("filter", "input", BOTH, "replies", "replies to the gateway", { ctState: ["related", "established"] }, accept);

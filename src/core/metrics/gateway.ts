@@ -79,6 +79,10 @@ export class GatewayMonitor {
       "Overlay addresses (kind=address) or MACs (kind=mac) seen behind two or more pod IPs within the last minute: two live pods share one overlay identity.",
       ["kind"],
     ),
+    watch: this.registry.gauge(
+      "pod_gateway_gateway_watch_connections",
+      "Client sidecars' connections held on GATEWAY_WATCH_PORT (ended first when the sidecar stops). Absent when the port is 0 or could not be bound.",
+    ),
     dropLogLost: this.registry.counter("pod_gateway_gateway_killswitch_drop_log_overruns_total", "Times the kernel dropped drop-log messages the sidecar did not read in time (ENOBUFS). Absent with the kill switch off."),
   };
   private dropCounter: { lost: number; packets?: number; last?: { text: string; atMs: number } } | undefined;
@@ -138,6 +142,11 @@ export class GatewayMonitor {
   killSwitchDropped(packets: readonly { proto: string }[]): void {
     for (const p of packets) this.m.drops.inc(1, { protocol: dropProtocol(p.proto) });
     if (this.dropCounter) this.m.dropLogLost.set(this.dropCounter.lost);
+  }
+
+  /** Watch connections held now (only while the watch port listens). */
+  watchConnections(held: number): void {
+    this.m.watch.set(held);
   }
 
   /** Before a scrape: counts kept outside the monitor. */

@@ -45,6 +45,8 @@ export const SETTING_USERS: { readonly [K in SettingKey]: readonly Role[] } = {
   FIREWALL_BACKEND: GATEWAY,
   CLIENT_PROBE_INTERVAL: ["client-sidecar"],
   SIDECAR_EXIT_WHEN_POD_DONE: ["client-sidecar"],
+  // gateway-init opens it in the firewall, gateway-sidecar listens, client-sidecar connects.
+  GATEWAY_WATCH_PORT: ["client-sidecar", "gateway-init", "gateway-sidecar"],
   GATEWAY_METRICS_PORT: ["gateway-sidecar"],
   CLIENT_METRICS_PORT: ["client-sidecar"],
   METRICS_BIND_ADDRESS: ["client-sidecar", "gateway-sidecar"],

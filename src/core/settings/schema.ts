@@ -225,6 +225,11 @@ const RULES: { [K in SettingKey]: Rule<Settings[K]> } = {
     const b = parseBoolean(s);
     return b.ok ? ok<TriState>(b.value ? "on" : "off") : bad(`${show(t)} is not auto, on or off (or a boolean)`);
   },
+  GATEWAY_WATCH_PORT: (t) => {
+    const r = parseInteger(t, 0, 65535);
+    // dnsmasq answers DNS over TCP on the same address: the listener could never bind.
+    return r.ok && r.value === 53 ? bad(`${r.value} is dnsmasq's DNS port on the overlay's .1; choose another port, or 0 for off`) : r;
+  },
   GATEWAY_METRICS_PORT: integer(0, 65535),
   CLIENT_METRICS_PORT: integer(0, 65535),
   METRICS_BIND_ADDRESS: (t) => {

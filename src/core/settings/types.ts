@@ -55,6 +55,12 @@ export interface Settings {
   CLIENT_PROBE_INTERVAL: number;
   /** Client sidecar exits when all other containers of its pod terminated (Jobs). */
   SIDECAR_EXIT_WHEN_POD_DONE: TriState;
+  /**
+   * TCP port of the gateway sidecar's watch listener on the overlay's .1 (each client sidecar
+   * holds one idle connection; closed when the gateway stops, so clients look for the next at
+   * once); 0 = off.
+   */
+  GATEWAY_WATCH_PORT: number;
   /** Port of the gateway sidecar's /metrics, /healthz and /readyz; 0 = off. */
   GATEWAY_METRICS_PORT: number;
   /** Port of the client sidecar's /metrics, /healthz and /readyz (in the application's network namespace); 0 = off. */
