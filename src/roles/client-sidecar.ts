@@ -21,6 +21,7 @@ import type { IsolationOutcome } from "../core/client/isolation-watch.ts";
 import { newStats, SidecarMachine, type MachinePolicy, type Note, type RefreshKind, type SidecarStats } from "../core/client/sidecar-machine.ts";
 import type { Lease } from "../core/dhcp/types.ts";
 import { gatewayOverlayIp, VXLAN_IF } from "../core/net/vxlan.ts";
+import type { WatchConnection, WatchHandlers } from "../sys/gateway-watch.ts";
 import { addressMode, applyLogged, dhcpIdentity, messageOf, networkInput, readIsolation, runClientInit, type ClientDeps, type ClientInput, type DhcpIdentity } from "./client-init.ts";
 
 export { newStats, type SidecarStats };
@@ -39,6 +40,8 @@ export interface SidecarDeps extends ClientDeps {
   routeSignature?: () => string;
   /** Uniform in [0, 1): the jitter of the gateway lookups (default Math.random). */
   random?: () => number;
+  /** Open a watch connection to the gateway (src/sys/gateway-watch.ts); absent: none (as GATEWAY_WATCH_PORT=0). */
+  openWatch?: (ip: string, port: number, handlers: WatchHandlers) => WatchConnection;
 }
 
 export interface SidecarPolicy extends MachinePolicy {
@@ -189,6 +192,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
       netInput,
       requestedAddress: input.requestedAddress,
       ...(deps.random ? { random: deps.random } : {}),
+      watchPort: deps.openWatch ? s.GATEWAY_WATCH_PORT : 0,
     },
     clock.now(),
     stats,
@@ -438,9 +442,35 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     say(m.isolation.checked(clock.now(), sig, outcome));
   };
 
+  // ---- the watch connection: the gateway closes it as it leaves, which wakes the loop (issue 11 §6)
+  let watch: { id: number; conn: WatchConnection } | undefined;
+  const stepWatch = (): void => {
+    const w = m.watchStep(clock.now());
+    if (w.close !== undefined && watch?.id === w.close) {
+      watch.conn.close();
+      watch = undefined;
+    }
+    const id = w.open;
+    if (id === undefined || !deps.openWatch) return;
+    const ended = () => void (watch?.id === id && (watch = undefined));
+    watch = {
+      id,
+      conn: deps.openWatch(overlayGw, s.GATEWAY_WATCH_PORT, {
+        established: () => {
+          const r = m.watchEstablished(id, clock.now());
+          say(r.notes);
+          if (!r.keep && watch?.id === id) watch.conn.close(), ended();
+        },
+        failed: (why) => (ended(), say(m.watchFailed(id, clock.now(), why))),
+        closed: (why) => (ended(), say(m.watchClosed(id, clock.now(), why)), wakeUp?.()),
+      }),
+    };
+  };
+
   // ---- the loop
   while (!signal.aborted) {
     await finishRenewal();
+    stepWatch();
     const { step, notes } = m.next(clock.now());
     say(notes);
     if (step.kind === "sleep") {
@@ -457,6 +487,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     input.monitor?.turn(clock.now(), stats, m.lease);
   }
   input.events?.removeEventListener("renew", onRenew);
+  watch?.conn.close();
   if (renewal) {
     renewal.abort();
     await renewal.done;
