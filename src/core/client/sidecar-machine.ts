@@ -501,7 +501,7 @@ export class SidecarMachine {
     const notes: Note[] = [];
     if (!this.refreshSaid && changes.length) {
       this.refreshSaid = true;
-      const eth = changes.filter((c) => c.op === "neigh-flush" && c.dev === POD_IF && c.to !== undefined).map((c) => (c.op === "neigh-flush" ? c.to : ""));
+      const eth = this.refreshPlan.filter((c) => c.op === "neigh-flush" && c.dev === POD_IF && c.to !== undefined).map((c) => (c.op === "neigh-flush" ? c.to : ""));
       notes.push(note("info", `refreshing the neighbours the tunnel relies on while gateway ${this.cfg.overlayGw} does not answer: ${POD_IF} ${eth.join(", ")} and every entry of ${VXLAN_IF}`));
     }
     return { changes, notes };
