@@ -3,10 +3,12 @@
 // alongside: a gateway re-created at a new IP is followed before the probe times out). From the
 // first failed probe: probe every 250 ms (for the first minute), look its name up about twice a
 // second on a jittered schedule, so a move is repaired within a second without 200 pods asking
-// the cluster DNS in the same instant, and forget the eth0 and vxlan0 neighbours the tunnel
-// relies on at a failed probe, at most once a second (a gateway re-created at the same IP has a
-// new MAC). If it moved, point vxlan0's remote and the pinned route at the new pod IP and flush
-// vxlan0's neighbours — same MAC, same lease; after CONNECTION_RETRY_COUNT consecutive failures
+// the cluster DNS in the same instant, and forget the neighbours the tunnel relies on at a
+// failed probe: vxlan0's every time, eth0's at most once a second (a gateway re-created at the
+// same IP has a new MAC). Hold a watch connection to the gateway (GATEWAY_WATCH_PORT): when the
+// gateway ends it, it is leaving — probe and look up at once, then as when lost. If it moved,
+// point vxlan0's remote and the pinned route at the new pod IP, flush vxlan0's neighbours and
+// probe at once — same MAC, same lease; after CONNECTION_RETRY_COUNT consecutive failures
 // repeat the in-place repair with backoff; re-initialise fully only when the tunnel itself is
 // gone. Renew the DHCP lease at T1/T2 (beside the probes: a renewal nobody answers must not hold
 // them back), release it when the rest of the pod has finished (Jobs; on SIGTERM only then, otherwise

@@ -481,7 +481,7 @@ describe("the watch connection (the gateway says goodbye)", () => {
     expect(m.watchEstablished(1, 1300).keep).toBe(false);
   });
 
-  test("opened at the start (client-init's probe answered); a goodbye probes and looks up at once, then at the lost cadence, until an answer AND a new watch", () => {
+  test("opened at the start (client-init's probe answered); a goodbye starts the lost cadence (its phase jittered) until an answer AND a new watch", () => {
     const m = watched();
     expect(m.watchStep(0)).toEqual({ open: 1 });
     expect(m.watchStep(10)).toEqual({}); // one at a time
@@ -494,41 +494,41 @@ describe("the watch connection (the gateway says goodbye)", () => {
       "gateway 172.16.0.1 closed the watch connection (closed by the gateway): it is leaving; probing every 250 ms and looking it up until a gateway answers and is watched again (pod_gateway_client_watch_goodbyes_total 1)",
     ]);
     expect(m.stats.watchGoodbyes).toBe(1);
-    // at once: a probe with a lookup, at the fast timeout
-    expect(m.next(500).step).toEqual({ kind: "tick", startedAt: 500, lookup: true, timeoutMs: 250 });
+    // the first probe within one lost interval (random 0.5: 125 ms), the first lookup within one
+    // lookup gap (500 ms): every pod heard the goodbye in the same instant, their cadences differ
+    expect(m.next(500).step).toEqual({ kind: "sleep", untilMs: 625 });
+    expect(m.next(625).step).toEqual({ kind: "tick", startedAt: 625, lookup: false, timeoutMs: 250 });
     // the leaving gateway's dnsmasq still answers: that does not end the fast mode
-    m.probed(501, 500, true, "DNS NOERROR", true);
-    expect(m.decide(500, GW_POD)).toMatchObject({ repair: false });
-    m.tickDone(500, 501);
+    m.probed(626, 625, true, "DNS NOERROR", false);
+    m.tickDone(625, 626);
     // a new connection only after the lost interval: its port is closed already (not a "no watch" failure)
-    expect(m.watchStep(600)).toEqual({});
-    // (the cadence: 250 ms after the tick at 500)
-    expect(m.next(600).step).toEqual({ kind: "sleep", untilMs: 750 });
+    expect(m.watchStep(700)).toEqual({});
     expect(m.watchStep(750)).toEqual({ open: 2 });
     expect(m.watchFailed(2, 750, "connecting: ECONNREFUSED").map((n) => n.level)).toEqual(["debug"]);
-    expect(m.next(750).step).toMatchObject({ kind: "tick", startedAt: 750, timeoutMs: 250 });
+    expect(m.next(750).step).toEqual({ kind: "sleep", untilMs: 875 });
     // now it is gone: the first failed probe refreshes every neighbour, the next ones vxlan0's
-    m.probed(1000, 750, false, "timeout", false);
-    expect(m.decide(750, undefined)).toEqual({ repair: false, refresh: "all" });
-    m.tickDone(750, 1000);
-    expect(m.watchStep(1000)).toEqual({}); // not while it does not answer
-    expect(m.next(1000).step).toMatchObject({ kind: "tick", startedAt: 1000, timeoutMs: 250 });
-    m.probed(1250, 1000, false, "timeout", false);
-    expect(m.decide(1000, undefined)).toEqual({ repair: false, refresh: "tunnel" });
-    m.tickDone(1000, 1250);
+    expect(m.next(875).step).toEqual({ kind: "tick", startedAt: 875, lookup: false, timeoutMs: 250 });
+    m.probed(1125, 875, false, "timeout", false);
+    expect(m.decide(875, undefined)).toEqual({ repair: false, refresh: "all" });
+    m.tickDone(875, 1125);
+    expect(m.watchStep(1125)).toEqual({}); // not while it does not answer
+    expect(m.next(1125).step).toEqual({ kind: "tick", startedAt: 1125, lookup: true, timeoutMs: 250 });
+    m.probed(1375, 1125, false, "timeout", true);
+    expect(m.decide(1125, GW_POD)).toEqual({ repair: false, refresh: "tunnel" });
+    m.tickDone(1125, 1375);
     // the new gateway answers: a new connection at once (a recovery), but still fast until it is established
-    expect(m.next(1250).step).toMatchObject({ kind: "tick", startedAt: 1250 });
-    m.probed(1260, 1250, true, "DNS NOERROR", false);
-    m.tickDone(1250, 1260);
-    expect(m.watchStep(1260)).toEqual({ open: 3 });
-    expect(m.next(1260).step).toEqual({ kind: "sleep", untilMs: 1500 });
-    const back = m.watchEstablished(3, 1270);
-    expect(texts(back.notes)).toEqual(["watching gateway 172.16.0.1 for its goodbye on TCP port 4790", "gateway 172.16.0.1 answers and is watched again 0.8 s after its goodbye"]);
+    expect(m.next(1375).step).toMatchObject({ kind: "tick", startedAt: 1375, timeoutMs: 250 });
+    m.probed(1385, 1375, true, "DNS NOERROR", false);
+    m.tickDone(1375, 1385);
+    expect(m.watchStep(1385)).toEqual({ open: 3 });
+    expect(m.next(1385).step).toEqual({ kind: "sleep", untilMs: 1625 });
+    const back = m.watchEstablished(3, 1395);
+    expect(texts(back.notes)).toEqual(["watching gateway 172.16.0.1 for its goodbye on TCP port 4790", "gateway 172.16.0.1 answers and is watched again 0.9 s after its goodbye"]);
     // back to the regular cadence: no lookups, the regular timeout, one probe per interval
-    expect(m.next(1500).step).toEqual({ kind: "tick", startedAt: 1500, lookup: false, timeoutMs: 500 });
-    m.probed(1501, 1500, true, "ok", false);
-    m.tickDone(1500, 1501);
-    expect(m.next(1501).step).toEqual({ kind: "sleep", untilMs: 2500 });
+    expect(m.next(1625).step).toEqual({ kind: "tick", startedAt: 1625, lookup: false, timeoutMs: 500 });
+    m.probed(1626, 1625, true, "ok", false);
+    m.tickDone(1625, 1626);
+    expect(m.next(1626).step).toEqual({ kind: "sleep", untilMs: 2625 });
   });
 
   test("a goodbye, then a new watch before any answer: the fast mode ends with the next answer", () => {
@@ -536,25 +536,47 @@ describe("the watch connection (the gateway says goodbye)", () => {
     m.watchStep(0);
     m.watchEstablished(1, 1);
     m.watchClosed(1, 100, "connection lost: ECONNRESET");
-    m.next(100);
-    m.probed(350, 100, false, "timeout", true);
-    m.tickDone(100, 350);
-    m.next(350);
-    m.probed(360, 350, true, "ok", false);
-    m.tickDone(350, 360);
-    expect(m.watchStep(360)).toEqual({ open: 2 });
+    expect(m.next(225).step).toMatchObject({ kind: "tick", startedAt: 225 });
+    m.probed(475, 225, false, "timeout", false);
+    m.tickDone(225, 475);
+    m.next(475);
+    m.probed(485, 475, true, "ok", false);
+    m.tickDone(475, 485);
+    expect(m.watchStep(485)).toEqual({ open: 2 });
     // a probe fails before the greeting arrives: established, but still looking
-    m.next(600);
-    m.probed(850, 600, false, "timeout", false);
-    m.tickDone(600, 850);
-    expect(texts(m.watchEstablished(2, 860).notes)).toEqual(["watching gateway 172.16.0.1 for its goodbye on TCP port 4790"]);
-    expect(m.next(860).step).toMatchObject({ kind: "tick", startedAt: 860, timeoutMs: 250 });
-    const ok = m.probed(870, 860, true, "ok", false);
-    expect(texts(ok.notes)).toContain("gateway 172.16.0.1 answers and is watched again 0.8 s after its goodbye");
-    m.tickDone(860, 870);
+    expect(m.next(725).step).toMatchObject({ kind: "tick", startedAt: 725 });
+    m.probed(975, 725, false, "timeout", true);
+    m.tickDone(725, 975);
+    expect(texts(m.watchEstablished(2, 985).notes)).toEqual(["watching gateway 172.16.0.1 for its goodbye on TCP port 4790"]);
+    expect(m.next(985).step).toMatchObject({ kind: "tick", startedAt: 985, timeoutMs: 250 });
+    const ok = m.probed(995, 985, true, "ok", false);
+    expect(texts(ok.notes)).toContain("gateway 172.16.0.1 answers and is watched again 0.9 s after its goodbye");
+    m.tickDone(985, 995);
     // (the recovery asks for a fresh watch: the one held is dropped for a new one)
-    expect(m.watchStep(870)).toEqual({ close: 2, open: 3 });
-    expect(m.next(870).step).toEqual({ kind: "sleep", untilMs: 1860 });
+    expect(m.watchStep(995)).toEqual({ close: 2, open: 3 });
+    expect(m.next(995).step).toEqual({ kind: "sleep", untilMs: 1985 });
+  });
+
+  test("200 sidecars that hear the goodbye in the same instant probe out of step", () => {
+    let seed = 777;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const firsts: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const m = watched({ random });
+      m.watchStep(0);
+      m.watchEstablished(1, 1);
+      m.watchClosed(1, 1000, "closed by the gateway");
+      let st = m.next(1000).step;
+      if (st.kind === "sleep") st = m.next(st.untilMs).step;
+      if (st.kind !== "tick") throw new Error(`unexpected step ${st.kind}`);
+      firsts.push(st.startedAt);
+    }
+    // each first probe (or lookup with its probe) within the first lost interval, spread over it
+    expect(firsts.every((x) => x >= 1000 && x < 1250)).toBe(true);
+    const per25 = new Map<number, number>();
+    for (const x of firsts) per25.set(Math.floor((x - 1000) / 25), (per25.get(Math.floor((x - 1000) / 25)) ?? 0) + 1);
+    expect(per25.size).toBe(10); // every 25 ms slot has some
+    expect(Math.max(...per25.values())).toBeLessThan(50); // never a quarter of the herd at once
   });
 
   test("never established (an older gateway): a back-off of 30 s, then 60 s, said once; no fast mode, no probe more", () => {
