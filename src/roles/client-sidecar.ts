@@ -478,7 +478,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     if (step.kind === "sleep") {
       // A renewal that ended while the loop was busy is handled before sleeping.
       if (renewal?.outcome) continue;
-      await nap(step.untilMs - clock.now());
+      await nap(Math.max(0, step.untilMs - clock.now()));
     } else if (step.kind === "acquire") await acquire(step.fallbackAddress);
     else if (step.kind === "renew") await startRenewal(step.renewal, step.lease, step.rebind);
     else {
