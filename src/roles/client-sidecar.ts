@@ -4,8 +4,8 @@
 // first failed probe: probe every 250 ms (for the first minute), look its name up about twice a
 // second on a jittered schedule, so a move is repaired within a second without 200 pods asking
 // the cluster DNS in the same instant, and forget the neighbours the tunnel relies on at a
-// failed probe: vxlan0's every time, eth0's at most once a second (a gateway re-created at the
-// same IP has a new MAC). Hold a watch connection to the gateway (GATEWAY_WATCH_PORT): when the
+// failed probe: vxlan0's unresolved ones every time, all of them and eth0's at most once a second
+// (a gateway re-created at the same IP has a new MAC). Hold a watch connection to the gateway (GATEWAY_WATCH_PORT): when the
 // gateway ends it, it is leaving — probe and look up at once, then as when lost. If it moved,
 // point vxlan0's remote and the pinned route at the new pod IP, flush vxlan0's neighbours and
 // probe at once — same MAC, same lease; after CONNECTION_RETRY_COUNT consecutive failures

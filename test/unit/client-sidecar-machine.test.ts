@@ -233,8 +233,8 @@ describe("probes, lookups and repairs", () => {
     expect(m.next(1010).step).toEqual({ kind: "sleep", untilMs: 1250 });
     expect(m.next(1250).step).toEqual({ kind: "tick", startedAt: 1250, lookup: false, timeoutMs: 250 });
     fail(1250);
-    // eth0's entries at most every 500 ms here; vxlan0's at every failed probe (an INCOMPLETE
-    // entry of .1 would wait for the kernel's 1 s retransmit)
+    // eth0's entries at most every 500 ms here; vxlan0's unresolved ones at every failed probe
+    // (an INCOMPLETE entry of .1 would wait for the kernel's 1 s retransmit)
     expect(m.decide(1250, undefined)).toEqual({ repair: false, refresh: "tunnel" });
     m.tickDone(1250, 1260);
     // the lookup is due with the tick at 1500; the next one a jittered gap later: 1 s × (1 ± 0.5), 0.5 → 1 s
@@ -441,9 +441,9 @@ describe("the neighbour refresh (a gateway re-created at the same pod IP)", () =
     expect(m.planRefresh(initialised()).notes).toEqual([]);
     // planned once per outage: the driver need not read the network for every refresh
     expect(m.cachedRefresh()!.map(formatChange)).toEqual(["neigh flush dev eth0 to 198.18.0.2", "neigh flush dev vxlan0"]);
-    // the tunnel's part alone (at the failed probes between two whole refreshes)
-    expect(m.cachedRefresh("tunnel")!.map(formatChange)).toEqual(["neigh flush dev vxlan0"]);
-    expect(m.planRefresh(initialised(), "tunnel").changes.map(formatChange)).toEqual(["neigh flush dev vxlan0"]);
+    // the tunnel's unresolved entries alone (at the failed probes between two whole refreshes)
+    expect(m.cachedRefresh("tunnel")!.map(formatChange)).toEqual(["neigh flush dev vxlan0 nud incomplete"]);
+    expect(m.planRefresh(initialised(), "tunnel").changes.map(formatChange)).toEqual(["neigh flush dev vxlan0 nud incomplete"]);
     m.repaired("198.18.0.9");
     expect(m.cachedRefresh()).toBeUndefined(); // a repair (here a move) plans afresh
     m.planRefresh(initialised());

@@ -182,6 +182,7 @@ export const NDA_PORT = 6;
 export const NDA_VNI = 7;
 export const NDA_IFINDEX = 8;
 export const NDA_MASTER = 9;
+export const NUD_INCOMPLETE = 0x01;
 export const NUD_NOARP = 0x40;
 export const NUD_PERMANENT = 0x80;
 export const NTF_SELF = 0x02;
