@@ -626,10 +626,9 @@ export class SidecarMachine {
     this.leavingSince = now;
     // The lost cadence from now, refreshing every neighbour at the first failed probe. The first
     // probe and lookup come at a random point of their first gap, not at once: every pod of the
-    // gateway hears the goodbye in the same instant, and with probes (each behind a fresh ARP
-    // for .1) and lookups in lockstep, 200 pods hit the new gateway and the cluster DNS as one
-    // burst every 250 ms — measured, all 200 back together 9.8 s after the gateway was ready.
-    // The phase costs nothing once the new gateway answers: the next probe is still within 250 ms.
+    // gateway hears the goodbye in the same instant, and in lockstep 200 pods would hit the new
+    // gateway and the cluster DNS as one burst every 250 ms. The phase costs nothing once the new
+    // gateway answers: the next probe is still within 250 ms.
     this.nextTickAt = now + this.random() * this.cfg.policy.lostIntervalMs;
     this.nextLookupAt = planNextLookupAt(this.cfg.policy, now, true, true, this.random());
     this.lastRefreshAt = undefined;
