@@ -2,7 +2,8 @@
 // resolv.conf copy dnsmasq reads in sync with the pod's /etc/resolv.conf (which the VPN client
 // rewrites), keeps the kill switch proven (gateway-killswitch.ts: re-asserts our firewall when
 // another container flushes or reorders it, copies the VPN's routes into our routing table,
-// fails closed and finally exits 1 when it cannot), and runs dnsmasq in the foreground: our exit
+// fails closed and finally exits 1 when it cannot), holds the client sidecars' watch connections
+// (src/sys/watch-server.ts: ended first when we stop), and runs dnsmasq in the foreground: our exit
 // code is dnsmasq's.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";

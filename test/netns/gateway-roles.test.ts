@@ -14,6 +14,7 @@ import { binPath, REPO, requireRoot } from "../helpers/bin.ts";
 import { collect, defaultVpnKind, LAB, waitFor, withLab } from "./helpers.ts";
 
 const GW = "172.16.0.1";
+const WATCH_PORT = 4790; // GATEWAY_WATCH_PORT's default
 const STATIC = "172.16.0.10";
 const SCRIPT = join(REPO, "test/fixtures/gateway/udhcpc-script.sh");
 // With POD_GATEWAY_LAB_VPN=openvpn the real client is not started with the lab but by the control
@@ -29,6 +30,8 @@ let bin = "";
 let sidecar: Subprocess<"ignore", "pipe", "pipe"> | undefined;
 let sidecarOut = { text: () => "" };
 const others: Subprocess[] = [];
+/** The watch peer the SIGTERM test expects to see EOF. */
+let watcher: ReturnType<typeof watchPeer> | undefined;
 
 /** The source address an echo service saw ("ip:port" → "ip"), or the probe's error. */
 const ip = (r: EchoReply) => (r.ok ? r.source.replace(/:\d+$/, "") : `no answer: ${r.error}`);
@@ -55,6 +58,26 @@ async function udhcpc(lab: Lab, pod: PodName): Promise<Record<string, string>> {
     what: `udhcpc in ${pod}`,
   });
   return Object.fromEntries(readFileSync(out, "utf8").trim().split("\n").map((l) => l.split("=", 2) as [string, string]));
+}
+
+/**
+ * A client sidecar's end of the watch port, as a small Bun program in a client pod: connects to
+ * .1:port through vxlan0 and prints one line per event ("data <json>", "EOF", "closed", "error <code>").
+ */
+function watchPeer(lab: Lab, pod: PodName, port = WATCH_PORT) {
+  const script = `
+    const say = (l) => process.stdout.write(l + "\\n");
+    const bye = (code) => setTimeout(() => process.exit(code), 20);
+    Bun.connect({ hostname: ${JSON.stringify(GW)}, port: ${port}, socket: {
+      open() { say("connected"); },
+      data(_s, d) { say("data " + JSON.stringify(d.toString())); },
+      end() { say("EOF"); },
+      close() { say("closed"); bye(0); },
+    } }).catch((e) => { say("error " + (e.code ?? e.message)); bye(3); });
+    setInterval(() => {}, 1e6);`;
+  const p = lab.spawn(pod, [process.execPath, "-e", script]);
+  others.push(p);
+  return { p, out: collect(p) };
 }
 
 async function seen(lab: Lab): Promise<{ internet: number; leak: number }> {
@@ -204,8 +227,26 @@ describe("gateway roles in the lab", () => {
     }
   }, 20_000);
 
-  test("SIGTERM ends dnsmasq and the sidecar within a second, with exit 0", async () => {
+  test("the watch port: a client pod's connection to .1 through vxlan0 is greeted and held, with the kill switch on and INPUT's policy DROP", async () => {
+    const lab = t.lab;
+    expect(sidecarOut.text()).toContain(`watch port: listening on ${GW}:${WATCH_PORT}`);
+    // Bound to the overlay's .1 only, never every address.
+    expect((await lab.exec("gateway", ["ss", "-Htln", `sport = :${WATCH_PORT}`])).stdout.trim().split(/\s+/)[3]).toBe(`${GW}:${WATCH_PORT}`);
+    await lab.exec("gateway", ["iptables", "-P", "INPUT", "DROP"]);
+    try {
+      const peer = (watcher = watchPeer(lab, "client-1"));
+      await waitFor("the greeting at client-1", () => peer.out.text().includes('data "pod-gateway watch 1\\n"'), 5000, { detail: () => peer.out.text() });
+      expect(peer.out.text()).toBe('connected\ndata "pod-gateway watch 1\\n"\n'); // the greeting and nothing else, still open
+      // Keepalive armed: a client pod gone without a FIN must not hold its slot for ever.
+      expect((await lab.exec("gateway", ["ss", "-Htno", "state", "established", `sport = :${WATCH_PORT}`])).stdout).toContain("timer:(keepalive,");
+    } finally {
+      await lab.exec("gateway", ["iptables", "-P", "INPUT", "ACCEPT"]);
+    }
+  }, 15_000);
+
+  test("SIGTERM ends the watch connections first (the client sees EOF), then dnsmasq and the sidecar within a second, with exit 0", async () => {
     const p = sidecar!;
+    const peer = watcher!;
     const pid = Number(/dnsmasq running \(pid (\d+)\)/.exec(sidecarOut.text())?.[1]);
     expect(pid).toBeGreaterThan(1);
     expect(() => process.kill(pid, 0)).not.toThrow();
@@ -213,14 +254,23 @@ describe("gateway roles in the lab", () => {
     const code = await Promise.race([p.exited, Bun.sleep(1000).then(() => "still running after 1 s")]);
     expect(code).toBe(0);
     expect(() => process.kill(pid, 0)).toThrow();
-    expect(sidecarOut.text()).toContain("dnsmasq stopped (exit 0)");
+    const out = sidecarOut.text();
+    expect(out).toContain("dnsmasq stopped (exit 0)");
+    // Ended before dnsmasq was told to stop (its own last line says it got the signal).
+    const ended = out.indexOf("watch port: ended 1 client connection first");
+    expect(ended).toBeGreaterThan(out.indexOf("SIGTERM received: stopping"));
+    expect(ended).toBeLessThan(out.indexOf("exiting on receipt of SIGTERM"));
+    expect(await Promise.race([peer.p.exited, Bun.sleep(2000).then(() => "client still connected after 2 s")])).toBe(0);
+    expect(peer.out.text()).toBe('connected\ndata "pod-gateway watch 1\\n"\nEOF\nclosed\n');
   });
 
-  test("restarted with DNSSEC on (the shipped default): the embedded root anchors load, cluster names still resolve, the saved original is kept", async () => {
+  test("restarted with DNSSEC on (the shipped default) and GATEWAY_WATCH_PORT=0: the embedded root anchors load, cluster names still resolve, the saved original is kept; no watch port listens and its accept is gone", async () => {
     const lab = t.lab;
     const cfg = join(lab.runDir, "config-dnssec");
     cpSync(lab.configDir, cfg, { recursive: true });
-    appendFileSync(join(cfg, "settings.sh"), "GATEWAY_ENABLE_DNSSEC=true\n");
+    appendFileSync(join(cfg, "settings.sh"), "GATEWAY_ENABLE_DNSSEC=true\nGATEWAY_WATCH_PORT=0\n");
+    const watchRule = async () => (await lab.exec("gateway", ["iptables-save", "-t", "filter"])).stdout.includes('"watch from clients"');
+    expect(await watchRule()).toBe(true); // gateway-init's, with the default port
     const p = lab.spawn("gateway", [bin, "gateway-sidecar", "--config-dir", cfg, "--run-dir", join(lab.runDir, "gateway", "sidecar")], { env: env(lab) });
     others.push(p);
     const out = collect(p);
@@ -230,6 +280,12 @@ describe("gateway roles in the lab", () => {
       expect(out.text()).toContain("configured with trust anchor for <root> keytag 20326");
       expect(out.text()).toContain("configured with trust anchor for <root> keytag 38696");
       expect(out.text()).not.toContain("saved the original");
+      expect(out.text()).not.toContain("watch port");
+      expect((await lab.exec("gateway", ["ss", "-Htln", `sport = :${WATCH_PORT}`])).stdout.trim()).toBe("");
+      expect(await watchRule()).toBe(false); // the sidecar's reconcile: nothing stale
+      const peer = watchPeer(lab, "client-1");
+      expect(await peer.p.exited).toBe(3);
+      expect(peer.out.text()).toBe("error ECONNREFUSED\n");
       // Cluster-local names are not validated (the cluster DNS signs nothing).
       expect(await lab.resolve("client-0", LAB.apiServerName, { server: GW })).toMatchObject({ ok: true, addresses: [LAB.apiServerIp] });
       // The client's lease survives the restart (dhcp-authoritative, leases kept in the run dir).

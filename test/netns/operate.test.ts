@@ -105,6 +105,7 @@ describe("probes and metrics in the lab", () => {
     expect(value(m, "pod_gateway_gateway_vpn_interface_up")).toBe(1);
     expect(value(m, "pod_gateway_gateway_dhcp_pool_size")).toBeGreaterThan(200);
     expect(value(m, "pod_gateway_gateway_firewall_checks_total")).toBeGreaterThanOrEqual(1);
+    expect(value(m, "pod_gateway_gateway_watch_connections")).toBe(0); // listening (GATEWAY_WATCH_PORT's default), no client sidecar yet
     expect(m.get("pod_gateway_build_info")?.metrics[0]?.labels).toMatchObject({ role: "gateway-sidecar" });
     expect((await get(lab, "gateway", GW_PORT, "/healthz")).status).toBe(200);
     expect((await get(lab, "gateway", GW_PORT, "/readyz")).status).toBe(200);
