@@ -4,8 +4,8 @@
 // first failed probe: probe every 250 ms (for the first minute), look its name up about twice a
 // second on a jittered schedule, so a move is repaired within a second without 200 pods asking
 // the cluster DNS in the same instant, and forget the neighbours the tunnel relies on at a
-// failed probe: vxlan0's unresolved ones every time, all of them and eth0's at most once a second
-// (a gateway re-created at the same IP has a new MAC). Hold a watch connection to the gateway (GATEWAY_WATCH_PORT): when the
+// failed probe, at most once a second (a gateway re-created at the same IP has a new MAC), and have
+// the kernel ask again for .1 every 250 ms, not every second (vxlan0's ARP retransmit time). Hold a watch connection to the gateway (GATEWAY_WATCH_PORT): when the
 // gateway ends it, it is leaving — probe and look up at once, then as when lost. If it moved,
 // point vxlan0's remote and the pinned route at the new pod IP, flush vxlan0's neighbours and
 // probe at once — same MAC, same lease; after CONNECTION_RETRY_COUNT consecutive failures
@@ -20,7 +20,7 @@
 // signals that cut them short.
 import { planClientAddress, planVxlanMtuChange } from "../core/client/plan.ts";
 import type { IsolationOutcome } from "../core/client/isolation-watch.ts";
-import { newStats, SidecarMachine, type MachinePolicy, type Note, type RefreshKind, type SidecarStats } from "../core/client/sidecar-machine.ts";
+import { newStats, SidecarMachine, type MachinePolicy, type Note, type SidecarStats } from "../core/client/sidecar-machine.ts";
 import type { Lease } from "../core/dhcp/types.ts";
 import { gatewayOverlayIp, VXLAN_IF } from "../core/net/vxlan.ts";
 import type { WatchConnection, WatchHandlers } from "../sys/gateway-watch.ts";
@@ -260,6 +260,15 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   }
   let renewal: Renewal | undefined;
 
+  /** The tunnel's ARP retransmit time (SidecarMachine.tunnelTuning); a failure is logged, routing goes on. */
+  const tune = async (): Promise<void> => {
+    try {
+      await applyLogged(deps, m.tunnelTuning(), "tuning the tunnel");
+    } catch (e) {
+      log.warn(`setting ${VXLAN_IF}'s ARP retransmit time failed: ${messageOf(e)}; a new gateway may take up to a second longer to be reached`);
+    }
+  };
+
   /** Full client-init. Failure is logged; the next repair tries again. */
   const reinit = async (why: string, callSignal: AbortSignal): Promise<void> => {
     say(m.reinitStarted(why));
@@ -273,6 +282,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
         timing: { resolveDeadlineMs: policy.resolveDeadlineMs, probeDeadlineMs: 3000, ...input.timing },
       });
       say(m.reinitDone(r));
+      await tune();
     } catch (e) {
       say(m.reinitFailed(messageOf(e)));
     }
@@ -287,6 +297,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     say(st.notes);
     const why = st.reinit;
     if (why) await scoped(signal, (sig) => reinit(why, sig));
+    else await tune();
   } catch (e) {
     log.warn(`reading the network state failed: ${messageOf(e)}`);
   }
@@ -382,11 +393,11 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   };
 
   /** Forget the neighbours the tunnel relies on (while the gateway does not answer). Failures are logged at debug: the next tick tries again. */
-  const refresh = async (kind: RefreshKind): Promise<void> => {
+  const refresh = async (): Promise<void> => {
     try {
-      let changes = m.cachedRefresh(kind);
+      let changes = m.cachedRefresh();
       if (!changes) {
-        const r = m.planRefresh(await deps.host.readFacts(), kind);
+        const r = m.planRefresh(await deps.host.readFacts());
         say(r.notes);
         changes = r.changes;
       }
@@ -427,7 +438,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     });
     if (!decision || signal.aborted) return;
     if (decision.repair) await scoped(signal, (sig) => repair(decision.target, sig));
-    else if (decision.refresh) await refresh(decision.refresh);
+    else if (decision.refresh) await refresh();
   };
 
   // ---- isolation: client-init's check again, every isolationIntervalMs and when the routes changed; reported, never undone

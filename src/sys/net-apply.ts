@@ -85,8 +85,10 @@ export function applyNetChange(nl: Rtnl, c: NetChange): void {
     case "addr-del":
       return nl.address("delete", { family: 4, dev: c.dev, local: c.local, prefixlen: c.prefixlen });
     case "neigh-flush":
-      nl.flushNeighbours(c.dev, c.to, c.unresolved);
+      nl.flushNeighbours(c.dev, c.to);
       return;
+    case "neigh-retrans":
+      return nl.setNeighRetrans(c.dev, c.retransMs);
   }
 }
 

@@ -408,15 +408,19 @@ export class Rtnl {
   }
 
   /**
-   * `ip neigh flush dev <dev> [to <addr>] [nud incomplete]`: every IPv4 entry (or only `to`'s;
-   * with `unresolved` only those still waiting for their ARP's answer) but the permanent ones
-   * (NOARP ones go too, as with ip). Returns how many went.
+   * `ip neigh flush dev <dev> [to <addr>]`: every IPv4 entry (or only `to`'s) but the permanent
+   * ones (NOARP ones go too, as with ip). Returns how many went.
    */
-  flushNeighbours(dev: string, to?: string, unresolved = false): number {
+  /** `ip ntable change name arp_cache dev <dev> retrans <ms>`. */
+  setNeighRetrans(dev: string, retransMs: number): void {
+    const what = `setting the ARP retransmit time of ${dev} to ${retransMs} ms`;
+    this.sock.request(R.neighRetransRequest(this.index(dev, what), retransMs), what);
+  }
+
+  flushNeighbours(dev: string, to?: string): number {
     let n = 0;
     for (const e of this.neighbours(4, dev)) {
       if (e.state & C.NUD_PERMANENT || e.dst === undefined) continue;
-      if (unresolved && !(e.state & C.NUD_INCOMPLETE)) continue;
       if (to !== undefined && e.dst !== to) continue;
       try {
         this.sock.request(R.neighDeleteRequest(4, e.index, e.dst), `deleting neighbour ${e.dst} on ${dev}`);

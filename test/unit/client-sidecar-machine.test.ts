@@ -227,15 +227,13 @@ describe("probes, lookups and repairs", () => {
     // below the retry count no repair, but the neighbours are refreshed at once (a gateway
     // re-created at the same IP is only reached once the old pod's MAC is forgotten), and the
     // first lookup is scheduled within one mean gap (random 0.5 → 500 ms)
-    expect(m.decide(1000, undefined)).toEqual({ repair: false, refresh: "all" });
+    expect(m.decide(1000, undefined)).toEqual({ repair: false, refresh: true });
     m.tickDone(1000, 1010);
     // lost: the next probe 250 ms after this one started, waiting at most 250 ms for its answer
     expect(m.next(1010).step).toEqual({ kind: "sleep", untilMs: 1250 });
     expect(m.next(1250).step).toEqual({ kind: "tick", startedAt: 1250, lookup: false, timeoutMs: 250 });
     fail(1250);
-    // eth0's entries at most every 500 ms here; vxlan0's unresolved ones at every failed probe
-    // (an INCOMPLETE entry of .1 would wait for the kernel's 1 s retransmit)
-    expect(m.decide(1250, undefined)).toEqual({ repair: false, refresh: "tunnel" });
+    expect(m.decide(1250, undefined)).toEqual({ repair: false, refresh: false }); // at most every 500 ms here
     m.tickDone(1250, 1260);
     // the lookup is due with the tick at 1500; the next one a jittered gap later: 1 s × (1 ± 0.5), 0.5 → 1 s
     expect(m.next(1500).step).toEqual({ kind: "tick", startedAt: 1500, lookup: true, timeoutMs: 250 });
@@ -244,18 +242,18 @@ describe("probes, lookups and repairs", () => {
     m.tickDone(1500, 1510);
     expect(m.next(1750).step).toEqual({ kind: "tick", startedAt: 1750, lookup: false, timeoutMs: 250 });
     fail(1750);
-    // no repair (the backoff: 1 s after the first), and only vxlan0's refresh (the repair flushed eth0's)
-    expect(m.decide(1750, undefined)).toEqual({ repair: false, refresh: "tunnel" });
+    // no repair (the backoff: 1 s after the first), and no refresh yet (the repair flushed)
+    expect(m.decide(1750, undefined)).toEqual({ repair: false, refresh: false });
     m.tickDone(1750, 1760);
     expect(m.next(1760).step).toEqual({ kind: "sleep", untilMs: 2000 });
     expect(m.next(2000).step).toEqual({ kind: "tick", startedAt: 2000, lookup: false, timeoutMs: 250 });
     fail(2000);
-    expect(m.decide(2000, undefined)).toEqual({ repair: false, refresh: "all" }); // 500 ms after the repair's
+    expect(m.decide(2000, undefined)).toEqual({ repair: false, refresh: true }); // 500 ms after the repair's
     m.tickDone(2000, 2010);
     for (const t of [2250, 2500, 2750]) {
       expect(m.next(t).step).toMatchObject({ kind: "tick", lookup: t === 2500 });
       fail(t, t === 2500);
-      expect(m.decide(t, t === 2500 ? GW_POD : undefined)).toEqual(t === 2500 ? { repair: true, target: undefined } : { repair: false, refresh: "tunnel" });
+      expect(m.decide(t, t === 2500 ? GW_POD : undefined)).toEqual(t === 2500 ? { repair: true, target: undefined } : { repair: false, refresh: false });
       m.tickDone(t, t + 10);
     }
     expect(m.next(3000).step).toEqual({ kind: "tick", startedAt: 3000, lookup: false, timeoutMs: 250 });
@@ -410,6 +408,11 @@ describe("probes, lookups and repairs", () => {
 });
 
 describe("the neighbour refresh (a gateway re-created at the same pod IP)", () => {
+  test("the tunnel asks again for .1 within the lost probe interval (set at the take-over and after each re-initialisation)", () => {
+    const m = new SidecarMachine(cfg(), 0);
+    expect(m.tunnelTuning().map(formatChange)).toEqual(["ntable change name arp_cache dev vxlan0 retrans 250"]);
+  });
+
   test("the gateway pod on the pod's own subnet: its eth0 entry and vxlan0's", () => {
     expect(planNeighbourRefresh(initialised(), GW_POD).map(formatChange)).toEqual(["neigh flush dev eth0 to 198.18.0.2", "neigh flush dev vxlan0"]);
   });
@@ -435,15 +438,11 @@ describe("the neighbour refresh (a gateway re-created at the same pod IP)", () =
     const m = new SidecarMachine(cfg({ policy: { ...POLICY, retryCount: 1 } }), 0);
     m.start(0, initialised());
     m.probed(1000, 1000, false, "timeout", false);
-    // (the first refresh of an outage may be the tunnel's alone: the note still names what the outage's refreshes forget)
-    const first = m.planRefresh(initialised(), "tunnel");
+    const first = m.planRefresh(initialised());
     expect(first.notes.map((n) => n.text)).toEqual(["refreshing the neighbours the tunnel relies on while gateway 172.16.0.1 does not answer: eth0 198.18.0.2 and every entry of vxlan0"]);
     expect(m.planRefresh(initialised()).notes).toEqual([]);
     // planned once per outage: the driver need not read the network for every refresh
     expect(m.cachedRefresh()!.map(formatChange)).toEqual(["neigh flush dev eth0 to 198.18.0.2", "neigh flush dev vxlan0"]);
-    // the tunnel's unresolved entries alone (at the failed probes between two whole refreshes)
-    expect(m.cachedRefresh("tunnel")!.map(formatChange)).toEqual(["neigh flush dev vxlan0 nud incomplete"]);
-    expect(m.planRefresh(initialised(), "tunnel").changes.map(formatChange)).toEqual(["neigh flush dev vxlan0 nud incomplete"]);
     m.repaired("198.18.0.9");
     expect(m.cachedRefresh()).toBeUndefined(); // a repair (here a move) plans afresh
     m.planRefresh(initialised());
@@ -506,15 +505,15 @@ describe("the watch connection (the gateway says goodbye)", () => {
     expect(m.watchStep(750)).toEqual({ open: 2 });
     expect(m.watchFailed(2, 750, "connecting: ECONNREFUSED").map((n) => n.level)).toEqual(["debug"]);
     expect(m.next(750).step).toEqual({ kind: "sleep", untilMs: 875 });
-    // now it is gone: the first failed probe refreshes every neighbour, the next ones vxlan0's
+    // now it is gone: the first failed probe refreshes the neighbours (not again within refreshIntervalMs)
     expect(m.next(875).step).toEqual({ kind: "tick", startedAt: 875, lookup: false, timeoutMs: 250 });
     m.probed(1125, 875, false, "timeout", false);
-    expect(m.decide(875, undefined)).toEqual({ repair: false, refresh: "all" });
+    expect(m.decide(875, undefined)).toEqual({ repair: false, refresh: true });
     m.tickDone(875, 1125);
     expect(m.watchStep(1125)).toEqual({}); // not while it does not answer
     expect(m.next(1125).step).toEqual({ kind: "tick", startedAt: 1125, lookup: true, timeoutMs: 250 });
     m.probed(1375, 1125, false, "timeout", true);
-    expect(m.decide(1125, GW_POD)).toEqual({ repair: false, refresh: "tunnel" });
+    expect(m.decide(1125, GW_POD)).toEqual({ repair: false, refresh: false });
     m.tickDone(1125, 1375);
     // the new gateway answers: a new connection at once (a recovery), but still fast until it is established
     expect(m.next(1375).step).toMatchObject({ kind: "tick", startedAt: 1375, timeoutMs: 250 });

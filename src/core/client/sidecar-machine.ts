@@ -467,13 +467,12 @@ export class SidecarMachine {
    * current remote)? Else, once acting and at most every refreshIntervalMs, `refresh`: forget the
    * neighbours the tunnel relies on (planNeighbourRefresh) — the repair does that too.
    */
-  decide(startedAt: number, found: string | undefined): { repair: false; refresh: RefreshKind | undefined } | { repair: true; target: string | undefined } {
+  decide(startedAt: number, found: string | undefined): { repair: false; refresh: boolean } | { repair: true; target: string | undefined } {
     const moved = this.isMove(found);
     if (!planRepairNow(this.cfg.policy, this.outage, startedAt, moved)) {
-      if (!planLookupWithProbe(this.cfg.policy, this.outage.failures)) return { repair: false, refresh: undefined };
-      const all = this.lastRefreshAt === undefined || startedAt - this.lastRefreshAt >= this.cfg.policy.refreshIntervalMs;
-      if (all) this.lastRefreshAt = startedAt;
-      return { repair: false, refresh: all ? "all" : "tunnel" };
+      const due = planLookupWithProbe(this.cfg.policy, this.outage.failures) && (this.lastRefreshAt === undefined || startedAt - this.lastRefreshAt >= this.cfg.policy.refreshIntervalMs);
+      if (due) this.lastRefreshAt = startedAt;
+      return { repair: false, refresh: due };
     }
     this.outage.repairs++;
     this.outage.lastRepairTickAt = startedAt;
@@ -487,21 +486,36 @@ export class SidecarMachine {
   }
 
   /** The refresh planned earlier in this outage (since the last repair), if any: no need to read the network. */
-  cachedRefresh(kind: RefreshKind = "all"): Change[] | undefined {
-    return this.refreshPlan && refreshOf(this.refreshPlan, kind);
+  cachedRefresh(): Change[] | undefined {
+    return this.refreshPlan;
+  }
+
+  /**
+   * The tunnel's ARP retransmit time, set when the sidecar takes the tunnel over and after each
+   * re-initialisation (a new vxlan0 starts with the kernel's default). An ARP for .1 sent before a
+   * new gateway pod had its vxlan0 (a client repoints as soon as the new pod IP is published)
+   * leaves the entry INCOMPLETE, and by default the kernel asks again only after 1 s — measured, a
+   * client back 0.86 s after its gateway was ready. At the lost probe cadence it asks again within
+   * 250 ms. The ARP travels inside the tunnel to the gateway pod alone (eth0's keep the default:
+   * there an ARP is a broadcast every pod on a bridge CNI's node sees). Forgetting vxlan0's
+   * unresolved entries at every failed probe instead cost 13 % more CPU per lost tick (1.6 against
+   * 1.4 ms), and 200 lost pods already keep both cores of the bench machine busy.
+   */
+  tunnelTuning(): Change[] {
+    return [{ op: "neigh-retrans", dev: VXLAN_IF, retransMs: this.cfg.policy.lostIntervalMs, why: "ask again for .1 within one lost probe interval (the kernel's default: 1 s)" }];
   }
 
   /**
    * The neighbour refresh while the gateway is lost: the changes, and a note the first time in an
    * outage. See planNeighbourRefresh.
    */
-  planRefresh(facts: ClientFacts, kind: RefreshKind = "all"): { changes: Change[]; notes: Note[] } {
-    this.refreshPlan = planNeighbourRefresh(facts, this.gatewayIp ?? facts.vxlan?.remote);
-    const changes = refreshOf(this.refreshPlan, kind);
+  planRefresh(facts: ClientFacts): { changes: Change[]; notes: Note[] } {
+    const changes = planNeighbourRefresh(facts, this.gatewayIp ?? facts.vxlan?.remote);
+    this.refreshPlan = changes;
     const notes: Note[] = [];
     if (!this.refreshSaid && changes.length) {
       this.refreshSaid = true;
-      const eth = this.refreshPlan.filter((c) => c.op === "neigh-flush" && c.dev === POD_IF && c.to !== undefined).map((c) => (c.op === "neigh-flush" ? c.to : ""));
+      const eth = changes.filter((c) => c.op === "neigh-flush" && c.dev === POD_IF && c.to !== undefined).map((c) => (c.op === "neigh-flush" ? c.to : ""));
       notes.push(note("info", `refreshing the neighbours the tunnel relies on while gateway ${this.cfg.overlayGw} does not answer: ${POD_IF} ${eth.join(", ")} and every entry of ${VXLAN_IF}`));
     }
     return { changes, notes };
@@ -660,24 +674,6 @@ export class SidecarMachine {
   }
 }
 
-
-/**
- * Which neighbours a refresh forgets: "all" (eth0's entries of the gateway pod and its next hop,
- * and vxlan0's), or "tunnel": vxlan0's entries still waiting for their ARP's answer, at every
- * failed probe while lost. An ARP for .1 sent before the new gateway had its vxlan0 leaves the
- * entry INCOMPLETE, and the kernel asks again only every retrans_time (1 s) — measured, a client
- * back 0.86 s after its gateway was ready; forgotten, the next probe asks at once. Only those:
- * forgetting a resolved entry at every failed probe made every next probe wait for an ARP too,
- * and 200 pods whose probes failed under load kept failing (the last back 9.8 and 12.4 s after
- * the gateway was ready, against 0.97 s without that). eth0's entries (an ARP broadcast on a
- * bridge CNI's node) keep refreshIntervalMs.
- */
-export type RefreshKind = "all" | "tunnel";
-
-function refreshOf(changes: Change[], kind: RefreshKind): Change[] {
-  if (kind === "all") return changes;
-  return changes.flatMap((c) => (c.op === "neigh-flush" && c.dev === VXLAN_IF ? [{ ...c, unresolved: true as const, why: "ask again for .1 at once, not at the kernel's next retransmission" }] : []));
-}
 
 /** The wait before watch connection attempt k+1 after k (≥ 1) in a row never got established: watchRetryMs × 2^(k-1), capped. */
 export function planWatchRetryDelay(p: Pick<MachinePolicy, "watchRetryMs" | "watchRetryCapMs">, failures: number): number {

@@ -72,11 +72,10 @@ export type PodChange =
   /** Add the address or set its lifetimes; `refresh` marks a lease's new lifetimes on an address already there. */
   | { op: "addr-set"; dev: string; local: string; prefixlen: number; lifetime: number | "forever"; refresh?: true; why: string }
   | { op: "addr-del"; dev: string; local: string; prefixlen: number; why: string }
-  /**
-   * `to`: only the entry of that address (else every entry of the device); permanent entries stay.
-   * `unresolved`: only entries still waiting for an answer to their ARP (`nud incomplete`).
-   */
-  | { op: "neigh-flush"; dev: string; to?: string; unresolved?: true; why: string };
+  /** `to`: only the entry of that address (else every entry of the device); permanent entries stay. */
+  | { op: "neigh-flush"; dev: string; to?: string; why: string }
+  /** How soon the kernel asks again for a neighbour of `dev` that did not answer (`ip ntable change … retrans`). */
+  | { op: "neigh-retrans"; dev: string; retransMs: number; why: string };
 
 export type NetChange =
   | PodChange
@@ -152,7 +151,9 @@ export function formatChangeWords(c: NetChange): string[] {
     case "addr-del":
       return ["addr", "del", `${c.local}/${c.prefixlen}`, "dev", c.dev];
     case "neigh-flush":
-      return ["neigh", "flush", "dev", c.dev, ...(c.to !== undefined ? ["to", c.to] : []), ...(c.unresolved ? ["nud", "incomplete"] : [])];
+      return ["neigh", "flush", "dev", c.dev, ...(c.to !== undefined ? ["to", c.to] : [])];
+    case "neigh-retrans":
+      return ["ntable", "change", "name", "arp_cache", "dev", c.dev, "retrans", String(c.retransMs)];
   }
 }
 
