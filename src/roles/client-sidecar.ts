@@ -86,6 +86,8 @@ export const FAST_WINDOW_MS = 60_000;
 /** A watch connection that never got established is tried again after 30 s, then twice as long each time, up to 5 min. */
 export const WATCH_RETRY_MS = 30_000;
 export const WATCH_RETRY_CAP_MS = 300_000;
+/** After a goodbye, a gateway that answered every probe for a second is back, watched or not (the leaving one answers for milliseconds). */
+export const LEAVING_CONFIRM_MS = 1000;
 
 /** Isolation is re-checked this often (issue 11 §7), and at the first tick after the main table changed. */
 export const ISOLATION_INTERVAL_MS = 30_000;
@@ -119,6 +121,7 @@ export function sidecarPolicy(input: Pick<ClientInput, "settings">, over: Partia
     isolationIntervalMs: ISOLATION_INTERVAL_MS,
     watchRetryMs: WATCH_RETRY_MS,
     watchRetryCapMs: WATCH_RETRY_CAP_MS,
+    leavingConfirmMs: LEAVING_CONFIRM_MS,
     releaseTimeoutMs: 500,
     shutdownLeaseSeconds: SHUTDOWN_LEASE_SECONDS,
     ...over,

@@ -35,6 +35,7 @@ const POLICY: MachinePolicy = {
   slowProbeMs: 100,
   watchRetryMs: 30_000,
   watchRetryCapMs: 300_000,
+  leavingConfirmMs: 1000,
 };
 
 function cfg(over: Partial<MachineConfig> = {}): MachineConfig {
@@ -505,8 +506,9 @@ describe("the watch connection (the gateway says goodbye)", () => {
     expect(m.watchStep(750)).toEqual({ open: 2 });
     expect(m.watchFailed(2, 750, "connecting: ECONNREFUSED").map((n) => n.level)).toEqual(["debug"]);
     expect(m.next(750).step).toEqual({ kind: "sleep", untilMs: 875 });
+    // (a gateway that answered gets the regular wait for its answer, at the lost cadence)
     // now it is gone: the first failed probe refreshes the neighbours (not again within refreshIntervalMs)
-    expect(m.next(875).step).toEqual({ kind: "tick", startedAt: 875, lookup: false, timeoutMs: 250 });
+    expect(m.next(875).step).toEqual({ kind: "tick", startedAt: 875, lookup: false, timeoutMs: 500 });
     m.probed(1125, 875, false, "timeout", false);
     expect(m.decide(875, undefined)).toEqual({ repair: false, refresh: true });
     m.tickDone(875, 1125);
@@ -602,7 +604,39 @@ describe("the watch connection (the gateway says goodbye)", () => {
     expect(m.stats.watchGoodbyes).toBe(0);
   });
 
-  test("the fast window ends the leaving even without a new watch; then failures back off", () => {
+  test("after a goodbye, a gateway that answers every probe for a second is back without a new watch; failures then back off", () => {
+    const m = watched();
+    m.watchStep(0);
+    m.watchEstablished(1, 1);
+    m.watchClosed(1, 1000, "closed by the gateway");
+    let t = 1000;
+    const ticks: { t: number; timeoutMs: number }[] = [];
+    const said: string[] = [];
+    while (t < 8_000) {
+      const st = m.next(t).step;
+      if (st.kind === "sleep") {
+        t = st.untilMs;
+        continue;
+      }
+      if (st.kind !== "tick") throw new Error(`unexpected step ${st.kind}`);
+      ticks.push({ t, timeoutMs: st.timeoutMs });
+      said.push(...texts(m.probed(t, t, true, "ok", st.lookup).notes)); // an older gateway: it answers, never a watch
+      m.tickDone(t, t);
+      const w = m.watchStep(t);
+      if (w.open) said.push(...texts(m.watchFailed(w.open, t, "connecting: ECONNREFUSED")));
+    }
+    // the lost cadence for one second of answers (the first probe at the short wait: nothing answered since the goodbye yet)
+    // (the first lookup, due at 1500, is a tick of its own and restarts the cadence)
+    expect(ticks.filter((x) => x.t <= 2250).map((x) => x.t)).toEqual([1125, 1375, 1500, 1750, 2000, 2250]);
+    expect(ticks[0]!.timeoutMs).toBe(250);
+    expect(ticks.slice(1).every((x) => x.timeoutMs === 500)).toBe(true);
+    expect(said).toContain("gateway 172.16.0.1 has answered every probe for 1 s, 1.3 s after its goodbye: back to the regular cadence without a watch connection yet");
+    // then the regular cadence, and the watch tried again only after its back-off
+    expect(ticks.filter((x) => x.t > 2250).map((x) => x.t)).toEqual([3250, 4250, 5250, 6250, 7250]);
+    expect(said.filter((x) => x.includes("offers no watch connection"))).toHaveLength(1);
+  });
+
+  test("a goodbye with no answer at all: the fast cadence for the fast minute, then the interval", () => {
     const m = watched();
     m.watchStep(0);
     m.watchEstablished(1, 1);
@@ -616,10 +650,10 @@ describe("the watch connection (the gateway says goodbye)", () => {
         continue;
       }
       ticks.push(t);
-      m.probed(t, t, true, "ok", st.kind === "tick" && st.lookup); // an old gateway: answers, never a watch
+      m.probed(t, t, false, "timeout", st.kind === "tick" && st.lookup);
+      m.decide(t, undefined);
       m.tickDone(t, t);
-      const w = m.watchStep(t);
-      if (w.open) m.watchFailed(w.open, t, "connecting: ECONNREFUSED");
+      expect(m.watchStep(t)).toEqual({});
     }
     expect(ticks.filter((x) => x < 61_000)).toHaveLength(240); // every 250 ms for the fast minute
     expect(ticks.filter((x) => x >= 62_000).every((x, i, a) => i === 0 || x - a[i - 1]! === 1000)).toBe(true);

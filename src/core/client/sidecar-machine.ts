@@ -37,6 +37,8 @@ export interface MachinePolicy extends ProbePolicy {
    */
   watchRetryMs: number;
   watchRetryCapMs: number;
+  /** After a goodbye, a gateway that has answered every probe this long is back even without a new watch. */
+  leavingConfirmMs: number;
 }
 
 export interface MachineConfig {
@@ -161,6 +163,8 @@ export class SidecarMachine {
   private tickNow = false;
   /** The last probe was answered (client-init's probe counts at the start). */
   private answering = true;
+  /** Since when the gateway has answered every probe (undefined while it does not). */
+  private answeringSince: number | undefined = 0;
   /**
    * The watch connection (issue 11 §6): one TCP connection to the gateway's watch port, which the
    * gateway closes as it terminates. `watchId` numbers the connections, so that the outcome of
@@ -316,7 +320,10 @@ export class SidecarMachine {
       this.nextLookupAt = planNextLookupAt(this.cfg.policy, now, fast, false, this.random());
     }
     this.tickNow = false;
-    return { step: { kind: "tick", startedAt: now, lookup, timeoutMs: planProbeTimeout(this.cfg.policy, fast) }, notes };
+    // The short wait is for a gateway that does not answer (the next probe goes out sooner); one
+    // that answers, even while it is looked for after a goodbye, gets the regular wait: with 200
+    // pods on a gateway that was just starting, answers slower than 250 ms counted as failures.
+    return { step: { kind: "tick", startedAt: now, lookup, timeoutMs: planProbeTimeout(this.cfg.policy, fast && !this.answering) }, notes };
   }
 
   /**
@@ -434,8 +441,12 @@ export class SidecarMachine {
       // died without a goodbye), and one that failed may have failed for the outage: a new one.
       if (f > 0) this.renewWatch();
       this.answering = true;
-      // A gateway that said goodbye is looked for until a new watch is established too.
-      if (this.leavingSince !== undefined && this.watch.kind === "open") notes.push(...this.leavingEnds(now));
+      this.answeringSince ??= startedAt;
+      // A gateway that said goodbye is looked for until a new watch is established too — or until
+      // it has answered every probe for leavingConfirmMs: the leaving gateway's dnsmasq answers for
+      // milliseconds, and 200 pods probing every 250 ms a new gateway whose watch port was slow to
+      // greet them (a starting gateway on a loaded node) kept it too busy to answer.
+      if (this.leavingSince !== undefined && (this.watch.kind === "open" || startedAt - this.answeringSince >= this.cfg.policy.leavingConfirmMs)) notes.push(...this.leavingEnds(now, this.watch.kind === "open"));
       const leaving = this.leaving(now);
       this.outage.failures = 0;
       this.outage.repairs = 0;
@@ -450,6 +461,7 @@ export class SidecarMachine {
     }
     this.stats.failedProbes++;
     this.answering = false;
+    this.answeringSince = undefined;
     this.outage.failures++;
     this.downSince ??= startedAt;
     const f = this.outage.failures;
@@ -610,7 +622,7 @@ export class SidecarMachine {
     else notes.push(note("debug", `watch connection ${id} to gateway ${this.cfg.overlayGw}:${this.cfg.watchPort} established`));
     this.watchFailures = 0;
     this.watchFailSaid = false;
-    if (this.leavingSince !== undefined && this.answering) notes.push(...this.leavingEnds(now));
+    if (this.leavingSince !== undefined && this.answering) notes.push(...this.leavingEnds(now, true));
     return { keep: true, notes };
   }
 
@@ -638,6 +650,9 @@ export class SidecarMachine {
     this.watch = { kind: "idle" };
     this.stats.watchGoodbyes++;
     this.leavingSince = now;
+    // Whatever answered before the goodbye says nothing about what answers now.
+    this.answering = false;
+    this.answeringSince = undefined;
     // The lost cadence from now, refreshing every neighbour at the first failed probe. The first
     // probe and lookup come at a random point of their first gap, not at once: every pod of the
     // gateway hears the goodbye in the same instant, and in lockstep 200 pods would hit the new
@@ -658,11 +673,13 @@ export class SidecarMachine {
     this.watchRetryAt = undefined;
   }
 
-  private leavingEnds(now: number): Note[] {
+  private leavingEnds(now: number, watched: boolean): Note[] {
     const since = this.leavingSince ?? now;
     this.leavingSince = undefined;
     if (this.outage.failures === 0) this.nextLookupAt = undefined;
-    return [note("info", `gateway ${this.cfg.overlayGw} answers and is watched again ${Math.round((now - since) / 100) / 10} s after its goodbye`)];
+    const after = `${Math.round((now - since) / 100) / 10} s after its goodbye`;
+    if (watched) return [note("info", `gateway ${this.cfg.overlayGw} answers and is watched again ${after}`)];
+    return [note("info", `gateway ${this.cfg.overlayGw} has answered every probe for ${this.cfg.policy.leavingConfirmMs / 1000} s, ${after}: back to the regular cadence without a watch connection yet`)];
   }
 
   // ---------------------------------------------------------------- the end
