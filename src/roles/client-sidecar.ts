@@ -4,9 +4,10 @@
 // first failed probe: probe every 250 ms (for the first minute), look its name up about twice a
 // second on a jittered schedule, so a move is repaired within a second without 200 pods asking
 // the cluster DNS in the same instant, and forget the neighbours the tunnel relies on at a
-// failed probe, at most once a second (a gateway re-created at the same IP has a new MAC), and have
-// the kernel ask again for .1 every 250 ms, not every second (vxlan0's ARP retransmit time). Hold a watch connection to the gateway (GATEWAY_WATCH_PORT): when the
-// gateway ends it, it is leaving — probe and look up at once, then as when lost. If it moved,
+// failed probe, at most once a second (a gateway re-created at the same IP has a new MAC); the
+// kernel asks again for .1 every 250 ms, not every second (vxlan0's ARP retransmit time). Hold a
+// watch connection to the gateway (GATEWAY_WATCH_PORT): when the gateway ends it, it is leaving —
+// probe and look up as when lost from then on (the first within 250 / 500 ms). If it moved,
 // point vxlan0's remote and the pinned route at the new pod IP, flush vxlan0's neighbours and
 // probe at once — same MAC, same lease; after CONNECTION_RETRY_COUNT consecutive failures
 // repeat the in-place repair with backoff; re-initialise fully only when the tunnel itself is
