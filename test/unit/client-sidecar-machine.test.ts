@@ -507,7 +507,8 @@ describe("the watch connection (the gateway says goodbye)", () => {
     expect(m.watchFailed(2, 750, "connecting: ECONNREFUSED").map((n) => n.level)).toEqual(["debug"]);
     expect(m.next(750).step).toEqual({ kind: "sleep", untilMs: 875 });
     // (a gateway that answered gets the regular wait for its answer, at the lost cadence)
-    // now it is gone: the first failed probe refreshes the neighbours (not again within refreshIntervalMs)
+    // now it is gone: the first failed probe refreshes the neighbours, and after a goodbye the
+    // second too (the first may have re-learned the leaving pod's MAC); then not within refreshIntervalMs
     expect(m.next(875).step).toEqual({ kind: "tick", startedAt: 875, lookup: false, timeoutMs: 500 });
     m.probed(1125, 875, false, "timeout", false);
     expect(m.decide(875, undefined)).toEqual({ repair: false, refresh: true });
@@ -515,7 +516,7 @@ describe("the watch connection (the gateway says goodbye)", () => {
     expect(m.watchStep(1125)).toEqual({}); // not while it does not answer
     expect(m.next(1125).step).toEqual({ kind: "tick", startedAt: 1125, lookup: true, timeoutMs: 250 });
     m.probed(1375, 1125, false, "timeout", true);
-    expect(m.decide(1125, GW_POD)).toEqual({ repair: false, refresh: false });
+    expect(m.decide(1125, GW_POD)).toEqual({ repair: false, refresh: true });
     m.tickDone(1125, 1375);
     // the new gateway answers: a new connection at once (a recovery), but still fast until it is established
     expect(m.next(1375).step).toMatchObject({ kind: "tick", startedAt: 1375, timeoutMs: 250 });
@@ -643,6 +644,7 @@ describe("the watch connection (the gateway says goodbye)", () => {
     m.watchClosed(1, 1000, "closed by the gateway");
     let t = 1000;
     const ticks: number[] = [];
+    const refreshes: boolean[] = [];
     while (t < 70_000) {
       const st = m.next(t).step;
       if (st.kind === "sleep") {
@@ -651,10 +653,14 @@ describe("the watch connection (the gateway says goodbye)", () => {
       }
       ticks.push(t);
       m.probed(t, t, false, "timeout", st.kind === "tick" && st.lookup);
-      m.decide(t, undefined);
+      const d = m.decide(t, undefined);
+      refreshes.push(!d.repair && d.refresh);
       m.tickDone(t, t);
       expect(m.watchStep(t)).toEqual({});
     }
+    // (the static test policy acts after 3 failures: the third repairs)
+    // the first and second failures refresh (the first may have re-learned the leaving pod's MAC), then once per refreshIntervalMs
+    expect(refreshes.slice(0, 4)).toEqual([true, true, false, false]);
     expect(ticks.filter((x) => x < 61_000)).toHaveLength(240); // every 250 ms for the fast minute
     expect(ticks.filter((x) => x >= 62_000).every((x, i, a) => i === 0 || x - a[i - 1]! === 1000)).toBe(true);
   });

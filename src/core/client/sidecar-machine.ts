@@ -482,7 +482,11 @@ export class SidecarMachine {
   decide(startedAt: number, found: string | undefined): { repair: false; refresh: boolean } | { repair: true; target: string | undefined } {
     const moved = this.isMove(found);
     if (!planRepairNow(this.cfg.policy, this.outage, startedAt, moved)) {
-      const due = planLookupWithProbe(this.cfg.policy, this.outage.failures) && (this.lastRefreshAt === undefined || startedAt - this.lastRefreshAt >= this.cfg.policy.refreshIntervalMs);
+      // After a goodbye the second failed probe refreshes too: the first one often failed against
+      // the leaving pod, still there (its dnsmasq gone: refused), and the refresh it made re-learned
+      // that pod's MAC — measured, a client back only after the next refresh, 0.74 s after ready.
+      const secondSinceGoodbye = this.leavingSince !== undefined && this.downSince !== undefined && this.downSince >= this.leavingSince && this.outage.failures === 2;
+      const due = planLookupWithProbe(this.cfg.policy, this.outage.failures) && (this.lastRefreshAt === undefined || startedAt - this.lastRefreshAt >= this.cfg.policy.refreshIntervalMs || secondSinceGoodbye);
       if (due) this.lastRefreshAt = startedAt;
       return { repair: false, refresh: due };
     }
