@@ -10,6 +10,10 @@ import { log, type Logger } from "../sys/log.ts";
 import { parseNumberOption, roleArgs } from "./args.ts";
 import { RANGES } from "../core/settings/schema.ts";
 import { readRouteSignature } from "../sys/route-signature.ts";
+import { openGatewayWatch } from "../sys/gateway-watch.ts";
+
+/** The gateway's greeting is written on accept: 2 s covers a loaded node many times over; past it the connection is not a watch. */
+const WATCH_GREETING_TIMEOUT_MS = 2000;
 import { clientInput, prepareClient, realClientDeps } from "./client-init.ts";
 import type { Settings } from "../core/settings/types.ts";
 
@@ -69,7 +73,12 @@ export default defineCommand({
     // SIGUSR1: renew the DHCP lease now (udhcpc's convention).
     const events = new EventTarget();
     process.on("SIGUSR1", () => events.dispatchEvent(new Event("renew")));
-    const deps: SidecarDeps = { ...realClientDeps(logger), watchPodDone: await podDoneWatcher(cfg.settings, logger), routeSignature: () => readRouteSignature("") };
+    const deps: SidecarDeps = {
+      ...realClientDeps(logger),
+      watchPodDone: await podDoneWatcher(cfg.settings, logger),
+      routeSignature: () => readRouteSignature(""),
+      openWatch: (ip, port, handlers) => openGatewayWatch(ip, port, WATCH_GREETING_TIMEOUT_MS, handlers),
+    };
     const input = { ...clientInput(cfg), signal: ctl.signal, events, policy: { isolationIntervalMs: isolationSeconds * 1000 } };
     const policy = sidecarPolicy(input);
     const telemetry = await startClientTelemetry({ settings: cfg.settings, host: deps.host, clock: deps.clock, log: logger, intervalMs: policy.intervalMs, retryCount: policy.retryCount });

@@ -3,10 +3,13 @@
 // alongside: a gateway re-created at a new IP is followed before the probe times out). From the
 // first failed probe: probe every 250 ms (for the first minute), look its name up about twice a
 // second on a jittered schedule, so a move is repaired within a second without 200 pods asking
-// the cluster DNS in the same instant, and forget the eth0 and vxlan0 neighbours the tunnel
-// relies on at a failed probe, at most once a second (a gateway re-created at the same IP has a
-// new MAC). If it moved, point vxlan0's remote and the pinned route at the new pod IP and flush
-// vxlan0's neighbours — same MAC, same lease; after CONNECTION_RETRY_COUNT consecutive failures
+// the cluster DNS in the same instant, and forget the neighbours the tunnel relies on at a
+// failed probe, at most once a second (a gateway re-created at the same IP has a new MAC); the
+// kernel asks again for .1 every 250 ms, not every second (vxlan0's ARP retransmit time). Hold a
+// watch connection to the gateway (GATEWAY_WATCH_PORT): when the gateway ends it, it is leaving —
+// probe and look up as when lost from then on (the first within 250 / 500 ms). If it moved,
+// point vxlan0's remote and the pinned route at the new pod IP, flush vxlan0's neighbours and
+// probe at once — same MAC, same lease; after CONNECTION_RETRY_COUNT consecutive failures
 // repeat the in-place repair with backoff; re-initialise fully only when the tunnel itself is
 // gone. Renew the DHCP lease at T1/T2 (beside the probes: a renewal nobody answers must not hold
 // them back), release it when the rest of the pod has finished (Jobs; on SIGTERM only then, otherwise
@@ -21,6 +24,7 @@ import type { IsolationOutcome } from "../core/client/isolation-watch.ts";
 import { newStats, SidecarMachine, type MachinePolicy, type Note, type SidecarStats } from "../core/client/sidecar-machine.ts";
 import type { Lease } from "../core/dhcp/types.ts";
 import { gatewayOverlayIp, VXLAN_IF } from "../core/net/vxlan.ts";
+import type { WatchConnection, WatchHandlers } from "../sys/gateway-watch.ts";
 import { addressMode, applyLogged, dhcpIdentity, messageOf, networkInput, readIsolation, runClientInit, type ClientDeps, type ClientInput, type DhcpIdentity } from "./client-init.ts";
 
 export { newStats, type SidecarStats };
@@ -39,6 +43,8 @@ export interface SidecarDeps extends ClientDeps {
   routeSignature?: () => string;
   /** Uniform in [0, 1): the jitter of the gateway lookups (default Math.random). */
   random?: () => number;
+  /** Open a watch connection to the gateway (src/sys/gateway-watch.ts); absent: none (as GATEWAY_WATCH_PORT=0). */
+  openWatch?: (ip: string, port: number, handlers: WatchHandlers) => WatchConnection;
 }
 
 export interface SidecarPolicy extends MachinePolicy {
@@ -78,6 +84,12 @@ export const REFRESH_INTERVAL_MS = 1000;
 /** How long an outage is probed and looked up at the fast cadence before dropping back to the interval. */
 export const FAST_WINDOW_MS = 60_000;
 
+/** A watch connection that never got established is tried again after 30 s, then twice as long each time, up to 5 min. */
+export const WATCH_RETRY_MS = 30_000;
+export const WATCH_RETRY_CAP_MS = 300_000;
+/** After a goodbye, a gateway that answered every probe for a second is back, watched or not (the leaving one answers for milliseconds). */
+export const LEAVING_CONFIRM_MS = 1000;
+
 /** Isolation is re-checked this often (issue 11 §7), and at the first tick after the main table changed. */
 export const ISOLATION_INTERVAL_MS = 30_000;
 
@@ -108,6 +120,9 @@ export function sidecarPolicy(input: Pick<ClientInput, "settings">, over: Partia
     renewDeadlineMs: 5000,
     reacquireDelayMs: Math.max(intervalMs, 4000),
     isolationIntervalMs: ISOLATION_INTERVAL_MS,
+    watchRetryMs: WATCH_RETRY_MS,
+    watchRetryCapMs: WATCH_RETRY_CAP_MS,
+    leavingConfirmMs: LEAVING_CONFIRM_MS,
     releaseTimeoutMs: 500,
     shutdownLeaseSeconds: SHUTDOWN_LEASE_SECONDS,
     ...over,
@@ -183,6 +198,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
       netInput,
       requestedAddress: input.requestedAddress,
       ...(deps.random ? { random: deps.random } : {}),
+      watchPort: deps.openWatch ? s.GATEWAY_WATCH_PORT : 0,
     },
     clock.now(),
     stats,
@@ -248,6 +264,15 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   }
   let renewal: Renewal | undefined;
 
+  /** The tunnel's ARP retransmit time (SidecarMachine.tunnelTuning); a failure is logged, routing goes on. */
+  const tune = async (): Promise<void> => {
+    try {
+      await applyLogged(deps, m.tunnelTuning(), "tuning the tunnel");
+    } catch (e) {
+      log.warn(`setting ${VXLAN_IF}'s ARP retransmit time failed: ${messageOf(e)}; a new gateway may take up to a second longer to be reached`);
+    }
+  };
+
   /** Full client-init. Failure is logged; the next repair tries again. */
   const reinit = async (why: string, callSignal: AbortSignal): Promise<void> => {
     say(m.reinitStarted(why));
@@ -261,6 +286,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
         timing: { resolveDeadlineMs: policy.resolveDeadlineMs, probeDeadlineMs: 3000, ...input.timing },
       });
       say(m.reinitDone(r));
+      await tune();
     } catch (e) {
       say(m.reinitFailed(messageOf(e)));
     }
@@ -275,6 +301,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     say(st.notes);
     const why = st.reinit;
     if (why) await scoped(signal, (sig) => reinit(why, sig));
+    else await tune();
   } catch (e) {
     log.warn(`reading the network state failed: ${messageOf(e)}`);
   }
@@ -432,15 +459,41 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     say(m.isolation.checked(clock.now(), sig, outcome));
   };
 
+  // ---- the watch connection: the gateway closes it as it leaves, which wakes the loop (issue 11 §6)
+  let watch: { id: number; conn: WatchConnection } | undefined;
+  const stepWatch = (): void => {
+    const w = m.watchStep(clock.now());
+    if (w.close !== undefined && watch?.id === w.close) {
+      watch.conn.close();
+      watch = undefined;
+    }
+    const id = w.open;
+    if (id === undefined || !deps.openWatch) return;
+    const ended = () => void (watch?.id === id && (watch = undefined));
+    watch = {
+      id,
+      conn: deps.openWatch(overlayGw, s.GATEWAY_WATCH_PORT, {
+        established: () => {
+          const r = m.watchEstablished(id, clock.now());
+          say(r.notes);
+          if (!r.keep && watch?.id === id) watch.conn.close(), ended();
+        },
+        failed: (why) => (ended(), say(m.watchFailed(id, clock.now(), why))),
+        closed: (why) => (ended(), say(m.watchClosed(id, clock.now(), why)), wakeUp?.()),
+      }),
+    };
+  };
+
   // ---- the loop
   while (!signal.aborted) {
     await finishRenewal();
+    stepWatch();
     const { step, notes } = m.next(clock.now());
     say(notes);
     if (step.kind === "sleep") {
       // A renewal that ended while the loop was busy is handled before sleeping.
       if (renewal?.outcome) continue;
-      await nap(step.untilMs - clock.now());
+      await nap(Math.max(0, step.untilMs - clock.now()));
     } else if (step.kind === "acquire") await acquire(step.fallbackAddress);
     else if (step.kind === "renew") await startRenewal(step.renewal, step.lease, step.rebind);
     else {
@@ -451,6 +504,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     input.monitor?.turn(clock.now(), stats, m.lease);
   }
   input.events?.removeEventListener("renew", onRenew);
+  watch?.conn.close();
   if (renewal) {
     renewal.abort();
     await renewal.done;

@@ -87,6 +87,8 @@ export function applyNetChange(nl: Rtnl, c: NetChange): void {
     case "neigh-flush":
       nl.flushNeighbours(c.dev, c.to);
       return;
+    case "neigh-retrans":
+      return nl.setNeighRetrans(c.dev, c.retransMs);
   }
 }
 

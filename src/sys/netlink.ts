@@ -411,6 +411,12 @@ export class Rtnl {
    * `ip neigh flush dev <dev> [to <addr>]`: every IPv4 entry (or only `to`'s) but the permanent
    * ones (NOARP ones go too, as with ip). Returns how many went.
    */
+  /** `ip ntable change name arp_cache dev <dev> retrans <ms>`. */
+  setNeighRetrans(dev: string, retransMs: number): void {
+    const what = `setting the ARP retransmit time of ${dev} to ${retransMs} ms`;
+    this.sock.request(R.neighRetransRequest(this.index(dev, what), retransMs), what);
+  }
+
   flushNeighbours(dev: string, to?: string): number {
     let n = 0;
     for (const e of this.neighbours(4, dev)) {

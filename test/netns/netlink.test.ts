@@ -210,6 +210,8 @@ describe("the change model: what is printed is what is executed", () => {
       { op: "neigh-flush", dev: "vxlan9", to: "172.18.0.77", why: "t" },
       { op: "neigh-flush", dev: "vxlan9", to: "172.18.0.80", why: "t" },
     ],
+    // the ARP retransmit time of the tunnel (the sidecar's 250 ms)
+    [{ op: "neigh-retrans", dev: "vxlan9", retransMs: 250, why: "t" }],
     [{ op: "neigh-flush", dev: "vxlan9", why: "t" }],
     [{ op: "link-del", dev: "vxlan9", why: "t" }],
   ];
@@ -231,7 +233,10 @@ describe("the change model: what is printed is what is executed", () => {
       // `to` takes only that address's entry, never a permanent one; the full flush keeps the permanent entry (and only that one)
       // (`ip neigh show` leaves out the NOARP entry .79)
       if (i === 1) expect(neigh(NS_NL).map((n) => n.dst)).toEqual(["172.18.0.78", "172.18.0.80"]);
-      if (i === 2) expect(neigh(NS_NL).map((n) => n.dst)).toEqual(["172.18.0.80"]);
+      if (i === 2)
+        for (const ns of [NS_IP, NS_NL]) // (jiffies: 250 ms reads back as 252 at HZ=250)
+          expect(Number(sh(["ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv4/neigh/vxlan9/retrans_time_ms"], "").stdout)).toBeWithin(248, 260);
+      if (i === 3) expect(neigh(NS_NL).map((n) => n.dst)).toEqual(["172.18.0.80"]);
       expect({ ...state(NS_NL), neigh: neigh(NS_NL) }).toEqual({ ...state(NS_IP), neigh: neigh(NS_IP) });
     });
   }

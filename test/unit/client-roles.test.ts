@@ -325,6 +325,9 @@ async function initThenSidecar(w: World, stopAt: number, ctl: AbortController, o
   return r;
 }
 
+/** What the sidecar sets when it takes the tunnel over: vxlan0's ARP retransmit time (SidecarMachine.tunnelTuning). */
+const TUNED: Change[] = [{ op: "neigh-retrans", dev: "vxlan0", retransMs: 250, why: "ask again for .1 within one lost probe interval (the kernel's default: 1 s)" }];
+
 describe("runClientSidecar", () => {
   test("healthy: one probe per interval, nothing else", async () => {
     const ctl = new AbortController();
@@ -335,7 +338,8 @@ describe("runClientSidecar", () => {
     expect(r.stats.heals).toBe(0);
     // Only the shutdown's shortened lease (SIGTERM with the rest of the pod maybe running).
     expect(w.shortened).toEqual([["172.16.0.20", 120]]);
-    expect(w.applied).toHaveLength(1);
+    expect(w.applied).toHaveLength(2);
+    expect(w.applied[0]).toEqual(TUNED); // at the take-over
     expect(w.facts.vxlan!.addresses.map((a) => [a.local, a.validLft])).toEqual([["172.16.0.20", 120]]);
     expect(w.log).toEqual([]); // a gateway that answers is not looked up
   });
@@ -592,14 +596,14 @@ describe("runClientSidecar", () => {
     const hanging = { ...w.deps().dhcp, renew: () => new Promise<Lease>(() => {}) };
     const r = await initThenSidecar(w, 3_000, ctl, {}, { dhcp: hanging });
     expect(r.released).toBe(false);
-    expect(w.applied).toEqual([]);
+    expect(w.applied).toEqual([TUNED]);
     const ctl2 = new AbortController();
     const w2 = new World(new VirtualClock({ at: 3_000, ctl: ctl2 }));
     w2.dhcpUp = true;
     const failing = { ...w2.deps().dhcp, renew: async () => Promise.reject(new Error("DHCP: no answer")) };
     const r2 = await initThenSidecar(w2, 3_000, ctl2, {}, { dhcp: failing });
     expect(r2.released).toBe(false);
-    expect(w2.applied).toEqual([]);
+    expect(w2.applied).toEqual([TUNED]);
   });
 
   test("SIGTERM as a native sidecar (the kubelet stops it after the app): the lease is released", async () => {
@@ -648,7 +652,7 @@ describe("runClientSidecar: an infinite lease", () => {
     expect(w.facts.vxlan!.addresses).toEqual([{ local: "172.16.0.20", prefixlen: 24, validLft: Infinity, preferredLft: Infinity }]);
     expect(w.acquires).toHaveLength(1); // client-init's
     expect(r.stats).toMatchObject({ leasesAcquired: 0, renewals: 0, reinits: 0 });
-    expect(w.applied).toEqual([]);
+    expect(w.applied).toEqual([TUNED]);
     expect(r.released).toBe(true);
     expect(w.released.map((l) => l.address)).toEqual(["172.16.0.20"]);
   });
@@ -868,7 +872,7 @@ describe("issue 11 §7: MTU from DHCP option 26, isolation watched by the sideca
     expect(lines.filter((l) => l.text.startsWith("isolation holds again"))).toHaveLength(1);
     expect(seen).toEqual([false, true]);
     // Never fought: no route changed (the one change is the lease shortened at SIGTERM, issue 13 §7).
-    expect(w.applied.flat().filter((c) => c.op !== "addr-set")).toEqual([]);
+    expect(w.applied.flat().filter((c) => c.op !== "addr-set").map(formatChange)).toEqual(TUNED.map(formatChange));
     // Checked at the first tick (2 s) and on the two changes (6 s, 22 s); the next periodic one is due at 52 s.
     expect(stats.isolation.checks).toBe(3);
   });

@@ -33,6 +33,9 @@ const POLICY: MachinePolicy = {
   fastWindowMs: 60_000,
   refreshIntervalMs: 500,
   slowProbeMs: 100,
+  watchRetryMs: 30_000,
+  watchRetryCapMs: 300_000,
+  leavingConfirmMs: 1000,
 };
 
 function cfg(over: Partial<MachineConfig> = {}): MachineConfig {
@@ -406,6 +409,11 @@ describe("probes, lookups and repairs", () => {
 });
 
 describe("the neighbour refresh (a gateway re-created at the same pod IP)", () => {
+  test("the tunnel asks again for .1 within the lost probe interval (set at the take-over and after each re-initialisation)", () => {
+    const m = new SidecarMachine(cfg(), 0);
+    expect(m.tunnelTuning().map(formatChange)).toEqual(["ntable change name arp_cache dev vxlan0 retrans 250"]);
+  });
+
   test("the gateway pod on the pod's own subnet: its eth0 entry and vxlan0's", () => {
     expect(planNeighbourRefresh(initialised(), GW_POD).map(formatChange)).toEqual(["neigh flush dev eth0 to 198.18.0.2", "neigh flush dev vxlan0"]);
   });
@@ -452,5 +460,228 @@ describe("release", () => {
     m.start(0, initialised("172.16.0.23", 120));
     expect(m.release(1000)?.address).toBe("172.16.0.23");
     expect(m.release(121_000)).toBeUndefined();
+  });
+});
+
+describe("the watch connection (the gateway says goodbye)", () => {
+  const watched = (over: Partial<MachineConfig> = {}) => {
+    const m = new SidecarMachine(cfg({ watchPort: 4790, mode: { kind: "static", address: "172.16.0.23" }, ...over }), 0);
+    m.start(0, initialised("172.16.0.23", "forever"));
+    return m;
+  };
+  const texts = (notes: { text: string }[]) => notes.map((n) => n.text);
+
+  test("port 0: never a connection", () => {
+    const m = new SidecarMachine(cfg({ watchPort: 0 }), 0);
+    m.start(0, initialised());
+    expect(m.watchStep(0)).toEqual({});
+    m.probed(1000, 1000, false, "timeout", false);
+    m.probed(1250, 1250, true, "ok", false);
+    expect(m.watchStep(1300)).toEqual({});
+    expect(m.watchEstablished(1, 1300).keep).toBe(false);
+  });
+
+  test("opened at the start (client-init's probe answered); a goodbye starts the lost cadence (its phase jittered) until an answer AND a new watch", () => {
+    const m = watched();
+    expect(m.watchStep(0)).toEqual({ open: 1 });
+    expect(m.watchStep(10)).toEqual({}); // one at a time
+    const est = m.watchEstablished(1, 20);
+    expect(est.keep).toBe(true);
+    expect(texts(est.notes)).toEqual(["watching gateway 172.16.0.1 for its goodbye on TCP port 4790"]);
+    expect(m.next(500).step).toEqual({ kind: "sleep", untilMs: 1000 });
+    // the gateway-sidecar got SIGTERM: it closed the connection first
+    expect(texts(m.watchClosed(1, 500, "closed by the gateway"))).toEqual([
+      "gateway 172.16.0.1 closed the watch connection (closed by the gateway): it is leaving; probing every 250 ms and looking it up until a gateway answers and is watched again (pod_gateway_client_watch_goodbyes_total 1)",
+    ]);
+    expect(m.stats.watchGoodbyes).toBe(1);
+    // the first probe within one lost interval (random 0.5: 125 ms), the first lookup within one
+    // lookup gap (500 ms): every pod heard the goodbye in the same instant, their cadences differ
+    expect(m.next(500).step).toEqual({ kind: "sleep", untilMs: 625 });
+    expect(m.next(625).step).toEqual({ kind: "tick", startedAt: 625, lookup: false, timeoutMs: 250 });
+    // the leaving gateway's dnsmasq still answers: that does not end the fast mode
+    m.probed(626, 625, true, "DNS NOERROR", false);
+    m.tickDone(625, 626);
+    // a new connection only after the lost interval: its port is closed already (not a "no watch" failure)
+    expect(m.watchStep(700)).toEqual({});
+    expect(m.watchStep(750)).toEqual({ open: 2 });
+    expect(m.watchFailed(2, 750, "connecting: ECONNREFUSED").map((n) => n.level)).toEqual(["debug"]);
+    expect(m.next(750).step).toEqual({ kind: "sleep", untilMs: 875 });
+    // (a gateway that answered gets the regular wait for its answer, at the lost cadence)
+    // now it is gone: the first failed probe refreshes the neighbours, and after a goodbye the
+    // second too (the first may have re-learned the leaving pod's MAC); then not within refreshIntervalMs
+    expect(m.next(875).step).toEqual({ kind: "tick", startedAt: 875, lookup: false, timeoutMs: 500 });
+    m.probed(1125, 875, false, "timeout", false);
+    expect(m.decide(875, undefined)).toEqual({ repair: false, refresh: true });
+    m.tickDone(875, 1125);
+    expect(m.watchStep(1125)).toEqual({}); // not while it does not answer
+    expect(m.next(1125).step).toEqual({ kind: "tick", startedAt: 1125, lookup: true, timeoutMs: 250 });
+    m.probed(1375, 1125, false, "timeout", true);
+    expect(m.decide(1125, GW_POD)).toEqual({ repair: false, refresh: true });
+    m.tickDone(1125, 1375);
+    // the new gateway answers: a new connection at once (a recovery), but still fast until it is established
+    expect(m.next(1375).step).toMatchObject({ kind: "tick", startedAt: 1375, timeoutMs: 250 });
+    m.probed(1385, 1375, true, "DNS NOERROR", false);
+    m.tickDone(1375, 1385);
+    expect(m.watchStep(1385)).toEqual({ open: 3 });
+    expect(m.next(1385).step).toEqual({ kind: "sleep", untilMs: 1625 });
+    const back = m.watchEstablished(3, 1395);
+    expect(texts(back.notes)).toEqual(["watching gateway 172.16.0.1 for its goodbye on TCP port 4790", "gateway 172.16.0.1 answers and is watched again 0.9 s after its goodbye"]);
+    // back to the regular cadence: no lookups, the regular timeout, one probe per interval
+    expect(m.next(1625).step).toEqual({ kind: "tick", startedAt: 1625, lookup: false, timeoutMs: 500 });
+    m.probed(1626, 1625, true, "ok", false);
+    m.tickDone(1625, 1626);
+    expect(m.next(1626).step).toEqual({ kind: "sleep", untilMs: 2625 });
+  });
+
+  test("a goodbye, then a new watch before any answer: the fast mode ends with the next answer", () => {
+    const m = watched();
+    m.watchStep(0);
+    m.watchEstablished(1, 1);
+    m.watchClosed(1, 100, "connection lost: ECONNRESET");
+    expect(m.next(225).step).toMatchObject({ kind: "tick", startedAt: 225 });
+    m.probed(475, 225, false, "timeout", false);
+    m.tickDone(225, 475);
+    m.next(475);
+    m.probed(485, 475, true, "ok", false);
+    m.tickDone(475, 485);
+    expect(m.watchStep(485)).toEqual({ open: 2 });
+    // a probe fails before the greeting arrives: established, but still looking
+    expect(m.next(725).step).toMatchObject({ kind: "tick", startedAt: 725 });
+    m.probed(975, 725, false, "timeout", true);
+    m.tickDone(725, 975);
+    expect(texts(m.watchEstablished(2, 985).notes)).toEqual(["watching gateway 172.16.0.1 for its goodbye on TCP port 4790"]);
+    expect(m.next(985).step).toMatchObject({ kind: "tick", startedAt: 985, timeoutMs: 250 });
+    const ok = m.probed(995, 985, true, "ok", false);
+    expect(texts(ok.notes)).toContain("gateway 172.16.0.1 answers and is watched again 0.9 s after its goodbye");
+    m.tickDone(985, 995);
+    // (the recovery asks for a fresh watch: the one held is dropped for a new one)
+    expect(m.watchStep(995)).toEqual({ close: 2, open: 3 });
+    expect(m.next(995).step).toEqual({ kind: "sleep", untilMs: 1985 });
+  });
+
+  test("200 sidecars that hear the goodbye in the same instant probe out of step", () => {
+    let seed = 777;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const firsts: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const m = watched({ random });
+      m.watchStep(0);
+      m.watchEstablished(1, 1);
+      m.watchClosed(1, 1000, "closed by the gateway");
+      let st = m.next(1000).step;
+      if (st.kind === "sleep") st = m.next(st.untilMs).step;
+      if (st.kind !== "tick") throw new Error(`unexpected step ${st.kind}`);
+      firsts.push(st.startedAt);
+    }
+    // each first probe (or lookup with its probe) within the first lost interval, spread over it
+    expect(firsts.every((x) => x >= 1000 && x < 1250)).toBe(true);
+    const per25 = new Map<number, number>();
+    for (const x of firsts) per25.set(Math.floor((x - 1000) / 25), (per25.get(Math.floor((x - 1000) / 25)) ?? 0) + 1);
+    expect(per25.size).toBe(10); // every 25 ms slot has some
+    expect(Math.max(...per25.values())).toBeLessThan(50); // never a quarter of the herd at once
+  });
+
+  test("never established (an older gateway): a back-off of 30 s, then 60 s, said once; no fast mode, no probe more", () => {
+    const m = watched();
+    expect(m.watchStep(0)).toEqual({ open: 1 });
+    const first = m.watchFailed(1, 2000, "no greeting within 2000 ms");
+    expect(first).toEqual([{ level: "info", text: "gateway 172.16.0.1 offers no watch connection on TCP port 4790 (no greeting within 2000 ms); noticing its departures by probing only; trying again in 30 s" }]);
+    // the probes keep their regular cadence
+    expect(m.next(2000).step).toEqual({ kind: "tick", startedAt: 2000, lookup: false, timeoutMs: 500 });
+    m.probed(2001, 2000, true, "ok", false);
+    m.tickDone(2000, 2001);
+    expect(m.next(2001).step).toEqual({ kind: "sleep", untilMs: 3000 });
+    expect(m.watchStep(31_999)).toEqual({});
+    expect(m.watchStep(32_000)).toEqual({ open: 2 });
+    expect(m.watchFailed(2, 32_010, "connecting: ECONNREFUSED")).toEqual([{ level: "debug", text: "gateway 172.16.0.1 offers no watch connection on TCP port 4790 (connecting: ECONNREFUSED); noticing its departures by probing only; trying again in 60 s" }]);
+    expect(m.watchStep(92_009)).toEqual({});
+    expect(m.watchStep(92_010)).toEqual({ open: 3 });
+    // an outage and a recovery: tried again at once (the failures may have been the outage's)
+    m.watchFailed(3, 92_020, "connecting: EHOSTUNREACH");
+    m.probed(93_000, 93_000, false, "timeout", false);
+    expect(m.watchStep(93_001)).toEqual({});
+    m.probed(94_000, 94_000, true, "ok", false);
+    expect(m.watchStep(94_001)).toEqual({ open: 4 });
+    expect(m.stats.watchGoodbyes).toBe(0);
+  });
+
+  test("after a goodbye, a gateway that answers every probe for a second is back without a new watch; failures then back off", () => {
+    const m = watched();
+    m.watchStep(0);
+    m.watchEstablished(1, 1);
+    m.watchClosed(1, 1000, "closed by the gateway");
+    let t = 1000;
+    const ticks: { t: number; timeoutMs: number }[] = [];
+    const said: string[] = [];
+    while (t < 8_000) {
+      const st = m.next(t).step;
+      if (st.kind === "sleep") {
+        t = st.untilMs;
+        continue;
+      }
+      if (st.kind !== "tick") throw new Error(`unexpected step ${st.kind}`);
+      ticks.push({ t, timeoutMs: st.timeoutMs });
+      said.push(...texts(m.probed(t, t, true, "ok", st.lookup).notes)); // an older gateway: it answers, never a watch
+      m.tickDone(t, t);
+      const w = m.watchStep(t);
+      if (w.open) said.push(...texts(m.watchFailed(w.open, t, "connecting: ECONNREFUSED")));
+    }
+    // the lost cadence for one second of answers (the first probe at the short wait: nothing answered since the goodbye yet)
+    // (the first lookup, due at 1500, is a tick of its own and restarts the cadence)
+    expect(ticks.filter((x) => x.t <= 2250).map((x) => x.t)).toEqual([1125, 1375, 1500, 1750, 2000, 2250]);
+    expect(ticks[0]!.timeoutMs).toBe(250);
+    expect(ticks.slice(1).every((x) => x.timeoutMs === 500)).toBe(true);
+    expect(said).toContain("gateway 172.16.0.1 has answered every probe for 1 s, 1.3 s after its goodbye: back to the regular cadence without a watch connection yet");
+    // then the regular cadence, and the watch tried again only after its back-off
+    expect(ticks.filter((x) => x.t > 2250).map((x) => x.t)).toEqual([3250, 4250, 5250, 6250, 7250]);
+    expect(said.filter((x) => x.includes("offers no watch connection"))).toHaveLength(1);
+  });
+
+  test("a goodbye with no answer at all: the fast cadence for the fast minute, then the interval", () => {
+    const m = watched();
+    m.watchStep(0);
+    m.watchEstablished(1, 1);
+    m.watchClosed(1, 1000, "closed by the gateway");
+    let t = 1000;
+    const ticks: number[] = [];
+    const refreshes: boolean[] = [];
+    while (t < 70_000) {
+      const st = m.next(t).step;
+      if (st.kind === "sleep") {
+        t = st.untilMs;
+        continue;
+      }
+      ticks.push(t);
+      m.probed(t, t, false, "timeout", st.kind === "tick" && st.lookup);
+      const d = m.decide(t, undefined);
+      refreshes.push(!d.repair && d.refresh);
+      m.tickDone(t, t);
+      expect(m.watchStep(t)).toEqual({});
+    }
+    // (the static test policy acts after 3 failures: the third repairs)
+    // the first and second failures refresh (the first may have re-learned the leaving pod's MAC), then once per refreshIntervalMs
+    expect(refreshes.slice(0, 4)).toEqual([true, true, false, false]);
+    expect(ticks.filter((x) => x < 61_000)).toHaveLength(240); // every 250 ms for the fast minute
+    expect(ticks.filter((x) => x >= 62_000).every((x, i, a) => i === 0 || x - a[i - 1]! === 1000)).toBe(true);
+  });
+
+  test("a move repoints, probes at once and watches the new pod; outcomes of dropped connections are ignored", () => {
+    const m = watched();
+    m.watchStep(0);
+    m.watchEstablished(1, 1);
+    m.next(1000);
+    m.probed(1000, 1000, false, "aborted", true);
+    expect(m.decide(1000, "198.18.0.77")).toEqual({ repair: true, target: "198.18.0.77" });
+    m.repaired("198.18.0.77");
+    m.tickDone(1000, 1005);
+    // the next probe at once, not 250 ms after the last one started
+    expect(m.next(1005).step).toMatchObject({ kind: "tick", startedAt: 1005 });
+    m.probed(1006, 1005, true, "ok", false);
+    m.tickDone(1005, 1006);
+    expect(m.watchStep(1006)).toEqual({ close: 1, open: 2 });
+    expect(m.watchClosed(1, 1007, "connection lost")).toEqual([]); // the old one, closed by us
+    expect(m.stats.watchGoodbyes).toBe(0);
+    expect(m.watchEstablished(1, 1007).keep).toBe(false);
+    expect(m.watchEstablished(2, 1008).keep).toBe(true);
   });
 });

@@ -75,8 +75,9 @@ describe("client monitor", () => {
     expect(m.registry!.render()).toContain("pod_gateway_client_gateway_reachable 0\n");
     expect(m.status(7000, "v").gatewayReachable).toBe(false);
     m.probe(9000, true, 0.3);
-    m.turn(9000, { ...stats, recoveries: 1 }, undefined);
+    m.turn(9000, { ...stats, recoveries: 1, watchGoodbyes: 2 }, undefined);
     const text = m.registry!.render();
+    expect(text).toContain("pod_gateway_client_watch_goodbyes_total 2\n");
     expect(text).toContain("pod_gateway_client_gateway_reachable 1\n");
     expect(text).toContain("pod_gateway_client_recoveries_total 1\n");
     expect(text).toContain('pod_gateway_client_probes_total{result="failed"} 3\n');

@@ -9,6 +9,7 @@
 //   tick:   probe (+ lookup when one is due) → probed() → decide() → repair target? neighbour refresh?
 //   repair: planRepair(facts) → reinit | apply(changes) | nothing → repaired()
 //   refresh: planNeighbourRefresh(facts) → apply(changes)
+//   watch:  watchStep(now) → close/open the watch connection → watchEstablished | watchFailed | watchClosed
 //   end:    release() → the lease to release, if it is still good
 import { leaseTimes, type Lease } from "../dhcp/types.ts";
 import { addressLifetime, leaseFromAddress, planLeaseStep, type LeaseStep } from "./lease.ts";
@@ -29,6 +30,15 @@ export interface MachinePolicy extends ProbePolicy {
   reacquireDelayMs: number;
   /** How often the pod's isolation is re-checked besides on route changes (IsolationWatch). */
   isolationIntervalMs: number;
+  /**
+   * A watch connection that never got established (refused, unanswered, no greeting: an older
+   * gateway, or a firewall in the way) is tried again this long after the first failure, twice as
+   * long after each further one, up to watchRetryCapMs.
+   */
+  watchRetryMs: number;
+  watchRetryCapMs: number;
+  /** After a goodbye, a gateway that has answered every probe this long is back even without a new watch. */
+  leavingConfirmMs: number;
 }
 
 export interface MachineConfig {
@@ -44,7 +54,21 @@ export interface MachineConfig {
   requestedAddress?: string;
   /** Uniform in [0, 1): spreads the lookups of pods that lost the gateway together (default Math.random). */
   random?: () => number;
+  /** GATEWAY_WATCH_PORT: the gateway's watch port on overlayGw (0 or absent: no watch connection). */
+  watchPort?: number;
 }
+
+/**
+ * What the driver does about the watch connection: close the one it holds (`close`, its number:
+ * a close of ours, never a goodbye), then open a new one (`open`, the number its outcome is
+ * reported with).
+ */
+export interface WatchStep {
+  close?: number;
+  open?: number;
+}
+
+type WatchState = { kind: "off" } | { kind: "idle" } | { kind: "connecting"; id: number } | { kind: "open"; id: number };
 
 export interface SidecarStats {
   probes: number;
@@ -57,13 +81,15 @@ export interface SidecarStats {
   leasesAcquired: number;
   /** The gateway answered again after CONNECTION_RETRY_COUNT failed probes (pod_gateway_client_recoveries_total). */
   recoveries: number;
+  /** Established watch connections that the gateway ended: it told us it was leaving. */
+  watchGoodbyes: number;
   /** Whether the pod is still isolated (no route around the tunnel): readiness reads `isolation.holds`. */
   isolation: IsolationState;
 }
 
 export function newStats(): SidecarStats {
   return {
-    probes: 0, failedProbes: 0, heals: 0, gatewayMoves: 0, reinits: 0, renewals: 0, failedRenewals: 0, leasesAcquired: 0, recoveries: 0,
+    probes: 0, failedProbes: 0, heals: 0, gatewayMoves: 0, reinits: 0, renewals: 0, failedRenewals: 0, leasesAcquired: 0, recoveries: 0, watchGoodbyes: 0,
     isolation: { holds: undefined, problem: undefined, checks: 0 },
   };
 }
@@ -133,6 +159,34 @@ export class SidecarMachine {
   private refreshPlan: Change[] | undefined;
   /** Start of the tick that last refreshed the neighbours (or repaired) in this outage. */
   private lastRefreshAt: number | undefined;
+  /** The next tick starts at once, whatever the cadence says (the tunnel was just repointed). */
+  private tickNow = false;
+  /** The last probe was answered (client-init's probe counts at the start). */
+  private answering = true;
+  /** Since when the gateway has answered every probe (undefined while it does not). */
+  private answeringSince: number | undefined = 0;
+  /**
+   * The watch connection (issue 11 §6): one TCP connection to the gateway's watch port, which the
+   * gateway closes as it terminates. `watchId` numbers the connections, so that the outcome of
+   * one this machine already gave up on is recognised and ignored.
+   */
+  private watch: WatchState;
+  private watchId = 0;
+  /** Connections in a row that never got established (the back-off's exponent). */
+  private watchFailures = 0;
+  /** No connection is opened before this (back-off, or the spacing after a goodbye). */
+  private watchRetryAt: number | undefined;
+  /** The connection held is dropped and a new one opened (after a recovery or a move: it may lead nowhere now). */
+  private watchRenew = false;
+  /** The "does not offer a watch" line is said once until a connection is established. */
+  private watchFailSaid = false;
+  /**
+   * When the gateway said goodbye (closed an established watch connection): from then the sidecar
+   * probes and looks up at the lost cadence until the gateway answers AND a new watch connection
+   * is established, or the fast window ends. A probe answered by the leaving gateway's dnsmasq in
+   * its last milliseconds does not end it.
+   */
+  private leavingSince: number | undefined;
   private readonly random: () => number;
   /** When and what to report about routes around the tunnel. */
   readonly isolation: IsolationWatch;
@@ -150,6 +204,7 @@ export class SidecarMachine {
     this.stats = stats;
     this.random = cfg.random ?? Math.random;
     this.nextTickAt = now + cfg.policy.intervalMs;
+    this.watch = cfg.watchPort ? { kind: "idle" } : { kind: "off" };
     this.isolation = new IsolationWatch(cfg.policy.isolationIntervalMs, now, this.stats.isolation);
   }
 
@@ -192,6 +247,7 @@ export class SidecarMachine {
   reinitDone(r: ReinitOutcome): Note[] {
     this.gatewayIp = r.gatewayPodIp;
     this.refreshPlan = undefined;
+    this.renewWatch();
     if (r.lease) {
       this.dhcpMtu = r.lease.mtu;
       this.lease = r.lease;
@@ -252,7 +308,7 @@ export class SidecarMachine {
     // gateway together also leave it with their probes out of step. After it, the lookup goes with
     // every probe, as the outage's ticks are spread by then.
     const fast = this.fast(now);
-    const tickAt = Math.min(this.nextTickAt, fast ? (this.nextLookupAt ?? Infinity) : Infinity);
+    const tickAt = this.tickNow ? now : Math.min(this.nextTickAt, fast ? (this.nextLookupAt ?? Infinity) : Infinity);
     // (While a renewal is in flight its end wakes the driver: an announce due meanwhile waits for it.)
     const announceWake = this.lease && this.renewing === undefined ? (this.announceAt ?? Infinity) : Infinity;
     const wakeAt = Math.min(tickAt, leaseWake ?? Infinity, this.reacquireAt ?? Infinity, announceWake);
@@ -263,7 +319,11 @@ export class SidecarMachine {
       lookup = true;
       this.nextLookupAt = planNextLookupAt(this.cfg.policy, now, fast, false, this.random());
     }
-    return { step: { kind: "tick", startedAt: now, lookup, timeoutMs: planProbeTimeout(this.cfg.policy, fast) }, notes };
+    this.tickNow = false;
+    // The short wait is for a gateway that does not answer (the next probe goes out sooner); one
+    // that answers, even while it is looked for after a goodbye, gets the regular wait: with 200
+    // pods on a gateway that was just starting, answers slower than 250 ms counted as failures.
+    return { step: { kind: "tick", startedAt: now, lookup, timeoutMs: planProbeTimeout(this.cfg.policy, fast && !this.answering) }, notes };
   }
 
   /**
@@ -272,13 +332,18 @@ export class SidecarMachine {
    * outage the lookups keep their own schedule) and when the tick has no lookup of its own.
    */
   slowProbeLookupAfterMs(step: { lookup: boolean; timeoutMs: number }): number | undefined {
-    if (step.lookup || this.downSince !== undefined) return undefined;
+    if (step.lookup || this.downSince !== undefined || this.leavingSince !== undefined) return undefined;
     return planSlowProbeLookupAt(this.cfg.policy, step.timeoutMs, this.random());
   }
 
-  /** In the fast part of an outage (src/core/client/sidecar.ts). */
+  /** In the fast part of an outage (src/core/client/sidecar.ts), or of the gateway's leaving (it closed the watch connection). */
   private fast(now: number): boolean {
-    return planFast(this.cfg.policy, this.downSince, now);
+    return planFast(this.cfg.policy, this.downSince, now) || this.leaving(now);
+  }
+
+  /** The gateway said goodbye less than the fast window before `now` and no new watch is established yet. */
+  private leaving(now: number): boolean {
+    return planFast(this.cfg.policy, this.leavingSince, now);
   }
 
   // ---------------------------------------------------------------- the lease
@@ -372,18 +437,31 @@ export class SidecarMachine {
       // At a random point of the next ANNOUNCE_SPREAD_MS: every pod of the gateway comes back in
       // the same second, and 200 renewals at once held dnsmasq's answers back for up to a minute.
       if (f > 0 && this.cfg.mode.kind === "dhcp" && this.lease) this.announceAt ??= now + this.random() * ANNOUNCE_SPREAD_MS;
+      // Back after failed probes: the watch connection held may lead nowhere now (a gateway that
+      // died without a goodbye), and one that failed may have failed for the outage: a new one.
+      if (f > 0) this.renewWatch();
+      this.answering = true;
+      this.answeringSince ??= startedAt;
+      // A gateway that said goodbye is looked for until a new watch is established too — or until
+      // it has answered every probe for leavingConfirmMs: the leaving gateway's dnsmasq answers for
+      // milliseconds, and 200 pods probing every 250 ms a new gateway whose watch port was slow to
+      // greet them (a starting gateway on a loaded node) kept it too busy to answer.
+      if (this.leavingSince !== undefined && (this.watch.kind === "open" || startedAt - this.answeringSince >= this.cfg.policy.leavingConfirmMs)) notes.push(...this.leavingEnds(now, this.watch.kind === "open"));
+      const leaving = this.leaving(now);
       this.outage.failures = 0;
       this.outage.repairs = 0;
       this.outage.lastRepairTickAt = undefined;
       this.downSince = undefined;
       this.lookupWarned = false;
-      this.nextLookupAt = undefined;
+      if (!leaving) this.nextLookupAt = undefined;
       this.refreshSaid = false;
       this.refreshPlan = undefined;
       this.lastRefreshAt = undefined;
       return { lookupNow: false, notes };
     }
     this.stats.failedProbes++;
+    this.answering = false;
+    this.answeringSince = undefined;
     this.outage.failures++;
     this.downSince ??= startedAt;
     const f = this.outage.failures;
@@ -404,7 +482,11 @@ export class SidecarMachine {
   decide(startedAt: number, found: string | undefined): { repair: false; refresh: boolean } | { repair: true; target: string | undefined } {
     const moved = this.isMove(found);
     if (!planRepairNow(this.cfg.policy, this.outage, startedAt, moved)) {
-      const due = planLookupWithProbe(this.cfg.policy, this.outage.failures) && (this.lastRefreshAt === undefined || startedAt - this.lastRefreshAt >= this.cfg.policy.refreshIntervalMs);
+      // After a goodbye the second failed probe refreshes too: the first one often failed against
+      // the leaving pod, still there (its dnsmasq gone: refused), and the refresh it made re-learned
+      // that pod's MAC — measured, a client back only after the next refresh, 0.74 s after ready.
+      const secondSinceGoodbye = this.leavingSince !== undefined && this.downSince !== undefined && this.downSince >= this.leavingSince && this.outage.failures === 2;
+      const due = planLookupWithProbe(this.cfg.policy, this.outage.failures) && (this.lastRefreshAt === undefined || startedAt - this.lastRefreshAt >= this.cfg.policy.refreshIntervalMs || secondSinceGoodbye);
       if (due) this.lastRefreshAt = startedAt;
       return { repair: false, refresh: due };
     }
@@ -422,6 +504,21 @@ export class SidecarMachine {
   /** The refresh planned earlier in this outage (since the last repair), if any: no need to read the network. */
   cachedRefresh(): Change[] | undefined {
     return this.refreshPlan;
+  }
+
+  /**
+   * The tunnel's ARP retransmit time, set when the sidecar takes the tunnel over and after each
+   * re-initialisation (a new vxlan0 starts with the kernel's default). An ARP for .1 sent before a
+   * new gateway pod had its vxlan0 (a client repoints as soon as the new pod IP is published)
+   * leaves the entry INCOMPLETE, and by default the kernel asks again only after 1 s — measured, a
+   * client back 0.86 s after its gateway was ready. At the lost probe cadence it asks again within
+   * 250 ms. The ARP travels inside the tunnel to the gateway pod alone (eth0's keep the default:
+   * there an ARP is a broadcast every pod on a bridge CNI's node sees). Forgetting vxlan0's
+   * unresolved entries at every failed probe instead cost 13 % more CPU per lost tick (1.6 against
+   * 1.4 ms), and 200 lost pods already keep both cores of the bench machine busy.
+   */
+  tunnelTuning(): Change[] {
+    return [{ op: "neigh-retrans", dev: VXLAN_IF, retransMs: this.cfg.policy.lostIntervalMs, why: "ask again for .1 within one lost probe interval (the kernel's default: 1 s)" }];
   }
 
   /**
@@ -476,6 +573,9 @@ export class SidecarMachine {
   repaired(target: string): Note[] {
     this.refreshPlan = undefined;
     if (target !== this.gatewayIp) {
+      // Probe the new pod at once (not at the next tick of the cadence), and watch it, not the old one.
+      this.tickNow = true;
+      this.renewWatch();
       this.stats.gatewayMoves++;
       const from = this.gatewayIp;
       this.gatewayIp = target;
@@ -483,6 +583,107 @@ export class SidecarMachine {
     }
     if (this.outage.repairs <= 1) return [note("info", `gateway pod still at ${target}: neighbours flushed, waiting for it to answer (pod_gateway_client_repairs_total{kind="in_place"} ${this.stats.heals})`)];
     return [];
+  }
+
+  // ---------------------------------------------------------------- the watch connection
+
+  /**
+   * The watch connection (issue 11 §6): the gateway-sidecar closes every watch connection first
+   * when it terminates (and the kernel closes them when it dies), so an established connection
+   * that ends is the gateway saying it is leaving — noticed at once, where a probe notices only at
+   * its next tick plus its timeout (a gateway re-created at the same IP within a second was not
+   * noticed for 2 s). Opened while the gateway answers, again after every recovery and move, and
+   * dropped for a new one then: after a move the old connection leads to a pod that is gone.
+   * A connection that never got established (an older gateway without a watch port, a firewall)
+   * tells nothing: it is tried again with a back-off, and costs the probes nothing.
+   */
+  watchStep(now: number): WatchStep {
+    const w = this.watch;
+    if (w.kind === "off") return {};
+    const step: WatchStep = {};
+    if (this.watchRenew) {
+      this.watchRenew = false;
+      if (w.kind !== "idle") {
+        step.close = w.id;
+        this.watch = { kind: "idle" };
+      }
+    }
+    if (this.watch.kind === "idle" && this.answering && this.outage.failures === 0 && (this.watchRetryAt === undefined || now >= this.watchRetryAt)) {
+      this.watchRetryAt = undefined;
+      step.open = ++this.watchId;
+      this.watch = { kind: "connecting", id: step.open };
+    }
+    return step;
+  }
+
+  /** Connection `id` read the gateway's greeting. `keep` false: it is no longer wanted (close it). */
+  watchEstablished(id: number, now: number): { keep: boolean; notes: Note[] } {
+    if (this.watch.kind !== "connecting" || this.watch.id !== id) return { keep: false, notes: [] };
+    this.watch = { kind: "open", id };
+    const notes: Note[] = [];
+    if (this.watchFailures > 0 || this.leavingSince !== undefined || this.watchId === 1 || this.watchFailSaid)
+      notes.push(note("info", `watching gateway ${this.cfg.overlayGw} for its goodbye on TCP port ${this.cfg.watchPort}`));
+    else notes.push(note("debug", `watch connection ${id} to gateway ${this.cfg.overlayGw}:${this.cfg.watchPort} established`));
+    this.watchFailures = 0;
+    this.watchFailSaid = false;
+    if (this.leavingSince !== undefined && this.answering) notes.push(...this.leavingEnds(now, true));
+    return { keep: true, notes };
+  }
+
+  /** Connection `id` ended before the greeting (refused, unanswered, no greeting): not a goodbye. */
+  watchFailed(id: number, now: number, why: string): Note[] {
+    if (this.watch.kind !== "connecting" || this.watch.id !== id) return [];
+    this.watch = { kind: "idle" };
+    if (this.leaving(now)) {
+      // The leaving gateway's port closed before its dnsmasq: try the next gateway that answers, soon.
+      this.watchRetryAt = now + this.cfg.policy.lostIntervalMs;
+      return [note("debug", `watch connection to gateway ${this.cfg.overlayGw}:${this.cfg.watchPort} failed (${why}); trying again once the gateway answers`)];
+    }
+    this.watchFailures++;
+    const wait = planWatchRetryDelay(this.cfg.policy, this.watchFailures);
+    this.watchRetryAt = now + wait;
+    const text = `gateway ${this.cfg.overlayGw} offers no watch connection on TCP port ${this.cfg.watchPort} (${why}); noticing its departures by probing only; trying again in ${Math.round(wait / 1000)} s`;
+    if (this.watchFailSaid) return [note("debug", text)];
+    this.watchFailSaid = true;
+    return [note("info", text)];
+  }
+
+  /** Connection `id` ended after the greeting (EOF, reset, error): the gateway is leaving. */
+  watchClosed(id: number, now: number, why: string): Note[] {
+    if (this.watch.kind !== "open" || this.watch.id !== id) return [];
+    this.watch = { kind: "idle" };
+    this.stats.watchGoodbyes++;
+    this.leavingSince = now;
+    // Whatever answered before the goodbye says nothing about what answers now.
+    this.answering = false;
+    this.answeringSince = undefined;
+    // The lost cadence from now, refreshing every neighbour at the first failed probe. The first
+    // probe and lookup come at a random point of their first gap, not at once: every pod of the
+    // gateway hears the goodbye in the same instant, and in lockstep 200 pods would hit the new
+    // gateway and the cluster DNS as one burst every 250 ms. The phase costs nothing once the new
+    // gateway answers: the next probe is still within 250 ms.
+    this.nextTickAt = now + this.random() * this.cfg.policy.lostIntervalMs;
+    this.nextLookupAt = planNextLookupAt(this.cfg.policy, now, true, true, this.random());
+    this.lastRefreshAt = undefined;
+    this.refreshPlan = undefined;
+    // A new connection only to a gateway that answers, and at most once per lost interval (a
+    // gateway that closes every connection at once cannot spin the sidecar).
+    this.watchRetryAt = now + this.cfg.policy.lostIntervalMs;
+    return [note("info", `gateway ${this.cfg.overlayGw} closed the watch connection (${why}): it is leaving; probing every ${this.cfg.policy.lostIntervalMs} ms and looking it up until a gateway answers and is watched again (pod_gateway_client_watch_goodbyes_total ${this.stats.watchGoodbyes})`)];
+  }
+
+  private renewWatch(): void {
+    this.watchRenew = true;
+    this.watchRetryAt = undefined;
+  }
+
+  private leavingEnds(now: number, watched: boolean): Note[] {
+    const since = this.leavingSince ?? now;
+    this.leavingSince = undefined;
+    if (this.outage.failures === 0) this.nextLookupAt = undefined;
+    const after = `${Math.round((now - since) / 100) / 10} s after its goodbye`;
+    if (watched) return [note("info", `gateway ${this.cfg.overlayGw} answers and is watched again ${after}`)];
+    return [note("info", `gateway ${this.cfg.overlayGw} has answered every probe for ${this.cfg.policy.leavingConfirmMs / 1000} s, ${after}: back to the regular cadence without a watch connection yet`)];
   }
 
   // ---------------------------------------------------------------- the end
@@ -494,6 +695,11 @@ export class SidecarMachine {
   }
 }
 
+
+/** The wait before watch connection attempt k+1 after k (≥ 1) in a row never got established: watchRetryMs × 2^(k-1), capped. */
+export function planWatchRetryDelay(p: Pick<MachinePolicy, "watchRetryMs" | "watchRetryCapMs">, failures: number): number {
+  return Math.min(p.watchRetryMs * 2 ** Math.min(Math.max(failures - 1, 0), 20), p.watchRetryCapMs);
+}
 
 /** The routes after the repair's changes (for the next hop to a new gateway pod); the current ones if they do not simulate. */
 function afterChanges(f: ClientFacts, changes: readonly Change[]): ClientFacts {

@@ -117,6 +117,7 @@ export function simulateChanges(facts: ClientFacts, changes: readonly Change[]):
         break;
       }
       case "neigh-flush":
+      case "neigh-retrans":
         break;
     }
   }

@@ -14,6 +14,8 @@ export interface ClientCounts {
   failedRenewals: number;
   /** The gateway answered again after CONNECTION_RETRY_COUNT failed probes. */
   recoveries: number;
+  /** Established watch connections the gateway ended (it said it was leaving). */
+  watchGoodbyes?: number;
   /** The sidecar's isolation watch (IsolationWatch): holds undefined until its first check. */
   isolation?: { holds: boolean | undefined; problem: string | undefined };
 }
@@ -42,6 +44,7 @@ function clientFamilies(r: MetricsRegistry) {
     rtt: r.histogram("pod_gateway_client_probe_rtt_seconds", "Round trip of the DNS probe to the gateway's overlay address.", PROBE_RTT_BUCKETS),
     probes: r.counter("pod_gateway_client_probes_total", "Probes of the gateway, by result.", ["result"]),
     recoveries: r.counter("pod_gateway_client_recoveries_total", "Times the gateway answered again after being unreachable."),
+    goodbyes: r.counter("pod_gateway_client_watch_goodbyes_total", "Times the gateway ended the watch connection (GATEWAY_WATCH_PORT): it was leaving."),
     repairs: r.counter("pod_gateway_client_repairs_total", "Repairs of the tunnel: in_place (remote and neighbours) or reinit (the tunnel rebuilt).", ["kind"]),
     renewals: r.counter("pod_gateway_client_dhcp_renewals_total", "DHCP lease renewals, by result.", ["result"]),
     leaseExpiry: r.gauge("pod_gateway_client_lease_expiry_timestamp_seconds", "When the current DHCP lease expires, seconds since the epoch (absent without an expiring lease)."),
@@ -125,6 +128,7 @@ export class ClientMonitor {
     if (this.watch?.holds === undefined) this.m?.isolated.clear();
     else this.m?.isolated.set(this.watch.holds ? 1 : 0);
     this.m?.recoveries.set(counts.recoveries);
+    this.m?.goodbyes.set(counts.watchGoodbyes ?? 0);
     this.m?.repairs.set(counts.heals, { kind: "in_place" });
     this.m?.repairs.set(counts.reinits, { kind: "reinit" });
     this.m?.renewals.set(counts.renewals, { result: "ok" });

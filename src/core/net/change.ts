@@ -73,7 +73,9 @@ export type PodChange =
   | { op: "addr-set"; dev: string; local: string; prefixlen: number; lifetime: number | "forever"; refresh?: true; why: string }
   | { op: "addr-del"; dev: string; local: string; prefixlen: number; why: string }
   /** `to`: only the entry of that address (else every entry of the device); permanent entries stay. */
-  | { op: "neigh-flush"; dev: string; to?: string; why: string };
+  | { op: "neigh-flush"; dev: string; to?: string; why: string }
+  /** How soon the kernel asks again for a neighbour of `dev` that did not answer (`ip ntable change … retrans`). */
+  | { op: "neigh-retrans"; dev: string; retransMs: number; why: string };
 
 export type NetChange =
   | PodChange
@@ -150,6 +152,8 @@ export function formatChangeWords(c: NetChange): string[] {
       return ["addr", "del", `${c.local}/${c.prefixlen}`, "dev", c.dev];
     case "neigh-flush":
       return ["neigh", "flush", "dev", c.dev, ...(c.to !== undefined ? ["to", c.to] : [])];
+    case "neigh-retrans":
+      return ["ntable", "change", "name", "arp_cache", "dev", c.dev, "retrans", String(c.retransMs)];
   }
 }
 

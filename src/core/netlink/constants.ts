@@ -173,6 +173,13 @@ export const FR_ACT_UNREACHABLE = 7;
 
 // ---- neighbours (struct ndmsg, 12 bytes)
 export const NDMSG_LEN = 12;
+/** Neighbour table parameters (`ip ntable change`): struct ndtmsg, its attributes and the nested parameters used. */
+export const RTM_SETNEIGHTBL = 67;
+export const NDTMSG_LEN = 4;
+export const NDTA_NAME = 1;
+export const NDTA_PARMS = 6;
+export const NDTPA_IFINDEX = 1;
+export const NDTPA_RETRANS_TIME = 5;
 export const NDA_DST = 1;
 export const NDA_LLADDR = 2;
 export const NDA_CACHEINFO = 3;

@@ -3,6 +3,7 @@
 // test/unit/netlink-iproute2.test.ts), so `ip` and this layer leave the same state behind.
 // Interfaces are given by index; src/sys/netlink.ts resolves names.
 import * as C from "./constants.ts";
+import { AttrWriter, concat } from "./wire.ts";
 import { encodeAddr, encodeLink, encodeNeigh, encodeRoute, encodeRule, type RouteMessage, type RuleMessage } from "./messages.ts";
 
 export interface NlRequest {
@@ -296,4 +297,22 @@ export function neighDumpRequest(family: Family, index?: number): NlRequest {
 
 export function neighDeleteRequest(family: Family, index: number, dst: string): NlRequest {
   return { type: C.RTM_DELNEIGH, flags: ACK, body: encodeNeigh({ family: afOf(family), index, state: 0, flags: 0, type: 0, dst }) };
+}
+
+/**
+ * `ip ntable change name arp_cache dev <index> retrans <ms>`: how long the kernel waits before it
+ * asks again for a neighbour that did not answer (NDTPA_RETRANS_TIME, a u64 of milliseconds).
+ */
+export function neighRetransRequest(index: number, retransMs: number): NlRequest {
+  const f = new Uint8Array(C.NDTMSG_LEN);
+  f[0] = C.AF_INET;
+  const w = new AttrWriter();
+  w.string(C.NDTA_NAME, "arp_cache");
+  w.nest(C.NDTA_PARMS, (p) => {
+    p.u32(C.NDTPA_IFINDEX, index);
+    const ms = new Uint8Array(8);
+    new DataView(ms.buffer).setBigUint64(0, BigInt(Math.round(retransMs)), true);
+    p.bytes(C.NDTPA_RETRANS_TIME, ms);
+  });
+  return { type: C.RTM_SETNEIGHTBL, flags: ACK, body: concat(f, w.finish()) };
 }
