@@ -163,9 +163,24 @@ describe("our requests decode like iproute2's", () => {
   }
 });
 
+// `ip ntable change` has no typed decoder here (we only ever send it): compared byte for byte.
+test("neigh-retrans: ip ntable change name arp_cache dev vxlan0 retrans 250", () => {
+  const theirs = capturedMessages("neigh-retrans").find((m) => m.header.type === C.RTM_SETNEIGHTBL);
+  if (!theirs) throw new Error("neigh-retrans.strace has no RTM_SETNEIGHTBL message");
+  const r = R.neighRetransRequest(VXLAN0, 250);
+  const ours = decodeMessages(encodeMessage({ type: r.type, flags: r.flags, seq: 0, pid: 0 }, r.body))[0]!;
+  expect(ours.header.type).toBe(theirs.header.type);
+  // ip also sets NLM_F_REPLACE, which RTM_SETNEIGHTBL ignores
+  expect(theirs.header.flags).toBe(ours.header.flags | C.NLM_F_REPLACE);
+  // struct ndtmsg's family: ip leaves AF_UNSPEC (the kernel finds the table by its name), we say
+  // AF_INET; everything after it (name "arp_cache", NDTA_PARMS {ifindex 4, retrans 250 ms as u64}) is the same
+  expect([theirs.payload[0], ours.payload[0]]).toEqual([0, C.AF_INET]);
+  expect([...ours.payload.subarray(1)]).toEqual([...theirs.payload.subarray(1)]);
+});
+
 test("every captured fixture is covered by a case", () => {
   const { readdirSync } = require("node:fs") as typeof import("node:fs");
   const fixtures = readdirSync(DIR).filter((f) => f.endsWith(".strace")).map((f) => f.replace(/\.strace$/, ""));
-  const covered = new Set(CASES.map((c) => (c.fixture === "neigh-flush-dump" ? "neigh-flush" : c.fixture)));
+  const covered = new Set([...CASES.map((c) => (c.fixture === "neigh-flush-dump" ? "neigh-flush" : c.fixture)), "neigh-retrans"]);
   expect(fixtures.filter((f) => !covered.has(f))).toEqual([]);
 });
