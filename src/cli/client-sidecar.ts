@@ -7,6 +7,7 @@ import { pickServiceAccountDir } from "../core/kube/config.ts";
 import { runClientSidecar, sidecarPolicy, type SidecarDeps } from "../roles/client-sidecar.ts";
 import { startClientTelemetry } from "../sys/client-telemetry.ts";
 import { log, type Logger } from "../sys/log.ts";
+import { useNonBlockingStderr } from "../sys/stderr-sink.ts";
 import { parseNumberOption, roleArgs } from "./args.ts";
 import { RANGES } from "../core/settings/schema.ts";
 import { readRouteSignature } from "../sys/route-signature.ts";
@@ -54,6 +55,8 @@ export default defineCommand({
     },
   },
   async run({ args }) {
+    // A long-lived role never stops for its log: a stalled stderr reader once stopped dnsmasq (src/core/log-queue.ts).
+    useNonBlockingStderr();
     const logger = log().withTag("client-sidecar");
     const flag = args["isolation-check-interval"];
     const isolationSeconds = parseNumberOption(

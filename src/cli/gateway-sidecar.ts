@@ -4,6 +4,7 @@ import { runGatewaySidecar } from "../roles/gateway-sidecar.ts";
 import { ProcessRunner } from "../sys/exec.ts";
 import { NetlinkGatewayNet } from "../sys/gateway-host.ts";
 import { log } from "../sys/log.ts";
+import { useNonBlockingStderr } from "../sys/stderr-sink.ts";
 import { RANGES } from "../core/settings/schema.ts";
 import { parseNumberOption, roleArgs } from "./args.ts";
 import { startGatewayTelemetry } from "../sys/gateway-telemetry.ts";
@@ -55,6 +56,8 @@ export default defineCommand({
     },
   },
   async run({ args }) {
+    // A long-lived role never stops for its log: a stalled stderr reader once stopped dnsmasq (src/core/log-queue.ts).
+    useNonBlockingStderr();
     const logger = log().withTag("gateway-sidecar");
     const env = process.env;
     // One number syntax and a documented range for every flag (issue 12 §7).

@@ -90,8 +90,19 @@ export function createLogger(env: Record<string, string | undefined> = process.e
 }
 
 let root: Logger | undefined;
+let rootSink: LineSink = stderrLine;
 /** The process-wide root logger; modules take `log().withTag("module")`. */
 export function log(): Logger {
-  root ??= createLogger();
+  root ??= createLogger(process.env, (line) => rootSink(line));
   return root;
+}
+
+/**
+ * Where the root logger's lines go from now on (the long-lived roles: a sink that never blocks on
+ * stderr, src/sys/stderr-sink.ts). Returns the previous sink.
+ */
+export function setRootSink(sink: LineSink): LineSink {
+  const before = rootSink;
+  rootSink = sink;
+  return before;
 }
