@@ -58,15 +58,26 @@ export function readRegularFile(path: string, maxBytes: number): RegularFileRead
     const tooLarge = (): RegularFileRead => ({ ok: false, reason: "too-large", limit: maxBytes, message: `is larger than the limit of ${maxBytes} bytes` });
     if (st.size > maxBytes) return tooLarge();
     // One byte more than allowed tells a file that grew past the limit from one that fits exactly.
-    const buf = new Uint8Array(maxBytes + 1);
+    // The buffer starts at the size fstat gave (+1: end of file is seen without a second grow)
+    // and doubles only while the file keeps growing, up to the limit: reading a 300-byte
+    // settings.sh allocates ~300 bytes, not the 1 MiB limit (two of those per start-up were a
+    // third of client-init's JS heap, and pushed DHCP mode into a garbage collection).
+    const cap = maxBytes + 1;
+    let buf = new Uint8Array(Math.min(cap, st.size + 1));
     let got = 0;
-    while (got < buf.length) {
+    for (;;) {
+      if (got === buf.length) {
+        if (buf.length === cap) break;
+        const bigger = new Uint8Array(Math.min(cap, buf.length * 2));
+        bigger.set(buf);
+        buf = bigger;
+      }
       const n = readSync(fd, buf, got, buf.length - got, null);
       if (n === 0) break;
       got += n;
     }
     if (got > maxBytes) return tooLarge();
-    return { ok: true, bytes: buf.slice(0, got) };
+    return { ok: true, bytes: got === buf.length ? buf : buf.slice(0, got) };
   } catch (e) {
     return unreadable(e);
   } finally {
