@@ -28,10 +28,27 @@ const SYMBOLS = {
   strerror: { args: [FFIType.i32], returns: FFIType.cstring },
 } as const;
 
+// Which C library the binary was built for (build.ts: --define); undefined when run from source.
+declare const POD_GATEWAY_LIBC: string | undefined;
+const builtFor = typeof POD_GATEWAY_LIBC === "string" ? POD_GATEWAY_LIBC : undefined;
+const muslArch = process.arch === "arm64" ? "aarch64" : "x86_64";
+// musl's libc by absolute path: bun:ffi retries a bare name the loader does not find relative to
+// the working directory ("./libc.so"), and a privileged tool must not load a library from there.
+const MUSL = [`/lib/libc.musl-${muslArch}.so.1`, `/lib/ld-musl-${muslArch}.so.1`];
+
+/**
+ * The names to try, in order. The glibc build links libc.so.6, so that soname is always found
+ * (already loaded) and nothing else is tried; the musl build asks for musl's files only.
+ */
+export function libcNames(libc: string | undefined = builtFor): string[] {
+  if (libc === "glibc") return ["libc.so.6"];
+  if (libc === "musl") return MUSL;
+  return ["libc.so.6", ...MUSL];
+}
+
 function openLibc() {
   const errors: string[] = [];
-  // glibc first (the release binary), then musl's names.
-  for (const name of ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
+  for (const name of libcNames()) {
     try {
       return dlopen(name, SYMBOLS).symbols;
     } catch (e) {

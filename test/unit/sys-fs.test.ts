@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeFd, errnoName, FsError, O_NONBLOCK, openRead, pathExists, readFd, readLink, S_IFDIR, S_IFMT, S_IFREG, statFd, statPath } from "../../src/sys/fs.ts";
 import { readRegularFile } from "../../src/sys/files.ts";
+import { libcNames } from "../../src/sys/libc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "pgw-sysfs-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -68,4 +69,14 @@ test("existence and symlink targets as existsSync and readlinkSync answer", () =
   expect(readLink("/proc/self/ns/net")).toBe(readlinkSync("/proc/self/ns/net"));
   expect(readLink(join(dir, "dangling"))).toBe("nowhere");
   expect(lstatSync(join(dir, "dangling")).isSymbolicLink()).toBe(true);
+});
+
+test("libc is opened by soname (glibc) or by absolute path (musl): never a bare name the working directory could answer", () => {
+  expect(libcNames("glibc")).toEqual(["libc.so.6"]);
+  const musl = libcNames("musl");
+  expect(musl.length).toBeGreaterThan(0);
+  for (const n of musl) expect(n.startsWith("/")).toBe(true);
+  const any = libcNames(undefined);
+  expect(any[0]).toBe("libc.so.6");
+  for (const n of any.slice(1)) expect(n.startsWith("/")).toBe(true);
 });
