@@ -118,6 +118,8 @@ async function compile(outfile: string, commit: string, target?: string): Promis
     ...COMPILE_FLAGS,
     "--define", `POD_GATEWAY_VERSION=${JSON.stringify(pkg.version)}`,
     "--define", `POD_GATEWAY_COMMIT=${JSON.stringify(commit)}`,
+    // a target build knows its C library: src/sys/libc.ts then tries only that one's names
+    ...(target ? ["--define", `POD_GATEWAY_LIBC=${JSON.stringify(target.endsWith("-musl") ? "musl" : "glibc")}`] : []),
     "--outfile", tmp,
     ...(target ? ["--target", target] : []),
   ];

@@ -1,5 +1,6 @@
 // client-init: route this pod's traffic through the gateway pod. Resolve the gateway first (while
-// the cluster DNS is still reachable), read the pod's network, plan, apply (rtnetlink),
+// the cluster DNS is still reachable; the pod's network is read while the answer is on its way),
+// plan, apply (rtnetlink),
 // prove isolation, take the address (static from nat.conf or DHCP), set the default route, and
 // prove the gateway answers through the tunnel. The client sidecar runs the same function to
 // re-initialise, so every step converges when repeated.
@@ -82,6 +83,9 @@ export interface ClientTiming {
   dhcpDeadlineMs: number;
   probeDeadlineMs: number;
 }
+
+/** How old the network state read during the gateway lookup may be when the lookup ends. */
+export const FACTS_MAX_AGE_MS = 250;
 
 export const DEFAULT_CLIENT_TIMING: ClientTiming = {
   // The cluster DNS may still be starting when the first pods of a node start.
@@ -225,10 +229,25 @@ export async function runClientInit(deps: ClientDeps, input: ClientInput): Promi
 
   // Before any route is touched: with the default route gone, an off-link cluster DNS that is not
   // pinned yet could not be asked (the reference's most reported failure).
-  const gw = await step("resolve gateway", timings, clock, () => deps.resolveGateway(s.GATEWAY_NAME, s.K8S_DNS_IPS, { deadlineMs: timing.resolveDeadlineMs, signal: input.signal }));
+  const resolving = step("resolve gateway", timings, clock, () => deps.resolveGateway(s.GATEWAY_NAME, s.K8S_DNS_IPS, { deadlineMs: timing.resolveDeadlineMs, signal: input.signal }));
+  resolving.catch(() => {}); // awaited below; this only keeps it from counting as unhandled meanwhile
+  // The pod's network is read while the question is out (a round trip to the cluster DNS):
+  // reading changes nothing, and the answer then waits for the read instead of the read for the
+  // answer. A read that failed, or is older than FACTS_MAX_AGE_MS once the name resolved (a slow
+  // or retrying DNS), is done again in its own step, so errors keep their order and step.
+  await new Promise<void>((r) => setImmediate(r)); // one turn: the query is sent (the socket opens in a callback)
+  const readAt = clock.now();
+  const early = host.readFacts().then(
+    (f) => ({ ok: true as const, f }),
+    () => ({ ok: false as const }),
+  );
+  const gw = await resolving;
   log.debug(`gateway ${s.GATEWAY_NAME} is ${gw.address} (${gw.via === "literal" ? "IP literal" : `answered by ${gw.via}`})`);
 
-  const facts = await step("read network state", timings, clock, () => host.readFacts());
+  const facts = await step("read network state", timings, clock, async () => {
+    const r = await early;
+    return r.ok && clock.now() - readAt <= FACTS_MAX_AGE_MS ? r.f : host.readFacts();
+  });
   const identity = planPodIdentity(input.podName, facts.eth0?.addresses ?? [], s.VXLAN_ID);
   if (identity.warning) log.warn(identity.warning);
   else log.debug(`identity: ${input.podName} at ${identity.podIp}: ${VXLAN_IF} MAC ${identity.mac}, DHCP client id ${JSON.stringify(identity.clientId)}`);

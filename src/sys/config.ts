@@ -2,7 +2,6 @@
 // the defaults compiled into the binary, /default_config, then the config dir (/config, or
 // --config-dir, or $POD_GATEWAY_CONFIG_DIR). A missing file counts as empty; an unreadable one
 // is an error. Throws ConfigError carrying every problem of every layer.
-import { statSync } from "node:fs";
 // Imported as text so `bun build --compile` embeds them: the binary works with no files at all.
 import builtinSettingsText from "../../config/settings.sh" with { type: "text" };
 import builtinNatText from "../../config/nat.conf" with { type: "text" };
@@ -13,6 +12,7 @@ import { resolveConfig, type ConfigText, type LoadedConfig } from "../core/setti
 import type { Role } from "../core/settings/roles.ts";
 import { decodeConfigText } from "../core/settings/text.ts";
 import { readRegularFile } from "./files.ts";
+import { S_IFDIR, S_IFMT, statPath } from "./fs.ts";
 import { log } from "./log.ts";
 
 export type { LoadedConfig } from "../core/settings/resolve.ts";
@@ -66,7 +66,7 @@ export function readConfigFile(path: string): Read {
 
 function isDirectory(path: string): boolean {
   try {
-    return statSync(path).isDirectory();
+    return (statPath(path).mode & S_IFMT) === S_IFDIR;
   } catch {
     return false;
   }

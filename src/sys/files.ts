@@ -5,8 +5,9 @@
 //
 // Symlinks are followed on purpose: a ConfigMap or projected volume mounts each key as a symlink
 // into `..data/`. The check is made on the opened descriptor (fstat), not on the path, so nothing
-// can be swapped in between the check and the read.
-import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+// can be swapped in between the check and the read. The calls go through libc (src/sys/fs.ts),
+// not node:fs, which a role's start-up would otherwise load for these few reads.
+import { closeFd, O_NOCTTY, O_NONBLOCK, openRead, readFd, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, statFd } from "./fs.ts";
 
 export type RegularFileRead =
   | { ok: true; bytes: Uint8Array }
@@ -15,13 +16,14 @@ export type RegularFileRead =
   | { ok: false; reason: "too-large"; message: string; limit: number }
   | { ok: false; reason: "unreadable"; message: string; code?: string };
 
-/** What kind of file a stat describes, in words for an error message. */
-function kindOf(st: { isDirectory(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
-  if (st.isDirectory()) return "a directory";
-  if (st.isFIFO()) return "a FIFO";
-  if (st.isSocket()) return "a socket";
-  if (st.isCharacterDevice()) return "a character device";
-  if (st.isBlockDevice()) return "a block device";
+/** What kind of file a st_mode describes, in words for an error message. */
+function kindOf(mode: number): string {
+  const t = mode & S_IFMT;
+  if (t === S_IFDIR) return "a directory";
+  if (t === S_IFIFO) return "a FIFO";
+  if (t === S_IFSOCK) return "a socket";
+  if (t === S_IFCHR) return "a character device";
+  if (t === S_IFBLK) return "a block device";
   return "not a regular file";
 }
 
@@ -45,31 +47,42 @@ export function readRegularFile(path: string, maxBytes: number): RegularFileRead
   try {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
     // O_NOCTTY: a terminal device must never become our controlling terminal.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    fd = openRead(path, O_NONBLOCK | O_NOCTTY);
   } catch (e) {
     return unreadable(e);
   }
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) {
-      const kind = kindOf(st);
+    const st = statFd(fd, path);
+    if ((st.mode & S_IFMT) !== S_IFREG) {
+      const kind = kindOf(st.mode);
       return { ok: false, reason: "not-regular", kind, message: `is ${kind}, not a regular file` };
     }
     const tooLarge = (): RegularFileRead => ({ ok: false, reason: "too-large", limit: maxBytes, message: `is larger than the limit of ${maxBytes} bytes` });
     if (st.size > maxBytes) return tooLarge();
     // One byte more than allowed tells a file that grew past the limit from one that fits exactly.
-    const buf = new Uint8Array(maxBytes + 1);
+    // The buffer starts at the size fstat gave (+1: end of file is seen without a second grow)
+    // and doubles only while the file keeps growing, up to the limit: reading a 300-byte
+    // settings.sh allocates ~300 bytes, not the 1 MiB limit (two of those per start-up were a
+    // third of client-init's JS heap, and pushed DHCP mode into a garbage collection).
+    const cap = maxBytes + 1;
+    let buf = new Uint8Array(Math.min(cap, st.size + 1));
     let got = 0;
-    while (got < buf.length) {
-      const n = readSync(fd, buf, got, buf.length - got, null);
+    for (;;) {
+      if (got === buf.length) {
+        if (buf.length === cap) break;
+        const bigger = new Uint8Array(Math.min(cap, buf.length * 2));
+        bigger.set(buf);
+        buf = bigger;
+      }
+      const n = readFd(fd, buf.subarray(got), path);
       if (n === 0) break;
       got += n;
     }
     if (got > maxBytes) return tooLarge();
-    return { ok: true, bytes: buf.slice(0, got) };
+    return { ok: true, bytes: got === buf.length ? buf : buf.slice(0, got) };
   } catch (e) {
     return unreadable(e);
   } finally {
-    closeSync(fd);
+    closeFd(fd);
   }
 }

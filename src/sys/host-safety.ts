@@ -1,12 +1,12 @@
 // Reads the facts decideHostSafety needs and enforces its verdict.
-import { existsSync, readlinkSync } from "node:fs";
+import { pathExists, readLink } from "./fs.ts";
 import { decideHostSafety, type HostFacts } from "../core/host-safety.ts";
 import { UnsafeHostError } from "../core/errors.ts";
 import { log } from "./log.ts";
 
 function readNs(path: string): string | undefined {
   try {
-    return readlinkSync(path);
+    return readLink(path);
   } catch {
     return undefined;
   }
@@ -17,8 +17,8 @@ export function readHostFacts(env: Record<string, string | undefined> = process.
     selfNetNs: readNs("/proc/self/ns/net"),
     pid1NetNs: readNs("/proc/1/ns/net"),
     kubernetesServiceHost: env.KUBERNETES_SERVICE_HOST || undefined,
-    dockerEnv: existsSync("/.dockerenv"),
-    containerEnv: existsSync("/run/.containerenv"),
+    dockerEnv: pathExists("/.dockerenv"),
+    containerEnv: pathExists("/run/.containerenv"),
   };
 }
 

@@ -1,6 +1,7 @@
 // libc through bun:ffi, loaded once per process for every in-process socket (the DHCP packet
-// socket, src/sys/dhcp-socket.ts; netlink, src/sys/netlink.ts). Each dlopen() compiles its
-// TinyCC trampolines and maps its own code: one loader means that work, and those pages, once.
+// socket, src/sys/dhcp-socket.ts; netlink, src/sys/netlink.ts) and the start-up's file reads
+// (src/sys/fs.ts). Each dlopen() compiles its TinyCC trampolines and maps its own code: one
+// loader means that work, and those pages, once.
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import { PodGatewayError } from "../core/errors.ts";
 
@@ -14,14 +15,40 @@ const SYMBOLS = {
   recvfrom: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i64_fast },
   close: { args: [FFIType.i32], returns: FFIType.i32 },
   if_nametoindex: { args: [FFIType.ptr], returns: FFIType.u32 },
+  // files (src/sys/fs.ts): the roles' start-up reads without loading node:fs
+  open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64_fast },
+  readlink: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i64_fast },
+  access: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  gethostname: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+  // statx(2) through syscall(2): its struct has one layout on every architecture, and the
+  // glibc/musl statx() wrappers are younger than some of the C libraries this binary meets.
+  syscall: { args: [FFIType.i64, FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.u32, FFIType.ptr], returns: FFIType.i64_fast },
   __errno_location: { args: [], returns: FFIType.ptr },
   strerror: { args: [FFIType.i32], returns: FFIType.cstring },
 } as const;
 
+// Which C library the binary was built for (build.ts: --define); undefined when run from source.
+declare const POD_GATEWAY_LIBC: string | undefined;
+const builtFor = typeof POD_GATEWAY_LIBC === "string" ? POD_GATEWAY_LIBC : undefined;
+const muslArch = process.arch === "arm64" ? "aarch64" : "x86_64";
+// musl's libc by absolute path: bun:ffi retries a bare name the loader does not find relative to
+// the working directory ("./libc.so"), and a privileged tool must not load a library from there.
+const MUSL = [`/lib/libc.musl-${muslArch}.so.1`, `/lib/ld-musl-${muslArch}.so.1`];
+
+/**
+ * The names to try, in order. The glibc build links libc.so.6, so that soname is always found
+ * (already loaded) and nothing else is tried; the musl build asks for musl's files only.
+ */
+export function libcNames(libc: string | undefined = builtFor): string[] {
+  if (libc === "glibc") return ["libc.so.6"];
+  if (libc === "musl") return MUSL;
+  return ["libc.so.6", ...MUSL];
+}
+
 function openLibc() {
   const errors: string[] = [];
-  // glibc first (the release binary), then musl's names.
-  for (const name of ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
+  for (const name of libcNames()) {
     try {
       return dlopen(name, SYMBOLS).symbols;
     } catch (e) {

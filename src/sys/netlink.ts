@@ -39,6 +39,11 @@ const ENOBUFS = 105;
  * A netlink operation failed. The message names the operation and the object, the kernel's
  * errno and its extended-ACK text: "adding route 10.0.0.0/8 via 10.0.0.254 dev eth0: File exists (EEXIST)".
  */
+/** NetlinkError's message (also for answers reported without throwing, as routeGet's). */
+export function netlinkErrorMessage(what: string, errno: number, kernelMessage?: string, detail?: string): string {
+  return `${what}: ${detail ? `${detail} (${ERRNO_NAMES[errno] ?? `errno ${errno}`})` : describeErrno(errno)}${kernelMessage ? ` (kernel: ${kernelMessage})` : ""}${errno === EPERM ? ": the container needs the NET_ADMIN capability" : ""}`;
+}
+
 export class NetlinkError extends PodGatewayError {
   override name = "NetlinkError";
   constructor(
@@ -47,7 +52,7 @@ export class NetlinkError extends PodGatewayError {
     readonly kernelMessage?: string,
     detail?: string,
   ) {
-    super(`${what}: ${detail ? `${detail} (${ERRNO_NAMES[errno] ?? `errno ${errno}`})` : describeErrno(errno)}${kernelMessage ? ` (kernel: ${kernelMessage})` : ""}${errno === EPERM ? ": the container needs the NET_ADMIN capability" : ""}`);
+    super(netlinkErrorMessage(what, errno, kernelMessage, detail));
   }
   get code(): string {
     return ERRNO_NAMES[this.errno] ?? `errno ${this.errno}`;
@@ -185,6 +190,17 @@ export class NetlinkSocket {
    * Returns the replies before the ACK. Errors become NetlinkError naming `what`.
    */
   request(req: R.NlRequest, what: string): NlMessage[] {
+    const r = this.exchange(req, what);
+    if (!Array.isArray(r)) throw new NetlinkError(what, r.errno, r.kernelMessage);
+    return r;
+  }
+
+  /**
+   * request() that returns the kernel's refusal instead of throwing it, for requests where a
+   * refusal is an ordinary answer (a route lookup's "unreachable": three per isolation check).
+   * Transport failures still throw.
+   */
+  exchange(req: R.NlRequest, what: string): NlMessage[] | { errno: number; kernelMessage?: string } {
     const seq = this.send(req, what);
     const replies: NlMessage[] = [];
     for (;;) {
@@ -194,7 +210,7 @@ export class NetlinkSocket {
         if (m.header.seq !== seq) continue; // an answer to an earlier request that timed out
         if (m.header.type === C.NLMSG_ERROR) {
           const err = decodeError(m);
-          if (err.errno !== 0) throw new NetlinkError(what, err.errno, err.message);
+          if (err.errno !== 0) return { errno: err.errno, ...(err.message ? { kernelMessage: err.message } : {}) };
           return replies;
         }
         replies.push(m);
@@ -367,8 +383,11 @@ export class Rtnl {
   /** `ip route get`: the route the kernel would use, or its routing error (no route, unreachable, prohibited). */
   routeGet(dst: string): RouteGet {
     const family: R.Family = dst.includes(":") ? 6 : 4;
+    const what = `looking up the route to ${dst}`;
     try {
-      const [m] = this.sock.request(R.routeGetRequest(dst, family), `looking up the route to ${dst}`);
+      const r = this.sock.exchange(R.routeGetRequest(dst, family), what);
+      if (!Array.isArray(r)) return { dst, ok: false, errno: r.errno, message: netlinkErrorMessage(what, r.errno, r.kernelMessage) };
+      const [m] = r;
       if (!m) return { dst, ok: false, errno: ENOENT, message: "no answer" };
       return { dst, ok: true, route: decodeRoute(m.payload) };
     } catch (e) {

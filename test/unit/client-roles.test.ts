@@ -13,7 +13,7 @@ import { INFINITE_LEASE, type Lease } from "../../src/core/dhcp/types.ts";
 import { StepError } from "../../src/core/errors.ts";
 import type { IpRoute } from "../../src/core/net/ip-json.ts";
 import type { NatEntry } from "../../src/core/settings/types.ts";
-import { runClientInit, type ClientDeps, type ClientInput, type DhcpIdentity } from "../../src/roles/client-init.ts";
+import { FACTS_MAX_AGE_MS, runClientInit, type ClientDeps, type ClientInput, type DhcpIdentity } from "../../src/roles/client-init.ts";
 import { newStats, runClientSidecar, type PodDoneResult, type SidecarDeps } from "../../src/roles/client-sidecar.ts";
 import { createConsola } from "consola/basic";
 import { realClock } from "../../src/sys/clock.ts";
@@ -274,6 +274,53 @@ describe("runClientInit", () => {
       expect(JSON.stringify(w.facts.routes4)).toBe(before);
       if (nat.length === 0) expect(w.acquires.at(-1)).toEqual({ requestedAddress: "172.16.0.20" });
     }
+  });
+
+  test("the network is read while the gateway's name is looked up; a read that failed, or went stale during a slow lookup, is done again in its own step", async () => {
+    // Fast answer: one read, made before the answer came back.
+    const w = new World(new VirtualClock());
+    const events: string[] = [];
+    const deps = w.deps();
+    const read = deps.host.readFacts;
+    deps.host.readFacts = async () => (events.push("read"), read());
+    const resolve = deps.resolveGateway;
+    deps.resolveGateway = async (...a) => {
+      events.push("ask");
+      await new Promise((r) => setTimeout(r, 5));
+      events.push("answer");
+      return resolve(...a);
+    };
+    await runClientInit(deps, clientInput({ nat: [natEntry("web", 7)] }));
+    expect(events).toEqual(["ask", "read", "answer"]);
+
+    // Slow lookup (the clock passes FACTS_MAX_AGE_MS while it waits): read again after the answer.
+    const w2 = new World(new VirtualClock());
+    const events2: string[] = [];
+    const deps2 = w2.deps();
+    const read2 = deps2.host.readFacts;
+    deps2.host.readFacts = async () => (events2.push("read"), read2());
+    const resolve2 = deps2.resolveGateway;
+    deps2.resolveGateway = async (...a) => {
+      await new Promise((r) => setTimeout(r, 5));
+      await w2.clock.sleep(FACTS_MAX_AGE_MS + 1);
+      events2.push("answer");
+      return resolve2(...a);
+    };
+    await runClientInit(deps2, clientInput({ nat: [natEntry("web", 7)] }));
+    expect(events2).toEqual(["read", "answer", "read"]);
+
+    // The early read fails: the error comes from the read's own step, after the lookup.
+    const w3 = new World(new VirtualClock());
+    const deps3 = w3.deps();
+    let reads = 0;
+    deps3.host.readFacts = async () => {
+      reads++;
+      throw new Error("netlink: Operation not permitted (EPERM)");
+    };
+    const e = await runClientInit(deps3, clientInput()).catch((x) => x);
+    expect(e).toBeInstanceOf(StepError);
+    expect(e.step).toBe("read network state");
+    expect(reads).toBe(2);
   });
 
   test("resolving fails: StepError naming the step, and nothing was changed", async () => {

@@ -67,6 +67,27 @@ describe("only regular files are read (item 5)", () => {
     expect(readRegularFile(join(d, "link"), 3)).toMatchObject({ ok: false, reason: "too-large", limit: 3 });
   });
 
+  test("readRegularFile: the buffer follows the file's size, and a file longer than fstat said is read to its end or refused at the limit", () => {
+    const d = fresh();
+    writeFileSync(join(d, "empty"), "");
+    const empty = readRegularFile(join(d, "empty"), 100);
+    expect(empty.ok && empty.bytes.length).toBe(0);
+    const text = "x".repeat(5000) + "\n";
+    writeFileSync(join(d, "big"), text);
+    const big = readRegularFile(join(d, "big"), 1024 * 1024);
+    expect(big.ok && new TextDecoder().decode(big.bytes)).toBe(text);
+    expect(big.ok && big.bytes.byteLength).toBe(text.length);
+    expect(readRegularFile(join(d, "big"), text.length)).toMatchObject({ ok: true });
+    expect(readRegularFile(join(d, "big"), text.length - 1)).toMatchObject({ ok: false, reason: "too-large" });
+    // procfs files are regular with st_size 0: what they hold is only found by reading on.
+    const want = readFileSync("/proc/self/mountinfo");
+    expect(want.length).toBeGreaterThan(64);
+    const proc = readRegularFile("/proc/self/mountinfo", 1024 * 1024);
+    expect(proc.ok && proc.bytes.length).toBeGreaterThan(64);
+    expect(proc.ok && new TextDecoder().decode(proc.bytes).split("\n")[0]).toBe(want.toString().split("\n")[0]!);
+    expect(readRegularFile("/proc/self/mountinfo", 40)).toMatchObject({ ok: false, reason: "too-large", limit: 40 });
+  });
+
   test("a FIFO as settings.sh is an error at once, not a hang (child with a timeout)", () => {
     const d = fresh();
     Bun.spawnSync(["mkfifo", join(d, "settings.sh")]);

@@ -19,6 +19,8 @@ import {
 } from "./wire.ts";
 
 const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+// Fixed parts are built on an explicit ArrayBuffer: `.buffer` of a plain new Uint8Array(n) makes
+// JSC move the bytes into a separate ArrayBuffer first.
 
 function fixed(payload: Uint8Array, len: number, what: string): DataView {
   if (payload.length < len) throw new NetlinkDecodeError(`${what}: ${payload.length} bytes, the header alone is ${len}`);
@@ -71,7 +73,7 @@ export interface LinkMessage {
 }
 
 export function encodeLink(m: LinkMessage): Uint8Array {
-  const f = new Uint8Array(C.IFINFOMSG_LEN);
+  const f = new Uint8Array(new ArrayBuffer(C.IFINFOMSG_LEN));
   const v = view(f);
   v.setUint8(0, m.family);
   v.setUint16(2, m.type, true);
@@ -176,7 +178,7 @@ export interface AddrMessage {
 }
 
 export function encodeAddr(m: AddrMessage): Uint8Array {
-  const f = new Uint8Array(C.IFADDRMSG_LEN);
+  const f = new Uint8Array(new ArrayBuffer(C.IFADDRMSG_LEN));
   const v = view(f);
   v.setUint8(0, m.family);
   v.setUint8(1, m.prefixlen);
@@ -189,7 +191,7 @@ export function encodeAddr(m: AddrMessage): Uint8Array {
   if (m.broadcast !== undefined) w.ip(C.IFA_BROADCAST, m.broadcast);
   if (m.label !== undefined) w.string(C.IFA_LABEL, m.label);
   if (m.cacheinfo) {
-    const ci = new Uint8Array(16);
+    const ci = new Uint8Array(new ArrayBuffer(16));
     const cv = view(ci);
     cv.setUint32(0, m.cacheinfo.preferred >>> 0, true);
     cv.setUint32(4, m.cacheinfo.valid >>> 0, true);
@@ -249,7 +251,7 @@ export interface RouteMessage {
 }
 
 export function encodeRoute(m: RouteMessage): Uint8Array {
-  const f = new Uint8Array(C.RTMSG_LEN);
+  const f = new Uint8Array(new ArrayBuffer(C.RTMSG_LEN));
   const v = view(f);
   [m.family, m.dstLen, m.srcLen, m.tos, m.table, m.protocol, m.scope, m.type].forEach((x, i) => v.setUint8(i, x));
   v.setUint32(8, m.flags >>> 0, true);
@@ -323,7 +325,7 @@ export interface RuleMessage {
 const OTHER_RULE_SELECTORS: Readonly<Record<number, string>> = { 11: "realms", 12: "tun_id", 13: "suppress_ifgroup", 16: "fwmask", 19: "l3mdev", 20: "uidrange", 22: "ipproto", 23: "sport", 24: "dport" };
 
 export function encodeRule(m: RuleMessage): Uint8Array {
-  const f = new Uint8Array(C.FIB_RULE_HDR_LEN);
+  const f = new Uint8Array(new ArrayBuffer(C.FIB_RULE_HDR_LEN));
   const v = view(f);
   [m.family, m.dstLen, m.srcLen, m.tos, m.table, 0, 0, m.action].forEach((x, i) => v.setUint8(i, x));
   v.setUint32(8, m.flags >>> 0, true);
@@ -384,7 +386,7 @@ export interface NeighMessage {
 }
 
 export function encodeNeigh(m: NeighMessage): Uint8Array {
-  const f = new Uint8Array(C.NDMSG_LEN);
+  const f = new Uint8Array(new ArrayBuffer(C.NDMSG_LEN));
   const v = view(f);
   v.setUint8(0, m.family);
   v.setInt32(4, m.index, true);

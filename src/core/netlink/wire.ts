@@ -35,17 +35,32 @@ export interface NlMessage {
 export const align4 = (n: number): number => (n + 3) & ~3;
 
 const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+// Little-endian reads and writes by hand on the hot paths (every message and attribute of every
+// dump and request): a DataView per attribute, and `.buffer` on a small new Uint8Array (which
+// makes JSC give it a separate ArrayBuffer), cost more than the arithmetic.
+const le16 = (b: Uint8Array, o: number) => b[o]! | (b[o + 1]! << 8);
+const le32 = (b: Uint8Array, o: number) => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+function put16(b: Uint8Array, o: number, x: number): void {
+  b[o] = x & 0xff;
+  b[o + 1] = (x >>> 8) & 0xff;
+}
+function put32(b: Uint8Array, o: number, x: number): void {
+  b[o] = x & 0xff;
+  b[o + 1] = (x >>> 8) & 0xff;
+  b[o + 2] = (x >>> 16) & 0xff;
+  b[o + 3] = (x >>> 24) & 0xff;
+}
+const utf8 = new TextDecoder();
 
 /** One netlink message: header, fixed part, attributes (each already aligned by AttrWriter). */
 export function encodeMessage(h: NlHeader, body: Uint8Array): Uint8Array {
   const len = NLMSG_HDRLEN + body.length;
   const out = new Uint8Array(align4(len));
-  const v = dv(out);
-  v.setUint32(0, len, true);
-  v.setUint16(4, h.type, true);
-  v.setUint16(6, h.flags, true);
-  v.setUint32(8, h.seq >>> 0, true);
-  v.setUint32(12, h.pid >>> 0, true);
+  put32(out, 0, len);
+  put16(out, 4, h.type);
+  put16(out, 6, h.flags);
+  put32(out, 8, h.seq >>> 0);
+  put32(out, 12, h.pid >>> 0);
   out.set(body, NLMSG_HDRLEN);
   return out;
 }
@@ -55,11 +70,10 @@ export function decodeMessages(buf: Uint8Array): NlMessage[] {
   const out: NlMessage[] = [];
   let off = 0;
   while (off + NLMSG_HDRLEN <= buf.length) {
-    const v = new DataView(buf.buffer, buf.byteOffset + off, NLMSG_HDRLEN);
-    const len = v.getUint32(0, true);
+    const len = le32(buf, off);
     if (len < NLMSG_HDRLEN || off + len > buf.length) throw new NetlinkDecodeError(`netlink message at offset ${off}: length ${len} does not fit in ${buf.length - off} bytes`);
     out.push({
-      header: { type: v.getUint16(4, true), flags: v.getUint16(6, true), seq: v.getUint32(8, true), pid: v.getUint32(12, true) },
+      header: { type: le16(buf, off + 4), flags: le16(buf, off + 6), seq: le32(buf, off + 8), pid: le32(buf, off + 12) },
       payload: buf.subarray(off + NLMSG_HDRLEN, off + len),
     });
     off += align4(len);
@@ -80,9 +94,8 @@ export function decodeAttrs(buf: Uint8Array): Attr[] {
   const out: Attr[] = [];
   let off = 0;
   while (off + 4 <= buf.length) {
-    const v = new DataView(buf.buffer, buf.byteOffset + off, 4);
-    const len = v.getUint16(0, true);
-    const rawType = v.getUint16(2, true);
+    const len = le16(buf, off);
+    const rawType = le16(buf, off + 2);
     if (len < 4 || off + len > buf.length) throw new NetlinkDecodeError(`attribute ${rawType & NLA_TYPE_MASK} at offset ${off}: length ${len} does not fit in ${buf.length - off} bytes`);
     out.push({ type: rawType & NLA_TYPE_MASK, nested: (rawType & NLA_F_NESTED) !== 0, data: buf.subarray(off + 4, off + len) });
     off += align4(len);
@@ -96,7 +109,7 @@ export function attrU8(a: Attr): number {
 }
 export function attrU16(a: Attr): number {
   need(a, 2);
-  return dv(a.data).getUint16(0, true);
+  return le16(a.data, 0);
 }
 export function attrU16be(a: Attr): number {
   need(a, 2);
@@ -104,14 +117,17 @@ export function attrU16be(a: Attr): number {
 }
 export function attrU32(a: Attr): number {
   need(a, 4);
-  return dv(a.data).getUint32(0, true);
+  return le32(a.data, 0);
 }
 export function attrString(a: Attr): string {
   const z = a.data.indexOf(0);
-  return new TextDecoder().decode(z < 0 ? a.data : a.data.subarray(0, z));
+  return utf8.decode(z < 0 ? a.data : a.data.subarray(0, z));
 }
+const HEX = Array.from({ length: 256 }, (_, i) => (i < 16 ? "0" : "") + i.toString(16));
 export function attrMac(a: Attr): string {
-  return [...a.data].map((x) => x.toString(16).padStart(2, "0")).join(":");
+  let s = "";
+  for (let i = 0; i < a.data.length; i++) s += (i ? ":" : "") + HEX[a.data[i]!]!;
+  return s;
 }
 export function attrIp(a: Attr): string {
   return formatIp(a.data);
@@ -148,9 +164,8 @@ export class AttrWriter {
   bytes(type: number, data: Uint8Array): this {
     const len = 4 + data.length;
     const b = new Uint8Array(align4(len));
-    const v = dv(b);
-    v.setUint16(0, len, true);
-    v.setUint16(2, type, true);
+    put16(b, 0, len);
+    put16(b, 2, type);
     b.set(data, 4);
     this.parts.push(b);
     this.size += b.length;
@@ -161,7 +176,7 @@ export class AttrWriter {
   }
   u16(type: number, x: number): this {
     const b = new Uint8Array(2);
-    dv(b).setUint16(0, x, true);
+    put16(b, 0, x);
     return this.bytes(type, b);
   }
   u16be(type: number, x: number): this {
@@ -171,7 +186,7 @@ export class AttrWriter {
   }
   u32(type: number, x: number): this {
     const b = new Uint8Array(4);
-    dv(b).setUint32(0, x >>> 0, true);
+    put32(b, 0, x >>> 0);
     return this.bytes(type, b);
   }
   /** NUL-terminated, as the kernel's NLA_STRING/NLA_NUL_STRING policies accept. */
