@@ -397,7 +397,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
   };
 
   /** Forget the neighbours the tunnel relies on (while the gateway does not answer). Failures are logged at debug: the next tick tries again. */
-  const refresh = async (): Promise<void> => {
+  const refresh = async (gatewayMacOnly = false): Promise<void> => {
     try {
       let changes = m.cachedRefresh();
       if (!changes) {
@@ -405,6 +405,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
         say(r.notes);
         changes = r.changes;
       }
+      if (gatewayMacOnly) changes = SidecarMachine.gatewayMacChanges(changes);
       if (changes.length) await deps.host.apply(changes, "refreshing the tunnel's neighbours");
     } catch (e) {
       log.debug(`refreshing the tunnel's neighbours failed: ${messageOf(e)}`);
@@ -443,6 +444,7 @@ export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, s
     if (!decision || signal.aborted) return;
     if (decision.repair) await scoped(signal, (sig) => repair(decision.target, sig));
     else if (decision.refresh) await refresh();
+    else if (decision.forgetGatewayMac) await refresh(true);
   };
 
   // ---- isolation: client-init's check again, every isolationIntervalMs and when the routes changed; reported, never undone

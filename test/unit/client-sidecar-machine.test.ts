@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseClientFacts, type ClientFacts } from "../../src/core/client/facts.ts";
 import { planClientAddress, planClientNetwork, type ClientNetworkInput } from "../../src/core/client/plan.ts";
-import { ANNOUNCE_SPREAD_MS, planNeighbourRefresh, SidecarMachine, type MachineConfig, type MachinePolicy } from "../../src/core/client/sidecar-machine.ts";
+import { ANNOUNCE_SPREAD_MS, GOODBYE_FORGET_MS, planNeighbourRefresh, SidecarMachine, type MachineConfig, type MachinePolicy } from "../../src/core/client/sidecar-machine.ts";
 import { simulateChanges } from "../../src/core/client/simulate.ts";
 import { formatChange } from "../../src/core/net/change.ts";
 import type { Lease } from "../../src/core/dhcp/types.ts";
@@ -635,6 +635,33 @@ describe("the watch connection (the gateway says goodbye)", () => {
     // then the regular cadence, and the watch tried again only after its back-off
     expect(ticks.filter((x) => x.t > 2250).map((x) => x.t)).toEqual([3250, 4250, 5250, 6250, 7250]);
     expect(said.filter((x) => x.includes("offers no watch connection"))).toHaveLength(1);
+  });
+
+  test("after a goodbye, eth0's entry of the gateway pod is forgotten at every failed probe between whole refreshes, for GOODBYE_FORGET_MS", () => {
+    const m = watched();
+    m.watchStep(0);
+    m.watchEstablished(1, 20);
+    // down first (an outage), then the goodbye as the old pod is deleted: the leaving pod may answer
+    // the ARPs of the refreshes meanwhile, so its MAC is learned again
+    m.probed(1500, 1000, false, "timeout", false);
+    expect(m.decide(1000, undefined)).toEqual({ repair: false, refresh: true });
+    m.watchClosed(1, 2000, "closed by the gateway");
+    const kinds: [number, string][] = [];
+    for (let t = 2000; t < 9000; t += 250) {
+      m.probed(t + 250, t, false, "timeout", true);
+      const d = m.decide(t, undefined);
+      kinds.push([t, d.repair ? "repair" : d.refresh ? "all" : d.forgetGatewayMac ? "eth0" : "-"]);
+    }
+    // every failed probe forgets the gateway's MAC one way or the other for 5 s after the goodbye
+    expect(kinds.filter(([t, k]) => t < 2000 + GOODBYE_FORGET_MS && k === "-")).toEqual([]);
+    expect(kinds.filter(([, k]) => k === "eth0").length).toBeGreaterThan(5);
+    // then whole refreshes only, at most every refreshIntervalMs
+    expect(kinds.filter(([t, k]) => t >= 2000 + GOODBYE_FORGET_MS && k === "eth0")).toEqual([]);
+    expect(kinds.filter(([t, k]) => t >= 2000 + GOODBYE_FORGET_MS && k === "-").length).toBeGreaterThan(0);
+    // what is forgotten then: eth0's entries of the gateway pod and its next hop, not vxlan0's
+    const f = initialised();
+    f.routes4.push({ dst: "10.244.0.0/16", gateway: "198.18.0.254", dev: "eth0", flags: [] } as (typeof f.routes4)[number]);
+    expect(SidecarMachine.gatewayMacChanges(planNeighbourRefresh(f, "10.244.2.5")).map(formatChange)).toEqual(["neigh flush dev eth0 to 10.244.2.5", "neigh flush dev eth0 to 198.18.0.254"]);
   });
 
   test("a goodbye with no answer at all: the fast cadence for the fast minute, then the interval", () => {

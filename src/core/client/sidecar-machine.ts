@@ -479,7 +479,7 @@ export class SidecarMachine {
    * current remote)? Else, once acting and at most every refreshIntervalMs, `refresh`: forget the
    * neighbours the tunnel relies on (planNeighbourRefresh) — the repair does that too.
    */
-  decide(startedAt: number, found: string | undefined): { repair: false; refresh: boolean } | { repair: true; target: string | undefined } {
+  decide(startedAt: number, found: string | undefined): { repair: false; refresh: boolean; forgetGatewayMac?: true } | { repair: true; target: string | undefined } {
     const moved = this.isMove(found);
     if (!planRepairNow(this.cfg.policy, this.outage, startedAt, moved)) {
       // After a goodbye the second failed probe refreshes too: the first one often failed against
@@ -488,7 +488,12 @@ export class SidecarMachine {
       const secondSinceGoodbye = this.leavingSince !== undefined && this.downSince !== undefined && this.downSince >= this.leavingSince && this.outage.failures === 2;
       const due = planLookupWithProbe(this.cfg.policy, this.outage.failures) && (this.lastRefreshAt === undefined || startedAt - this.lastRefreshAt >= this.cfg.policy.refreshIntervalMs || secondSinceGoodbye);
       if (due) this.lastRefreshAt = startedAt;
-      return { repair: false, refresh: due };
+      // Between whole refreshes, for GOODBYE_FORGET_MS after a goodbye: forget eth0's entry of the
+      // gateway pod (one entry, no dump). The leaving pod is still there for a moment and answers
+      // the ARP a refresh causes, so its MAC is learned again; a new pod at the same IP was then
+      // reached only at the next whole refresh, up to a second later (measured: 0.5 s after ready).
+      const gatewayMac = !due && this.leavingSince !== undefined && startedAt - this.leavingSince < GOODBYE_FORGET_MS && planLookupWithProbe(this.cfg.policy, this.outage.failures);
+      return { repair: false, refresh: due, ...(gatewayMac ? { forgetGatewayMac: true as const } : {}) };
     }
     this.outage.repairs++;
     this.outage.lastRepairTickAt = startedAt;
@@ -499,6 +504,11 @@ export class SidecarMachine {
   /** The tick that started at `startedAt` ended at `now`. */
   tickDone(startedAt: number, now: number): void {
     this.nextTickAt = planNextTickAt(this.cfg.policy, startedAt, now, this.fast(now));
+  }
+
+  /** eth0's part of a refresh plan: the entries of the gateway pod's IP and of its next hop. */
+  static gatewayMacChanges(changes: readonly Change[]): Change[] {
+    return changes.filter((c) => c.op === "neigh-flush" && c.dev === POD_IF && c.to !== undefined);
   }
 
   /** The refresh planned earlier in this outage (since the last repair), if any: no need to read the network. */
@@ -748,4 +758,11 @@ export function planNeighbourRefresh(f: ClientFacts, gatewayPodIp: string | unde
  * of 28 s (max 75 s); spread over 5 s, 40 renewals a second.
  */
 export const ANNOUNCE_SPREAD_MS = 5_000;
+
+/**
+ * After a goodbye, how long eth0's entry of the gateway pod is forgotten at every failed probe
+ * (decide → forgetGatewayMac). Bounded: each time, the next probe makes the kernel broadcast an
+ * ARP on eth0, which every pod on a bridge CNI's node sees — 200 pods, 4 a second each, for 5 s.
+ */
+export const GOODBYE_FORGET_MS = 5_000;
 
