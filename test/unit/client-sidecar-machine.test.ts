@@ -664,6 +664,40 @@ describe("the watch connection (the gateway says goodbye)", () => {
     expect(SidecarMachine.gatewayMacChanges(planNeighbourRefresh(f, "10.244.2.5")).map(formatChange)).toEqual(["neigh flush dev eth0 to 10.244.2.5", "neigh flush dev eth0 to 198.18.0.254"]);
   });
 
+  test("a goodbye while already lost adds no probe (a one-way outage ends with the gateway's keepalive resetting the connection)", () => {
+    // Probes that fail fast (5 ms: refused, unreachable), so the loop sleeps between ticks and the
+    // goodbye arrives while it sleeps.
+    const probesUntil = (end: number, goodbyeAt: number | undefined) => {
+      const m = watched({ random: () => 0 });
+      m.watchStep(0);
+      m.watchEstablished(1, 20);
+      let t = 0;
+      let probes = 0;
+      while (t < end) {
+        if (goodbyeAt !== undefined && t >= goodbyeAt) {
+          m.watchClosed(1, t, "reset");
+          goodbyeAt = undefined;
+        }
+        const st = m.next(t).step;
+        if (st.kind === "sleep") {
+          t = goodbyeAt !== undefined ? Math.min(st.untilMs, goodbyeAt) : st.untilMs;
+          continue;
+        }
+        if (st.kind !== "tick") throw new Error(`unexpected step ${st.kind}`);
+        probes++;
+        m.probed(t + 5, t, false, "refused", st.lookup);
+        m.decide(t, undefined);
+        m.tickDone(t, t + 5);
+        t += 5;
+      }
+      return probes;
+    };
+    const without = probesUntil(6000, undefined);
+    expect(without).toBeGreaterThan(10);
+    // the goodbye comes between two ticks of the lost cadence, long after the first failed probe
+    expect(probesUntil(6000, 4100)).toBe(without);
+  });
+
   test("a goodbye with no answer at all: the fast cadence for the fast minute, then the interval", () => {
     const m = watched();
     m.watchStep(0);

@@ -672,8 +672,12 @@ export class SidecarMachine {
     // gateway hears the goodbye in the same instant, and in lockstep 200 pods would hit the new
     // gateway and the cluster DNS as one burst every 250 ms. The phase costs nothing once the new
     // gateway answers: the next probe is still within 250 ms.
-    this.nextTickAt = now + this.random() * this.cfg.policy.lostIntervalMs;
-    this.nextLookupAt = planNextLookupAt(this.cfg.policy, now, true, true, this.random());
+    // A pod already at the lost cadence (down, its next probe within one lost interval) keeps it:
+    // the goodbye adds no probe. (A one-way outage ends that way: the gateway's TCP keepalive
+    // gives up and resets a connection whose answers it cannot hear.)
+    const atLostCadence = this.downSince !== undefined && this.nextTickAt <= now + this.cfg.policy.lostIntervalMs;
+    if (!atLostCadence) this.nextTickAt = now + this.random() * this.cfg.policy.lostIntervalMs;
+    if (!atLostCadence || this.nextLookupAt === undefined) this.nextLookupAt = planNextLookupAt(this.cfg.policy, now, true, true, this.random());
     this.lastRefreshAt = undefined;
     this.refreshPlan = undefined;
     // A new connection only to a gateway that answers, and at most once per lost interval (a
