@@ -2,11 +2,8 @@
 // <overlay>.1:GATEWAY_WATCH_PORT through the tunnel. The gateway-sidecar greets with one line and
 // closes the connection as it terminates; the decisions about it are SidecarMachine's
 // (watchStep/watchEstablished/watchFailed/watchClosed), here is only the socket.
-
-/** The gateway's greeting: `pod-gateway watch <version>`; any version counts (the contract is only "closed when leaving"). */
-export const WATCH_GREETING = /^pod-gateway watch [1-9][0-9]{0,5}$/;
-/** More than this without a newline is not a greeting. */
-const GREETING_MAX = 64;
+// What a greeting is: src/core/gateway/watch.ts, beside what the gateway sends.
+import { isWatchGreeting, WATCH_GREETING_MAX } from "../core/gateway/watch.ts";
 
 export interface WatchHandlers {
   /** The greeting was read: the connection is established. */
@@ -56,12 +53,12 @@ export function openGatewayWatch(ip: string, port: number, greetingTimeoutMs: nu
         buf += chunk.toString("latin1");
         const nl = buf.indexOf("\n");
         if (nl < 0) {
-          if (buf.length > GREETING_MAX) finish("not a pod-gateway watch greeting");
+          if (buf.length > WATCH_GREETING_MAX) finish("not a pod-gateway watch greeting");
           return;
         }
         const line = buf.slice(0, nl).replace(/\r$/, "");
         buf = "";
-        if (!WATCH_GREETING.test(line)) return finish("not a pod-gateway watch greeting");
+        if (!isWatchGreeting(line)) return finish("not a pod-gateway watch greeting");
         state = "open";
         clearTimeout(timer);
         h.established();

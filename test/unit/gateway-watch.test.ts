@@ -3,7 +3,7 @@
 // port). The lab test (test/netns/gateway-roles.test.ts) runs it on vxlan0 through the firewall.
 import { describe, expect, test } from "bun:test";
 import { createConsola } from "consola/basic";
-import { planWatchListen, renderWatchClosed, WATCH_GREETING, WATCH_MAX_CONNECTIONS, WatchAdmission } from "../../src/core/gateway/watch.ts";
+import { isWatchGreeting, planWatchListen, renderWatchClosed, WATCH_GREETING, WATCH_GREETING_MAX, WATCH_MAX_CONNECTIONS, WatchAdmission } from "../../src/core/gateway/watch.ts";
 import { startWatchServer, type WatchServer } from "../../src/sys/watch-server.ts";
 
 function recorder() {
@@ -40,6 +40,10 @@ describe("the watch decisions (pure)", () => {
   test("the greeting is exactly one versioned line", () => {
     expect(WATCH_GREETING).toBe("pod-gateway watch 1\n");
     expect(new TextEncoder().encode(WATCH_GREETING)).toHaveLength(20);
+    // what the gateway sends is what the client takes for a greeting (one definition, both ends)
+    expect(isWatchGreeting(WATCH_GREETING.slice(0, -1))).toBe(true);
+    expect(WATCH_GREETING.length).toBeLessThanOrEqual(WATCH_GREETING_MAX);
+    for (const not of ["pod-gateway watch 0", "pod-gateway watch", "pod-gateway watch 1 ", "SSH-2.0-OpenSSH", "HTTP/1.1 400 Bad Request"]) expect(isWatchGreeting(not)).toBe(false);
   });
 
   test("the listener binds the overlay's .1 and the setting's port; 0 is off", () => {

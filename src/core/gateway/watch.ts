@@ -9,6 +9,17 @@ import type { Settings } from "../settings/types.ts";
 /** The one line a client reads first (version 1 of the protocol); nothing else is ever sent. */
 export const WATCH_GREETING = "pod-gateway watch 1\n";
 
+/** More than this without a newline is not a greeting (the client reads no further). */
+export const WATCH_GREETING_MAX = 64;
+
+/**
+ * Whether a line (without its newline) is a gateway's greeting, as the client checks it: any
+ * version counts — the contract is only "closed when the gateway leaves".
+ */
+export function isWatchGreeting(line: string): boolean {
+  return /^pod-gateway watch [1-9][0-9]{0,5}$/.test(line);
+}
+
 /** Connections held at most (a /24 overlay has 253 clients: this bounds a misbehaving peer, not a real herd). */
 export const WATCH_MAX_CONNECTIONS = 4096;
 
