@@ -7,39 +7,27 @@
 //   (no fingerprint change: seen by the periodic check, 1 s here through
 //   $POD_GATEWAY_ISOLATION_CHECK_INTERVAL).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { which } from "../../src/sys/exec.ts";
 import type { Lab, PodName } from "../../src/lab/types.ts";
-import { binPath, requireRoot } from "../helpers/bin.ts";
-import { collect, LAB, waitFor, withLab } from "./helpers.ts";
+import { collect, LAB, startGateway, waitFor, withClientDropIns, withLab } from "./helpers.ts";
 
 const t = withLab({ clients: 1 });
 const POD: PodName = "client-0";
 const GATEWAY_MTU = 1300;
 
-let dir = "";
-let bin = "";
+const c = withClientDropIns("client-care");
 const procs: Subprocess[] = [];
 
 beforeAll(() => {
-  requireRoot();
-  bin = binPath();
   if (!which("ip")) throw new Error("`ip` (iproute2) is missing (the test changes routes with it): apt-get install iproute2");
-  dir = mkdtempSync(join(tmpdir(), "pgw-client-care-"));
-  symlinkSync(bin, join(dir, "client_init.sh"));
-  symlinkSync(bin, join(dir, "client_sidecar.sh"));
 });
 
 afterAll(() => {
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-/** The client roles with PATH holding nothing but their drop-in names: they run no program. */
-const role = (name: string) => ["/usr/bin/env", `PATH=${dir}`, join(dir, name)];
 
 async function linkMtu(lab: Lab, pod: PodName, dev: string): Promise<number> {
   const r = await lab.exec(pod, ["ip", "-j", "link", "show", "dev", dev]);
@@ -56,19 +44,15 @@ describe("issue 11 §7 in the lab", () => {
   test("a gateway advertising a smaller MTU (option 26) gets the client's vxlan0 that MTU", async () => {
     const lab = t.lab;
     // The gateway's own configuration: the lab's, plus VPN_INTERFACE_MTU.
-    const gwConfig = join(dir, "gateway-config");
+    const gwConfig = join(c.dir, "gateway-config");
     cpSync(lab.configDir, gwConfig, { recursive: true });
     writeFileSync(join(gwConfig, "settings.sh"), `${readFileSync(join(gwConfig, "settings.sh"), "utf8")}\nVPN_INTERFACE_MTU=${GATEWAY_MTU}\n`);
     const gwEnv = { ...lab.roleEnv("gateway"), POD_GATEWAY_CONFIG_DIR: gwConfig };
-    await lab.exec("gateway", [bin, "gateway-init"], { env: gwEnv, what: "gateway-init" });
+    await lab.exec("gateway", [c.bin, "gateway-init"], { env: gwEnv, what: "gateway-init" });
     expect(await linkMtu(lab, "gateway", "vxlan0")).toBe(GATEWAY_MTU);
-    const gw = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, "care-gw")], { env: gwEnv });
-    procs.push(gw);
-    const gwOut = collect(gw);
-    await waitFor("the gateway's dnsmasq", () => gwOut.text().includes("dnsmasq running") || gw.exitCode !== null, 15_000);
-    if (gw.exitCode !== null) throw new Error(`gateway-sidecar exited ${gw.exitCode}:\n${gwOut.text()}`);
+    await startGateway(lab, c.bin, "care-gw", { env: gwEnv, init: false, track: procs });
 
-    const r = await lab.exec(POD, role("client_init.sh"), { env: lab.roleEnv(POD), okCodes: [1, 2, 3] });
+    const r = await lab.exec(POD, c.role("client_init.sh"), { env: lab.roleEnv(POD), okCodes: [1, 2, 3] });
     if (r.code !== 0) throw new Error(`client-init exited ${r.code}:\n${r.stderr}`);
     const eth0 = await linkMtu(lab, POD, "eth0");
     expect(eth0 - 50).toBeGreaterThan(GATEWAY_MTU); // so only option 26 can explain what follows
@@ -78,7 +62,7 @@ describe("issue 11 §7 in the lab", () => {
 
   test("the sidecar reports a route around the tunnel, naming it, leaves it, and reports it gone", async () => {
     const lab = t.lab;
-    side = lab.spawn(POD, role("client_sidecar.sh"), { env: { ...lab.roleEnv(POD), POD_GATEWAY_ISOLATION_CHECK_INTERVAL: "1" } });
+    side = lab.spawn(POD, c.role("client_sidecar.sh"), { env: { ...lab.roleEnv(POD), POD_GATEWAY_ISOLATION_CHECK_INTERVAL: "1" } });
     procs.push(side);
     out = collect(side);
     await waitFor("the sidecar to start", () => out.text().includes("took over the DHCP lease") || side.exitCode !== null, 10_000);

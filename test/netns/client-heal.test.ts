@@ -7,39 +7,26 @@
 // the gateway, the address was kept, no re-initialisation. How long each took is printed, not
 // asserted (the bench measures it); the bounds only keep a broken run from hanging.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { which } from "../../src/sys/exec.ts";
 import type { Lab, PodName } from "../../src/lab/types.ts";
-import { binPath, requireRoot } from "../helpers/bin.ts";
-import { collect, waitFor, withLab } from "./helpers.ts";
+import { collect, startGateway, waitFor, withClientDropIns, withLab } from "./helpers.ts";
 
 const t = withLab({ clients: 1 });
 
-let dir = "";
-let bin = "";
+const c = withClientDropIns("heal");
 const procs: Subprocess[] = [];
 const measured: Record<string, number> = {};
 let gwRun = 0;
 
 beforeAll(() => {
-  requireRoot();
-  bin = binPath();
   for (const tool of ["ip", "nft"]) if (!which(tool)) throw new Error(`\`${tool}\` is missing (the test reads state and cuts the gateway off with it): apt-get install iproute2 nftables`);
-  dir = mkdtempSync(join(tmpdir(), "pgw-heal-test-"));
-  symlinkSync(bin, join(dir, "client_init.sh"));
-  symlinkSync(bin, join(dir, "client_sidecar.sh"));
 });
 
 afterAll(() => {
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
-  if (dir) rmSync(dir, { recursive: true, force: true });
   console.log("measured (ms from the new gateway's dnsmasq answering to the client's traffic flowing; negative: before):", JSON.stringify(measured));
 });
-
-const role = (name: string) => ["/usr/bin/env", `PATH=${dir}`, join(dir, name)];
 
 async function json<T>(lab: Lab, pod: PodName, args: string[]): Promise<T[]> {
   const r = await lab.exec(pod, ["ip", "-j", ...args], { okCodes: [1] });
@@ -47,13 +34,8 @@ async function json<T>(lab: Lab, pod: PodName, args: string[]): Promise<T[]> {
 }
 
 /** gateway-init, then gateway-sidecar until its dnsmasq runs; returns when that was seen (epoch ms). */
-async function startGateway(lab: Lab): Promise<number> {
-  await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
-  const proc = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, `heal-gw${gwRun++}`)], { env: lab.roleEnv("gateway") });
-  procs.push(proc);
-  const out = collect(proc);
-  await waitFor("the gateway's dnsmasq", () => out.text().includes("dnsmasq running") || proc.exitCode !== null, 15_000, { everyMs: 10 });
-  if (proc.exitCode !== null) throw new Error(`gateway-sidecar exited ${proc.exitCode}:\n${out.text()}`);
+async function startGatewayAt(lab: Lab): Promise<number> {
+  await startGateway(lab, c.bin, `heal-gw${gwRun++}`, { track: procs, everyMs: 10 });
   return Date.now();
 }
 
@@ -66,10 +48,10 @@ describe("client-sidecar heals a re-created gateway (issue 11 §6)", () => {
 
   test("set up: gateway, client-init, client-sidecar; traffic flows", async () => {
     const lab = t.lab;
-    await startGateway(lab);
-    const init = await lab.exec("client-0", role("client_init.sh"), { env: lab.roleEnv("client-0"), okCodes: [1, 2, 3] });
+    await startGatewayAt(lab);
+    const init = await lab.exec("client-0", c.role("client_init.sh"), { env: lab.roleEnv("client-0"), okCodes: [1, 2, 3] });
     if (init.code !== 0) throw new Error(`client-init failed (${init.code}):\n${init.stderr}`);
-    side = lab.spawn("client-0", role("client_sidecar.sh"), { env: lab.roleEnv("client-0") });
+    side = lab.spawn("client-0", c.role("client_sidecar.sh"), { env: lab.roleEnv("client-0") });
     procs.push(side);
     out = collect(side);
     await waitFor("the sidecar to start", () => out.text().includes("watching gateway") || side.exitCode !== null, 10_000);
@@ -96,7 +78,7 @@ describe("client-sidecar heals a re-created gateway (issue 11 §6)", () => {
         const ip = await lab.recreateGateway({ sameIp });
         if (sameIp) expect(ip).toBe(oldIp);
         else expect(ip).not.toBe(oldIp);
-        const readyAt = await startGateway(lab);
+        const readyAt = await startGatewayAt(lab);
         await waitFor(`client-0's traffic to flow again (${name})`, () => flows(lab), 30_000, { everyMs: 50, detail: () => out.text().split("\n").slice(-30).join("\n") });
         measured[name] = Date.now() - readyAt;
         const gwMac = (await json<{ address: string }>(lab, "gateway", ["link", "show", "dev", "eth0"]))[0]!.address;

@@ -7,39 +7,26 @@
 // re-initialisation, traffic through the tunnel. No timing is asserted (the bench's scale group
 // measures it, with 200 clients too); the bounds only keep a broken run from hanging.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { which } from "../../src/sys/exec.ts";
 import type { Lab, PodName } from "../../src/lab/types.ts";
-import { binPath, requireRoot } from "../helpers/bin.ts";
-import { collect, waitFor, withLab } from "./helpers.ts";
+import { collect, startGateway, waitFor, withClientDropIns, withLab } from "./helpers.ts";
 
 const N = 50;
 const t = withLab({ clients: N }, { buildMs: 120_000, destroyMs: 60_000 });
 
-let dir = "";
-let bin = "";
+const c = withClientDropIns("many");
 const procs: Subprocess[] = [];
 const measured: Record<string, number> = {};
 
 beforeAll(() => {
-  requireRoot();
-  bin = binPath();
   if (!which("ip")) throw new Error("`ip` (iproute2) is missing (the test reads state with it): apt-get install iproute2");
-  dir = mkdtempSync(join(tmpdir(), "pgw-many-test-"));
-  symlinkSync(bin, join(dir, "client_init.sh"));
-  symlinkSync(bin, join(dir, "client_sidecar.sh"));
 });
 
 afterAll(() => {
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
-  if (dir) rmSync(dir, { recursive: true, force: true });
   console.log(`measured (${N} clients, ms, wall clock on this machine; not asserted):`, JSON.stringify(measured));
 });
-
-const role = (name: string) => ["/usr/bin/env", `PATH=${dir}`, join(dir, name)];
 
 async function json<T>(lab: Lab, pod: PodName, args: string[]): Promise<T[]> {
   const r = await lab.exec(pod, ["ip", "-j", ...args], { okCodes: [1] });
@@ -47,26 +34,19 @@ async function json<T>(lab: Lab, pod: PodName, args: string[]): Promise<T[]> {
 }
 
 let gwRun = 0;
-async function startGateway(lab: Lab): Promise<void> {
-  await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
-  const proc = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, `many-gw${gwRun++}`)], { env: lab.roleEnv("gateway") });
-  procs.push(proc);
-  const out = collect(proc);
-  await waitFor("the gateway's dnsmasq", () => out.text().includes("dnsmasq running") || proc.exitCode !== null, 20_000);
-  if (proc.exitCode !== null) throw new Error(`gateway-sidecar exited ${proc.exitCode}:\n${out.text()}`);
-}
+const startGatewayHere = (lab: Lab) => startGateway(lab, c.bin, `many-gw${gwRun++}`, { track: procs, timeoutMs: 20_000 });
 
 describe(`${N} clients`, () => {
   const sidecars: { pod: PodName; proc: Subprocess<"ignore", "pipe", "pipe">; out: { text: () => string } }[] = [];
 
   test(`${N} client-inits started together all succeed, with ${N} distinct addresses; ${N} sidecars take over`, async () => {
     const lab = t.lab;
-    await startGateway(lab);
+    await startGatewayHere(lab);
     const t0 = performance.now();
     let retried = 0;
     const init = async (pod: PodName): Promise<void> => {
       for (let attempt = 0; ; attempt++) {
-        const r = await lab.exec(pod, role("client_init.sh"), { env: lab.roleEnv(pod), okCodes: [1, 2, 3] });
+        const r = await lab.exec(pod, c.role("client_init.sh"), { env: lab.roleEnv(pod), okCodes: [1, 2, 3] });
         if (r.code === 0) return;
         if (attempt >= 2) throw new Error(`client-init in ${pod} failed ${attempt + 1} times; last (exit ${r.code}):\n${r.stderr}`);
         retried++;
@@ -81,7 +61,7 @@ describe(`${N} clients`, () => {
     expect(addrs.every((a) => a?.startsWith("172.16.0."))).toBe(true);
     expect(new Set(addrs).size).toBe(N);
     for (const p of lab.clients) {
-      const proc = lab.spawn(p as PodName, role("client_sidecar.sh"), { env: lab.roleEnv(p as PodName) });
+      const proc = lab.spawn(p as PodName, c.role("client_sidecar.sh"), { env: lab.roleEnv(p as PodName) });
       procs.push(proc);
       sidecars.push({ pod: p as PodName, proc, out: collect(proc) });
     }
@@ -95,7 +75,7 @@ describe(`${N} clients`, () => {
       const seen = sidecars.map((s) => s.out.text().split("answers again").length);
       const ip = await lab.recreateGateway({ sameIp });
       const t0 = performance.now();
-      await startGateway(lab);
+      await startGatewayHere(lab);
       const readyMs = performance.now() - t0;
       await waitFor(
         `every sidecar to find the gateway again (${sameIp ? "same" : "new"} IP)`,

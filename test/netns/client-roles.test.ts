@@ -6,40 +6,29 @@
 // The client roles run with PATH holding nothing but their own drop-in names (no `ip`): any
 // program they tried to run would fail the test.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { ROUTE_PROTO } from "../../src/core/client/constants.ts";
 import { which } from "../../src/sys/exec.ts";
 import type { Lab, PodName } from "../../src/lab/types.ts";
-import { binPath, requireRoot } from "../helpers/bin.ts";
-import { collect, LAB, waitFor, withLab } from "./helpers.ts";
+import { collect, LAB, startGateway, waitFor, withClientDropIns, withLab } from "./helpers.ts";
 
 const OVERLAY_GW = "172.16.0.1";
 const STATIC_POD = "web-7d9f8b6c4d-x2x4z"; // a Deployment's pod; nat.conf names the Deployment "web"
 const t = withLab({ clients: 3, natConf: "web 5\n", extraSettings: "DHCP_LEASE_TIME=2m\n" });
 
-let dir = "";
-let bin = "";
+const c = withClientDropIns("client");
 const procs: Subprocess[] = [];
 const measured: Record<string, number> = {};
 
 beforeAll(() => {
-  requireRoot();
-  bin = binPath();
   if (!which("ip")) throw new Error("`ip` (iproute2) is missing (the test reads state with it): apt-get install iproute2");
   if (!which("setpriv")) throw new Error("`setpriv` is missing (the sidecar runs with only NET_ADMIN and NET_RAW): apt-get install util-linux");
   if (!which("nft")) throw new Error("`nft` is missing: apt-get install nftables");
-  dir = mkdtempSync(join(tmpdir(), "pgw-client-test-"));
-  // The drop-in names the chart and the webhook use, and a PATH with nothing else.
-  symlinkSync(bin, join(dir, "client_init.sh"));
-  symlinkSync(bin, join(dir, "client_sidecar.sh"));
 });
 
 afterAll(() => {
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
-  if (dir) rmSync(dir, { recursive: true, force: true });
   console.log("measured (client-init and SIGTERM: ms, wall clock incl. process start; the 30 s outage: datagrams sent):", JSON.stringify(measured));
 });
 
@@ -50,24 +39,13 @@ function clientEnv(lab: Lab, pod: PodName, extra: Record<string, string> = {}): 
 /** Run as root with only these capabilities, as a container with `--cap-drop all --cap-add NET_ADMIN,NET_RAW`. */
 const ONLY_NET_ADMIN_RAW = ["setpriv", "--inh-caps=-all,+net_admin,+net_raw", "--ambient-caps=-all,+net_admin,+net_raw", "--bounding-set=-all,+net_admin,+net_raw", "--"];
 
-/** The role's argv: env(1) sets its PATH (`ip netns exec` itself still needs the test's PATH). */
-const role = (name: string) => ["/usr/bin/env", `PATH=${dir}`, join(dir, name)];
-
 async function clientInit(lab: Lab, pod: PodName, extra: Record<string, string> = {}) {
   const t0 = performance.now();
-  const r = await lab.exec(pod, role("client_init.sh"), { env: clientEnv(lab, pod, extra), okCodes: [1, 2, 3] });
+  const r = await lab.exec(pod, c.role("client_init.sh"), { env: clientEnv(lab, pod, extra), okCodes: [1, 2, 3] });
   return { ...r, ms: performance.now() - t0 };
 }
 
-async function startGateway(lab: Lab, runDir: string): Promise<{ proc: Subprocess; out: { text: () => string } }> {
-  await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
-  const proc = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, runDir)], { env: lab.roleEnv("gateway") });
-  procs.push(proc);
-  const out = collect(proc);
-  await waitFor("the gateway's dnsmasq", () => out.text().includes("dnsmasq running") || proc.exitCode !== null, 15_000);
-  if (proc.exitCode !== null) throw new Error(`gateway-sidecar exited ${proc.exitCode}:\n${out.text()}`);
-  return { proc, out };
-}
+const startGatewayHere = (lab: Lab, runDir: string) => startGateway(lab, c.bin, runDir, { track: procs });
 
 interface AddrInfo {
   family: string;
@@ -108,7 +86,7 @@ let gateway: { proc: Subprocess; out: { text: () => string } };
 
 describe("client-init in the lab", () => {
   test("the gateway roles come up (real gateway-init and gateway-sidecar)", async () => {
-    gateway = await startGateway(t.lab, "gw1");
+    gateway = await startGatewayHere(t.lab, "gw1");
   }, 30_000);
 
   test("static mode through the drop-in name: a pod whose name has dashes gets its workload's nat.conf octet", async () => {
@@ -256,7 +234,7 @@ describe("client-sidecar in the lab", () => {
     address = (await overlayAddr(lab, "client-1"))!.local;
     // As root with only NET_ADMIN and NET_RAW (`--cap-drop all --cap-add NET_ADMIN,NET_RAW`, as
     // config/kubernetes/client-*.yaml): renewals must not need NET_BIND_SERVICE (a bind to port 68).
-    side = lab.spawn("client-1", [...ONLY_NET_ADMIN_RAW, ...role("client_sidecar.sh")], { env: clientEnv(lab, "client-1") });
+    side = lab.spawn("client-1", [...ONLY_NET_ADMIN_RAW, ...c.role("client_sidecar.sh")], { env: clientEnv(lab, "client-1") });
     procs.push(side);
     out = collect(side);
     await waitFor("the sidecar to start", () => out.text().includes("took over the DHCP lease"), 10_000);
@@ -276,7 +254,7 @@ describe("client-sidecar in the lab", () => {
     const oldIp = lab.gatewayPodIp();
     const newIp = await lab.recreateGateway();
     expect(newIp).not.toBe(oldIp);
-    gateway = await startGateway(lab, "gw2");
+    gateway = await startGatewayHere(lab, "gw2");
     await waitFor("client-1's traffic to flow again", async () => (await lab.echoFrom("client-1", "internet", "udp", { timeoutMs: 500 })).ok, 20_000, { everyMs: 100 });
     const link = (await json<{ linkinfo: { info_data: { remote: string } } }>(lab, "client-1", ["-d", "link", "show", "dev", "vxlan0"]))[0]!;
     expect(link.linkinfo.info_data.remote).toBe(newIp);

@@ -3,60 +3,38 @@
 // the gateway-sidecar gets SIGTERM it closes that connection before it stops dnsmasq, and the
 // client must notice by the watch (its "closed the watch connection" line, before any failed
 // probe of the leaving gateway), then watch the next gateway-sidecar once that answers.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { binPath, requireRoot } from "../helpers/bin.ts";
-import { collect, waitFor, withLab } from "./helpers.ts";
+import { collect, startGateway, waitFor, withClientDropIns, withLab } from "./helpers.ts";
 
 const t = withLab({ clients: 1 });
 
-let dir = "";
-let bin = "";
+const c = withClientDropIns("watch");
 const procs: Subprocess[] = [];
 let gwRun = 0;
 
-beforeAll(() => {
-  requireRoot();
-  bin = binPath();
-  dir = mkdtempSync(join(tmpdir(), "pgw-watch-test-"));
-  symlinkSync(bin, join(dir, "client_init.sh"));
-  symlinkSync(bin, join(dir, "client_sidecar.sh"));
-});
-
 afterAll(() => {
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const role = (name: string) => ["/usr/bin/env", `PATH=${dir}`, join(dir, name)];
-
-/** gateway-sidecar until its dnsmasq runs. */
-async function startGatewaySidecar(): Promise<{ proc: Subprocess<"ignore", "pipe", "pipe">; out: { text: () => string } }> {
-  const lab = t.lab;
-  const proc = lab.spawn("gateway", [bin, "gateway-sidecar", "--run-dir", join(lab.runDir, `watch-gw${gwRun++}`)], { env: lab.roleEnv("gateway") });
-  procs.push(proc);
-  const out = collect(proc);
-  await waitFor("the gateway's dnsmasq", () => out.text().includes("dnsmasq running") || proc.exitCode !== null, 15_000, { everyMs: 10 });
-  if (proc.exitCode !== null) throw new Error(`gateway-sidecar exited ${proc.exitCode}:\n${out.text()}`);
-  return { proc, out };
-}
+/** gateway-sidecar (gateway-init already ran) until its dnsmasq runs. */
+const startGatewaySidecar = () => startGateway(t.lab, c.bin, `watch-gw${gwRun++}`, { init: false, track: procs, everyMs: 10 });
 
 describe("client-sidecar watches the gateway (issue 11 §6)", () => {
   test("a SIGTERMed gateway-sidecar says goodbye through the watch; the client watches the next one", async () => {
     const lab = t.lab;
-    await lab.exec("gateway", [bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
+    await lab.exec("gateway", [c.bin, "gateway-init"], { env: lab.roleEnv("gateway"), what: "gateway-init" });
     const gw = await startGatewaySidecar();
-    const init = await lab.exec("client-0", role("client_init.sh"), { env: lab.roleEnv("client-0"), okCodes: [1, 2, 3] });
+    const init = await lab.exec("client-0", c.role("client_init.sh"), { env: lab.roleEnv("client-0"), okCodes: [1, 2, 3] });
     if (init.code !== 0) throw new Error(`client-init failed (${init.code}):\n${init.stderr}`);
     // The client's configuration: the lab's with a long probe interval, so that no probe could
     // notice the departure within the test's waits.
-    const clientConfig = join(dir, "client-config");
+    const clientConfig = join(c.dir, "client-config");
     cpSync(lab.configDir, clientConfig, { recursive: true });
     writeFileSync(join(clientConfig, "settings.sh"), `${readFileSync(join(clientConfig, "settings.sh"), "utf8")}\nCLIENT_PROBE_INTERVAL=30\n`);
-    const side = lab.spawn("client-0", role("client_sidecar.sh"), { env: { ...lab.roleEnv("client-0"), POD_GATEWAY_CONFIG_DIR: clientConfig } });
+    const side = lab.spawn("client-0", c.role("client_sidecar.sh"), { env: { ...lab.roleEnv("client-0"), POD_GATEWAY_CONFIG_DIR: clientConfig } });
     procs.push(side);
     const out = collect(side);
     const detail = () => `client-sidecar:\n${out.text()}\ngateway-sidecar:\n${gw.out.text()}`;
