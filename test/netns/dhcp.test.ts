@@ -36,16 +36,30 @@ async function createClientVxlan(): Promise<void> {
   await run.run(["bridge", "-n", NS_C, "fdb", "append", "00:00:00:00:00:00", "dev", "vxlan0", "dst", UNDERLAY_S]);
 }
 
-function startDnsmasq(): void {
+/** `extra`: more dnsmasq options (the gateway's --dhcp-rapid-commit); without it, a server that does not know Rapid Commit. */
+function startDnsmasq(extra: string[] = []): void {
   dnsmasq = Bun.spawn(
     [
       "ip", "netns", "exec", NS_S,
       "dnsmasq", "-k", "--no-ping", "--dhcp-range=172.16.0.20,172.16.0.254,12h", "--interface=vxlan0", "--bind-interfaces",
       "--port=0", `--dhcp-leasefile=${join(dir, "leases")}`, "--dhcp-option=6,172.16.0.1", "--log-facility=-", "--log-dhcp",
-      `--pid-file=${join(dir, "dnsmasq.pid")}`, "--conf-file=/dev/null",
+      `--pid-file=${join(dir, "dnsmasq.pid")}`, "--conf-file=/dev/null", ...extra,
     ],
     { stdin: "ignore", stdout: "ignore", stderr: Bun.file(join(dir, "dnsmasq.log")) },
   );
+}
+
+/** dnsmasq is ready once its pid file exists. */
+async function dnsmasqReady(): Promise<void> {
+  for (let i = 0; i < 100 && !(await Bun.file(join(dir, "dnsmasq.pid")).exists()); i++) await Bun.sleep(20);
+}
+
+/** Stop dnsmasq and start it again with `extra` options, ready for the next exchange. */
+async function restartDnsmasq(extra: string[] = []): Promise<void> {
+  await stopDnsmasq();
+  rmSync(join(dir, "dnsmasq.pid"), { force: true });
+  startDnsmasq(extra);
+  await dnsmasqReady();
 }
 
 async function stopDnsmasq(): Promise<void> {
@@ -79,7 +93,7 @@ async function client(req: Record<string, unknown>, prefix: string[] = []): Prom
   const line = out.trim().split("\n").at(-1) ?? "";
   try {
     const r = JSON.parse(line) as RunResult;
-    const m = /leased \S+ from \S+ for \d+ s \((\w+), (\d+) ms\)/.exec(err);
+    const m = /leased \S+ from \S+ for \d+ s \(([\w ]+), (\d+) ms\)/.exec(err);
     if (m) {
       r.how = m[1];
       r.exchangeMs = Number(m[2]);
@@ -143,8 +157,7 @@ beforeAll(async () => {
   await ip("-n", NS_S, "link", "set", "vxlan0", "up");
   await createClientVxlan();
   startDnsmasq();
-  // dnsmasq is ready once its pid file exists.
-  for (let i = 0; i < 100 && !(await Bun.file(join(dir, "dnsmasq.pid")).exists()); i++) await Bun.sleep(20);
+  await dnsmasqReady();
 }, 30_000);
 
 afterAll(async () => {
@@ -156,7 +169,7 @@ afterAll(async () => {
 describe("DHCP client on an address-less vxlan0 against dnsmasq", () => {
   let lease: Lease;
 
-  test("acquire: DISCOVER → OFFER → REQUEST → ACK over the packet socket", async () => {
+  test("acquire: DISCOVER (asking for Rapid Commit) → OFFER → REQUEST → ACK from a dnsmasq without dhcp-rapid-commit", async () => {
     const r = await client({ op: "acquire", ...ID, deadlineMs: 5000 });
     expect(r).toMatchObject({ ok: true, how: "selected" });
     lease = r.lease!;
@@ -170,6 +183,18 @@ describe("DHCP client on an address-less vxlan0 against dnsmasq", () => {
     // The client interface still has no address: acquiring does not configure anything.
     const addrs = JSON.parse((await ip("-j", "-n", NS_C, "addr", "show", "dev", "vxlan0")).stdout)[0].addr_info.filter((a: { family: string }) => a.family === "inet");
     expect(addrs).toEqual([]);
+  }, 20_000);
+
+  test("acquire with Rapid Commit: dnsmasq --dhcp-rapid-commit ACKs the DISCOVER (one round trip) and records the lease", async () => {
+    await restartDnsmasq(["--dhcp-rapid-commit"]);
+    try {
+      const r = await client({ op: "acquire", ...ID, deadlineMs: 5000 });
+      expect(r).toMatchObject({ ok: true, how: "rapid commit", lease: { address: lease.address, serverId: "172.16.0.1", leaseSeconds: 43200, router: "172.16.0.1" } });
+      const lines = await waitForLeaseFile((l) => l.some((x) => x.address === lease.address));
+      expect(lines).toEqual([{ expiry: expect.any(Number), mac: CLIENT_MAC, address: lease.address, hostname: "pod-a", clientId: CLIENT_ID_HEX }]);
+    } finally {
+      await restartDnsmasq();
+    }
   }, 20_000);
 
   test("measure: DISCOVER → ACK time over 5 acquisitions (reported, not asserted)", async () => {

@@ -147,7 +147,7 @@ async function checkRendered(s: Settings, what: string): Promise<void> {
 
 /** The directive names a configuration with these settings must have: those of the renderer's fixed lines. */
 function EXPECTED_DIRECTIVES(s: Settings): Set<string> {
-  const fixed = ["interface", "except-interface", "bind-dynamic", "user", "pid-file", "log-facility", "no-hosts", "resolv-file", "dhcp-range", "dhcp-option", "dhcp-authoritative", "no-ping", "dhcp-leasefile"];
+  const fixed = ["interface", "except-interface", "bind-dynamic", "user", "pid-file", "log-facility", "no-hosts", "resolv-file", "dhcp-range", "dhcp-option", "dhcp-authoritative", "no-ping", "dhcp-rapid-commit", "dhcp-leasefile"];
   if (s.DNS_LOCAL_CIDRS.length) fixed.push("server");
   if (s.GATEWAY_ENABLE_DNSSEC) fixed.push("dnssec", "trust-anchor");
   if (s.GATEWAY_LOG_QUERIES) fixed.push("log-queries");

@@ -231,6 +231,17 @@ describe("options", () => {
     expect(m.options.serverId).toBe("172.16.0.1");
   });
 
+  test("Rapid Commit (80) is an empty option: encoded as 50 00, decoded to true; absent stays undefined", () => {
+    const m = base();
+    m.options.rapidCommit = true;
+    const bytes = encodeMessage(m);
+    expect(toHex(bytes.subarray(240))).toContain("5000");
+    expect(decodeMessage(bytes).options.rapidCommit).toBe(true);
+    expect(decodeMessage(bytes).options.raw).toEqual([]);
+    expect(decodeMessage(withOptions("350105ff")).options.rapidCommit).toBeUndefined();
+    expect(decodeMessage(withOptions("3501055000ff")).options).toMatchObject({ messageType: MessageType.ack, rapidCommit: true });
+  });
+
   test("options after END are ignored", () => {
     expect(decodeMessage(withOptions("350102ff3604ac100001")).options.serverId).toBeUndefined();
   });
@@ -258,6 +269,7 @@ describe("options", () => {
     ["lease time of 2 bytes", "33020e10"],
     ["MTU of 1 byte", "1a0105"],
     ["overload of 2 bytes", "34020101"],
+    ["rapid commit with a byte", "500101"],
   ])("%s → DecodeError", (_name, opts) => {
     expect(() => decodeMessage(withOptions(opts))).toThrow(DecodeError);
   });
@@ -344,7 +356,7 @@ const ipArb = fc.ipV4();
 const textArb = (maxBytes: number) =>
   fc.string({ unit: fc.constantFrom(..."abcdefghijklmnopqrstuvwxyz0123456789-._ ÄéΩ"), maxLength: Math.floor(maxBytes / 2) });
 const bytesArb = (max: number) => fc.uint8Array({ maxLength: max });
-const TYPED = new Set([0, 1, 3, 6, 12, 26, 50, 51, 52, 53, 54, 55, 58, 59, 61, 255]);
+const TYPED = new Set([0, 1, 3, 6, 12, 26, 50, 51, 52, 53, 54, 55, 58, 59, 61, 80, 255]);
 const rawArb = fc.uniqueArray(
   fc.record({ code: fc.integer({ min: 1, max: 254 }).filter((c) => !TYPED.has(c)), data: bytesArb(600) }),
   { selector: (r) => r.code, maxLength: 5 },
@@ -367,6 +379,7 @@ const optionsArb: fc.Arbitrary<DhcpOptions> = fc
       renewalSeconds: u32,
       rebindingSeconds: u32,
       clientId: bytesArb(300),
+      rapidCommit: fc.constant(true),
     },
     { requiredKeys: [] },
   )

@@ -171,6 +171,58 @@ describe("acquisition", () => {
     expect(f.reason).toMatch(/^no ACK from 172\.16\.0\.1 for 172\.16\.0\.20 after \d REQUEST\(s\) in 700 ms$/);
   });
 
+  test("Rapid Commit (RFC 4039): DISCOVER carries option 80; an ACK with it binds from SELECTING in one round trip", () => {
+    const m = machine();
+    const server = new FakeServer();
+    server.rapidCommit = true;
+    const d = one(m.handle({ type: "discover", now: 0, deadlineAt: 10_000 }));
+    expect(d.message.options.rapidCommit).toBe(true);
+    const ack = server.reply(d.message)!;
+    expect(ack.options).toMatchObject({ messageType: MessageType.ack, rapidCommit: true });
+    // Through the codec, as it arrives.
+    const out = m.handle({ type: "packet", now: 5, message: decodeMessage(encodeMessage(ack)) });
+    expect(sends(out)).toEqual([]);
+    expect(find(out, "bound")).toMatchObject({ how: "rapid commit", lease: { address: "172.16.0.20", serverId: "172.16.0.1", leaseSeconds: 3600, obtainedAt: 5 } });
+    expect(m.state).toBe("bound");
+    expect(m.timerAt).toBe(5 + 1800_000);
+    expect(server.count(MessageType.request)).toBe(0);
+  });
+
+  test("Rapid Commit: a server without it OFFERs as usual; an ACK without option 80, or without a server id, is ignored while selecting", () => {
+    const m = machine();
+    const server = new FakeServer(); // rapidCommit off: like a dnsmasq without dhcp-rapid-commit
+    const d = one(m.handle({ type: "discover", now: 0, deadlineAt: 10_000 }));
+    const plain = server.answer(d.message, MessageType.ack, "172.16.0.20");
+    expect(find(m.handle({ type: "packet", now: 1, message: plain }), "ignored")?.reason).toBe("ACK while selecting without Rapid Commit (option 80)");
+    const noId = server.answer(d.message, MessageType.ack, "172.16.0.20");
+    noId.options.rapidCommit = true;
+    delete noId.options.serverId;
+    expect(find(m.handle({ type: "packet", now: 2, message: noId }), "ignored")?.reason).toBe("Rapid Commit ACK without a server identifier (option 54)");
+    const noLease = server.answer(d.message, MessageType.ack, "172.16.0.20");
+    noLease.options.rapidCommit = true;
+    delete noLease.options.leaseSeconds;
+    expect(find(m.handle({ type: "packet", now: 3, message: noLease }), "ignored")?.reason).toBe("ACK without a lease time (option 51)");
+    expect(m.state).toBe("selecting");
+    const offer = server.reply(d.message)!;
+    expect(offer.options.messageType).toBe(MessageType.offer);
+    const r = one(m.handle({ type: "packet", now: 4, message: offer }));
+    expect(m.state).toBe("requesting");
+    expect(find(m.handle({ type: "packet", now: 5, message: server.reply(r.message)! }), "bound")?.how).toBe("selected");
+  });
+
+  test("Rapid Commit off (rapidCommit: false): no option 80 in DISCOVER, and a rapid ACK is not taken", () => {
+    const m = new DhcpMachine({ mac: MAC, clientId: clientIdFromName("pod-a"), random: () => 0.5, rapidCommit: false });
+    const server = new FakeServer();
+    server.rapidCommit = true;
+    const d = one(m.handle({ type: "discover", now: 0 }));
+    expect(d.message.options.rapidCommit).toBeUndefined();
+    expect(server.reply(d.message)!.options.messageType).toBe(MessageType.offer);
+    const forged = server.answer(d.message, MessageType.ack, "172.16.0.20");
+    forged.options.rapidCommit = true;
+    expect(find(m.handle({ type: "packet", now: 1, message: forged }), "ignored")?.reason).toBe("ACK while selecting (Rapid Commit not asked for)");
+    expect(m.state).toBe("selecting");
+  });
+
   test("requestedAddress is a hint in the DISCOVER (option 50)", () => {
     const d = one(machine().handle({ type: "discover", now: 0, requestedAddress: "172.16.0.77" }));
     expect(d.message.options.requestedAddress).toBe("172.16.0.77");

@@ -62,6 +62,7 @@ export const Opt = {
   renewalTime: 58,
   rebindingTime: 59,
   clientId: 61,
+  rapidCommit: 80,
   end: 255,
 } as const;
 
@@ -89,6 +90,8 @@ export interface DhcpOptions {
   rebindingSeconds?: number; // 59
   /** Option 61 whole: the type byte first (0 = opaque, 1 = Ethernet MAC follows). */
   clientId?: Uint8Array;
+  /** Option 80 (RFC 4039), empty: in a DISCOVER, "an ACK at once will do"; in an ACK, "this is one". */
+  rapidCommit?: boolean;
   raw: RawOption[];
 }
 
@@ -205,6 +208,7 @@ export function encodeOptions(o: DhcpOptions): Uint8Array {
   if (o.routers !== undefined) putOption(out, Opt.router, ipList(o.routers, "routers"));
   if (o.dnsServers !== undefined) putOption(out, Opt.dnsServer, ipList(o.dnsServers, "DNS servers"));
   if (o.mtu !== undefined) putOption(out, Opt.interfaceMtu, u16(o.mtu, "MTU"));
+  if (o.rapidCommit) putOption(out, Opt.rapidCommit, new Uint8Array(0));
   for (const r of o.raw) {
     // Pad/end are framing, not options; 52 would claim sname/file carry options, which this
     // encoder never does, so emitting it would make the message lie about itself.
@@ -256,13 +260,13 @@ export function encodeMessage(m: DhcpMessage): Uint8Array {
 
 const TYPED_CODES = new Set<number>([
   Opt.subnetMask, Opt.router, Opt.dnsServer, Opt.hostname, Opt.interfaceMtu, Opt.requestedAddress, Opt.leaseTime,
-  Opt.messageType, Opt.serverId, Opt.parameterRequestList, Opt.renewalTime, Opt.rebindingTime, Opt.clientId,
+  Opt.messageType, Opt.serverId, Opt.parameterRequestList, Opt.renewalTime, Opt.rebindingTime, Opt.clientId, Opt.rapidCommit,
 ]);
 
 const OPTION_NAMES: Record<number, string> = {
   1: "subnet mask", 3: "router", 6: "DNS server", 12: "host name", 26: "interface MTU", 50: "requested address",
   51: "lease time", 52: "option overload", 53: "message type", 54: "server identifier", 55: "parameter request list",
-  58: "renewal time", 59: "rebinding time", 61: "client identifier",
+  58: "renewal time", 59: "rebinding time", 61: "client identifier", 80: "rapid commit",
 };
 
 /**
@@ -369,6 +373,10 @@ export function decodeOptionList(list: RawOption[]): DhcpOptions {
         break;
       case Opt.clientId:
         o.clientId = d;
+        break;
+      case Opt.rapidCommit:
+        need(code, d, d.length === 0, "0");
+        o.rapidCommit = true;
         break;
       case Opt.overload:
         break; // consumed by decodeMessage

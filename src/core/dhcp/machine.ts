@@ -3,6 +3,7 @@
 // failed). No sockets, no clock reads; randomness (xids, jitter) comes from an injected source.
 //
 //   discover:  INIT → SELECTING (DISCOVER) → REQUESTING (REQUEST 50+54) → BOUND
+//              SELECTING → BOUND on an ACK carrying Rapid Commit (RFC 4039: one round trip)
 //   reboot:    INIT-REBOOT → REBOOTING (REQUEST 50, no 54) → BOUND; NAK or silence → discover
 //   bound:     T1 → RENEWING (unicast, ciaddr) → T2 → REBINDING (broadcast) → expiry → lost
 //   release:   RELEASE to the server, forget the lease
@@ -66,6 +67,12 @@ export interface MachineOptions {
   /** Uniform in [0, 1): transaction ids and jitter. */
   random: () => number;
   retry?: Partial<RetryPolicy>;
+  /**
+   * Ask for Rapid Commit (option 80, RFC 4039) in DISCOVER: a server that supports it (the
+   * gateway's dnsmasq, dhcp-rapid-commit) answers with the ACK at once; one that does not ignores
+   * the option and OFFERs as usual. Default true.
+   */
+  rapidCommit?: boolean;
 }
 
 export type Destination = { kind: "broadcast" } | { kind: "unicast"; ip: string };
@@ -92,7 +99,7 @@ export type MachineAction =
   | { type: "send"; message: DhcpMessage; from: string; to: Destination }
   /** Deliver a timer event at this time (replaces any earlier timer); undefined: no timer. */
   | { type: "timer"; at: number | undefined }
-  | { type: "bound"; lease: Lease; how: "selected" | "rebooted" | "renewed" | "rebound" }
+  | { type: "bound"; lease: Lease; how: "selected" | "rapid commit" | "rebooted" | "renewed" | "rebound" }
   /** The lease is gone (expired, or NAKed while renewing): stop using the address. */
   | { type: "lost"; lease: Lease; reason: string }
   /** The exchange's deadline passed. While renewing, the lease itself is kept (state → bound). */
@@ -336,6 +343,7 @@ export class DhcpMachine {
             messageType: MessageType.discover,
             ...prl,
             ...(this.requestedAddress ? { requestedAddress: this.requestedAddress } : {}),
+            ...(this.opts.rapidCommit !== false ? { rapidCommit: true } : {}),
           }),
         });
         break;
@@ -505,6 +513,7 @@ export class DhcpMachine {
 
     switch (this._state) {
       case "selecting": {
+        if (type === MessageType.ack) return this.rapidAck(now, m, out);
         if (type !== MessageType.offer) return ignore(`${what} while selecting`);
         if (m.yiaddr === ZERO) return ignore("OFFER without an address");
         if (m.options.serverId === undefined) return ignore("OFFER without a server identifier (option 54)");
@@ -546,16 +555,34 @@ export class DhcpMachine {
         const l = leaseFromAck(m, now, prev?.serverId ?? this.offer?.serverId);
         if (typeof l === "string") return ignore(l);
         const how = this._state === "requesting" ? "selected" : this._state === "rebooting" ? "rebooted" : this._state === "renewing" ? "renewed" : "rebound";
-        this._lease = l;
-        this._state = "bound";
-        this.retransmitAt = undefined;
-        this.deadlineAt = undefined;
-        this.renewDeadlineAt = undefined;
-        this.renewLeaseSeconds = undefined;
-        out.push({ type: "bound", lease: l, how });
+        this.bind(l, how, out);
         return;
       }
     }
+  }
+
+  /**
+   * An ACK while selecting: bound when it answers our Rapid Commit (it carries option 80 too and a
+   * server identifier); otherwise ignored (RFC 4039 §4: an ACK without the option is not for a
+   * DISCOVER, and a client that did not ask takes only OFFERs).
+   */
+  private rapidAck(now: number, m: DhcpMessage, out: MachineAction[]): void {
+    if (this.opts.rapidCommit === false) return void out.push({ type: "ignored", reason: "ACK while selecting (Rapid Commit not asked for)" });
+    if (!m.options.rapidCommit) return void out.push({ type: "ignored", reason: "ACK while selecting without Rapid Commit (option 80)" });
+    if (m.options.serverId === undefined) return void out.push({ type: "ignored", reason: "Rapid Commit ACK without a server identifier (option 54)" });
+    const l = leaseFromAck(m, now);
+    if (typeof l === "string") return void out.push({ type: "ignored", reason: l });
+    this.bind(l, "rapid commit", out);
+  }
+
+  private bind(l: Lease, how: Extract<MachineAction, { type: "bound" }>["how"], out: MachineAction[]): void {
+    this._lease = l;
+    this._state = "bound";
+    this.retransmitAt = undefined;
+    this.deadlineAt = undefined;
+    this.renewDeadlineAt = undefined;
+    this.renewLeaseSeconds = undefined;
+    out.push({ type: "bound", lease: l, how });
   }
 
   private updateTimer(out: MachineAction[], now: number): void {
