@@ -18,14 +18,16 @@
 //
 // This file is the driver: every decision is SidecarMachine's (src/core/client/sidecar-machine.ts);
 // here are only the effects (network reads and changes, DHCP, probes, lookups, sleeping) and the
-// signals that cut them short.
+// signals that cut them short, and what happens to the lease at exit is sidecar-exit-lease.ts's.
 import { planClientAddress, planVxlanMtuChange } from "../core/client/plan.ts";
 import type { IsolationOutcome } from "../core/client/isolation-watch.ts";
 import { newStats, SidecarMachine, type MachinePolicy, type Note, type SidecarStats } from "../core/client/sidecar-machine.ts";
 import type { Lease } from "../core/dhcp/types.ts";
+import type { Settings } from "../core/settings/types.ts";
 import { gatewayOverlayIp, VXLAN_IF } from "../core/net/vxlan.ts";
 import type { WatchConnection, WatchHandlers } from "../sys/gateway-watch.ts";
 import { addressMode, applyLogged, dhcpIdentity, messageOf, networkInput, readIsolation, runClientInit, type ClientDeps, type ClientInput, type DhcpIdentity } from "./client-init.ts";
+import { endLease } from "./sidecar-exit-lease.ts";
 
 export { newStats, type SidecarStats };
 
@@ -179,380 +181,402 @@ async function scoped<T>(parent: AbortSignal, fn: (signal: AbortSignal, abort: (
 }
 
 export async function runClientSidecar(deps: SidecarDeps, input: SidecarInput, stats: SidecarStats = newStats()): Promise<SidecarExit> {
-  const { clock, log } = deps;
-  const policy = sidecarPolicy(input, input.policy);
-  const s = input.settings;
-  const overlayGw = gatewayOverlayIp(s.VXLAN_IP_NETWORK);
-  // The DHCP identity comes from the name and eth0's IPv4 address (as client-init's does), so it is
-  // known once the network was read; a lease can only be held after that.
-  let id: DhcpIdentity | undefined;
-  const identity = async (): Promise<DhcpIdentity> => (id ??= dhcpIdentity(input, await deps.host.readFacts()));
-  const mode = addressMode(input);
-  const { gatewayPodIp: _, ...netInput } = networkInput(input, "");
-  const m = new SidecarMachine(
-    {
-      policy,
-      mode: mode.kind === "static" ? { kind: "static", address: mode.address } : { kind: "dhcp" },
-      network: s.VXLAN_IP_NETWORK,
-      overlayGw,
-      netInput,
-      requestedAddress: input.requestedAddress,
-      ...(deps.random ? { random: deps.random } : {}),
-      watchPort: deps.openWatch ? s.GATEWAY_WATCH_PORT : 0,
-    },
-    clock.now(),
-    stats,
-  );
-  const say = (notes: readonly Note[]) => {
-    for (const n of notes) log[n.level](n.text);
+  const d = new SidecarDriver(deps, input, stats);
+  d.watchPod();
+  await d.start();
+  await d.loop();
+  return d.stop();
+}
+
+/** A renewal running beside the loop (the machine's `renewing`); only its DHCP exchange, the loop writes the lease. */
+interface Renewal {
+  id: number;
+  current: Lease;
+  rebind: boolean;
+  outcome?: { lease: Lease } | { error: string };
+  done: Promise<void>;
+  abort(): void;
+}
+
+/**
+ * The effects of one sidecar's life, one method per kind of work; every decision is the machine's.
+ * Work that waits takes a child signal of `signal` (see scoped): SIGTERM, or the pod being done,
+ * cuts any of it short.
+ */
+class SidecarDriver {
+  private readonly log: SidecarDeps["log"];
+  private readonly clock: SidecarDeps["clock"];
+  private readonly policy: SidecarPolicy;
+  private readonly settings: Settings;
+  private readonly overlayGw: string;
+  private readonly m: SidecarMachine;
+  private readonly podDone = new AbortController();
+  /** Aborted on SIGTERM/SIGINT or when the rest of the pod is done. */
+  private readonly signal: AbortSignal;
+  /**
+   * The DHCP identity comes from the name and eth0's IPv4 address (as client-init's does), so it is
+   * known once the network was read; a lease can only be held after that.
+   */
+  private id: DhcpIdentity | undefined;
+  private exitReason: SidecarExit["reason"] = "signal";
+  /** See sidecar-exit-lease.ts: released only when nothing else in the pod can still use the address. */
+  private releaseAtExit = false;
+  /** Cuts the current sleep short (a "renew" event, a renewal or a watch that ended). */
+  private wakeUp: (() => void) | undefined;
+  private renewal: Renewal | undefined;
+  private watch: { id: number; conn: WatchConnection } | undefined;
+
+  constructor(
+    private readonly deps: SidecarDeps,
+    private readonly input: SidecarInput,
+    private readonly stats: SidecarStats,
+  ) {
+    this.log = deps.log;
+    this.clock = deps.clock;
+    this.policy = sidecarPolicy(input, input.policy);
+    this.settings = input.settings;
+    this.overlayGw = gatewayOverlayIp(this.settings.VXLAN_IP_NETWORK);
+    this.signal = AbortSignal.any([input.signal, this.podDone.signal]);
+    const mode = addressMode(input);
+    const { gatewayPodIp: _, ...netInput } = networkInput(input, "");
+    this.m = new SidecarMachine(
+      {
+        policy: this.policy,
+        mode: mode.kind === "static" ? { kind: "static", address: mode.address } : { kind: "dhcp" },
+        network: this.settings.VXLAN_IP_NETWORK,
+        overlayGw: this.overlayGw,
+        netInput,
+        requestedAddress: input.requestedAddress,
+        ...(deps.random ? { random: deps.random } : {}),
+        watchPort: deps.openWatch ? this.settings.GATEWAY_WATCH_PORT : 0,
+      },
+      this.clock.now(),
+      stats,
+    );
+    if (mode.kind === "static" && mode.shared) this.log.warn(mode.shared);
+  }
+
+  private say(notes: readonly Note[]): void {
+    for (const n of notes) this.log[n.level](n.text);
+  }
+
+  private async identity(): Promise<DhcpIdentity> {
+    return (this.id ??= dhcpIdentity(this.input, await this.deps.host.readFacts()));
+  }
+
+  private readonly onRenew = (): void => {
+    this.m.requestRenewal();
+    this.wakeUp?.();
   };
 
-  const podDone = new AbortController();
-  const signal = AbortSignal.any([input.signal, podDone.signal]);
-  let exitReason: SidecarExit["reason"] = "signal";
-  // Release the lease at exit only when nothing else in the pod can still use the address
-  // (issue 13 §7): the rest of the pod is done, or we are a native sidecar (the kubelet stops
-  // those after the app containers). A plain SIGTERM reaches the app's containers at the same
-  // time, so the address stays leased to lapse rather than go to another pod while in use.
-  let releaseAtExit = false;
-  if (deps.watchPodDone) {
-    deps
-      .watchPodDone(signal)
+  /** Jobs: end when every other container of the pod has finished; native sidecars release at exit. */
+  watchPod(): void {
+    this.deps
+      .watchPodDone?.(this.signal)
       .then((r) => {
         if (r === "done") {
-          log.info("every other container of this pod has finished: releasing the lease and exiting");
-          exitReason = "pod-done";
-          releaseAtExit = true;
-          podDone.abort();
+          this.log.info("every other container of this pod has finished: releasing the lease and exiting");
+          this.exitReason = "pod-done";
+          this.releaseAtExit = true;
+          this.podDone.abort();
         } else if (r === "native-sidecar") {
-          log.info("running as a native sidecar: the kubelet stops this container when the pod is done");
-          releaseAtExit = true;
+          this.log.info("running as a native sidecar: the kubelet stops this container when the pod is done");
+          this.releaseAtExit = true;
         }
       })
-      .catch((e) => log.warn(`watching the pod for completion failed: ${messageOf(e)}; routing continues`));
+      .catch((e) => this.log.warn(`watching the pod for completion failed: ${messageOf(e)}; routing continues`));
   }
 
-  // A "renew" event cuts the current sleep short.
-  let wakeUp: (() => void) | undefined;
-  const onRenew = () => {
-    m.requestRenewal();
-    wakeUp?.();
-  };
-  input.events?.addEventListener("renew", onRenew);
-  const nap = (ms: number) =>
-    scoped(signal, async (sleepSignal, abort) => {
-      wakeUp = abort;
+  /** Take over what client-init left in the kernel. */
+  async start(): Promise<void> {
+    this.input.events?.addEventListener("renew", this.onRenew);
+    try {
+      const facts = await this.deps.host.readFacts();
+      this.id ??= dhcpIdentity(this.input, facts);
+      const st = this.m.start(this.clock.now(), facts);
+      this.say(st.notes);
+      const why = st.reinit;
+      if (why) await scoped(this.signal, (sig) => this.reinit(why, sig));
+      else await this.tune();
+    } catch (e) {
+      this.log.warn(`reading the network state failed: ${messageOf(e)}`);
+    }
+  }
+
+  async loop(): Promise<void> {
+    const m = this.m;
+    while (!this.signal.aborted) {
+      await this.finishRenewal();
+      this.stepWatch();
+      const { step, notes } = m.next(this.clock.now());
+      this.say(notes);
+      if (step.kind === "sleep") {
+        // A renewal that ended while the loop was busy is handled before sleeping.
+        if (this.renewal?.outcome) continue;
+        await this.nap(Math.max(0, step.untilMs - this.clock.now()));
+      } else if (step.kind === "acquire") await this.acquire(step.fallbackAddress);
+      else if (step.kind === "renew") await this.startRenewal(step.renewal, step.lease, step.rebind);
+      else {
+        await this.tick(step.startedAt, step.lookup, step.timeoutMs);
+        if (!this.signal.aborted) await this.watchIsolation();
+        m.tickDone(step.startedAt, this.clock.now());
+      }
+      this.input.monitor?.turn(this.clock.now(), this.stats, m.lease);
+    }
+  }
+
+  /** Stop the renewal and the watch, then release or shorten the lease (sidecar-exit-lease.ts). */
+  async stop(): Promise<SidecarExit> {
+    this.input.events?.removeEventListener("renew", this.onRenew);
+    this.watch?.conn.close();
+    if (this.renewal) {
+      this.renewal.abort();
+      await this.renewal.done;
+    }
+    const live = this.m.release(this.clock.now());
+    // A lease is only held once the network was read, and with it the identity.
+    const who = this.id;
+    const released =
+      live && who
+        ? await endLease(this.deps, {
+            live,
+            who,
+            release: this.releaseAtExit,
+            timeoutMs: this.policy.releaseTimeoutMs,
+            shortLeaseSeconds: this.policy.shutdownLeaseSeconds,
+            writeLease: (l) => this.writeLease(l, `shortening the lease of ${l.address} on ${VXLAN_IF}`),
+          })
+        : false;
+    return { reason: this.exitReason, released, stats: this.stats };
+  }
+
+  private nap(ms: number): Promise<void> {
+    return scoped(this.signal, async (sleepSignal, abort) => {
+      this.wakeUp = abort;
       try {
-        await clock.sleep(ms, sleepSignal);
+        await this.clock.sleep(ms, sleepSignal);
       } finally {
-        wakeUp = undefined;
+        this.wakeUp = undefined;
       }
     });
-
-  // A renewal runs beside the loop (the machine's `renewing`): a gateway being re-created answers
-  // none, and a loop that waited out the renewal's deadline probed nothing meanwhile. Only the
-  // DHCP exchange runs beside it; the lease is written to the kernel by the loop, between its
-  // other changes of the network.
-  // (Declared before reinit, which aborts it, and which the start may already call.)
-  interface Renewal {
-    id: number;
-    current: Lease;
-    rebind: boolean;
-    outcome?: { lease: Lease } | { error: string };
-    done: Promise<void>;
-    abort(): void;
   }
-  let renewal: Renewal | undefined;
 
   /** The tunnel's ARP retransmit time (SidecarMachine.tunnelTuning); a failure is logged, routing goes on. */
-  const tune = async (): Promise<void> => {
+  private async tune(): Promise<void> {
     try {
-      await applyLogged(deps, m.tunnelTuning(), "tuning the tunnel");
+      await applyLogged(this.deps, this.m.tunnelTuning(), "tuning the tunnel");
     } catch (e) {
-      log.warn(`setting ${VXLAN_IF}'s ARP retransmit time failed: ${messageOf(e)}; a new gateway may take up to a second longer to be reached`);
+      this.log.warn(`setting ${VXLAN_IF}'s ARP retransmit time failed: ${messageOf(e)}; a new gateway may take up to a second longer to be reached`);
     }
-  };
+  }
 
   /** Full client-init. Failure is logged; the next repair tries again. */
-  const reinit = async (why: string, callSignal: AbortSignal): Promise<void> => {
-    say(m.reinitStarted(why));
-    renewal?.abort(); // overtaken: client-init gets (or keeps) the lease
+  private async reinit(why: string, callSignal: AbortSignal): Promise<void> {
+    this.say(this.m.reinitStarted(why));
+    this.renewal?.abort(); // overtaken: client-init gets (or keeps) the lease
     try {
-      const r = await runClientInit(deps, {
-        ...input,
+      const r = await runClientInit(this.deps, {
+        ...this.input,
         signal: callSignal,
-        requestedAddress: m.reinitAddress(),
+        requestedAddress: this.m.reinitAddress(),
         // Short deadlines: a failed re-init is tried again by the next repair.
-        timing: { resolveDeadlineMs: policy.resolveDeadlineMs, probeDeadlineMs: 3000, ...input.timing },
+        timing: { resolveDeadlineMs: this.policy.resolveDeadlineMs, probeDeadlineMs: 3000, ...this.input.timing },
       });
-      say(m.reinitDone(r));
-      await tune();
+      this.say(this.m.reinitDone(r));
+      await this.tune();
     } catch (e) {
-      say(m.reinitFailed(messageOf(e)));
+      this.say(this.m.reinitFailed(messageOf(e)));
     }
-  };
-
-  // ---- start: take over what client-init left in the kernel
-  if (mode.kind === "static" && mode.shared) log.warn(mode.shared);
-  try {
-    const facts = await deps.host.readFacts();
-    id ??= dhcpIdentity(input, facts);
-    const st = m.start(clock.now(), facts);
-    say(st.notes);
-    const why = st.reinit;
-    if (why) await scoped(signal, (sig) => reinit(why, sig));
-    else await tune();
-  } catch (e) {
-    log.warn(`reading the network state failed: ${messageOf(e)}`);
   }
 
   // ---- lease upkeep
-  const writeLease = async (lease: Lease, what: string) => {
-    const f = await deps.host.readFacts();
-    const mtu = planVxlanMtuChange(f, { vpnInterfaceMtu: s.VPN_INTERFACE_MTU, dhcpMtu: lease.mtu });
-    await applyLogged(deps, [...mtu, ...planClientAddress(f, s.VXLAN_IP_NETWORK, m.leaseAddress(lease, clock.now()))], what);
-  };
 
-  const acquire = async (fallbackAddress: string | undefined): Promise<void> => {
+  private async writeLease(lease: Lease, what: string): Promise<void> {
+    const f = await this.deps.host.readFacts();
+    const mtu = planVxlanMtuChange(f, { vpnInterfaceMtu: this.settings.VPN_INTERFACE_MTU, dhcpMtu: lease.mtu });
+    await applyLogged(this.deps, [...mtu, ...planClientAddress(f, this.settings.VXLAN_IP_NETWORK, this.m.leaseAddress(lease, this.clock.now()))], what);
+  }
+
+  private async acquire(fallbackAddress: string | undefined): Promise<void> {
     try {
-      const facts = await deps.host.readFacts();
-      const who = (id ??= dhcpIdentity(input, facts));
-      const cur = m.ourAddress(facts);
-      const lease = await scoped(signal, (sig) => deps.dhcp.acquire(who, { requestedAddress: cur?.local ?? fallbackAddress, deadlineMs: policy.renewDeadlineMs, signal: sig }));
-      await writeLease(lease, `setting the new lease ${lease.address} on ${VXLAN_IF}`);
-      say(m.acquired(lease));
+      const facts = await this.deps.host.readFacts();
+      const who = (this.id ??= dhcpIdentity(this.input, facts));
+      const cur = this.m.ourAddress(facts);
+      const opts = { requestedAddress: cur?.local ?? fallbackAddress, deadlineMs: this.policy.renewDeadlineMs };
+      const lease = await scoped(this.signal, (signal) => this.deps.dhcp.acquire(who, { ...opts, signal }));
+      await this.writeLease(lease, `setting the new lease ${lease.address} on ${VXLAN_IF}`);
+      this.say(this.m.acquired(lease));
     } catch (e) {
-      if (!signal.aborted) say(m.acquireFailed(clock.now(), messageOf(e)));
+      if (!this.signal.aborted) this.say(this.m.acquireFailed(this.clock.now(), messageOf(e)));
     }
-  };
+  }
 
-  const startRenewal = async (id: number, current: Lease, rebind: boolean): Promise<void> => {
+  /**
+   * A renewal runs beside the loop: a gateway being re-created answers none, and a loop that
+   * waited out the renewal's deadline probed nothing meanwhile. Its end wakes the loop.
+   */
+  private async startRenewal(id: number, current: Lease, rebind: boolean): Promise<void> {
     let who: DhcpIdentity;
     try {
-      who = await identity();
+      who = await this.identity();
     } catch (e) {
-      if (m.renewalEnded(id)) say(m.renewFailed(clock.now(), current, rebind, messageOf(e)));
+      if (this.m.renewalEnded(id)) this.say(this.m.renewFailed(this.clock.now(), current, rebind, messageOf(e)));
       return;
     }
-    const child = childSignal(signal);
+    const child = childSignal(this.signal);
     const r: Renewal = { id, current, rebind, done: Promise.resolve(), abort: child.abort };
-    r.done = deps.dhcp
-      .renew(current, who, { broadcast: rebind, deadlineMs: policy.renewDeadlineMs, signal: child.signal })
+    r.done = this.deps.dhcp
+      .renew(current, who, { broadcast: rebind, deadlineMs: this.policy.renewDeadlineMs, signal: child.signal })
       .then(
         (lease) => void (r.outcome = { lease }),
         (e) => void (r.outcome = { error: messageOf(e) }),
       )
       .finally(() => {
         child.release();
-        wakeUp?.();
+        this.wakeUp?.();
       });
-    renewal = r;
-  };
+    this.renewal = r;
+  }
+
   /** The loop's part of a renewal that ended: write the lease, tell the machine. */
-  const finishRenewal = async (): Promise<void> => {
-    const r = renewal;
+  private async finishRenewal(): Promise<void> {
+    const r = this.renewal;
     if (!r?.outcome) return;
-    renewal = undefined;
-    if (!m.renewalEnded(r.id) || signal.aborted) return;
+    this.renewal = undefined;
+    if (!this.m.renewalEnded(r.id) || this.signal.aborted) return;
     const o = r.outcome;
     try {
       if ("error" in o) throw new Error(o.error);
-      await writeLease(o.lease, `renewing ${o.lease.address} on ${VXLAN_IF}`);
-      say(m.renewed(r.current, o.lease, r.rebind));
+      await this.writeLease(o.lease, `renewing ${o.lease.address} on ${VXLAN_IF}`);
+      this.say(this.m.renewed(r.current, o.lease, r.rebind));
     } catch (e) {
-      say(m.renewFailed(clock.now(), r.current, r.rebind, messageOf(e)));
+      this.say(this.m.renewFailed(this.clock.now(), r.current, r.rebind, messageOf(e)));
     }
-  };
+  }
 
   // ---- healing
-  /** One round of lookups of the gateway's name (each cluster DNS server once); undefined when none answered. */
-  const lookUpGateway = async (callSignal: AbortSignal): Promise<string | undefined> => {
-    try {
-      return (await deps.resolveGateway(s.GATEWAY_NAME, s.K8S_DNS_IPS, { deadlineMs: 0, signal: callSignal })).address;
-    } catch (e) {
-      if (!callSignal.aborted) say(m.lookupFailed(messageOf(e)));
+
+  /**
+   * One probe, then what the machine decides. While the gateway is down the lookup of its name
+   * goes out with the probe: when the name points elsewhere the probe (which can only time out)
+   * is cut short and the tunnel repointed at once.
+   */
+  private async tick(startedAt: number, lookupWithProbe: boolean, timeoutMs: number): Promise<void> {
+    const decision = await scoped(this.signal, (callSignal, abortCall) => this.probe(startedAt, lookupWithProbe, timeoutMs, callSignal, abortCall));
+    if (!decision || this.signal.aborted) return;
+    if (decision.repair) await scoped(this.signal, (sig) => this.repair(decision.target, sig));
+    else if (decision.refresh) await this.refresh();
+    else if (decision.forgetGatewayMac) await this.refresh(true);
+  }
+
+  /** The probe and the lookup beside it; the machine's decision when the gateway did not answer. */
+  private async probe(startedAt: number, lookupWithProbe: boolean, timeoutMs: number, callSignal: AbortSignal, abortCall: () => void) {
+    const m = this.m;
+    const slowAfter = m.slowProbeLookupAfterMs({ lookup: lookupWithProbe, timeoutMs });
+    let found: string | undefined;
+    const startLookup = () =>
+      this.lookUpGateway(callSignal).then((ip) => {
+        found = ip;
+        if (m.isMove(ip)) abortCall();
+      });
+    let lookup = lookupWithProbe ? startLookup() : undefined;
+    const slow = slowAfter === undefined ? {} : { slow: { afterMs: slowAfter, then: () => void (lookup ??= startLookup()) } };
+    const r = await this.deps.probeOnce(this.overlayGw, { timeoutMs, signal: callSignal, ...slow });
+    if (this.signal.aborted) return undefined;
+    this.input.monitor?.probe(this.clock.now(), r.alive, r.rttMs);
+    const p = m.probed(this.clock.now(), startedAt, r.alive, r.detail, lookup !== undefined);
+    this.say(p.notes);
+    if (r.alive) {
+      // An unfinished lookup is not waited for; aborting keeps its failure, if any, out of the log.
+      abortCall();
       return undefined;
     }
-  };
+    if (lookup) await lookup;
+    else if (p.lookupNow) found = await this.lookUpGateway(callSignal);
+    return this.signal.aborted ? undefined : m.decide(startedAt, found);
+  }
+
+  /** One round of lookups of the gateway's name (each cluster DNS server once); undefined when none answered. */
+  private async lookUpGateway(callSignal: AbortSignal): Promise<string | undefined> {
+    try {
+      return (await this.deps.resolveGateway(this.settings.GATEWAY_NAME, this.settings.K8S_DNS_IPS, { deadlineMs: 0, signal: callSignal })).address;
+    } catch (e) {
+      if (!callSignal.aborted) this.say(this.m.lookupFailed(messageOf(e)));
+      return undefined;
+    }
+  }
 
   /** Repair towards gateway pod `gw` (undefined: the tunnel's current remote). */
-  const repair = async (gw: string | undefined, callSignal: AbortSignal): Promise<void> => {
+  private async repair(gw: string | undefined, callSignal: AbortSignal): Promise<void> {
     let facts;
     try {
-      facts = await deps.host.readFacts();
+      facts = await this.deps.host.readFacts();
     } catch (e) {
-      log.warn(`reading the network state failed: ${messageOf(e)}`);
+      this.log.warn(`reading the network state failed: ${messageOf(e)}`);
       return;
     }
-    const plan = m.planRepair(clock.now(), facts, gw);
-    if (plan.kind === "reinit") return reinit(plan.why, callSignal);
-    if (plan.kind === "none") return say(plan.notes);
+    const plan = this.m.planRepair(this.clock.now(), facts, gw);
+    if (plan.kind === "reinit") return this.reinit(plan.why, callSignal);
+    if (plan.kind === "none") return this.say(plan.notes);
     try {
-      await applyLogged(deps, plan.changes, `repairing the tunnel to gateway pod ${plan.target}`);
+      await applyLogged(this.deps, plan.changes, `repairing the tunnel to gateway pod ${plan.target}`);
     } catch (e) {
-      log.warn(`repairing the tunnel failed: ${messageOf(e)}`);
+      this.log.warn(`repairing the tunnel failed: ${messageOf(e)}`);
       return;
     }
-    say(m.repaired(plan.target));
-  };
+    this.say(this.m.repaired(plan.target));
+  }
 
   /** Forget the neighbours the tunnel relies on (while the gateway does not answer). Failures are logged at debug: the next tick tries again. */
-  const refresh = async (gatewayMacOnly = false): Promise<void> => {
+  private async refresh(gatewayMacOnly = false): Promise<void> {
     try {
-      let changes = m.cachedRefresh();
+      let changes = this.m.cachedRefresh();
       if (!changes) {
-        const r = m.planRefresh(await deps.host.readFacts());
-        say(r.notes);
+        const r = this.m.planRefresh(await this.deps.host.readFacts());
+        this.say(r.notes);
         changes = r.changes;
       }
       if (gatewayMacOnly) changes = SidecarMachine.gatewayMacChanges(changes);
-      if (changes.length) await deps.host.apply(changes, "refreshing the tunnel's neighbours");
+      if (changes.length) await this.deps.host.apply(changes, "refreshing the tunnel's neighbours");
     } catch (e) {
-      log.debug(`refreshing the tunnel's neighbours failed: ${messageOf(e)}`);
+      this.log.debug(`refreshing the tunnel's neighbours failed: ${messageOf(e)}`);
     }
-  };
+  }
 
-  /**
-   * One probe. While the gateway is down the lookup of its name goes out with it: when the name
-   * points elsewhere the probe (which can only time out) is cut short and the tunnel repointed at once.
-   */
-  const tick = async (startedAt: number, lookupWithProbe: boolean, timeoutMs: number): Promise<void> => {
-    const slowAfter = m.slowProbeLookupAfterMs({ lookup: lookupWithProbe, timeoutMs });
-    const decision = await scoped(signal, async (callSignal, abortCall) => {
-      let found: string | undefined;
-      const startLookup = () =>
-        lookUpGateway(callSignal).then((ip) => {
-          found = ip;
-          if (m.isMove(ip)) abortCall();
-        });
-      let lookup = lookupWithProbe ? startLookup() : undefined;
-      const slow = slowAfter === undefined ? {} : { slow: { afterMs: slowAfter, then: () => void (lookup ??= startLookup()) } };
-      const r = await deps.probeOnce(overlayGw, { timeoutMs, signal: callSignal, ...slow });
-      if (signal.aborted) return undefined;
-      input.monitor?.probe(clock.now(), r.alive, r.rttMs);
-      const p = m.probed(clock.now(), startedAt, r.alive, r.detail, lookup !== undefined);
-      say(p.notes);
-      if (r.alive) {
-        // An unfinished lookup is not waited for; aborting keeps its failure, if any, out of the log.
-        abortCall();
-        return undefined;
-      }
-      if (lookup) await lookup;
-      else if (p.lookupNow) found = await lookUpGateway(callSignal);
-      return signal.aborted ? undefined : m.decide(startedAt, found);
-    });
-    if (!decision || signal.aborted) return;
-    if (decision.repair) await scoped(signal, (sig) => repair(decision.target, sig));
-    else if (decision.refresh) await refresh();
-    else if (decision.forgetGatewayMac) await refresh(true);
-  };
-
-  // ---- isolation: client-init's check again, every isolationIntervalMs and when the routes changed; reported, never undone
-  const watchIsolation = async (): Promise<void> => {
-    const sig = deps.routeSignature?.();
-    if (!m.isolation.due(clock.now(), sig)) return;
+  /** client-init's isolation check again, every isolationIntervalMs and when the routes changed; reported, never undone. */
+  private async watchIsolation(): Promise<void> {
+    const sig = this.deps.routeSignature?.();
+    if (!this.m.isolation.due(this.clock.now(), sig)) return;
     let outcome: IsolationOutcome;
     try {
-      const { facts, verdict } = await readIsolation(deps.host);
+      const { facts, verdict } = await readIsolation(this.deps.host);
       outcome = { verdict, routes4: facts.routes4 };
     } catch (e) {
       outcome = { error: messageOf(e) };
     }
-    say(m.isolation.checked(clock.now(), sig, outcome));
-  };
+    this.say(this.m.isolation.checked(this.clock.now(), sig, outcome));
+  }
 
-  // ---- the watch connection: the gateway closes it as it leaves, which wakes the loop (issue 11 §6)
-  let watch: { id: number; conn: WatchConnection } | undefined;
-  const stepWatch = (): void => {
-    const w = m.watchStep(clock.now());
-    if (w.close !== undefined && watch?.id === w.close) {
-      watch.conn.close();
-      watch = undefined;
+  /** The watch connection: the gateway closes it as it leaves, which wakes the loop (issue 11 §6). */
+  private stepWatch(): void {
+    const m = this.m;
+    const w = m.watchStep(this.clock.now());
+    if (w.close !== undefined && this.watch?.id === w.close) {
+      this.watch.conn.close();
+      this.watch = undefined;
     }
     const id = w.open;
-    if (id === undefined || !deps.openWatch) return;
-    const ended = () => void (watch?.id === id && (watch = undefined));
-    watch = {
-      id,
-      conn: deps.openWatch(overlayGw, s.GATEWAY_WATCH_PORT, {
-        established: () => {
-          const r = m.watchEstablished(id, clock.now());
-          say(r.notes);
-          if (!r.keep && watch?.id === id) watch.conn.close(), ended();
-        },
-        failed: (why) => (ended(), say(m.watchFailed(id, clock.now(), why))),
-        closed: (why) => (ended(), say(m.watchClosed(id, clock.now(), why)), wakeUp?.()),
-      }),
-    };
-  };
-
-  // ---- the loop
-  while (!signal.aborted) {
-    await finishRenewal();
-    stepWatch();
-    const { step, notes } = m.next(clock.now());
-    say(notes);
-    if (step.kind === "sleep") {
-      // A renewal that ended while the loop was busy is handled before sleeping.
-      if (renewal?.outcome) continue;
-      await nap(Math.max(0, step.untilMs - clock.now()));
-    } else if (step.kind === "acquire") await acquire(step.fallbackAddress);
-    else if (step.kind === "renew") await startRenewal(step.renewal, step.lease, step.rebind);
-    else {
-      await tick(step.startedAt, step.lookup, step.timeoutMs);
-      if (!signal.aborted) await watchIsolation();
-      m.tickDone(step.startedAt, clock.now());
-    }
-    input.monitor?.turn(clock.now(), stats, m.lease);
+    if (id === undefined || !this.deps.openWatch) return;
+    const ended = () => void (this.watch?.id === id && (this.watch = undefined));
+    const conn = this.deps.openWatch(this.overlayGw, this.settings.GATEWAY_WATCH_PORT, {
+      established: () => {
+        const r = m.watchEstablished(id, this.clock.now());
+        this.say(r.notes);
+        if (!r.keep && this.watch?.id === id) this.watch.conn.close(), ended();
+      },
+      failed: (why) => (ended(), this.say(m.watchFailed(id, this.clock.now(), why))),
+      closed: (why) => (ended(), this.say(m.watchClosed(id, this.clock.now(), why)), this.wakeUp?.()),
+    });
+    this.watch = { id, conn };
   }
-  input.events?.removeEventListener("renew", onRenew);
-  watch?.conn.close();
-  if (renewal) {
-    renewal.abort();
-    await renewal.done;
-  }
-
-  // ---- shutdown: release (or shorten the lease) within the second Kubernetes users expect
-  let released = false;
-  const live = m.release(clock.now());
-  // A lease is only held once the network was read, and with it the identity.
-  const who = id;
-  /** `work` or the release timeout, whichever ends first; false on failure or timeout. */
-  const bounded = async (what: string, work: Promise<unknown>): Promise<boolean> => {
-    const timeout = new AbortController();
-    let settled = false;
-    const ok = await Promise.race([
-      work.then(
-        () => true,
-        (e) => (log.warn(`${what} failed: ${messageOf(e)}`), false),
-      ),
-      clock.sleep(policy.releaseTimeoutMs, timeout.signal).then(() => {
-        if (!settled) log.warn(`${what} took longer than ${policy.releaseTimeoutMs} ms; exiting anyway`);
-        return false;
-      }),
-    ]);
-    settled = true;
-    timeout.abort();
-    return ok;
-  };
-  if (live && who && releaseAtExit) {
-    released = await bounded(`releasing the DHCP lease of ${live.address}`, deps.dhcp.release(live, who));
-    if (released) log.info(`released the DHCP lease of ${live.address}`);
-  } else if (live && who) {
-    // Not released: the pod's other containers may still use the address. Not left at its full
-    // time either: pods that come and go would drain the pool with 12 h leases. A renewal asking
-    // for a short lease keeps the address with this pod for its grace period and frees it soon
-    // after. The kernel's copy is shortened too, so a sidecar restarted in the same pod renews in time.
-    let granted: Lease | undefined;
-    const ok = await bounded(
-      `shortening the DHCP lease of ${live.address}`,
-      (async () => {
-        granted = await deps.dhcp.renew(live, who, { broadcast: false, deadlineMs: policy.releaseTimeoutMs, leaseSeconds: policy.shutdownLeaseSeconds });
-        await writeLease(granted, `shortening the lease of ${granted.address} on ${VXLAN_IF}`);
-      })(),
-    );
-    if (ok && granted) log.info(`not releasing the DHCP lease of ${live.address}: the pod's other containers may still use the address; shortened it to ${granted.leaseSeconds} s, after which the gateway reclaims it`);
-    else log.info(`not releasing the DHCP lease of ${live.address}: the pod's other containers may still use the address; the gateway reclaims it when the lease lapses`);
-  }
-  return { reason: exitReason, released, stats };
 }

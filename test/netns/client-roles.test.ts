@@ -241,10 +241,14 @@ describe("client-sidecar in the lab", () => {
     // `ip netns exec`, setpriv and env exec in place: the pid is the sidecar's.
     const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(await Bun.file(`/proc/${side.pid}/status`).text())?.[1];
     expect(capEff && BigInt("0x" + capEff)).toBe((1n << 12n) | (1n << 13n)); // CAP_NET_ADMIN | CAP_NET_RAW, no CAP_NET_BIND_SERVICE (10)
-    await Bun.sleep(1500); // let a little of the lifetime run down, so a renewal is visible
+    // Let a little of the lifetime run down, so a renewal is visible. The kernel shows a lifetime
+    // as what was set less the whole seconds since, and the sidecar writes a renewed lease's
+    // lifetime rounded down (119 for 120 s): 1.5 s after the write it shows 119 as well, so the
+    // renewal could not be told apart. After 3 s it shows at most 117; a renewal, 119 for 2 s.
+    await Bun.sleep(3000);
     const before = (await overlayAddr(lab, "client-1"))!.valid_life_time;
     side.kill("SIGUSR1");
-    await waitFor("the renewal", async () => (await overlayAddr(lab, "client-1"))!.valid_life_time > before, 10_000);
+    await waitFor("the renewal", async () => (await overlayAddr(lab, "client-1"))!.valid_life_time > before, 10_000, { detail: () => out.text() });
     expect((await overlayAddr(lab, "client-1"))!.local).toBe(address);
     expect(out.text()).toContain("renewing the DHCP lease");
   }, 30_000);
