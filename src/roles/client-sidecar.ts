@@ -260,8 +260,13 @@ class SidecarDriver {
     for (const n of notes) this.log[n.level](n.text);
   }
 
+  /** The identity, from `facts` the first time (later ones change nothing: the identity is kept for the sidecar's life). */
+  private identityFrom(facts: Parameters<typeof dhcpIdentity>[1]): DhcpIdentity {
+    return (this.id ??= dhcpIdentity(this.input, facts));
+  }
+
   private async identity(): Promise<DhcpIdentity> {
-    return (this.id ??= dhcpIdentity(this.input, await this.deps.host.readFacts()));
+    return this.id ?? this.identityFrom(await this.deps.host.readFacts());
   }
 
   private readonly onRenew = (): void => {
@@ -292,7 +297,7 @@ class SidecarDriver {
     this.input.events?.addEventListener("renew", this.onRenew);
     try {
       const facts = await this.deps.host.readFacts();
-      this.id ??= dhcpIdentity(this.input, facts);
+      this.identityFrom(facts);
       const st = this.m.start(this.clock.now(), facts);
       this.say(st.notes);
       const why = st.reinit;
@@ -400,7 +405,7 @@ class SidecarDriver {
   private async acquire(fallbackAddress: string | undefined): Promise<void> {
     try {
       const facts = await this.deps.host.readFacts();
-      const who = (this.id ??= dhcpIdentity(this.input, facts));
+      const who = this.identityFrom(facts);
       const cur = this.m.ourAddress(facts);
       const opts = { requestedAddress: cur?.local ?? fallbackAddress, deadlineMs: this.policy.renewDeadlineMs };
       const lease = await scoped(this.signal, (signal) => this.deps.dhcp.acquire(who, { ...opts, signal }));
